@@ -1,0 +1,41 @@
+// First include of every binding TU: pybind11, the NumPy helpers, and the
+// Python-side wrappers of core objects.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+
+#include "yolo_io/mapped_file.hpp"
+#include "yolo_io/model.hpp"
+#include "yolo_io/weights.hpp"
+
+namespace py = pybind11;
+using namespace pybind11::literals;
+
+namespace yolo_io::bindings {
+
+// Python holder of a parsed config (pybind11 holders cannot be shared_ptr<const T>).
+struct PyConfig {
+    std::shared_ptr<const Config> ptr;
+};
+
+// Keeps a mapping alive: the base object of every view into it.
+struct PyMapping {
+    std::shared_ptr<const MappedFile> file;
+};
+
+// A weights file bound to a config, plus the read-only uint8 array of the
+// whole file that every parameter view uses as its base.
+struct PyWeights {
+    std::shared_ptr<const Weights> weights;
+    py::array raw;
+};
+
+void register_errors(py::module_& m);
+void register_config(py::module_& m);
+void register_weights(py::module_& m);
+
+}  // namespace yolo_io::bindings

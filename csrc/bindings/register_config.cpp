@@ -1,0 +1,125 @@
+// yolo_io._core.Config / LayerInfo: the parsed cfg and its layer model.
+#include <string>
+
+#include "common.hpp"
+
+namespace yolo_io::bindings {
+
+namespace {
+
+py::tuple shape_tuple(const Shape3& s) { return py::make_tuple(s.c, s.h, s.w); }
+
+py::list pairs(const std::vector<std::pair<std::string, std::string>>& kv) {
+    py::list out;
+    for (const auto& [k, v] : kv) {
+        out.append(py::make_tuple(k, v));
+    }
+    return out;
+}
+
+const LayerInfo& layer_at(const PyConfig& c, std::int64_t i) {
+    auto n = static_cast<std::int64_t>(c.ptr->layers.size());
+    if (i < 0 || i >= n) {
+        throw std::out_of_range("layer index " + std::to_string(i) + " out of range 0.." +
+                                std::to_string(n - 1));
+    }
+    return c.ptr->layers[static_cast<std::size_t>(i)];
+}
+
+}  // namespace
+
+void register_config(py::module_& m) {
+    py::class_<LayerInfo>(m, "LayerInfo", "One layer of a parsed cfg (read-only).")
+        .def_readonly("index", &LayerInfo::index)
+        .def_readonly("type", &LayerInfo::type)
+        .def_readonly("section", &LayerInfo::section)
+        .def_readonly("line", &LayerInfo::line)
+        .def_property_readonly("options", [](const LayerInfo& l) { return pairs(l.options); })
+        .def_readonly("option_lines", &LayerInfo::option_lines)
+        .def_property_readonly("inputs",
+                               [](const LayerInfo& l) {
+                                   py::tuple t(l.inputs.size());
+                                   for (std::size_t i = 0; i < l.inputs.size(); ++i) {
+                                       t[i] = l.inputs[i];
+                                   }
+                                   return t;
+                               })
+        .def_property_readonly("input_shape",
+                               [](const LayerInfo& l) { return shape_tuple(l.input_shape); })
+        .def_property_readonly("output_shape",
+                               [](const LayerInfo& l) { return shape_tuple(l.output_shape); })
+        .def_readonly("input_size", &LayerInfo::input_size)
+        .def_readonly("output_size", &LayerInfo::output_size)
+        .def_property_readonly("activation",
+                               [](const LayerInfo& l) -> py::object {
+                                   if (l.activation.empty()) return py::none();
+                                   return py::str(l.activation);
+                               })
+        .def_readonly("nfloats", &LayerInfo::nfloats)
+        .def_readonly("dontload", &LayerInfo::dontload)
+        .def_property_readonly("share_index",
+                               [](const LayerInfo& l) -> py::object {
+                                   if (l.share_index < 0) return py::none();
+                                   return py::int_(l.share_index);
+                               })
+        .def_property_readonly("param_specs", [](const LayerInfo& l) {
+            py::list out;
+            for (const auto& p : l.params) {
+                out.append(py::make_tuple(p.name, py::tuple(py::cast(p.shape)), p.offset,
+                                          p.count));
+            }
+            return out;
+        });
+
+    py::class_<PyConfig>(m, "Config", "A parsed .cfg: [net] and the layer model.")
+        .def_property_readonly("path", [](const PyConfig& c) { return c.ptr->path; })
+        .def_property_readonly("net_line", [](const PyConfig& c) { return c.ptr->net_line; })
+        .def_property_readonly("net_options",
+                               [](const PyConfig& c) { return pairs(c.ptr->net_options); })
+        .def_property_readonly("input_shape",
+                               [](const PyConfig& c) { return shape_tuple(c.ptr->input_shape); })
+        .def_property_readonly("input_size", [](const PyConfig& c) { return c.ptr->input_size; })
+        .def_property_readonly("total_floats",
+                               [](const PyConfig& c) { return c.ptr->total_floats; })
+        .def_property_readonly("diagnostics",
+                               [](const PyConfig& c) {
+                                   py::list out;
+                                   for (const auto& d : c.ptr->diagnostics) {
+                                       out.append(py::make_tuple(d.line, d.message));
+                                   }
+                                   return out;
+                               })
+        .def("__len__", [](const PyConfig& c) { return c.ptr->layers.size(); })
+        .def("layer", &layer_at, "i"_a, py::return_value_policy::reference_internal,
+             "Layer i (0-based, darknet's index).")
+        .def(
+            "expected_bytes",
+            [](const PyConfig& c, std::int64_t header_size, std::int64_t layers) {
+                if (header_size != 16 && header_size != 20) {
+                    throw std::invalid_argument("header_size must be 16 or 20");
+                }
+                if (layers < 0) {
+                    return expected_bytes(*c.ptr, header_size);
+                }
+                return expected_bytes_upto(*c.ptr, header_size, static_cast<int>(layers));
+            },
+            "header_size"_a = 20, "layers"_a = -1,
+            "Bytes a .weights file needs (all layers, or the first `layers`).");
+
+    m.def(
+        "parse_cfg_text",
+        [](const std::string& text, const std::string& path) {
+            return PyConfig{parse_config(text, path)};
+        },
+        "text"_a, "path"_a = "<string>", "Parse cfg text.");
+    m.def(
+        "parse_cfg_file",
+        [](const std::string& path) {
+            std::string text = read_text_file(path);
+            return PyConfig{parse_config(text, path)};
+        },
+        "path"_a, "Read and parse a .cfg file.");
+    m.def("layer_types", &layer_types, "Canonical names of every layer type.");
+}
+
+}  // namespace yolo_io::bindings

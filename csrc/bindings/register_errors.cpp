@@ -1,0 +1,62 @@
+// Translates core exceptions to the Python classes of yolo_io._errors, with
+// their attributes; std::system_error becomes OSError (FileNotFoundError, ...).
+#include <string>
+#include <system_error>
+
+#include "common.hpp"
+#include "yolo_io/errors.hpp"
+
+namespace yolo_io::bindings {
+
+namespace {
+
+void raise(const char* name, const std::string& message, const py::dict& attrs) {
+    py::object cls = py::module_::import("yolo_io._errors").attr(name);
+    py::object exc = cls(message, **attrs);
+    PyErr_SetObject(cls.ptr(), exc.ptr());
+}
+
+}  // namespace
+
+void register_errors(py::module_& m) {
+    (void)m;
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) {
+                std::rethrow_exception(p);
+            }
+        } catch (const CfgError& e) {
+            raise("CfgError", e.what(), py::dict("path"_a = e.path(), "line"_a = e.line()));
+        } catch (const WeightsSizeError& e) {
+            py::dict attrs("expected"_a = e.expected(), "actual"_a = e.actual());
+            attrs["layer"] = e.layer() >= 0 ? py::object(py::int_(e.layer())) : py::none();
+            attrs["partial_layers"] = e.partial_layers() >= 0
+                                          ? py::object(py::int_(e.partial_layers()))
+                                          : py::none();
+            raise("WeightsSizeError", e.what(), attrs);
+        } catch (const FormatError& e) {
+            raise("FormatError", e.what(), py::dict());
+        } catch (const Error& e) {
+            raise("YoloIOError", e.what(), py::dict());
+        } catch (const std::system_error& e) {
+            // what() is "<path>: <strerror>"; recover the path for OSError.
+            std::string what = e.what();
+            std::string reason = e.code().message();
+            std::string path = what;
+            std::string suffix = ": " + reason;
+            if (path.size() > suffix.size() &&
+                path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0) {
+                path.resize(path.size() - suffix.size());
+            }
+            py::object exc = py::reinterpret_steal<py::object>(PyObject_CallFunction(
+                PyExc_OSError, "isO", e.code().value(), reason.c_str(),
+                py::str(path).ptr()));
+            if (!exc) {
+                return;  // the call itself raised; leave that error set
+            }
+            PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
+        }
+    });
+}
+
+}  // namespace yolo_io::bindings

@@ -1,0 +1,109 @@
+// yolo_io._core.Weights: a mapped .weights file bound to a Config, handing out
+// read-only zero-copy NumPy views whose base keeps the mapping alive.
+#include <string>
+
+#include "common.hpp"
+
+namespace yolo_io::bindings {
+
+namespace {
+
+void clear_writeable(py::array& a) {
+    py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+}
+
+int checked_index(const Weights& w, std::int64_t i) {
+    auto n = static_cast<std::int64_t>(w.config().layers.size());
+    if (i < 0 || i >= n) {
+        throw std::out_of_range("layer index " + std::to_string(i) + " out of range 0.." +
+                                std::to_string(n - 1));
+    }
+    return static_cast<int>(i);
+}
+
+py::dict layer_params(const PyWeights& self, std::int64_t index) {
+    const Weights& w = *self.weights;
+    int i = checked_index(w, index);
+    py::dict out;
+    if (!w.loaded(i)) {
+        return out;  // beyond the end of a partial file
+    }
+    const LayerInfo& layer = w.config().layers[static_cast<std::size_t>(i)];
+    const float* base = w.layer_data(i);
+    const bool transpose = w.header().transpose;
+    const auto f32 = py::dtype::of<float>();
+    for (const ParamSpec& p : layer.params) {
+        std::vector<py::ssize_t> shape(p.shape.begin(), p.shape.end());
+        std::vector<py::ssize_t> strides(shape.size());
+        if (p.legacy_transpose && transpose) {
+            // File holds [inputs][outputs]; present (outputs, inputs).
+            strides = {4, static_cast<py::ssize_t>(4 * p.shape[0])};
+        } else if (!p.strides.empty()) {
+            for (std::size_t k = 0; k < shape.size(); ++k) {
+                strides[k] = static_cast<py::ssize_t>(4 * p.strides[k]);
+            }
+        } else {
+            py::ssize_t s = 4;
+            for (std::size_t k = shape.size(); k-- > 0;) {
+                strides[k] = s;
+                s *= shape[k];
+            }
+        }
+        // The base is the read-only whole-file array, so the view inherits
+        // its flags (not writeable) and keeps the mapping alive.
+        py::array view(f32, shape, strides, base + p.offset, self.raw);
+        out[py::str(p.name)] = view;
+    }
+    return out;
+}
+
+}  // namespace
+
+void register_weights(py::module_& m) {
+    py::class_<PyMapping>(m, "Mapping", "Owner of a read-only file mapping.")
+        .def_property_readonly("path", [](const PyMapping& p) { return p.file->path(); })
+        .def_property_readonly("size", [](const PyMapping& p) { return p.file->size(); });
+
+    py::class_<PyWeights>(m, "Weights", "A mapped .weights file checked against a Config.")
+        .def(py::init([](const PyConfig& config, const std::string& path, bool partial) {
+                 auto file = std::make_shared<const MappedFile>(path);
+                 auto w = std::make_shared<const Weights>(config.ptr, file, partial);
+                 py::object owner = py::cast(PyMapping{file});
+                 py::array raw(py::dtype::of<std::uint8_t>(),
+                               std::vector<py::ssize_t>{static_cast<py::ssize_t>(file->size())},
+                               std::vector<py::ssize_t>{1}, file->data(), owner);
+                 clear_writeable(raw);
+                 return PyWeights{std::move(w), std::move(raw)};
+             }),
+             "config"_a, "path"_a, "partial"_a = false)
+        .def_property_readonly("header",
+                               [](const PyWeights& s) {
+                                   const Header& h = s.weights->header();
+                                   return py::make_tuple(h.major, h.minor, h.revision, h.seen,
+                                                         h.size, h.transpose);
+                               })
+        .def_property_readonly("path", [](const PyWeights& s) { return s.weights->file()->path(); })
+        .def_property_readonly("file_size",
+                               [](const PyWeights& s) { return s.weights->file()->size(); })
+        .def_property_readonly("covered_layers",
+                               [](const PyWeights& s) { return s.weights->covered_layers(); })
+        .def_property_readonly("raw", [](const PyWeights& s) { return s.raw; })
+        .def("offset",
+             [](const PyWeights& s, std::int64_t i) {
+                 return s.weights->offset(checked_index(*s.weights, i));
+             })
+        .def("nbytes",
+             [](const PyWeights& s, std::int64_t i) {
+                 return s.weights->nbytes(checked_index(*s.weights, i));
+             })
+        .def("loaded",
+             [](const PyWeights& s, std::int64_t i) {
+                 return s.weights->loaded(checked_index(*s.weights, i));
+             })
+        .def("params", &layer_params, "i"_a, "Read-only views of layer i's arrays.");
+
+    m.def("header_size_for", &header_size_for, "major"_a, "minor"_a,
+          "Header bytes (16 or 20) implied by a version.");
+}
+
+}  // namespace yolo_io::bindings

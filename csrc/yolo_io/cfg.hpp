@@ -1,0 +1,54 @@
+// The .cfg text reader: darknet's exact line grammar (spec section 1) with the
+// line of every section and option kept for diagnostics.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace yolo_io {
+
+// One `key=value` line. `has_value` is false for a line without `=`, which
+// darknet stores with a NULL value: it shadows later copies of the key and
+// reads as absent.
+struct CfgOption {
+    std::string key;
+    std::string value;
+    int line = 0;
+    bool has_value = true;
+};
+
+// One `[section]`; `name` is the whole stripped header line, e.g. "[net]".
+struct CfgSection {
+    std::string name;
+    int line = 0;
+    std::vector<CfgOption> options;
+};
+
+// Something darknet would print and go on with. Kept, reported as a warning.
+struct Diagnostic {
+    int line = 0;
+    std::string message;
+};
+
+struct CfgText {
+    std::string path;  // for messages; "<string>" for text passed directly
+    std::vector<CfgSection> sections;
+    std::vector<Diagnostic> diagnostics;
+};
+
+// Splits `text` into sections exactly as darknet's read_cfg()/fgetl()/strip()/
+// read_option() do. Throws CfgError for an option before the first section.
+CfgText read_cfg_text(std::string_view text, const std::string& path);
+
+// Reads a whole file into memory; throws std::system_error (errno) on failure.
+std::string read_text_file(const std::string& path);
+
+// darknet's atoi()/atof() on an option value: leading sign and digits, stop at
+// the first other character, 0 when there are none. atoi saturates to int32
+// (C leaves overflow undefined; we never wrap).
+std::int64_t c_atoi(std::string_view s);
+double c_atof(const std::string& s);
+
+}  // namespace yolo_io

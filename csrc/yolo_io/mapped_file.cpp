@@ -1,0 +1,52 @@
+#include "yolo_io/mapped_file.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+namespace yolo_io {
+
+MappedFile::MappedFile(std::string path) : path_(std::move(path)) {
+    int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        throw std::system_error(errno, std::generic_category(), path_);
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        int err = errno;
+        ::close(fd);
+        throw std::system_error(err, std::generic_category(), path_);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        ::close(fd);
+        throw std::system_error(EISDIR, std::generic_category(), path_);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw std::system_error(EINVAL, std::generic_category(),
+                                path_ + " is not a regular file");
+    }
+    size_ = static_cast<std::int64_t>(st.st_size);
+    if (size_ > 0) {
+        void* p = ::mmap(nullptr, static_cast<std::size_t>(size_), PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) {
+            int err = errno;
+            ::close(fd);
+            throw std::system_error(err, std::generic_category(), path_);
+        }
+        data_ = static_cast<const std::uint8_t*>(p);
+    }
+    ::close(fd);  // the mapping stays valid without the descriptor
+}
+
+MappedFile::~MappedFile() {
+    if (data_ != nullptr) {
+        ::munmap(const_cast<std::uint8_t*>(data_), static_cast<std::size_t>(size_));
+    }
+}
+
+}  // namespace yolo_io

@@ -1,0 +1,31 @@
+// RAII read-only memory mapping of a whole file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace yolo_io {
+
+class MappedFile {
+  public:
+    // Maps `path` read-only. Throws std::system_error (with errno) when the
+    // file cannot be opened, is not a regular file, or cannot be mapped.
+    explicit MappedFile(std::string path);
+    ~MappedFile();
+    MappedFile(const MappedFile&) = delete;
+    MappedFile& operator=(const MappedFile&) = delete;
+    MappedFile(MappedFile&&) = delete;
+    MappedFile& operator=(MappedFile&&) = delete;
+
+    const std::uint8_t* data() const noexcept { return data_; }
+    std::int64_t size() const noexcept { return size_; }
+    const std::string& path() const noexcept { return path_; }
+
+  private:
+    std::string path_;
+    const std::uint8_t* data_ = nullptr;
+    std::int64_t size_ = 0;
+};
+
+}  // namespace yolo_io

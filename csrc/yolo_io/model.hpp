@@ -1,0 +1,78 @@
+// The layer model: every section type darknet accepts, its defaults, output
+// shape (spec section 3), inputs and the parameter plan of what it stores in a
+// .weights file (spec section 5). Pure data; no file access.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "yolo_io/cfg.hpp"
+
+namespace yolo_io {
+
+struct Shape3 {
+    std::int64_t c = 0;
+    std::int64_t h = 0;
+    std::int64_t w = 0;
+    std::int64_t size() const { return c * h * w; }
+};
+
+// One array a layer stores. Offsets and counts are in float32 elements and
+// relative to the start of the layer's data.
+struct ParamSpec {
+    std::string name;
+    std::vector<std::int64_t> shape;
+    // Element strides of the view; empty means C-contiguous.
+    std::vector<std::int64_t> strides;
+    std::int64_t offset = 0;
+    std::int64_t count = 0;
+    // A connected-layer weight matrix (outputs, inputs): a legacy header
+    // (major or minor > 1000) means the file holds it as [inputs][outputs].
+    bool legacy_transpose = false;
+};
+
+struct LayerInfo {
+    int index = 0;
+    std::string type;     // canonical darknet name, e.g. "convolutional"
+    std::string section;  // the header line as written, e.g. "[conv]"
+    int line = 0;         // line of the [section]
+    std::vector<std::pair<std::string, std::string>> options;  // first copy of each key
+    std::vector<int> option_lines;
+    std::vector<int> inputs;  // absolute indices; empty = the network input
+    Shape3 input_shape;
+    Shape3 output_shape;
+    std::int64_t input_size = 0;   // darknet's l.inputs (flat)
+    std::int64_t output_size = 0;  // darknet's l.outputs (flat)
+    std::string activation;        // effective darknet activation; empty = none
+    std::vector<ParamSpec> params;
+    std::int64_t nfloats = 0;      // floats this layer reads from .weights
+    bool dontload = false;         // dontload=1: nothing read
+    int share_index = -1;          // conv share_index target, else -1
+};
+
+struct Config {
+    std::string path;
+    int net_line = 0;
+    std::vector<std::pair<std::string, std::string>> net_options;
+    Shape3 input_shape;
+    std::int64_t input_size = 0;  // [net] inputs
+    std::vector<LayerInfo> layers;
+    std::vector<Diagnostic> diagnostics;
+    std::int64_t total_floats = 0;
+};
+
+// Builds the layer model. Throws CfgError (with the line) for whatever darknet
+// would refuse, crash on, or silently turn into a wrong network.
+std::shared_ptr<const Config> build_config(const CfgText& text);
+
+// Convenience: read_cfg_text + build_config.
+std::shared_ptr<const Config> parse_config(std::string_view text, const std::string& path);
+std::shared_ptr<const Config> parse_config_file(const std::string& path);
+
+// Names of every section type accepted (canonical names).
+std::vector<std::string> layer_types();
+
+}  // namespace yolo_io

@@ -1,0 +1,282 @@
+#include "yolo_io/weights.hpp"
+
+#include <cstring>
+#include <string>
+
+#include "yolo_io/errors.hpp"
+
+namespace yolo_io {
+
+namespace {
+
+static_assert(sizeof(float) == 4, "yolo_io needs IEEE-754 binary32 floats");
+
+bool host_is_little_endian() {
+    const std::uint32_t one = 1;
+    unsigned char b = 0;
+    std::memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+std::int32_t read_i32(const std::uint8_t* p) {
+    std::int32_t v = 0;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+bool starts_with(const MappedFile& f, const char* magic, std::size_t n) {
+    return f.size() >= static_cast<std::int64_t>(n) && std::memcmp(f.data(), magic, n) == 0;
+}
+
+std::string escaped_prefix(const MappedFile& f, std::size_t n) {
+    std::string out;
+    std::size_t len = std::min<std::size_t>(n, static_cast<std::size_t>(f.size()));
+    for (std::size_t i = 0; i < len; ++i) {
+        unsigned char ch = f.data()[i];
+        if (ch == '\n') {
+            out += "\\n";
+        } else if (ch == '\r') {
+            out += "\\r";
+        } else if (ch == '\t') {
+            out += "\\t";
+        } else if (ch >= 0x20 && ch < 0x7f) {
+            out.push_back(static_cast<char>(ch));
+        } else {
+            static const char* hex = "0123456789abcdef";
+            out += "\\x";
+            out.push_back(hex[ch >> 4]);
+            out.push_back(hex[ch & 15]);
+        }
+    }
+    return out;
+}
+
+bool looks_like_text(const MappedFile& f) {
+    std::size_t len = std::min<std::size_t>(64, static_cast<std::size_t>(f.size()));
+    if (len == 0) {
+        return false;
+    }
+    const std::uint8_t* p = f.data();
+    std::size_t i = 0;
+    if (len >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) {
+        i = 3;  // UTF-8 byte-order mark
+    }
+    for (; i < len; ++i) {
+        unsigned char ch = p[i];
+        bool printable = (ch >= 0x20 && ch < 0x7f) || ch == '\n' || ch == '\r' || ch == '\t';
+        if (!printable) {
+            return false;
+        }
+    }
+    return true;
+}
+
+[[noreturn]] void not_weights(const MappedFile& f, const std::string& why) {
+    throw FormatError(f.path() + " is not a Darknet .weights file: " + why);
+}
+
+void check_magic(const MappedFile& f) {
+    if (starts_with(f, "PK\x03\x04", 4)) {
+        not_weights(f, "it is a ZIP archive (a PyTorch .pt/.pth checkpoint or a .keras file?)");
+    }
+    if (starts_with(f, "\x89HDF\r\n\x1a\n", 8)) {
+        not_weights(f, "it is an HDF5 file (a Keras .h5 model?)");
+    }
+    if (starts_with(f, "\x1f\x8b", 2)) {
+        not_weights(f, "it is gzip-compressed; decompress it first");
+    }
+    if (starts_with(f, "\x80\x02", 2) || starts_with(f, "\x80\x03", 2) ||
+        starts_with(f, "\x80\x04", 2)) {
+        not_weights(f, "it is a Python pickle (a legacy PyTorch checkpoint?)");
+    }
+    if (looks_like_text(f)) {
+        std::string start = escaped_prefix(f, 48);
+        std::string what = "it is text, starting with \"" + start + "\"";
+        if (starts_with(f, "version https://git-lfs", 23)) {
+            what += ": a Git LFS pointer, not the data (run `git lfs pull`)";
+        } else if (f.data()[0] == '<' ||
+                   (f.size() > 3 && f.data()[0] == 0xef && f.data()[3] == '<')) {
+            what += ": an HTML/XML page (did a download save an error or login page?)";
+        } else if (f.data()[0] == '[' || f.data()[0] == '#') {
+            what += ": a .cfg file? (the weights come first: load(weights, cfg))";
+        }
+        not_weights(f, what);
+    }
+}
+
+std::string layer_desc(const Config& c, std::size_t i) {
+    const LayerInfo& L = c.layers[i];
+    return "layer " + std::to_string(i) + " (" + L.type + ", " + c.path + " line " +
+           std::to_string(L.line) + ")";
+}
+
+std::string floats_str(std::int64_t bytes) {
+    std::string s = std::to_string(bytes / 4) + " floats";
+    if (bytes % 4 != 0) {
+        s += " + " + std::to_string(bytes % 4) + " bytes";
+    }
+    return s;
+}
+
+}  // namespace
+
+std::int64_t header_size_for(std::int32_t major, std::int32_t minor) {
+    bool wide = static_cast<std::int64_t>(major) * 10 + minor >= 2 && major < 1000 &&
+                minor < 1000;
+    return wide ? 20 : 16;
+}
+
+Header read_header(const MappedFile& f) {
+    if (!host_is_little_endian()) {
+        throw FormatError("yolo_io reads .weights (little-endian float32) only on "
+                          "little-endian hosts");
+    }
+    check_magic(f);
+    if (f.size() < 16) {
+        not_weights(f, "it has " + std::to_string(f.size()) +
+                           " bytes, fewer than the 16 of the smallest header");
+    }
+    Header h;
+    h.major = read_i32(f.data());
+    h.minor = read_i32(f.data() + 4);
+    h.revision = read_i32(f.data() + 8);
+    if (h.major < 0 || h.minor < 0) {
+        not_weights(f, "its header has a negative version (" + std::to_string(h.major) + "." +
+                           std::to_string(h.minor) + "." + std::to_string(h.revision) + ")");
+    }
+    h.size = header_size_for(h.major, h.minor);
+    h.transpose = h.major > 1000 || h.minor > 1000;
+    if (f.size() < h.size) {
+        not_weights(f, "its header (version " + std::to_string(h.major) + "." +
+                           std::to_string(h.minor) + ") needs " + std::to_string(h.size) +
+                           " bytes but the file has " + std::to_string(f.size()));
+    }
+    if (h.size == 20) {
+        std::memcpy(&h.seen, f.data() + 12, 8);
+    } else {
+        std::uint32_t s32 = 0;
+        std::memcpy(&s32, f.data() + 12, 4);
+        h.seen = s32;
+    }
+    return h;
+}
+
+std::int64_t expected_bytes_upto(const Config& config, std::int64_t header_size, int layers) {
+    std::int64_t total = header_size;
+    for (int i = 0; i < layers && i < static_cast<int>(config.layers.size()); ++i) {
+        total += 4 * config.layers[static_cast<std::size_t>(i)].nfloats;
+    }
+    return total;
+}
+
+std::int64_t expected_bytes(const Config& config, std::int64_t header_size) {
+    return header_size + 4 * config.total_floats;
+}
+
+Weights::Weights(std::shared_ptr<const Config> config, std::shared_ptr<const MappedFile> file,
+                 bool partial)
+    : config_(std::move(config)), file_(std::move(file)), header_(read_header(*file_)) {
+    const Config& c = *config_;
+    const std::size_t n = c.layers.size();
+    offsets_.resize(n);
+    std::int64_t pos = header_.size;
+    for (std::size_t i = 0; i < n; ++i) {
+        offsets_[i] = pos;
+        pos += 4 * c.layers[i].nfloats;
+    }
+    const std::int64_t expected = pos;
+    const std::int64_t actual = file_->size();
+    covered_ = static_cast<int>(n);
+    if (actual == expected) {
+        return;
+    }
+    const std::string head = file_->path() + " does not match " + c.path + ": the cfg needs " +
+                             std::to_string(expected) + " bytes (a " +
+                             std::to_string(header_.size) + "-byte header for version " +
+                             std::to_string(header_.major) + "." + std::to_string(header_.minor) +
+                             "." + std::to_string(header_.revision) + " + " +
+                             std::to_string(c.total_floats) + " floats), the file has " +
+                             std::to_string(actual) + " bytes";
+    if (actual > expected) {
+        std::int64_t extra = actual - expected;
+        std::string msg = head + ": " + std::to_string(extra) + " bytes (" + floats_str(extra) +
+                          ") trail the last layer's data";
+        int last = -1;
+        for (std::size_t i = n; i-- > 0;) {
+            if (c.layers[i].nfloats > 0) {
+                last = static_cast<int>(i);
+                break;
+            }
+        }
+        if (last >= 0) {
+            msg += ", which ends with " + layer_desc(c, static_cast<std::size_t>(last));
+        }
+        if (extra == 4 && header_.size == 16) {
+            msg += ". The header claims version " + std::to_string(header_.major) + "." +
+                   std::to_string(header_.minor) +
+                   " (32-bit `seen`, 16-byte header), but the file is exactly 4 bytes long: it "
+                   "was probably written with a 64-bit `seen`; set the header's minor version "
+                   "to 2";
+        } else {
+            msg += ". Is this another model's weights file, or the wrong cfg?";
+        }
+        throw WeightsSizeError(msg, expected, actual, -1, -1);
+    }
+    // The file is short: find the first layer whose data crosses its end.
+    std::size_t first = n;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (c.layers[i].nfloats > 0 && offsets_[i] + 4 * c.layers[i].nfloats > actual) {
+            first = i;
+            break;
+        }
+    }
+    const std::int64_t missing = expected - actual;
+    const bool boundary = first < n && offsets_[first] == actual;
+    if (boundary && partial) {
+        covered_ = static_cast<int>(first);
+        return;
+    }
+    std::string msg = head + ": " + std::to_string(missing) + " bytes (" + floats_str(missing) +
+                      ") short. ";
+    if (missing == 4 && header_.size == 20) {
+        msg += "The header claims version " + std::to_string(header_.major) + "." +
+               std::to_string(header_.minor) +
+               " (64-bit `seen`, 20-byte header), but the file is exactly 4 bytes short: it was "
+               "written with a 32-bit `seen`, a known bug of some PyTorch exporters (write an "
+               "8-byte `seen`, or set the header's minor version to 1). ";
+    }
+    if (boundary) {
+        msg += "The file ends exactly where " + layer_desc(c, first) +
+               " begins: it looks like a partial file covering the first " +
+               std::to_string(first) + " layers (0.." + std::to_string(first) +
+               " exclusive), as written by `darknet partial`; pass partial=True to load it.";
+    } else {
+        const std::int64_t begin = offsets_[first];
+        const std::int64_t end = begin + 4 * c.layers[first].nfloats;
+        msg += "The data of " + layer_desc(c, first) + " would cross the end of the file: it "
+               "needs bytes " + std::to_string(begin) + ".." + std::to_string(end) +
+               ", the file ends at " + std::to_string(actual) + ".";
+        if (partial) {
+            msg += " partial=True accepts only a file that ends exactly on a layer boundary.";
+        } else if (missing != 4) {
+            msg += " Is this another model's weights file, a truncated download, or the wrong "
+                   "cfg?";
+        }
+    }
+    throw WeightsSizeError(msg, expected, actual, boundary ? -1 : static_cast<int>(first),
+                           boundary ? static_cast<int>(first) : -1);
+}
+
+const float* Weights::layer_data(int i) const {
+    if (!loaded(i)) {
+        throw std::out_of_range("layer " + std::to_string(i) + " is not in the file");
+    }
+    const std::uint8_t* p = file_->data() + offsets_[static_cast<std::size_t>(i)];
+    // Data starts at byte 16 or 20 of a page-aligned mapping: 4-byte aligned.
+    if (reinterpret_cast<std::uintptr_t>(p) % alignof(float) != 0) {
+        throw FormatError("misaligned float data in " + file_->path());
+    }
+    return reinterpret_cast<const float*>(p);
+}
+
+}  // namespace yolo_io

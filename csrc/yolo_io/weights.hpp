@@ -1,0 +1,72 @@
+// The .weights file: header (spec section 4), the size check against a
+// Config (section 6) and the byte range of every layer (section 5).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "yolo_io/mapped_file.hpp"
+#include "yolo_io/model.hpp"
+
+namespace yolo_io {
+
+struct Header {
+    std::int32_t major = 0;
+    std::int32_t minor = 0;
+    std::int32_t revision = 0;
+    std::uint64_t seen = 0;
+    std::int64_t size = 20;  // 16 (32-bit seen) or 20 (64-bit seen)
+    bool transpose = false;  // legacy header: connected weights are [in][out]
+};
+
+// Header size implied by (major, minor): pjreddie's rule, which (unlike
+// AlexeyAB's) does not overflow on legacy float headers.
+std::int64_t header_size_for(std::int32_t major, std::int32_t minor);
+
+// Reads and validates the header of a mapped file. Throws FormatError for a
+// file that is too short, is text (an HTML page), an archive, or has a
+// negative version.
+Header read_header(const MappedFile& file);
+
+// Bytes a file with `header_size` needs for `config`, and the same for the
+// first `layers` layers.
+std::int64_t expected_bytes(const Config& config, std::int64_t header_size);
+std::int64_t expected_bytes_upto(const Config& config, std::int64_t header_size, int layers);
+
+// A weights file bound to a config: header read, sizes checked, every layer's
+// byte range known. Only the header has been read from the file.
+class Weights {
+  public:
+    // Throws WeightsSizeError when the sizes disagree. `partial` accepts a file
+    // that ends exactly on a layer boundary (darknet's `partial` command).
+    Weights(std::shared_ptr<const Config> config, std::shared_ptr<const MappedFile> file,
+            bool partial);
+
+    const Header& header() const noexcept { return header_; }
+    const Config& config() const noexcept { return *config_; }
+    const std::shared_ptr<const Config>& config_ptr() const noexcept { return config_; }
+    const std::shared_ptr<const MappedFile>& file() const noexcept { return file_; }
+    // Number of leading layers whose data is in the file (all of them unless
+    // the file is partial).
+    int covered_layers() const noexcept { return covered_; }
+    bool partial() const noexcept { return covered_ < static_cast<int>(offsets_.size()); }
+    // Byte offset of layer i's data in the file (planned, even when uncovered).
+    std::int64_t offset(int i) const { return offsets_.at(static_cast<std::size_t>(i)); }
+    std::int64_t nbytes(int i) const {
+        return 4 * config_->layers.at(static_cast<std::size_t>(i)).nfloats;
+    }
+    bool loaded(int i) const { return i < covered_ && i >= 0; }
+    // Pointer to layer i's first float; requires loaded(i).
+    const float* layer_data(int i) const;
+
+  private:
+    std::shared_ptr<const Config> config_;
+    std::shared_ptr<const MappedFile> file_;
+    Header header_;
+    std::vector<std::int64_t> offsets_;
+    int covered_ = 0;
+};
+
+}  // namespace yolo_io

@@ -1,0 +1,45 @@
+"""yolo_io: read Darknet (YOLO) ``.cfg`` + ``.weights`` files, zero-copy.
+
+>>> import yolo_io
+>>> net = yolo_io.load("yolov4.weights", "yolov4.cfg")
+>>> for layer in net:
+...     layer.type, layer.output_shape, layer.params
+"""
+
+from __future__ import annotations
+
+try:
+    from . import _core
+except ImportError as err:  # pragma: no cover - only without a build
+    err.add_note("yolo_io's extension is not built: run `python -m pip install -e .`")
+    raise
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._errors import CfgError, CfgWarning, FormatError, WeightsSizeError, YoloIOError
+from ._network import CfgLayer, Config, Header, Layer, Network, load, parse_cfg
+
+try:
+    __version__ = version("yolo_io")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+LAYER_TYPES: tuple[str, ...] = tuple(_core.layer_types())
+"""Canonical names of every section type yolo_io (and darknet) accepts."""
+
+__all__ = [
+    "LAYER_TYPES",
+    "CfgError",
+    "CfgLayer",
+    "CfgWarning",
+    "Config",
+    "FormatError",
+    "Header",
+    "Layer",
+    "Network",
+    "WeightsSizeError",
+    "YoloIOError",
+    "__version__",
+    "load",
+    "parse_cfg",
+]

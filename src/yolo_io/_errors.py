@@ -1,0 +1,64 @@
+"""Exception and warning classes of yolo_io.
+
+Pure Python so that they pickle and import without the compiled core; the core
+raises them through a translator in ``csrc/bindings/register_errors.cpp``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CfgError", "CfgWarning", "FormatError", "WeightsSizeError", "YoloIOError"]
+
+
+class YoloIOError(Exception):
+    """Base class of every error yolo_io raises (file-system errors aside)."""
+
+
+class CfgError(YoloIOError):
+    """A ``.cfg`` that darknet would refuse, crash on, or misread.
+
+    Attributes:
+        path: the cfg file (``"<string>"`` for text passed directly).
+        line: 1-based line of the offending section or option (0: none).
+    """
+
+    def __init__(self, message: str, *, path: str | None = None, line: int = 0) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+
+
+class FormatError(YoloIOError):
+    """A file that is not a Darknet ``.weights`` file, or that cannot be read as one."""
+
+
+class WeightsSizeError(FormatError):
+    """The ``.weights`` file and the ``.cfg`` disagree on the number of bytes.
+
+    Attributes:
+        expected: bytes the cfg needs (with this file's header size).
+        actual: bytes the file has.
+        layer: index of the first layer whose data would cross the end of the
+            file, or None (trailing bytes, or a file ending on a layer boundary).
+        partial_layers: for a file that ends exactly on a layer boundary, the
+            number of layers it covers (load it with ``partial=True``); else None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        expected: int = 0,
+        actual: int = 0,
+        layer: int | None = None,
+        partial_layers: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+        self.layer = layer
+        self.partial_layers = partial_layers
+
+
+class CfgWarning(UserWarning):
+    """Something in a ``.cfg`` that darknet ignores or replaces (an unused option,
+    an unknown activation); darknet would go on, and so does yolo_io."""

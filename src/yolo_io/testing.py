@@ -1,0 +1,77 @@
+"""Helpers for tests, benchmarks and examples: write valid random ``.weights``.
+
+>>> from yolo_io.testing import write_weights
+>>> write_weights("model.weights", "model.cfg", seed=0)
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from . import _core
+from ._network import Config, _parse
+
+__all__ = ["header_bytes", "write_weights"]
+
+
+def header_bytes(version: tuple[int, int, int] = (0, 2, 5), seen: int = 0) -> bytes:
+    """The header darknet writes for ``version``: three int32, then ``seen`` as
+    uint64 (versions 0.2 and later) or uint32 (earlier and legacy headers)."""
+    major, minor, revision = version
+    head = struct.pack("<iii", major, minor, revision)
+    if _core.header_size_for(major, minor) == 20:
+        return head + struct.pack("<Q", seen)
+    return head + struct.pack("<I", seen)
+
+
+def write_weights(
+    path: str | os.PathLike[str],
+    cfg: str | os.PathLike[str] | Config,
+    *,
+    version: tuple[int, int, int] = (0, 2, 5),
+    seen: int = 0,
+    seed: int = 0,
+    layers: int | None = None,
+) -> Path:
+    """Write a valid ``.weights`` file of random float32 values for ``cfg``.
+
+    Values are standard normal, except ``rolling_variance`` arrays, which are
+    positive (|x| + 0.01), as real batch-norm statistics are. The same seed
+    gives the same bytes. Memory use is one layer at a time.
+
+    Args:
+        path: the file to write (replaced if it exists).
+        cfg: a path, cfg text or Config.
+        version: header (major, minor, revision); below 0.2 the header has a
+            32-bit ``seen`` (16 bytes), otherwise 64-bit (20 bytes).
+        seen: the header's images-seen counter.
+        seed: seed of the random generator.
+        layers: write only the first ``layers`` layers, like ``darknet partial``.
+
+    Returns:
+        The path written.
+    """
+    config = _parse(cfg, stacklevel=2)
+    n = len(config) if layers is None else layers
+    if not 0 <= n <= len(config):
+        raise ValueError(f"layers must be in 0..{len(config)}, got {layers}")
+    rng = np.random.default_rng(seed)
+    out = Path(path)
+    with out.open("wb") as f:
+        f.write(header_bytes(version, seen))
+        for i in range(n):
+            info = config._cfg.layer(i)
+            if info.nfloats == 0:
+                continue
+            data = rng.standard_normal(info.nfloats, dtype=np.float32)
+            for name, _shape, offset, count in info.param_specs:
+                if name.endswith("rolling_variance"):
+                    part = data[offset : offset + count]
+                    np.abs(part, out=part)
+                    part += np.float32(0.01)
+            f.write(data.tobytes())
+    return out
