@@ -1,4 +1,5 @@
 // yolo_io._core.Config / LayerInfo: the parsed cfg and its layer model.
+#include <algorithm>
 #include <string>
 
 #include "common.hpp"
@@ -9,13 +10,27 @@ namespace {
 
 py::tuple shape_tuple(const Shape3& s) { return py::make_tuple(s.c, s.h, s.w); }
 
-py::list pairs(const std::vector<std::pair<std::string, std::string>>& kv) {
+// The options of a section as darknet reads them: the first copy of each key
+// (a copy without '=' reads as absent and hides later ones), as
+// (key, value, line) tuples.
+py::list section_options(const CfgSection& s) {
     py::list out;
-    for (const auto& [k, v] : kv) {
-        out.append(py::make_tuple(k, v));
+    std::vector<std::string_view> seen;
+    seen.reserve(s.options.size());
+    for (const auto& o : s.options) {
+        if (std::find(seen.begin(), seen.end(), o.key) != seen.end()) {
+            continue;
+        }
+        seen.push_back(o.key);
+        if (o.has_value) {
+            out.append(py::make_tuple(py::str(o.key.data(), o.key.size()),
+                                      py::str(o.value.data(), o.value.size()), o.line));
+        }
     }
     return out;
 }
+
+py::str to_str(std::string_view v) { return py::str(v.data(), v.size()); }
 
 const LayerInfo& layer_at(const PyConfig& c, std::int64_t i) {
     auto n = static_cast<std::int64_t>(c.ptr->layers.size());
@@ -29,13 +44,13 @@ const LayerInfo& layer_at(const PyConfig& c, std::int64_t i) {
 }  // namespace
 
 void register_config(py::module_& m) {
+    // LayerInfo objects are handed out by Config.layer() with
+    // reference_internal: they keep their Config alive.
     py::class_<LayerInfo>(m, "LayerInfo", "One layer of a parsed cfg (read-only).")
         .def_readonly("index", &LayerInfo::index)
-        .def_readonly("type", &LayerInfo::type)
-        .def_readonly("section", &LayerInfo::section)
+        .def_property_readonly("type", [](const LayerInfo& l) { return to_str(l.type); })
+        .def_property_readonly("section", [](const LayerInfo& l) { return to_str(l.section); })
         .def_readonly("line", &LayerInfo::line)
-        .def_property_readonly("options", [](const LayerInfo& l) { return pairs(l.options); })
-        .def_readonly("option_lines", &LayerInfo::option_lines)
         .def_property_readonly("inputs",
                                [](const LayerInfo& l) {
                                    py::tuple t(l.inputs.size());
@@ -53,7 +68,7 @@ void register_config(py::module_& m) {
         .def_property_readonly("activation",
                                [](const LayerInfo& l) -> py::object {
                                    if (l.activation.empty()) return py::none();
-                                   return py::str(l.activation);
+                                   return to_str(l.activation);
                                })
         .def_readonly("nfloats", &LayerInfo::nfloats)
         .def_readonly("dontload", &LayerInfo::dontload)
@@ -65,17 +80,29 @@ void register_config(py::module_& m) {
         .def_property_readonly("param_specs", [](const LayerInfo& l) {
             py::list out;
             for (const auto& p : l.params) {
-                out.append(py::make_tuple(p.name, py::tuple(py::cast(p.shape)), p.offset,
-                                          p.count));
+                py::tuple shape(static_cast<std::size_t>(p.ndim));
+                for (int k = 0; k < p.ndim; ++k) {
+                    shape[static_cast<std::size_t>(k)] = p.shape[static_cast<std::size_t>(k)];
+                }
+                out.append(py::make_tuple(p.name(), shape, p.offset, p.count));
             }
             return out;
         });
 
     py::class_<PyConfig>(m, "Config", "A parsed .cfg: [net] and the layer model.")
         .def_property_readonly("path", [](const PyConfig& c) { return c.ptr->path; })
-        .def_property_readonly("net_line", [](const PyConfig& c) { return c.ptr->net_line; })
-        .def_property_readonly("net_options",
-                               [](const PyConfig& c) { return pairs(c.ptr->net_options); })
+        .def_property_readonly("net_line",
+                               [](const PyConfig& c) { return c.ptr->net_section().line; })
+        .def_property_readonly(
+            "net_options",
+            [](const PyConfig& c) { return section_options(c.ptr->net_section()); })
+        .def(
+            "layer_options",
+            [](const PyConfig& c, std::int64_t i) {
+                return section_options(c.ptr->section_of(
+                    static_cast<std::size_t>(layer_at(c, i).index)));
+            },
+            "i"_a, "Options of layer i as (key, value, line).")
         .def_property_readonly("input_shape",
                                [](const PyConfig& c) { return shape_tuple(c.ptr->input_shape); })
         .def_property_readonly("input_size", [](const PyConfig& c) { return c.ptr->input_size; })

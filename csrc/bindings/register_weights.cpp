@@ -33,18 +33,19 @@ py::dict layer_params(const PyWeights& self, std::int64_t index) {
     const bool transpose = w.header().transpose;
     const auto f32 = py::dtype::of<float>();
     for (const ParamSpec& p : layer.params) {
-        std::vector<py::ssize_t> shape(p.shape.begin(), p.shape.end());
-        std::vector<py::ssize_t> strides(shape.size());
+        const auto nd = static_cast<std::size_t>(p.ndim);
+        std::vector<py::ssize_t> shape(p.shape.begin(), p.shape.begin() + p.ndim);
+        std::vector<py::ssize_t> strides(nd);
         if (p.legacy_transpose && transpose) {
             // File holds [inputs][outputs]; present (outputs, inputs).
             strides = {4, static_cast<py::ssize_t>(4 * p.shape[0])};
-        } else if (!p.strides.empty()) {
-            for (std::size_t k = 0; k < shape.size(); ++k) {
+        } else if (p.strided) {
+            for (std::size_t k = 0; k < nd; ++k) {
                 strides[k] = static_cast<py::ssize_t>(4 * p.strides[k]);
             }
         } else {
             py::ssize_t s = 4;
-            for (std::size_t k = shape.size(); k-- > 0;) {
+            for (std::size_t k = nd; k-- > 0;) {
                 strides[k] = s;
                 s *= shape[k];
             }
@@ -52,7 +53,7 @@ py::dict layer_params(const PyWeights& self, std::int64_t index) {
         // The base is the read-only whole-file array, so the view inherits
         // its flags (not writeable) and keeps the mapping alive.
         py::array view(f32, shape, strides, base + p.offset, self.raw);
-        out[py::str(p.name)] = view;
+        out[py::str(p.name())] = view;
     }
     return out;
 }

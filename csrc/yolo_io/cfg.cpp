@@ -1,6 +1,8 @@
 #include "yolo_io/cfg.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -59,14 +61,26 @@ std::int64_t c_atoi(std::string_view s) {
     return value > limit ? limit : value;
 }
 
-double c_atof(const std::string& s) { return std::strtod(s.c_str(), nullptr); }
+double c_atof(std::string_view s) {
+    // strtod needs a terminated string; values are short.
+    char buf[64];
+    std::size_t n = std::min(s.size(), sizeof buf - 1);
+    std::memcpy(buf, s.data(), n);
+    buf[n] = '\0';
+    return std::strtod(buf, nullptr);
+}
 
 CfgText read_cfg_text(std::string_view text, const std::string& path) {
     CfgText cfg;
     cfg.path = path;
+    // Stripped lines are never longer than the text: reserving it all up
+    // front means the buffer never reallocates under the views.
+    cfg.buffer = std::make_unique<std::string>();
+    std::string& buf = *cfg.buffer;
+    buf.reserve(text.size());
+    cfg.sections.reserve(text.size() / 64 + 1);
     std::size_t pos = 0;
     int lineno = 0;
-    std::string line;
     while (pos < text.size()) {
         std::size_t end = text.find('\n', pos);
         std::size_t next = end == std::string_view::npos ? text.size() : end + 1;
@@ -79,13 +93,15 @@ CfgText read_cfg_text(std::string_view text, const std::string& path) {
             raw = raw.substr(0, nul);
         }
         // strip(): delete every space, tab, CR and LF anywhere in the line.
-        line.clear();
-        for (char ch : raw) {
-            if (!is_stripped(ch)) {
-                line.push_back(ch);
-            }
-        }
+        const std::size_t start = buf.size();
+        buf.append(raw.data(), raw.size());
+        // Compact in place; most lines only lose their line ending.
+        char* first = buf.data() + start;
+        char* last = std::remove_if(first, buf.data() + buf.size(), is_stripped);
+        buf.resize(static_cast<std::size_t>(last - buf.data()));
+        std::string_view line(buf.data() + start, buf.size() - start);
         if (line.empty() || line[0] == '#' || line[0] == ';') {
+            buf.resize(start);
             continue;
         }
         if (line[0] == '[') {
@@ -96,7 +112,8 @@ CfgText read_cfg_text(std::string_view text, const std::string& path) {
             continue;
         }
         if (cfg.sections.empty()) {
-            throw CfgError(path + ":" + std::to_string(lineno) + ": option '" + line +
+            throw CfgError(path + ":" + std::to_string(lineno) + ": option '" +
+                               std::string(line) +
                                "' comes before the first [section]; darknet would "
                                "crash here (is this a .cfg file?)",
                            path, lineno);
@@ -105,20 +122,26 @@ CfgText read_cfg_text(std::string_view text, const std::string& path) {
         std::size_t eq = line.find('=');
         CfgOption option;
         option.line = lineno;
-        if (eq == std::string::npos) {
+        if (eq == std::string_view::npos) {
             option.key = line;
             option.has_value = false;
-            cfg.diagnostics.push_back(
-                {lineno, "'" + line + "' has no '=', darknet reads it as an absent value"});
+            cfg.diagnostics.push_back({lineno, "'" + std::string(line) +
+                                                   "' has no '=', darknet reads it as an "
+                                                   "absent value"});
         } else if (eq + 1 == line.size()) {
-            cfg.diagnostics.push_back(
-                {lineno, "'" + line + "' has an empty value; darknet drops the line"});
+            cfg.diagnostics.push_back({lineno, "'" + std::string(line) +
+                                                   "' has an empty value; darknet drops the "
+                                                   "line"});
             continue;
         } else {
             option.key = line.substr(0, eq);
             option.value = line.substr(eq + 1);
         }
-        cfg.sections.back().options.push_back(std::move(option));
+        auto& options = cfg.sections.back().options;
+        if (options.empty()) {
+            options.reserve(16);
+        }
+        options.push_back(option);
     }
     return cfg;
 }

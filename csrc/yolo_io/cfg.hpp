@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -11,17 +12,17 @@ namespace yolo_io {
 
 // One `key=value` line. `has_value` is false for a line without `=`, which
 // darknet stores with a NULL value: it shadows later copies of the key and
-// reads as absent.
+// reads as absent. Views point into CfgText::buffer.
 struct CfgOption {
-    std::string key;
-    std::string value;
+    std::string_view key;
+    std::string_view value;
     int line = 0;
     bool has_value = true;
 };
 
 // One `[section]`; `name` is the whole stripped header line, e.g. "[net]".
 struct CfgSection {
-    std::string name;
+    std::string_view name;
     int line = 0;
     std::vector<CfgOption> options;
 };
@@ -34,6 +35,9 @@ struct Diagnostic {
 
 struct CfgText {
     std::string path;  // for messages; "<string>" for text passed directly
+    // The stripped lines, back to back; every view above points into it. A
+    // unique_ptr so that moving a CfgText never moves the characters.
+    std::unique_ptr<std::string> buffer;
     std::vector<CfgSection> sections;
     std::vector<Diagnostic> diagnostics;
 };
@@ -49,6 +53,6 @@ std::string read_text_file(const std::string& path);
 // the first other character, 0 when there are none. atoi saturates to int32
 // (C leaves overflow undefined; we never wrap).
 std::int64_t c_atoi(std::string_view s);
-double c_atof(const std::string& s);
+double c_atof(std::string_view s);
 
 }  // namespace yolo_io

@@ -128,7 +128,9 @@ constexpr std::array<TypeName, 46> kTypes = {{
 
 std::string_view lookup_type(std::string_view section) {
     for (const auto& t : kTypes) {
-        if (t.section == section) {
+        // Compare the second character first: cheap, and rejects most entries.
+        if (t.section.size() == section.size() && t.section[1] == section[1] &&
+            t.section == section) {
             return t.canonical;
         }
     }
@@ -147,14 +149,18 @@ constexpr i64 kMaxFloats = i64{1} << 56;
 // of a key wins (a copy without '=' reads as absent), every lookup marks it.
 class Options {
   public:
-    Options(const CfgSection& section, const std::string& path, std::string type)
-        : section_(section), path_(path), type_(std::move(type)),
-          used_(section.options.size(), false) {}
+    Options(const CfgSection& section, const std::string& path, std::string_view type)
+        : section_(section), path_(path), type_(type) {
+        used_.fill(false);
+        if (section.options.size() > used_.size()) {
+            overflow_.assign(section.options.size(), false);
+        }
+    }
 
     const CfgOption* find(std::string_view key) {
         for (std::size_t i = 0; i < section_.options.size(); ++i) {
             if (section_.options[i].key == key) {
-                used_[i] = true;
+                set_used(i);
                 return section_.options[i].has_value ? &section_.options[i] : nullptr;
             }
         }
@@ -170,7 +176,7 @@ class Options {
     }
     std::string s(std::string_view key, std::string_view def) {
         const CfgOption* o = find(key);
-        return o ? o->value : std::string(def);
+        return std::string(o ? o->value : def);
     }
     template <std::size_t N>
     void mark(const std::array<std::string_view, N>& keys) {
@@ -194,7 +200,8 @@ class Options {
 
     [[noreturn]] void fail(const std::string& message, int line = 0) const {
         int at = line ? line : section_.line;
-        throw CfgError(path_ + ":" + std::to_string(at) + ": " + section_.name + " " + message,
+        throw CfgError(path_ + ":" + std::to_string(at) + ": " + std::string(section_.name) +
+                           " " + message,
                        path_, at);
     }
     [[noreturn]] void fail_at(std::string_view key, const std::string& message) const {
@@ -204,23 +211,34 @@ class Options {
     // Unused options, reported as darknet's option_unused() does.
     void report_unused(std::vector<Diagnostic>& out) const {
         for (std::size_t i = 0; i < section_.options.size(); ++i) {
-            if (!used_[i]) {
+            if (!is_used(i)) {
                 const auto& o = section_.options[i];
-                out.push_back({o.line, "unused option '" + o.key +
-                                           (o.has_value ? "=" + o.value : std::string()) +
-                                           "' in " + section_.name + " (darknet ignores it)"});
+                out.push_back({o.line, "unused option '" + std::string(o.key) +
+                                           (o.has_value ? "=" + std::string(o.value) : "") +
+                                           "' in " + std::string(section_.name) +
+                                           " (darknet ignores it)"});
             }
         }
     }
 
-    const std::string& type() const { return type_; }
+    std::string_view type() const { return type_; }
     const CfgSection& section() const { return section_; }
 
   private:
+    void set_used(std::size_t i) {
+        if (overflow_.empty()) {
+            used_[i] = true;
+        } else {
+            overflow_[i] = true;
+        }
+    }
+    bool is_used(std::size_t i) const { return overflow_.empty() ? used_[i] : overflow_[i]; }
+
     const CfgSection& section_;
     const std::string& path_;
-    std::string type_;
-    std::vector<bool> used_;
+    std::string_view type_;
+    std::array<bool, 64> used_{};
+    std::vector<bool> overflow_;  // sections with more than 64 options
 };
 
 i64 mul(const Options& o, std::initializer_list<i64> factors) {
@@ -259,72 +277,80 @@ struct Built {
     i64 record_outputs;  // l.outputs
 };
 
-void add_param(LayerInfo& L, std::string name, std::vector<i64> shape, i64 count,
-               std::vector<i64> strides = {}, bool legacy_transpose = false) {
+void add_param(LayerInfo& L, std::string_view prefix, std::string_view base,
+               std::initializer_list<i64> shape, i64 count,
+               std::initializer_list<i64> strides = {}, bool legacy_transpose = false) {
     ParamSpec p;
-    p.name = std::move(name);
-    p.shape = std::move(shape);
-    p.strides = std::move(strides);
+    p.prefix = prefix;
+    p.base = base;
+    p.ndim = static_cast<int>(shape.size());
+    std::copy(shape.begin(), shape.end(), p.shape.begin());
+    p.strided = strides.size() != 0;
+    std::copy(strides.begin(), strides.end(), p.strides.begin());
     p.offset = L.nfloats;
     p.count = count;
     p.legacy_transpose = legacy_transpose;
     L.nfloats += count;
-    L.params.push_back(std::move(p));
-}
-
-std::string prefixed(const std::string& prefix, const char* name) {
-    return prefix.empty() ? std::string(name) : prefix + "." + name;
+    L.params.push_back(p);
 }
 
 // load_convolutional_weights(): biases, [scales, rolling_mean,
 // rolling_variance], weights (n, c/groups, size, size).
-void conv_block(const Options& o, LayerInfo& L, const std::string& prefix, i64 n, i64 c,
+void conv_block(const Options& o, LayerInfo& L, std::string_view prefix, i64 n, i64 c,
                 i64 groups, i64 size, bool bn, bool flipped) {
     i64 cg = c / groups;
-    add_param(L, prefixed(prefix, "biases"), {n}, n);
+    add_param(L, prefix, "biases", {n}, n);
     if (bn) {
-        add_param(L, prefixed(prefix, "scales"), {n}, n);
-        add_param(L, prefixed(prefix, "rolling_mean"), {n}, n);
-        add_param(L, prefixed(prefix, "rolling_variance"), {n}, n);
+        add_param(L, prefix, "scales", {n}, n);
+        add_param(L, prefix, "rolling_mean", {n}, n);
+        add_param(L, prefix, "rolling_variance", {n}, n);
     }
     i64 count = mul(o, {cg, n, size, size});
-    std::vector<i64> strides;
     if (flipped) {
         // The file holds [K][n] (K = c/groups*size*size); view it as OIHW.
-        strides = {1, size * size * n, size * n, n};
+        add_param(L, prefix, "weights", {n, cg, size, size}, count,
+                  {1, size * size * n, size * n, n});
+    } else {
+        add_param(L, prefix, "weights", {n, cg, size, size}, count);
     }
-    add_param(L, prefixed(prefix, "weights"), {n, cg, size, size}, count, std::move(strides));
 }
 
 // load_connected_weights(): biases, weights (outputs, inputs), then BN.
-void connected_block(const Options& o, LayerInfo& L, const std::string& prefix, i64 inputs,
+void connected_block(const Options& o, LayerInfo& L, std::string_view prefix, i64 inputs,
                      i64 outputs, bool bn) {
-    add_param(L, prefixed(prefix, "biases"), {outputs}, outputs);
-    add_param(L, prefixed(prefix, "weights"), {outputs, inputs}, mul(o, {outputs, inputs}), {},
+    add_param(L, prefix, "biases", {outputs}, outputs);
+    add_param(L, prefix, "weights", {outputs, inputs}, mul(o, {outputs, inputs}), {},
               true);
     if (bn) {
-        add_param(L, prefixed(prefix, "scales"), {outputs}, outputs);
-        add_param(L, prefixed(prefix, "rolling_mean"), {outputs}, outputs);
-        add_param(L, prefixed(prefix, "rolling_variance"), {outputs}, outputs);
+        add_param(L, prefix, "scales", {outputs}, outputs);
+        add_param(L, prefix, "rolling_mean", {outputs}, outputs);
+        add_param(L, prefix, "rolling_variance", {outputs}, outputs);
     }
 }
 
-std::string activation(Options& o, Ctx& ctx, std::string_view key, std::string_view def,
-                       bool quiet = false) {
-    (void)quiet;
+std::string_view activation(Options& o, Ctx& ctx, std::string_view key, std::string_view def) {
     std::string name = o.s(key, def);
     for (auto a : kActivations) {
         if (a == name) {
-            return name;
+            return a;
         }
     }
     ctx.diagnostics.push_back({o.line_of(key), "activation '" + name + "' in " +
-                                                   o.section().name +
+                                                   std::string(o.section().name) +
                                                    " is unknown to darknet, which uses relu"});
     return "relu";
 }
 
 void need_image(const Options& o, const Ctx& ctx, std::string_view what) {
+    // darknet leaves out_w/h/c of [softmax], [cost] and [detection] at 0 (we
+    // report their input shape, which is what they compute on).
+    if (ctx.index > 0) {
+        std::string_view prev = ctx.layers[static_cast<std::size_t>(ctx.index - 1)].type;
+        if (prev == "softmax" || prev == "cost" || prev == "detection") {
+            o.fail("needs an image input, but the layer before it is [" + std::string(prev) +
+                   "], whose output darknet leaves without width, height and channels");
+        }
+    }
     if (!(ctx.in.c && ctx.in.h && ctx.in.w)) {
         o.fail("needs an image input, but the layer before it outputs " + shape_str(ctx.in) +
                " (darknet: \"Layer before " + std::string(what) +
@@ -353,15 +379,15 @@ i64 resolve_index(const Options& o, const Ctx& ctx, std::string_view key, i64 ra
 // parse_route()/parse_shortcut() list rule: 1 + number of commas elements,
 // each atoi() of the text after the previous comma.
 std::vector<int> index_list(const Options& o, const Ctx& ctx, std::string_view key,
-                            const std::string& value) {
+                            std::string_view value) {
     std::vector<int> out;
     std::size_t pos = 0;
     while (true) {
         std::size_t comma = value.find(',', pos);
-        std::string_view part(value);
-        part = part.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        std::string_view part =
+            value.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
         out.push_back(static_cast<int>(resolve_index(o, ctx, key, c_atoi(part))));
-        if (comma == std::string::npos) {
+        if (comma == std::string_view::npos) {
             break;
         }
         pos = comma + 1;
@@ -370,7 +396,7 @@ std::vector<int> index_list(const Options& o, const Ctx& ctx, std::string_view k
 }
 
 // [yolo]/[Gaussian_yolo] mask: commas counted up to the first '#'.
-i64 mask_count(const std::string& value) {
+i64 mask_count(std::string_view value) {
     i64 n = 1;
     for (char ch : value) {
         if (ch == '#') {
@@ -453,7 +479,7 @@ Built build_convolutional(Options& o, Ctx& ctx, LayerInfo& L) {
         // make_convolutional_layer(): size, nweights, c and n must match.
         const ParamSpec* w = nullptr;
         for (const auto& p : other.params) {
-            if (p.name == "weights") w = &p;
+            if (p.base == "weights" && p.prefix.empty()) w = &p;
         }
         bool ok = other.type == "convolutional" && w != nullptr && w->shape[2] == size &&
                   w->shape[0] == n && other.input_shape.c == ctx.in.c &&
@@ -463,7 +489,7 @@ Built build_convolutional(Options& o, Ctx& ctx, LayerInfo& L) {
         }
         if (!ok) {
             o.fail_at("share_index", "shares the weights of layer " + std::to_string(idx) + " (" +
-                                         other.type +
+                                         std::string(other.type) +
                                          "), whose size, filters or channels differ (darknet: "
                                          "\"Layer size, nweights, channels or filters don't "
                                          "match for the share_layer\")");
@@ -491,13 +517,13 @@ Built build_deconvolutional(Options& o, Ctx& ctx, LayerInfo& L) {
     need_positive(o, "stride", stride);
     Shape3 out{n, (ctx.in.h - 1) * stride + size - 2 * padding,
                (ctx.in.w - 1) * stride + size - 2 * padding};
-    add_param(L, "biases", {n}, n);
+    add_param(L, {}, "biases", {n}, n);
     if (bn) {
-        add_param(L, "scales", {n}, n);
-        add_param(L, "rolling_mean", {n}, n);
-        add_param(L, "rolling_variance", {n}, n);
+        add_param(L, {}, "scales", {n}, n);
+        add_param(L, {}, "rolling_mean", {n}, n);
+        add_param(L, {}, "rolling_variance", {n}, n);
     }
-    add_param(L, "weights", {ctx.in.c, n, size, size}, mul(o, {ctx.in.c, n, size, size}));
+    add_param(L, {}, "weights", {ctx.in.c, n, size, size}, mul(o, {ctx.in.c, n, size, size}));
     L.output_shape = out;
     return {out, out.size()};
 }
@@ -533,8 +559,8 @@ Built build_local(Options& o, Ctx& ctx, LayerInfo& L) {
         o.fail("has an empty output " + shape_str(out) + " for input " + shape_str(ctx.in));
     }
     i64 locations = oh * ow;
-    add_param(L, "biases", {n, oh, ow}, mul(o, {n, oh, ow}));
-    add_param(L, "weights", {locations, n, ctx.in.c, size, size},
+    add_param(L, {}, "biases", {n, oh, ow}, mul(o, {n, oh, ow}));
+    add_param(L, {}, "weights", {locations, n, ctx.in.c, size, size},
               mul(o, {locations, n, ctx.in.c, size, size}));
     L.output_shape = out;
     return {out, out.size()};
@@ -646,9 +672,9 @@ Built build_shortcut(Options& o, Ctx& ctx, LayerInfo& L) {
     L.inputs.insert(L.inputs.end(), froms.begin(), froms.end());
     i64 m = static_cast<i64>(froms.size());
     if (per == 1) {
-        add_param(L, "weights", {m + 1}, m + 1);
+        add_param(L, {}, "weights", {m + 1}, m + 1);
     } else if (per == 2) {
-        add_param(L, "weights", {m + 1, ctx.in.c}, mul(o, {m + 1, ctx.in.c}));
+        add_param(L, {}, "weights", {m + 1, ctx.in.c}, mul(o, {m + 1, ctx.in.c}));
     }
     L.output_shape = ctx.in;
     return {ctx.in, ctx.in.size()};
@@ -705,7 +731,7 @@ Built build_reorg(Options& o, Ctx& ctx, LayerInfo& L) {
 }
 
 Built build_head(Options& o, Ctx& ctx, LayerInfo& L) {
-    const std::string& t = o.type();
+    std::string_view t = o.type();
     i64 expected = 0;
     std::string why;
     if (t == "yolo" || t == "Gaussian_yolo") {
@@ -749,7 +775,8 @@ Built build_head(Options& o, Ctx& ctx, LayerInfo& L) {
         std::string prev;
         if (ctx.index > 0) {
             const LayerInfo& p = ctx.layers[static_cast<std::size_t>(ctx.index - 1)];
-            prev = "; its input, layer " + std::to_string(p.index) + " (" + p.type + ", line " +
+            prev = "; its input, layer " + std::to_string(p.index) + " (" + std::string(p.type) +
+                   ", line " +
                    std::to_string(p.line) + "), outputs " + shape_str(p.output_shape);
             if (p.type == "convolutional" && t != "detection") {
                 i64 hw = ctx.in.h * ctx.in.w;
@@ -765,7 +792,7 @@ Built build_head(Options& o, Ctx& ctx, LayerInfo& L) {
 }
 
 Built build_recurrent_fc(Options& o, Ctx& ctx, LayerInfo& L) {
-    const std::string& t = o.type();
+    std::string_view t = o.type();
     i64 output = o.i("output", 1);
     need_positive(o, "output", output);
     if (ctx.inputs < 1) {
@@ -858,17 +885,17 @@ Built build_recurrent_conv(Options& o, Ctx& ctx, LayerInfo& L) {
 
 Built build_simple(Options& o, Ctx& ctx, LayerInfo& L) {
     // Layers whose output has the input's shape and which store nothing.
-    const std::string& t = o.type();
+    std::string_view t = o.type();
     Shape3 out = ctx.in;
     i64 outputs = ctx.inputs;
     if (t == "avgpool") {
         out = {ctx.in.c, 1, 1};
         outputs = ctx.in.c;
     } else if (t == "batchnorm") {
-        add_param(L, "biases", {ctx.in.c}, ctx.in.c);
-        add_param(L, "scales", {ctx.in.c}, ctx.in.c);
-        add_param(L, "rolling_mean", {ctx.in.c}, ctx.in.c);
-        add_param(L, "rolling_variance", {ctx.in.c}, ctx.in.c);
+        add_param(L, {}, "biases", {ctx.in.c}, ctx.in.c);
+        add_param(L, {}, "scales", {ctx.in.c}, ctx.in.c);
+        add_param(L, {}, "rolling_mean", {ctx.in.c}, ctx.in.c);
+        add_param(L, {}, "rolling_variance", {ctx.in.c}, ctx.in.c);
     } else if (t == "dropout") {
         o.mark({"probability", "dropblock", "dropblock_size_rel", "dropblock_size_abs"});
     } else if (t == "softmax") {
@@ -909,7 +936,7 @@ Built build_simple(Options& o, Ctx& ctx, LayerInfo& L) {
         i64 atoms = o.i("atoms", 1);
         need_positive(o, "filters", filters);
         need_positive(o, "atoms", atoms);
-        add_param(L, "weights", {filters, atoms}, mul(o, {filters, atoms}));
+        add_param(L, {}, "weights", {filters, atoms}, mul(o, {filters, atoms}));
         out = {filters, atoms, 1};
         outputs = out.size();
     } else if (t == "iseg") {
@@ -923,7 +950,7 @@ Built build_simple(Options& o, Ctx& ctx, LayerInfo& L) {
 }
 
 Built build_layer(Options& o, Ctx& ctx, LayerInfo& L) {
-    const std::string& t = o.type();
+    std::string_view t = o.type();
     if (t == "convolutional") return build_convolutional(o, ctx, L);
     if (t == "deconvolutional") return build_deconvolutional(o, ctx, L);
     if (t == "connected") return build_connected(o, ctx, L);
@@ -959,10 +986,12 @@ std::vector<std::string> layer_types() {
     return out;
 }
 
-std::shared_ptr<const Config> build_config(const CfgText& text) {
+std::shared_ptr<const Config> build_config(CfgText text_in) {
     auto cfg = std::make_shared<Config>();
-    cfg->path = text.path;
-    cfg->diagnostics = text.diagnostics;
+    cfg->path = text_in.path;
+    cfg->diagnostics = std::move(text_in.diagnostics);
+    cfg->text = std::move(text_in);
+    const CfgText& text = cfg->text;
     const std::string& path = cfg->path;
     if (text.sections.empty()) {
         throw CfgError(path + ": no [net] section: the file has no sections at all", path, 0);
@@ -970,7 +999,7 @@ std::shared_ptr<const Config> build_config(const CfgText& text) {
     const CfgSection& net = text.sections.front();
     if (lookup_type(net.name) != "net") {
         throw CfgError(path + ":" + std::to_string(net.line) + ": the first section is " +
-                           net.name + "; darknet requires [net] or [network] first",
+                           std::string(net.name) + "; darknet requires [net] or [network] first",
                        path, net.line);
     }
     // Every section type must be known before anything else is reported, so
@@ -980,13 +1009,12 @@ std::shared_ptr<const Config> build_config(const CfgText& text) {
         std::string_view t = lookup_type(sec.name);
         if (t.empty() || t == "net") {
             throw CfgError(path + ":" + std::to_string(sec.line) + ": unknown section " +
-                               sec.name + " (layer " + std::to_string(s - 1) +
+                               std::string(sec.name) + " (layer " + std::to_string(s - 1) +
                                "); darknet does not know this layer type" +
                                (t == "net" ? " here: only the first section may be [net]" : ""),
                            path, sec.line);
         }
     }
-    cfg->net_line = net.line;
     {
         Options o(net, path, "net");
         i64 h = o.i("height", 0);
@@ -1008,13 +1036,6 @@ std::shared_ptr<const Config> build_config(const CfgText& text) {
         }
         cfg->input_shape = {c, h, w};
         cfg->input_size = inputs;
-        for (const auto& opt : net.options) {
-            if (opt.has_value &&
-                std::none_of(cfg->net_options.begin(), cfg->net_options.end(),
-                             [&](const auto& kv) { return kv.first == opt.key; })) {
-                cfg->net_options.emplace_back(opt.key, opt.value);
-            }
-        }
     }
     if (text.sections.size() < 2) {
         throw CfgError(path + ": the cfg has a [net] section but no layers", path, net.line);
@@ -1022,23 +1043,19 @@ std::shared_ptr<const Config> build_config(const CfgText& text) {
 
     std::vector<Shape3> record_out;
     std::vector<i64> record_outputs;
+    record_out.reserve(text.sections.size());
+    record_outputs.reserve(text.sections.size());
+    cfg->layers.reserve(text.sections.size());
     Shape3 in = cfg->input_shape;
     i64 inputs = cfg->input_size;
     for (std::size_t s = 1; s < text.sections.size(); ++s) {
         const CfgSection& sec = text.sections[s];
         LayerInfo L;
         L.index = static_cast<int>(s - 1);
-        L.type = std::string(lookup_type(sec.name));
+        L.type = lookup_type(sec.name);
         L.section = sec.name;
         L.line = sec.line;
-        for (const auto& opt : sec.options) {
-            if (opt.has_value &&
-                std::none_of(L.options.begin(), L.options.end(),
-                             [&](const auto& kv) { return kv.first == opt.key; })) {
-                L.options.emplace_back(opt.key, opt.value);
-                L.option_lines.push_back(opt.line);
-            }
-        }
+        L.params.reserve(5);
         if (L.index > 0) {
             L.inputs = {L.index - 1};
         }
@@ -1056,8 +1073,8 @@ std::shared_ptr<const Config> build_config(const CfgText& text) {
             std::vector<ParamSpec> kept;
             i64 off = 0;
             for (auto p : L.params) {
-                if (p.name == "scales" || p.name == "rolling_mean" ||
-                    p.name == "rolling_variance") {
+                if (p.base == "scales" || p.base == "rolling_mean" ||
+                    p.base == "rolling_variance") {
                     continue;
                 }
                 p.offset = off;

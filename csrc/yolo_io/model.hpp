@@ -3,7 +3,9 @@
 // .weights file (spec section 5). Pure data; no file access.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <string_view>
 #include <memory>
 #include <string>
 #include <utility>
@@ -23,30 +25,38 @@ struct Shape3 {
 // One array a layer stores. Offsets and counts are in float32 elements and
 // relative to the start of the layer's data.
 struct ParamSpec {
-    std::string name;
-    std::vector<std::int64_t> shape;
-    // Element strides of the view; empty means C-contiguous.
-    std::vector<std::int64_t> strides;
+    static constexpr int kMaxDims = 6;
+    // The name is `prefix.base` (sub-layers of rnn/lstm/...) or just `base`;
+    // both point to string literals.
+    std::string_view prefix;
+    std::string_view base;
+    int ndim = 0;
+    std::array<std::int64_t, kMaxDims> shape{};
+    // Element strides of the view when `strided`; otherwise C-contiguous.
+    bool strided = false;
+    std::array<std::int64_t, kMaxDims> strides{};
     std::int64_t offset = 0;
     std::int64_t count = 0;
     // A connected-layer weight matrix (outputs, inputs): a legacy header
     // (major or minor > 1000) means the file holds it as [inputs][outputs].
     bool legacy_transpose = false;
+
+    std::string name() const {
+        return prefix.empty() ? std::string(base) : std::string(prefix) + "." + std::string(base);
+    }
 };
 
 struct LayerInfo {
     int index = 0;
-    std::string type;     // canonical darknet name, e.g. "convolutional"
-    std::string section;  // the header line as written, e.g. "[conv]"
-    int line = 0;         // line of the [section]
-    std::vector<std::pair<std::string, std::string>> options;  // first copy of each key
-    std::vector<int> option_lines;
-    std::vector<int> inputs;  // absolute indices; empty = the network input
+    std::string_view type;     // canonical darknet name, e.g. "convolutional"
+    std::string_view section;  // the header line as written, e.g. "[conv]"
+    int line = 0;              // line of the [section]
+    std::vector<int> inputs;   // absolute indices; empty = the network input
     Shape3 input_shape;
     Shape3 output_shape;
     std::int64_t input_size = 0;   // darknet's l.inputs (flat)
     std::int64_t output_size = 0;  // darknet's l.outputs (flat)
-    std::string activation;        // effective darknet activation; empty = none
+    std::string_view activation;   // effective darknet activation; empty = none
     std::vector<ParamSpec> params;
     std::int64_t nfloats = 0;      // floats this layer reads from .weights
     bool dontload = false;         // dontload=1: nothing read
@@ -55,18 +65,20 @@ struct LayerInfo {
 
 struct Config {
     std::string path;
-    int net_line = 0;
-    std::vector<std::pair<std::string, std::string>> net_options;
+    CfgText text;  // the sections; layer i is text.sections[i + 1]
     Shape3 input_shape;
     std::int64_t input_size = 0;  // [net] inputs
     std::vector<LayerInfo> layers;
     std::vector<Diagnostic> diagnostics;
     std::int64_t total_floats = 0;
+
+    const CfgSection& net_section() const { return text.sections.front(); }
+    const CfgSection& section_of(std::size_t layer) const { return text.sections[layer + 1]; }
 };
 
 // Builds the layer model. Throws CfgError (with the line) for whatever darknet
 // would refuse, crash on, or silently turn into a wrong network.
-std::shared_ptr<const Config> build_config(const CfgText& text);
+std::shared_ptr<const Config> build_config(CfgText text);
 
 // Convenience: read_cfg_text + build_config.
 std::shared_ptr<const Config> parse_config(std::string_view text, const std::string& path);

@@ -51,20 +51,18 @@ std::string escaped_prefix(const MappedFile& f, std::size_t n) {
     return out;
 }
 
+// Text (ASCII or UTF-8): no control characters but tab, LF and CR in the
+// first 64 bytes. A real header has zero bytes (major 0) or, for legacy float
+// headers, control bytes; neither passes.
 bool looks_like_text(const MappedFile& f) {
     std::size_t len = std::min<std::size_t>(64, static_cast<std::size_t>(f.size()));
     if (len == 0) {
         return false;
     }
-    const std::uint8_t* p = f.data();
-    std::size_t i = 0;
-    if (len >= 3 && p[0] == 0xef && p[1] == 0xbb && p[2] == 0xbf) {
-        i = 3;  // UTF-8 byte-order mark
-    }
-    for (; i < len; ++i) {
-        unsigned char ch = p[i];
-        bool printable = (ch >= 0x20 && ch < 0x7f) || ch == '\n' || ch == '\r' || ch == '\t';
-        if (!printable) {
+    for (std::size_t i = 0; i < len; ++i) {
+        unsigned char ch = f.data()[i];
+        bool control = (ch < 0x20 && ch != '\n' && ch != '\r' && ch != '\t') || ch == 0x7f;
+        if (control) {
             return false;
         }
     }
@@ -106,7 +104,7 @@ void check_magic(const MappedFile& f) {
 
 std::string layer_desc(const Config& c, std::size_t i) {
     const LayerInfo& L = c.layers[i];
-    return "layer " + std::to_string(i) + " (" + L.type + ", " + c.path + " line " +
+    return "layer " + std::to_string(i) + " (" + std::string(L.type) + ", " + c.path + " line " +
            std::to_string(L.line) + ")";
 }
 
@@ -246,10 +244,19 @@ Weights::Weights(std::shared_ptr<const Config> config, std::shared_ptr<const Map
                "8-byte `seen`, or set the header's minor version to 1). ";
     }
     if (boundary) {
+        // Layers that store nothing end at the same byte: any cutoff from the
+        // last storing layer + 1 up to `first` writes this same file.
+        std::size_t min_cut = first;
+        while (min_cut > 0 && c.layers[min_cut - 1].nfloats == 0) {
+            --min_cut;
+        }
+        std::string cut = min_cut == first ? std::to_string(first)
+                                           : std::to_string(min_cut) + " to " +
+                                                 std::to_string(first);
         msg += "The file ends exactly where " + layer_desc(c, first) +
                " begins: it looks like a partial file covering the first " +
-               std::to_string(first) + " layers (0.." + std::to_string(first) +
-               " exclusive), as written by `darknet partial`; pass partial=True to load it.";
+               std::to_string(first) + " layers, as written by `darknet partial` with a "
+               "cutoff of " + cut + "; pass partial=True to load it.";
     } else {
         const std::int64_t begin = offsets_[first];
         const std::int64_t end = begin + 4 * c.layers[first].nfloats;

@@ -43,9 +43,10 @@ class CfgLayer:
     Everything here comes from the cfg; nothing reads a weights file.
     """
 
-    __slots__ = ("_info",)
+    __slots__ = ("_cfg", "_info")
 
-    def __init__(self, info: _core.LayerInfo) -> None:
+    def __init__(self, cfg: _core.Config, info: _core.LayerInfo) -> None:
+        self._cfg = cfg
         self._info = info
 
     @property
@@ -72,11 +73,11 @@ class CfgLayer:
     def options(self) -> Mapping[str, str]:
         """The options as written (values with spaces deleted, as darknet reads
         them); for a repeated key, the first copy, which is the one darknet uses."""
-        return MappingProxyType(dict(self._info.options))
+        return MappingProxyType({k: v for k, v, _ in self._cfg.layer_options(self.index)})
 
     def option_line(self, key: str) -> int:
         """The cfg line of option ``key``. Raises KeyError when it is absent."""
-        for (k, _), line in zip(self._info.options, self._info.option_lines, strict=True):
+        for k, _, line in self._cfg.layer_options(self.index):
             if k == key:
                 return line
         raise KeyError(key)
@@ -160,7 +161,7 @@ class Config(Sequence[CfgLayer]):
     @property
     def net_options(self) -> Mapping[str, str]:
         """The ``[net]`` options as written."""
-        return MappingProxyType(dict(self._cfg.net_options))
+        return MappingProxyType({k: v for k, v, _ in self._cfg.net_options})
 
     @property
     def warnings(self) -> tuple[str, ...]:
@@ -200,11 +201,11 @@ class Config(Sequence[CfgLayer]):
     def __getitem__(self, i: int | slice) -> CfgLayer | list[CfgLayer]:
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
-        return CfgLayer(self._cfg.layer(_normalize_index(i, len(self))))
+        return CfgLayer(self._cfg, self._cfg.layer(_normalize_index(i, len(self))))
 
     def __iter__(self) -> Iterator[CfgLayer]:
         for i in range(len(self)):
-            yield CfgLayer(self._cfg.layer(i))
+            yield CfgLayer(self._cfg, self._cfg.layer(i))
 
     def __repr__(self) -> str:
         c, h, w = self.input_shape
@@ -283,7 +284,7 @@ class Layer(CfgLayer):
     __slots__ = ("_net",)
 
     def __init__(self, net: Network, info: _core.LayerInfo) -> None:
-        super().__init__(info)
+        super().__init__(net._config._cfg, info)
         self._net = net
 
     @property

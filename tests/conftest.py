@@ -1,0 +1,120 @@
+"""Shared fixtures: the real-cfg corpus next to the checkout, and small cfgs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from yolo_io.testing import write_weights
+
+# ../shared/cfg next to the checkout (the project's CI layout). A user's clone
+# does not have it: tests that need it skip with a message.
+SHARED_CFG = Path(__file__).resolve().parents[2] / "shared" / "cfg"
+CORPUS_REASON = f"the real-cfg corpus is not at {SHARED_CFG} (it lives beside the checkout in CI)"
+
+
+def corpus_cfgs() -> list[Path]:
+    return sorted(SHARED_CFG.glob("*.cfg")) if SHARED_CFG.is_dir() else []
+
+
+def manifest_sizes() -> dict[str, int]:
+    """cfg name -> computed .weights bytes (20-byte header) from MANIFEST.md."""
+    out: dict[str, int] = {}
+    for line in (SHARED_CFG / "MANIFEST.md").read_text().splitlines():
+        cols = [c.strip() for c in line.split("|")]
+        if len(cols) > 8 and cols[1].endswith(".cfg"):
+            m = re.match(r"\**(\d+)", cols[7])
+            if m:
+                out[cols[1]] = int(m.group(1))
+    return out
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not SHARED_CFG.is_dir():
+        pytest.skip(CORPUS_REASON)
+    return SHARED_CFG
+
+
+def corpus_param(exclude: tuple[str, ...] = ()) -> list[object]:
+    """Parametrize over corpus cfgs; a single skipping param when it is absent."""
+    cfgs = [c for c in corpus_cfgs() if c.name not in exclude]
+    if not cfgs:
+        return [pytest.param(None, marks=pytest.mark.skip(reason=CORPUS_REASON), id="no-corpus")]
+    return [pytest.param(c, id=c.name) for c in cfgs]
+
+
+# A small detector using most byte-storing features: conv with and without BN,
+# groups, a route with groups, a shortcut, maxpool size 2 stride 1, upsample,
+# a yolo head. 8x8 input keeps files tiny.
+TINY_CFG = """\
+[net]
+width=8
+height=8
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=4
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=2
+pad=1
+groups=2
+activation=mish
+
+[route]
+layers=-1
+groups=2
+group_id=1
+
+[convolutional]
+filters=8
+size=1
+activation=linear
+
+[shortcut]
+from=-3
+activation=linear
+
+[maxpool]
+size=2
+stride=1
+
+[upsample]
+stride=2
+
+[convolutional]
+filters=18
+size=1
+stride=1
+pad=1
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=1,1, 2,2, 3,3
+classes=1
+num=3
+"""
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.cfg"
+    path.write_text(TINY_CFG)
+    return path
+
+
+@pytest.fixture
+def tiny_weights(tmp_path: Path, tiny_cfg: Path) -> Path:
+    return write_weights(tmp_path / "tiny.weights", tiny_cfg, seed=7)

@@ -1,0 +1,23 @@
+"""The README's first example runs as written (no downloads)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_first_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    block = re.search(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert block is not None
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block.group(1), str(README), "exec"), {})
+    out = capsys.readouterr().out
+    assert "Header(major=0, minor=2, revision=5" in out
+    assert "0 convolutional (16, 16, 16) leaky" in out
+    assert "weights (16, 3, 3, 3)" in out
+    assert (tmp_path / "tiny.weights").is_file()
