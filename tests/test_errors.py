@@ -149,7 +149,7 @@ def test_loading_never_modifies_the_file(tmp_path: Path, tiny_cfg: Path, tiny_we
     net = yolo_io.load(tiny_weights, tiny_cfg)
     for layer in net:
         for a in layer.params.values():
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match="read-only"):
                 a[...] = 0
     assert tiny_weights.read_bytes() == before
 

@@ -84,7 +84,7 @@ def test_share_index_stores_nothing() -> None:
 
 
 def test_share_index_with_other_shapes_is_an_error() -> None:
-    with pytest.raises(yolo_io.CfgError, match="share_index|shares the weights") as e:
+    with pytest.raises(yolo_io.CfgError, match=r"shares the weights") as e:
         parse(net() + "[convolutional]\nfilters=3\nsize=3\npad=1\n"
               "[convolutional]\nfilters=5\nsize=3\npad=1\nshare_index=0\n")
     assert e.value.line == 13
@@ -112,7 +112,7 @@ def test_conv_after_softmax_is_an_error_but_after_connected_is_1x1() -> None:
 
 @pytest.mark.parametrize("bad", ["filters=0", "size=0", "stride=-1", "size=99", "filters=-3"])
 def test_conv_with_impossible_sizes_is_an_error(bad: str) -> None:
-    with pytest.raises(yolo_io.CfgError, match="line|must be|larger") as e:
+    with pytest.raises(yolo_io.CfgError, match=r"must be|larger|stride=0") as e:
         parse(net() + f"[convolutional]\n{bad}\n")
     assert e.value.line in (5, 6)
 

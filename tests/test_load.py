@@ -69,7 +69,7 @@ def test_views_are_readonly_zero_copy_and_outlive_the_network(tiny_cfg: Path, ti
     assert np.shares_memory(w, net.raw)
     with pytest.raises(ValueError, match="read-only"):
         w[0, 0, 0, 0] = 1.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="cannot set WRITEABLE"):
         w.setflags(write=True)
     expected = w.copy()
     del net
@@ -82,7 +82,7 @@ def test_close_and_context_manager(tiny_cfg: Path, tiny_weights: Path) -> None:
         b = net[0].params["biases"]
         layer = net[0]
     assert net.closed
-    with pytest.raises(yolo_io.YoloIOError, match="network is closed: .*tiny.weights"):
+    with pytest.raises(yolo_io.YoloIOError, match=r"network is closed: .*tiny\.weights"):
         _ = layer.params
     with pytest.raises(yolo_io.YoloIOError, match="closed"):
         _ = net.header

@@ -294,6 +294,13 @@ void add_param(LayerInfo& L, std::string_view prefix, std::string_view base,
     L.params.push_back(p);
 }
 
+// scales, rolling_mean, rolling_variance: n each.
+void bn_params(LayerInfo& L, std::string_view prefix, i64 n) {
+    add_param(L, prefix, "scales", {n}, n);
+    add_param(L, prefix, "rolling_mean", {n}, n);
+    add_param(L, prefix, "rolling_variance", {n}, n);
+}
+
 // load_convolutional_weights(): biases, [scales, rolling_mean,
 // rolling_variance], weights (n, c/groups, size, size).
 void conv_block(const Options& o, LayerInfo& L, std::string_view prefix, i64 n, i64 c,
@@ -301,9 +308,7 @@ void conv_block(const Options& o, LayerInfo& L, std::string_view prefix, i64 n, 
     i64 cg = c / groups;
     add_param(L, prefix, "biases", {n}, n);
     if (bn) {
-        add_param(L, prefix, "scales", {n}, n);
-        add_param(L, prefix, "rolling_mean", {n}, n);
-        add_param(L, prefix, "rolling_variance", {n}, n);
+        bn_params(L, prefix, n);
     }
     i64 count = mul(o, {cg, n, size, size});
     if (flipped) {
@@ -322,9 +327,7 @@ void connected_block(const Options& o, LayerInfo& L, std::string_view prefix, i6
     add_param(L, prefix, "weights", {outputs, inputs}, mul(o, {outputs, inputs}), {},
               true);
     if (bn) {
-        add_param(L, prefix, "scales", {outputs}, outputs);
-        add_param(L, prefix, "rolling_mean", {outputs}, outputs);
-        add_param(L, prefix, "rolling_variance", {outputs}, outputs);
+        bn_params(L, prefix, outputs);
     }
 }
 
@@ -519,9 +522,7 @@ Built build_deconvolutional(Options& o, Ctx& ctx, LayerInfo& L) {
                (ctx.in.w - 1) * stride + size - 2 * padding};
     add_param(L, {}, "biases", {n}, n);
     if (bn) {
-        add_param(L, {}, "scales", {n}, n);
-        add_param(L, {}, "rolling_mean", {n}, n);
-        add_param(L, {}, "rolling_variance", {n}, n);
+        bn_params(L, {}, n);
     }
     add_param(L, {}, "weights", {ctx.in.c, n, size, size}, mul(o, {ctx.in.c, n, size, size}));
     L.output_shape = out;
@@ -893,9 +894,7 @@ Built build_simple(Options& o, Ctx& ctx, LayerInfo& L) {
         outputs = ctx.in.c;
     } else if (t == "batchnorm") {
         add_param(L, {}, "biases", {ctx.in.c}, ctx.in.c);
-        add_param(L, {}, "scales", {ctx.in.c}, ctx.in.c);
-        add_param(L, {}, "rolling_mean", {ctx.in.c}, ctx.in.c);
-        add_param(L, {}, "rolling_variance", {ctx.in.c}, ctx.in.c);
+        bn_params(L, {}, ctx.in.c);
     } else if (t == "dropout") {
         o.mark({"probability", "dropblock", "dropblock_size_rel", "dropblock_size_abs"});
     } else if (t == "softmax") {

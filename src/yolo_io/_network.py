@@ -6,7 +6,7 @@ import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import NamedTuple, overload
+from typing import NamedTuple, final, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -316,6 +316,7 @@ class Layer(CfgLayer):
         return self._net._live().loaded(self.index)
 
 
+@final
 class Network(Sequence[Layer]):
     """A ``.weights`` file, memory-mapped and checked against its cfg.
 
