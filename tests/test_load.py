@@ -193,3 +193,23 @@ def test_threads_read_views_concurrently(tiny_cfg: Path, tiny_weights: Path) -> 
     with ThreadPoolExecutor(4) as ex:
         results = list(ex.map(total, range(16)))
     assert len(set(results)) == 1
+
+
+def test_files_over_4_gib_use_64_bit_offsets(tmp_path: Path) -> None:
+    # A sparse file: no disk space is used, and only the pages read are touched.
+    cfg = yolo_io.parse_cfg(
+        "[net]\ninputs=40000\n[connected]\noutput=30000\n[connected]\noutput=7\n")
+    size = cfg.expected_size()
+    assert size > 1 << 32
+    path = tmp_path / "huge.weights"
+    with path.open("wb") as f:
+        f.write(header_bytes())
+        f.truncate(size)
+    net = yolo_io.load(path, cfg)
+    big, last = net[0], net[1]
+    assert big.nbytes == 4 * (30000 + 30000 * 40000)
+    assert last.offset == 20 + big.nbytes > 1 << 32
+    w = last.params["weights"]
+    assert w.shape == (7, 30000)
+    assert w[-1, -1] == 0.0  # reads the last page of the file
+    assert big.params["weights"].shape == (30000, 40000)
