@@ -45,7 +45,7 @@ def test_any_cfg_text_parses_or_raises_cfg_error(lines: list[str]) -> None:
         try:
             cfg = yolo_io.parse_cfg(text)
         except yolo_io.CfgError as e:
-            assert e.line >= 0 and str(e)
+            assert e.line >= 0 and str(e)  # noqa: PT017 - either outcome is allowed
             return
     for layer in cfg:
         assert layer.param_count >= 0
@@ -92,7 +92,7 @@ def test_any_bytes_load_or_raise_format_error(tmp_path: Path, data: bytes) -> No
     try:
         net = yolo_io.load(path, cfg)
     except yolo_io.FormatError as e:
-        assert str(path) in str(e)
+        assert str(path) in str(e)  # noqa: PT017 - either outcome is allowed
         return
     assert len(data) == net.header.size + 4 * 9
     assert net[0].params["weights"].shape == (3, 2, 1, 1)
