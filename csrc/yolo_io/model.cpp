@@ -518,8 +518,8 @@ Built build_deconvolutional(Options& o, Ctx& ctx, LayerInfo& L) {
     need_positive(o, "filters", n);
     need_positive(o, "size", size);
     need_positive(o, "stride", stride);
-    Shape3 out{n, (ctx.in.h - 1) * stride + size - 2 * padding,
-               (ctx.in.w - 1) * stride + size - 2 * padding};
+    Shape3 out{n, sat_mul(ctx.in.h - 1, stride) + size - 2 * padding,
+               sat_mul(ctx.in.w - 1, stride) + size - 2 * padding};
     add_param(L, {}, "biases", {n}, n);
     if (bn) {
         bn_params(L, {}, n);
@@ -559,7 +559,7 @@ Built build_local(Options& o, Ctx& ctx, LayerInfo& L) {
     if (oh < 1 || ow < 1) {
         o.fail("has an empty output " + shape_str(out) + " for input " + shape_str(ctx.in));
     }
-    i64 locations = oh * ow;
+    i64 locations = mul(o, {oh, ow});
     add_param(L, {}, "biases", {n, oh, ow}, mul(o, {n, oh, ow}));
     add_param(L, {}, "weights", {locations, n, ctx.in.c, size, size},
               mul(o, {locations, n, ctx.in.c, size, size}));
@@ -715,7 +715,7 @@ Built build_upsample(Options& o, Ctx& ctx, LayerInfo& L) {
     if (stride == 0) {
         o.fail_at("stride", "has stride=0");
     }
-    Shape3 out = stride > 0 ? Shape3{ctx.in.c, ctx.in.h * stride, ctx.in.w * stride}
+    Shape3 out = stride > 0 ? Shape3{ctx.in.c, sat_mul(ctx.in.h, stride), sat_mul(ctx.in.w, stride)}
                             : Shape3{ctx.in.c, ctx.in.h / -stride, ctx.in.w / -stride};
     L.output_shape = out;
     return {out, out.size()};
@@ -725,8 +725,9 @@ Built build_reorg(Options& o, Ctx& ctx, LayerInfo& L) {
     i64 stride = o.i("stride", 1);
     i64 reverse = o.i("reverse", 0);
     need_positive(o, "stride", stride);
-    Shape3 out = reverse ? Shape3{ctx.in.c / (stride * stride), ctx.in.h * stride, ctx.in.w * stride}
-                         : Shape3{ctx.in.c * stride * stride, ctx.in.h / stride, ctx.in.w / stride};
+    const i64 s2 = sat_mul(stride, stride);
+    Shape3 out = reverse ? Shape3{ctx.in.c / s2, sat_mul(ctx.in.h, stride), sat_mul(ctx.in.w, stride)}
+                         : Shape3{sat_mul(ctx.in.c, s2), ctx.in.h / stride, ctx.in.w / stride};
     L.output_shape = out;
     return {out, out.size()};
 }
@@ -743,7 +744,7 @@ Built build_head(Options& o, Ctx& ctx, LayerInfo& L) {
             n = mask_count(mask->value);
         }
         i64 per = t == "yolo" ? 5 : 9;
-        expected = ctx.in.h * ctx.in.w * n * (classes + per);
+        expected = sat_mul(sat_mul(sat_mul(ctx.in.h, ctx.in.w), n), classes + per);
         why = std::to_string(n) + " anchors in mask x (classes=" + std::to_string(classes) + " + " +
               std::to_string(per) + ") = " + std::to_string(n * (classes + per)) + " channels";
     } else if (t == "region") {
@@ -751,7 +752,7 @@ Built build_head(Options& o, Ctx& ctx, LayerInfo& L) {
         i64 classes = o.i("classes", 20);
         i64 num = o.i("num", 1);
         o.i("softmax", 0);
-        expected = ctx.in.h * ctx.in.w * num * (classes + coords + 1);
+        expected = sat_mul(sat_mul(sat_mul(ctx.in.h, ctx.in.w), num), classes + coords + 1);
         why = "num=" + std::to_string(num) + " x (classes=" + std::to_string(classes) +
               " + coords=" + std::to_string(coords) + " + 1) = " +
               std::to_string(num * (classes + coords + 1)) + " channels";
@@ -760,7 +761,7 @@ Built build_head(Options& o, Ctx& ctx, LayerInfo& L) {
         i64 classes = o.i("classes", 1);
         i64 num = o.i("num", 1);
         i64 side = o.i("side", 7);
-        expected = side * side * ((1 + coords) * num + classes);
+        expected = sat_mul(sat_mul(side, side), sat_mul(1 + coords, num) + classes);
         why = "side^2 x ((1 + coords) x num + classes) = " + std::to_string(expected) + " values";
     }
     if (t == "yolo") {
@@ -780,7 +781,7 @@ Built build_head(Options& o, Ctx& ctx, LayerInfo& L) {
                    ", line " +
                    std::to_string(p.line) + "), outputs " + shape_str(p.output_shape);
             if (p.type == "convolutional" && t != "detection") {
-                i64 hw = ctx.in.h * ctx.in.w;
+                i64 hw = sat_mul(ctx.in.h, ctx.in.w);
                 prev += ": set filters=" + std::to_string(hw ? expected / hw : 0) + " there";
             }
         }
@@ -926,7 +927,7 @@ Built build_simple(Options& o, Ctx& ctx, LayerInfo& L) {
         outputs = out.size();
     } else if (t == "history") {
         i64 hs = o.i("history_size", 4);
-        out = {ctx.in.c * hs, ctx.in.h, ctx.in.w};
+        out = {sat_mul(ctx.in.c, hs), ctx.in.h, ctx.in.w};
         outputs = out.size();
     } else if (t == "implicit") {
         o.f("mean", 0.0);
@@ -971,6 +972,15 @@ Built build_layer(Options& o, Ctx& ctx, LayerInfo& L) {
 }
 
 }  // namespace
+
+std::int64_t sat_mul(std::int64_t a, std::int64_t b) {
+    std::int64_t r = 0;
+    if (__builtin_mul_overflow(a, b, &r)) {
+        return (a < 0) != (b < 0) ? std::numeric_limits<std::int64_t>::min()
+                                  : std::numeric_limits<std::int64_t>::max();
+    }
+    return r;
+}
 
 std::vector<std::string> layer_types() {
     std::vector<std::string> out;
@@ -1094,6 +1104,9 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
                     L.type == "detection" || L.type == "dropout" || L.type == "activation" ||
                     L.type == "empty" || L.type == "contrastive" || L.type == "logistic" ||
                     L.type == "l2norm";
+        if (out.size() > kMaxFloats || b.record_outputs > kMaxFloats) {
+            o.fail("produces an output too large to address (" + shape_str(out) + ")");
+        }
         if (!flat && (out.c < 1 || out.h < 1 || out.w < 1)) {
             o.fail("produces an empty output " + shape_str(out) + " from its input " +
                    shape_str(in));

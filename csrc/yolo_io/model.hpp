@@ -15,11 +15,15 @@
 
 namespace yolo_io {
 
+// Product that saturates at INT64_MAX (or INT64_MIN) instead of overflowing:
+// cfg values are attacker-controlled, and a saturated size is then refused.
+std::int64_t sat_mul(std::int64_t a, std::int64_t b);
+
 struct Shape3 {
     std::int64_t c = 0;
     std::int64_t h = 0;
     std::int64_t w = 0;
-    std::int64_t size() const { return c * h * w; }
+    std::int64_t size() const { return sat_mul(sat_mul(c, h), w); }
 };
 
 // One array a layer stores. Offsets and counts are in float32 elements and
