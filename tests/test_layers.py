@@ -360,3 +360,17 @@ def test_unknown_activation_becomes_relu_with_a_warning() -> None:
 def test_huge_values_are_refused_not_overflowed(body: str) -> None:
     with pytest.raises(yolo_io.CfgError, match="too large|overflows|empty output|expects"):
         parse(net() + body)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[net]\nwidth=2147483647\nheight=3\nchannels=2147483647\n[reorg3d]\n",
+     "[net]\nwidth=1\nheight=2147483647\nchannels=2147483647\n[upsample]\n",
+     "[net]\nwidth=7\nheight=3\nchannels=2\n[contrastive]\nyolo_layer=-1000000,5\n",
+     "[net]\nwidth=183\nheight=1\nchannels=3\n[deconvolutional]\npadding=2147483648\n",
+     "[net]\nwidth=2147483647\nheight=416\nchannels=2147483647\n[detection]\nside=-2147483647\n"],
+)
+def test_fuzzer_findings_are_cfg_errors(text: str) -> None:
+    # Found by a sanitizer fuzz run: signed overflow and an unchecked index.
+    with pytest.raises(yolo_io.CfgError):
+        parse(text)

@@ -911,7 +911,8 @@ Built build_simple(Options& o, Ctx& ctx, LayerInfo& L) {
         i64 yolo = o.i("yolo_layer", 0);
         if (yolo < 0) yolo = ctx.index + yolo;
         if (yolo != 0) {
-            if (yolo >= ctx.index || ctx.layers[static_cast<std::size_t>(yolo)].type != "yolo") {
+            if (yolo < 0 || yolo >= ctx.index ||
+                ctx.layers[static_cast<std::size_t>(yolo)].type != "yolo") {
                 o.fail_at("yolo_layer", "has yolo_layer pointing at layer " +
                                             std::to_string(yolo) + ", which is not a [yolo] layer "
                                             "before it");
@@ -1029,13 +1030,18 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
         i64 h = o.i("height", 0);
         i64 w = o.i("width", 0);
         i64 c = o.i("channels", 0);
-        i64 inputs = o.i("inputs", h * w * c);
+        i64 inputs = o.i("inputs", sat_mul(sat_mul(h, w), c));
         o.mark(kNetKeys);
         o.report_unused(cfg->diagnostics);
         if (inputs <= 0 && !(h > 0 && w > 0 && c > 0)) {
             throw CfgError(path + ":" + std::to_string(net.line) +
                                ": [net] sets no input size: give width, height and channels "
                                "(or inputs) (darknet: \"No input parameters supplied\")",
+                           path, net.line);
+        }
+        if (sat_mul(sat_mul(h, w), c) > kMaxFloats) {
+            throw CfgError(path + ":" + std::to_string(net.line) +
+                               ": [net] width x height x channels is too large to address",
                            path, net.line);
         }
         if (h < 0 || w < 0 || c < 0) {
