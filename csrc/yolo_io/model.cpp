@@ -75,7 +75,7 @@ struct TypeName {
 
 // parser.c:string_to_layer_type() of [A], plus the [P]-only sections
 // ([deconvolutional], [logistic], [l2norm], [iseg]).
-constexpr std::array<TypeName, 46> kTypes = {{
+constexpr std::array<TypeName, 48> kTypes = {{
     {"[shortcut]", "shortcut"},
     {"[scale_channels]", "scale_channels"},
     {"[sam]", "sam"},
@@ -122,9 +122,9 @@ constexpr std::array<TypeName, 46> kTypes = {{
     {"[silence]", "empty"},
     {"[implicit]", "implicit"},
     {"[logistic]", "logistic"},
+    {"[l2norm]", "l2norm"},
+    {"[iseg]", "iseg"},
 }};
-// [l2norm] and [iseg] are handled by lookup_type() below to keep the table a
-// fixed size that matches darknet's list.
 
 std::string_view lookup_type(std::string_view section) {
     for (const auto& t : kTypes) {
@@ -133,12 +133,6 @@ std::string_view lookup_type(std::string_view section) {
             t.section == section) {
             return t.canonical;
         }
-    }
-    if (section == "[l2norm]") {
-        return "l2norm";
-    }
-    if (section == "[iseg]") {
-        return "iseg";
     }
     return {};
 }
@@ -260,7 +254,6 @@ std::string shape_str(const Shape3& s) {
 }
 
 struct Ctx {
-    const std::string& path;
     int index;
     Shape3 in;       // params.c/h/w: the previous layer's output
     i64 inputs;      // params.inputs
@@ -991,8 +984,6 @@ std::vector<std::string> layer_types() {
             out.emplace_back(t.canonical);
         }
     }
-    out.emplace_back("l2norm");
-    out.emplace_back("iseg");
     return out;
 }
 
@@ -1077,7 +1068,7 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
         L.input_shape = in;
         L.input_size = inputs;
         Options o(sec, path, L.type);
-        Ctx ctx{path, L.index, in, inputs, cfg->layers, record_out, record_outputs,
+        Ctx ctx{L.index, in, inputs, cfg->layers, record_out, record_outputs,
                 cfg->diagnostics};
         Built b = build_layer(o, ctx, L);
         o.mark(kCommonKeys);
