@@ -4,6 +4,7 @@ Nothing crashes, no array is silently wrong."""
 from __future__ import annotations
 
 import importlib
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -189,3 +190,10 @@ def test_header_bytes_rejects_nothing_silently() -> None:
     assert len(header_bytes((0, 2, 5))) == 20
     with pytest.raises(ValueError, match="layers must be"):
         write_weights("/dev/null", "[net]\ninputs=1\n[connected]\n", layers=5)
+
+
+def test_fifo_is_refused_without_blocking(tmp_path: Path, tiny_cfg: Path) -> None:
+    fifo = tmp_path / "pipe.weights"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        yolo_io.load(fifo, tiny_cfg)

@@ -11,7 +11,9 @@
 namespace yolo_io {
 
 MappedFile::MappedFile(std::string path) : path_(std::move(path)) {
-    int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
+    // below as not a regular file); it does not affect a regular file.
+    int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         throw std::system_error(errno, std::generic_category(), path_);
     }
