@@ -351,14 +351,14 @@ def test_unknown_activation_becomes_relu_with_a_warning() -> None:
     "body",
     ["[upsample]\nstride=2147483647\n[upsample]\nstride=2147483647\n",
      "[reorg]\nstride=2147483647\n",
-     "[history]\nhistory_size=2147483647\n[history]\nhistory_size=2147483647\n"
-     "[history]\nhistory_size=2147483647\n",
+     ("[history]\nhistory_size=2147483647\n[history]\nhistory_size=2147483647\n"
+      "[history]\nhistory_size=2147483647\n"),
      "[convolutional]\nfilters=2147483647\nsize=2147483647\npad=1\n",
      "[upsample]\nstride=65536\n[yolo]\nclasses=2147483647\nnum=2147483647\n",
      "[deconvolutional]\nstride=2147483647\n[deconvolutional]\nstride=2147483647\n"],
 )
 def test_huge_values_are_refused_not_overflowed(body: str) -> None:
-    with pytest.raises(yolo_io.CfgError, match="too large|overflows|empty output|expects"):
+    with pytest.raises(yolo_io.CfgError, match=r"too large|overflows|empty output|expects"):
         parse(net() + body)
 
 

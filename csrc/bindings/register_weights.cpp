@@ -3,6 +3,7 @@
 #include <string>
 
 #include "common.hpp"
+#include "yolo_io/fused.hpp"
 
 namespace yolo_io::bindings {
 
@@ -58,6 +59,32 @@ py::dict layer_params(const PyWeights& self, std::int64_t index) {
     return out;
 }
 
+// Hands an owned buffer to NumPy: one allocation, no copy; the capsule frees it.
+py::array to_numpy(OwnedArray&& a) {
+    py::dtype dt = a.dtype == DType::float32   ? py::dtype::of<float>()
+                   : a.dtype == DType::float16 ? py::dtype("float16")
+                                               : py::dtype::of<std::uint16_t>();
+    std::vector<py::ssize_t> shape(a.shape.begin(), a.shape.end());
+    std::uint8_t* data = a.data.release();
+    py::capsule owner(data, [](void* p) noexcept { delete[] static_cast<std::uint8_t*>(p); });
+    return py::array(dt, shape, data, owner);
+}
+
+py::tuple fused(const PyWeights& self, std::int64_t index, const std::string& layout,
+                const std::string& dtype, const std::string& flatten, bool fuse) {
+    const Weights& w = *self.weights;
+    int i = checked_index(w, index);
+    const DType dt = parse_dtype(dtype);
+    const Flatten fl = parse_flatten(flatten);
+    FusedLayer f;
+    {
+        py::gil_scoped_release release;
+        f = fuse_layer(w, i, layout, dt, fl, fuse);
+    }
+    return py::make_tuple(to_numpy(std::move(f.weights)), to_numpy(std::move(f.biases)),
+                          f.report.overflow);
+}
+
 }  // namespace
 
 void register_weights(py::module_& m) {
@@ -101,7 +128,10 @@ void register_weights(py::module_& m) {
              [](const PyWeights& s, std::int64_t i) {
                  return s.weights->loaded(checked_index(*s.weights, i));
              })
-        .def("params", &layer_params, "i"_a, "Read-only views of layer i's arrays.");
+        .def("params", &layer_params, "i"_a, "Read-only views of layer i's arrays.")
+        .def("fused", &fused, "i"_a, "layout"_a, "dtype"_a = "float32", "flatten"_a = "auto",
+             "fuse"_a = true,
+             "(weights, biases, overflow count) of layer i, BN fused, in layout and dtype.");
 
     m.def("header_size_for", &header_size_for, "major"_a, "minor"_a,
           "Header bytes (16 or 20) implied by a version.");

@@ -16,7 +16,14 @@ except ImportError as err:  # pragma: no cover - only without a build
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._errors import CfgError, CfgWarning, FormatError, WeightsSizeError, YoloIOError
+from ._errors import (
+    CfgError,
+    CfgWarning,
+    FormatError,
+    PrecisionWarning,
+    WeightsSizeError,
+    YoloIOError,
+)
 from ._network import CfgLayer, Config, Header, Layer, Network, load, parse_cfg
 
 try:
@@ -37,6 +44,7 @@ __all__ = [
     "Header",
     "Layer",
     "Network",
+    "PrecisionWarning",
     "WeightsSizeError",
     "YoloIOError",
     "__version__",

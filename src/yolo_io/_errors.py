@@ -6,7 +6,7 @@ raises them through a translator in ``csrc/bindings/register_errors.cpp``.
 
 from __future__ import annotations
 
-__all__ = ["CfgError", "CfgWarning", "FormatError", "WeightsSizeError", "YoloIOError"]
+__all__ = ["CfgError", "CfgWarning", "FormatError", "PrecisionWarning", "WeightsSizeError", "YoloIOError"]
 
 
 class YoloIOError(Exception):
@@ -62,3 +62,8 @@ class WeightsSizeError(FormatError):
 class CfgWarning(UserWarning):
     """Something in a ``.cfg`` that darknet ignores or replaces (an unused option,
     an unknown activation); darknet would go on, and so does yolo_io."""
+
+
+class PrecisionWarning(UserWarning):
+    """A conversion could not keep darknet's values: float16/bfloat16 overflow to
+    inf, or a batch-norm variance that another framework's epsilon cannot express."""

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from ._errors import CfgWarning, YoloIOError
+from ._errors import CfgWarning, PrecisionWarning, YoloIOError
 
 __all__ = ["CfgLayer", "Config", "Header", "Layer", "Network", "load", "parse_cfg"]
 
@@ -212,6 +212,14 @@ class Config(Sequence[CfgLayer]):
         return f"<Config {self.path!r}: {len(self)} layers, input {c}x{h}x{w}>"
 
 
+def _as_bfloat16(bits: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    try:
+        import ml_dtypes  # type: ignore[import-not-found]
+    except ImportError:
+        return bits
+    return bits.view(ml_dtypes.bfloat16)
+
+
 def _normalize_index(i: int, n: int) -> int:
     if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
         raise TypeError(f"layer indices must be integers, not {type(i).__name__}")
@@ -314,6 +322,118 @@ class Layer(CfgLayer):
     def loaded(self) -> bool:
         """False for a layer beyond the end of a partial file."""
         return self._net._live().loaded(self.index)
+
+    def fused(
+        self, layout: str | None = None, dtype: str = "float32", *, flatten: str = "auto"
+    ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]:
+        """(weights, bias) with batch norm folded in, computed in the C++ core.
+
+        For a convolutional or connected layer with ``batch_normalize``, darknet's
+        own fusion (``network.c:fuse_conv_batchnorm``, in double precision)::
+
+            w' = w * gamma / sqrt(var + 1e-5)      b' = beta - mean * gamma / sqrt(var + 1e-5)
+
+        Without batch norm: the stored arrays. A conv with ``share_index`` gives
+        the arrays of the layer it shares.
+
+        Args:
+            layout: convolutional: ``"OIHW"`` (darknet, PyTorch, ONNX; the
+                default), ``"HWIO"`` (TF/Keras Conv2D), ``"OHWI"`` (TFLite) or
+                ``"HWCM"`` (Keras DepthwiseConv2D, depthwise convs only; the
+                same bytes as HWIO). Connected: ``"OI"`` (torch Linear; the
+                default) or ``"IO"`` (Keras Dense).
+            dtype: ``"float32"``, ``"float16"`` (round to nearest even) or
+                ``"bfloat16"`` (returned as ``ml_dtypes.bfloat16`` when that
+                package is installed, else as the uint16 bit patterns).
+            flatten: for a connected layer whose input is an image (after a
+                conv or pool): the order of its input columns. ``"auto"``
+                re-orders darknet's CHW flattening to HWC for the ``"IO"``
+                layout, because Keras flattens NHWC tensors (keeping CHW there
+                is a classic silent bug of hand-written converters); ``"CHW"``
+                or ``"HWC"`` force one.
+
+        Returns:
+            Two new, writeable arrays (one allocation each, no further copy),
+            independent of the file.
+
+        Raises:
+            ValueError: not a conv/connected layer, an unknown layout or dtype,
+                HWCM on a conv that is not depthwise.
+            IndexError: the layer is past the end of a partial file.
+
+        Warns:
+            PrecisionWarning: values that overflow float16/bfloat16 to inf.
+
+        Example:
+            >>> w, b = net[0].fused(layout="HWIO")      # Keras Conv2D kernel, bias
+        """
+        return self._fused(layout, dtype, flatten, fuse=True)
+
+    def _fused(
+        self, layout: str | None, dtype: str, flatten: str, *, fuse: bool
+    ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]:
+        if layout is None:
+            layout = "OI" if self.type == "connected" else "OIHW"
+        w, b, overflow = self._net._live().fused(self.index, layout, dtype, flatten, fuse)
+        if overflow:
+            warnings.warn(
+                PrecisionWarning(
+                    f"{overflow} values of layer {self.index} ({self.type}, "
+                    f"{self._net.config.path} line {self.line}) overflow {dtype} and became inf"
+                ),
+                stacklevel=3,
+            )
+        if dtype == "bfloat16":
+            w, b = _as_bfloat16(w), _as_bfloat16(b)
+        return w, b
+
+    def bn_params(
+        self, layout: str | None = None, *, eps: float = 1e-3
+    ) -> dict[str, npt.NDArray[np.float32]]:
+        """Unfused weights plus batch-norm arrays for a framework whose BN adds
+        its own epsilon (Keras: 1e-3, PyTorch: 1e-5), adjusted so that it
+        reproduces darknet's ``gamma * (x - mean) / sqrt(var + 1e-5) + beta``.
+
+        ``rolling_variance`` becomes ``var + 1e-5 - eps``. Where that would be
+        negative, the variance is set to 0 and ``scales`` (gamma) is rescaled by
+        ``sqrt(eps) / sqrt(var + 1e-5)`` instead, which is still exact, and a
+        PrecisionWarning names the channels.
+
+        Returns:
+            New float32 arrays: ``weights`` (in ``layout``, as for
+            :meth:`fused`), ``biases`` (beta), ``scales``, ``rolling_mean``,
+            ``rolling_variance``.
+
+        Raises:
+            ValueError: the layer has no batch norm.
+        """
+        p = self.params
+        if "scales" not in p:
+            raise ValueError(f"layer {self.index} ({self.type}, line {self.line}) has no batch norm")
+        w, beta = self._fused(layout, "float32", "auto", fuse=False)
+        var = p["rolling_variance"].astype(np.float64) + 1e-5
+        gamma = p["scales"].astype(np.float64)
+        adjusted = var - eps
+        bad = adjusted < 0
+        if bad.any():
+            gamma[bad] *= np.sqrt(eps) / np.sqrt(var[bad])
+            adjusted[bad] = 0.0
+            channels = np.flatnonzero(bad)
+            warnings.warn(
+                PrecisionWarning(
+                    f"layer {self.index} ({self.type}, line {self.line}): rolling_variance + 1e-5 "
+                    f"< eps={eps} in {channels.size} channels ({channels[:8].tolist()}): their "
+                    "variance is 0 and their scales are rescaled instead"
+                ),
+                stacklevel=2,
+            )
+        return {
+            "weights": w.astype(np.float32, copy=False),
+            "biases": beta.astype(np.float32, copy=False),
+            "scales": gamma.astype(np.float32),
+            "rolling_mean": p["rolling_mean"].copy(),
+            "rolling_variance": adjusted.astype(np.float32),
+        }
 
 
 @final

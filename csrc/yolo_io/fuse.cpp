@@ -1,0 +1,210 @@
+#include "yolo_io/fuse.hpp"
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace yolo_io {
+
+namespace {
+
+using i64 = std::int64_t;
+
+std::uint32_t bits_of(float v) {
+    std::uint32_t u = 0;
+    std::memcpy(&u, &v, 4);
+    return u;
+}
+
+// Per-output-channel scale and fused bias, exactly as darknet computes them.
+struct ChannelFuse {
+    double scale = 1.0;
+    float bias = 0.0F;
+};
+
+ChannelFuse channel(const float* biases, const BatchNormSrc& bn, i64 f) {
+    ChannelFuse out;
+    const float b = biases[f];
+    if (!bn.present()) {
+        out.bias = b;
+        return out;
+    }
+    const double denom = std::sqrt(static_cast<double>(bn.variance[f]) + .00001);
+    out.bias = static_cast<float>(
+        static_cast<double>(b) -
+        static_cast<double>(bn.scales[f]) * static_cast<double>(bn.mean[f]) / denom);
+    out.scale = static_cast<double>(bn.scales[f]) / denom;
+    return out;
+}
+
+// Stores one float32 value as `dtype` at element `index` of `out`.
+class Store {
+  public:
+    Store(DType t, void* out) : type_(t), out_(out) {}
+    void operator()(i64 index, float v) {
+        switch (type_) {
+            case DType::float32:
+                static_cast<float*>(out_)[index] = v;
+                break;
+            case DType::float16: {
+                std::uint16_t h = to_float16(v);
+                overflow_ += std::isfinite(v) && (h & 0x7fffU) == 0x7c00U;
+                static_cast<std::uint16_t*>(out_)[index] = h;
+                break;
+            }
+            case DType::bfloat16: {
+                std::uint16_t h = to_bfloat16(v);
+                overflow_ += std::isfinite(v) && (h & 0x7fffU) == 0x7f80U;
+                static_cast<std::uint16_t*>(out_)[index] = h;
+                break;
+            }
+        }
+    }
+    i64 overflow() const { return overflow_; }
+
+  private:
+    DType type_;
+    void* out_;
+    i64 overflow_ = 0;
+};
+
+}  // namespace
+
+DType parse_dtype(std::string_view name) {
+    if (name == "float32") return DType::float32;
+    if (name == "float16") return DType::float16;
+    if (name == "bfloat16") return DType::bfloat16;
+    throw std::invalid_argument("dtype must be 'float32', 'float16' or 'bfloat16', not '" +
+                                std::string(name) + "'");
+}
+
+ConvLayout parse_conv_layout(std::string_view name) {
+    if (name == "OIHW") return ConvLayout::OIHW;
+    if (name == "HWIO") return ConvLayout::HWIO;
+    if (name == "OHWI") return ConvLayout::OHWI;
+    if (name == "HWCM") return ConvLayout::HWCM;
+    throw std::invalid_argument("a convolution's layout must be 'OIHW', 'HWIO', 'OHWI' or "
+                                "'HWCM' (depthwise), not '" + std::string(name) + "'");
+}
+
+DenseLayout parse_dense_layout(std::string_view name) {
+    if (name == "OI") return DenseLayout::OI;
+    if (name == "IO") return DenseLayout::IO;
+    throw std::invalid_argument("a connected layer's layout must be 'OI' or 'IO', not '" +
+                                std::string(name) + "'");
+}
+
+int dtype_size(DType t) { return t == DType::float32 ? 4 : 2; }
+
+std::uint16_t to_float16(float v) {
+    const std::uint32_t x = bits_of(v);
+    const std::uint32_t sign = (x >> 16) & 0x8000U;
+    const std::uint32_t absx = x & 0x7fffffffU;
+    if (absx >= 0x7f800000U) {  // inf or NaN
+        return static_cast<std::uint16_t>(sign | 0x7c00U | (absx > 0x7f800000U ? 0x200U : 0U));
+    }
+    if (absx >= 0x477ff000U) {  // rounds to >= 65520: overflow to inf
+        return static_cast<std::uint16_t>(sign | 0x7c00U);
+    }
+    if (absx < 0x38800000U) {  // below the smallest normal half: subnormal or zero
+        if (absx < 0x33000000U) {  // < 2^-25: rounds to zero
+            return static_cast<std::uint16_t>(sign);
+        }
+        const std::uint32_t mant = (absx & 0x7fffffU) | 0x800000U;
+        const int shift = 126 - static_cast<int>(absx >> 23);  // 14..24
+        std::uint32_t half = mant >> shift;
+        const std::uint32_t rem = mant & ((1U << shift) - 1U);
+        const std::uint32_t mid = 1U << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1U))) {
+            ++half;
+        }
+        return static_cast<std::uint16_t>(sign | half);
+    }
+    // Normal: rebias the exponent, round the 13 dropped mantissa bits.
+    std::uint32_t half = ((absx - 0x38000000U) >> 13);
+    const std::uint32_t rem = absx & 0x1fffU;
+    if (rem > 0x1000U || (rem == 0x1000U && (half & 1U))) {
+        ++half;  // may carry into the exponent, which is correct
+    }
+    return static_cast<std::uint16_t>(sign | half);
+}
+
+std::uint16_t to_bfloat16(float v) {
+    std::uint32_t x = bits_of(v);
+    if ((x & 0x7fffffffU) > 0x7f800000U) {
+        return static_cast<std::uint16_t>((x >> 16) | 0x40U);  // quiet NaN
+    }
+    x += 0x7fffU + ((x >> 16) & 1U);
+    return static_cast<std::uint16_t>(x >> 16);
+}
+
+FuseReport fuse_conv(const ConvSrc& s, const BatchNormSrc& bn, ConvLayout layout, DType dtype,
+                     void* out_w, void* out_b) {
+    Store sw(dtype, out_w);
+    Store sb(dtype, out_b);
+    const i64 O = s.o, I = s.i, H = s.h, W = s.w;
+    for (i64 o = 0; o < O; ++o) {
+        const ChannelFuse cf = channel(s.biases, bn, o);
+        sb(o, cf.bias);
+        for (i64 i = 0; i < I; ++i) {
+            for (i64 y = 0; y < H; ++y) {
+                for (i64 x = 0; x < W; ++x) {
+                    const float w = s.weights[o * s.so + i * s.si + y * s.sh + x * s.sw];
+                    const float v = bn.present()
+                                        ? static_cast<float>(static_cast<double>(w) * cf.scale)
+                                        : w;
+                    i64 at = 0;
+                    switch (layout) {
+                        case ConvLayout::OIHW:
+                            at = ((o * I + i) * H + y) * W + x;
+                            break;
+                        case ConvLayout::HWIO:
+                        case ConvLayout::HWCM:
+                            at = ((y * W + x) * I + i) * O + o;
+                            break;
+                        case ConvLayout::OHWI:
+                            at = ((o * H + y) * W + x) * I + i;
+                            break;
+                    }
+                    sw(at, v);
+                }
+            }
+        }
+    }
+    return {sw.overflow() + sb.overflow()};
+}
+
+FuseReport fuse_dense(const DenseSrc& s, const BatchNormSrc& bn, DenseLayout layout,
+                      DType dtype, void* out_w, void* out_b) {
+    Store sw(dtype, out_w);
+    Store sb(dtype, out_b);
+    const i64 O = s.o, I = s.i;
+    // Column permutation CHW -> HWC, when asked for.
+    std::vector<i64> col;
+    if (s.to_hwc) {
+        col.resize(static_cast<std::size_t>(I));
+        for (i64 c = 0; c < s.c; ++c) {
+            for (i64 y = 0; y < s.h; ++y) {
+                for (i64 x = 0; x < s.w; ++x) {
+                    col[static_cast<std::size_t>((c * s.h + y) * s.w + x)] = (y * s.w + x) * s.c + c;
+                }
+            }
+        }
+    }
+    for (i64 o = 0; o < O; ++o) {
+        const ChannelFuse cf = channel(s.biases, bn, o);
+        sb(o, cf.bias);
+        for (i64 i = 0; i < I; ++i) {
+            const float w = s.weights[o * s.so + i * s.si];
+            const float v =
+                bn.present() ? static_cast<float>(static_cast<double>(w) * cf.scale) : w;
+            const i64 j = s.to_hwc ? col[static_cast<std::size_t>(i)] : i;
+            sw(layout == DenseLayout::OI ? o * I + j : j * O + o, v);
+        }
+    }
+    return {sw.overflow() + sb.overflow()};
+}
+
+}  // namespace yolo_io

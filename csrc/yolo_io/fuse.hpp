@@ -1,0 +1,69 @@
+// Conv/connected + batch-norm fusion, layout transposes and dtype conversion.
+// Pure kernels: pointers, shapes and strides in, a caller-owned buffer out. No
+// file knowledge (STYLE item 9).
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+namespace yolo_io {
+
+enum class DType { float32, float16, bfloat16 };
+// OIHW: darknet, PyTorch, ONNX. HWIO: TF/Keras Conv2D. OHWI: TFLite.
+// HWCM: Keras DepthwiseConv2D (H, W, C, multiplier); the same bytes as HWIO.
+enum class ConvLayout { OIHW, HWIO, OHWI, HWCM };
+// OI: torch Linear (out, in). IO: Keras Dense (in, out).
+enum class DenseLayout { OI, IO };
+
+DType parse_dtype(std::string_view name);              // std::invalid_argument
+ConvLayout parse_conv_layout(std::string_view name);   // std::invalid_argument
+DenseLayout parse_dense_layout(std::string_view name); // std::invalid_argument
+int dtype_size(DType t);
+
+// darknet's BatchNorm arrays; all null when the layer has none.
+struct BatchNormSrc {
+    const float* scales = nullptr;
+    const float* mean = nullptr;
+    const float* variance = nullptr;
+    bool present() const { return scales != nullptr; }
+};
+
+// A 4-d float32 source with element strides (OIHW logical order).
+struct ConvSrc {
+    const float* weights = nullptr;
+    std::int64_t o = 0, i = 0, h = 0, w = 0;
+    std::int64_t so = 0, si = 0, sh = 0, sw = 0;
+    const float* biases = nullptr;
+};
+
+// A 2-d float32 source (outputs, inputs) with element strides.
+struct DenseSrc {
+    const float* weights = nullptr;
+    std::int64_t o = 0, i = 0;
+    std::int64_t so = 0, si = 0;
+    const float* biases = nullptr;
+    // When set, the inputs are a flattened (c, h, w) tensor in CHW order and
+    // are re-ordered to HWC (what an NHWC framework flattens).
+    bool to_hwc = false;
+    std::int64_t c = 0, h = 0, w = 0;
+};
+
+// Result counters (for warnings).
+struct FuseReport {
+    std::int64_t overflow = 0;  // finite values that became +-inf in float16/bfloat16
+};
+
+// Writes the fused (or, without BN, the stored) weights and biases into
+// `out_w` (o*i*h*w elements of `dtype` in `layout`) and `out_b` (o elements).
+// Fusion is darknet's network.c:fuse_conv_batchnorm(), in double:
+//   b' = float(b - gamma*mean/sqrt(var + .00001)),  w' = float(w * (gamma/sqrt(var + .00001)))
+FuseReport fuse_conv(const ConvSrc& src, const BatchNormSrc& bn, ConvLayout layout, DType dtype,
+                     void* out_w, void* out_b);
+FuseReport fuse_dense(const DenseSrc& src, const BatchNormSrc& bn, DenseLayout layout,
+                      DType dtype, void* out_w, void* out_b);
+
+// float32 -> IEEE binary16 / bfloat16 bits, round to nearest even; NaN stays NaN.
+std::uint16_t to_float16(float v);
+std::uint16_t to_bfloat16(float v);
+
+}  // namespace yolo_io
