@@ -59,11 +59,11 @@ py::dict layer_params(const PyWeights& self, std::int64_t index) {
     return out;
 }
 
+py::dtype numpy_dtype(DType t);
+
 // Hands an owned buffer to NumPy: one allocation, no copy; the capsule frees it.
 py::array to_numpy(OwnedArray&& a) {
-    py::dtype dt = a.dtype == DType::float32   ? py::dtype::of<float>()
-                   : a.dtype == DType::float16 ? py::dtype("float16")
-                                               : py::dtype::of<std::uint16_t>();
+    py::dtype dt = numpy_dtype(a.dtype);
     std::vector<py::ssize_t> shape(a.shape.begin(), a.shape.end());
     std::uint8_t* data = a.data.release();
     py::capsule owner(data, [](void* p) noexcept { delete[] static_cast<std::uint8_t*>(p); });
@@ -83,6 +83,100 @@ py::tuple fused(const PyWeights& self, std::int64_t index, const std::string& la
     }
     return py::make_tuple(to_numpy(std::move(f.weights)), to_numpy(std::move(f.biases)),
                           f.report.overflow);
+}
+
+py::dtype numpy_dtype(DType t) {
+    return t == DType::float32   ? py::dtype::of<float>()
+           : t == DType::float16 ? py::dtype("float16")
+                                 : py::dtype::of<std::uint16_t>();
+}
+
+// Every fused array of the network in one arena: a dict {layer: (w, b)} of
+// views whose base is a capsule owning the arena.
+py::tuple fused_all(const PyWeights& self, const std::string& conv_layout,
+                    const std::string& dense_layout, const std::string& dtype,
+                    const std::string& flatten, int threads) {
+    const DType dt = parse_dtype(dtype);
+    const Flatten fl = parse_flatten(flatten);
+    auto arena = std::make_unique<Arena>();
+    {
+        py::gil_scoped_release release;
+        *arena = fuse_network(*self.weights, conv_layout, dense_layout, dt, fl, threads);
+    }
+    std::uint8_t* base = arena->data.get();
+    const py::dtype npdt = numpy_dtype(dt);
+    std::int64_t overflow = arena->report.overflow;
+    Arena* raw = arena.release();
+    py::capsule owner(raw, [](void* p) noexcept { delete static_cast<Arena*>(p); });
+    py::dict out;
+    for (const auto& e : raw->entries) {
+        std::vector<py::ssize_t> shape(e.plan.weights_shape.begin(), e.plan.weights_shape.end());
+        py::array w(npdt, shape, base + e.weights_offset, owner);
+        py::array b(npdt, std::vector<py::ssize_t>{static_cast<py::ssize_t>(e.plan.biases_count)},
+                    base + e.biases_offset, owner);
+        out[py::int_(e.plan.layer)] = py::make_tuple(w, b);
+    }
+    return py::make_tuple(out, overflow);
+}
+
+void* checked_target(py::array a, const FusePlan& plan, bool weights, DType dt,
+                     const Weights& w) {
+    const std::vector<std::int64_t> want =
+        weights ? plan.weights_shape : std::vector<std::int64_t>{plan.biases_count};
+    std::string what = "layer " + std::to_string(plan.layer) + (weights ? " weights" : " biases");
+    if (!a.dtype().is(numpy_dtype(dt))) {
+        throw std::invalid_argument(what + ": the target has dtype " +
+                                    std::string(py::str(a.dtype())) + ", expected " +
+                                    std::string(py::str(numpy_dtype(dt))));
+    }
+    bool shape_ok = a.ndim() == static_cast<py::ssize_t>(want.size());
+    for (std::size_t k = 0; shape_ok && k < want.size(); ++k) {
+        shape_ok = a.shape(static_cast<py::ssize_t>(k)) == want[k];
+    }
+    if (!shape_ok) {
+        std::string s = "(";
+        for (auto d : want) s += std::to_string(d) + ",";
+        throw std::invalid_argument(what + ": the target's shape differs from " + s + ")");
+    }
+    if (!(a.flags() & py::array::c_style) || !a.writeable()) {
+        throw std::invalid_argument(what + ": the target must be C-contiguous and writeable");
+    }
+    (void)w;
+    return a.mutable_data();
+}
+
+std::int64_t fuse_into(const PyWeights& self, const py::dict& targets,
+                       const std::string& conv_layout, const std::string& dense_layout,
+                       const std::string& dtype, const std::string& flatten, int threads) {
+    const Weights& w = *self.weights;
+    const DType dt = parse_dtype(dtype);
+    const Flatten fl = parse_flatten(flatten);
+    std::vector<FusePlan> plans;
+    std::vector<std::pair<void*, void*>> outputs;
+    std::vector<py::object> keep;  // the arrays stay referenced while the GIL is released
+    for (auto item : targets) {
+        int i = checked_index(w, py::cast<std::int64_t>(item.first));
+        auto pair = py::cast<py::tuple>(item.second);
+        if (pair.size() != 2) {
+            throw std::invalid_argument("targets[" + std::to_string(i) +
+                                        "] must be a (weights, biases) pair");
+        }
+        const LayerInfo& L = w.config().layers[static_cast<std::size_t>(i)];
+        FusePlan plan = plan_fused(w, i, L.type == "connected" ? dense_layout : conv_layout, dt, fl);
+        auto wa = py::cast<py::array>(pair[0]);
+        auto ba = py::cast<py::array>(pair[1]);
+        outputs.emplace_back(checked_target(wa, plan, true, dt, w),
+                             checked_target(ba, plan, false, dt, w));
+        keep.push_back(wa);
+        keep.push_back(ba);
+        plans.push_back(std::move(plan));
+    }
+    FuseReport r;
+    {
+        py::gil_scoped_release release;
+        r = run_fused_parallel(plans, outputs, threads);
+    }
+    return r.overflow;
 }
 
 }  // namespace
@@ -131,7 +225,11 @@ void register_weights(py::module_& m) {
         .def("params", &layer_params, "i"_a, "Read-only views of layer i's arrays.")
         .def("fused", &fused, "i"_a, "layout"_a, "dtype"_a = "float32", "flatten"_a = "auto",
              "fuse"_a = true,
-             "(weights, biases, overflow count) of layer i, BN fused, in layout and dtype.");
+             "(weights, biases, overflow count) of layer i, BN fused, in layout and dtype.")
+        .def("fused_all", &fused_all, "conv_layout"_a, "dense_layout"_a, "dtype"_a, "flatten"_a,
+             "threads"_a, "({layer: (weights, biases)}, overflow count): one arena.")
+        .def("fuse_into", &fuse_into, "targets"_a, "conv_layout"_a, "dense_layout"_a, "dtype"_a,
+             "flatten"_a, "threads"_a, "Fill caller buffers {layer: (w, b)}; overflow count.");
 
     m.def("header_size_for", &header_size_for, "major"_a, "minor"_a,
           "Header bytes (16 or 20) implied by a version.");

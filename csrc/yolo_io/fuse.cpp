@@ -1,5 +1,6 @@
 #include "yolo_io/fuse.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -140,40 +141,130 @@ std::uint16_t to_bfloat16(float v) {
     return static_cast<std::uint16_t>(x >> 16);
 }
 
-FuseReport fuse_conv(const ConvSrc& s, const BatchNormSrc& bn, ConvLayout layout, DType dtype,
-                     void* out_w, void* out_b) {
-    Store sw(dtype, out_w);
-    Store sb(dtype, out_b);
-    const i64 O = s.o, I = s.i, H = s.h, W = s.w;
+namespace {
+
+// Converters float -> stored type; half types count finite values that overflow.
+struct ToF32 {
+    i64 overflow = 0;
+    float operator()(float v) { return v; }
+};
+struct ToF16 {
+    i64 overflow = 0;
+    std::uint16_t operator()(float v) {
+        std::uint16_t h = to_float16(v);
+        overflow += ((h & 0x7fffU) == 0x7c00U) & (std::isfinite(v) ? 1 : 0);
+        return h;
+    }
+};
+struct ToBF16 {
+    i64 overflow = 0;
+    std::uint16_t operator()(float v) {
+        std::uint16_t h = to_bfloat16(v);
+        overflow += ((h & 0x7fffU) == 0x7f80U) & (std::isfinite(v) ? 1 : 0);
+        return h;
+    }
+};
+
+inline float scaled(float w, bool bn, double scale) {
+    return bn ? static_cast<float>(static_cast<double>(w) * scale) : w;
+}
+
+template <class Out, class Cvt>
+void conv_kernel(const ConvSrc& s, bool bn, const std::vector<double>& scale, ConvLayout layout,
+                 Out* out, Cvt& cvt) {
+    const i64 O = s.o, I = s.i, H = s.h, W = s.w, K = I * H * W;
+    const bool contiguous = s.sw == 1 && s.sh == W && s.si == H * W && s.so == K;
+    if (layout == ConvLayout::OIHW && contiguous) {
+        for (i64 o = 0; o < O; ++o) {
+            const float* in = s.weights + o * K;
+            Out* dst = out + o * K;
+            const double sc = scale[static_cast<std::size_t>(o)];
+            for (i64 k = 0; k < K; ++k) dst[k] = cvt(scaled(in[k], bn, sc));
+        }
+        return;
+    }
+    if ((layout == ConvLayout::HWIO || layout == ConvLayout::HWCM) && contiguous) {
+        // A blocked transpose: a tile of B filters x T taps is read row by row
+        // (sequential), scaled, then written as T runs of B contiguous values
+        // at output rows k' = (y*W + x)*I + i.
+        constexpr i64 B = 16;
+        constexpr i64 T = 64;
+        std::vector<i64> dst_row(static_cast<std::size_t>(K));
+        for (i64 i = 0; i < I; ++i)
+            for (i64 y = 0; y < H; ++y)
+                for (i64 x = 0; x < W; ++x)
+                    dst_row[static_cast<std::size_t>((i * H + y) * W + x)] = ((y * W + x) * I + i) * O;
+        Out tile[B][T];
+        for (i64 o0 = 0; o0 < O; o0 += B) {
+            const i64 ob = std::min(B, O - o0);
+            for (i64 k0 = 0; k0 < K; k0 += T) {
+                const i64 kb = std::min(T, K - k0);
+                for (i64 b = 0; b < ob; ++b) {
+                    const float* in = s.weights + (o0 + b) * K + k0;
+                    const double sc = scale[static_cast<std::size_t>(o0 + b)];
+                    for (i64 t = 0; t < kb; ++t) tile[b][t] = cvt(scaled(in[t], bn, sc));
+                }
+                for (i64 t = 0; t < kb; ++t) {
+                    Out* dst = out + dst_row[static_cast<std::size_t>(k0 + t)] + o0;
+                    for (i64 b = 0; b < ob; ++b) dst[b] = tile[b][t];
+                }
+            }
+        }
+        return;
+    }
     for (i64 o = 0; o < O; ++o) {
-        const ChannelFuse cf = channel(s.biases, bn, o);
-        sb(o, cf.bias);
+        const double sc = scale[static_cast<std::size_t>(o)];
         for (i64 i = 0; i < I; ++i) {
             for (i64 y = 0; y < H; ++y) {
                 for (i64 x = 0; x < W; ++x) {
-                    const float w = s.weights[o * s.so + i * s.si + y * s.sh + x * s.sw];
-                    const float v = bn.present()
-                                        ? static_cast<float>(static_cast<double>(w) * cf.scale)
-                                        : w;
+                    const float v = scaled(s.weights[o * s.so + i * s.si + y * s.sh + x * s.sw], bn, sc);
                     i64 at = 0;
                     switch (layout) {
-                        case ConvLayout::OIHW:
-                            at = ((o * I + i) * H + y) * W + x;
-                            break;
+                        case ConvLayout::OIHW: at = ((o * I + i) * H + y) * W + x; break;
                         case ConvLayout::HWIO:
-                        case ConvLayout::HWCM:
-                            at = ((y * W + x) * I + i) * O + o;
-                            break;
-                        case ConvLayout::OHWI:
-                            at = ((o * H + y) * W + x) * I + i;
-                            break;
+                        case ConvLayout::HWCM: at = ((y * W + x) * I + i) * O + o; break;
+                        case ConvLayout::OHWI: at = ((o * H + y) * W + x) * I + i; break;
                     }
-                    sw(at, v);
+                    out[at] = cvt(v);
                 }
             }
         }
     }
-    return {sw.overflow() + sb.overflow()};
+}
+
+}  // namespace
+
+FuseReport fuse_conv(const ConvSrc& s, const BatchNormSrc& bn, ConvLayout layout, DType dtype,
+                     void* out_w, void* out_b) {
+    std::vector<double> scale(static_cast<std::size_t>(s.o), 1.0);
+    Store sb(dtype, out_b);
+    for (i64 o = 0; o < s.o; ++o) {
+        const ChannelFuse cf = channel(s.biases, bn, o);
+        scale[static_cast<std::size_t>(o)] = cf.scale;
+        sb(o, cf.bias);
+    }
+    FuseReport r;
+    r.overflow = sb.overflow();
+    switch (dtype) {
+        case DType::float32: {
+            ToF32 cvt;
+            conv_kernel(s, bn.present(), scale, layout, static_cast<float*>(out_w), cvt);
+            break;
+        }
+        case DType::float16: {
+            ToF16 cvt;
+            conv_kernel(s, bn.present(), scale, layout, static_cast<std::uint16_t*>(out_w), cvt);
+            r.overflow += cvt.overflow;
+            break;
+        }
+        case DType::bfloat16: {
+            ToBF16 cvt;
+            conv_kernel(s, bn.present(), scale, layout, static_cast<std::uint16_t*>(out_w), cvt);
+            r.overflow += cvt.overflow;
+            break;
+        }
+    }
+    return r;
 }
 
 FuseReport fuse_dense(const DenseSrc& s, const BatchNormSrc& bn, DenseLayout layout,

@@ -1,6 +1,12 @@
 #include "yolo_io/fused.hpp"
 
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <exception>
 #include <stdexcept>
+#include <thread>
 
 namespace yolo_io {
 
@@ -67,8 +73,8 @@ Flatten parse_flatten(std::string_view name) {
                                 std::string(name) + "'");
 }
 
-FusedLayer fuse_layer(const Weights& w, int index, std::string_view layout, DType dtype,
-                      Flatten flatten, bool fuse) {
+FusePlan plan_fused(const Weights& w, int index, std::string_view layout, DType dtype,
+                    Flatten flatten, bool fuse) {
     const LayerInfo& layer = w.config().layers.at(static_cast<std::size_t>(index));
     const bool conv = layer.type == "convolutional";
     if (!conv && layer.type != "connected") {
@@ -84,24 +90,25 @@ FusedLayer fuse_layer(const Weights& w, int index, std::string_view layout, DTyp
     if (weights.data == nullptr || biases.data == nullptr) {
         throw std::invalid_argument(where(w, index) + " stores no weights (dontload=1)");
     }
-    BatchNormSrc bn;
+    FusePlan plan;
+    plan.layer = index;
+    plan.conv = conv;
+    plan.dtype = dtype;
     if (fuse) {
-        bn.scales = find(w, src, "scales").data;
-        bn.mean = find(w, src, "rolling_mean").data;
-        bn.variance = find(w, src, "rolling_variance").data;
+        plan.bn.scales = find(w, src, "scales").data;
+        plan.bn.mean = find(w, src, "rolling_mean").data;
+        plan.bn.variance = find(w, src, "rolling_variance").data;
     }
     const ParamSpec& p = *weights.spec;
     const std::vector<i64> st = strides_of(w, p);
-    FusedLayer out;
     if (conv) {
-        const ConvLayout lay = parse_conv_layout(layout);
+        plan.conv_layout = parse_conv_layout(layout);
         ConvSrc s{weights.data, p.shape[0], p.shape[1], p.shape[2], p.shape[3],
                   st[0],        st[1],      st[2],      st[3],      biases.data};
-        std::vector<i64> shape;
-        switch (lay) {
-            case ConvLayout::OIHW: shape = {s.o, s.i, s.h, s.w}; break;
-            case ConvLayout::HWIO: shape = {s.h, s.w, s.i, s.o}; break;
-            case ConvLayout::OHWI: shape = {s.o, s.h, s.w, s.i}; break;
+        switch (plan.conv_layout) {
+            case ConvLayout::OIHW: plan.weights_shape = {s.o, s.i, s.h, s.w}; break;
+            case ConvLayout::HWIO: plan.weights_shape = {s.h, s.w, s.i, s.o}; break;
+            case ConvLayout::OHWI: plan.weights_shape = {s.o, s.h, s.w, s.i}; break;
             case ConvLayout::HWCM: {
                 const i64 c = layer.input_shape.c;
                 if (s.i != 1 || c < 1 || s.o % c != 0) {
@@ -110,33 +117,137 @@ FusedLayer fuse_layer(const Weights& w, int index, std::string_view layout, DTyp
                         std::to_string(c) + ", filters a multiple of it); HWCM is Keras "
                         "DepthwiseConv2D's layout, use HWIO");
                 }
-                shape = {s.h, s.w, c, s.o / c};
+                plan.weights_shape = {s.h, s.w, c, s.o / c};
                 break;
             }
         }
-        out.weights = allocate(shape, dtype);
-        out.biases = allocate({s.o}, dtype);
-        out.report = fuse_conv(s, bn, lay, dtype, out.weights.data.get(), out.biases.data.get());
-        return out;
+        plan.conv_src = s;
+        plan.weights_count = s.o * s.i * s.h * s.w;
+        plan.biases_count = s.o;
+        return plan;
     }
-    const DenseLayout lay = parse_dense_layout(layout);
+    plan.dense_layout = parse_dense_layout(layout);
     DenseSrc s{weights.data, p.shape[0], p.shape[1], st[0], st[1], biases.data};
     const Shape3& in = layer.input_shape;
     const bool image = in.h * in.w > 1 && in.size() == s.i;
     const bool hwc = flatten == Flatten::hwc ||
-                     (flatten == Flatten::automatic && lay == DenseLayout::IO);
+                     (flatten == Flatten::automatic && plan.dense_layout == DenseLayout::IO);
     if (hwc && image) {
         s.to_hwc = true;
         s.c = in.c;
         s.h = in.h;
         s.w = in.w;
     }
-    out.weights = allocate(lay == DenseLayout::OI ? std::vector<i64>{s.o, s.i}
-                                                  : std::vector<i64>{s.i, s.o},
-                           dtype);
-    out.biases = allocate({s.o}, dtype);
-    out.report = fuse_dense(s, bn, lay, dtype, out.weights.data.get(), out.biases.data.get());
+    plan.weights_shape = plan.dense_layout == DenseLayout::OI ? std::vector<i64>{s.o, s.i}
+                                                              : std::vector<i64>{s.i, s.o};
+    plan.dense_src = s;
+    plan.weights_count = s.o * s.i;
+    plan.biases_count = s.o;
+    return plan;
+}
+
+FuseReport run_fused(const FusePlan& plan, void* out_w, void* out_b) {
+    return plan.conv ? fuse_conv(plan.conv_src, plan.bn, plan.conv_layout, plan.dtype, out_w, out_b)
+                     : fuse_dense(plan.dense_src, plan.bn, plan.dense_layout, plan.dtype, out_w,
+                                  out_b);
+}
+
+FusedLayer fuse_layer(const Weights& w, int index, std::string_view layout, DType dtype,
+                      Flatten flatten, bool fuse) {
+    FusePlan plan = plan_fused(w, index, layout, dtype, flatten, fuse);
+    FusedLayer out;
+    out.weights = allocate(plan.weights_shape, dtype);
+    out.biases = allocate({plan.biases_count}, dtype);
+    out.report = run_fused(plan, out.weights.data.get(), out.biases.data.get());
     return out;
+}
+
+void Arena::Free::operator()(std::uint8_t* p) const noexcept { std::free(p); }
+
+FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
+                              const std::vector<std::pair<void*, void*>>& outputs, int threads) {
+    const std::size_t n = plans.size();
+    const auto workers = static_cast<std::size_t>(std::max(1, std::min<int>(threads, static_cast<int>(std::max<std::size_t>(n, 1)))));
+    // Longest-processing-time split: biggest layers first, each to the least
+    // loaded worker.
+    std::vector<std::size_t> order(n);
+    for (std::size_t k = 0; k < n; ++k) order[k] = k;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return plans[a].weights_count > plans[b].weights_count;
+    });
+    std::vector<std::vector<std::size_t>> work(workers);
+    std::vector<i64> load(workers, 0);
+    for (std::size_t k : order) {
+        auto least = static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+        work[least].push_back(k);
+        load[least] += plans[k].weights_count + 1;
+    }
+    std::vector<FuseReport> reports(workers);
+    std::vector<std::exception_ptr> errors(workers);
+    auto run = [&](std::size_t t) {
+        try {
+            for (std::size_t k : work[t]) {
+                FuseReport r = run_fused(plans[k], outputs[k].first, outputs[k].second);
+                reports[t].overflow += r.overflow;
+            }
+        } catch (...) {
+            errors[t] = std::current_exception();
+        }
+    };
+    std::vector<std::thread> pool;
+    for (std::size_t t = 1; t < workers; ++t) pool.emplace_back(run, t);
+    run(0);
+    for (auto& th : pool) th.join();
+    FuseReport total;
+    for (std::size_t t = 0; t < workers; ++t) {
+        if (errors[t]) std::rethrow_exception(errors[t]);
+        total.overflow += reports[t].overflow;
+    }
+    return total;
+}
+
+Arena fuse_network(const Weights& w, std::string_view conv_layout, std::string_view dense_layout,
+                   DType dtype, Flatten flatten, int threads) {
+    Arena arena;
+    const Config& c = w.config();
+    constexpr i64 kAlign = 64;
+    auto align = [](i64 v) { return (v + kAlign - 1) / kAlign * kAlign; };
+    i64 pos = 0;
+    for (std::size_t i = 0; i < c.layers.size(); ++i) {
+        const LayerInfo& L = c.layers[i];
+        const bool conv = L.type == "convolutional";
+        if (!conv && L.type != "connected") continue;
+        const int src = conv && L.share_index >= 0 ? L.share_index : static_cast<int>(i);
+        if (!w.loaded(src) || L.dontload) continue;
+        Arena::Entry e;
+        e.plan = plan_fused(w, static_cast<int>(i), conv ? conv_layout : dense_layout, dtype,
+                            flatten);
+        e.weights_offset = pos;
+        pos = align(pos + e.plan.weights_count * dtype_size(dtype));
+        e.biases_offset = pos;
+        pos = align(pos + e.plan.biases_count * dtype_size(dtype));
+        arena.entries.push_back(std::move(e));
+    }
+    arena.size = pos;
+    void* mem = nullptr;
+    if (posix_memalign(&mem, 2 << 20 > pos ? kAlign : (2 << 20), static_cast<std::size_t>(std::max<i64>(pos, kAlign))) != 0) {
+        throw std::bad_alloc();
+    }
+    arena.data.reset(static_cast<std::uint8_t*>(mem));
+#ifdef MADV_HUGEPAGE
+    if (pos >= (2 << 20)) {
+        ::madvise(mem, static_cast<std::size_t>(pos), MADV_HUGEPAGE);  // fewer page faults
+    }
+#endif
+    std::vector<FusePlan> plans;
+    std::vector<std::pair<void*, void*>> outputs;
+    plans.reserve(arena.entries.size());
+    for (const auto& e : arena.entries) {
+        plans.push_back(e.plan);
+        outputs.emplace_back(arena.data.get() + e.weights_offset, arena.data.get() + e.biases_offset);
+    }
+    arena.report = run_fused_parallel(plans, outputs, threads);
+    return arena;
 }
 
 }  // namespace yolo_io

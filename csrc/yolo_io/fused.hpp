@@ -29,6 +29,54 @@ struct FusedLayer {
 enum class Flatten { automatic, chw, hwc };
 Flatten parse_flatten(std::string_view name);  // "auto", "CHW", "HWC"
 
+// Everything needed to compute one layer's fused arrays: sources, shape, layout.
+struct FusePlan {
+    int layer = -1;
+    bool conv = true;
+    ConvSrc conv_src;
+    DenseSrc dense_src;
+    BatchNormSrc bn;
+    ConvLayout conv_layout = ConvLayout::OIHW;
+    DenseLayout dense_layout = DenseLayout::OI;
+    DType dtype = DType::float32;
+    std::vector<std::int64_t> weights_shape;
+    std::int64_t weights_count = 0;  // elements
+    std::int64_t biases_count = 0;
+};
+
+// Validates and plans layer `index` (see fuse_layer for the errors).
+FusePlan plan_fused(const Weights& weights, int index, std::string_view layout, DType dtype,
+                    Flatten flatten, bool fuse = true);
+// Runs a plan into caller-provided buffers of the planned sizes.
+FuseReport run_fused(const FusePlan& plan, void* out_w, void* out_b);
+
+// All fused arrays of a network in one 64-byte-aligned allocation.
+struct Arena {
+    struct Free {
+        void operator()(std::uint8_t* p) const noexcept;
+    };
+    std::unique_ptr<std::uint8_t, Free> data;
+    std::int64_t size = 0;  // bytes
+    struct Entry {
+        FusePlan plan;
+        std::int64_t weights_offset = 0;  // bytes from data
+        std::int64_t biases_offset = 0;
+    };
+    std::vector<Entry> entries;
+    FuseReport report;
+};
+
+// Plans every convolutional and connected layer that has data (conv layout
+// `conv_layout`, connected `dense_layout`), allocates one arena and fills it
+// with `threads` threads (at least 1), splitting the layers by bytes.
+Arena fuse_network(const Weights& weights, std::string_view conv_layout,
+                   std::string_view dense_layout, DType dtype, Flatten flatten, int threads);
+
+// Runs plans into caller buffers with `threads` threads; `outputs[k]` is the
+// (weights, biases) pair of plans[k].
+FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
+                              const std::vector<std::pair<void*, void*>>& outputs, int threads);
+
 // (weights, biases) of convolutional layer `index` (batch norm fused when it
 // has one) or connected layer `index` (likewise), in `layout` and `dtype`.
 // A conv with share_index uses the arrays of the layer it shares. Throws

@@ -77,6 +77,18 @@ class Weights:
     def fused(
         self, i: int, layout: str, dtype: str = "float32", flatten: str = "auto", fuse: bool = True
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic], int]: ...
+    def fused_all(
+        self, conv_layout: str, dense_layout: str, dtype: str, flatten: str, threads: int
+    ) -> tuple[dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]], int]: ...
+    def fuse_into(
+        self,
+        targets: dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]],
+        conv_layout: str,
+        dense_layout: str,
+        dtype: str,
+        flatten: str,
+        threads: int,
+    ) -> int: ...
 
 def parse_cfg_text(text: str, path: str = "<string>") -> Config: ...
 def parse_cfg_file(path: str) -> Config: ...

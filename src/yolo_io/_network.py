@@ -220,6 +220,21 @@ def _as_bfloat16(bits: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
     return bits.view(ml_dtypes.bfloat16)
 
 
+def _threads(threads: int | None) -> int:
+    if threads is None:
+        return os.cpu_count() or 1
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
+    return int(threads)
+
+
+def _plain_bits(a: npt.NDArray[np.generic], dtype: str) -> npt.NDArray[np.generic]:
+    """ml_dtypes.bfloat16 targets are passed to the core as their uint16 bits."""
+    if dtype == "bfloat16" and a.dtype.itemsize == 2 and a.dtype != np.float16:
+        return a.view(np.uint16)
+    return a
+
+
 def _normalize_index(i: int, n: int) -> int:
     if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
         raise TypeError(f"layer indices must be integers, not {type(i).__name__}")
@@ -497,6 +512,68 @@ class Network(Sequence[Layer]):
         """The whole file as a read-only uint8 view (shares memory with every
         ``params`` view)."""
         return self._live().raw
+
+    def fused_all(
+        self,
+        layout: str = "OIHW",
+        *,
+        dtype: str = "float32",
+        dense_layout: str | None = None,
+        flatten: str = "auto",
+        threads: int | None = None,
+    ) -> dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]]:
+        """Every convolutional and connected layer's :meth:`Layer.fused` arrays
+        at once: one 64-byte-aligned arena, filled in parallel over layers by
+        ``threads`` threads (default: all cores) with the GIL released.
+
+        Args:
+            layout: the convolutions' layout (``"OIHW"``, ``"HWIO"``, ``"OHWI"``).
+            dense_layout: the connected layers' layout; default ``"IO"`` with an
+                NHWC conv layout (HWIO, OHWI), else ``"OI"``.
+            dtype, flatten: as for :meth:`Layer.fused`.
+
+        Returns:
+            ``{layer index: (weights, bias)}``; the arrays are writeable views
+            into the arena, which lives as long as any of them.
+        """
+        dense = dense_layout or ("IO" if layout in ("HWIO", "OHWI") else "OI")
+        arrays, overflow = self._live().fused_all(layout, dense, dtype, flatten, _threads(threads))
+        if overflow:
+            warnings.warn(PrecisionWarning(f"{overflow} values overflow {dtype} and became inf"),
+                          stacklevel=2)
+        if dtype == "bfloat16":
+            return {i: (_as_bfloat16(w), _as_bfloat16(b)) for i, (w, b) in arrays.items()}
+        return arrays
+
+    def fuse_into(
+        self,
+        targets: Mapping[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]],
+        layout: str = "OIHW",
+        *,
+        dtype: str = "float32",
+        dense_layout: str | None = None,
+        flatten: str = "auto",
+        threads: int | None = None,
+    ) -> None:
+        """Write the fused arrays of the layers in ``targets`` into the caller's
+        buffers, e.g. a torch model's parameters viewed as NumPy, in parallel and
+        without temporaries.
+
+        Args:
+            targets: ``{layer index: (weights, bias)}`` of writeable, C-contiguous
+                arrays of exactly the shape and dtype :meth:`Layer.fused` would
+                return (bfloat16: uint16 or ``ml_dtypes.bfloat16``).
+
+        Raises:
+            ValueError: a target of the wrong shape, dtype or memory layout (the
+                message names the layer); nothing is written then.
+        """
+        dense = dense_layout or ("IO" if layout in ("HWIO", "OHWI") else "OI")
+        plain = {int(i): (_plain_bits(w, dtype), _plain_bits(b, dtype)) for i, (w, b) in targets.items()}
+        overflow = self._live().fuse_into(plain, layout, dense, dtype, flatten, _threads(threads))
+        if overflow:
+            warnings.warn(PrecisionWarning(f"{overflow} values overflow {dtype} and became inf"),
+                          stacklevel=2)
 
     @property
     def closed(self) -> bool:

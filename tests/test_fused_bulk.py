@@ -1,0 +1,107 @@
+"""Network.fused_all() and Network.fuse_into(): the bulk, threaded path gives
+exactly what Layer.fused() gives, into an arena or into caller buffers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import yolo_io
+from yolo_io.testing import write_weights
+
+CFG = """\
+[net]
+width=6
+height=6
+channels=3
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+pad=1
+[convolutional]
+filters=8
+groups=8
+size=3
+pad=1
+batch_normalize=1
+[maxpool]
+size=2
+stride=2
+[convolutional]
+filters=5
+size=1
+[connected]
+output=7
+batch_normalize=1
+[connected]
+output=3
+"""
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> yolo_io.Network:
+    return yolo_io.load(write_weights(tmp_path / "b.weights", CFG, seed=2), CFG)
+
+
+@pytest.mark.parametrize("layout", ["OIHW", "HWIO", "OHWI"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_fused_all_equals_per_layer(net: yolo_io.Network, layout: str, dtype: str, threads: int) -> None:
+    arrays = net.fused_all(layout, dtype=dtype, threads=threads)
+    assert sorted(arrays) == [0, 1, 3, 4, 5]
+    dense = "IO" if layout in ("HWIO", "OHWI") else "OI"
+    for i, (w, b) in arrays.items():
+        ref_w, ref_b = net[i].fused(layout if net[i].type == "convolutional" else dense, dtype=dtype)
+        assert w.dtype == ref_w.dtype and w.shape == ref_w.shape
+        np.testing.assert_array_equal(w.view(np.uint8), ref_w.view(np.uint8))
+        np.testing.assert_array_equal(b.view(np.uint8), ref_b.view(np.uint8))
+        assert w.ctypes.data % 64 == 0 and b.ctypes.data % 64 == 0
+        assert w.flags.writeable and not np.shares_memory(w, net.raw)
+
+
+def test_arena_outlives_the_network(net: yolo_io.Network) -> None:
+    arrays = net.fused_all()
+    expected = net[0].fused()[0]
+    net.close()
+    del net
+    np.testing.assert_array_equal(arrays[0][0], expected)
+
+
+def test_fuse_into_caller_buffers(net: yolo_io.Network) -> None:
+    targets = {i: (np.full(w.shape, np.nan, np.float32), np.full(b.shape, np.nan, np.float32))
+               for i, (w, b) in net.fused_all("HWIO").items()}
+    net.fuse_into(targets, "HWIO", threads=2)
+    for i, (w, b) in targets.items():
+        ref_w, ref_b = net[i].fused("HWIO" if net[i].type == "convolutional" else "IO")
+        np.testing.assert_array_equal(w, ref_w)
+        np.testing.assert_array_equal(b, ref_b)
+
+
+def test_fuse_into_refuses_bad_targets(net: yolo_io.Network) -> None:
+    good = np.zeros((8, 3, 3, 3), np.float32), np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match=r"layer 0 weights: the target's shape differs from \(8,3,3,3,\)"):
+        net.fuse_into({0: (np.zeros((8, 3, 3), np.float32), good[1])})
+    with pytest.raises(ValueError, match="layer 0 weights: the target has dtype float64"):
+        net.fuse_into({0: (np.zeros((8, 3, 3, 3)), good[1])})
+    ro = good[0].copy()
+    ro.setflags(write=False)
+    with pytest.raises(ValueError, match="C-contiguous and writeable"):
+        net.fuse_into({0: (ro, good[1])})
+    with pytest.raises(ValueError, match="C-contiguous and writeable"):
+        net.fuse_into({0: (np.zeros((3, 3, 3, 8), np.float32).transpose(3, 2, 0, 1), good[1])})
+    with pytest.raises(ValueError, match="no weights to fuse"):
+        net.fuse_into({2: good})
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        net.fused_all(threads=0)
+    with pytest.raises(IndexError):
+        net.fuse_into({99: good})
+    assert not good[0].any()  # nothing written on error
+
+
+def test_partial_network_fuses_what_it_has(tmp_path: Path) -> None:
+    path = write_weights(tmp_path / "p.weights", CFG, layers=2)
+    net = yolo_io.load(path, CFG, partial=True)
+    assert sorted(net.fused_all()) == [0, 1]
