@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace yolo_io {
@@ -39,37 +40,6 @@ ChannelFuse channel(const float* biases, const BatchNormSrc& bn, i64 f) {
     out.scale = static_cast<double>(bn.scales[f]) / denom;
     return out;
 }
-
-// Stores one float32 value as `dtype` at element `index` of `out`.
-class Store {
-  public:
-    Store(DType t, void* out) : type_(t), out_(out) {}
-    void operator()(i64 index, float v) {
-        switch (type_) {
-            case DType::float32:
-                static_cast<float*>(out_)[index] = v;
-                break;
-            case DType::float16: {
-                std::uint16_t h = to_float16(v);
-                overflow_ += std::isfinite(v) && (h & 0x7fffU) == 0x7c00U;
-                static_cast<std::uint16_t*>(out_)[index] = h;
-                break;
-            }
-            case DType::bfloat16: {
-                std::uint16_t h = to_bfloat16(v);
-                overflow_ += std::isfinite(v) && (h & 0x7fffU) == 0x7f80U;
-                static_cast<std::uint16_t*>(out_)[index] = h;
-                break;
-            }
-        }
-    }
-    i64 overflow() const { return overflow_; }
-
-  private:
-    DType type_;
-    void* out_;
-    i64 overflow_ = 0;
-};
 
 }  // namespace
 
@@ -165,6 +135,30 @@ struct ToBF16 {
     }
 };
 
+// Calls fn(converter, (Out*)nullptr) for dtype's converter; returns its
+// overflow count.
+template <class Fn>
+i64 with_converter(DType dtype, Fn&& fn) {
+    switch (dtype) {
+        case DType::float32: {
+            ToF32 cvt;
+            fn(cvt, static_cast<float*>(nullptr));
+            return cvt.overflow;
+        }
+        case DType::float16: {
+            ToF16 cvt;
+            fn(cvt, static_cast<std::uint16_t*>(nullptr));
+            return cvt.overflow;
+        }
+        case DType::bfloat16: {
+            ToBF16 cvt;
+            fn(cvt, static_cast<std::uint16_t*>(nullptr));
+            return cvt.overflow;
+        }
+    }
+    return 0;
+}
+
 inline float scaled(float w, bool bn, double scale) {
     return bn ? static_cast<float>(static_cast<double>(w) * scale) : w;
 }
@@ -236,46 +230,30 @@ void conv_kernel(const ConvSrc& s, bool bn, const std::vector<double>& scale, Co
 
 FuseReport fuse_conv(const ConvSrc& s, const BatchNormSrc& bn, ConvLayout layout, DType dtype,
                      void* out_w, void* out_b) {
-    std::vector<double> scale(static_cast<std::size_t>(s.o), 1.0);
-    Store sb(dtype, out_b);
+    std::vector<double> scale(static_cast<std::size_t>(s.o));
+    std::vector<float> bias(static_cast<std::size_t>(s.o));
     for (i64 o = 0; o < s.o; ++o) {
         const ChannelFuse cf = channel(s.biases, bn, o);
         scale[static_cast<std::size_t>(o)] = cf.scale;
-        sb(o, cf.bias);
+        bias[static_cast<std::size_t>(o)] = cf.bias;
     }
     FuseReport r;
-    r.overflow = sb.overflow();
-    switch (dtype) {
-        case DType::float32: {
-            ToF32 cvt;
-            conv_kernel(s, bn.present(), scale, layout, static_cast<float*>(out_w), cvt);
-            break;
-        }
-        case DType::float16: {
-            ToF16 cvt;
-            conv_kernel(s, bn.present(), scale, layout, static_cast<std::uint16_t*>(out_w), cvt);
-            r.overflow += cvt.overflow;
-            break;
-        }
-        case DType::bfloat16: {
-            ToBF16 cvt;
-            conv_kernel(s, bn.present(), scale, layout, static_cast<std::uint16_t*>(out_w), cvt);
-            r.overflow += cvt.overflow;
-            break;
-        }
-    }
+    r.overflow = with_converter(dtype, [&](auto& cvt, auto* tag) {
+        using Out = std::remove_pointer_t<decltype(tag)>;
+        Out* b = static_cast<Out*>(out_b);
+        for (i64 o = 0; o < s.o; ++o) b[o] = cvt(bias[static_cast<std::size_t>(o)]);
+        conv_kernel(s, bn.present(), scale, layout, static_cast<Out*>(out_w), cvt);
+    });
     return r;
 }
 
 FuseReport fuse_dense(const DenseSrc& s, const BatchNormSrc& bn, DenseLayout layout,
                       DType dtype, void* out_w, void* out_b) {
-    Store sw(dtype, out_w);
-    Store sb(dtype, out_b);
     const i64 O = s.o, I = s.i;
     // Column permutation CHW -> HWC, when asked for.
-    std::vector<i64> col;
+    std::vector<i64> col(static_cast<std::size_t>(I));
+    for (i64 i = 0; i < I; ++i) col[static_cast<std::size_t>(i)] = i;
     if (s.to_hwc) {
-        col.resize(static_cast<std::size_t>(I));
         for (i64 c = 0; c < s.c; ++c) {
             for (i64 y = 0; y < s.h; ++y) {
                 for (i64 x = 0; x < s.w; ++x) {
@@ -284,18 +262,22 @@ FuseReport fuse_dense(const DenseSrc& s, const BatchNormSrc& bn, DenseLayout lay
             }
         }
     }
-    for (i64 o = 0; o < O; ++o) {
-        const ChannelFuse cf = channel(s.biases, bn, o);
-        sb(o, cf.bias);
-        for (i64 i = 0; i < I; ++i) {
-            const float w = s.weights[o * s.so + i * s.si];
-            const float v =
-                bn.present() ? static_cast<float>(static_cast<double>(w) * cf.scale) : w;
-            const i64 j = s.to_hwc ? col[static_cast<std::size_t>(i)] : i;
-            sw(layout == DenseLayout::OI ? o * I + j : j * O + o, v);
+    FuseReport r;
+    r.overflow = with_converter(dtype, [&](auto& cvt, auto* tag) {
+        using Out = std::remove_pointer_t<decltype(tag)>;
+        Out* w_out = static_cast<Out*>(out_w);
+        Out* b_out = static_cast<Out*>(out_b);
+        for (i64 o = 0; o < O; ++o) {
+            const ChannelFuse cf = channel(s.biases, bn, o);
+            b_out[o] = cvt(cf.bias);
+            for (i64 i = 0; i < I; ++i) {
+                const float v = scaled(s.weights[o * s.so + i * s.si], bn.present(), cf.scale);
+                const i64 j = col[static_cast<std::size_t>(i)];
+                w_out[layout == DenseLayout::OI ? o * I + j : j * O + o] = cvt(v);
+            }
         }
-    }
-    return {sw.overflow() + sb.overflow()};
+    });
+    return r;
 }
 
 }  // namespace yolo_io
