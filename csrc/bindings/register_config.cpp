@@ -33,12 +33,7 @@ py::list section_options(const CfgSection& s) {
 py::str to_str(std::string_view v) { return py::str(v.data(), v.size()); }
 
 const LayerInfo& layer_at(const PyConfig& c, std::int64_t i) {
-    auto n = static_cast<std::int64_t>(c.ptr->layers.size());
-    if (i < 0 || i >= n) {
-        throw std::out_of_range("layer index " + std::to_string(i) + " out of range 0.." +
-                                std::to_string(n - 1));
-    }
-    return c.ptr->layers[static_cast<std::size_t>(i)];
+    return c.ptr->layers[static_cast<std::size_t>(checked_layer_index(*c.ptr, i))];
 }
 
 }  // namespace

@@ -13,14 +13,7 @@ void clear_writeable(py::array& a) {
     py::detail::array_proxy(a.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
 }
 
-int checked_index(const Weights& w, std::int64_t i) {
-    auto n = static_cast<std::int64_t>(w.config().layers.size());
-    if (i < 0 || i >= n) {
-        throw std::out_of_range("layer index " + std::to_string(i) + " out of range 0.." +
-                                std::to_string(n - 1));
-    }
-    return static_cast<int>(i);
-}
+int checked_index(const Weights& w, std::int64_t i) { return checked_layer_index(w.config(), i); }
 
 py::dict layer_params(const PyWeights& self, std::int64_t index) {
     const Weights& w = *self.weights;
@@ -31,25 +24,14 @@ py::dict layer_params(const PyWeights& self, std::int64_t index) {
     }
     const LayerInfo& layer = w.config().layers[static_cast<std::size_t>(i)];
     const float* base = w.layer_data(i);
-    const bool transpose = w.header().transpose;
     const auto f32 = py::dtype::of<float>();
     for (const ParamSpec& p : layer.params) {
         const auto nd = static_cast<std::size_t>(p.ndim);
         std::vector<py::ssize_t> shape(p.shape.begin(), p.shape.begin() + p.ndim);
         std::vector<py::ssize_t> strides(nd);
-        if (p.legacy_transpose && transpose) {
-            // File holds [inputs][outputs]; present (outputs, inputs).
-            strides = {4, static_cast<py::ssize_t>(4 * p.shape[0])};
-        } else if (p.strided) {
-            for (std::size_t k = 0; k < nd; ++k) {
-                strides[k] = static_cast<py::ssize_t>(4 * p.strides[k]);
-            }
-        } else {
-            py::ssize_t s = 4;
-            for (std::size_t k = nd; k-- > 0;) {
-                strides[k] = s;
-                s *= shape[k];
-            }
+        const std::vector<std::int64_t> elements = w.element_strides(p);
+        for (std::size_t k = 0; k < nd; ++k) {
+            strides[k] = static_cast<py::ssize_t>(4 * elements[k]);
         }
         // The base is the read-only whole-file array, so the view inherits
         // its flags (not writeable) and keeps the mapping alive.
@@ -119,8 +101,7 @@ py::tuple fused_all(const PyWeights& self, const std::string& conv_layout,
     return py::make_tuple(out, overflow);
 }
 
-void* checked_target(py::array a, const FusePlan& plan, bool weights, DType dt,
-                     const Weights& w) {
+void* checked_target(py::array a, const FusePlan& plan, bool weights, DType dt) {
     const std::vector<std::int64_t> want =
         weights ? plan.weights_shape : std::vector<std::int64_t>{plan.biases_count};
     std::string what = "layer " + std::to_string(plan.layer) + (weights ? " weights" : " biases");
@@ -141,7 +122,6 @@ void* checked_target(py::array a, const FusePlan& plan, bool weights, DType dt,
     if (!(a.flags() & py::array::c_style) || !a.writeable()) {
         throw std::invalid_argument(what + ": the target must be C-contiguous and writeable");
     }
-    (void)w;
     return a.mutable_data();
 }
 
@@ -165,8 +145,8 @@ std::int64_t fuse_into(const PyWeights& self, const py::dict& targets,
         FusePlan plan = plan_fused(w, i, L.type == "connected" ? dense_layout : conv_layout, dt, fl);
         auto wa = py::cast<py::array>(pair[0]);
         auto ba = py::cast<py::array>(pair[1]);
-        outputs.emplace_back(checked_target(wa, plan, true, dt, w),
-                             checked_target(ba, plan, false, dt, w));
+        outputs.emplace_back(checked_target(wa, plan, true, dt),
+                             checked_target(ba, plan, false, dt));
         keep.push_back(wa);
         keep.push_back(ba);
         plans.push_back(std::move(plan));

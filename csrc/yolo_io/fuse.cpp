@@ -118,22 +118,18 @@ struct ToF32 {
     i64 overflow = 0;
     float operator()(float v) { return v; }
 };
-struct ToF16 {
+// float16 / bfloat16: `inf` is the format's infinity (sign bit cleared).
+template <std::uint16_t (*Convert)(float), std::uint16_t Inf>
+struct ToHalf {
     i64 overflow = 0;
     std::uint16_t operator()(float v) {
-        std::uint16_t h = to_float16(v);
-        overflow += ((h & 0x7fffU) == 0x7c00U) & (std::isfinite(v) ? 1 : 0);
+        std::uint16_t h = Convert(v);
+        overflow += ((h & 0x7fffU) == Inf) & (std::isfinite(v) ? 1 : 0);
         return h;
     }
 };
-struct ToBF16 {
-    i64 overflow = 0;
-    std::uint16_t operator()(float v) {
-        std::uint16_t h = to_bfloat16(v);
-        overflow += ((h & 0x7fffU) == 0x7f80U) & (std::isfinite(v) ? 1 : 0);
-        return h;
-    }
-};
+using ToF16 = ToHalf<to_float16, 0x7c00U>;
+using ToBF16 = ToHalf<to_bfloat16, 0x7f80U>;
 
 // Calls fn(converter, (Out*)nullptr) for dtype's converter; returns its
 // overflow count.

@@ -29,24 +29,6 @@ Found find(const Weights& w, int index, std::string_view name) {
     return {};
 }
 
-// Element strides of a param as stored (honouring flipped / legacy layouts).
-std::vector<i64> strides_of(const Weights& w, const ParamSpec& p) {
-    std::vector<i64> out(static_cast<std::size_t>(p.ndim));
-    if (p.legacy_transpose && w.header().transpose) {
-        return {1, p.shape[0]};
-    }
-    if (p.strided) {
-        for (int k = 0; k < p.ndim; ++k) out[static_cast<std::size_t>(k)] = p.strides[static_cast<std::size_t>(k)];
-        return out;
-    }
-    i64 s = 1;
-    for (int k = p.ndim; k-- > 0;) {
-        out[static_cast<std::size_t>(k)] = s;
-        s *= p.shape[static_cast<std::size_t>(k)];
-    }
-    return out;
-}
-
 OwnedArray allocate(std::vector<i64> shape, DType dtype) {
     i64 n = 1;
     for (i64 d : shape) n *= d;
@@ -100,7 +82,7 @@ FusePlan plan_fused(const Weights& w, int index, std::string_view layout, DType 
         plan.bn.variance = find(w, src, "rolling_variance").data;
     }
     const ParamSpec& p = *weights.spec;
-    const std::vector<i64> st = strides_of(w, p);
+    const std::vector<i64> st = w.element_strides(p);
     if (conv) {
         plan.conv_layout = parse_conv_layout(layout);
         ConvSrc s{weights.data, p.shape[0], p.shape[1], p.shape[2], p.shape[3],

@@ -976,6 +976,15 @@ std::int64_t sat_mul(std::int64_t a, std::int64_t b) {
     return r;
 }
 
+int checked_layer_index(const Config& config, std::int64_t i) {
+    auto n = static_cast<std::int64_t>(config.layers.size());
+    if (i < 0 || i >= n) {
+        throw std::out_of_range("layer index " + std::to_string(i) + " out of range 0.." +
+                                std::to_string(n - 1));
+    }
+    return static_cast<int>(i);
+}
+
 std::vector<std::string> layer_types() {
     std::vector<std::string> out;
     for (const auto& t : kTypes) {

@@ -88,6 +88,9 @@ std::shared_ptr<const Config> build_config(CfgText text);
 std::shared_ptr<const Config> parse_config(std::string_view text, const std::string& path);
 std::shared_ptr<const Config> parse_config_file(const std::string& path);
 
+// `i` as a layer index of `config`; std::out_of_range when there is none.
+int checked_layer_index(const Config& config, std::int64_t i);
+
 // Names of every section type accepted (canonical names).
 std::vector<std::string> layer_types();
 

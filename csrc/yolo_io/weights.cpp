@@ -286,4 +286,21 @@ const float* Weights::layer_data(int i) const {
     return reinterpret_cast<const float*>(p);
 }
 
+std::vector<std::int64_t> Weights::element_strides(const ParamSpec& p) const {
+    const auto nd = static_cast<std::size_t>(p.ndim);
+    if (p.legacy_transpose && header_.transpose) {
+        return {1, p.shape[0]};
+    }
+    if (p.strided) {
+        return {p.strides.begin(), p.strides.begin() + p.ndim};
+    }
+    std::vector<std::int64_t> out(nd);
+    std::int64_t s = 1;
+    for (std::size_t k = nd; k-- > 0;) {
+        out[k] = s;
+        s *= p.shape[k];
+    }
+    return out;
+}
+
 }  // namespace yolo_io

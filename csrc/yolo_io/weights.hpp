@@ -60,6 +60,10 @@ class Weights {
     bool loaded(int i) const { return i < covered_ && i >= 0; }
     // Pointer to layer i's first float; requires loaded(i).
     const float* layer_data(int i) const;
+    // Element strides of a parameter as stored in this file: C-contiguous,
+    // the planned strides of a flipped conv, or [inputs][outputs] for a
+    // connected matrix under a legacy (transposing) header.
+    std::vector<std::int64_t> element_strides(const ParamSpec& p) const;
 
   private:
     std::shared_ptr<const Config> config_;
