@@ -1,5 +1,7 @@
 #include "yolo_io/fuse.hpp"
 
+#include "yolo_io/kernels.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -159,55 +161,34 @@ inline float scaled(float w, bool bn, double scale) {
     return bn ? static_cast<float>(static_cast<double>(w) * scale) : w;
 }
 
-template <class Out, class Cvt>
-void conv_kernel(const ConvSrc& s, bool bn, const std::vector<double>& scale, ConvLayout layout,
-                 Out* out, Cvt& cvt) {
+// The float32 weights of a conv in `layout`; `scale` is the per-filter BN
+// factor, null without BN (a bit-exact copy).
+void conv_f32(const ConvSrc& s, const double* scale, ConvLayout layout, float* out) {
     const i64 O = s.o, I = s.i, H = s.h, W = s.w, K = I * H * W;
     const bool contiguous = s.sw == 1 && s.sh == W && s.si == H * W && s.so == K;
+    const bool stream = O * K * i64{4} >= kernels::kStreamBytes;
     if (layout == ConvLayout::OIHW && contiguous) {
         for (i64 o = 0; o < O; ++o) {
-            const float* in = s.weights + o * K;
-            Out* dst = out + o * K;
-            const double sc = scale[static_cast<std::size_t>(o)];
-            for (i64 k = 0; k < K; ++k) dst[k] = cvt(scaled(in[k], bn, sc));
+            kernels::scale_row(s.weights + o * K, out + o * K, K, scale != nullptr ? scale + o : nullptr,
+                               stream);
         }
         return;
     }
     if ((layout == ConvLayout::HWIO || layout == ConvLayout::HWCM) && contiguous) {
-        // A blocked transpose: a tile of B filters x T taps is read row by row
-        // (sequential), scaled, then written as T runs of B contiguous values
-        // at output rows k' = (y*W + x)*I + i.
-        constexpr i64 B = 16;
-        constexpr i64 T = 64;
+        // Input tap k = (i*H + y)*W + x goes to output row (y*W + x)*I + i.
         std::vector<i64> dst_row(static_cast<std::size_t>(K));
         for (i64 i = 0; i < I; ++i)
             for (i64 y = 0; y < H; ++y)
                 for (i64 x = 0; x < W; ++x)
                     dst_row[static_cast<std::size_t>((i * H + y) * W + x)] = ((y * W + x) * I + i) * O;
-        Out tile[B][T];
-        for (i64 o0 = 0; o0 < O; o0 += B) {
-            const i64 ob = std::min(B, O - o0);
-            for (i64 k0 = 0; k0 < K; k0 += T) {
-                const i64 kb = std::min(T, K - k0);
-                for (i64 b = 0; b < ob; ++b) {
-                    const float* in = s.weights + (o0 + b) * K + k0;
-                    const double sc = scale[static_cast<std::size_t>(o0 + b)];
-                    for (i64 t = 0; t < kb; ++t) tile[b][t] = cvt(scaled(in[t], bn, sc));
-                }
-                for (i64 t = 0; t < kb; ++t) {
-                    Out* dst = out + dst_row[static_cast<std::size_t>(k0 + t)] + o0;
-                    for (i64 b = 0; b < ob; ++b) dst[b] = tile[b][t];
-                }
-            }
-        }
+        kernels::transpose_scaled(s.weights, O, K, K, scale, dst_row.data(), out, stream);
         return;
     }
     for (i64 o = 0; o < O; ++o) {
-        const double sc = scale[static_cast<std::size_t>(o)];
         for (i64 i = 0; i < I; ++i) {
             for (i64 y = 0; y < H; ++y) {
                 for (i64 x = 0; x < W; ++x) {
-                    const float v = scaled(s.weights[o * s.so + i * s.si + y * s.sh + x * s.sw], bn, sc);
+                    const float w = s.weights[o * s.so + i * s.si + y * s.sh + x * s.sw];
                     i64 at = 0;
                     switch (layout) {
                         case ConvLayout::OIHW: at = ((o * I + i) * H + y) * W + x; break;
@@ -215,7 +196,7 @@ void conv_kernel(const ConvSrc& s, bool bn, const std::vector<double>& scale, Co
                         case ConvLayout::HWCM: at = ((y * W + x) * I + i) * O + o; break;
                         case ConvLayout::OHWI: at = ((o * H + y) * W + x) * I + i; break;
                     }
-                    out[at] = cvt(v);
+                    out[at] = scale != nullptr ? scaled(w, true, scale[o]) : w;
                 }
             }
         }
@@ -233,12 +214,21 @@ FuseReport fuse_conv(const ConvSrc& s, const BatchNormSrc& bn, ConvLayout layout
         scale[static_cast<std::size_t>(o)] = cf.scale;
         bias[static_cast<std::size_t>(o)] = cf.bias;
     }
+    const double* sc = bn.present() ? scale.data() : nullptr;
+    const i64 n = s.o * s.i * s.h * s.w;
     FuseReport r;
     r.overflow = with_converter(dtype, [&](auto& cvt, auto* tag) {
         using Out = std::remove_pointer_t<decltype(tag)>;
         Out* b = static_cast<Out*>(out_b);
         for (i64 o = 0; o < s.o; ++o) b[o] = cvt(bias[static_cast<std::size_t>(o)]);
-        conv_kernel(s, bn.present(), scale, layout, static_cast<Out*>(out_w), cvt);
+        if constexpr (std::is_same_v<Out, float>) {
+            conv_f32(s, sc, layout, static_cast<float*>(out_w));
+        } else {  // float32 first, then one conversion pass
+            std::vector<float> tmp(static_cast<std::size_t>(n));
+            conv_f32(s, sc, layout, tmp.data());
+            Out* w = static_cast<Out*>(out_w);
+            for (i64 k = 0; k < n; ++k) w[k] = cvt(tmp[static_cast<std::size_t>(k)]);
+        }
     });
     return r;
 }

@@ -1,0 +1,34 @@
+// float32 inner loops of the fusion: a scaled copy and a scaled transpose,
+// each with a portable path and, on x86-64, an AVX2 path chosen at run time.
+// Both paths give the same bits: every product is float(double(w) * scale),
+// rounded to nearest even, as darknet's fuse_conv_batchnorm computes it.
+#pragma once
+
+#include <cstdint>
+
+namespace yolo_io::kernels {
+
+// out[k] = float(double(in[k]) * scale), k < n. With `scale` null the values
+// are copied bit for bit (no arithmetic, so NaN payloads survive). `stream`
+// asks for non-temporal stores: for outputs much larger than the caches,
+// which are written once and not read back soon.
+void scale_row(const float* in, float* out, std::int64_t n, const double* scale, bool stream);
+
+// A scaled 2-d transpose with scattered output rows: for o < rows, k < cols,
+//   out[dst_row[k] + o] = float(double(src[o * src_stride + k]) * scale[o])
+// (scale null: a plain copy). HWIO is this with dst_row[k] the output row of
+// input tap k times the row length.
+void transpose_scaled(const float* src, std::int64_t rows, std::int64_t cols,
+                      std::int64_t src_stride, const double* scale, const std::int64_t* dst_row,
+                      float* out, bool stream);
+
+// Whether the AVX2 paths are in use (the CPU has AVX2 and they are enabled).
+bool simd_active();
+// Enables or disables the AVX2 paths (for tests of the portable path);
+// returns the previous setting. Enabling has no effect without CPU support.
+bool set_simd(bool enabled);
+
+// Outputs at least this large (bytes) are written with non-temporal stores.
+constexpr std::int64_t kStreamBytes = std::int64_t{4} << 20;
+
+}  // namespace yolo_io::kernels

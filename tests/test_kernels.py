@@ -1,0 +1,83 @@
+"""The AVX2 and the portable fusion kernels: the same bits as the NumPy
+reference, for every edge of their blocking (16-row blocks, 8-column blocks,
+512-column stripes), for outputs large enough to be streamed (>= 4 MB) and for
+misaligned caller buffers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from reference import fuse, layout
+
+import yolo_io
+from yolo_io import _core
+from yolo_io.testing import header_bytes, write_weights
+
+
+@pytest.fixture(params=["avx2", "portable"])
+def kernel(request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "avx2" and not _core._simd_active():
+        pytest.skip("this CPU has no AVX2: only the portable kernels run here")
+    previous = _core._set_simd(request.param == "avx2")
+    try:
+        yield request.param
+    finally:
+        _core._set_simd(previous)
+
+
+def conv_net(tmp_path: Path, c: int, filters: int, size: int, bn: int, groups: int = 1) -> yolo_io.Network:
+    cfg = (f"[net]\nwidth=8\nheight=8\nchannels={c}\n[convolutional]\nfilters={filters}\nsize={size}\n"
+           f"pad=1\ngroups={groups}\nbatch_normalize={bn}\nactivation=linear\n")
+    return yolo_io.load(write_weights(tmp_path / "k.weights", cfg, seed=c * 1000 + filters), cfg)
+
+
+SHAPES = [  # (channels, filters, size): around the 16 x 8 blocks and the 512-column stripe
+    (1, 1, 1), (3, 15, 3), (8, 16, 1), (9, 17, 3), (64, 33, 3), (57, 48, 1), (520, 16, 1), (7, 130, 3),
+]
+
+
+@pytest.mark.parametrize(("c", "filters", "size"), SHAPES)
+@pytest.mark.parametrize("bn", [0, 1])
+@pytest.mark.parametrize("lay", ["OIHW", "HWIO"])
+def test_kernels_match_reference(tmp_path: Path, kernel: str, c: int, filters: int, size: int, bn: int,
+                                 lay: str) -> None:
+    layer = conv_net(tmp_path, c, filters, size, bn)[0]
+    p = layer.params
+    ref_w, ref_b = fuse(p["weights"], p["biases"], p.get("scales"), p.get("rolling_mean"), p.get("rolling_variance"))
+    w, b = layer.fused(layout=lay)
+    np.testing.assert_array_equal(w.view(np.uint32), np.ascontiguousarray(layout(ref_w, lay)).view(np.uint32))
+    np.testing.assert_array_equal(b, ref_b)
+
+
+@pytest.mark.parametrize("lay", ["OIHW", "HWIO"])
+def test_streamed_outputs_match_reference(tmp_path: Path, kernel: str, lay: str) -> None:
+    net = conv_net(tmp_path, 520, 272, 3, 1)  # 1.27 M floats: 5 MB, written with streaming stores
+    layer = net[0]
+    p = layer.params
+    ref_w, _ = fuse(p["weights"], p["biases"], p["scales"], p["rolling_mean"], p["rolling_variance"])
+    expected = np.ascontiguousarray(layout(ref_w, lay)).view(np.uint32)
+    np.testing.assert_array_equal(layer.fused(layout=lay)[0].view(np.uint32), expected)
+    np.testing.assert_array_equal(net.fused_all(lay, threads=2)[0][0].view(np.uint32), expected)
+    # A caller buffer 4 bytes off any 64-byte boundary: the kernels must not assume alignment.
+    raw = np.zeros(expected.size * 4 + 64 + 4, np.uint8)
+    start = (-raw.ctypes.data) % 64 + 4
+    target = raw[start:start + expected.size * 4].view(np.float32).reshape(expected.shape)
+    net.fuse_into({0: (target, np.zeros(272, np.float32))}, lay)
+    np.testing.assert_array_equal(target.view(np.uint32), expected)
+
+
+@pytest.mark.parametrize("lay", ["OIHW", "HWIO"])
+def test_without_batchnorm_any_bits_are_copied_exactly(tmp_path: Path, kernel: str, lay: str) -> None:
+    """No arithmetic without BN: NaN payloads and signalling NaNs survive."""
+    c, filters = 40, 24
+    cfg = f"[net]\nwidth=4\nheight=4\nchannels={c}\n[convolutional]\nfilters={filters}\nsize=3\npad=1\nactivation=linear\n"
+    bits = np.random.default_rng(7).integers(0, 2**32, filters * c * 9, dtype=np.uint32)
+    bits[::5] = 0x7F800001  # a signalling NaN
+    path = tmp_path / "nan.weights"
+    path.write_bytes(header_bytes() + np.zeros(filters, np.float32).tobytes() + bits.tobytes())
+    w, _ = yolo_io.load(path, cfg)[0].fused(layout=lay)
+    expected = layout(bits.reshape(filters, c, 3, 3), lay)
+    np.testing.assert_array_equal(w.view(np.uint32), expected)
