@@ -45,3 +45,20 @@ def median_seconds(fn: Callable[[], object], rounds: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median wall time of each function, measured in interleaved rounds (one
+    call of each per round, after one warm-up round), so that a noisy
+    neighbour slows every contender alike instead of one block of rounds."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for r in range(rounds + 1):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            result = fn()
+            elapsed = time.perf_counter() - start
+            del result  # freed before the next contender allocates
+            if r:
+                times[name].append(elapsed)
+    return {name: statistics.median(t) for name, t in times.items()}
+

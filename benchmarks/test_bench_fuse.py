@@ -1,10 +1,10 @@
 """Fusion throughput on yolov4 (64.4 M floats), against np.fromfile of the same
 file and a vectorised NumPy per-layer fuse, measured in the same run.
 
-Targets (issue 3), checked by test_fuse_targets when measuring
-(``--benchmark-only``): the bulk OIHW float32 call <= 0.5x np.fromfile, HWIO
-<= 0.75x, a Python loop of layer.fused() <= 1.0x, >= 3x faster than NumPy, and
-2 threads >= 1.5x faster than 1.
+Targets (issue 3), checked when measuring (``--benchmark-only``): the bulk
+OIHW float32 call <= 0.5x np.fromfile, HWIO <= 0.75x, a Python loop of
+layer.fused() <= 1.0x, >= 3x faster than NumPy (test_fuse_targets), and 2
+threads >= 1.5x faster than 1 (test_fuse_thread_scaling).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import median_seconds
+from conftest import interleaved_medians
 
 import yolo_io
 
@@ -71,25 +71,67 @@ def test_fromfile_baseline(benchmark: pytest.FixtureDef, yolov4: tuple[Path, Pat
                        warmup_rounds=1)
 
 
-@pytest.mark.xfail(reason="issue 3 is open: HWIO, the 2-thread speed-up and the NumPy ratio "
-                          "are not yet at their targets (see README)", strict=False)
+_TIMINGS: dict[str, float] = {}
+
+
+def timings(net: yolo_io.Network, weights: Path) -> dict[str, float]:
+    """Medians of every contender in one interleaved run (taken once per session).
+
+    ``cold`` calls first release the cached arena, so they pay for fresh memory
+    (page faults and the kernel's zeroing) as np.fromfile always does; the
+    others are the steady state of repeated calls, where the last freed arena
+    is reused, as glibc reuses the per-layer buffers of the NumPy fuse and of
+    the layer.fused() loop."""
+    if not _TIMINGS:
+        def cold(layout: str, threads: int) -> object:
+            yolo_io.release_cached_memory()
+            return net.fused_all(layout, threads=threads)
+
+        _TIMINGS.update(interleaved_medians({
+            "fromfile": lambda: np.fromfile(weights, dtype=np.float32),
+            "OIHW x2 cold": lambda: cold("OIHW", 2),
+            "OIHW x1 cold": lambda: cold("OIHW", 1),
+            "HWIO x2 cold": lambda: cold("HWIO", 2),
+            "HWIO x1 cold": lambda: cold("HWIO", 1),
+            "OIHW x2": lambda: net.fused_all("OIHW", threads=2),
+            "OIHW x1": lambda: net.fused_all("OIHW", threads=1),
+            "HWIO x2": lambda: net.fused_all("HWIO", threads=2),
+            "HWIO x1": lambda: net.fused_all("HWIO", threads=1),
+            "loop": lambda: fused_loop(net),
+            "numpy": lambda: numpy_fuse_all(net),
+        }, rounds=9))
+        base = _TIMINGS["fromfile"]
+        print("\n" + "; ".join(f"{k} {v * 1e3:.1f} ms ({v / base:.2f}x)" for k, v in _TIMINGS.items()))
+    return _TIMINGS
+
+
 def test_fuse_targets(benchmark: pytest.FixtureDef, net: yolo_io.Network, yolov4: tuple[Path, Path]) -> None:
+    """Issue 3's targets against np.fromfile and NumPy, in the steady state and,
+    against np.fromfile, also cold."""
     if benchmark.disabled:
         pytest.skip("timings are only taken with --benchmark-only")
-    rounds = 7
-    base = median_seconds(lambda: np.fromfile(yolov4[0], dtype=np.float32), rounds)
-    t = {
-        "OIHW x2": median_seconds(lambda: net.fused_all("OIHW", threads=2), rounds),
-        "OIHW x1": median_seconds(lambda: net.fused_all("OIHW", threads=1), rounds),
-        "HWIO x2": median_seconds(lambda: net.fused_all("HWIO", threads=2), rounds),
-        "loop": median_seconds(lambda: fused_loop(net), rounds),
-        "numpy": median_seconds(lambda: numpy_fuse_all(net), rounds),
-    }
-    print(f"\nfromfile {base * 1e3:.1f} ms; " + "; ".join(
-        f"{k} {v * 1e3:.1f} ms ({v / base:.2f}x)" for k, v in t.items()))
+    t = timings(net, yolov4[0])
     benchmark.pedantic(lambda: None, rounds=1)
+    base = t["fromfile"]
     assert t["OIHW x2"] <= 0.5 * base
+    assert t["OIHW x2 cold"] <= 0.5 * base
     assert t["HWIO x2"] <= 0.75 * base
+    assert t["HWIO x2 cold"] <= 0.75 * base
     assert t["loop"] <= 1.0 * base
     assert t["numpy"] >= 3 * t["OIHW x2"]
+
+
+@pytest.mark.xfail(reason="OIHW float32 fusion is memory-bound: on these machines one core already "
+                          "draws most of the bandwidth two get, so 2 threads give 1.25x warm and "
+                          "about 1.45x cold, not 1.5x (HWIO, which computes more, reaches it)",
+                   strict=False)
+def test_fuse_thread_scaling(benchmark: pytest.FixtureDef, net: yolo_io.Network,
+                             yolov4: tuple[Path, Path]) -> None:
+    if benchmark.disabled:
+        pytest.skip("timings are only taken with --benchmark-only")
+    t = timings(net, yolov4[0])
+    benchmark.pedantic(lambda: None, rounds=1)
+    assert t["HWIO x1"] >= 1.5 * t["HWIO x2"]
+    assert t["HWIO x1 cold"] >= 1.5 * t["HWIO x2 cold"]
+    assert t["OIHW x1 cold"] >= 1.5 * t["OIHW x2 cold"]
     assert t["OIHW x1"] >= 1.5 * t["OIHW x2"]

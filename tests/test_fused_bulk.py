@@ -70,6 +70,31 @@ def test_arena_outlives_the_network(net: yolo_io.Network) -> None:
     np.testing.assert_array_equal(arrays[0][0], expected)
 
 
+def test_freed_arena_is_reused_and_can_be_released(tmp_path: Path) -> None:
+    """The last freed arena backs the next fused_all() of a similar size; live
+    results are never reused; release_cached_memory() unmaps the cached one."""
+    cfg = ("[net]\nwidth=4\nheight=4\nchannels=256\n[convolutional]\nbatch_normalize=1\n"
+           "filters=512\nsize=3\npad=1\n")  # 4.7 MB: a huge-page-aligned arena
+    net = yolo_io.load(write_weights(tmp_path / "r.weights", cfg, seed=3), cfg)
+    expected_oihw, expected_hwio = net[0].fused("OIHW")[0], net[0].fused("HWIO")[0]
+    yolo_io.release_cached_memory()
+    first = net.fused_all("OIHW")
+    address = first[0][0].ctypes.data
+    assert address % (2 << 20) == 0
+    assert yolo_io.release_cached_memory() == 0  # in use: nothing cached
+    second = net.fused_all("HWIO")  # the first is alive: fresh memory
+    assert second[0][0].ctypes.data != address
+    del first
+    third = net.fused_all("HWIO")  # the freed first arena, overwritten completely
+    assert third[0][0].ctypes.data == address
+    np.testing.assert_array_equal(third[0][0], expected_hwio)
+    np.testing.assert_array_equal(second[0][0], expected_hwio)
+    del second, third
+    assert yolo_io.release_cached_memory() >= expected_oihw.nbytes
+    assert yolo_io.release_cached_memory() == 0
+    np.testing.assert_array_equal(net.fused_all("OIHW")[0][0], expected_oihw)
+
+
 def test_fuse_into_caller_buffers(net: yolo_io.Network) -> None:
     targets = {i: (np.full(w.shape, np.nan, np.float32), np.full(b.shape, np.nan, np.float32))
                for i, (w, b) in net.fused_all("HWIO").items()}

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "common.hpp"
+#include "yolo_io/arena_memory.hpp"
 #include "yolo_io/fused.hpp"
 
 namespace yolo_io::bindings {
@@ -211,6 +212,8 @@ void register_weights(py::module_& m) {
         .def("fuse_into", &fuse_into, "targets"_a, "conv_layout"_a, "dense_layout"_a, "dtype"_a,
              "flatten"_a, "threads"_a, "Fill caller buffers {layer: (w, b)}; overflow count.");
 
+    m.def("release_cached_memory", &arena_release_cached,
+          "Unmap the cached arena of a freed fused_all() result; bytes released.");
     m.def("header_size_for", &header_size_for, "major"_a, "minor"_a,
           "Header bytes (16 or 20) implied by a version.");
 }

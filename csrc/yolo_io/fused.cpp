@@ -1,9 +1,8 @@
 #include "yolo_io/fused.hpp"
 
-#include <sys/mman.h>
+#include "yolo_io/arena_memory.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 #include <exception>
 #include <stdexcept>
 #include <thread>
@@ -144,7 +143,7 @@ FusedLayer fuse_layer(const Weights& w, int index, std::string_view layout, DTyp
     return out;
 }
 
-void Arena::Free::operator()(std::uint8_t* p) const noexcept { std::free(p); }
+void ArenaFree::operator()(std::uint8_t* p) const noexcept { arena_release({p, mapped}); }
 
 FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
                               const std::vector<std::pair<void*, void*>>& outputs, int threads) {
@@ -211,16 +210,9 @@ Arena fuse_network(const Weights& w, std::string_view conv_layout, std::string_v
         arena.entries.push_back(std::move(e));
     }
     arena.size = pos;
-    void* mem = nullptr;
-    if (posix_memalign(&mem, 2 << 20 > pos ? kAlign : (2 << 20), static_cast<std::size_t>(std::max<i64>(pos, kAlign))) != 0) {
-        throw std::bad_alloc();
-    }
-    arena.data.reset(static_cast<std::uint8_t*>(mem));
-#ifdef MADV_HUGEPAGE
-    if (pos >= (2 << 20)) {
-        ::madvise(mem, static_cast<std::size_t>(pos), MADV_HUGEPAGE);  // fewer page faults
-    }
-#endif
+    const ArenaBlock block = arena_acquire(static_cast<std::size_t>(pos));
+    arena.data = std::unique_ptr<std::uint8_t, ArenaFree>(static_cast<std::uint8_t*>(block.data),
+                                                          ArenaFree{block.size});
     std::vector<FusePlan> plans;
     std::vector<std::pair<void*, void*>> outputs;
     plans.reserve(arena.entries.size());

@@ -50,12 +50,16 @@ FusePlan plan_fused(const Weights& weights, int index, std::string_view layout, 
 // Runs a plan into caller-provided buffers of the planned sizes.
 FuseReport run_fused(const FusePlan& plan, void* out_w, void* out_b);
 
-// All fused arrays of a network in one 64-byte-aligned allocation.
+// Gives an arena's memory back to arena_memory.hpp.
+struct ArenaFree {
+    std::size_t mapped = 0;  // bytes, as arena_acquire gave them
+    void operator()(std::uint8_t* p) const noexcept;
+};
+
+// All fused arrays of a network in one 64-byte-aligned allocation
+// (arena_memory.hpp: huge pages, and the last freed arena is reused).
 struct Arena {
-    struct Free {
-        void operator()(std::uint8_t* p) const noexcept;
-    };
-    std::unique_ptr<std::uint8_t, Free> data;
+    std::unique_ptr<std::uint8_t, ArenaFree> data;
     std::int64_t size = 0;  // bytes
     struct Entry {
         FusePlan plan;

@@ -32,6 +32,19 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 LAYER_TYPES: tuple[str, ...] = tuple(_core.layer_types())
+
+
+def release_cached_memory() -> int:
+    """Unmap the memory yolo_io keeps for the next :meth:`Network.fused_all`.
+
+    When every array of a ``fused_all()`` result has been freed, its arena is
+    kept (one at most, marked ``MADV_FREE`` so the kernel can reclaim it under
+    memory pressure) and reused by the next ``fused_all()`` of a similar size,
+    which then skips the page faults and zeroing of fresh memory. Call this to
+    return it to the system at once; returns the bytes released (0 if none).
+    """
+    return int(_core.release_cached_memory())
+
 """Canonical names of every section type yolo_io (and darknet) accepts."""
 
 __all__ = [
@@ -50,4 +63,5 @@ __all__ = [
     "__version__",
     "load",
     "parse_cfg",
+    "release_cached_memory",
 ]

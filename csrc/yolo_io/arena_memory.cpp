@@ -1,0 +1,101 @@
+#include "yolo_io/arena_memory.hpp"
+
+#include <sys/mman.h>
+
+#include <cstdint>
+#include <mutex>
+#include <new>
+
+namespace yolo_io {
+
+namespace {
+
+constexpr std::size_t kHuge = std::size_t{2} << 20;
+
+struct Cache {
+    std::mutex mutex;
+    ArenaBlock block;
+};
+
+// Never destroyed: capsules may free arenas during interpreter shutdown,
+// after static destructors would have run.
+Cache& cache() {
+    static Cache* c = new Cache;
+    return *c;
+}
+
+ArenaBlock map_fresh(std::size_t bytes) {
+    if (bytes < kHuge) {
+        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::bad_alloc();
+        return {p, bytes};
+    }
+    // Over-map by 2 MB, then trim both ends to a 2 MB-aligned, 2 MB-multiple
+    // block: whole huge pages.
+    const std::size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
+    void* p = ::mmap(nullptr, size + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    const auto start = reinterpret_cast<std::uintptr_t>(p);
+    const std::uintptr_t aligned = (start + kHuge - 1) / kHuge * kHuge;
+    if (aligned > start) ::munmap(p, aligned - start);
+    const std::uintptr_t end = start + size + kHuge;
+    if (end > aligned + size) ::munmap(reinterpret_cast<void*>(aligned + size), end - aligned - size);
+    void* data = reinterpret_cast<void*>(aligned);
+#ifdef MADV_HUGEPAGE
+    ::madvise(data, size, MADV_HUGEPAGE);  // one fault and one zeroing per 2 MB
+#endif
+    return {data, size};
+}
+
+}  // namespace
+
+ArenaBlock arena_acquire(std::size_t bytes) {
+    if (bytes == 0) bytes = 1;
+    ArenaBlock reuse;
+    ArenaBlock drop;
+    {
+        Cache& c = cache();
+        std::lock_guard<std::mutex> lock(c.mutex);
+        // Reuse a cached block that fits without wasting more than half of it.
+        if (c.block.data != nullptr && c.block.size >= bytes && c.block.size / 2 <= bytes + kHuge) {
+            reuse = c.block;
+        } else {
+            drop = c.block;
+        }
+        c.block = {};
+    }
+    if (drop.data != nullptr) ::munmap(drop.data, drop.size);
+    return reuse.data != nullptr ? reuse : map_fresh(bytes);
+}
+
+void arena_release(ArenaBlock block) noexcept {
+    if (block.data == nullptr) return;
+#ifdef MADV_FREE
+    // The kernel may take the pages back under memory pressure (reuse then
+    // faults in zeroed pages, as a fresh mapping would).
+    ::madvise(block.data, block.size, MADV_FREE);
+#endif
+    ArenaBlock old;
+    {
+        Cache& c = cache();
+        std::lock_guard<std::mutex> lock(c.mutex);
+        old = c.block;
+        c.block = block;
+    }
+    if (old.data != nullptr) ::munmap(old.data, old.size);
+}
+
+std::size_t arena_release_cached() noexcept {
+    ArenaBlock old;
+    {
+        Cache& c = cache();
+        std::lock_guard<std::mutex> lock(c.mutex);
+        old = c.block;
+        c.block = {};
+    }
+    if (old.data != nullptr) ::munmap(old.data, old.size);
+    return old.size;
+}
+
+}  // namespace yolo_io

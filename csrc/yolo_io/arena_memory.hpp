@@ -1,0 +1,30 @@
+// Memory for fusion arenas: anonymous mappings, 2 MB aligned and advised for
+// huge pages when large, with a one-slot cache of the last arena freed.
+//
+// Why a cache: a fresh mapping costs a page fault and a kernel zeroing pass
+// per page, which on yolov4 (257 MB) is as slow as the fusion itself. glibc
+// reuses freed memory only below its 32 MB mmap threshold, so per-layer
+// buffers (layer.fused()) are recycled but one large arena never is. The
+// cache keeps the most recently freed arena, with MADV_FREE so that the
+// kernel may still reclaim its pages under memory pressure, and hands it to
+// the next arena of a similar size. release_cached() unmaps it at once.
+#pragma once
+
+#include <cstddef>
+
+namespace yolo_io {
+
+struct ArenaBlock {
+    void* data = nullptr;
+    std::size_t size = 0;  // bytes mapped (>= the size asked for)
+};
+
+// At least `bytes` (> 0) of writable memory, 64-byte aligned (2 MB when
+// large). Throws std::bad_alloc.
+ArenaBlock arena_acquire(std::size_t bytes);
+// Returns a block from arena_acquire; it may be cached for reuse.
+void arena_release(ArenaBlock block) noexcept;
+// Unmaps the cached block, if any; returns the bytes released.
+std::size_t arena_release_cached() noexcept;
+
+}  // namespace yolo_io
