@@ -78,13 +78,13 @@ py::dtype numpy_dtype(DType t) {
 // views whose base is a capsule owning the arena.
 py::tuple fused_all(const PyWeights& self, const std::string& conv_layout,
                     const std::string& dense_layout, const std::string& dtype,
-                    const std::string& flatten, int threads) {
+                    const std::string& flatten, int threads, bool fuse) {
     const DType dt = parse_dtype(dtype);
     const Flatten fl = parse_flatten(flatten);
     auto arena = std::make_unique<Arena>();
     {
         py::gil_scoped_release release;
-        *arena = fuse_network(*self.weights, conv_layout, dense_layout, dt, fl, threads);
+        *arena = fuse_network(*self.weights, conv_layout, dense_layout, dt, fl, threads, fuse);
     }
     std::uint8_t* base = arena->data.get();
     const py::dtype npdt = numpy_dtype(dt);
@@ -208,7 +208,7 @@ void register_weights(py::module_& m) {
              "fuse"_a = true,
              "(weights, biases, overflow count) of layer i, BN fused, in layout and dtype.")
         .def("fused_all", &fused_all, "conv_layout"_a, "dense_layout"_a, "dtype"_a, "flatten"_a,
-             "threads"_a, "({layer: (weights, biases)}, overflow count): one arena.")
+             "threads"_a, "fuse"_a = true, "({layer: (weights, biases)}, overflow count): one arena.")
         .def("fuse_into", &fuse_into, "targets"_a, "conv_layout"_a, "dense_layout"_a, "dtype"_a,
              "flatten"_a, "threads"_a, "Fill caller buffers {layer: (w, b)}; overflow count.");
 

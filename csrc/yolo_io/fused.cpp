@@ -188,7 +188,7 @@ FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
 }
 
 Arena fuse_network(const Weights& w, std::string_view conv_layout, std::string_view dense_layout,
-                   DType dtype, Flatten flatten, int threads) {
+                   DType dtype, Flatten flatten, int threads, bool fuse) {
     Arena arena;
     const Config& c = w.config();
     constexpr i64 kAlign = 64;
@@ -202,7 +202,7 @@ Arena fuse_network(const Weights& w, std::string_view conv_layout, std::string_v
         if (!w.loaded(src) || L.dontload) continue;
         Arena::Entry e;
         e.plan = plan_fused(w, static_cast<int>(i), conv ? conv_layout : dense_layout, dtype,
-                            flatten);
+                            flatten, fuse);
         e.weights_offset = pos;
         pos = align(pos + e.plan.weights_count * dtype_size(dtype));
         e.biases_offset = pos;

@@ -19,6 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from ._errors import (
     CfgError,
     CfgWarning,
+    ConversionError,
     FormatError,
     PrecisionWarning,
     WeightsSizeError,
@@ -53,6 +54,7 @@ __all__ = [
     "CfgLayer",
     "CfgWarning",
     "Config",
+    "ConversionError",
     "FormatError",
     "Header",
     "Layer",

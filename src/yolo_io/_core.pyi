@@ -78,7 +78,8 @@ class Weights:
         self, i: int, layout: str, dtype: str = "float32", flatten: str = "auto", fuse: bool = True
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic], int]: ...
     def fused_all(
-        self, conv_layout: str, dense_layout: str, dtype: str, flatten: str, threads: int
+        self, conv_layout: str, dense_layout: str, dtype: str, flatten: str, threads: int,
+        fuse: bool = True,
     ) -> tuple[dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]], int]: ...
     def fuse_into(
         self,

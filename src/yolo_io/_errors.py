@@ -6,7 +6,7 @@ raises them through a translator in ``csrc/bindings/register_errors.cpp``.
 
 from __future__ import annotations
 
-__all__ = ["CfgError", "CfgWarning", "FormatError", "PrecisionWarning", "WeightsSizeError", "YoloIOError"]
+__all__ = ["CfgError", "CfgWarning", "ConversionError", "FormatError", "PrecisionWarning", "WeightsSizeError", "YoloIOError"]
 
 
 class YoloIOError(Exception):
@@ -57,6 +57,11 @@ class WeightsSizeError(FormatError):
         self.actual = actual
         self.layer = layer
         self.partial_layers = partial_layers
+
+
+class ConversionError(YoloIOError, ValueError):
+    """A model that the requested target (a state-dict naming) cannot express
+    faithfully: the message names the layer, its cfg line and the reason."""
 
 
 class CfgWarning(UserWarning):

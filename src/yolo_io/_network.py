@@ -422,10 +422,29 @@ class Layer(CfgLayer):
         Raises:
             ValueError: the layer has no batch norm.
         """
-        p = self.params
+        p = self._source_params()
         if "scales" not in p:
             raise ValueError(f"layer {self.index} ({self.type}, line {self.line}) has no batch norm")
         w, beta = self._fused(layout, "float32", "auto", fuse=False)
+        gamma, var = self._bn_for_eps(eps, stacklevel=3)
+        return {
+            "weights": w.astype(np.float32, copy=False),
+            "biases": beta.astype(np.float32, copy=False),
+            "scales": gamma,
+            "rolling_mean": p["rolling_mean"].copy(),
+            "rolling_variance": var,
+        }
+
+    def _source_params(self) -> Mapping[str, npt.NDArray[np.float32]]:
+        """params of the layer whose arrays this one uses (share_index)."""
+        share = self.share_index
+        return self._net[share].params if share is not None else self.params
+
+    def _bn_for_eps(self, eps: float, stacklevel: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """New (gamma, running_var) for a BN that adds `eps` (see bn_params)."""
+        p = self._source_params()
+        if eps == 1e-5:  # darknet's own: the stored arrays, bit for bit
+            return p["scales"].copy(), p["rolling_variance"].copy()
         var = p["rolling_variance"].astype(np.float64) + 1e-5
         gamma = p["scales"].astype(np.float64)
         adjusted = var - eps
@@ -440,15 +459,9 @@ class Layer(CfgLayer):
                     f"< eps={eps} in {channels.size} channels ({channels[:8].tolist()}): their "
                     "variance is 0 and their scales are rescaled instead"
                 ),
-                stacklevel=2,
+                stacklevel=stacklevel + 1,
             )
-        return {
-            "weights": w.astype(np.float32, copy=False),
-            "biases": beta.astype(np.float32, copy=False),
-            "scales": gamma.astype(np.float32),
-            "rolling_mean": p["rolling_mean"].copy(),
-            "rolling_variance": adjusted.astype(np.float32),
-        }
+        return gamma.astype(np.float32), adjusted.astype(np.float32)
 
 
 @final
@@ -544,6 +557,64 @@ class Network(Sequence[Layer]):
         if dtype == "bfloat16":
             return {i: (_as_bfloat16(w), _as_bfloat16(b)) for i, (w, b) in arrays.items()}
         return arrays
+
+    def _fused_all_arrays(
+        self, layout: str, dense_layout: str, threads: int | None, *, fuse: bool
+    ) -> dict[int, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
+        arrays, _ = self._live().fused_all(layout, dense_layout, "float32", "auto", _threads(threads), fuse)
+        return arrays  # type: ignore[return-value]  # float32 asked for
+
+    def state_dict(
+        self,
+        *,
+        fuse: bool = False,
+        layout: str = "OIHW",
+        naming: str = "yolo_io",
+        dense_layout: str | None = None,
+        bn_eps: float | None = None,
+        threads: int | None = None,
+    ) -> dict[str, npt.NDArray[np.generic]]:
+        """The network's arrays under a framework's parameter names, ready for
+        ``load_state_dict`` (through :func:`yolo_io.torch.state_dict` for torch).
+
+        Args:
+            fuse: fold batch norms into the conv/connected weights (darknet's
+                arithmetic, as :meth:`Layer.fused`); the keys are then those of
+                a model without batch norm (``"ultralytics"``: of a model after
+                its ``fuse()``).
+            layout: the convolutions' layout; torch wants ``"OIHW"``.
+            naming: ``"yolo_io"`` (ours: ``layers.{i}.conv.weight``,
+                ``layers.{i}.bn.running_var``, ...), ``"darknet2pytorch"``
+                (Tianxiaomo/pytorch-YOLOv4 and ``darknet2any``:
+                ``models.{i}.conv{k}.weight``, ``models.{i}.bn{k}.weight``, ...)
+                or ``"ultralytics"`` (ultralytics/yolov3, WongKinYiu/PyTorch_YOLOv4:
+                ``module_list.{i}.Conv2d.weight``, ``module_list.{i}.BatchNorm2d.*``).
+            dense_layout: the connected layers' layout (default as for
+                :meth:`fused_all`).
+            bn_eps: the target's BatchNorm epsilon. Unfused, running_var is
+                adjusted so that it reproduces darknet's 1e-5 (see
+                :meth:`Layer.bn_params`). Default: the naming's framework's
+                (1e-5; ultralytics builds ``BatchNorm2d(eps=1e-4)``).
+            threads: threads for the weights (default: all cores).
+
+        Returns:
+            ``{key: array}``. Weights and biases are writeable views into one
+            arena (see :meth:`fused_all`); batch-norm arrays are new; every
+            batch norm has ``num_batches_tracked`` (int64 0, shape ``()``).
+            Layers without data (``dontload``, past the end of a partial file)
+            have no keys.
+
+        Raises:
+            ConversionError: a layer the naming's models cannot hold (e.g. a
+                grouped conv for darknet2pytorch, which ignores ``groups``; a
+                connected layer for ultralytics); the message names the layer
+                and cfg line.
+            ValueError: an unknown naming or layout.
+        """
+        from ._state_dict import build
+
+        return build(self, fuse=fuse, layout=layout, naming=naming, dense_layout=dense_layout,
+                     bn_eps=bn_eps, threads=threads)
 
     def fuse_into(
         self,

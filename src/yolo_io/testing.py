@@ -36,6 +36,7 @@ def write_weights(
     seen: int = 0,
     seed: int = 0,
     layers: int | None = None,
+    realistic: bool = False,
 ) -> Path:
     """Write a valid ``.weights`` file of random float32 values for ``cfg``.
 
@@ -51,6 +52,9 @@ def write_weights(
         seen: the header's images-seen counter.
         seed: seed of the random generator.
         layers: write only the first ``layers`` layers, like ``darknet partial``.
+        realistic: values shaped like a trained network's, so that a forward
+            pass stays finite: weights N(0, 1/fan_in), BN scales near 1,
+            biases and means N(0, 0.1^2), variances in [0.5, ~2].
 
     Returns:
         The path written.
@@ -68,9 +72,22 @@ def write_weights(
             if info.nfloats == 0:
                 continue
             data = rng.standard_normal(info.nfloats, dtype=np.float32)
-            for name, _shape, offset, count in info.param_specs:
-                if name.endswith("rolling_variance"):
-                    part = data[offset : offset + count]
+            for name, shape, offset, count in info.param_specs:
+                part = data[offset : offset + count]
+                base = name.rsplit(".", 1)[-1]
+                if realistic:
+                    if base == "weights":
+                        part *= np.float32(1 / np.sqrt(max(1, count // max(1, shape[0]))))
+                    elif base == "scales":
+                        part *= np.float32(0.1)
+                        part += np.float32(1)
+                    elif base == "rolling_variance":
+                        np.abs(part, out=part)
+                        part *= np.float32(0.5)
+                        part += np.float32(0.5)
+                    else:
+                        part *= np.float32(0.1)
+                elif base == "rolling_variance":
                     np.abs(part, out=part)
                     part += np.float32(0.01)
             f.write(data.tobytes())

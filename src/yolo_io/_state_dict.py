@@ -1,0 +1,197 @@
+"""Network.state_dict(): the arrays of a network under the parameter names of
+a framework's Darknet port, so that ``model.load_state_dict(...)`` takes them.
+
+Namings (see the README for the full tables):
+
+``"yolo_io"`` (the default)
+    ``layers.{i}.conv.weight|bias``, ``layers.{i}.linear.weight|bias``,
+    ``layers.{i}.bn.weight|bias|running_mean|running_var|num_batches_tracked``
+    (i = darknet layer index). Every other layer that stores data keeps
+    darknet's names: ``layers.{i}.{param}`` (e.g. ``layers.3.wf.weights`` of an
+    LSTM), as copies in darknet's layout.
+``"darknet2pytorch"``
+    Tianxiaomo/pytorch-YOLOv4's ``tool/darknet2pytorch.py`` and PyPI
+    ``darknet2any``: ``models.{i}.conv{k}.weight|bias``,
+    ``models.{i}.bn{k}.*`` (k counts convolutional sections from 1), and
+    ``models.{i}.weight|bias`` (linear activation) or ``models.{i}.0.weight|bias``
+    for a connected layer.
+``"ultralytics"``
+    ultralytics/yolov3 (archive) and WongKinYiu/PyTorch_YOLOv4:
+    ``module_list.{i}.Conv2d.weight|bias``, ``module_list.{i}.BatchNorm2d.*``;
+    fused (``fuse=True``), a convolution with batch norm is
+    ``module_list.{i}.0.weight|bias``, as after their ``model.fuse()``.
+
+What a naming cannot express raises ConversionError naming the layer and cfg
+line, rather than producing a dict that loads into a model that computes
+something else.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from ._errors import ConversionError
+
+if TYPE_CHECKING:
+    from ._network import Layer, Network
+
+NAMINGS = ("yolo_io", "darknet2pytorch", "ultralytics")
+
+# BatchNorm epsilon of each naming's framework: darknet's 1e-5 for ours and
+# darknet2pytorch (torch's default); ultralytics builds BatchNorm2d(eps=1e-4).
+BN_EPS = {"yolo_io": 1e-5, "darknet2pytorch": 1e-5, "ultralytics": 1e-4}
+
+# Sections darknet2pytorch's create_network() adds a module for (by their
+# literal cfg name); any other section adds none and shifts later indices.
+_D2P_SECTIONS = frozenset({
+    "convolutional", "maxpool", "avgpool", "softmax", "cost", "reorg", "upsample", "route",
+    "shortcut", "sam", "connected", "region", "yolo",
+})
+_D2P_CONNECTED_ACTIVATIONS = ("linear", "leaky", "relu")
+
+# Layer types whose data the fused/unfused conv-or-connected path covers.
+_LINEAR_TYPES = ("convolutional", "connected")
+
+
+def _section(layer: Layer) -> str:
+    return layer.section.strip("[]")
+
+
+def _where(layer: Layer) -> str:
+    return f"layer {layer.index} ({layer.section}, {layer._net.config.path} line {layer.line})"
+
+
+def _refuse(layer: Layer, naming: str, why: str) -> ConversionError:
+    return ConversionError(f"{_where(layer)} has no {naming} equivalent: {why}")
+
+
+def _has_data(layer: Layer) -> bool:
+    return layer.param_count > 0 or layer.share_index is not None
+
+
+def _check_darknet2pytorch(net: Network, fuse: bool) -> None:
+    for layer in net:
+        if _section(layer) not in _D2P_SECTIONS:
+            raise _refuse(layer, "darknet2pytorch", "its create_network() adds no module for "
+                          f"{layer.section}, so every later module index shifts and its "
+                          "forward() runs the wrong modules")
+        if not _has_data(layer):
+            continue
+        if layer.type == "convolutional":
+            shape = layer._source_params()["weights"].shape
+            groups = layer.input_shape[0] // max(1, shape[1])
+            if groups != 1:
+                raise _refuse(layer, "darknet2pytorch", f"it ignores groups={groups} and builds "
+                              "a dense Conv2d of another shape")
+        elif layer.type == "connected":
+            if "scales" in layer._source_params() and not fuse:
+                raise _refuse(layer, "darknet2pytorch", "its nn.Linear has no batch norm; "
+                              "use fuse=True")
+            if layer.activation not in _D2P_CONNECTED_ACTIVATIONS:
+                raise _refuse(layer, "darknet2pytorch", "it builds connected layers only with "
+                              f"activation linear, leaky or relu, not {layer.activation}")
+            c, h, w = layer.input_shape
+            if h * w > 1:
+                raise _refuse(layer, "darknet2pytorch", f"its nn.Linear takes the {c} input "
+                              f"channels, not the flattened {c}x{h}x{w} image")
+
+
+def _check_ultralytics(net: Network) -> None:
+    for layer in net:
+        if _has_data(layer) and layer.type != "convolutional":
+            raise _refuse(layer, "ultralytics", f"its models load darknet weights only into "
+                          f"convolutions, not {layer.section}")
+
+
+def _prefix(naming: str, layer: Layer, conv_number: int) -> tuple[str, str, str]:
+    """(conv/linear key prefix, bn key prefix, fused conv prefix) of a layer."""
+    i = layer.index
+    if naming == "darknet2pytorch":
+        if layer.type == "connected":
+            head = f"models.{i}." if layer.activation == "linear" else f"models.{i}.0."
+            return head, "", head
+        return f"models.{i}.conv{conv_number}.", f"models.{i}.bn{conv_number}.", \
+            f"models.{i}.conv{conv_number}."
+    if naming == "ultralytics":
+        return f"module_list.{i}.Conv2d.", f"module_list.{i}.BatchNorm2d.", f"module_list.{i}.0."
+    module = "conv" if layer.type == "convolutional" else "linear"
+    return f"layers.{i}.{module}.", f"layers.{i}.bn.", f"layers.{i}.{module}."
+
+
+def build(
+    net: Network,
+    *,
+    fuse: bool,
+    layout: str,
+    naming: str,
+    dense_layout: str | None,
+    bn_eps: float | None,
+    threads: int | None,
+) -> dict[str, npt.NDArray[np.generic]]:
+    if naming not in NAMINGS:
+        raise ValueError(f"naming must be one of {', '.join(map(repr, NAMINGS))}, not {naming!r}")
+    eps = BN_EPS[naming] if bn_eps is None else float(bn_eps)
+    if naming == "darknet2pytorch":
+        _check_darknet2pytorch(net, fuse)
+    elif naming == "ultralytics":
+        _check_ultralytics(net)
+    # Weights and biases (beta when unfused) of every conv/connected layer: one
+    # arena, filled in parallel.
+    dense = dense_layout or ("IO" if layout in ("HWIO", "OHWI") else "OI")
+    arrays = net._fused_all_arrays(layout, dense, threads, fuse=fuse)
+    out: dict[str, npt.NDArray[np.generic]] = {}
+    conv_number = 0
+    for layer in net:
+        if layer.type == "convolutional":
+            conv_number += 1
+        if layer.index not in arrays:
+            if _has_data(layer) and layer.loaded and layer.type not in _LINEAR_TYPES:
+                for name, a in layer.params.items():  # yolo_io naming only (checked above)
+                    if name in ("scales", "rolling_mean", "rolling_variance", "biases") and \
+                            layer.type == "batchnorm":
+                        continue
+                    out[f"layers.{layer.index}.{name}"] = a.copy()
+                if layer.type == "batchnorm":
+                    p = layer.params
+                    gamma, var = layer._bn_for_eps(eps, stacklevel=4)
+                    _put_bn(out, f"layers.{layer.index}.bn.", gamma, p["biases"].copy(),
+                            p["rolling_mean"].copy(), var)
+            continue
+        w, b = arrays[layer.index]
+        main, bn, fused_prefix = _prefix(naming, layer, conv_number)
+        p = layer._source_params()
+        if fuse or "scales" not in p:
+            head = fused_prefix if fuse and "scales" in p else main
+            out[head + "weight"] = w
+            out[head + "bias"] = b
+        else:
+            out[main + "weight"] = w
+            gamma, var = layer._bn_for_eps(eps, stacklevel=4)
+            _put_bn(out, bn, gamma, b, p["rolling_mean"].copy(), var)
+    if naming == "darknet2pytorch":
+        _add_darknet2pytorch_loss_alias(net, out)
+    return out
+
+
+def _put_bn(out: dict[str, npt.NDArray[np.generic]], prefix: str, gamma: npt.NDArray[np.float32],
+            beta: npt.NDArray[np.generic], mean: npt.NDArray[np.float32],
+            var: npt.NDArray[np.float32]) -> None:
+    out[prefix + "weight"] = gamma
+    out[prefix + "bias"] = beta
+    out[prefix + "running_mean"] = mean
+    out[prefix + "running_var"] = var
+    out[prefix + "num_batches_tracked"] = np.zeros((), np.int64)
+
+
+def _add_darknet2pytorch_loss_alias(net: Network, out: dict[str, npt.NDArray[np.generic]]) -> None:
+    """darknet2pytorch's Darknet sets ``self.loss = self.models[-1]``, so a
+    freshly built model lists the last module's parameters a second time under
+    ``loss.`` (until its first forward()); strict loading wants them too."""
+    if len(net) == 0:
+        return
+    head = f"models.{len(net) - 1}."
+    for key in [k for k in out if k.startswith(head)]:
+        out["loss." + key[len(head):]] = out[key]
