@@ -135,6 +135,17 @@ def test_darknet2pytorch_refuses_what_its_model_cannot_hold(tmp_path: Path, edit
         net.state_dict(naming="darknet2pytorch")
 
 
+def test_weighted_shortcut_keeps_darknets_names_or_is_refused(tmp_path: Path) -> None:
+    cfg = ("[net]\nwidth=4\nheight=4\nchannels=2\n[convolutional]\nfilters=2\nsize=1\n"
+           "[shortcut]\nfrom=-1\nweights_type=per_feature\nweights_normalization=relu\n")
+    net = yolo_io.load(write_weights(tmp_path / "w.weights", cfg, seed=5), cfg)
+    sd = net.state_dict()
+    np.testing.assert_array_equal(sd["layers.1.weights"], net[1].params["weights"])
+    for naming in ("darknet2pytorch", "ultralytics"):
+        with pytest.raises(yolo_io.ConversionError, match=r"layer 1 \(\[shortcut\], <string> line 8\)"):
+            net.state_dict(naming=naming)
+
+
 def test_ultralytics_keys_eps_and_refusals(tmp_path: Path, net: yolo_io.Network) -> None:
     with pytest.raises(yolo_io.ConversionError, match=r"layer 4 \(\[batchnorm\].*convolutions"):
         net.state_dict(naming="ultralytics")

@@ -80,6 +80,9 @@ def _check_darknet2pytorch(net: Network, fuse: bool) -> None:
                           "forward() runs the wrong modules")
         if not _has_data(layer):
             continue
+        if layer.type not in _LINEAR_TYPES:
+            raise _refuse(layer, "darknet2pytorch", f"its {_section(layer)} module has no "
+                          "parameters, so darknet's stored ones would be lost")
         if layer.type == "convolutional":
             shape = layer._source_params()["weights"].shape
             groups = layer.input_shape[0] // max(1, shape[1])
@@ -149,16 +152,14 @@ def build(
             conv_number += 1
         if layer.index not in arrays:
             if _has_data(layer) and layer.loaded and layer.type not in _LINEAR_TYPES:
-                for name, a in layer.params.items():  # yolo_io naming only (checked above)
-                    if name in ("scales", "rolling_mean", "rolling_variance", "biases") and \
-                            layer.type == "batchnorm":
-                        continue
-                    out[f"layers.{layer.index}.{name}"] = a.copy()
+                # Only the yolo_io naming gets here: the others refused above.
+                p = layer.params
                 if layer.type == "batchnorm":
-                    p = layer.params
                     gamma, var = layer._bn_for_eps(eps, stacklevel=4)
                     _put_bn(out, f"layers.{layer.index}.bn.", gamma, p["biases"].copy(),
                             p["rolling_mean"].copy(), var)
+                else:
+                    out.update({f"layers.{layer.index}.{name}": a.copy() for name, a in p.items()})
             continue
         w, b = arrays[layer.index]
         main, bn, fused_prefix = _prefix(naming, layer, conv_number)
