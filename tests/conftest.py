@@ -118,3 +118,9 @@ def tiny_cfg(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_weights(tmp_path: Path, tiny_cfg: Path) -> Path:
     return write_weights(tmp_path / "tiny.weights", tiny_cfg, seed=7)
+
+
+def conv_cfg(c: int, filters: int, size: int, groups: int, bn: int, hw: int = 7) -> str:
+    """A one-convolution cfg (linear activation, pad=1) on a hw x hw x c input."""
+    return (f"[net]\nwidth={hw}\nheight={hw}\nchannels={c}\n[convolutional]\nfilters={filters}\n"
+            f"size={size}\npad=1\ngroups={groups}\nbatch_normalize={bn}\nactivation=linear\n")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import conv_cfg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import conv2d, fuse, layout, to_bfloat16_bits
@@ -16,11 +17,6 @@ import yolo_io
 from yolo_io.testing import header_bytes, write_weights
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-
-
-def conv_cfg(c: int, filters: int, size: int, groups: int, bn: int, hw: int = 7) -> str:
-    return (f"[net]\nwidth={hw}\nheight={hw}\nchannels={c}\n[convolutional]\nfilters={filters}\n"
-            f"size={size}\npad=1\ngroups={groups}\nbatch_normalize={bn}\nactivation=linear\n")
 
 
 conv_case = st.tuples(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import conv_cfg
 from reference import fuse, layout
 
 import yolo_io
@@ -29,8 +30,7 @@ def kernel(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 def conv_net(tmp_path: Path, c: int, filters: int, size: int, bn: int, groups: int = 1) -> yolo_io.Network:
-    cfg = (f"[net]\nwidth=8\nheight=8\nchannels={c}\n[convolutional]\nfilters={filters}\nsize={size}\n"
-           f"pad=1\ngroups={groups}\nbatch_normalize={bn}\nactivation=linear\n")
+    cfg = conv_cfg(c, filters, size, groups, bn, hw=8)
     return yolo_io.load(write_weights(tmp_path / "k.weights", cfg, seed=c * 1000 + filters), cfg)
 
 

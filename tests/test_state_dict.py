@@ -204,7 +204,7 @@ def atoi(text: str) -> int:
 def torch_expected_shapes(layer: yolo_io.Layer, fuse: bool) -> dict[str, tuple[int, ...]]:
     """The shapes torch's own modules have for this layer (OIHW), as each port builds them."""
     torch = pytest.importorskip("torch")
-    bn = "scales" in (layer.params or (layer._net[layer.share_index].params if layer.share_index is not None else {}))
+    bn = "scales" in layer._source_params()
     if layer.type == "convolutional":
         o = layer.output_shape[0]
         size = atoi(layer.options.get("size", "1"))

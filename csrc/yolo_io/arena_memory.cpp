@@ -48,25 +48,26 @@ ArenaBlock map_fresh(std::size_t bytes) {
     return {data, size};
 }
 
+// Puts `block` in the cache slot and returns what was there.
+ArenaBlock exchange_cached(ArenaBlock block) noexcept {
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    const ArenaBlock old = c.block;
+    c.block = block;
+    return old;
+}
+
 }  // namespace
 
 ArenaBlock arena_acquire(std::size_t bytes) {
     if (bytes == 0) bytes = 1;
-    ArenaBlock reuse;
-    ArenaBlock drop;
-    {
-        Cache& c = cache();
-        std::lock_guard<std::mutex> lock(c.mutex);
-        // Reuse a cached block that fits without wasting more than half of it.
-        if (c.block.data != nullptr && c.block.size >= bytes && c.block.size / 2 <= bytes + kHuge) {
-            reuse = c.block;
-        } else {
-            drop = c.block;
-        }
-        c.block = {};
+    const ArenaBlock cached = exchange_cached({});
+    // Reuse a cached block that fits without wasting more than half of it.
+    if (cached.data != nullptr && cached.size >= bytes && cached.size / 2 <= bytes + kHuge) {
+        return cached;
     }
-    if (drop.data != nullptr) ::munmap(drop.data, drop.size);
-    return reuse.data != nullptr ? reuse : map_fresh(bytes);
+    if (cached.data != nullptr) ::munmap(cached.data, cached.size);
+    return map_fresh(bytes);
 }
 
 void arena_release(ArenaBlock block) noexcept {
@@ -76,24 +77,12 @@ void arena_release(ArenaBlock block) noexcept {
     // faults in zeroed pages, as a fresh mapping would).
     ::madvise(block.data, block.size, MADV_FREE);
 #endif
-    ArenaBlock old;
-    {
-        Cache& c = cache();
-        std::lock_guard<std::mutex> lock(c.mutex);
-        old = c.block;
-        c.block = block;
-    }
+    const ArenaBlock old = exchange_cached(block);
     if (old.data != nullptr) ::munmap(old.data, old.size);
 }
 
 std::size_t arena_release_cached() noexcept {
-    ArenaBlock old;
-    {
-        Cache& c = cache();
-        std::lock_guard<std::mutex> lock(c.mutex);
-        old = c.block;
-        c.block = {};
-    }
+    const ArenaBlock old = exchange_cached({});
     if (old.data != nullptr) ::munmap(old.data, old.size);
     return old.size;
 }

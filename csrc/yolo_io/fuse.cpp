@@ -162,11 +162,10 @@ inline float scaled(float w, bool bn, double scale) {
 }
 
 // The float32 weights of a conv in `layout`; `scale` is the per-filter BN
-// factor, null without BN (a bit-exact copy).
-void conv_f32(const ConvSrc& s, const double* scale, ConvLayout layout, float* out) {
+// factor, null without BN (a bit-exact copy). `stream`: see kernels::scale_row.
+void conv_f32(const ConvSrc& s, const double* scale, ConvLayout layout, float* out, bool stream) {
     const i64 O = s.o, I = s.i, H = s.h, W = s.w, K = I * H * W;
     const bool contiguous = s.sw == 1 && s.sh == W && s.si == H * W && s.so == K;
-    const bool stream = O * K * i64{4} >= kernels::kStreamBytes;
     if (layout == ConvLayout::OIHW && contiguous) {
         for (i64 o = 0; o < O; ++o) {
             kernels::scale_row(s.weights + o * K, out + o * K, K, scale != nullptr ? scale + o : nullptr,
@@ -222,10 +221,10 @@ FuseReport fuse_conv(const ConvSrc& s, const BatchNormSrc& bn, ConvLayout layout
         Out* b = static_cast<Out*>(out_b);
         for (i64 o = 0; o < s.o; ++o) b[o] = cvt(bias[static_cast<std::size_t>(o)]);
         if constexpr (std::is_same_v<Out, float>) {
-            conv_f32(s, sc, layout, static_cast<float*>(out_w));
-        } else {  // float32 first, then one conversion pass
+            conv_f32(s, sc, layout, static_cast<float*>(out_w), n * i64{4} >= kernels::kStreamBytes);
+        } else {  // float32 first (read back at once: cached stores), then one conversion pass
             std::vector<float> tmp(static_cast<std::size_t>(n));
-            conv_f32(s, sc, layout, tmp.data());
+            conv_f32(s, sc, layout, tmp.data(), false);
             Out* w = static_cast<Out*>(out_w);
             for (i64 k = 0; k < n; ++k) w[k] = cvt(tmp[static_cast<std::size_t>(k)]);
         }
