@@ -130,3 +130,53 @@ def test_partial_network_fuses_what_it_has(tmp_path: Path) -> None:
     path = write_weights(tmp_path / "p.weights", CFG, layers=2)
     net = yolo_io.load(path, CFG, partial=True)
     assert sorted(net.fused_all()) == [0, 1]
+
+
+SPLIT_CFG = """\
+[net]
+width=4
+height=4
+channels=300
+[convolutional]
+batch_normalize=1
+filters=1000
+size=3
+pad=1
+[convolutional]
+batch_normalize=1
+filters=37
+size=3
+pad=1
+[convolutional]
+filters=37
+size=1
+"""
+# Layer 0 (1000 x 2700 weights) and layer 1 (37 x 9000) are bigger than one
+# part (2^18 weights): the threads cut them into ranges of channels (OIHW,
+# OHWI: 9 and 3 parts, the last ones not multiples of 16) or of 512-tap
+# stripes (HWIO: 6 and 3 parts, the last ones not multiples of 8 taps).
+
+
+def nan_like(a: np.ndarray) -> np.ndarray:
+    out = np.empty_like(a)
+    out.view(np.uint8)[...] = 0xFF
+    return out
+
+
+@pytest.mark.parametrize("layout", ["OIHW", "HWIO", "OHWI"])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_layers_split_among_threads_are_written_whole(tmp_path: Path, layout: str, dtype: str,
+                                                      threads: int) -> None:
+    """Every element of a layer the threads share is written with the bits of
+    the single-layer path: targets start as all-ones NaNs, so a part left out
+    shows, and a misplaced one differs."""
+    net = yolo_io.load(write_weights(tmp_path / "s.weights", SPLIT_CFG, seed=5), SPLIT_CFG)
+    expected = {i: net[i].fused(layout, dtype=dtype) for i in range(3)}
+    targets = {i: (nan_like(w), nan_like(b)) for i, (w, b) in expected.items()}
+    net.fuse_into(targets, layout, dtype=dtype, threads=threads)
+    bulk = net.fused_all(layout, dtype=dtype, threads=threads)
+    for i, (w, b) in expected.items():
+        for got in (targets[i], bulk[i]):
+            np.testing.assert_array_equal(got[0].view(np.uint8), w.view(np.uint8))
+            np.testing.assert_array_equal(got[1].view(np.uint8), b.view(np.uint8))

@@ -161,41 +161,61 @@ inline float scaled(float w, bool bn, double scale) {
     return bn ? static_cast<float>(static_cast<double>(w) * scale) : w;
 }
 
-// The float32 weights of a conv in `layout`; `scale` is the per-filter BN
-// factor, null without BN (a bit-exact copy). `stream`: see kernels::scale_row.
-void conv_f32(const ConvSrc& s, const double* scale, ConvLayout layout, float* out, bool stream) {
-    const i64 O = s.o, I = s.i, H = s.h, W = s.w, K = I * H * W;
-    const bool contiguous = s.sw == 1 && s.sh == W && s.si == H * W && s.so == K;
-    if (layout == ConvLayout::OIHW && contiguous) {
-        for (i64 o = 0; o < O; ++o) {
-            kernels::scale_row(s.weights + o * K, out + o * K, K, scale != nullptr ? scale + o : nullptr,
-                               stream);
+bool contiguous(const ConvSrc& s) {
+    return s.sw == 1 && s.sh == s.w && s.si == s.h * s.w && s.so == s.i * s.h * s.w;
+}
+
+bool hwio_like(ConvLayout layout) { return layout == ConvLayout::HWIO || layout == ConvLayout::HWCM; }
+
+// The HWIO output row of input tap c = (i*H + y)*W + x: (y*W + x)*I + i.
+i64 hwio_row(const ConvSrc& s, i64 c) {
+    const i64 x = c % s.w;
+    const i64 y = c / s.w % s.h;
+    const i64 i = c / (s.w * s.h);
+    return (y * s.w + x) * s.i + i;
+}
+
+// The float32 weights of part p in `layout`. `out` is where the part starts:
+// OIHW and OHWI parts (whole taps) are row-major from there; in HWIO/HWCM tap
+// c of channel o goes to out[row(c) * pitch + (o - o0)], with row(c) the HWIO
+// row (pitch O, straight into the result) or, `compact`, c - c0 (pitch
+// o1 - o0, a temporary holding just the part). `scale[o - o0]` is the BN
+// factor of channel o, null without BN (a bit-exact copy). `stream`: see
+// kernels::scale_rows.
+void conv_f32(const ConvSrc& s, const double* scale, ConvLayout layout, const ConvPart& p,
+              float* out, i64 pitch, bool compact, bool stream) {
+    const i64 I = s.i, H = s.h, W = s.w, K = I * H * W;
+    const i64 rows = p.o1 - p.o0;
+    if (layout == ConvLayout::OIHW && contiguous(s)) {
+        kernels::scale_rows(s.weights + p.o0 * K, out, rows, K, scale, stream);
+        return;
+    }
+    if (hwio_like(layout) && contiguous(s)) {
+        std::vector<i64> dst_row(static_cast<std::size_t>(p.c1 - p.c0));
+        for (i64 c = p.c0; c < p.c1; ++c) {
+            dst_row[static_cast<std::size_t>(c - p.c0)] = (compact ? c - p.c0 : hwio_row(s, c)) * pitch;
         }
+        kernels::transpose_scaled(s.weights + p.o0 * K + p.c0, rows, p.c1 - p.c0, K, scale,
+                                  dst_row.data(), out, stream);
         return;
     }
-    if ((layout == ConvLayout::HWIO || layout == ConvLayout::HWCM) && contiguous) {
-        // Input tap k = (i*H + y)*W + x goes to output row (y*W + x)*I + i.
-        std::vector<i64> dst_row(static_cast<std::size_t>(K));
-        for (i64 i = 0; i < I; ++i)
-            for (i64 y = 0; y < H; ++y)
-                for (i64 x = 0; x < W; ++x)
-                    dst_row[static_cast<std::size_t>((i * H + y) * W + x)] = ((y * W + x) * I + i) * O;
-        kernels::transpose_scaled(s.weights, O, K, K, scale, dst_row.data(), out, stream);
-        return;
-    }
-    for (i64 o = 0; o < O; ++o) {
+    // Strided sources and OHWI; split_conv gives these parts of whole taps.
+    for (i64 o = p.o0; o < p.o1; ++o) {
         for (i64 i = 0; i < I; ++i) {
             for (i64 y = 0; y < H; ++y) {
                 for (i64 x = 0; x < W; ++x) {
                     const float w = s.weights[o * s.so + i * s.si + y * s.sh + x * s.sw];
+                    const i64 c = (i * H + y) * W + x;
                     i64 at = 0;
                     switch (layout) {
-                        case ConvLayout::OIHW: at = ((o * I + i) * H + y) * W + x; break;
+                        case ConvLayout::OIHW: at = (o - p.o0) * K + c; break;
                         case ConvLayout::HWIO:
-                        case ConvLayout::HWCM: at = ((y * W + x) * I + i) * O + o; break;
-                        case ConvLayout::OHWI: at = ((o * H + y) * W + x) * I + i; break;
+                        case ConvLayout::HWCM:
+                            at = (compact ? c - p.c0 : hwio_row(s, c)) * pitch + (o - p.o0);
+                            break;
+                        case ConvLayout::OHWI: at = (((o - p.o0) * H + y) * W + x) * I + i; break;
                     }
-                    out[at] = scale != nullptr ? scaled(w, true, scale[o]) : w;
+                    out[at] = scale != nullptr ? scaled(w, true, scale[o - p.o0]) : w;
                 }
             }
         }
@@ -204,29 +224,67 @@ void conv_f32(const ConvSrc& s, const double* scale, ConvLayout layout, float* o
 
 }  // namespace
 
+ConvPart whole_conv(const ConvSrc& src) { return {0, src.o, 0, src.i * src.h * src.w}; }
+
+std::vector<ConvPart> split_conv(const ConvSrc& s, ConvLayout layout, i64 target) {
+    const i64 K = s.i * s.h * s.w;
+    std::vector<ConvPart> parts;
+    if (hwio_like(layout)) {
+        if (contiguous(s)) {
+            const i64 stripes = target / std::max<i64>(s.o, 1) / kernels::kTransposeStripe;
+            const i64 width = std::max<i64>(stripes, 1) * kernels::kTransposeStripe;
+            for (i64 c = 0; c < K; c += width) parts.push_back({0, s.o, c, std::min(K, c + width)});
+        }
+    } else {
+        // Multiples of 16 channels keep every part's start 64-byte aligned.
+        const i64 rows = (std::max<i64>(target / std::max<i64>(K, 1), 1) + 15) / 16 * 16;
+        for (i64 o = 0; o < s.o; o += rows) parts.push_back({o, std::min(s.o, o + rows), 0, K});
+    }
+    if (parts.size() <= 1) return {whole_conv(s)};
+    return parts;
+}
+
 FuseReport fuse_conv(const ConvSrc& s, const BatchNormSrc& bn, ConvLayout layout, DType dtype,
                      void* out_w, void* out_b) {
-    std::vector<double> scale(static_cast<std::size_t>(s.o));
-    std::vector<float> bias(static_cast<std::size_t>(s.o));
-    for (i64 o = 0; o < s.o; ++o) {
-        const ChannelFuse cf = channel(s.biases, bn, o);
+    return fuse_conv(s, bn, layout, dtype, out_w, out_b, whole_conv(s));
+}
+
+FuseReport fuse_conv(const ConvSrc& s, const BatchNormSrc& bn, ConvLayout layout, DType dtype,
+                     void* out_w, void* out_b, const ConvPart& p) {
+    const i64 O = s.o, K = s.i * s.h * s.w;
+    const i64 rows = p.o1 - p.o0, cols = p.c1 - p.c0;
+    std::vector<double> scale(static_cast<std::size_t>(rows));
+    std::vector<float> bias(static_cast<std::size_t>(rows));
+    for (i64 o = 0; o < rows; ++o) {
+        const ChannelFuse cf = channel(s.biases, bn, p.o0 + o);
         scale[static_cast<std::size_t>(o)] = cf.scale;
         bias[static_cast<std::size_t>(o)] = cf.bias;
     }
     const double* sc = bn.present() ? scale.data() : nullptr;
-    const i64 n = s.o * s.i * s.h * s.w;
+    const bool hw = hwio_like(layout);
     FuseReport r;
     r.overflow = with_converter(dtype, [&](auto& cvt, auto* tag) {
         using Out = std::remove_pointer_t<decltype(tag)>;
-        Out* b = static_cast<Out*>(out_b);
-        for (i64 o = 0; o < s.o; ++o) b[o] = cvt(bias[static_cast<std::size_t>(o)]);
+        if (p.c0 == 0) {
+            Out* b = static_cast<Out*>(out_b) + p.o0;
+            for (i64 o = 0; o < rows; ++o) b[o] = cvt(bias[static_cast<std::size_t>(o)]);
+        }
+        Out* w = static_cast<Out*>(out_w) + (hw ? p.o0 : p.o0 * K);
         if constexpr (std::is_same_v<Out, float>) {
-            conv_f32(s, sc, layout, static_cast<float*>(out_w), n * i64{4} >= kernels::kStreamBytes);
+            // Streaming stores when the whole layer is large, whatever the part.
+            conv_f32(s, sc, layout, p, w, O, false, O * K * i64{4} >= kernels::kStreamBytes);
         } else {  // float32 first (read back at once: cached stores), then one conversion pass
-            std::vector<float> tmp(static_cast<std::size_t>(n));
-            conv_f32(s, sc, layout, tmp.data(), false);
-            Out* w = static_cast<Out*>(out_w);
-            for (i64 k = 0; k < n; ++k) w[k] = cvt(tmp[static_cast<std::size_t>(k)]);
+            std::vector<float> tmp(static_cast<std::size_t>(rows * cols));
+            conv_f32(s, sc, layout, p, tmp.data(), rows, true, false);
+            if (hw) {
+                for (i64 j = 0; j < cols; ++j) {
+                    Out* dst = w + hwio_row(s, p.c0 + j) * O;
+                    const float* src = tmp.data() + j * rows;
+                    for (i64 o = 0; o < rows; ++o) dst[o] = cvt(src[o]);
+                }
+            } else {
+                for (i64 k = 0; k < rows * cols; ++k) w[k] = cvt(tmp[static_cast<std::size_t>(k)]);
+            }
         }
     });
     return r;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string_view>
+#include <vector>
 
 namespace yolo_io {
 
@@ -53,12 +54,31 @@ struct FuseReport {
     std::int64_t overflow = 0;  // finite values that became +-inf in float16/bfloat16
 };
 
+// A share of one convolution's work, so that threads can split a layer:
+// output channels [o0, o1) and flattened input taps [c0, c1), where tap
+// c = (i*h + y)*w + x.
+struct ConvPart {
+    std::int64_t o0 = 0, o1 = 0, c0 = 0, c1 = 0;
+};
+ConvPart whole_conv(const ConvSrc& src);
+// Splits a convolution into parts of about `target` weights each, cut so that
+// every part keeps its kernel's access pattern: ranges of output channels for
+// OIHW and OHWI (each part's output is contiguous), ranges of whole transpose
+// stripes of taps for HWIO and HWCM. A layer too small to split, or one whose
+// source is not contiguous in HWIO/HWCM, is one part.
+std::vector<ConvPart> split_conv(const ConvSrc& src, ConvLayout layout, std::int64_t target);
+
 // Writes the fused (or, without BN, the stored) weights and biases into
 // `out_w` (o*i*h*w elements of `dtype` in `layout`) and `out_b` (o elements).
 // Fusion is darknet's network.c:fuse_conv_batchnorm(), in double:
 //   b' = float(b - gamma*mean/sqrt(var + .00001)),  w' = float(w * (gamma/sqrt(var + .00001)))
+// With `part`, only that part's weights (at their places in out_w), and the
+// biases of its channels when it starts at tap 0; the parts of split_conv
+// together write everything, each exactly once, with the same bits.
 FuseReport fuse_conv(const ConvSrc& src, const BatchNormSrc& bn, ConvLayout layout, DType dtype,
                      void* out_w, void* out_b);
+FuseReport fuse_conv(const ConvSrc& src, const BatchNormSrc& bn, ConvLayout layout, DType dtype,
+                     void* out_w, void* out_b, const ConvPart& part);
 FuseReport fuse_dense(const DenseSrc& src, const BatchNormSrc& bn, DenseLayout layout,
                       DType dtype, void* out_w, void* out_b);
 

@@ -3,8 +3,10 @@
 #include "yolo_io/arena_memory.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <exception>
 #include <stdexcept>
+#include <system_error>
 #include <thread>
 
 namespace yolo_io {
@@ -147,36 +149,61 @@ void ArenaFree::operator()(std::uint8_t* p) const noexcept { arena_release({p, m
 
 FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
                               const std::vector<std::pair<void*, void*>>& outputs, int threads) {
-    const std::size_t n = plans.size();
-    const auto workers = static_cast<std::size_t>(std::max(1, std::min<int>(threads, static_cast<int>(std::max<std::size_t>(n, 1)))));
-    // Longest-processing-time split: biggest layers first, each to the least
-    // loaded worker.
-    std::vector<std::size_t> order(n);
-    for (std::size_t k = 0; k < n; ++k) order[k] = k;
-    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    // Convolutions are cut into parts of about a megabyte (split_conv) that
+    // the workers take in turn, biggest layers first: a static split by
+    // layer left one worker idle for up to a third of an HWIO call, because
+    // a layer's cost is not proportional to its size and a noisy neighbour
+    // slows one core and not the other.
+    constexpr i64 kPartWeights = i64{1} << 18;
+    struct Item {
+        std::size_t plan;
+        ConvPart part;
+    };
+    std::vector<std::size_t> order(plans.size());
+    for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
         return plans[a].weights_count > plans[b].weights_count;
     });
-    std::vector<std::vector<std::size_t>> work(workers);
-    std::vector<i64> load(workers, 0);
+    std::vector<Item> items;
     for (std::size_t k : order) {
-        auto least = static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
-        work[least].push_back(k);
-        load[least] += plans[k].weights_count + 1;
+        if (!plans[k].conv) {
+            items.push_back({k, {}});
+            continue;
+        }
+        for (const ConvPart& part : split_conv(plans[k].conv_src, plans[k].conv_layout, kPartWeights)) {
+            items.push_back({k, part});
+        }
     }
+    const auto workers = static_cast<std::size_t>(
+        std::max(1, std::min<int>(threads, static_cast<int>(std::max<std::size_t>(items.size(), 1)))));
+    std::atomic<std::size_t> next{0};
+    std::atomic<bool> failed{false};
     std::vector<FuseReport> reports(workers);
     std::vector<std::exception_ptr> errors(workers);
     auto run = [&](std::size_t t) {
         try {
-            for (std::size_t k : work[t]) {
-                FuseReport r = run_fused(plans[k], outputs[k].first, outputs[k].second);
+            for (std::size_t k = next++; k < items.size() && !failed; k = next++) {
+                const FusePlan& plan = plans[items[k].plan];
+                const auto& [w, b] = outputs[items[k].plan];
+                const FuseReport r =
+                    plan.conv ? fuse_conv(plan.conv_src, plan.bn, plan.conv_layout, plan.dtype, w, b,
+                                          items[k].part)
+                              : run_fused(plan, w, b);
                 reports[t].overflow += r.overflow;
             }
         } catch (...) {
             errors[t] = std::current_exception();
+            failed = true;
         }
     };
     std::vector<std::thread> pool;
-    for (std::size_t t = 1; t < workers; ++t) pool.emplace_back(run, t);
+    for (std::size_t t = 1; t < workers; ++t) {
+        try {
+            pool.emplace_back(run, t);
+        } catch (const std::system_error&) {
+            break;  // no more threads to be had: the ones running take every part
+        }
+    }
     run(0);
     for (auto& th : pool) th.join();
     FuseReport total;

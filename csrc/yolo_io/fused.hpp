@@ -72,7 +72,8 @@ struct Arena {
 
 // Plans every convolutional and connected layer that has data (conv layout
 // `conv_layout`, connected `dense_layout`), allocates one arena and fills it
-// with `threads` threads (at least 1), splitting the layers by bytes. With
+// with `threads` threads (at least 1), which share the layers' parts
+// (split_conv) as they go. With
 // `fuse` false the batch norms are left out (see fuse_layer).
 Arena fuse_network(const Weights& weights, std::string_view conv_layout,
                    std::string_view dense_layout, DType dtype, Flatten flatten, int threads,

@@ -66,6 +66,7 @@ YOLO_IO_AVX2 inline __m256 mul8(__m256 v, __m256d s) {
     return _mm256_insertf128_ps(_mm256_castps128_ps256(lo), hi, 1);
 }
 
+// One row; streaming stores are left unfenced (scale_rows fences).
 YOLO_IO_AVX2 void scale_row_avx2(const float* in, float* out, i64 n, const double* scale,
                                  bool stream) {
     i64 k = 0;
@@ -91,7 +92,6 @@ YOLO_IO_AVX2 void scale_row_avx2(const float* in, float* out, i64 n, const doubl
         }
         for (; k < n; ++k) out[k] = mul(in[k], *scale);
     }
-    if (stream) _mm_sfence();
 }
 
 // In-register transpose of an 8x8 block: r[j] becomes column j.
@@ -143,7 +143,7 @@ YOLO_IO_AVX2 void transpose_avx2(const float* src, i64 rows, i64 cols, i64 strid
     // Stripes of columns outermost (see transpose_portable).
     // 512 columns (2 KB of each row) measured best on yolov4: shorter stripes
     // read too little of each row per visit, longer ones scatter the writes.
-    constexpr i64 kStripe = 512;
+    constexpr i64 kStripe = kTransposeStripe;
     __m256 a[8];
     __m256 b[8];
     for (i64 c0 = 0; c0 < cols8; c0 += kStripe) {
@@ -199,15 +199,20 @@ bool simd_active() { return kCpuAvx2 && g_simd.load(std::memory_order_relaxed); 
 
 bool set_simd(bool enabled) { return g_simd.exchange(enabled); }
 
-void scale_row(const float* in, float* out, i64 n, const double* scale, bool stream) {
+void scale_rows(const float* in, float* out, i64 rows, i64 n, const double* scale, bool stream) {
 #ifdef YOLO_IO_X86
     if (simd_active()) {
-        scale_row_avx2(in, out, n, scale, stream);
+        for (i64 r = 0; r < rows; ++r) {
+            scale_row_avx2(in + r * n, out + r * n, n, scale != nullptr ? scale + r : nullptr, stream);
+        }
+        if (stream) _mm_sfence();
         return;
     }
 #endif
     (void)stream;
-    scale_row_portable(in, out, n, scale);
+    for (i64 r = 0; r < rows; ++r) {
+        scale_row_portable(in + r * n, out + r * n, n, scale != nullptr ? scale + r : nullptr);
+    }
 }
 
 void transpose_scaled(const float* src, i64 rows, i64 cols, i64 src_stride, const double* scale,

@@ -8,11 +8,14 @@
 
 namespace yolo_io::kernels {
 
-// out[k] = float(double(in[k]) * scale), k < n. With `scale` null the values
-// are copied bit for bit (no arithmetic, so NaN payloads survive). `stream`
-// asks for non-temporal stores: for outputs much larger than the caches,
-// which are written once and not read back soon.
-void scale_row(const float* in, float* out, std::int64_t n, const double* scale, bool stream);
+// `rows` consecutive rows of n values, row r scaled by scale[r]:
+//   out[r * n + k] = float(double(in[r * n + k]) * scale[r]).
+// With `scale` null the values are copied bit for bit (no arithmetic, so NaN
+// payloads survive). `stream` asks for non-temporal stores: for outputs much
+// larger than the caches, which are written once and not read back soon; the
+// stores are fenced once, at the end.
+void scale_rows(const float* in, float* out, std::int64_t rows, std::int64_t n,
+                const double* scale, bool stream);
 
 // A scaled 2-d transpose with scattered output rows: for o < rows, k < cols,
 //   out[dst_row[k] + o] = float(double(src[o * src_stride + k]) * scale[o])
@@ -21,6 +24,11 @@ void scale_row(const float* in, float* out, std::int64_t n, const double* scale,
 void transpose_scaled(const float* src, std::int64_t rows, std::int64_t cols,
                       std::int64_t src_stride, const double* scale, const std::int64_t* dst_row,
                       float* out, bool stream);
+
+// transpose_scaled's column stripe: it reads this many columns of every row
+// before it moves on, so a caller that splits the columns among threads
+// splits at multiples of it to keep the same access pattern.
+constexpr std::int64_t kTransposeStripe = 512;
 
 // Whether the AVX2 paths are in use (the CPU has AVX2 and they are enabled).
 bool simd_active();
