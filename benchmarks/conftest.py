@@ -47,10 +47,10 @@ def median_seconds(fn: Callable[[], object], rounds: int) -> float:
     return statistics.median(times)
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, float]:
-    """Median wall time of each function, measured in interleaved rounds (one
-    call of each per round, after one warm-up round), so that a noisy
-    neighbour slows every contender alike instead of one block of rounds."""
+def interleaved_times(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+    """Wall times of each function, measured in interleaved rounds (one call of
+    each per round, after one warm-up round), so that a noisy neighbour slows
+    every contender alike instead of one block of rounds."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     for r in range(rounds + 1):
         for name, fn in fns.items():
@@ -60,5 +60,10 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], rounds: int) -> di
             del result  # freed before the next contender allocates
             if r:
                 times[name].append(elapsed)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
 
+
+def paired_ratio(times: dict[str, list[float]], num: str, den: str) -> float:
+    """The median over rounds of num's time / den's time in the same round:
+    what the machine did to both in that round cancels."""
+    return statistics.median(a / b for a, b in zip(times[num], times[den], strict=True))

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import conv_cfg
-from reference import fuse, layout
+from reference import fuse, layout, to_bfloat16_bits
 
 import yolo_io
 from yolo_io import _core
@@ -81,3 +81,46 @@ def test_without_batchnorm_any_bits_are_copied_exactly(tmp_path: Path, kernel: s
     w, _ = yolo_io.load(path, cfg)[0].fused(layout=lay)
     expected = layout(bits.reshape(filters, c, 3, 3), lay)
     np.testing.assert_array_equal(w.view(np.uint32), expected)
+
+
+@pytest.mark.parametrize("lay", ["OIHW", "HWIO"])
+def test_half_conversion_of_any_bits(tmp_path: Path, kernel: str, lay: str) -> None:
+    """float16 and bfloat16, 8 values at a time (F16C and integer rounding) or
+    one by one: the same bits as NumPy's float16 and the bfloat16 reference for
+    random bit patterns and every edge (ties, the largest finite halves, the
+    overflow threshold, subnormals, infinities, NaNs), and the same overflow
+    count in the warning."""
+    filters, c = 37, 121  # 4477 values: 8-lane blocks, tails, and a 512-tap stripe plus a part
+    bits = np.random.default_rng(11).integers(0, 2**32, filters * c * 9, dtype=np.uint32)
+    edges = np.array([0x477FEFFF, 0x477FF000, 0x477FE000, 0x47800000, 0x38800000, 0x387FFFFF,
+                      0x33000000, 0x33000001, 0x32FFFFFF, 0x7F800000, 0xFF800000, 0x7FC00000,
+                      0x7F800001, 0xFFFFFFFF, 0x7F7FFFFF, 0x3F808000, 0x3F818000, 0x00000001,
+                      0x80000000, 0x3C001000, 0x3C003000, 0x3C002FFF], np.uint32)
+    for start in range(0, bits.size - edges.size, 997):  # edges in every lane position
+        bits[start:start + edges.size] = edges
+    cfg = f"[net]\nwidth=4\nheight=4\nchannels={c}\n[convolutional]\nfilters={filters}\nsize=3\npad=1\nactivation=linear\n"
+    path = tmp_path / "h.weights"
+    path.write_bytes(header_bytes() + np.zeros(filters, np.float32).tobytes() + bits.tobytes())
+    net = yolo_io.load(path, cfg)
+    values = layout(bits.reshape(filters, c, 3, 3).view(np.float32), lay)
+    with np.errstate(over="ignore", invalid="ignore"):
+        expected16 = np.ascontiguousarray(values).astype(np.float16)
+    nan = np.isnan(expected16)
+    finite = np.isfinite(values)
+    for dtype in ("float16", "bfloat16"):
+        if dtype == "float16":
+            overflow = int((finite & (np.abs(values) >= 65520)).sum())
+        else:
+            overflow = int((finite & ((to_bfloat16_bits(values) & 0x7FFF) == 0x7F80)).sum())
+        assert overflow > 20
+        with pytest.warns(yolo_io.PrecisionWarning, match=rf"^{overflow} values .*overflow {dtype}"):
+            single = net[0].fused(lay, dtype=dtype)[0]
+        with pytest.warns(yolo_io.PrecisionWarning, match=rf"^{overflow} values overflow {dtype}"):
+            bulk = net.fused_all(lay, dtype=dtype, threads=2)[0][0]
+        for got in (single, bulk):
+            got16 = got.view(np.uint16)
+            if dtype == "float16":
+                assert (np.isnan(got.view(np.float16)) == nan).all()
+                np.testing.assert_array_equal(got16[~nan], expected16.view(np.uint16)[~nan])
+            else:
+                np.testing.assert_array_equal(got16, to_bfloat16_bits(values))

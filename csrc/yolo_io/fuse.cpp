@@ -273,17 +273,19 @@ FuseReport fuse_conv(const ConvSrc& s, const BatchNormSrc& bn, ConvLayout layout
         if constexpr (std::is_same_v<Out, float>) {
             // Streaming stores when the whole layer is large, whatever the part.
             conv_f32(s, sc, layout, p, w, O, false, O * K * i64{4} >= kernels::kStreamBytes);
-        } else {  // float32 first (read back at once: cached stores), then one conversion pass
+        } else {
+            // float32 first, into a temporary the size of the part (about a
+            // megabyte, so it is read back from cache), then one conversion pass.
             std::vector<float> tmp(static_cast<std::size_t>(rows * cols));
             conv_f32(s, sc, layout, p, tmp.data(), rows, true, false);
+            const bool bfloat = dtype == DType::bfloat16;
             if (hw) {
                 for (i64 j = 0; j < cols; ++j) {
-                    Out* dst = w + hwio_row(s, p.c0 + j) * O;
-                    const float* src = tmp.data() + j * rows;
-                    for (i64 o = 0; o < rows; ++o) dst[o] = cvt(src[o]);
+                    cvt.overflow += kernels::to_half(tmp.data() + j * rows,
+                                                     w + hwio_row(s, p.c0 + j) * O, rows, bfloat);
                 }
             } else {
-                for (i64 k = 0; k < rows * cols; ++k) w[k] = cvt(tmp[static_cast<std::size_t>(k)]);
+                cvt.overflow += kernels::to_half(tmp.data(), w, rows * cols, bfloat);
             }
         }
     });

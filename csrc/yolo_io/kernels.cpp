@@ -1,6 +1,9 @@
 #include "yolo_io/kernels.hpp"
 
+#include "yolo_io/fuse.hpp"
+
 #include <atomic>
+#include <cmath>
 #include <cstring>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -23,6 +26,19 @@ void scale_row_portable(const float* in, float* out, i64 n, const double* scale)
     }
     const double s = *scale;
     for (i64 k = 0; k < n; ++k) out[k] = mul(in[k], s);
+}
+
+// One value of to_half; counts a finite value that became +-inf.
+inline std::uint16_t half_of(float v, bool bfloat, i64& overflow) {
+    const std::uint16_t h = bfloat ? to_bfloat16(v) : to_float16(v);
+    overflow += ((h & 0x7fffU) == (bfloat ? 0x7f80U : 0x7c00U)) && std::isfinite(v) ? 1 : 0;
+    return h;
+}
+
+i64 to_half_portable(const float* in, std::uint16_t* out, i64 n, bool bfloat) {
+    i64 overflow = 0;
+    for (i64 k = 0; k < n; ++k) out[k] = half_of(in[k], bfloat, overflow);
+    return overflow;
 }
 
 void transpose_portable(const float* src, i64 rows, i64 cols, i64 stride, const double* scale,
@@ -181,9 +197,46 @@ YOLO_IO_AVX2 void transpose_avx2(const float* src, i64 rows, i64 cols, i64 strid
     }
 }
 
+// 8 values at a time: float16 with F16C's vcvtps2ph (round to nearest even,
+// which for every finite value whose half is finite gives to_float16's bits),
+// bfloat16 with integer rounding (to_bfloat16's formula). Lanes holding NaN
+// or turned into inf are rare; they are redone by half_of, which also counts
+// the overflows.
+__attribute__((target("avx2,f16c"))) i64 to_half_avx2(const float* in, std::uint16_t* out, i64 n,
+                                                      bool bfloat) {
+    const __m128i abs16 = _mm_set1_epi16(0x7fff);
+    const __m128i inf16 = _mm_set1_epi16(bfloat ? 0x7f80 : 0x7c00);
+    const __m256i round = _mm256_set1_epi32(0x7fff);
+    const __m256i one = _mm256_set1_epi32(1);
+    i64 overflow = 0;
+    i64 k = 0;
+    for (; k + 8 <= n; k += 8) {
+        const __m256 v = _mm256_loadu_ps(in + k);
+        __m128i h;
+        if (bfloat) {
+            const __m256i x = _mm256_castps_si256(v);
+            const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(x, 16), one);
+            const __m256i r = _mm256_srli_epi32(_mm256_add_epi32(x, _mm256_add_epi32(round, lsb)), 16);
+            // 32 -> 16 bits (values < 2^16): pack within 128-bit halves, then
+            // gather qwords 0 and 2.
+            h = _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08));
+        } else {
+            h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        }
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + k), h);
+        const int inf = _mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(h, abs16), inf16));
+        const int nan = _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        if ((inf | nan) != 0) {
+            for (i64 j = k; j < k + 8; ++j) out[j] = half_of(in[j], bfloat, overflow);
+        }
+    }
+    for (; k < n; ++k) out[k] = half_of(in[k], bfloat, overflow);
+    return overflow;
+}
+
 bool cpu_has_avx2() {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") != 0;
+    return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("f16c") != 0;
 }
 
 const bool kCpuAvx2 = cpu_has_avx2();
@@ -225,6 +278,17 @@ void transpose_scaled(const float* src, i64 rows, i64 cols, i64 src_stride, cons
 #endif
     (void)stream;
     transpose_portable(src, rows, cols, src_stride, scale, dst_row, out);
+}
+
+}  // namespace yolo_io::kernels
+
+namespace yolo_io::kernels {
+
+i64 to_half(const float* in, std::uint16_t* out, i64 n, bool bfloat) {
+#ifdef YOLO_IO_X86
+    if (simd_active()) return to_half_avx2(in, out, n, bfloat);
+#endif
+    return to_half_portable(in, out, n, bfloat);
 }
 
 }  // namespace yolo_io::kernels

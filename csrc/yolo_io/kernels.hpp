@@ -25,6 +25,11 @@ void transpose_scaled(const float* src, std::int64_t rows, std::int64_t cols,
                       std::int64_t src_stride, const double* scale, const std::int64_t* dst_row,
                       float* out, bool stream);
 
+// float32 -> IEEE binary16 (`bfloat` false) or bfloat16 bits, n values, with
+// the bits of yolo_io::to_float16 / to_bfloat16 (fuse.hpp): round to nearest
+// even, NaN to a quiet NaN. Returns how many finite values became +-inf.
+std::int64_t to_half(const float* in, std::uint16_t* out, std::int64_t n, bool bfloat);
+
 // transpose_scaled's column stripe: it reads this many columns of every row
 // before it moves on, so a caller that splits the columns among threads
 // splits at multiples of it to keep the same access pattern.
