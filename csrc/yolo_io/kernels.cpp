@@ -234,21 +234,21 @@ __attribute__((target("avx2,f16c"))) i64 to_half_avx2(const float* in, std::uint
     return overflow;
 }
 
-bool cpu_has_avx2() {
+bool cpu_has_avx2_f16c() {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") != 0 && __builtin_cpu_supports("f16c") != 0;
 }
 
-const bool kCpuAvx2 = cpu_has_avx2();
+const bool kCpuSimd = cpu_has_avx2_f16c();
 #else
-const bool kCpuAvx2 = false;
+const bool kCpuSimd = false;
 #endif
 
 std::atomic<bool> g_simd{true};
 
 }  // namespace
 
-bool simd_active() { return kCpuAvx2 && g_simd.load(std::memory_order_relaxed); }
+bool simd_active() { return kCpuSimd && g_simd.load(std::memory_order_relaxed); }
 
 bool set_simd(bool enabled) { return g_simd.exchange(enabled); }
 

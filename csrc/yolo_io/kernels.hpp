@@ -35,7 +35,8 @@ std::int64_t to_half(const float* in, std::uint16_t* out, std::int64_t n, bool b
 // splits at multiples of it to keep the same access pattern.
 constexpr std::int64_t kTransposeStripe = 512;
 
-// Whether the AVX2 paths are in use (the CPU has AVX2 and they are enabled).
+// Whether the AVX2 paths are in use (the CPU has AVX2 and F16C, and they are
+// enabled).
 bool simd_active();
 // Enables or disables the AVX2 paths (for tests of the portable path);
 // returns the previous setting. Enabling has no effect without CPU support.
