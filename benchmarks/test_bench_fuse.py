@@ -189,29 +189,31 @@ def timings(net: yolo_io.Network, weights: Path) -> Timings:
     return _TIMINGS[0]
 
 
-def test_fuse_targets(benchmark: pytest.FixtureDef, net: yolo_io.Network, yolov4: tuple[Path, Path]) -> None:
-    """Issue 3's targets against np.fromfile, in the steady state and cold."""
+@pytest.fixture
+def measured(benchmark: pytest.FixtureDef, net: yolo_io.Network, yolov4: tuple[Path, Path]) -> Timings:
+    """The session's timings, for a test that checks targets against them;
+    skipped unless measuring."""
+    benchmark.pedantic(lambda: None, rounds=1)  # the fixture counts as used, skipped or not
     if benchmark.disabled:
         pytest.skip("timings are only taken with --benchmark-only")
-    t = timings(net, yolov4[0])
-    benchmark.pedantic(lambda: None, rounds=1)
-    assert t.ratio("OIHW x2", "fromfile") <= 0.5
-    assert t.ratio("OIHW x2 cold", "fromfile") <= 0.5
-    assert t.ratio("HWIO x2", "fromfile") <= 0.75
-    assert t.ratio("HWIO x2 cold", "fromfile") <= 0.75
-    assert t.ratio("loop", "fromfile") <= 1.0
+    return timings(net, yolov4[0])
 
 
-def test_fuse_numpy_ratio(benchmark: pytest.FixtureDef, net: yolo_io.Network, yolov4: tuple[Path, Path]) -> None:
+def test_fuse_targets(measured: Timings) -> None:
+    """Issue 3's targets against np.fromfile, in the steady state and cold."""
+    assert measured.ratio("OIHW x2", "fromfile") <= 0.5
+    assert measured.ratio("OIHW x2 cold", "fromfile") <= 0.5
+    assert measured.ratio("HWIO x2", "fromfile") <= 0.75
+    assert measured.ratio("HWIO x2 cold", "fromfile") <= 0.75
+    assert measured.ratio("loop", "fromfile") <= 1.0
+
+
+def test_fuse_numpy_ratio(measured: Timings) -> None:
     """>= 3x faster than the NumPy converter loop (np.fromfile, then a
     vectorised fuse per layer). Cold calls, which pay the kernel's zeroing of
     fresh memory, are 2.6-3.1x faster and not asserted: that zeroing is
     memory-bound and noisy here."""
-    if benchmark.disabled:
-        pytest.skip("timings are only taken with --benchmark-only")
-    t = timings(net, yolov4[0])
-    benchmark.pedantic(lambda: None, rounds=1)
-    assert t.ratio("numpy from file", "OIHW x2") >= 3
+    assert measured.ratio("numpy from file", "OIHW x2") >= 3
 
 
 @pytest.mark.xfail(reason="bounded by memory bandwidth: NumPy's fuse of data already in memory "
@@ -219,38 +221,23 @@ def test_fuse_numpy_ratio(benchmark: pytest.FixtureDef, net: yolo_io.Network, yo
                           "and a plain 2-thread copy of the same 257 MB takes 17-22 ms, so 3x "
                           "cannot hold when NumPy is fast",
                    strict=False)
-def test_fuse_numpy_in_memory_ratio(benchmark: pytest.FixtureDef, net: yolo_io.Network,
-                                    yolov4: tuple[Path, Path]) -> None:
-    if benchmark.disabled:
-        pytest.skip("timings are only taken with --benchmark-only")
-    t = timings(net, yolov4[0])
-    benchmark.pedantic(lambda: None, rounds=1)
-    assert t.ratio("numpy", "OIHW x2") >= 3
+def test_fuse_numpy_in_memory_ratio(measured: Timings) -> None:
+    assert measured.ratio("numpy", "OIHW x2") >= 3
 
 
-def test_fuse_thread_scaling_hwio(benchmark: pytest.FixtureDef, net: yolo_io.Network,
-                                  yolov4: tuple[Path, Path]) -> None:
+def test_fuse_thread_scaling_hwio(measured: Timings) -> None:
     """HWIO, which transposes as it goes, gains >= 1.5x from a second thread
     in the steady state (1.52-1.78x measured: a close margin). Cold calls add
     the kernel's zeroing of fresh memory, which is memory-bound: 1.33-1.66x,
     not asserted."""
-    if benchmark.disabled:
-        pytest.skip("timings are only taken with --benchmark-only")
-    t = timings(net, yolov4[0])
-    benchmark.pedantic(lambda: None, rounds=1)
-    assert t.ratio("HWIO x1", "HWIO x2") >= 1.5
+    assert measured.ratio("HWIO x1", "HWIO x2") >= 1.5
 
 
-def test_fuse_oihw_at_memory_speed(benchmark: pytest.FixtureDef, net: yolo_io.Network,
-                                   yolov4: tuple[Path, Path]) -> None:
+def test_fuse_oihw_at_memory_speed(measured: Timings) -> None:
     """OIHW float32 reads and writes each byte once: with 2 threads it is no
     slower than a plain 2-thread copy of the same bytes in the same run, so no
     second-thread gain is left that the memory could give."""
-    if benchmark.disabled:
-        pytest.skip("timings are only taken with --benchmark-only")
-    t = timings(net, yolov4[0])
-    benchmark.pedantic(lambda: None, rounds=1)
-    assert t.ratio("OIHW x2", "copy x2") <= 1.0
+    assert measured.ratio("OIHW x2", "copy x2") <= 1.0
 
 
 @pytest.mark.xfail(reason="OIHW float32 fusion is memory-bound, and on these machines one core "
@@ -258,11 +245,6 @@ def test_fuse_oihw_at_memory_speed(benchmark: pytest.FixtureDef, net: yolo_io.Ne
                           "257 MB gains 0.9-1.3x from a second thread, OIHW 1.1-1.3x steady and "
                           "1.2-1.4x cold, not 1.5x",
                    strict=False)
-def test_fuse_thread_scaling_oihw(benchmark: pytest.FixtureDef, net: yolo_io.Network,
-                                  yolov4: tuple[Path, Path]) -> None:
-    if benchmark.disabled:
-        pytest.skip("timings are only taken with --benchmark-only")
-    t = timings(net, yolov4[0])
-    benchmark.pedantic(lambda: None, rounds=1)
-    assert t.ratio("OIHW x1 cold", "OIHW x2 cold") >= 1.5
-    assert t.ratio("OIHW x1", "OIHW x2") >= 1.5
+def test_fuse_thread_scaling_oihw(measured: Timings) -> None:
+    assert measured.ratio("OIHW x1 cold", "OIHW x2 cold") >= 1.5
+    assert measured.ratio("OIHW x1", "OIHW x2") >= 1.5
