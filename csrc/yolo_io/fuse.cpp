@@ -113,6 +113,13 @@ std::uint16_t to_bfloat16(float v) {
     return static_cast<std::uint16_t>(x >> 16);
 }
 
+std::uint16_t to_half_counted(float v, bool bfloat, i64& overflow) {
+    const std::uint16_t h = bfloat ? to_bfloat16(v) : to_float16(v);
+    // The format's infinity, sign bit cleared.
+    overflow += ((h & 0x7fffU) == (bfloat ? 0x7f80U : 0x7c00U)) && std::isfinite(v) ? 1 : 0;
+    return h;
+}
+
 namespace {
 
 // Converters float -> stored type; half types count finite values that overflow.
@@ -120,18 +127,13 @@ struct ToF32 {
     i64 overflow = 0;
     float operator()(float v) { return v; }
 };
-// float16 / bfloat16: `inf` is the format's infinity (sign bit cleared).
-template <std::uint16_t (*Convert)(float), std::uint16_t Inf>
+template <bool BFloat>
 struct ToHalf {
     i64 overflow = 0;
-    std::uint16_t operator()(float v) {
-        std::uint16_t h = Convert(v);
-        overflow += ((h & 0x7fffU) == Inf) & (std::isfinite(v) ? 1 : 0);
-        return h;
-    }
+    std::uint16_t operator()(float v) { return to_half_counted(v, BFloat, overflow); }
 };
-using ToF16 = ToHalf<to_float16, 0x7c00U>;
-using ToBF16 = ToHalf<to_bfloat16, 0x7f80U>;
+using ToF16 = ToHalf<false>;
+using ToBF16 = ToHalf<true>;
 
 // Calls fn(converter, (Out*)nullptr) for dtype's converter; returns its
 // overflow count.

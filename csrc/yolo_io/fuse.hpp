@@ -85,5 +85,8 @@ FuseReport fuse_dense(const DenseSrc& src, const BatchNormSrc& bn, DenseLayout l
 // float32 -> IEEE binary16 / bfloat16 bits, round to nearest even; NaN stays NaN.
 std::uint16_t to_float16(float v);
 std::uint16_t to_bfloat16(float v);
+// to_float16 (`bfloat` false) or to_bfloat16, adding 1 to `overflow` when a
+// finite value became +-inf.
+std::uint16_t to_half_counted(float v, bool bfloat, std::int64_t& overflow);
 
 }  // namespace yolo_io

@@ -3,7 +3,6 @@
 #include "yolo_io/fuse.hpp"
 
 #include <atomic>
-#include <cmath>
 #include <cstring>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -28,16 +27,9 @@ void scale_row_portable(const float* in, float* out, i64 n, const double* scale)
     for (i64 k = 0; k < n; ++k) out[k] = mul(in[k], s);
 }
 
-// One value of to_half; counts a finite value that became +-inf.
-inline std::uint16_t half_of(float v, bool bfloat, i64& overflow) {
-    const std::uint16_t h = bfloat ? to_bfloat16(v) : to_float16(v);
-    overflow += ((h & 0x7fffU) == (bfloat ? 0x7f80U : 0x7c00U)) && std::isfinite(v) ? 1 : 0;
-    return h;
-}
-
 i64 to_half_portable(const float* in, std::uint16_t* out, i64 n, bool bfloat) {
     i64 overflow = 0;
-    for (i64 k = 0; k < n; ++k) out[k] = half_of(in[k], bfloat, overflow);
+    for (i64 k = 0; k < n; ++k) out[k] = to_half_counted(in[k], bfloat, overflow);
     return overflow;
 }
 
@@ -200,8 +192,8 @@ YOLO_IO_AVX2 void transpose_avx2(const float* src, i64 rows, i64 cols, i64 strid
 // 8 values at a time: float16 with F16C's vcvtps2ph (round to nearest even,
 // which for every finite value whose half is finite gives to_float16's bits),
 // bfloat16 with integer rounding (to_bfloat16's formula). Lanes holding NaN
-// or turned into inf are rare; they are redone by half_of, which also counts
-// the overflows.
+// or turned into inf are rare; they are redone by to_half_counted, which
+// also counts the overflows.
 __attribute__((target("avx2,f16c"))) i64 to_half_avx2(const float* in, std::uint16_t* out, i64 n,
                                                       bool bfloat) {
     const __m128i abs16 = _mm_set1_epi16(0x7fff);
@@ -227,10 +219,10 @@ __attribute__((target("avx2,f16c"))) i64 to_half_avx2(const float* in, std::uint
         const int inf = _mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(h, abs16), inf16));
         const int nan = _mm256_movemask_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
         if ((inf | nan) != 0) {
-            for (i64 j = k; j < k + 8; ++j) out[j] = half_of(in[j], bfloat, overflow);
+            for (i64 j = k; j < k + 8; ++j) out[j] = to_half_counted(in[j], bfloat, overflow);
         }
     }
-    for (; k < n; ++k) out[k] = half_of(in[k], bfloat, overflow);
+    for (; k < n; ++k) out[k] = to_half_counted(in[k], bfloat, overflow);
     return overflow;
 }
 
