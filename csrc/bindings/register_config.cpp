@@ -1,6 +1,8 @@
 // yolo_io._core.Config / LayerInfo: the parsed cfg and its layer model.
 #include <algorithm>
 #include <string>
+#include <type_traits>
+#include <variant>
 
 #include "common.hpp"
 
@@ -32,6 +34,39 @@ py::list section_options(const CfgSection& s) {
 
 py::str to_str(std::string_view v) { return py::str(v.data(), v.size()); }
 
+// An attribute value as the Python value it stands for: None, bool, int,
+// float, str, or a tuple (of ints, floats, or pairs of them).
+py::object attr_value(const AttrValue& v) {
+    return std::visit(
+        [](const auto& x) -> py::object {
+            using T = std::decay_t<decltype(x)>;
+            if constexpr (std::is_same_v<T, std::monostate>) {
+                return py::none();
+            } else if constexpr (std::is_same_v<T, std::string_view>) {
+                return to_str(x);
+            } else if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::int64_t> ||
+                                 std::is_same_v<T, double>) {
+                return py::cast(x);
+            } else {
+                py::tuple t(x.size());
+                for (std::size_t k = 0; k < x.size(); ++k) {
+                    if constexpr (std::is_same_v<typename T::value_type, std::int64_t> ||
+                                  std::is_same_v<typename T::value_type, double>) {
+                        t[k] = x[k];
+                    } else {
+                        t[k] = py::make_tuple(x[k][0], x[k][1]);
+                    }
+                }
+                return t;
+            }
+        },
+        v);
+}
+
+py::object none_if_empty(std::string_view v) {
+    return v.empty() ? py::object(py::none()) : py::object(to_str(v));
+}
+
 const LayerInfo& layer_at(const PyConfig& c, std::int64_t i) {
     return c.ptr->layers[static_cast<std::size_t>(checked_layer_index(*c.ptr, i))];
 }
@@ -56,15 +91,39 @@ void register_config(py::module_& m) {
                                })
         .def_property_readonly("input_shape",
                                [](const LayerInfo& l) { return shape_tuple(l.input_shape); })
+        .def_property_readonly("input_shapes",
+                               [](const LayerInfo& l) {
+                                   py::tuple t(l.input_shapes.size());
+                                   for (std::size_t k = 0; k < l.input_shapes.size(); ++k) {
+                                       t[k] = shape_tuple(l.input_shapes[k]);
+                                   }
+                                   return t;
+                               })
+        .def_property_readonly("attrs",
+                               [](const LayerInfo& l) {
+                                   py::list out;
+                                   for (const Attr& a : l.attrs) {
+                                       out.append(py::make_tuple(to_str(a.name), attr_value(a.value)));
+                                   }
+                                   return out;
+                               })
+        .def_property_readonly("fusion",
+                               [](const LayerInfo& l) {
+                                   const FuseAs as = l.kind_info().fuse;
+                                   return none_if_empty(as == FuseAs::conv    ? "conv"
+                                                        : as == FuseAs::dense ? "dense"
+                                                                              : "");
+                               })
+        .def_property_readonly("default_layout",
+                               [](const LayerInfo& l) {
+                                   return none_if_empty(l.kind_info().default_layout());
+                               })
         .def_property_readonly("output_shape",
                                [](const LayerInfo& l) { return shape_tuple(l.output_shape); })
         .def_readonly("input_size", &LayerInfo::input_size)
         .def_readonly("output_size", &LayerInfo::output_size)
         .def_property_readonly("activation",
-                               [](const LayerInfo& l) -> py::object {
-                                   if (l.activation.empty()) return py::none();
-                                   return to_str(l.activation);
-                               })
+                               [](const LayerInfo& l) { return none_if_empty(l.activation); })
         .def_readonly("nfloats", &LayerInfo::nfloats)
         .def_readonly("dontload", &LayerInfo::dontload)
         .def_property_readonly("share_index",

@@ -1,5 +1,6 @@
 // yolo_io._core.Weights: a mapped .weights file bound to a Config, handing out
 // read-only zero-copy NumPy views whose base keeps the mapping alive.
+#include <optional>
 #include <string>
 
 #include "common.hpp"
@@ -53,16 +54,16 @@ py::array to_numpy(OwnedArray&& a) {
     return py::array(dt, shape, data, owner);
 }
 
-py::tuple fused(const PyWeights& self, std::int64_t index, const std::string& layout,
+py::tuple fused(const PyWeights& self, std::int64_t index, const std::optional<std::string>& layout,
                 const std::string& dtype, const std::string& flatten, bool fuse) {
     const Weights& w = *self.weights;
     int i = checked_index(w, index);
-    const DType dt = parse_dtype(dtype);
-    const Flatten fl = parse_flatten(flatten);
+    const FuseOptions options = parse_layer_fuse_options(
+        w.config().layers[static_cast<std::size_t>(i)], layout.value_or(""), dtype, flatten, fuse);
     FusedLayer f;
     {
         py::gil_scoped_release release;
-        f = fuse_layer(w, i, layout, dt, fl, fuse);
+        f = fuse_layer(w, i, options);
     }
     return py::make_tuple(to_numpy(std::move(f.weights)), to_numpy(std::move(f.biases)),
                           f.report.overflow);
@@ -77,17 +78,17 @@ py::dtype numpy_dtype(DType t) {
 // Every fused array of the network in one arena: a dict {layer: (w, b)} of
 // views whose base is a capsule owning the arena.
 py::tuple fused_all(const PyWeights& self, const std::string& conv_layout,
-                    const std::string& dense_layout, const std::string& dtype,
+                    const std::optional<std::string>& dense_layout, const std::string& dtype,
                     const std::string& flatten, int threads, bool fuse) {
-    const DType dt = parse_dtype(dtype);
-    const Flatten fl = parse_flatten(flatten);
+    const FuseOptions options =
+        parse_fuse_options(conv_layout, dense_layout.value_or(""), dtype, flatten, fuse);
     auto arena = std::make_unique<Arena>();
     {
         py::gil_scoped_release release;
-        *arena = fuse_network(*self.weights, conv_layout, dense_layout, dt, fl, threads, fuse);
+        *arena = fuse_network(*self.weights, options, threads);
     }
     std::uint8_t* base = arena->data.get();
-    const py::dtype npdt = numpy_dtype(dt);
+    const py::dtype npdt = numpy_dtype(options.dtype);
     std::int64_t overflow = arena->report.overflow;
     Arena* raw = arena.release();
     py::capsule owner(raw, [](void* p) noexcept { delete static_cast<Arena*>(p); });
@@ -127,11 +128,12 @@ void* checked_target(py::array a, const FusePlan& plan, bool weights, DType dt) 
 }
 
 std::int64_t fuse_into(const PyWeights& self, const py::dict& targets,
-                       const std::string& conv_layout, const std::string& dense_layout,
+                       const std::string& conv_layout, const std::optional<std::string>& dense_layout,
                        const std::string& dtype, const std::string& flatten, int threads) {
     const Weights& w = *self.weights;
-    const DType dt = parse_dtype(dtype);
-    const Flatten fl = parse_flatten(flatten);
+    const FuseOptions options =
+        parse_fuse_options(conv_layout, dense_layout.value_or(""), dtype, flatten, true);
+    const DType dt = options.dtype;
     std::vector<FusePlan> plans;
     std::vector<std::pair<void*, void*>> outputs;
     std::vector<py::object> keep;  // the arrays stay referenced while the GIL is released
@@ -142,8 +144,7 @@ std::int64_t fuse_into(const PyWeights& self, const py::dict& targets,
             throw std::invalid_argument("targets[" + std::to_string(i) +
                                         "] must be a (weights, biases) pair");
         }
-        const LayerInfo& L = w.config().layers[static_cast<std::size_t>(i)];
-        FusePlan plan = plan_fused(w, i, L.type == "connected" ? dense_layout : conv_layout, dt, fl);
+        FusePlan plan = plan_fused(w, i, options);
         auto wa = py::cast<py::array>(pair[0]);
         auto ba = py::cast<py::array>(pair[1]);
         outputs.emplace_back(checked_target(wa, plan, true, dt),
@@ -204,11 +205,14 @@ void register_weights(py::module_& m) {
                  return s.weights->loaded(checked_index(*s.weights, i));
              })
         .def("params", &layer_params, "i"_a, "Read-only views of layer i's arrays.")
-        .def("fused", &fused, "i"_a, "layout"_a, "dtype"_a = "float32", "flatten"_a = "auto",
-             "fuse"_a = true,
-             "(weights, biases, overflow count) of layer i, BN fused, in layout and dtype.")
+        .def("fused", &fused, "i"_a, "layout"_a = py::none(), "dtype"_a = "float32",
+             "flatten"_a = "auto", "fuse"_a = true,
+             "(weights, biases, overflow count) of layer i, BN fused, in layout (None: the "
+             "kind's default) and dtype.")
         .def("fused_all", &fused_all, "conv_layout"_a, "dense_layout"_a, "dtype"_a, "flatten"_a,
-             "threads"_a, "fuse"_a = true, "({layer: (weights, biases)}, overflow count): one arena.")
+             "threads"_a, "fuse"_a = true,
+             "({layer: (weights, biases)}, overflow count): one arena. dense_layout None: IO "
+             "beside HWIO/OHWI, else OI.")
         .def("fuse_into", &fuse_into, "targets"_a, "conv_layout"_a, "dense_layout"_a, "dtype"_a,
              "flatten"_a, "threads"_a, "Fill caller buffers {layer: (w, b)}; overflow count.");
 

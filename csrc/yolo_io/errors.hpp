@@ -29,6 +29,13 @@ class CfgError : public Error {
     int line_;
 };
 
+// The one place that writes the "path:line: " prefix of a cfg message ("path: "
+// when `line` is 0).
+inline CfgError cfg_error(const std::string& path, int line, const std::string& message) {
+    return CfgError(path + (line > 0 ? ":" + std::to_string(line) : std::string()) + ": " + message,
+                    path, line);
+}
+
 // A .weights file that is not a darknet weights file at all (bad header, text,
 // an archive, a big-endian host).
 class FormatError : public Error {

@@ -56,11 +56,34 @@ Flatten parse_flatten(std::string_view name) {
                                 std::string(name) + "'");
 }
 
-FusePlan plan_fused(const Weights& w, int index, std::string_view layout, DType dtype,
-                    Flatten flatten, bool fuse) {
+FuseOptions parse_fuse_options(std::string_view conv_layout, std::string_view dense_layout,
+                               std::string_view dtype, std::string_view flatten, bool fuse) {
+    FuseOptions o;
+    if (!conv_layout.empty()) o.conv_layout = parse_conv_layout(conv_layout);
+    if (!dense_layout.empty()) {
+        o.dense_layout = parse_dense_layout(dense_layout);
+    } else if (o.conv_layout == ConvLayout::HWIO || o.conv_layout == ConvLayout::OHWI) {
+        o.dense_layout = DenseLayout::IO;  // an NHWC framework's Dense
+    }
+    o.dtype = parse_dtype(dtype);
+    o.flatten = parse_flatten(flatten);
+    o.fuse = fuse;
+    return o;
+}
+
+FuseOptions parse_layer_fuse_options(const LayerInfo& layer, std::string_view layout,
+                                     std::string_view dtype, std::string_view flatten, bool fuse) {
+    const FuseAs as = layer.kind_info().fuse;
+    return parse_fuse_options(as == FuseAs::conv ? layout : "", as == FuseAs::dense ? layout : "",
+                              dtype, flatten, fuse);
+}
+
+FusePlan plan_fused(const Weights& w, int index, const FuseOptions& options) {
+    const DType dtype = options.dtype;
     const LayerInfo& layer = w.config().layers.at(static_cast<std::size_t>(index));
-    const bool conv = layer.type == "convolutional";
-    if (!conv && layer.type != "connected") {
+    const FuseAs as = layer.kind_info().fuse;
+    const bool conv = as == FuseAs::conv;
+    if (as == FuseAs::none) {
         throw std::invalid_argument(where(w, index) + " has no weights to fuse: fused() is for "
                                     "convolutional and connected layers");
     }
@@ -77,7 +100,7 @@ FusePlan plan_fused(const Weights& w, int index, std::string_view layout, DType 
     plan.layer = index;
     plan.conv = conv;
     plan.dtype = dtype;
-    if (fuse) {
+    if (options.fuse) {
         plan.bn.scales = find(w, src, "scales").data;
         plan.bn.mean = find(w, src, "rolling_mean").data;
         plan.bn.variance = find(w, src, "rolling_variance").data;
@@ -85,7 +108,7 @@ FusePlan plan_fused(const Weights& w, int index, std::string_view layout, DType 
     const ParamSpec& p = *weights.spec;
     const std::vector<i64> st = w.element_strides(p);
     if (conv) {
-        plan.conv_layout = parse_conv_layout(layout);
+        plan.conv_layout = options.conv_layout;
         ConvSrc s{weights.data, p.shape[0], p.shape[1], p.shape[2], p.shape[3],
                   st[0],        st[1],      st[2],      st[3],      biases.data};
         switch (plan.conv_layout) {
@@ -109,12 +132,12 @@ FusePlan plan_fused(const Weights& w, int index, std::string_view layout, DType 
         plan.biases_count = s.o;
         return plan;
     }
-    plan.dense_layout = parse_dense_layout(layout);
+    plan.dense_layout = options.dense_layout;
     DenseSrc s{weights.data, p.shape[0], p.shape[1], st[0], st[1], biases.data};
     const Shape3& in = layer.input_shape;
     const bool image = in.h * in.w > 1 && in.size() == s.i;
-    const bool hwc = flatten == Flatten::hwc ||
-                     (flatten == Flatten::automatic && plan.dense_layout == DenseLayout::IO);
+    const bool hwc = options.flatten == Flatten::hwc ||
+                     (options.flatten == Flatten::automatic && plan.dense_layout == DenseLayout::IO);
     if (hwc && image) {
         s.to_hwc = true;
         s.c = in.c;
@@ -135,12 +158,11 @@ FuseReport run_fused(const FusePlan& plan, void* out_w, void* out_b) {
                                   out_b);
 }
 
-FusedLayer fuse_layer(const Weights& w, int index, std::string_view layout, DType dtype,
-                      Flatten flatten, bool fuse) {
-    FusePlan plan = plan_fused(w, index, layout, dtype, flatten, fuse);
+FusedLayer fuse_layer(const Weights& w, int index, const FuseOptions& options) {
+    FusePlan plan = plan_fused(w, index, options);
     FusedLayer out;
-    out.weights = allocate(plan.weights_shape, dtype);
-    out.biases = allocate({plan.biases_count}, dtype);
+    out.weights = allocate(plan.weights_shape, options.dtype);
+    out.biases = allocate({plan.biases_count}, options.dtype);
     out.report = run_fused(plan, out.weights.data.get(), out.biases.data.get());
     return out;
 }
@@ -214,8 +236,8 @@ FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
     return total;
 }
 
-Arena fuse_network(const Weights& w, std::string_view conv_layout, std::string_view dense_layout,
-                   DType dtype, Flatten flatten, int threads, bool fuse) {
+Arena fuse_network(const Weights& w, const FuseOptions& options, int threads) {
+    const DType dtype = options.dtype;
     Arena arena;
     const Config& c = w.config();
     constexpr i64 kAlign = 64;
@@ -223,13 +245,13 @@ Arena fuse_network(const Weights& w, std::string_view conv_layout, std::string_v
     i64 pos = 0;
     for (std::size_t i = 0; i < c.layers.size(); ++i) {
         const LayerInfo& L = c.layers[i];
-        const bool conv = L.type == "convolutional";
-        if (!conv && L.type != "connected") continue;
+        const FuseAs as = L.kind_info().fuse;
+        if (as == FuseAs::none) continue;
+        const bool conv = as == FuseAs::conv;
         const int src = conv && L.share_index >= 0 ? L.share_index : static_cast<int>(i);
         if (!w.loaded(src) || L.dontload) continue;
         Arena::Entry e;
-        e.plan = plan_fused(w, static_cast<int>(i), conv ? conv_layout : dense_layout, dtype,
-                            flatten, fuse);
+        e.plan = plan_fused(w, static_cast<int>(i), options);
         e.weights_offset = pos;
         pos = align(pos + e.plan.weights_count * dtype_size(dtype));
         e.biases_offset = pos;

@@ -29,6 +29,24 @@ struct FusedLayer {
 enum class Flatten { automatic, chw, hwc };
 Flatten parse_flatten(std::string_view name);  // "auto", "CHW", "HWC"
 
+// Everything a fusion call is asked for, parsed once (std::invalid_argument
+// for an unknown name).
+struct FuseOptions {
+    ConvLayout conv_layout = ConvLayout::OIHW;
+    DenseLayout dense_layout = DenseLayout::OI;
+    DType dtype = DType::float32;
+    Flatten flatten = Flatten::automatic;
+    bool fuse = true;  // false: leave the batch norm out (see fuse_layer)
+};
+// For a whole network: `conv_layout` "" is OIHW; `dense_layout` "" is IO
+// beside an NHWC conv layout (HWIO, OHWI) and OI otherwise.
+FuseOptions parse_fuse_options(std::string_view conv_layout, std::string_view dense_layout,
+                               std::string_view dtype, std::string_view flatten, bool fuse);
+// For one layer: `layout` is read as a conv or a dense layout by the layer's
+// kind; "" is the kind's default (kinds.hpp). Other kinds ignore it.
+FuseOptions parse_layer_fuse_options(const LayerInfo& layer, std::string_view layout,
+                                     std::string_view dtype, std::string_view flatten, bool fuse);
+
 // Everything needed to compute one layer's fused arrays: sources, shape, layout.
 struct FusePlan {
     int layer = -1;
@@ -45,8 +63,7 @@ struct FusePlan {
 };
 
 // Validates and plans layer `index` (see fuse_layer for the errors).
-FusePlan plan_fused(const Weights& weights, int index, std::string_view layout, DType dtype,
-                    Flatten flatten, bool fuse = true);
+FusePlan plan_fused(const Weights& weights, int index, const FuseOptions& options);
 // Runs a plan into caller-provided buffers of the planned sizes.
 FuseReport run_fused(const FusePlan& plan, void* out_w, void* out_b);
 
@@ -70,14 +87,10 @@ struct Arena {
     FuseReport report;
 };
 
-// Plans every convolutional and connected layer that has data (conv layout
-// `conv_layout`, connected `dense_layout`), allocates one arena and fills it
-// with `threads` threads (at least 1), which share the layers' parts
-// (split_conv) as they go. With
-// `fuse` false the batch norms are left out (see fuse_layer).
-Arena fuse_network(const Weights& weights, std::string_view conv_layout,
-                   std::string_view dense_layout, DType dtype, Flatten flatten, int threads,
-                   bool fuse = true);
+// Plans every fusable layer (kinds.hpp) that has data, allocates one arena
+// and fills it with `threads` threads (at least 1), which share the layers'
+// parts (split_conv) as they go.
+Arena fuse_network(const Weights& weights, const FuseOptions& options, int threads);
 
 // Runs plans into caller buffers with `threads` threads; `outputs[k]` is the
 // (weights, biases) pair of plans[k].
@@ -85,14 +98,14 @@ FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
                               const std::vector<std::pair<void*, void*>>& outputs, int threads);
 
 // (weights, biases) of convolutional layer `index` (batch norm fused when it
-// has one) or connected layer `index` (likewise), in `layout` and `dtype`.
+// has one) or connected layer `index` (likewise), in the options' layout and
+// dtype.
 // A conv with share_index uses the arrays of the layer it shares. Throws
 // std::invalid_argument for other layer types, an unknown layout, or HWCM on
 // a conv that is not depthwise; std::out_of_range for a layer past the end of
 // a partial file.
 // With `fuse` false the batch norm is left out: the stored weights and biases
 // (beta), only transposed and converted.
-FusedLayer fuse_layer(const Weights& weights, int index, std::string_view layout, DType dtype,
-                      Flatten flatten, bool fuse = true);
+FusedLayer fuse_layer(const Weights& weights, int index, const FuseOptions& options);
 
 }  // namespace yolo_io

@@ -9,9 +9,11 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "yolo_io/cfg.hpp"
+#include "yolo_io/kinds.hpp"
 
 namespace yolo_io {
 
@@ -50,12 +52,31 @@ struct ParamSpec {
     }
 };
 
+// One typed hyperparameter value: None (monostate), a flag, an integer, a
+// float, a name (a static string: an activation, an enum's name), a list of
+// integers or floats, or a list of pairs ((w, h) anchors, channel ranges).
+using AttrValue =
+    std::variant<std::monostate, bool, std::int64_t, double, std::string_view,
+                 std::vector<std::int64_t>, std::vector<double>,
+                 std::vector<std::array<std::int64_t, 2>>, std::vector<std::array<double, 2>>>;
+
+// A hyperparameter as darknet holds it after parsing (defaults applied),
+// named after darknet's `layer` struct member where one exists.
+struct Attr {
+    std::string_view name;  // a string literal
+    AttrValue value;
+};
+
 struct LayerInfo {
     int index = 0;
+    Kind kind = Kind::empty;
     std::string_view type;     // canonical darknet name, e.g. "convolutional"
     std::string_view section;  // the header line as written, e.g. "[conv]"
     int line = 0;              // line of the [section]
     std::vector<int> inputs;   // absolute indices; empty = the network input
+    // (C, H, W) of each input, in the order of `inputs` (the network input
+    // when `inputs` is empty): what darknet reads from each.
+    std::vector<Shape3> input_shapes;
     Shape3 input_shape;
     Shape3 output_shape;
     std::int64_t input_size = 0;   // darknet's l.inputs (flat)
@@ -65,6 +86,9 @@ struct LayerInfo {
     std::int64_t nfloats = 0;      // floats this layer reads from .weights
     bool dontload = false;         // dontload=1: nothing read
     int share_index = -1;          // conv share_index target, else -1
+    std::vector<Attr> attrs;       // typed hyperparameters, in a fixed order per kind
+
+    const KindInfo& kind_info() const { return yolo_io::kind_info(kind); }
 };
 
 struct Config {
@@ -91,7 +115,7 @@ std::shared_ptr<const Config> parse_config_file(const std::string& path);
 // `i` as a layer index of `config`; std::out_of_range when there is none.
 int checked_layer_index(const Config& config, std::int64_t i);
 
-// Names of every section type accepted (canonical names).
+// Canonical names of every layer kind (the kind table's order, [net] excluded).
 std::vector<std::string> layer_types();
 
 }  // namespace yolo_io

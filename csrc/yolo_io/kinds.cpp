@@ -1,0 +1,96 @@
+// The layer-kind table (see kinds.hpp). Sections: [A] parser.c:
+// string_to_layer_type(); builders: csrc/yolo_io/build/.
+#include "yolo_io/kinds.hpp"
+
+#include <algorithm>
+
+#include "yolo_io/build/build.hpp"
+
+namespace yolo_io {
+
+namespace {
+
+constexpr unsigned P = kStoresParams;
+constexpr unsigned F = kFlat;
+constexpr unsigned H = kHead;
+
+// One row per kind, in the enum's order (checked by kind_info()).
+constexpr std::array<KindInfo, 38> kKinds = {{
+    {Kind::net, "net", {"[net]", "[network]"}, nullptr, 0, FuseAs::none},
+    {Kind::convolutional, "convolutional", {"[conv]", "[convolutional]"}, build_convolutional, P,
+     FuseAs::conv},
+    {Kind::deconvolutional, "deconvolutional", {"[deconv]", "[deconvolutional]"},
+     build_deconvolutional, P, FuseAs::none},
+    {Kind::connected, "connected", {"[conn]", "[connected]"}, build_connected, P | F,
+     FuseAs::dense},
+    {Kind::local, "local", {"[local]", ""}, build_local, P, FuseAs::none},
+    {Kind::maxpool, "maxpool", {"[max]", "[maxpool]"}, build_pool, 0, FuseAs::none},
+    {Kind::local_avgpool, "local_avgpool", {"[local_avg]", "[local_avgpool]"}, build_pool, 0,
+     FuseAs::none},
+    {Kind::avgpool, "avgpool", {"[avg]", "[avgpool]"}, build_avgpool, 0, FuseAs::none},
+    {Kind::route, "route", {"[route]", ""}, build_route, 0, FuseAs::none},
+    {Kind::shortcut, "shortcut", {"[shortcut]", ""}, build_shortcut, P, FuseAs::none},
+    {Kind::scale_channels, "scale_channels", {"[scale_channels]", ""}, build_from_layer, 0,
+     FuseAs::none},
+    {Kind::sam, "sam", {"[sam]", ""}, build_from_layer, 0, FuseAs::none},
+    {Kind::upsample, "upsample", {"[upsample]", ""}, build_upsample, 0, FuseAs::none},
+    {Kind::reorg, "reorg", {"[reorg]", ""}, build_reorg, 0, FuseAs::none},
+    {Kind::reorg3d, "reorg3d", {"[reorg3d]", ""}, build_reorg, 0, FuseAs::none},
+    {Kind::yolo, "yolo", {"[yolo]", ""}, build_yolo, H, FuseAs::none},
+    {Kind::gaussian_yolo, "Gaussian_yolo", {"[Gaussian_yolo]", ""}, build_yolo, H, FuseAs::none},
+    {Kind::region, "region", {"[region]", ""}, build_region, H, FuseAs::none},
+    {Kind::detection, "detection", {"[detection]", ""}, build_detection, H | F, FuseAs::none},
+    {Kind::rnn, "rnn", {"[rnn]", ""}, build_recurrent_fc, P | F, FuseAs::none},
+    {Kind::lstm, "lstm", {"[lstm]", ""}, build_recurrent_fc, P | F, FuseAs::none},
+    {Kind::gru, "gru", {"[gru]", ""}, build_recurrent_fc, P | F, FuseAs::none},
+    {Kind::crnn, "crnn", {"[crnn]", ""}, build_recurrent_conv, P, FuseAs::none},
+    {Kind::conv_lstm, "conv_lstm", {"[conv_lstm]", ""}, build_recurrent_conv, P, FuseAs::none},
+    {Kind::batchnorm, "batchnorm", {"[batchnorm]", ""}, build_batchnorm, P, FuseAs::none},
+    {Kind::dropout, "dropout", {"[dropout]", ""}, build_dropout, F, FuseAs::none},
+    {Kind::softmax, "softmax", {"[soft]", "[softmax]"}, build_softmax, F, FuseAs::none},
+    {Kind::cost, "cost", {"[cost]", ""}, build_cost, F, FuseAs::none},
+    {Kind::normalization, "normalization", {"[lrn]", "[normalization]"}, build_normalization, 0,
+     FuseAs::none},
+    {Kind::activation, "activation", {"[activation]", ""}, build_activation, F, FuseAs::none},
+    {Kind::contrastive, "contrastive", {"[contrastive]", ""}, build_contrastive, F,
+     FuseAs::none},
+    {Kind::crop, "crop", {"[crop]", ""}, build_crop, 0, FuseAs::none},
+    {Kind::history, "history", {"[history]", ""}, build_history, 0, FuseAs::none},
+    {Kind::implicit, "implicit", {"[implicit]", ""}, build_implicit, P, FuseAs::none},
+    {Kind::iseg, "iseg", {"[iseg]", ""}, build_iseg, 0, FuseAs::none},
+    {Kind::empty, "empty", {"[empty]", "[silence]"}, build_passthrough, F, FuseAs::none},
+    {Kind::logistic, "logistic", {"[logistic]", ""}, build_passthrough, F, FuseAs::none},
+    {Kind::l2norm, "l2norm", {"[l2norm]", ""}, build_passthrough, F, FuseAs::none},
+}};
+
+constexpr bool rows_in_enum_order() {
+    for (std::size_t k = 0; k < kKinds.size(); ++k) {
+        if (static_cast<std::size_t>(kKinds[k].kind) != k) return false;
+    }
+    return true;
+}
+static_assert(rows_in_enum_order(), "kKinds rows must follow the Kind enum's order");
+
+}  // namespace
+
+const KindInfo& kind_info(Kind kind) {
+    return kKinds[static_cast<std::size_t>(kind)];
+}
+
+const KindInfo* kind_of_section(std::string_view section) {
+    if (section.size() < 2) return nullptr;
+    for (const KindInfo& k : kKinds) {
+        for (std::string_view s : k.sections) {
+            // The second character first: cheap, and rejects most rows.
+            if (s.size() == section.size() && s[1] == section[1] && s == section) {
+                return &k;
+            }
+        }
+    }
+    return nullptr;
+}
+
+const KindInfo* kinds_begin() { return kKinds.data() + 1; }
+const KindInfo* kinds_end() { return kKinds.data() + kKinds.size(); }
+
+}  // namespace yolo_io
