@@ -114,6 +114,8 @@ void register_config(py::module_& m) {
                                                         : as == FuseAs::dense ? "dense"
                                                                               : "");
                                })
+        .def_property_readonly("attrs_class",
+                               [](const LayerInfo& l) { return to_str(l.kind_info().attrs); })
         .def_property_readonly("default_layout",
                                [](const LayerInfo& l) {
                                    return none_if_empty(l.kind_info().default_layout());

@@ -79,6 +79,8 @@ struct KindInfo {
     Builder build;                            // nullptr for net
     unsigned flags;
     FuseAs fuse;
+    // The Python record of its typed hyperparameters (yolo_io._attrs).
+    std::string_view attrs;
 
     bool has(KindFlag f) const { return (flags & f) != 0; }
     // "OIHW" for convolutions, "OI" for connected layers, "" otherwise.

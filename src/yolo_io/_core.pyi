@@ -1,4 +1,6 @@
 # Hand-written stub of the private compiled module (see STYLE item 23).
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 
@@ -15,6 +17,16 @@ class LayerInfo:
     def inputs(self) -> tuple[int, ...]: ...
     @property
     def input_shape(self) -> tuple[int, int, int]: ...
+    @property
+    def input_shapes(self) -> tuple[tuple[int, int, int], ...]: ...
+    @property
+    def attrs(self) -> list[tuple[str, Any]]: ...
+    @property
+    def fusion(self) -> str | None: ...
+    @property
+    def attrs_class(self) -> str: ...
+    @property
+    def default_layout(self) -> str | None: ...
     @property
     def output_shape(self) -> tuple[int, int, int]: ...
     @property
@@ -75,17 +87,18 @@ class Weights:
     def loaded(self, i: int) -> bool: ...
     def params(self, i: int) -> dict[str, npt.NDArray[np.float32]]: ...
     def fused(
-        self, i: int, layout: str, dtype: str = "float32", flatten: str = "auto", fuse: bool = True
+        self, i: int, layout: str | None = None, dtype: str = "float32", flatten: str = "auto",
+        fuse: bool = True,
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic], int]: ...
     def fused_all(
-        self, conv_layout: str, dense_layout: str, dtype: str, flatten: str, threads: int,
+        self, conv_layout: str, dense_layout: str | None, dtype: str, flatten: str, threads: int,
         fuse: bool = True,
     ) -> tuple[dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]], int]: ...
     def fuse_into(
         self,
         targets: dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]],
         conv_layout: str,
-        dense_layout: str,
+        dense_layout: str | None,
         dtype: str,
         flatten: str,
         threads: int,

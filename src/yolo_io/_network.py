@@ -1,9 +1,8 @@
-"""Typed wrappers around the compiled core: Config, Network and their layers."""
+"""A loaded network: Network, its Layer objects, and load()."""
 
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import NamedTuple, final, overload
@@ -12,13 +11,11 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from ._errors import CfgWarning, PrecisionWarning, YoloIOError
+from ._config import CfgLayer, Config, Shape, core_config, normalize_index, parse
+from ._errors import YoloIOError
+from ._fusion import as_bfloat16, bn_for_eps, plain_bits, threads_arg, warn_overflow
 
-__all__ = ["CfgLayer", "Config", "Header", "Layer", "Network", "load", "parse_cfg"]
-
-Shape = tuple[int, int, int]
-
-_MAX_WARNING_LINES = 20
+__all__ = ["Header", "Layer", "Network", "load"]
 
 
 class Header(NamedTuple):
@@ -37,269 +34,6 @@ class Header(NamedTuple):
     transpose: bool
 
 
-class CfgLayer:
-    """One layer of a parsed cfg: what darknet builds from one ``[section]``.
-
-    Everything here comes from the cfg; nothing reads a weights file.
-    """
-
-    __slots__ = ("_cfg", "_info")
-
-    def __init__(self, cfg: _core.Config, info: _core.LayerInfo) -> None:
-        self._cfg = cfg
-        self._info = info
-
-    @property
-    def index(self) -> int:
-        """Darknet's 0-based layer index (``[net]`` excluded)."""
-        return self._info.index
-
-    @property
-    def type(self) -> str:
-        """Canonical darknet type name: ``"convolutional"``, ``"route"``, ..."""
-        return self._info.type
-
-    @property
-    def section(self) -> str:
-        """The section header as written, e.g. ``"[conv]"``."""
-        return self._info.section
-
-    @property
-    def line(self) -> int:
-        """1-based cfg line of this layer's ``[section]``."""
-        return self._info.line
-
-    @property
-    def options(self) -> Mapping[str, str]:
-        """The options as written (values with spaces deleted, as darknet reads
-        them); for a repeated key, the first copy, which is the one darknet uses."""
-        return MappingProxyType({k: v for k, v, _ in self._cfg.layer_options(self.index)})
-
-    def option_line(self, key: str) -> int:
-        """The cfg line of option ``key``. Raises KeyError when it is absent."""
-        for k, _, line in self._cfg.layer_options(self.index):
-            if k == key:
-                return line
-        raise KeyError(key)
-
-    @property
-    def inputs(self) -> tuple[int, ...]:
-        """Absolute indices of the layers this one reads; ``()`` is the network
-        input. Route: its ``layers``; shortcut: the previous layer then ``from``;
-        sam/scale_channels: the previous layer and ``from``; others: the previous layer."""
-        return self._info.inputs
-
-    @property
-    def input_shape(self) -> Shape:
-        """(C, H, W) of the input, as darknet computes it. Flat inputs (after a
-        connected layer) are (N, 1, 1)."""
-        return self._info.input_shape
-
-    @property
-    def output_shape(self) -> Shape:
-        """(C, H, W) of the output, as darknet computes it."""
-        return self._info.output_shape
-
-    @property
-    def activation(self) -> str | None:
-        """The activation darknet applies, or None for layers without one. An
-        unknown name becomes ``"relu"``, as in darknet (with a CfgWarning)."""
-        return self._info.activation
-
-    @property
-    def param_shapes(self) -> Mapping[str, tuple[int, ...]]:
-        """Names and shapes of the arrays this layer stores, in file order."""
-        return MappingProxyType({name: shape for name, shape, _, _ in self._info.param_specs})
-
-    @property
-    def param_count(self) -> int:
-        """Number of float32 values this layer reads from a ``.weights`` file."""
-        return self._info.nfloats
-
-    @property
-    def share_index(self) -> int | None:
-        """For a convolution with ``share_index``: the layer whose arrays it
-        reuses (it stores nothing itself)."""
-        return self._info.share_index
-
-    @property
-    def dontload(self) -> bool:
-        """``dontload=1``: darknet reads nothing for this layer."""
-        return self._info.dontload
-
-    def __repr__(self) -> str:
-        c, h, w = self.output_shape
-        return f"<{type(self).__name__} {self.index} {self.type} -> {c}x{h}x{w} (line {self.line})>"
-
-
-class Config(Sequence[CfgLayer]):
-    """A parsed ``.cfg``: the ``[net]`` section and one CfgLayer per later section.
-
-    Create it with :func:`parse_cfg`; pass it to :func:`load` to avoid
-    parsing the same cfg twice.
-    """
-
-    __slots__ = ("_cfg",)
-
-    def __init__(self, core: _core.Config) -> None:
-        self._cfg = core
-
-    @property
-    def path(self) -> str:
-        """The cfg file, or ``"<string>"`` for text passed directly."""
-        return self._cfg.path
-
-    @property
-    def input_shape(self) -> Shape:
-        """(C, H, W) from ``[net]``'s channels, height and width; a network
-        with only ``inputs=N`` (text models) gives (N, 1, 1)."""
-        c, h, w = self._cfg.input_shape
-        if c * h * w == 0:
-            return (self._cfg.input_size, 1, 1)
-        return (c, h, w)
-
-    @property
-    def net_options(self) -> Mapping[str, str]:
-        """The ``[net]`` options as written."""
-        return MappingProxyType({k: v for k, v, _ in self._cfg.net_options})
-
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        """What darknet would print and ignore: unused options, unknown
-        activations, ...; each message starts with its line."""
-        return tuple(f"{self.path}:{line}: {msg}" for line, msg in self._cfg.diagnostics)
-
-    @property
-    def param_count(self) -> int:
-        """Float32 values of all layers together."""
-        return self._cfg.total_floats
-
-    def expected_size(self, version: tuple[int, int] | tuple[int, int, int] = (0, 2, 5),
-                      *, layers: int | None = None) -> int:
-        """Bytes of a ``.weights`` file for this cfg.
-
-        Args:
-            version: the header's (major, minor[, revision]); versions below 0.2
-                have a 16-byte header, later ones 20 bytes.
-            layers: only the first ``layers`` layers (a ``darknet partial`` file).
-        """
-        header = _core.header_size_for(version[0], version[1])
-        return self._cfg.expected_bytes(header, -1 if layers is None else layers)
-
-    @property
-    def expected_sizes(self) -> Mapping[str, int]:
-        """``{"0.1": bytes, "0.2": bytes}``: the size for each header width."""
-        return MappingProxyType({"0.1": self.expected_size((0, 1)), "0.2": self.expected_size((0, 2))})
-
-    def __len__(self) -> int:
-        return len(self._cfg)
-
-    @overload
-    def __getitem__(self, i: int) -> CfgLayer: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[CfgLayer]: ...
-    def __getitem__(self, i: int | slice) -> CfgLayer | list[CfgLayer]:
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        return CfgLayer(self._cfg, self._cfg.layer(_normalize_index(i, len(self))))
-
-    def __iter__(self) -> Iterator[CfgLayer]:
-        for i in range(len(self)):
-            yield CfgLayer(self._cfg, self._cfg.layer(i))
-
-    def __repr__(self) -> str:
-        c, h, w = self.input_shape
-        return f"<Config {self.path!r}: {len(self)} layers, input {c}x{h}x{w}>"
-
-
-def _as_bfloat16(bits: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
-    try:
-        import ml_dtypes  # type: ignore[import-not-found]
-    except ImportError:
-        return bits
-    return bits.view(ml_dtypes.bfloat16)
-
-
-def _threads(threads: int | None) -> int:
-    if threads is None:
-        return os.cpu_count() or 1
-    if threads < 1:
-        raise ValueError(f"threads must be at least 1, not {threads}")
-    return int(threads)
-
-
-def _plain_bits(a: npt.NDArray[np.generic], dtype: str) -> npt.NDArray[np.generic]:
-    """ml_dtypes.bfloat16 targets are passed to the core as their uint16 bits."""
-    if dtype == "bfloat16" and a.dtype.itemsize == 2 and a.dtype != np.float16:
-        return a.view(np.uint16)
-    return a
-
-
-def _normalize_index(i: int, n: int) -> int:
-    if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
-        raise TypeError(f"layer indices must be integers, not {type(i).__name__}")
-    k = int(i)
-    if k < 0:
-        k += n
-    if not 0 <= k < n:
-        raise IndexError(f"layer index {i} out of range for {n} layers")
-    return k
-
-
-def _warn(cfg: _core.Config, stacklevel: int) -> None:
-    diags = cfg.diagnostics
-    if not diags:
-        return
-    lines = [f"{cfg.path}:{line}: {msg}" for line, msg in diags[:_MAX_WARNING_LINES]]
-    if len(diags) > _MAX_WARNING_LINES:
-        lines.append(f"... and {len(diags) - _MAX_WARNING_LINES} more (see Config.warnings)")
-    warnings.warn(CfgWarning("\n".join(lines)), stacklevel=stacklevel + 1)
-
-
-def _parse(cfg: str | os.PathLike[str] | Config, stacklevel: int) -> Config:
-    if isinstance(cfg, Config):
-        return cfg
-    if isinstance(cfg, os.PathLike):
-        core = _core.parse_cfg_file(os.fspath(cfg))
-    elif isinstance(cfg, str):
-        if "\n" in cfg or cfg.lstrip().startswith("["):
-            core = _core.parse_cfg_text(cfg)
-        else:
-            core = _core.parse_cfg_file(cfg)
-    elif isinstance(cfg, bytes):
-        raise TypeError("cfg must be a path, cfg text (str) or a Config, not bytes; "
-                        "decode it or pass a path")
-    else:
-        raise TypeError(f"cfg must be a path, cfg text or a Config, not {type(cfg).__name__}")
-    _warn(core, stacklevel + 1)
-    return Config(core)
-
-
-def parse_cfg(cfg: str | os.PathLike[str] | Config) -> Config:
-    """Parse a Darknet ``.cfg`` with darknet's exact grammar, without weights.
-
-    Args:
-        cfg: a path, the cfg text itself (a str containing a newline or
-            starting with ``[``), or an already parsed Config (returned as is).
-
-    Returns:
-        The Config: layers, shapes, and :meth:`Config.expected_size`.
-
-    Raises:
-        CfgError: a section darknet does not know, a missing required option,
-            a wrong index, shapes that do not fit (the message names the line).
-        FileNotFoundError: no such cfg file.
-
-    Warns:
-        CfgWarning: options darknet ignores, unknown activations.
-
-    Example:
-        >>> cfg = yolo_io.parse_cfg("yolov4.cfg")
-        >>> cfg.expected_size()
-        257717640
-    """
-    return _parse(cfg, stacklevel=2)
-
 
 class Layer(CfgLayer):
     """A layer of a loaded Network: the cfg facts plus its data in the file."""
@@ -307,7 +41,7 @@ class Layer(CfgLayer):
     __slots__ = ("_net",)
 
     def __init__(self, net: Network, info: _core.LayerInfo) -> None:
-        super().__init__(net._config._cfg, info)
+        super().__init__(core_config(net.config), info)
         self._net = net
 
     @property
@@ -387,20 +121,12 @@ class Layer(CfgLayer):
     def _fused(
         self, layout: str | None, dtype: str, flatten: str, *, fuse: bool
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]:
-        if layout is None:
-            layout = "OI" if self.type == "connected" else "OIHW"
         w, b, overflow = self._net._live().fused(self.index, layout, dtype, flatten, fuse)
-        if overflow:
-            warnings.warn(
-                PrecisionWarning(
-                    f"{overflow} values of layer {self.index} ({self.type}, "
-                    f"{self._net.config.path} line {self.line}) overflow {dtype} and became inf"
-                ),
-                stacklevel=3,
-            )
-        if dtype == "bfloat16":
-            w, b = _as_bfloat16(w), _as_bfloat16(b)
-        return w, b
+        warn_overflow(overflow, dtype, self._where(), stacklevel=3)
+        return as_bfloat16(w, dtype), as_bfloat16(b, dtype)
+
+    def _where(self) -> str:
+        return f"layer {self.index} ({self.type}, {self._net.config.path} line {self.line})"
 
     def bn_params(
         self, layout: str | None = None, *, eps: float = 1e-3
@@ -422,11 +148,12 @@ class Layer(CfgLayer):
         Raises:
             ValueError: the layer has no batch norm.
         """
-        p = self._source_params()
+        p = self.source_params
         if "scales" not in p:
             raise ValueError(f"layer {self.index} ({self.type}, line {self.line}) has no batch norm")
         w, beta = self._fused(layout, "float32", "auto", fuse=False)
-        gamma, var = self._bn_for_eps(eps, stacklevel=3)
+        gamma, var = bn_for_eps(p, eps, f"layer {self.index} ({self.type}, line {self.line})",
+                                stacklevel=2)
         return {
             "weights": w.astype(np.float32, copy=False),
             "biases": beta.astype(np.float32, copy=False),
@@ -435,33 +162,15 @@ class Layer(CfgLayer):
             "rolling_variance": var,
         }
 
-    def _source_params(self) -> Mapping[str, npt.NDArray[np.float32]]:
-        """params of the layer whose arrays this one uses (share_index)."""
+    @property
+    def source_params(self) -> Mapping[str, npt.NDArray[np.float32]]:
+        """The arrays this layer computes with: its own :attr:`params`, or for
+        a convolution with ``share_index`` those of the layer it shares."""
         share = self.share_index
         return self._net[share].params if share is not None else self.params
 
-    def _bn_for_eps(self, eps: float, stacklevel: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-        """New (gamma, running_var) for a BN that adds `eps` (see bn_params)."""
-        p = self._source_params()
-        if eps == 1e-5:  # darknet's own: the stored arrays, bit for bit
-            return p["scales"].copy(), p["rolling_variance"].copy()
-        var = p["rolling_variance"].astype(np.float64) + 1e-5
-        gamma = p["scales"].astype(np.float64)
-        adjusted = var - eps
-        bad = adjusted < 0
-        if bad.any():
-            gamma[bad] *= np.sqrt(eps) / np.sqrt(var[bad])
-            adjusted[bad] = 0.0
-            channels = np.flatnonzero(bad)
-            warnings.warn(
-                PrecisionWarning(
-                    f"layer {self.index} ({self.type}, line {self.line}): rolling_variance + 1e-5 "
-                    f"< eps={eps} in {channels.size} channels ({channels[:8].tolist()}): their "
-                    "variance is 0 and their scales are rescaled instead"
-                ),
-                stacklevel=stacklevel + 1,
-            )
-        return gamma.astype(np.float32), adjusted.astype(np.float32)
+    def _source_params(self) -> Mapping[str, npt.NDArray[np.float32]]:
+        return self.source_params
 
 
 @final
@@ -534,6 +243,7 @@ class Network(Sequence[Layer]):
         dense_layout: str | None = None,
         flatten: str = "auto",
         threads: int | None = None,
+        fuse: bool = True,
     ) -> dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]]:
         """Every convolutional and connected layer's :meth:`Layer.fused` arrays
         at once: one 64-byte-aligned arena, filled in parallel over layers by
@@ -544,25 +254,19 @@ class Network(Sequence[Layer]):
             dense_layout: the connected layers' layout; default ``"IO"`` with an
                 NHWC conv layout (HWIO, OHWI), else ``"OI"``.
             dtype, flatten: as for :meth:`Layer.fused`.
+            fuse: False leaves the batch norms out: the stored weights and
+                biases (beta), only transposed and converted.
 
         Returns:
             ``{layer index: (weights, bias)}``; the arrays are writeable views
             into the arena, which lives as long as any of them.
         """
-        dense = dense_layout or ("IO" if layout in ("HWIO", "OHWI") else "OI")
-        arrays, overflow = self._live().fused_all(layout, dense, dtype, flatten, _threads(threads))
-        if overflow:
-            warnings.warn(PrecisionWarning(f"{overflow} values overflow {dtype} and became inf"),
-                          stacklevel=2)
+        arrays, overflow = self._live().fused_all(layout, dense_layout, dtype, flatten,
+                                                  threads_arg(threads), fuse)
+        warn_overflow(overflow, dtype, None, stacklevel=2)
         if dtype == "bfloat16":
-            return {i: (_as_bfloat16(w), _as_bfloat16(b)) for i, (w, b) in arrays.items()}
+            return {i: (as_bfloat16(w, dtype), as_bfloat16(b, dtype)) for i, (w, b) in arrays.items()}
         return arrays
-
-    def _fused_all_arrays(
-        self, layout: str, dense_layout: str, threads: int | None, *, fuse: bool
-    ) -> dict[int, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
-        arrays, _ = self._live().fused_all(layout, dense_layout, "float32", "auto", _threads(threads), fuse)
-        return arrays  # type: ignore[return-value]  # float32 asked for
 
     def state_dict(
         self,
@@ -639,12 +343,10 @@ class Network(Sequence[Layer]):
             ValueError: a target of the wrong shape, dtype or memory layout (the
                 message names the layer); nothing is written then.
         """
-        dense = dense_layout or ("IO" if layout in ("HWIO", "OHWI") else "OI")
-        plain = {int(i): (_plain_bits(w, dtype), _plain_bits(b, dtype)) for i, (w, b) in targets.items()}
-        overflow = self._live().fuse_into(plain, layout, dense, dtype, flatten, _threads(threads))
-        if overflow:
-            warnings.warn(PrecisionWarning(f"{overflow} values overflow {dtype} and became inf"),
-                          stacklevel=2)
+        plain = {int(i): (plain_bits(w, dtype), plain_bits(b, dtype)) for i, (w, b) in targets.items()}
+        overflow = self._live().fuse_into(plain, layout, dense_layout, dtype, flatten,
+                                          threads_arg(threads))
+        warn_overflow(overflow, dtype, None, stacklevel=2)
 
     @property
     def closed(self) -> bool:
@@ -670,10 +372,10 @@ class Network(Sequence[Layer]):
     def __getitem__(self, i: int | slice) -> Layer | list[Layer]:
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
-        return Layer(self, self._config._cfg.layer(_normalize_index(i, len(self))))
+        return Layer(self, core_config(self._config).layer(normalize_index(i, len(self))))
 
     def __iter__(self) -> Iterator[Layer]:
-        core = self._config._cfg
+        core = core_config(self._config)
         for i in range(len(core)):
             yield Layer(self, core.layer(i))
 
@@ -716,8 +418,8 @@ def load(
         >>> net[0].params["weights"].shape
         (32, 3, 3, 3)
     """
-    config = _parse(cfg, stacklevel=2)
+    config = parse(cfg, stacklevel=2)
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"weights must be a path, not {type(weights).__name__}")
-    core = _core.Weights(config._cfg, os.fspath(weights), bool(partial))
+    core = _core.Weights(core_config(config), os.fspath(weights), bool(partial))
     return Network(config, core)

@@ -28,12 +28,15 @@ something else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
+from ._attrs import BatchnormAttrs
 from ._errors import ConversionError
+from ._fusion import bn_for_eps
 
 if TYPE_CHECKING:
     from ._network import Layer, Network
@@ -52,20 +55,13 @@ _D2P_SECTIONS = frozenset({
 })
 _D2P_CONNECTED_ACTIVATIONS = ("linear", "leaky", "relu")
 
-# Layer types whose data the fused/unfused conv-or-connected path covers.
-_LINEAR_TYPES = ("convolutional", "connected")
-
 
 def _section(layer: Layer) -> str:
     return layer.section.strip("[]")
 
 
-def _where(layer: Layer) -> str:
-    return f"layer {layer.index} ({layer.section}, {layer._net.config.path} line {layer.line})"
-
-
 def _refuse(layer: Layer, naming: str, why: str) -> ConversionError:
-    return ConversionError(f"{_where(layer)} has no {naming} equivalent: {why}")
+    return ConversionError(f"{layer.location} has no {naming} equivalent: {why}")
 
 
 def _has_data(layer: Layer) -> bool:
@@ -80,17 +76,17 @@ def _check_darknet2pytorch(net: Network, fuse: bool) -> None:
                           "forward() runs the wrong modules")
         if not _has_data(layer):
             continue
-        if layer.type not in _LINEAR_TYPES:
+        if layer.fusion is None:
             raise _refuse(layer, "darknet2pytorch", f"its {_section(layer)} module has no "
                           "parameters, so darknet's stored ones would be lost")
-        if layer.type == "convolutional":
-            shape = layer._source_params()["weights"].shape
+        if layer.fusion == "conv":
+            shape = layer.source_params["weights"].shape
             groups = layer.input_shape[0] // max(1, shape[1])
             if groups != 1:
                 raise _refuse(layer, "darknet2pytorch", f"it ignores groups={groups} and builds "
                               "a dense Conv2d of another shape")
-        elif layer.type == "connected":
-            if "scales" in layer._source_params() and not fuse:
+        else:
+            if "scales" in layer.source_params and not fuse:
                 raise _refuse(layer, "darknet2pytorch", "its nn.Linear has no batch norm; "
                               "use fuse=True")
             if layer.activation not in _D2P_CONNECTED_ACTIVATIONS:
@@ -104,7 +100,7 @@ def _check_darknet2pytorch(net: Network, fuse: bool) -> None:
 
 def _check_ultralytics(net: Network) -> None:
     for layer in net:
-        if _has_data(layer) and layer.type != "convolutional":
+        if _has_data(layer) and layer.fusion != "conv":
             raise _refuse(layer, "ultralytics", f"its models load darknet weights only into "
                           f"convolutions, not {layer.section}")
 
@@ -113,14 +109,14 @@ def _prefix(naming: str, layer: Layer, conv_number: int) -> tuple[str, str, str]
     """(conv/linear key prefix, bn key prefix, fused conv prefix) of a layer."""
     i = layer.index
     if naming == "darknet2pytorch":
-        if layer.type == "connected":
+        if layer.fusion == "dense":
             head = f"models.{i}." if layer.activation == "linear" else f"models.{i}.0."
             return head, "", head
         return f"models.{i}.conv{conv_number}.", f"models.{i}.bn{conv_number}.", \
             f"models.{i}.conv{conv_number}."
     if naming == "ultralytics":
         return f"module_list.{i}.Conv2d.", f"module_list.{i}.BatchNorm2d.", f"module_list.{i}.0."
-    module = "conv" if layer.type == "convolutional" else "linear"
+    module = "conv" if layer.fusion == "conv" else "linear"
     return f"layers.{i}.{module}.", f"layers.{i}.bn.", f"layers.{i}.{module}."
 
 
@@ -143,19 +139,18 @@ def build(
         _check_ultralytics(net)
     # Weights and biases (beta when unfused) of every conv/connected layer: one
     # arena, filled in parallel.
-    dense = dense_layout or ("IO" if layout in ("HWIO", "OHWI") else "OI")
-    arrays = net._fused_all_arrays(layout, dense, threads, fuse=fuse)
+    arrays = net.fused_all(layout, dense_layout=dense_layout, threads=threads, fuse=fuse)
     out: dict[str, npt.NDArray[np.generic]] = {}
     conv_number = 0
     for layer in net:
-        if layer.type == "convolutional":
+        if layer.fusion == "conv":
             conv_number += 1
         if layer.index not in arrays:
-            if _has_data(layer) and layer.loaded and layer.type not in _LINEAR_TYPES:
+            if _has_data(layer) and layer.loaded and layer.fusion is None:
                 # Only the yolo_io naming gets here: the others refused above.
                 p = layer.params
-                if layer.type == "batchnorm":
-                    gamma, var = layer._bn_for_eps(eps, stacklevel=4)
+                if isinstance(layer.attrs, BatchnormAttrs):
+                    gamma, var = _bn(layer, p, eps)
                     _put_bn(out, f"layers.{layer.index}.bn.", gamma, p["biases"].copy(),
                             p["rolling_mean"].copy(), var)
                 else:
@@ -163,18 +158,24 @@ def build(
             continue
         w, b = arrays[layer.index]
         main, bn, fused_prefix = _prefix(naming, layer, conv_number)
-        p = layer._source_params()
+        p = layer.source_params
         if fuse or "scales" not in p:
             head = fused_prefix if fuse and "scales" in p else main
             out[head + "weight"] = w
             out[head + "bias"] = b
         else:
             out[main + "weight"] = w
-            gamma, var = layer._bn_for_eps(eps, stacklevel=4)
+            gamma, var = _bn(layer, p, eps)
             _put_bn(out, bn, gamma, b, p["rolling_mean"].copy(), var)
     if naming == "darknet2pytorch":
         _add_darknet2pytorch_loss_alias(net, out)
     return out
+
+
+def _bn(layer: Layer, params: Mapping[str, npt.NDArray[np.float32]],
+        eps: float) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    where = f"layer {layer.index} ({layer.type}, line {layer.line})"
+    return bn_for_eps(params, eps, where, stacklevel=4)  # bn_for_eps, _bn, build, state_dict
 
 
 def _put_bn(out: dict[str, npt.NDArray[np.generic]], prefix: str, gamma: npt.NDArray[np.float32],

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _core
-from ._network import Config, _parse
+from ._config import Config, parse
 
 __all__ = ["header_bytes", "write_weights"]
 
@@ -59,7 +59,7 @@ def write_weights(
     Returns:
         The path written.
     """
-    config = _parse(cfg, stacklevel=2)
+    config = parse(cfg, stacklevel=2)
     n = len(config) if layers is None else layers
     if not 0 <= n <= len(config):
         raise ValueError(f"layers must be in 0..{len(config)}, got {layers}")
@@ -68,11 +68,11 @@ def write_weights(
     with out.open("wb") as f:
         f.write(header_bytes(version, seen))
         for i in range(n):
-            info = config._cfg.layer(i)
-            if info.nfloats == 0:
+            layer = config[i]
+            if layer.param_count == 0:
                 continue
-            data = rng.standard_normal(info.nfloats, dtype=np.float32)
-            for name, shape, offset, count in info.param_specs:
+            data = rng.standard_normal(layer.param_count, dtype=np.float32)
+            for name, shape, offset, count in layer.param_specs:
                 part = data[offset : offset + count]
                 base = name.rsplit(".", 1)[-1]
                 if realistic:

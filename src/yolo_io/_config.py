@@ -1,0 +1,322 @@
+"""The parsed ``.cfg``: Config and its CfgLayer objects, and parse_cfg()."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import NamedTuple, overload
+
+import numpy as np
+
+from . import _attrs, _core
+from ._attrs import LayerAttrs
+from ._errors import CfgWarning
+
+__all__ = ["CfgLayer", "Config", "ParamSpec", "parse_cfg"]
+
+Shape = tuple[int, int, int]
+
+_MAX_WARNING_LINES = 20
+
+
+class ParamSpec(NamedTuple):
+    """One array a layer stores in a ``.weights`` file, in file order.
+
+    ``offset`` and ``size`` are in float32 values from the start of the
+    layer's data; ``shape`` is darknet's (e.g. OIHW for a convolution).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    offset: int
+    size: int
+
+
+class CfgLayer:
+    """One layer of a parsed cfg: what darknet builds from one ``[section]``.
+
+    Everything here comes from the cfg; nothing reads a weights file.
+    """
+
+    __slots__ = ("_cfg", "_info")
+
+    def __init__(self, cfg: _core.Config, info: _core.LayerInfo) -> None:
+        self._cfg = cfg
+        self._info = info
+
+    @property
+    def index(self) -> int:
+        """Darknet's 0-based layer index (``[net]`` excluded)."""
+        return self._info.index
+
+    @property
+    def type(self) -> str:
+        """Canonical darknet type name: ``"convolutional"``, ``"route"``, ..."""
+        return self._info.type
+
+    @property
+    def section(self) -> str:
+        """The section header as written, e.g. ``"[conv]"``."""
+        return self._info.section
+
+    @property
+    def line(self) -> int:
+        """1-based cfg line of this layer's ``[section]``."""
+        return self._info.line
+
+    @property
+    def options(self) -> Mapping[str, str]:
+        """The options as written (values with spaces deleted, as darknet reads
+        them); for a repeated key, the first copy, which is the one darknet uses."""
+        return MappingProxyType({k: v for k, v, _ in self._cfg.layer_options(self.index)})
+
+    def option_line(self, key: str) -> int:
+        """The cfg line of option ``key``. Raises KeyError when it is absent."""
+        for k, _, line in self._cfg.layer_options(self.index):
+            if k == key:
+                return line
+        raise KeyError(key)
+
+    @property
+    def inputs(self) -> tuple[int, ...]:
+        """Absolute indices of the layers this one reads; ``()`` is the network
+        input. Route: its ``layers``; shortcut: the previous layer then ``from``;
+        sam/scale_channels: the previous layer and ``from``; others: the previous layer."""
+        return self._info.inputs
+
+    @property
+    def input_shape(self) -> Shape:
+        """(C, H, W) of the input, as darknet computes it (its ``params.c/h/w``):
+        the previous layer's output. Flat inputs (after a connected layer) are
+        (N, 1, 1). A layer that reads other layers (route, shortcut, sam,
+        scale_channels) computes on :attr:`input_shapes` instead."""
+        return self._info.input_shape
+
+    @property
+    def input_shapes(self) -> tuple[Shape, ...]:
+        """(C, H, W) of each input, in the order of :attr:`inputs` (the network
+        input for layer 0): for a route, the shape of every layer it
+        concatenates; for a shortcut, the previous layer's then each ``from``."""
+        return self._info.input_shapes
+
+    @property
+    def attrs(self) -> LayerAttrs:
+        """The typed hyperparameters darknet builds from this section, defaults
+        applied: a frozen record per kind (:class:`ConvolutionalAttrs`,
+        :class:`PoolAttrs`, :class:`RouteAttrs`, :class:`YoloAttrs`, ...; see
+        ``yolo_io._attrs``), field names after darknet's ``layer`` struct."""
+        return _attrs.make(self._info.attrs_class, self._info.attrs)
+
+    @property
+    def fusion(self) -> str | None:
+        """What :meth:`Layer.fused` computes for this kind of layer: ``"conv"``
+        (convolutional), ``"dense"`` (connected), or None (nothing to fuse)."""
+        return self._info.fusion
+
+    @property
+    def default_layout(self) -> str | None:
+        """The layout :meth:`Layer.fused` uses when none is given: ``"OIHW"``
+        for convolutions, ``"OI"`` for connected layers, None otherwise."""
+        return self._info.default_layout
+
+    @property
+    def location(self) -> str:
+        """``"layer {index} ({section}, {cfg path} line {line})"``, for messages."""
+        return f"layer {self.index} ({self.section}, {self._cfg.path} line {self.line})"
+
+    @property
+    def output_shape(self) -> Shape:
+        """(C, H, W) of the output, as darknet computes it."""
+        return self._info.output_shape
+
+    @property
+    def activation(self) -> str | None:
+        """The activation darknet applies, or None for layers without one. An
+        unknown name becomes ``"relu"``, as in darknet (with a CfgWarning)."""
+        return self._info.activation
+
+    @property
+    def param_shapes(self) -> Mapping[str, tuple[int, ...]]:
+        """Names and shapes of the arrays this layer stores, in file order."""
+        return MappingProxyType({name: shape for name, shape, _, _ in self._info.param_specs})
+
+    @property
+    def param_specs(self) -> tuple[ParamSpec, ...]:
+        """Every array this layer stores: name, shape, offset and count, in
+        file order."""
+        return tuple(ParamSpec(*spec) for spec in self._info.param_specs)
+
+    @property
+    def param_count(self) -> int:
+        """Number of float32 values this layer reads from a ``.weights`` file."""
+        return self._info.nfloats
+
+    @property
+    def share_index(self) -> int | None:
+        """For a convolution with ``share_index``: the layer whose arrays it
+        reuses (it stores nothing itself)."""
+        return self._info.share_index
+
+    @property
+    def dontload(self) -> bool:
+        """``dontload=1``: darknet reads nothing for this layer."""
+        return self._info.dontload
+
+    def __repr__(self) -> str:
+        c, h, w = self.output_shape
+        return f"<{type(self).__name__} {self.index} {self.type} -> {c}x{h}x{w} (line {self.line})>"
+
+
+class Config(Sequence[CfgLayer]):
+    """A parsed ``.cfg``: the ``[net]`` section and one CfgLayer per later section.
+
+    Create it with :func:`parse_cfg`; pass it to :func:`load` to avoid
+    parsing the same cfg twice.
+    """
+
+    __slots__ = ("_cfg",)
+
+    def __init__(self, core: _core.Config) -> None:
+        self._cfg = core
+
+    @property
+    def path(self) -> str:
+        """The cfg file, or ``"<string>"`` for text passed directly."""
+        return self._cfg.path
+
+    @property
+    def input_shape(self) -> Shape:
+        """(C, H, W) from ``[net]``'s channels, height and width; a network
+        with only ``inputs=N`` (text models) gives (N, 1, 1)."""
+        c, h, w = self._cfg.input_shape
+        if c * h * w == 0:
+            return (self._cfg.input_size, 1, 1)
+        return (c, h, w)
+
+    @property
+    def net_options(self) -> Mapping[str, str]:
+        """The ``[net]`` options as written."""
+        return MappingProxyType({k: v for k, v, _ in self._cfg.net_options})
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What darknet would print and ignore: unused options, unknown
+        activations, ...; each message starts with its line."""
+        return tuple(f"{self.path}:{line}: {msg}" for line, msg in self._cfg.diagnostics)
+
+    @property
+    def param_count(self) -> int:
+        """Float32 values of all layers together."""
+        return self._cfg.total_floats
+
+    def expected_size(self, version: tuple[int, int] | tuple[int, int, int] = (0, 2, 5),
+                      *, layers: int | None = None) -> int:
+        """Bytes of a ``.weights`` file for this cfg.
+
+        Args:
+            version: the header's (major, minor[, revision]); versions below 0.2
+                have a 16-byte header, later ones 20 bytes.
+            layers: only the first ``layers`` layers (a ``darknet partial`` file).
+        """
+        header = _core.header_size_for(version[0], version[1])
+        return self._cfg.expected_bytes(header, -1 if layers is None else layers)
+
+    @property
+    def expected_sizes(self) -> Mapping[str, int]:
+        """``{"0.1": bytes, "0.2": bytes}``: the size for each header width."""
+        return MappingProxyType({"0.1": self.expected_size((0, 1)), "0.2": self.expected_size((0, 2))})
+
+    def __len__(self) -> int:
+        return len(self._cfg)
+
+    @overload
+    def __getitem__(self, i: int) -> CfgLayer: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[CfgLayer]: ...
+    def __getitem__(self, i: int | slice) -> CfgLayer | list[CfgLayer]:
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        return CfgLayer(self._cfg, self._cfg.layer(normalize_index(i, len(self))))
+
+    def __iter__(self) -> Iterator[CfgLayer]:
+        for i in range(len(self)):
+            yield CfgLayer(self._cfg, self._cfg.layer(i))
+
+    def __repr__(self) -> str:
+        c, h, w = self.input_shape
+        return f"<Config {self.path!r}: {len(self)} layers, input {c}x{h}x{w}>"
+
+
+
+def normalize_index(i: int, n: int) -> int:
+    if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+        raise TypeError(f"layer indices must be integers, not {type(i).__name__}")
+    k = int(i)
+    if k < 0:
+        k += n
+    if not 0 <= k < n:
+        raise IndexError(f"layer index {i} out of range for {n} layers")
+    return k
+
+
+def _warn(cfg: _core.Config, stacklevel: int) -> None:
+    diags = cfg.diagnostics
+    if not diags:
+        return
+    lines = [f"{cfg.path}:{line}: {msg}" for line, msg in diags[:_MAX_WARNING_LINES]]
+    if len(diags) > _MAX_WARNING_LINES:
+        lines.append(f"... and {len(diags) - _MAX_WARNING_LINES} more (see Config.warnings)")
+    warnings.warn(CfgWarning("\n".join(lines)), stacklevel=stacklevel + 1)
+
+
+def core_config(config: Config) -> _core.Config:
+    """The compiled core's object behind a Config (for yolo_io's own modules)."""
+    return config._cfg
+
+
+def parse(cfg: str | os.PathLike[str] | Config, stacklevel: int) -> Config:
+    """:func:`parse_cfg`, with warnings attributed ``stacklevel`` frames up."""
+    if isinstance(cfg, Config):
+        return cfg
+    if isinstance(cfg, os.PathLike):
+        core = _core.parse_cfg_file(os.fspath(cfg))
+    elif isinstance(cfg, str):
+        if "\n" in cfg or cfg.lstrip().startswith("["):
+            core = _core.parse_cfg_text(cfg)
+        else:
+            core = _core.parse_cfg_file(cfg)
+    elif isinstance(cfg, bytes):
+        raise TypeError("cfg must be a path, cfg text (str) or a Config, not bytes; "
+                        "decode it or pass a path")
+    else:
+        raise TypeError(f"cfg must be a path, cfg text or a Config, not {type(cfg).__name__}")
+    _warn(core, stacklevel + 1)
+    return Config(core)
+
+
+def parse_cfg(cfg: str | os.PathLike[str] | Config) -> Config:
+    """Parse a Darknet ``.cfg`` with darknet's exact grammar, without weights.
+
+    Args:
+        cfg: a path, the cfg text itself (a str containing a newline or
+            starting with ``[``), or an already parsed Config (returned as is).
+
+    Returns:
+        The Config: layers, shapes, and :meth:`Config.expected_size`.
+
+    Raises:
+        CfgError: a section darknet does not know, a missing required option,
+            a wrong index, shapes that do not fit (the message names the line).
+        FileNotFoundError: no such cfg file.
+
+    Warns:
+        CfgWarning: options darknet ignores, unknown activations.
+
+    Example:
+        >>> cfg = yolo_io.parse_cfg("yolov4.cfg")
+        >>> cfg.expected_size()
+        257717640
+    """
+    return parse(cfg, stacklevel=2)

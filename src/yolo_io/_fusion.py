@@ -1,0 +1,81 @@
+"""What every fusion entry point shares (Layer.fused, Network.fused_all,
+fuse_into, state_dict, bn_params): argument checks, the one place where the
+core's overflow counts become PrecisionWarnings, bfloat16 views, and the
+batch-norm variance adjustment for another framework's epsilon."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import numpy.typing as npt
+
+from ._errors import PrecisionWarning
+
+Array = npt.NDArray[np.generic]
+
+
+def threads_arg(threads: int | None) -> int:
+    """``threads`` as the core takes it: all cores for None."""
+    if threads is None:
+        return os.cpu_count() or 1
+    if threads < 1:
+        raise ValueError(f"threads must be at least 1, not {threads}")
+    return int(threads)
+
+
+def warn_overflow(count: int, dtype: str, where: str | None, stacklevel: int) -> None:
+    """A PrecisionWarning for ``count`` values that overflowed ``dtype`` to
+    inf (nothing when there are none); ``where`` names the layer, if one."""
+    if not count:
+        return
+    place = f" of {where}" if where else ""
+    warnings.warn(PrecisionWarning(f"{count} values{place} overflow {dtype} and became inf"),
+                  stacklevel=stacklevel + 1)
+
+
+def as_bfloat16(bits: Array, dtype: str) -> Array:
+    """For ``dtype == "bfloat16"``: the uint16 bits viewed as
+    ``ml_dtypes.bfloat16`` when that package is installed (else unchanged)."""
+    if dtype != "bfloat16":
+        return bits
+    try:
+        import ml_dtypes  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return bits
+    return bits.view(ml_dtypes.bfloat16)
+
+
+def plain_bits(a: Array, dtype: str) -> Array:
+    """ml_dtypes.bfloat16 targets are passed to the core as their uint16 bits."""
+    if dtype == "bfloat16" and a.dtype.itemsize == 2 and a.dtype != np.float16:
+        return a.view(np.uint16)
+    return a
+
+
+def bn_for_eps(params: Mapping[str, npt.NDArray[np.float32]], eps: float, where: str,
+               stacklevel: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """New (gamma, running_var) of darknet's batch norm ``params`` for a
+    framework whose BN adds ``eps``, so that it reproduces darknet's
+    ``gamma * (x - mean) / sqrt(var + 1e-5) + beta`` (see Layer.bn_params)."""
+    if eps == 1e-5:  # darknet's own: the stored arrays, bit for bit
+        return params["scales"].copy(), params["rolling_variance"].copy()
+    var = params["rolling_variance"].astype(np.float64) + 1e-5
+    gamma = params["scales"].astype(np.float64)
+    adjusted = var - eps
+    bad = adjusted < 0
+    if bad.any():
+        gamma[bad] *= np.sqrt(eps) / np.sqrt(var[bad])
+        adjusted[bad] = 0.0
+        channels = np.flatnonzero(bad)
+        warnings.warn(
+            PrecisionWarning(
+                f"{where}: rolling_variance + 1e-5 < eps={eps} in {channels.size} channels "
+                f"({channels[:8].tolist()}): their variance is 0 and their scales are rescaled "
+                "instead"
+            ),
+            stacklevel=stacklevel + 1,
+        )
+    return gamma.astype(np.float32), adjusted.astype(np.float32)
