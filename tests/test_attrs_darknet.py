@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import SHARED_CFG
 
 import yolo_io
-
-from conftest import SHARED_CFG
 
 DATA = Path(__file__).with_name("data") / "darknet_layers.json.gz"
 
@@ -186,7 +185,7 @@ def test_attrs_match_darknet(name: str) -> None:
                 assert c * h * w == d["input_sizes"][k], where
         if d["type"] == "shortcut":
             assert layer.inputs == (layer.index - 1, *d["input_layers"]), where
-    assert checked > 0 or all(not expected_attrs(d, layer) for layer, d in zip(cfg, rows))
+    assert checked > 0 or all(not expected_attrs(d, layer) for layer, d in zip(cfg, rows, strict=True))
 
 
 def test_oracle_covers_the_corpus() -> None:
