@@ -21,3 +21,13 @@ def test_first_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert "0 convolutional (16, 16, 16) leaky" in out
     assert "weights (16, 3, 3, 3)" in out
     assert (tmp_path / "tiny.weights").is_file()
+
+
+def test_converter_example_prints_what_the_readme_says(capsys: pytest.CaptureFixture[str]) -> None:
+    text = README.read_text()
+    section = text[text.index("### For converter authors"):text.index("### Fusion, layouts")]
+    code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    printed = re.search(r"prints\n\n```\n(.*?)```", section, re.DOTALL)
+    assert code is not None and printed is not None
+    exec(compile(code.group(1), str(README), "exec"), {})  # noqa: S102 - our own README
+    assert capsys.readouterr().out == printed.group(1)
