@@ -266,3 +266,19 @@ def test_attrs_module_names_every_record() -> None:
     records = {name for name in _attrs.__all__ if name != "LayerAttrs"}
     made = {type(one(body).attrs).__name__ for body in KIND_CFGS.values()}
     assert records == made
+
+
+@pytest.mark.parametrize("kind", ["dropout", "activation", "empty"])
+def test_flat_layers_pass_darknets_outputs_on(kind: str) -> None:
+    """parse_dropout()/parse_activation()/[empty] set l.outputs = params.inputs,
+    and the next layer's params.inputs is that l.outputs: with [net] inputs=
+    different from w*h*c, a following [connected] sees inputs=, as in darknet."""
+    cfg = parse("[net]\nwidth=4\nheight=4\nchannels=2\ninputs=100\n"
+                f"[{kind}]\n[connected]\noutput=3\n")
+    assert cfg[1].param_shapes["weights"] == (3, 100)
+
+
+def test_route_reports_mismatched_sizes_before_groups() -> None:
+    with pytest.raises(yolo_io.CfgError, match="concatenates"):
+        parse(net() + "[convolutional]\nfilters=3\n[maxpool]\nsize=2\nstride=2\n"
+              "[route]\nlayers=-1,-2\ngroups=2\n")

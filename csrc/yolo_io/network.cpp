@@ -100,14 +100,16 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
         o.mark(kNetKeys);
         o.report_unused(cfg->diagnostics);
         if (inputs <= 0 && !(h > 0 && w > 0 && c > 0)) {
-            o.fail("sets no input size: give width, height and channels (or inputs) (darknet: "
-                   "\"No input parameters supplied\")");
+            throw cfg_error(path, net.line,
+                            "[net] sets no input size: give width, height and channels (or "
+                            "inputs) (darknet: \"No input parameters supplied\")");
         }
         if (sat_mul(sat_mul(h, w), c) > kMaxFloats) {
-            o.fail("width x height x channels is too large to address");
+            throw cfg_error(path, net.line,
+                            "[net] width x height x channels is too large to address");
         }
         if (h < 0 || w < 0 || c < 0) {
-            o.fail("has a negative width, height or channels");
+            throw cfg_error(path, net.line, "[net] has a negative width, height or channels");
         }
         cfg->input_shape = {c, h, w};
         cfg->input_size = inputs;

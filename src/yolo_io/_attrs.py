@@ -272,7 +272,7 @@ class YoloAttrs(LayerAttrs):
         total: anchors listed for the whole network (the cfg's ``num=``).
         mask: indices into ``all_anchors`` (default ``0 .. total-1``).
         anchors: the (w, h) pairs this head uses, in pixels of the network
-            input, as float32 values.
+            input.
         all_anchors: every (w, h) pair (unlisted values are 0.5, as in darknet).
         scale_x_y: x, y = (sigmoid(t) * scale_x_y - (scale_x_y - 1) / 2 + cell) / grid.
         new_coords: the scaled-YOLOv4 decoding: the conv output is already
