@@ -214,7 +214,7 @@ class Config(Sequence[CfgLayer]):
 
 def _as_bfloat16(bits: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
     try:
-        import ml_dtypes  # type: ignore[import-not-found]
+        import ml_dtypes
     except ImportError:
         return bits
     return bits.view(ml_dtypes.bfloat16)
