@@ -1,0 +1,52 @@
+"""Building a wheel from a checkout writes nothing into the checkout."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tracked_files() -> list[str]:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True,
+                             check=True, timeout=60).stdout
+    except subprocess.CalledProcessError:
+        pytest.skip(f"{ROOT} is not a git checkout")
+    return [f for f in out.decode().split("\0") if f and (ROOT / f).is_file()]
+
+
+def file_set(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_pip_wheel_writes_nothing_into_the_checkout(tmp_path: Path) -> None:
+    files = tracked_files()
+    missing = [m for m in ("scikit_build_core", "pybind11") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"the build tools are not installed: {', '.join(missing)}")
+    if shutil.which("cmake") is None or shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("cmake or a C++ compiler is missing")
+    copy, wheels = tmp_path / "checkout", tmp_path / "wheels"
+    for f in files:
+        (copy / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, copy / f)
+    before = file_set(copy)
+    env = {**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 1)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+         str(wheels), str(copy)],
+        check=False, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert [w.suffix for w in wheels.iterdir()] == [".whl"]
+    assert file_set(copy) - before == set()
+    assert before - file_set(copy) == set()
