@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -50,3 +52,29 @@ def test_pip_wheel_writes_nothing_into_the_checkout(tmp_path: Path) -> None:
     assert [w.suffix for w in wheels.iterdir()] == [".whl"]
     assert file_set(copy) - before == set()
     assert before - file_set(copy) == set()
+
+
+WARNINGS = ["-Wall", "-Wextra", "-Wconversion", "-pedantic", "-Werror"]
+
+
+def test_core_and_bindings_build_with_the_same_warnings(tmp_path: Path) -> None:
+    """YOLO_IO_WERROR=ON: every translation unit of ours, bindings included,
+    gets the warnings and -Werror; pybind11 and Python are system headers."""
+    if importlib.util.find_spec("pybind11") is None or shutil.which("cmake") is None:
+        pytest.skip("cmake or pybind11 is not installed")
+    import pybind11
+
+    result = subprocess.run(
+        ["cmake", "-S", str(ROOT), "-B", str(tmp_path), "-DYOLO_IO_WERROR=ON",
+         "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON", f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+         f"-DPython_EXECUTABLE={sys.executable}"],
+        check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    commands = json.loads((tmp_path / "compile_commands.json").read_text())
+    sources = {Path(c["file"]).relative_to(ROOT).as_posix(): shlex.split(c["command"]) for c in commands}
+    assert {s.split("/")[1] for s in sources} == {"yolo_io", "bindings"}
+    for source, args in sources.items():
+        assert [w for w in WARNINGS if w not in args] == [], source
+        if source.startswith("csrc/bindings/"):
+            includes = [a for a in args if a.startswith("-I")]
+            assert includes == [f"-I{ROOT / 'csrc'}"], source  # the rest is -isystem
