@@ -78,3 +78,18 @@ def test_core_and_bindings_build_with_the_same_warnings(tmp_path: Path) -> None:
         if source.startswith("csrc/bindings/"):
             includes = [a for a in args if a.startswith("-I")]
             assert includes == [f"-I{ROOT / 'csrc'}"], source  # the rest is -isystem
+
+
+def test_ci_lints_and_type_checks_before_the_tests() -> None:
+    """.ci/run runs the README's lint and type commands after installing (so
+    that both tools are there) and before pytest, under `set -e`."""
+    script = ROOT / ".ci" / "run"
+    if not script.is_file():
+        pytest.skip(f"no {script} (not a checkout)")
+    lines = [line.strip() for line in script.read_text().splitlines()]
+    assert "set -euo pipefail" in lines
+    install = next(i for i, line in enumerate(lines) if line.startswith("python -m pip install -e"))
+    assert "test" in lines[install].split("[")[1]
+    for command in ("ruff check src tests benchmarks", "mypy"):
+        assert f"`{command}`" in (ROOT / "README.md").read_text()
+        assert install < lines.index(command) < lines.index("python -m pytest")
