@@ -191,18 +191,24 @@ void register_weights(py::module_& m) {
         .def_property_readonly("covered_layers",
                                [](const PyWeights& s) { return s.weights->covered_layers(); })
         .def_property_readonly("raw", [](const PyWeights& s) { return s.raw; })
-        .def("offset",
-             [](const PyWeights& s, std::int64_t i) {
-                 return s.weights->offset(checked_index(*s.weights, i));
-             })
-        .def("nbytes",
-             [](const PyWeights& s, std::int64_t i) {
-                 return s.weights->nbytes(checked_index(*s.weights, i));
-             })
-        .def("loaded",
-             [](const PyWeights& s, std::int64_t i) {
-                 return s.weights->loaded(checked_index(*s.weights, i));
-             })
+        .def(
+            "offset",
+            [](const PyWeights& s, std::int64_t i) {
+                return s.weights->offset(checked_index(*s.weights, i));
+            },
+            "i"_a, "Byte offset of layer i's data.")
+        .def(
+            "nbytes",
+            [](const PyWeights& s, std::int64_t i) {
+                return s.weights->nbytes(checked_index(*s.weights, i));
+            },
+            "i"_a, "Bytes of layer i's data.")
+        .def(
+            "loaded",
+            [](const PyWeights& s, std::int64_t i) {
+                return s.weights->loaded(checked_index(*s.weights, i));
+            },
+            "i"_a, "Whether layer i's data is in the file.")
         .def("params", &layer_params, "i"_a, "Read-only views of layer i's arrays.")
         .def("fused", &fused, "i"_a, "layout"_a, "dtype"_a = "float32", "flatten"_a = "auto",
              "fuse"_a = true,
