@@ -83,3 +83,26 @@ def test_stub_signatures_and_properties_match_the_module() -> None:
             elif not is_property(item) and stub_params(item) != compiled_params(members[name], name):
                 wrong.append(f"{node.name}.{name}: {compiled_params(members[name], name)}")
     assert wrong == []
+
+
+# Test hooks: tests/test_kernels.py runs the portable and AVX2 kernels.
+TEST_HOOKS = {"_simd_active", "_set_simd"}
+
+
+def test_every_core_accessor_is_used_by_the_package() -> None:
+    """_core has no dead accessors: each of its functions, methods and
+    properties is named by the Python package (or is a test hook)."""
+    package = Path(yolo_io.__file__).parent
+    used: set[str] = set()
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute):
+                used.add(node.attr)
+    exported = {n for n in dir(_core) if not n.startswith("__") and n not in TEST_HOOKS}
+    for name in sorted(exported):
+        obj = getattr(_core, name)
+        if isinstance(obj, type):
+            members = {k for k in vars(obj) if k not in IGNORED and not k.startswith("__")}
+            assert members - used == set(), name
+        elif not isinstance(obj, types.ModuleType):
+            assert name in used, name

@@ -58,8 +58,6 @@ void register_config(py::module_& m) {
                                [](const LayerInfo& l) { return shape_tuple(l.input_shape); })
         .def_property_readonly("output_shape",
                                [](const LayerInfo& l) { return shape_tuple(l.output_shape); })
-        .def_readonly("input_size", &LayerInfo::input_size)
-        .def_readonly("output_size", &LayerInfo::output_size)
         .def_property_readonly("activation",
                                [](const LayerInfo& l) -> py::object {
                                    if (l.activation.empty()) return py::none();
@@ -86,8 +84,6 @@ void register_config(py::module_& m) {
 
     py::class_<PyConfig>(m, "Config", "A parsed .cfg: [net] and the layer model.")
         .def_property_readonly("path", [](const PyConfig& c) { return c.ptr->path; })
-        .def_property_readonly("net_line",
-                               [](const PyConfig& c) { return c.ptr->net_section().line; })
         .def_property_readonly(
             "net_options",
             [](const PyConfig& c) { return section_options(c.ptr->net_section()); })

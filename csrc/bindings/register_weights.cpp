@@ -163,9 +163,7 @@ std::int64_t fuse_into(const PyWeights& self, const py::dict& targets,
 }  // namespace
 
 void register_weights(py::module_& m) {
-    py::class_<PyMapping>(m, "Mapping", "Owner of a read-only file mapping.")
-        .def_property_readonly("path", [](const PyMapping& p) { return p.file->path(); })
-        .def_property_readonly("size", [](const PyMapping& p) { return p.file->size(); });
+    py::class_<PyMapping>(m, "Mapping", "Owner of a read-only file mapping.");
 
     py::class_<PyWeights>(m, "Weights", "A mapped .weights file checked against a Config.")
         .def(py::init([](const PyConfig& config, const std::string& path, bool partial) {
@@ -186,8 +184,6 @@ void register_weights(py::module_& m) {
                                                          h.size, h.transpose);
                                })
         .def_property_readonly("path", [](const PyWeights& s) { return s.weights->file()->path(); })
-        .def_property_readonly("file_size",
-                               [](const PyWeights& s) { return s.weights->file()->size(); })
         .def_property_readonly("covered_layers",
                                [](const PyWeights& s) { return s.weights->covered_layers(); })
         .def_property_readonly("raw", [](const PyWeights& s) { return s.raw; })
@@ -197,12 +193,6 @@ void register_weights(py::module_& m) {
                 return s.weights->offset(checked_index(*s.weights, i));
             },
             "i"_a, "Byte offset of layer i's data.")
-        .def(
-            "nbytes",
-            [](const PyWeights& s, std::int64_t i) {
-                return s.weights->nbytes(checked_index(*s.weights, i));
-            },
-            "i"_a, "Bytes of layer i's data.")
         .def(
             "loaded",
             [](const PyWeights& s, std::int64_t i) {
