@@ -23,14 +23,11 @@ py::list section_options(const CfgSection& s) {
         }
         seen.push_back(o.key);
         if (o.has_value) {
-            out.append(py::make_tuple(py::str(o.key.data(), o.key.size()),
-                                      py::str(o.value.data(), o.value.size()), o.line));
+            out.append(py::make_tuple(to_py_str(o.key), to_py_str(o.value), o.line));
         }
     }
     return out;
 }
-
-py::str to_str(std::string_view v) { return py::str(v.data(), v.size()); }
 
 const LayerInfo& layer_at(const PyConfig& c, std::int64_t i) {
     return c.ptr->layers[static_cast<std::size_t>(checked_layer_index(*c.ptr, i))];
@@ -43,8 +40,8 @@ void register_config(py::module_& m) {
     // reference_internal: they keep their Config alive.
     py::class_<LayerInfo>(m, "LayerInfo", "One layer of a parsed cfg (read-only).")
         .def_readonly("index", &LayerInfo::index)
-        .def_property_readonly("type", [](const LayerInfo& l) { return to_str(l.type); })
-        .def_property_readonly("section", [](const LayerInfo& l) { return to_str(l.section); })
+        .def_property_readonly("type", [](const LayerInfo& l) { return to_py_str(l.type); })
+        .def_property_readonly("section", [](const LayerInfo& l) { return to_py_str(l.section); })
         .def_readonly("line", &LayerInfo::line)
         .def_property_readonly("inputs",
                                [](const LayerInfo& l) {
@@ -61,7 +58,7 @@ void register_config(py::module_& m) {
         .def_property_readonly("activation",
                                [](const LayerInfo& l) -> py::object {
                                    if (l.activation.empty()) return py::none();
-                                   return to_str(l.activation);
+                                   return to_py_str(l.activation);
                                })
         .def_readonly("nfloats", &LayerInfo::nfloats)
         .def_readonly("dontload", &LayerInfo::dontload)
@@ -83,7 +80,7 @@ void register_config(py::module_& m) {
         });
 
     py::class_<PyConfig>(m, "Config", "A parsed .cfg: [net] and the layer model.")
-        .def_property_readonly("path", [](const PyConfig& c) { return c.ptr->path; })
+        .def_property_readonly("path", [](const PyConfig& c) { return to_py_str(c.ptr->path); })
         .def_property_readonly(
             "net_options",
             [](const PyConfig& c) { return section_options(c.ptr->net_section()); })
@@ -103,7 +100,7 @@ void register_config(py::module_& m) {
                                [](const PyConfig& c) {
                                    py::list out;
                                    for (const auto& d : c.ptr->diagnostics) {
-                                       out.append(py::make_tuple(d.line, d.message));
+                                       out.append(py::make_tuple(d.line, to_py_str(d.message)));
                                    }
                                    return out;
                                })

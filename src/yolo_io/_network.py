@@ -263,7 +263,8 @@ def _parse(cfg: str | os.PathLike[str] | Config, stacklevel: int) -> Config:
         core = _core.parse_cfg_file(os.fspath(cfg))
     elif isinstance(cfg, str):
         if "\n" in cfg or cfg.lstrip().startswith("["):
-            core = _core.parse_cfg_text(cfg)
+            # surrogateescape: text read with errors="surrogateescape" parses as its bytes
+            core = _core.parse_cfg_text(cfg.encode("utf-8", "surrogateescape"))
         else:
             core = _core.parse_cfg_file(cfg)
     elif isinstance(cfg, bytes):

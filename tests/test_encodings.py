@@ -1,0 +1,94 @@
+"""A cfg is bytes, as darknet reads it: any encoding, a byte-order mark, or the
+wrong file altogether gives a typed error naming the file, never a raw
+UnicodeDecodeError. Each case runs in a subprocess so that a crash cannot hide."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+NET = b"[net]\nwidth=8\nheight=8\nchannels=3\n"
+CONV = b"[convolutional]\nfilters=4\nsize=1\n"
+# What no message may show: control characters, C1 controls and invisible or
+# blank code points (a byte that is not UTF-8 must show as the text \xNN).
+HIDDEN = re.compile("[\x00-\x1f\x7f-\xa0\xad\u200b-\u200f\u2028-\u202f\u2060-\u206f\ufeff]")
+
+
+def run(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Runs `code` after `import yolo_io` in a fresh interpreter in `cwd`."""
+    env = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0", "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run([sys.executable, "-c", "import yolo_io\n" + code], cwd=cwd, env=env,
+                          capture_output=True, text=True, encoding="utf-8", check=False,
+                          timeout=120)
+
+
+def ok(code: str, cwd: Path) -> str:
+    """stdout of `code`, which must exit 0."""
+    result = run(code, cwd)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def raises(code: str, cwd: Path, name: str) -> str:
+    """The message of the exception `code` dies with, which must be `name`."""
+    result = run(code, cwd)
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.rstrip("\n").splitlines()[-1]
+    cls, _, message = last.partition(": ")
+    assert cls.rsplit(".", 1)[-1] == name, result.stderr
+    assert not HIDDEN.search(message), ascii(message)
+    return message
+
+
+def test_non_utf8_comment_on_its_own_line_loads(tmp_path: Path) -> None:
+    (tmp_path / "w1252.cfg").write_bytes(NET + b"# caf\xe9 au lait\n" + CONV)
+    out = ok("cfg = yolo_io.parse_cfg('w1252.cfg')\nprint(len(cfg), cfg[0].output_shape)", tmp_path)
+    assert out.split() == ["1", "(4,", "8,", "8)"]
+
+
+def test_non_utf8_inline_comment_is_part_of_the_value(tmp_path: Path) -> None:
+    # darknet has no inline comments: the value is "255#caf\xe9", atoi gives 255.
+    (tmp_path / "inline.cfg").write_bytes(NET + b"[convolutional]\nfilters=255 # caf\xe9\nsize=1\n")
+    out = ok("cfg = yolo_io.parse_cfg('inline.cfg')\n"
+             "print(ascii(cfg[0].options['filters']), cfg[0].output_shape)", tmp_path)
+    assert out.split(maxsplit=1) == ["'255#caf\\\\xe9'", "(255, 8, 8)\n"]
+
+
+def test_non_utf8_bytes_in_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "unused.cfg").write_bytes(NET + CONV + b"caf\xe9=cr\xe8me\n")
+    message = raises("import warnings\nwarnings.simplefilter('error')\n"
+                     "yolo_io.parse_cfg('unused.cfg')", tmp_path, "CfgWarning")
+    assert message == ("unused.cfg:8: unused option 'caf\\xe9=cr\\xe8me' in [convolutional] "
+                       "(darknet ignores it)")
+
+
+def test_non_utf8_bytes_in_an_error(tmp_path: Path) -> None:
+    (tmp_path / "before.cfg").write_bytes(b"caf\xe9=1\n" + NET + CONV)
+    message = raises("yolo_io.parse_cfg('before.cfg')", tmp_path, "CfgError")
+    assert message.startswith("before.cfg:1: option 'caf\\xe9=1' comes before the first [section]")
+    out = ok("try:\n    yolo_io.parse_cfg('before.cfg')\nexcept yolo_io.CfgError as e:\n"
+             "    print(e.path, e.line)", tmp_path)
+    assert out.split() == ["before.cfg", "1"]
+
+
+def test_non_utf8_bytes_in_a_section_name(tmp_path: Path) -> None:
+    (tmp_path / "section.cfg").write_bytes(NET + b"[caf\xe9]\n")
+    message = raises("yolo_io.parse_cfg('section.cfg')", tmp_path, "CfgError")
+    assert message.startswith("section.cfg:5: unknown section [caf\\xe9]")
+
+
+@pytest.mark.parametrize("text", [True, False], ids=["text", "path"])
+def test_non_utf8_cfg_loads_with_weights(tmp_path: Path, text: bool) -> None:
+    cfg = NET + b"# \xff\xfe\n[convolutional]\nfilters=2 ; \x80\nsize=1\n"
+    (tmp_path / "m.cfg").write_bytes(cfg)
+    ok("from yolo_io.testing import write_weights\n"
+       "write_weights('m.weights', yolo_io.parse_cfg('m.cfg'))", tmp_path)
+    arg = "open('m.cfg', encoding='utf-8', errors='surrogateescape').read()" if text else "'m.cfg'"
+    out = ok(f"net = yolo_io.load('m.weights', {arg})\nprint(net[0].params['weights'].shape)",
+             tmp_path)
+    assert out.strip() == "(2, 3, 1, 1)"
