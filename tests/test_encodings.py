@@ -92,3 +92,48 @@ def test_non_utf8_cfg_loads_with_weights(tmp_path: Path, text: bool) -> None:
     out = ok(f"net = yolo_io.load('m.weights', {arg})\nprint(net[0].params['weights'].shape)",
              tmp_path)
     assert out.strip() == "(2, 3, 1, 1)"
+
+
+BOM_WARNING = "starts with a UTF-8 byte-order mark (BOM), which darknet does not expect; skipped"
+
+
+def test_bom_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "bom.cfg").write_bytes(b"\xef\xbb\xbf" + NET + CONV)
+    out = ok("import warnings\nwith warnings.catch_warnings(record=True) as w:\n"
+             "    warnings.simplefilter('always')\n    cfg = yolo_io.parse_cfg('bom.cfg')\n"
+             "print(len(cfg), cfg.input_shape, ascii([str(x.message) for x in w]))", tmp_path)
+    assert out.strip() == f"1 (3, 8, 8) ['bom.cfg:1: the cfg {BOM_WARNING}']"
+    message = raises("import warnings\nwarnings.simplefilter('error')\n"
+                     "yolo_io.parse_cfg('bom.cfg')", tmp_path, "CfgWarning")
+    assert message == f"bom.cfg:1: the cfg {BOM_WARNING}"
+
+
+@pytest.mark.parametrize("text", ["\ufeff[net]\nwidth=8\nheight=8\nchannels=3\n[maxpool]\n",
+                                  "\ufeff[net] width=8 height=8 channels=3"], ids=["lines", "one-line"])
+def test_bom_in_text(tmp_path: Path, text: str) -> None:
+    """A str starting with U+FEFF is cfg text, not a path."""
+    code = f"import warnings\nwarnings.simplefilter('error', yolo_io.CfgWarning)\nyolo_io.parse_cfg({text!r})"
+    message = raises(code, tmp_path, "CfgWarning" if "\n" in text else "CfgError")
+    assert message.startswith("<string>:1: ")
+
+
+def test_invisible_characters_in_an_error_are_shown(tmp_path: Path) -> None:
+    # A BOM in the middle of the file, a zero-width space, a no-break space,
+    # a word joiner and a control byte, before the first section.
+    (tmp_path / "hidden.cfg").write_bytes(
+        "\n\u200bwidth\u00a0=\u20608\ufeff\x01\n".encode() + NET + CONV)
+    message = raises("yolo_io.parse_cfg('hidden.cfg')", tmp_path, "CfgError")
+    assert message.startswith("hidden.cfg:2: option '\\u200bwidth\\u00a0=\\u20608\\ufeff\\x01' "
+                              "comes before the first [section]")
+
+
+def test_text_passed_as_weights_is_shown_as_it_is(tmp_path: Path) -> None:
+    (tmp_path / "cfg.cfg").write_bytes(NET + CONV)
+    # BOM, overlong '/', a UTF-16 surrogate, a stray continuation byte, an
+    # emoji (visible: kept), a tag character (invisible).
+    (tmp_path / "page.weights").write_bytes(
+        b"\xef\xbb\xbf<p>\xc0\xaf\xed\xa0\x80\x80" + "\U0001f600\U000e0041".encode() + b"\n" * 40)
+    message = raises("yolo_io.load('page.weights', 'cfg.cfg')", tmp_path, "FormatError")
+    assert ('page.weights is not a Darknet .weights file: it is text, starting with '
+            '"\\ufeff<p>\\xc0\\xaf\\xed\\xa0\\x80\\x80\U0001f600\\U000e0041\\n\\n') in message
+    assert "an HTML/XML page" in message

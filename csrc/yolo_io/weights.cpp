@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "yolo_io/cfg.hpp"
 #include "yolo_io/errors.hpp"
 
 namespace yolo_io {
@@ -29,26 +30,8 @@ bool starts_with(const MappedFile& f, const char* magic, std::size_t n) {
 }
 
 std::string escaped_prefix(const MappedFile& f, std::size_t n) {
-    std::string out;
     std::size_t len = std::min<std::size_t>(n, static_cast<std::size_t>(f.size()));
-    for (std::size_t i = 0; i < len; ++i) {
-        unsigned char ch = f.data()[i];
-        if (ch == '\n') {
-            out += "\\n";
-        } else if (ch == '\r') {
-            out += "\\r";
-        } else if (ch == '\t') {
-            out += "\\t";
-        } else if (ch >= 0x20 && ch < 0x7f) {
-            out.push_back(static_cast<char>(ch));
-        } else {
-            static const char* hex = "0123456789abcdef";
-            out += "\\x";
-            out.push_back(hex[ch >> 4]);
-            out.push_back(hex[ch & 15]);
-        }
-    }
-    return out;
+    return printable(std::string_view(reinterpret_cast<const char*>(f.data()), len));
 }
 
 // Text (ASCII or UTF-8): no control characters but tab, LF and CR in the
