@@ -1,16 +1,23 @@
 """A cfg is bytes, as darknet reads it: any encoding, a byte-order mark, or the
 wrong file altogether gives a typed error naming the file, never a raw
-UnicodeDecodeError. Each case runs in a subprocess so that a crash cannot hide."""
+UnicodeDecodeError. Each slip runs in a subprocess so that a crash cannot hide."""
 
 from __future__ import annotations
 
+import importlib
 import os
+import pickle
 import re
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+import yolo_io
+from yolo_io import _core
+from yolo_io.testing import write_weights
 
 NET = b"[net]\nwidth=8\nheight=8\nchannels=3\n"
 CONV = b"[convolutional]\nfilters=4\nsize=1\n"
@@ -137,3 +144,88 @@ def test_text_passed_as_weights_is_shown_as_it_is(tmp_path: Path) -> None:
     assert ('page.weights is not a Darknet .weights file: it is text, starting with '
             '"\\ufeff<p>\\xc0\\xaf\\xed\\xa0\\x80\\x80\U0001f600\\U000e0041\\n\\n') in message
     assert "an HTML/XML page" in message
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    """A cfg and its weights in tmp_path: m.cfg, m.weights."""
+    (tmp_path / "m.cfg").write_bytes(NET + CONV)
+    return tmp_path / "m.cfg", write_weights(tmp_path / "m.weights", tmp_path / "m.cfg")
+
+
+def test_swapped_arguments(pair: tuple[Path, Path]) -> None:
+    cfg, weights = pair
+    message = raises("yolo_io.load('m.cfg', 'm.weights')", cfg.parent, "SwappedArgumentsError")
+    assert "look swapped" in message and 'yolo_io.load("m.weights", "m.cfg")' in message
+    # Path objects, absolute paths: the call shown has the real paths.
+    message = raises(f"from pathlib import Path\nyolo_io.load(Path({str(cfg)!r}), {str(weights)!r})",
+                     cfg.parent, "SwappedArgumentsError")
+    assert f'yolo_io.load("{weights}", "{cfg}")' in message
+    out = ok("try:\n    yolo_io.load('m.cfg', 'm.weights')\nexcept ValueError as e:\n"
+             "    print(isinstance(e, yolo_io.YoloIOError), type(e.__cause__).__name__)", cfg.parent)
+    assert out.split() == ["True", "CfgError"]
+
+
+def test_weights_passed_as_the_cfg(pair: tuple[Path, Path]) -> None:
+    cfg, _ = pair
+    for code in ("yolo_io.parse_cfg('m.weights')", "yolo_io.load('m.weights', 'm.weights')"):
+        message = raises(code, cfg.parent, "CfgError")
+        assert message.startswith("m.weights is not a cfg: it looks like a Darknet .weights file")
+        assert message.isprintable() and message.isascii()
+
+
+def test_cfg_passed_as_the_weights_after_blank_lines(pair: tuple[Path, Path]) -> None:
+    cfg, _ = pair
+    (cfg.parent / "blank.cfg").write_bytes(b"\xef\xbb\xbf\n  \n; comment\n" + NET + CONV)
+    message = raises("yolo_io.load('blank.cfg', 'm.cfg')", cfg.parent, "FormatError")
+    assert message.startswith('blank.cfg is not a Darknet .weights file: it is text, starting with '
+                              '"\\ufeff\\n  \\n; comment\\n[net]')
+    assert message.endswith("a .cfg file? (the weights come first: load(weights, cfg))")
+
+
+def test_swapped_arguments_error_pickles() -> None:
+    err = yolo_io.SwappedArgumentsError("m")
+    assert isinstance(err, ValueError) and isinstance(err, yolo_io.YoloIOError)
+    module = importlib.import_module(type(err).__module__)
+    assert module.SwappedArgumentsError is yolo_io.SwappedArgumentsError
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is type(err) and str(back) == "m"
+
+
+def legacy_header() -> bytes:
+    return struct.pack("<3fI", 0.001, 0.9, 0.0005, 0)
+
+
+@pytest.mark.parametrize(
+    ("content", "kind"),
+    [
+        (NET + CONV, "cfg"),
+        (b"\xef\xbb\xbf\r\n# darknet\n \t\n;x\n  [net]\n", "cfg"),
+        (b"# only comments\n" * 300 + NET, "other"),  # the '[' is past the first 4 KiB
+        (b"width=8\n" + NET, "other"),
+        (b"#\x00\n" + NET, "other"),  # binary
+        (struct.pack("<3iQ", 0, 2, 5, 0) + b"\0" * 4000 * 4, "weights"),
+        (struct.pack("<3iI", 0, 1, 0, 0) + b"\0" * 8, "weights"),
+        (legacy_header() + b"\0" * 8, "weights"),
+        (struct.pack("<3iQ", 0, 2, 5, 0) + b"\0" * 7, "other"),  # not whole floats
+        (struct.pack("<3iQ", 0x474E5089, 0x0A1A0A0D, 0, 0), "other"),  # a big 'legacy' header
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 100, "other"),
+        (b"PK\x03\x04" + b"\0" * 100, "other"),
+        (b"<html>\n", "other"),
+        (b"", "other"),
+    ],
+    ids=["cfg", "cfg-bom-comments", "cfg-late", "option-first", "nul", "weights-0.2",
+         "weights-0.1", "weights-legacy", "weights-odd", "weights-huge", "png", "zip", "html",
+         "empty"],
+)
+def test_sniff_file(tmp_path: Path, content: bytes, kind: str) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(content)
+    assert _core.sniff_file(str(path)) == kind
+
+
+def test_sniff_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        _core.sniff_file(str(tmp_path / "missing"))
+    with pytest.raises(IsADirectoryError):
+        _core.sniff_file(str(tmp_path))

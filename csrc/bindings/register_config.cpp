@@ -3,6 +3,7 @@
 #include <string>
 
 #include "common.hpp"
+#include "yolo_io/sniff.hpp"
 
 namespace yolo_io::bindings {
 
@@ -135,6 +136,9 @@ void register_config(py::module_& m) {
         },
         "path"_a, "Read and parse a .cfg file.");
     m.def("layer_types", &layer_types, "Canonical names of every layer type.");
+    m.def(
+        "sniff_file", [](const std::string& path) { return kind_name(sniff_file(path)); },
+        "path"_a, "What the first 4 KiB of a file look like: 'cfg', 'weights' or 'other'.");
 }
 
 }  // namespace yolo_io::bindings

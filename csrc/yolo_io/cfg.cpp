@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "yolo_io/errors.hpp"
+#include "yolo_io/sniff.hpp"
 
 namespace yolo_io {
 
@@ -98,6 +99,30 @@ std::string printable(std::string_view bytes) {
     return out;
 }
 
+bool starts_like_cfg(std::string_view head) {
+    if (head.substr(0, kUtf8Bom.size()) == kUtf8Bom) {
+        head.remove_prefix(kUtf8Bom.size());
+    }
+    char first = '\0';  // of the current line, after strip()
+    for (char ch : head) {
+        const auto byte = static_cast<unsigned char>(ch);
+        if (ch == '\n') {
+            first = '\0';
+        } else if ((byte < 0x20 && ch != '\t' && ch != '\r') || byte == 0x7F) {
+            return false;
+        } else if (first == '\0' && !is_stripped(ch)) {
+            first = ch;
+            if (first == '[') {
+                return true;
+            }
+            if (first != '#' && first != ';') {
+                return false;
+            }
+        }
+    }
+    return false;
+}
+
 std::string read_text_file(const std::string& path) {
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> fp(std::fopen(path.c_str(), "rb"),
                                                        &std::fclose);
@@ -156,6 +181,12 @@ CfgText read_cfg_text(std::string_view text, const std::string& path) {
     std::string& buf = *cfg.buffer;
     buf.reserve(text.size());
     cfg.sections.reserve(text.size() / 64 + 1);
+    if (sniff(text, static_cast<std::int64_t>(text.size())) == FileKind::weights) {
+        throw CfgError(path + " is not a cfg: it looks like a Darknet .weights file (binary, "
+                              "with a weights header); load() takes the weights first: "
+                              "load(weights, cfg)",
+                       path, 0);
+    }
     std::size_t pos = 0;
     if (text.substr(0, kUtf8Bom.size()) == kUtf8Bom) {
         pos = kUtf8Bom.size();

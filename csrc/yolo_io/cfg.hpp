@@ -45,7 +45,7 @@ struct CfgText {
 // Splits `text` into sections exactly as darknet's read_cfg()/fgetl()/strip()/
 // read_option() do. A leading UTF-8 byte-order mark, which darknet would take
 // for part of the first line, is skipped with a diagnostic. Throws CfgError
-// for an option before the first section.
+// for an option before the first section, and for a .weights file.
 CfgText read_cfg_text(std::string_view text, const std::string& path);
 
 // Cfg bytes as a message shows them, so that what it shows is what the file
@@ -54,6 +54,12 @@ CfgText read_cfg_text(std::string_view text, const std::string& path);
 // controls and invisible or blank code points (U+00A0, U+00AD, U+200B-U+200F,
 // U+2060, U+FEFF, ...) as \uXXXX.
 std::string printable(std::string_view bytes);
+
+// Whether `head`, the first bytes of a file, starts as a cfg does: after an
+// optional UTF-8 byte-order mark and blank or comment lines, a line whose
+// first character is '['. A control byte on the way (but tab, CR, LF) means
+// a binary file, not a cfg.
+bool starts_like_cfg(std::string_view head);
 
 // Reads a whole file into memory; throws std::system_error (errno) on failure.
 std::string read_text_file(const std::string& path);

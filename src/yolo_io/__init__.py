@@ -22,6 +22,7 @@ from ._errors import (
     ConversionError,
     FormatError,
     PrecisionWarning,
+    SwappedArgumentsError,
     WeightsSizeError,
     YoloIOError,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "Layer",
     "Network",
     "PrecisionWarning",
+    "SwappedArgumentsError",
     "WeightsSizeError",
     "YoloIOError",
     "__version__",
