@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = ROOT / "pyproject.toml"
 # Extras for developing yolo_io, not for using it.
 DEV_EXTRAS = {"test", "oracle"}
-# Requirements of the dev extras that no test imports: command-line tools and
-# pytest plugins.
-TOOLS = {"pytest", "pytest-benchmark", "ruff", "mypy"}
+# Requirements of the dev extras that no test imports: command-line tools,
+# pytest plugins and the build backend.
+TOOLS = {"pytest", "pytest-benchmark", "ruff", "mypy", "scikit-build-core"}
 IMPORT_NAMES = {"opencv-python-headless": "cv2", "ml-dtypes": "ml_dtypes"}
 
 
