@@ -2,13 +2,51 @@
 
 from __future__ import annotations
 
+import ast
 import importlib.metadata
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import yolo_io
 from yolo_io.testing import write_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = ROOT / "pyproject.toml"
+# Extras for developing yolo_io, not for using it.
+DEV_EXTRAS = {"test", "oracle"}
+# Requirements of the dev extras that no test imports: command-line tools,
+# pytest plugins and the build backend.
+TOOLS = {"pytest", "pytest-benchmark", "ruff", "mypy", "scikit-build-core"}
+IMPORT_NAMES = {"opencv-python-headless": "cv2", "ml-dtypes": "ml_dtypes"}
+
+
+def requirement_name(req: str) -> str:
+    match = re.match(r"[A-Za-z0-9._-]+", req)
+    assert match, req
+    return re.sub(r"[-_.]+", "-", match.group(0)).lower()
+
+
+def third_party_imports(*folders: Path) -> set[str]:
+    """Top-level modules imported by the files below `folders` (including
+    pytest.importorskip("x")), without the standard library and our own."""
+    found: set[str] = set()
+    for folder in folders:
+        for path in folder.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Import):
+                    found.update(a.name.split(".")[0] for a in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    found.add(node.module.split(".")[0])
+                elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                      and node.func.attr == "importorskip" and node.args
+                      and isinstance(node.args[0], ast.Constant)):
+                    found.add(str(node.args[0].value).split(".")[0])
+    local = {p.stem for folder in folders for p in folder.glob("*.py")}
+    return found - set(sys.stdlib_module_names) - local - {"yolo_io", "__future__"}
 
 
 def test_version_is_single_sourced() -> None:
@@ -39,3 +77,24 @@ def test_write_weights_partial_and_header(tmp_path: Path, tiny_cfg: Path) -> Non
     assert p.stat().st_size == cfg.expected_size((0, 1), layers=2)
     net = yolo_io.load(p, cfg, partial=True)
     assert net.header.seen == 9 and net.covered_layers == 3  # layer 2 (route) stores nothing
+
+
+def test_extras_declare_exactly_what_the_code_imports() -> None:
+    tomllib = pytest.importorskip("tomllib", reason="tomllib needs Python 3.11")
+    if not PYPROJECT.is_file():
+        pytest.skip(f"no pyproject.toml at {PYPROJECT} (not a checkout)")
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    extras: dict[str, list[str]] = project["optional-dependencies"]
+
+    def modules(reqs: list[str]) -> set[str]:
+        names = {requirement_name(r) for r in reqs}
+        return {IMPORT_NAMES.get(n, n.replace("-", "_")) for n in names - TOOLS}
+
+    # The package: its dependencies and user extras are what src/ imports.
+    user = [r for name, reqs in extras.items() if name not in DEV_EXTRAS for r in reqs]
+    assert modules(project["dependencies"] + user) == third_party_imports(ROOT / "src")
+    assert "ml_dtypes" in modules(extras["bfloat16"])
+    # Every dev requirement is a tool or something the tests import.
+    dev = [r for name in DEV_EXTRAS for r in extras[name]]
+    assert modules(dev) <= third_party_imports(ROOT / "tests", ROOT / "benchmarks")
+    assert {"ruff", "mypy"} <= {requirement_name(r) for r in extras["test"]}

@@ -7,6 +7,7 @@
 #include <pybind11/stl.h>
 
 #include <memory>
+#include <string_view>
 
 #include "yolo_io/mapped_file.hpp"
 #include "yolo_io/model.hpp"
@@ -33,6 +34,18 @@ struct PyWeights {
     std::shared_ptr<const Weights> weights;
     py::array raw;
 };
+
+// A core string as a Python str. A cfg need not be UTF-8 (darknet reads bytes),
+// so cfg text, and messages and paths quoting it, decode as UTF-8 with
+// errors="backslashreplace": a byte that is not UTF-8 shows as \xNN.
+inline py::str to_py_str(std::string_view s) {
+    PyObject* str =
+        PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "backslashreplace");
+    if (str == nullptr) {
+        throw py::error_already_set();
+    }
+    return py::reinterpret_steal<py::str>(str);
+}
 
 void register_errors(py::module_& m);
 void register_config(py::module_& m);

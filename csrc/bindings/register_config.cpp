@@ -5,6 +5,7 @@
 #include <variant>
 
 #include "common.hpp"
+#include "yolo_io/sniff.hpp"
 
 namespace yolo_io::bindings {
 
@@ -25,14 +26,11 @@ py::list section_options(const CfgSection& s) {
         }
         seen.push_back(o.key);
         if (o.has_value) {
-            out.append(py::make_tuple(py::str(o.key.data(), o.key.size()),
-                                      py::str(o.value.data(), o.value.size()), o.line));
+            out.append(py::make_tuple(to_py_str(o.key), to_py_str(o.value), o.line));
         }
     }
     return out;
 }
-
-py::str to_str(std::string_view v) { return py::str(v.data(), v.size()); }
 
 // An attribute value as the Python value it stands for: None, bool, int,
 // float, str, or a tuple (of ints, floats, or pairs of them).
@@ -43,7 +41,7 @@ py::object attr_value(const AttrValue& v) {
             if constexpr (std::is_same_v<T, std::monostate>) {
                 return py::none();
             } else if constexpr (std::is_same_v<T, std::string_view>) {
-                return to_str(x);
+                return to_py_str(x);
             } else if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::int64_t> ||
                                  std::is_same_v<T, double>) {
                 return py::cast(x);
@@ -64,7 +62,7 @@ py::object attr_value(const AttrValue& v) {
 }
 
 py::object none_if_empty(std::string_view v) {
-    return v.empty() ? py::object(py::none()) : py::object(to_str(v));
+    return v.empty() ? py::object(py::none()) : py::object(to_py_str(v));
 }
 
 const LayerInfo& layer_at(const PyConfig& c, std::int64_t i) {
@@ -78,8 +76,8 @@ void register_config(py::module_& m) {
     // reference_internal: they keep their Config alive.
     py::class_<LayerInfo>(m, "LayerInfo", "One layer of a parsed cfg (read-only).")
         .def_readonly("index", &LayerInfo::index)
-        .def_property_readonly("type", [](const LayerInfo& l) { return to_str(l.type); })
-        .def_property_readonly("section", [](const LayerInfo& l) { return to_str(l.section); })
+        .def_property_readonly("type", [](const LayerInfo& l) { return to_py_str(l.type); })
+        .def_property_readonly("section", [](const LayerInfo& l) { return to_py_str(l.section); })
         .def_readonly("line", &LayerInfo::line)
         .def_property_readonly("inputs",
                                [](const LayerInfo& l) {
@@ -103,7 +101,7 @@ void register_config(py::module_& m) {
                                [](const LayerInfo& l) {
                                    py::list out;
                                    for (const Attr& a : l.attrs) {
-                                       out.append(py::make_tuple(to_str(a.name), attr_value(a.value)));
+                                       out.append(py::make_tuple(to_py_str(a.name), attr_value(a.value)));
                                    }
                                    return out;
                                })
@@ -115,15 +113,13 @@ void register_config(py::module_& m) {
                                                                               : "");
                                })
         .def_property_readonly("attrs_class",
-                               [](const LayerInfo& l) { return to_str(l.kind_info().attrs); })
+                               [](const LayerInfo& l) { return to_py_str(l.kind_info().attrs); })
         .def_property_readonly("default_layout",
                                [](const LayerInfo& l) {
                                    return none_if_empty(l.kind_info().default_layout());
                                })
         .def_property_readonly("output_shape",
                                [](const LayerInfo& l) { return shape_tuple(l.output_shape); })
-        .def_readonly("input_size", &LayerInfo::input_size)
-        .def_readonly("output_size", &LayerInfo::output_size)
         .def_property_readonly("activation",
                                [](const LayerInfo& l) { return none_if_empty(l.activation); })
         .def_readonly("nfloats", &LayerInfo::nfloats)
@@ -146,9 +142,7 @@ void register_config(py::module_& m) {
         });
 
     py::class_<PyConfig>(m, "Config", "A parsed .cfg: [net] and the layer model.")
-        .def_property_readonly("path", [](const PyConfig& c) { return c.ptr->path; })
-        .def_property_readonly("net_line",
-                               [](const PyConfig& c) { return c.ptr->net_section().line; })
+        .def_property_readonly("path", [](const PyConfig& c) { return to_py_str(c.ptr->path); })
         .def_property_readonly(
             "net_options",
             [](const PyConfig& c) { return section_options(c.ptr->net_section()); })
@@ -168,7 +162,7 @@ void register_config(py::module_& m) {
                                [](const PyConfig& c) {
                                    py::list out;
                                    for (const auto& d : c.ptr->diagnostics) {
-                                       out.append(py::make_tuple(d.line, d.message));
+                                       out.append(py::make_tuple(d.line, to_py_str(d.message)));
                                    }
                                    return out;
                                })
@@ -203,6 +197,9 @@ void register_config(py::module_& m) {
         },
         "path"_a, "Read and parse a .cfg file.");
     m.def("layer_types", &layer_types, "Canonical names of every layer type.");
+    m.def(
+        "sniff_file", [](const std::string& path) { return kind_name(sniff_file(path)); },
+        "path"_a, "What the first 4 KiB of a file look like: 'cfg', 'weights' or 'other'.");
 }
 
 }  // namespace yolo_io::bindings

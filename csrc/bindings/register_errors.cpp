@@ -1,6 +1,7 @@
 // Translates core exceptions to the Python classes of yolo_io._errors, with
 // their attributes; std::system_error becomes OSError (FileNotFoundError, ...).
 #include <string>
+#include <string_view>
 #include <system_error>
 
 #include "common.hpp"
@@ -10,9 +11,9 @@ namespace yolo_io::bindings {
 
 namespace {
 
-void raise(const char* name, const std::string& message, const py::dict& attrs) {
+void raise(const char* name, std::string_view message, const py::dict& attrs) {
     py::object cls = py::module_::import("yolo_io._errors").attr(name);
-    py::object exc = cls(message, **attrs);
+    py::object exc = cls(to_py_str(message), **attrs);
     PyErr_SetObject(cls.ptr(), exc.ptr());
 }
 
@@ -26,7 +27,8 @@ void register_errors(py::module_& m) {
                 std::rethrow_exception(p);
             }
         } catch (const CfgError& e) {
-            raise("CfgError", e.what(), py::dict("path"_a = e.path(), "line"_a = e.line()));
+            raise("CfgError", e.what(),
+                  py::dict("path"_a = to_py_str(e.path()), "line"_a = e.line()));
         } catch (const WeightsSizeError& e) {
             py::dict attrs("expected"_a = e.expected(), "actual"_a = e.actual());
             attrs["layer"] = e.layer() >= 0 ? py::object(py::int_(e.layer())) : py::none();
@@ -50,7 +52,7 @@ void register_errors(py::module_& m) {
             }
             py::object exc = py::reinterpret_steal<py::object>(PyObject_CallFunction(
                 PyExc_OSError, "isO", e.code().value(), reason.c_str(),
-                py::str(path).ptr()));
+                to_py_str(path).ptr()));
             if (!exc) {
                 return;  // the call itself raised; leave that error set
             }

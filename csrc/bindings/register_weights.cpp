@@ -164,9 +164,7 @@ std::int64_t fuse_into(const PyWeights& self, const py::dict& targets,
 }  // namespace
 
 void register_weights(py::module_& m) {
-    py::class_<PyMapping>(m, "Mapping", "Owner of a read-only file mapping.")
-        .def_property_readonly("path", [](const PyMapping& p) { return p.file->path(); })
-        .def_property_readonly("size", [](const PyMapping& p) { return p.file->size(); });
+    py::class_<PyMapping>(m, "Mapping", "Owner of a read-only file mapping.");
 
     py::class_<PyWeights>(m, "Weights", "A mapped .weights file checked against a Config.")
         .def(py::init([](const PyConfig& config, const std::string& path, bool partial) {
@@ -187,23 +185,21 @@ void register_weights(py::module_& m) {
                                                          h.size, h.transpose);
                                })
         .def_property_readonly("path", [](const PyWeights& s) { return s.weights->file()->path(); })
-        .def_property_readonly("file_size",
-                               [](const PyWeights& s) { return s.weights->file()->size(); })
         .def_property_readonly("covered_layers",
                                [](const PyWeights& s) { return s.weights->covered_layers(); })
         .def_property_readonly("raw", [](const PyWeights& s) { return s.raw; })
-        .def("offset",
-             [](const PyWeights& s, std::int64_t i) {
-                 return s.weights->offset(checked_index(*s.weights, i));
-             })
-        .def("nbytes",
-             [](const PyWeights& s, std::int64_t i) {
-                 return s.weights->nbytes(checked_index(*s.weights, i));
-             })
-        .def("loaded",
-             [](const PyWeights& s, std::int64_t i) {
-                 return s.weights->loaded(checked_index(*s.weights, i));
-             })
+        .def(
+            "offset",
+            [](const PyWeights& s, std::int64_t i) {
+                return s.weights->offset(checked_index(*s.weights, i));
+            },
+            "i"_a, "Byte offset of layer i's data.")
+        .def(
+            "loaded",
+            [](const PyWeights& s, std::int64_t i) {
+                return s.weights->loaded(checked_index(*s.weights, i));
+            },
+            "i"_a, "Whether layer i's data is in the file.")
         .def("params", &layer_params, "i"_a, "Read-only views of layer i's arrays.")
         .def("fused", &fused, "i"_a, "layout"_a = py::none(), "dtype"_a = "float32",
              "flatten"_a = "auto", "fuse"_a = true,

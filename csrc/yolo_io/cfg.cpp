@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "yolo_io/errors.hpp"
+#include "yolo_io/sniff.hpp"
 
 namespace yolo_io {
 
@@ -19,7 +20,108 @@ bool is_stripped(char ch) {
     return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
+constexpr std::string_view kUtf8Bom = "\xEF\xBB\xBF";
+
+// Length of the UTF-8 sequence at s[i] and its code point, or 0 when the
+// bytes there are not one (a stray continuation byte, an overlong form, a
+// surrogate, beyond U+10FFFF, cut short).
+std::size_t utf8_at(std::string_view s, std::size_t i, std::uint32_t& cp) {
+    const auto lead = static_cast<unsigned char>(s[i]);
+    if (lead < 0x80) {
+        cp = lead;
+        return 1;
+    }
+    std::size_t n = 0;
+    if (lead >= 0xC0 && lead < 0xE0) {
+        n = 2;
+    } else if (lead >= 0xE0 && lead < 0xF0) {
+        n = 3;
+    } else if (lead >= 0xF0 && lead < 0xF8) {
+        n = 4;
+    }
+    if (n == 0 || i + n > s.size()) {
+        return 0;
+    }
+    cp = lead & (0x7Fu >> n);
+    for (std::size_t k = 1; k < n; ++k) {
+        const auto b = static_cast<unsigned char>(s[i + k]);
+        if ((b & 0xC0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (b & 0x3Fu);
+    }
+    static constexpr std::uint32_t least[] = {0, 0, 0x80, 0x800, 0x10000};  // no overlong forms
+    bool valid = cp >= least[n] && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF);
+    return valid ? n : 0;
+}
+
+// Code points a reader cannot see, or cannot tell from a space.
+bool invisible(std::uint32_t cp) {
+    return (cp >= 0x80 && cp <= 0xA0) || cp == 0xAD || cp == 0x34F || cp == 0x61C ||
+           cp == 0x115F || cp == 0x1160 || cp == 0x180E || (cp >= 0x2000 && cp <= 0x200F) ||
+           (cp >= 0x2028 && cp <= 0x202F) || (cp >= 0x205F && cp <= 0x206F) ||
+           cp == 0x3000 || cp == 0x3164 || cp == 0xFEFF || cp == 0xFFA0 ||
+           (cp >= 0xFFF0 && cp <= 0xFFFB) || (cp >= 0xE0000 && cp <= 0xE0FFF);
+}
+
+void append_hex(std::string& out, const char* prefix, std::uint32_t value, int digits) {
+    static const char* hex = "0123456789abcdef";
+    out += prefix;
+    for (int shift = 4 * (digits - 1); shift >= 0; shift -= 4) {
+        out.push_back(hex[(value >> shift) & 15u]);
+    }
+}
+
 }  // namespace
+
+std::string printable(std::string_view bytes) {
+    std::string out;
+    out.reserve(bytes.size());
+    for (std::size_t i = 0; i < bytes.size();) {
+        std::uint32_t cp = 0;
+        const std::size_t n = utf8_at(bytes, i, cp);
+        if (n == 0) {
+            append_hex(out, "\\x", static_cast<unsigned char>(bytes[i]), 2);
+            i += 1;
+            continue;
+        }
+        if (cp == '\t' || cp == '\n' || cp == '\r') {
+            out += cp == '\t' ? "\\t" : cp == '\n' ? "\\n" : "\\r";
+        } else if (cp < 0x20 || cp == 0x7F) {
+            append_hex(out, "\\x", cp, 2);
+        } else if (invisible(cp)) {
+            append_hex(out, cp <= 0xFFFF ? "\\u" : "\\U", cp, cp <= 0xFFFF ? 4 : 8);
+        } else {
+            out.append(bytes.substr(i, n));
+        }
+        i += n;
+    }
+    return out;
+}
+
+bool starts_like_cfg(std::string_view head) {
+    if (head.substr(0, kUtf8Bom.size()) == kUtf8Bom) {
+        head.remove_prefix(kUtf8Bom.size());
+    }
+    char first = '\0';  // of the current line, after strip()
+    for (char ch : head) {
+        const auto byte = static_cast<unsigned char>(ch);
+        if (ch == '\n') {
+            first = '\0';
+        } else if ((byte < 0x20 && ch != '\t' && ch != '\r') || byte == 0x7F) {
+            return false;
+        } else if (first == '\0' && !is_stripped(ch)) {
+            first = ch;
+            if (first == '[') {
+                return true;
+            }
+            if (first != '#' && first != ';') {
+                return false;
+            }
+        }
+    }
+    return false;
+}
 
 std::string read_text_file(const std::string& path) {
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> fp(std::fopen(path.c_str(), "rb"),
@@ -79,7 +181,19 @@ CfgText read_cfg_text(std::string_view text, const std::string& path) {
     std::string& buf = *cfg.buffer;
     buf.reserve(text.size());
     cfg.sections.reserve(text.size() / 64 + 1);
+    if (sniff(text, static_cast<std::int64_t>(text.size())) == FileKind::weights) {
+        // Not a "path:line:" message: the whole file is the problem.
+        throw CfgError(path + " is not a cfg: it looks like a Darknet .weights file (binary, "
+                              "with a weights header); load() takes the weights first: "
+                              "load(weights, cfg)",
+                       path, 0);
+    }
     std::size_t pos = 0;
+    if (text.substr(0, kUtf8Bom.size()) == kUtf8Bom) {
+        pos = kUtf8Bom.size();
+        cfg.diagnostics.push_back({1, "the cfg starts with a UTF-8 byte-order mark (BOM), which "
+                                      "darknet does not expect; skipped"});
+    }
     int lineno = 0;
     while (pos < text.size()) {
         std::size_t end = text.find('\n', pos);
@@ -112,11 +226,10 @@ CfgText read_cfg_text(std::string_view text, const std::string& path) {
             continue;
         }
         if (cfg.sections.empty()) {
-            throw CfgError(path + ":" + std::to_string(lineno) + ": option '" +
-                               std::string(line) +
-                               "' comes before the first [section]; darknet would "
-                               "crash here (is this a .cfg file?)",
-                           path, lineno);
+            throw cfg_error(path, lineno,
+                            "option '" + printable(line) +
+                                "' comes before the first [section]; darknet would crash here "
+                                "(is this a .cfg file?)");
         }
         // read_option(): split at the first '='.
         std::size_t eq = line.find('=');
@@ -125,11 +238,11 @@ CfgText read_cfg_text(std::string_view text, const std::string& path) {
         if (eq == std::string_view::npos) {
             option.key = line;
             option.has_value = false;
-            cfg.diagnostics.push_back({lineno, "'" + std::string(line) +
+            cfg.diagnostics.push_back({lineno, "'" + printable(line) +
                                                    "' has no '=', darknet reads it as an "
                                                    "absent value"});
         } else if (eq + 1 == line.size()) {
-            cfg.diagnostics.push_back({lineno, "'" + std::string(line) +
+            cfg.diagnostics.push_back({lineno, "'" + printable(line) +
                                                    "' has an empty value; darknet drops the "
                                                    "line"});
             continue;

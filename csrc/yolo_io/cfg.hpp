@@ -43,8 +43,23 @@ struct CfgText {
 };
 
 // Splits `text` into sections exactly as darknet's read_cfg()/fgetl()/strip()/
-// read_option() do. Throws CfgError for an option before the first section.
+// read_option() do. A leading UTF-8 byte-order mark, which darknet would take
+// for part of the first line, is skipped with a diagnostic. Throws CfgError
+// for an option before the first section, and for a .weights file.
 CfgText read_cfg_text(std::string_view text, const std::string& path);
+
+// Cfg bytes as a message shows them, so that what it shows is what the file
+// holds: printable ASCII and visible UTF-8 as they are; tab, LF and CR as \t,
+// \n, \r; other control bytes and bytes that are not UTF-8 as \xNN; C1
+// controls and invisible or blank code points (U+00A0, U+00AD, U+200B-U+200F,
+// U+2060, U+FEFF, ...) as \uXXXX.
+std::string printable(std::string_view bytes);
+
+// Whether `head`, the first bytes of a file, starts as a cfg does: after an
+// optional UTF-8 byte-order mark and blank or comment lines, a line whose
+// first character is '['. A control byte on the way (but tab, CR, LF) means
+// a binary file, not a cfg.
+bool starts_like_cfg(std::string_view head);
 
 // Reads a whole file into memory; throws std::system_error (errno) on failure.
 std::string read_text_file(const std::string& path);

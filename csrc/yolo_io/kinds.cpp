@@ -1,10 +1,10 @@
 // The layer-kind table (see kinds.hpp). Sections: [A] parser.c:
-// string_to_layer_type(); builders: csrc/yolo_io/build/.
+// string_to_layer_type(); builders: csrc/yolo_io/layers/.
 #include "yolo_io/kinds.hpp"
 
 #include <algorithm>
 
-#include "yolo_io/build/build.hpp"
+#include "yolo_io/layers/layers.hpp"
 
 namespace yolo_io {
 

@@ -1,5 +1,5 @@
 // The layer-kind table: every section type darknet accepts, with the section
-// names that select it, the builder that reads it (csrc/yolo_io/build/) and
+// names that select it, the builder that reads it (csrc/yolo_io/layers/) and
 // its properties. This is the one place to add a layer type; every "which
 // layers store data, fuse, are flat" question reads it.
 #pragma once

@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "yolo_io/build/build.hpp"
+#include "yolo_io/layers/layers.hpp"
 
 namespace yolo_io {
 
@@ -74,7 +74,7 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
     const KindInfo* first = kind_of_section(net.name);
     if (first == nullptr || first->kind != Kind::net) {
         throw cfg_error(path, net.line,
-                        "the first section is " + std::string(net.name) +
+                        "the first section is " + printable(net.name) +
                             "; darknet requires [net] or [network] first");
     }
     // Every section type must be known before anything else is reported, so
@@ -85,7 +85,7 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
         kinds[s] = kind_of_section(sec.name);
         if (kinds[s] == nullptr || kinds[s]->kind == Kind::net) {
             throw cfg_error(path, sec.line,
-                            "unknown section " + std::string(sec.name) + " (layer " +
+                            "unknown section " + printable(sec.name) + " (layer " +
                                 std::to_string(s - 1) +
                                 "); darknet does not know this layer type" +
                                 (kinds[s] ? " here: only the first section may be [net]" : ""));

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "yolo_io/cfg.hpp"
 #include "yolo_io/errors.hpp"
 
 namespace yolo_io {
@@ -18,49 +19,25 @@ bool host_is_little_endian() {
     return b == 1;
 }
 
-std::int32_t read_i32(const std::uint8_t* p) {
+std::int32_t read_i32(const char* p) {
     std::int32_t v = 0;
     std::memcpy(&v, p, 4);
     return v;
 }
 
-bool starts_with(const MappedFile& f, const char* magic, std::size_t n) {
-    return f.size() >= static_cast<std::int64_t>(n) && std::memcmp(f.data(), magic, n) == 0;
-}
-
-std::string escaped_prefix(const MappedFile& f, std::size_t n) {
-    std::string out;
-    std::size_t len = std::min<std::size_t>(n, static_cast<std::size_t>(f.size()));
-    for (std::size_t i = 0; i < len; ++i) {
-        unsigned char ch = f.data()[i];
-        if (ch == '\n') {
-            out += "\\n";
-        } else if (ch == '\r') {
-            out += "\\r";
-        } else if (ch == '\t') {
-            out += "\\t";
-        } else if (ch >= 0x20 && ch < 0x7f) {
-            out.push_back(static_cast<char>(ch));
-        } else {
-            static const char* hex = "0123456789abcdef";
-            out += "\\x";
-            out.push_back(hex[ch >> 4]);
-            out.push_back(hex[ch & 15]);
-        }
-    }
-    return out;
+bool starts_with(const FileHead& f, const char* magic, std::size_t n) {
+    return f.head.substr(0, n) == std::string_view(magic, n);
 }
 
 // Text (ASCII or UTF-8): no control characters but tab, LF and CR in the
 // first 64 bytes. A real header has zero bytes (major 0) or, for legacy float
 // headers, control bytes; neither passes.
-bool looks_like_text(const MappedFile& f) {
-    std::size_t len = std::min<std::size_t>(64, static_cast<std::size_t>(f.size()));
-    if (len == 0) {
+bool looks_like_text(const FileHead& f) {
+    if (f.head.empty()) {
         return false;
     }
-    for (std::size_t i = 0; i < len; ++i) {
-        unsigned char ch = f.data()[i];
+    for (char c : f.head.substr(0, 64)) {
+        auto ch = static_cast<unsigned char>(c);
         bool control = (ch < 0x20 && ch != '\n' && ch != '\r' && ch != '\t') || ch == 0x7f;
         if (control) {
             return false;
@@ -69,11 +46,11 @@ bool looks_like_text(const MappedFile& f) {
     return true;
 }
 
-[[noreturn]] void not_weights(const MappedFile& f, const std::string& why) {
-    throw FormatError(f.path() + " is not a Darknet .weights file: " + why);
+[[noreturn]] void not_weights(const FileHead& f, const std::string& why) {
+    throw FormatError(f.path + " is not a Darknet .weights file: " + why);
 }
 
-void check_magic(const MappedFile& f) {
+void check_magic(const FileHead& f) {
     if (starts_with(f, "PK\x03\x04", 4)) {
         not_weights(f, "it is a ZIP archive (a PyTorch .pt/.pth checkpoint or a .keras file?)");
     }
@@ -88,14 +65,13 @@ void check_magic(const MappedFile& f) {
         not_weights(f, "it is a Python pickle (a legacy PyTorch checkpoint?)");
     }
     if (looks_like_text(f)) {
-        std::string start = escaped_prefix(f, 48);
+        std::string start = printable(f.head.substr(0, 48));
         std::string what = "it is text, starting with \"" + start + "\"";
         if (starts_with(f, "version https://git-lfs", 23)) {
             what += ": a Git LFS pointer, not the data (run `git lfs pull`)";
-        } else if (f.data()[0] == '<' ||
-                   (f.size() > 3 && f.data()[0] == 0xef && f.data()[3] == '<')) {
+        } else if (f.head[0] == '<' || starts_with(f, "\xEF\xBB\xBF<", 4)) {
             what += ": an HTML/XML page (did a download save an error or login page?)";
-        } else if (f.data()[0] == '[' || f.data()[0] == '#') {
+        } else if (starts_like_cfg(f.head)) {
             what += ": a .cfg file? (the weights come first: load(weights, cfg))";
         }
         not_weights(f, what);
@@ -124,39 +100,46 @@ std::int64_t header_size_for(std::int32_t major, std::int32_t minor) {
     return wide ? 20 : 16;
 }
 
-Header read_header(const MappedFile& f) {
+Header read_header(const FileHead& f) {
     if (!host_is_little_endian()) {
         throw FormatError("yolo_io reads .weights (little-endian float32) only on "
                           "little-endian hosts");
     }
     check_magic(f);
-    if (f.size() < 16) {
-        not_weights(f, "it has " + std::to_string(f.size()) +
+    if (f.size < 16) {
+        not_weights(f, "it has " + std::to_string(f.size) +
                            " bytes, fewer than the 16 of the smallest header");
     }
     Header h;
-    h.major = read_i32(f.data());
-    h.minor = read_i32(f.data() + 4);
-    h.revision = read_i32(f.data() + 8);
+    h.major = read_i32(f.head.data());
+    h.minor = read_i32(f.head.data() + 4);
+    h.revision = read_i32(f.head.data() + 8);
     if (h.major < 0 || h.minor < 0) {
         not_weights(f, "its header has a negative version (" + std::to_string(h.major) + "." +
                            std::to_string(h.minor) + "." + std::to_string(h.revision) + ")");
     }
     h.size = header_size_for(h.major, h.minor);
     h.transpose = h.major > 1000 || h.minor > 1000;
-    if (f.size() < h.size) {
+    if (f.size < h.size) {
         not_weights(f, "its header (version " + std::to_string(h.major) + "." +
                            std::to_string(h.minor) + ") needs " + std::to_string(h.size) +
-                           " bytes but the file has " + std::to_string(f.size()));
+                           " bytes but the file has " + std::to_string(f.size));
     }
     if (h.size == 20) {
-        std::memcpy(&h.seen, f.data() + 12, 8);
+        std::memcpy(&h.seen, f.head.data() + 12, 8);
     } else {
         std::uint32_t s32 = 0;
-        std::memcpy(&s32, f.data() + 12, 4);
+        std::memcpy(&s32, f.head.data() + 12, 4);
         h.seen = s32;
     }
     return h;
+}
+
+Header read_header(const MappedFile& file) {
+    const auto* data = reinterpret_cast<const char*>(file.data());
+    return read_header(
+        FileHead{std::string_view(data, static_cast<std::size_t>(file.size())), file.size(),
+                 file.path()});
 }
 
 std::int64_t expected_bytes_upto(const Config& config, std::int64_t header_size, int layers) {

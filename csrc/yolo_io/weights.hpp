@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "yolo_io/mapped_file.hpp"
@@ -25,9 +26,19 @@ struct Header {
 // AlexeyAB's) does not overflow on legacy float headers.
 std::int64_t header_size_for(std::int32_t major, std::int32_t minor);
 
-// Reads and validates the header of a mapped file. Throws FormatError for a
-// file that is too short, is text (an HTML page), an archive, or has a
-// negative version.
+// The first bytes of a file as the header checks read them: `head` holds the
+// first min(size, 64) bytes or more of a file of `size` bytes; `path` names
+// it in messages.
+struct FileHead {
+    std::string_view head;
+    std::int64_t size = 0;
+    std::string path;
+};
+
+// Reads and validates the header of a file. Throws FormatError for a file
+// that is too short, is text (an HTML page), an archive, or has a negative
+// version.
+Header read_header(const FileHead& head);
 Header read_header(const MappedFile& file);
 
 // Bytes a file with `header_size` needs for `config`, and the same for the

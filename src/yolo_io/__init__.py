@@ -58,6 +58,7 @@ from ._errors import (
     ConversionError,
     FormatError,
     PrecisionWarning,
+    SwappedArgumentsError,
     WeightsSizeError,
     YoloIOError,
 )
@@ -128,6 +129,7 @@ __all__ = [
     "ScaleChannelsAttrs",
     "ShortcutAttrs",
     "SoftmaxAttrs",
+    "SwappedArgumentsError",
     "UpsampleAttrs",
     "WeightsSizeError",
     "YoloAttrs",

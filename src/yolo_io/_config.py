@@ -283,8 +283,9 @@ def parse(cfg: str | os.PathLike[str] | Config, stacklevel: int) -> Config:
     if isinstance(cfg, os.PathLike):
         core = _core.parse_cfg_file(os.fspath(cfg))
     elif isinstance(cfg, str):
-        if "\n" in cfg or cfg.lstrip().startswith("["):
-            core = _core.parse_cfg_text(cfg)
+        if "\n" in cfg or cfg.removeprefix("\ufeff").lstrip().startswith("["):
+            # surrogateescape: text read with errors="surrogateescape" parses as its bytes
+            core = _core.parse_cfg_text(cfg.encode("utf-8", "surrogateescape"))
         else:
             core = _core.parse_cfg_file(cfg)
     elif isinstance(cfg, bytes):
@@ -301,18 +302,21 @@ def parse_cfg(cfg: str | os.PathLike[str] | Config) -> Config:
 
     Args:
         cfg: a path, the cfg text itself (a str containing a newline or
-            starting with ``[``), or an already parsed Config (returned as is).
+            starting with ``[``, after an optional byte-order mark), or an
+            already parsed Config (returned as is).
 
     Returns:
         The Config: layers, shapes, and :meth:`Config.expected_size`.
 
     Raises:
         CfgError: a section darknet does not know, a missing required option,
-            a wrong index, shapes that do not fit (the message names the line).
+            a wrong index, shapes that do not fit (the message names the line);
+            a Darknet ``.weights`` file instead of a cfg.
         FileNotFoundError: no such cfg file.
 
     Warns:
-        CfgWarning: options darknet ignores, unknown activations.
+        CfgWarning: options darknet ignores, unknown activations, a UTF-8
+            byte-order mark at the start (skipped).
 
     Example:
         >>> cfg = yolo_io.parse_cfg("yolov4.cfg")

@@ -6,7 +6,8 @@ raises them through a translator in ``csrc/bindings/register_errors.cpp``.
 
 from __future__ import annotations
 
-__all__ = ["CfgError", "CfgWarning", "ConversionError", "FormatError", "PrecisionWarning", "WeightsSizeError", "YoloIOError"]
+__all__ = ["CfgError", "CfgWarning", "ConversionError", "FormatError", "PrecisionWarning",
+           "SwappedArgumentsError", "WeightsSizeError", "YoloIOError"]
 
 
 class YoloIOError(Exception):
@@ -62,6 +63,12 @@ class WeightsSizeError(FormatError):
 class ConversionError(YoloIOError, ValueError):
     """A model that the requested target (a state-dict naming) cannot express
     faithfully: the message names the layer, its cfg line and the reason."""
+
+
+class SwappedArgumentsError(YoloIOError, ValueError):
+    """``load(cfg, weights)``: the first path is a ``.cfg`` text and the second
+    a Darknet ``.weights`` file. The message shows the call with the two paths
+    the right way round, ``load(weights, cfg)``."""
 
 
 class CfgWarning(UserWarning):

@@ -42,7 +42,7 @@ def as_bfloat16(bits: Array, dtype: str) -> Array:
     if dtype != "bfloat16":
         return bits
     try:
-        import ml_dtypes  # type: ignore[import-not-found, unused-ignore]
+        import ml_dtypes
     except ImportError:
         return bits
     return bits.view(ml_dtypes.bfloat16)

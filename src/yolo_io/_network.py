@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
@@ -12,7 +13,7 @@ import numpy.typing as npt
 
 from . import _core
 from ._config import CfgLayer, Config, Shape, core_config, normalize_index, parse
-from ._errors import YoloIOError
+from ._errors import CfgError, SwappedArgumentsError, YoloIOError
 from ._fusion import as_bfloat16, bn_for_eps, plain_bits, threads_arg, warn_overflow
 
 __all__ = ["Header", "Layer", "Network", "load"]
@@ -410,7 +411,9 @@ def load(
             message names both files, the sizes and the first layer that does
             not fit.
         FormatError: not a weights file (text, an HTML page, an archive).
-        CfgError: the cfg is invalid.
+        CfgError: the cfg is invalid (or is a weights file).
+        SwappedArgumentsError: ``weights`` is a cfg and ``cfg`` a weights file;
+            the message shows the call the right way round.
         FileNotFoundError: a file does not exist.
 
     Example:
@@ -418,8 +421,29 @@ def load(
         >>> net[0].params["weights"].shape
         (32, 3, 3, 3)
     """
-    config = parse(cfg, stacklevel=2)
+    try:
+        config = parse(cfg, stacklevel=2)
+    except CfgError as err:
+        _raise_if_swapped(weights, cfg, err)
+        raise
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"weights must be a path, not {type(weights).__name__}")
     core = _core.Weights(core_config(config), os.fspath(weights), bool(partial))
     return Network(config, core)
+
+
+def _raise_if_swapped(weights: object, cfg: object, err: CfgError) -> None:
+    """Raises SwappedArgumentsError when the cfg that failed to parse is a
+    weights file and ``weights`` a cfg (the core reads 4 KiB of each)."""
+    if not (isinstance(weights, (str, os.PathLike)) and isinstance(cfg, (str, os.PathLike))):
+        return
+    real_weights, real_cfg = os.fspath(cfg), os.fspath(weights)
+    try:
+        kinds = _core.sniff_file(real_weights), _core.sniff_file(real_cfg)
+    except OSError:
+        return  # cfg text, or a file that cannot be read: not a swap
+    if kinds == ("weights", "cfg"):
+        call = f"yolo_io.load({json.dumps(real_weights)}, {json.dumps(real_cfg)})"
+        raise SwappedArgumentsError(
+            f"the arguments of load() look swapped: {real_weights} is a Darknet .weights file "
+            f"and {real_cfg} a .cfg; the weights come first: {call}") from err

@@ -1,0 +1,243 @@
+// The option reader and the helpers every layer builder shares.
+#include <algorithm>
+
+#include "yolo_io/layers/layers.hpp"
+
+namespace yolo_io {
+
+namespace {
+
+// activations.c:get_activation(); anything else becomes relu.
+constexpr std::array<std::string_view, 23> kActivations = {
+    "logistic", "swish", "mish", "hard_mish", "normalize_channels",
+    "normalize_channels_softmax", "normalize_channels_softmax_maxval", "loggy", "relu",
+    "relu6", "elu", "selu", "gelu", "relie", "plse", "hardtan", "lhtan", "linear", "ramp",
+    "revleaky", "leaky", "tanh", "stair"};
+
+}  // namespace
+
+Options::Options(const CfgSection& section, const std::string& path)
+    : section_(section), path_(path) {
+    if (section.options.size() > used_.size()) {
+        overflow_.assign(section.options.size(), false);
+    }
+}
+
+const CfgOption* Options::find(std::string_view key) {
+    for (std::size_t i = 0; i < section_.options.size(); ++i) {
+        if (section_.options[i].key == key) {
+            set_used(i);
+            return section_.options[i].has_value ? &section_.options[i] : nullptr;
+        }
+    }
+    return nullptr;
+}
+
+i64 Options::i(std::string_view key, i64 def) {
+    const CfgOption* o = find(key);
+    return o ? c_atoi(o->value) : def;
+}
+
+double Options::f(std::string_view key, double def) {
+    const CfgOption* o = find(key);
+    return o ? c_atof(o->value) : def;
+}
+
+std::string_view Options::s(std::string_view key, std::string_view def) {
+    const CfgOption* o = find(key);
+    return o ? o->value : def;
+}
+
+void Options::mark(std::initializer_list<std::string_view> keys) {
+    for (auto k : keys) find(k);
+}
+
+int Options::line_of(std::string_view key) const {
+    for (const auto& o : section_.options) {
+        if (o.key == key) return o.line;
+    }
+    return section_.line;
+}
+
+void Options::fail(const std::string& message, int line) const {
+    throw cfg_error(path_, line ? line : section_.line, printable(section_.name) + " " + message);
+}
+
+void Options::fail_at(std::string_view key, const std::string& message) const {
+    fail(message, line_of(key));
+}
+
+void Options::report_unused(std::vector<Diagnostic>& out) const {
+    for (std::size_t i = 0; i < section_.options.size(); ++i) {
+        if (!is_used(i)) {
+            const auto& o = section_.options[i];
+            out.push_back({o.line, "unused option '" + printable(o.key) +
+                                       (o.has_value ? "=" + printable(o.value) : "") + "' in " +
+                                       printable(section_.name) + " (darknet ignores it)"});
+        }
+    }
+}
+
+void Options::set_used(std::size_t i) {
+    if (overflow_.empty()) {
+        used_[i] = true;
+    } else {
+        overflow_[i] = true;
+    }
+}
+
+bool Options::is_used(std::size_t i) const {
+    return overflow_.empty() ? used_[i] : overflow_[i];
+}
+
+i64 mul(const Options& o, std::initializer_list<i64> factors) {
+    i64 r = 1;
+    for (i64 f : factors) {
+        if (f < 0) {
+            o.fail("has a negative size (" + std::to_string(f) + ")");
+        }
+        if (f != 0 && r > kMaxFloats / f) {
+            o.fail("is too large: its parameter or output count overflows");
+        }
+        r *= f;
+    }
+    return r;
+}
+
+std::string shape_str(const Shape3& s) {
+    return std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+}
+
+void add_param(LayerInfo& L, std::string_view prefix, std::string_view base,
+               std::initializer_list<i64> shape, i64 count, std::initializer_list<i64> strides,
+               bool legacy_transpose) {
+    ParamSpec p;
+    p.prefix = prefix;
+    p.base = base;
+    p.ndim = static_cast<int>(shape.size());
+    std::copy(shape.begin(), shape.end(), p.shape.begin());
+    p.strided = strides.size() != 0;
+    std::copy(strides.begin(), strides.end(), p.strides.begin());
+    p.offset = L.nfloats;
+    p.count = count;
+    p.legacy_transpose = legacy_transpose;
+    L.nfloats += count;
+    L.params.push_back(p);
+}
+
+// scales, rolling_mean, rolling_variance: n each.
+void bn_params(LayerInfo& L, std::string_view prefix, i64 n) {
+    add_param(L, prefix, "scales", {n}, n);
+    add_param(L, prefix, "rolling_mean", {n}, n);
+    add_param(L, prefix, "rolling_variance", {n}, n);
+}
+
+// load_convolutional_weights(): biases, [scales, rolling_mean,
+// rolling_variance], weights (n, c/groups, size, size).
+void conv_block(const Options& o, LayerInfo& L, std::string_view prefix, i64 n, i64 c,
+                i64 groups, i64 size, bool bn, bool flipped) {
+    i64 cg = c / groups;
+    add_param(L, prefix, "biases", {n}, n);
+    if (bn) {
+        bn_params(L, prefix, n);
+    }
+    i64 count = mul(o, {cg, n, size, size});
+    if (flipped) {
+        // The file holds [K][n] (K = c/groups*size*size); view it as OIHW.
+        add_param(L, prefix, "weights", {n, cg, size, size}, count,
+                  {1, size * size * n, size * n, n});
+    } else {
+        add_param(L, prefix, "weights", {n, cg, size, size}, count);
+    }
+}
+
+// load_connected_weights(): biases, weights (outputs, inputs), then BN.
+void connected_block(const Options& o, LayerInfo& L, std::string_view prefix, i64 inputs,
+                     i64 outputs, bool bn) {
+    add_param(L, prefix, "biases", {outputs}, outputs);
+    add_param(L, prefix, "weights", {outputs, inputs}, mul(o, {outputs, inputs}), {}, true);
+    if (bn) {
+        bn_params(L, prefix, outputs);
+    }
+}
+
+std::string_view activation(Options& o, Ctx& ctx, std::string_view key, std::string_view def) {
+    std::string_view name = o.s(key, def);
+    for (auto a : kActivations) {
+        if (a == name) return a;
+    }
+    ctx.diagnostics.push_back({o.line_of(key), "activation '" + printable(name) + "' in " +
+                                                   printable(o.section().name) +
+                                                   " is unknown to darknet, which uses relu"});
+    return "relu";
+}
+
+void need_image(const Options& o, const Ctx& ctx, std::string_view what) {
+    // darknet leaves out_w/h/c of [softmax], [cost] and [detection] at 0 (we
+    // report their input shape, which is what they compute on).
+    if (ctx.index > 0) {
+        const LayerInfo& prev = ctx.layers[static_cast<std::size_t>(ctx.index - 1)];
+        if (prev.kind == Kind::softmax || prev.kind == Kind::cost || prev.kind == Kind::detection) {
+            o.fail("needs an image input, but the layer before it is [" + std::string(prev.type) +
+                   "], whose output darknet leaves without width, height and channels");
+        }
+    }
+    if (!(ctx.in.c && ctx.in.h && ctx.in.w)) {
+        o.fail("needs an image input, but the layer before it outputs " + shape_str(ctx.in) +
+               " (darknet: \"Layer before " + std::string(what) +
+               " layer must output image.\")");
+    }
+}
+
+void need_positive(const Options& o, std::string_view key, i64 v) {
+    if (v < 1) {
+        o.fail_at(key, "has " + std::string(key) + "=" + std::to_string(v) +
+                           "; it must be at least 1");
+    }
+}
+
+i64 resolve_index(const Options& o, const Ctx& ctx, std::string_view key, i64 raw) {
+    i64 idx = raw < 0 ? ctx.index + raw : raw;
+    if (idx < 0 || idx >= ctx.index) {
+        o.fail_at(key, "has " + std::string(key) + " referring to layer " + std::to_string(raw) +
+                           " -> " + std::to_string(idx) + ", but only layers 0.." +
+                           std::to_string(ctx.index - 1) + " come before layer " +
+                           std::to_string(ctx.index));
+    }
+    return idx;
+}
+
+std::vector<int> index_list(const Options& o, const Ctx& ctx, std::string_view key,
+                            std::string_view value) {
+    std::vector<int> out;
+    std::size_t pos = 0;
+    while (true) {
+        std::size_t comma = value.find(',', pos);
+        std::string_view part = value.substr(
+            pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+        out.push_back(static_cast<int>(resolve_index(o, ctx, key, c_atoi(part))));
+        if (comma == std::string_view::npos) break;
+        pos = comma + 1;
+    }
+    return out;
+}
+
+Shape3 blur_out(const Shape3& host, i64 mode, i64 stride_x, i64 stride_y) {
+    i64 size = mode == 2 ? 2 : 3;
+    i64 pad = mode == 2 ? 0 : 1;
+    return {host.c, (host.h + 2 * pad - size) / stride_y + 1,
+            (host.w + 2 * pad - size) / stride_x + 1};
+}
+
+void attr(LayerInfo& L, std::string_view name, AttrValue value) {
+    L.attrs.push_back({name, std::move(value)});
+}
+
+const AttrValue* find_attr(const LayerInfo& L, std::string_view name) {
+    for (const Attr& a : L.attrs) {
+        if (a.name == name) return &a.value;
+    }
+    return nullptr;
+}
+
+}  // namespace yolo_io

@@ -1,0 +1,210 @@
+// Layers with weights: [convolutional], [deconvolutional], [connected],
+// [local], [batchnorm], [implicit] ([A] parse_convolutional() and friends).
+#include <algorithm>
+
+#include "yolo_io/layers/layers.hpp"
+
+namespace yolo_io {
+
+Built build_convolutional(Options& o, Ctx& ctx, LayerInfo& L) {
+    i64 n = o.i("filters", 1);
+    i64 groups = o.i("groups", 1);
+    i64 size = o.i("size", 1);
+    i64 stride_x = o.i("stride_x", -1);
+    i64 stride_y = o.i("stride_y", -1);
+    if (stride_x < 1 || stride_y < 1) {
+        i64 stride = o.i("stride", 1);
+        if (stride_x < 1) stride_x = stride;
+        if (stride_y < 1) stride_y = stride;
+    } else {
+        o.i("stride", 1);
+    }
+    i64 dilation = o.i("dilation", 1);
+    if (size == 1) dilation = 1;
+    i64 antialiasing = o.i("antialiasing", 0);
+    i64 pad = o.i("pad", 0);
+    i64 padding = o.i("padding", 0);
+    if (pad) padding = size / 2;
+    L.activation = activation(o, ctx, "activation", "logistic");
+    o.mark({"assisted_excitation"});
+    i64 share_raw = o.i("share_index", -1000000000);
+    need_image(o, ctx, "convolutional");
+    i64 bn = o.i("batch_normalize", 0);
+    if (o.i("cbn", 0)) bn = 2;
+    i64 binary = o.i("binary", 0);
+    i64 xnor = o.i("xnor", 0);
+    o.mark({"bin_output"});
+    i64 deform = 0;
+    for (auto k : {"sway", "rotate", "stretch", "stretch_sway"}) {
+        deform += o.i(k, 0) != 0;
+    }
+    if (deform > 1) {
+        o.fail("sets more than one of sway, rotate, stretch, stretch_sway (darknet: \"should be "
+               "used only 1 param\")");
+    }
+    if (deform && size == 1) {
+        o.fail("uses sway/rotate/stretch with size=1 (darknet requires size >= 3)");
+    }
+    i64 flipped = o.i("flipped", 0);
+    o.mark({"dot", "angle", "grad_centr", "reverse", "coordconv", "stream", "wait_stream"});
+
+    if (xnor) groups = 1;
+    if (groups < 1) groups = 1;
+    need_positive(o, "filters", n);
+    need_positive(o, "size", size);
+    need_positive(o, stride_x == stride_y ? "stride" : "stride_x", std::min(stride_x, stride_y));
+    i64 sx = antialiasing ? 1 : stride_x;
+    i64 sy = antialiasing ? 1 : stride_y;
+    Shape3 out{n, (ctx.in.h + 2 * padding - size) / sy + 1, (ctx.in.w + 2 * padding - size) / sx + 1};
+    if (ctx.in.h + 2 * padding - size < 0 || ctx.in.w + 2 * padding - size < 0) {
+        o.fail("has size=" + std::to_string(size) + " larger than its padded input " +
+               shape_str(ctx.in) + " (padding " + std::to_string(padding) + ")");
+    }
+    L.output_shape = antialiasing ? blur_out(out, antialiasing, stride_x, stride_y) : out;
+    if (share_raw != -1000000000) {
+        L.share_index = static_cast<int>(resolve_index(o, ctx, "share_index", share_raw));
+    }
+
+    attr(L, "filters", n);
+    attr(L, "size", size);
+    attr(L, "stride_x", stride_x);
+    attr(L, "stride_y", stride_y);
+    attr(L, "dilation", dilation);
+    attr(L, "pad", padding);
+    attr(L, "groups", groups);
+    attr(L, "batch_normalize", bn != 0);
+    attr(L, "activation", L.activation);
+    attr(L, "share_index", L.share_index >= 0 ? AttrValue(i64{L.share_index}) : AttrValue());
+    attr(L, "flipped", flipped != 0);
+    attr(L, "antialiasing", antialiasing);
+    attr(L, "binary", binary != 0);
+    attr(L, "xnor", xnor != 0);
+
+    if (L.share_index >= 0) {
+        const LayerInfo& other = ctx.layers[static_cast<std::size_t>(L.share_index)];
+        // make_convolutional_layer(): size, nweights, c and n must match.
+        const ParamSpec* w = nullptr;
+        for (const auto& p : other.params) {
+            if (p.base == "weights" && p.prefix.empty()) w = &p;
+        }
+        const bool conv = other.kind == Kind::convolutional;
+        bool ok = conv && w != nullptr && w->shape[2] == size && w->shape[0] == n &&
+                  other.input_shape.c == ctx.in.c &&
+                  w->count == (ctx.in.c / groups) * n * size * size;
+        if (conv && other.share_index >= 0) {
+            ok = other.input_shape.c == ctx.in.c && other.output_shape.c == n;
+        }
+        if (!ok) {
+            o.fail_at("share_index", "shares the weights of layer " +
+                                         std::to_string(L.share_index) + " (" +
+                                         std::string(other.type) +
+                                         "), whose size, filters or channels differ (darknet: "
+                                         "\"Layer size, nweights, channels or filters don't "
+                                         "match for the share_layer\")");
+        }
+        return {out, out.size()};
+    }
+    conv_block(o, L, "", n, ctx.in.c, groups, size, bn != 0, flipped != 0);
+    return {out, out.size()};
+}
+
+Built build_deconvolutional(Options& o, Ctx& ctx, LayerInfo& L) {
+    // [P] parse_deconvolutional(); stored like a conv with nweights = c*n*k*k
+    // in the layout [c][n][k][k].
+    i64 n = o.i("filters", 1);
+    i64 size = o.i("size", 1);
+    i64 stride = o.i("stride", 1);
+    L.activation = activation(o, ctx, "activation", "logistic");
+    need_image(o, ctx, "deconvolutional");
+    i64 bn = o.i("batch_normalize", 0);
+    i64 pad = o.i("pad", 0);
+    i64 padding = o.i("padding", 0);
+    if (pad) padding = size / 2;
+    need_positive(o, "filters", n);
+    need_positive(o, "size", size);
+    need_positive(o, "stride", stride);
+    Shape3 out{n, sat_mul(ctx.in.h - 1, stride) + size - 2 * padding,
+               sat_mul(ctx.in.w - 1, stride) + size - 2 * padding};
+    add_param(L, {}, "biases", {n}, n);
+    if (bn) {
+        bn_params(L, {}, n);
+    }
+    add_param(L, {}, "weights", {ctx.in.c, n, size, size}, mul(o, {ctx.in.c, n, size, size}));
+    L.output_shape = out;
+    attr(L, "filters", n);
+    attr(L, "size", size);
+    attr(L, "stride", stride);
+    attr(L, "pad", padding);
+    attr(L, "batch_normalize", bn != 0);
+    attr(L, "activation", L.activation);
+    return {out, out.size()};
+}
+
+Built build_connected(Options& o, Ctx& ctx, LayerInfo& L) {
+    i64 output = o.i("output", 1);
+    L.activation = activation(o, ctx, "activation", "logistic");
+    i64 bn = o.i("batch_normalize", 0);
+    need_positive(o, "output", output);
+    if (ctx.inputs < 1) {
+        o.fail("has no input: the layer before it outputs nothing");
+    }
+    connected_block(o, L, "", ctx.inputs, output, bn != 0);
+    L.output_shape = {output, 1, 1};
+    attr(L, "outputs", output);
+    attr(L, "batch_normalize", bn != 0);
+    attr(L, "activation", L.activation);
+    return {L.output_shape, output};
+}
+
+Built build_local(Options& o, Ctx& ctx, LayerInfo& L) {
+    i64 n = o.i("filters", 1);
+    i64 size = o.i("size", 1);
+    i64 stride = o.i("stride", 1);
+    i64 pad = o.i("pad", 0);
+    L.activation = activation(o, ctx, "activation", "logistic");
+    need_image(o, ctx, "local");
+    need_positive(o, "filters", n);
+    need_positive(o, "size", size);
+    need_positive(o, "stride", stride);
+    // local_out_height(): h - (pad ? 1 : size), / stride, + 1.
+    i64 oh = (ctx.in.h - (pad ? 1 : size)) / stride + 1;
+    i64 ow = (ctx.in.w - (pad ? 1 : size)) / stride + 1;
+    Shape3 out{n, oh, ow};
+    if (oh < 1 || ow < 1) {
+        o.fail("has an empty output " + shape_str(out) + " for input " + shape_str(ctx.in));
+    }
+    i64 locations = mul(o, {oh, ow});
+    add_param(L, {}, "biases", {n, oh, ow}, mul(o, {n, oh, ow}));
+    add_param(L, {}, "weights", {locations, n, ctx.in.c, size, size},
+              mul(o, {locations, n, ctx.in.c, size, size}));
+    L.output_shape = out;
+    attr(L, "filters", n);
+    attr(L, "size", size);
+    attr(L, "stride", stride);
+    attr(L, "pad", pad);
+    attr(L, "activation", L.activation);
+    return {out, out.size()};
+}
+
+Built build_batchnorm(Options&, Ctx& ctx, LayerInfo& L) {
+    add_param(L, {}, "biases", {ctx.in.c}, ctx.in.c);
+    bn_params(L, {}, ctx.in.c);
+    L.output_shape = ctx.in;
+    return {ctx.in, ctx.inputs};
+}
+
+Built build_implicit(Options& o, Ctx&, LayerInfo& L) {
+    o.f("mean", 0.0);
+    o.f("std", 0.2);
+    i64 filters = o.i("filters", 128);
+    i64 atoms = o.i("atoms", 1);
+    need_positive(o, "filters", filters);
+    need_positive(o, "atoms", atoms);
+    add_param(L, {}, "weights", {filters, atoms}, mul(o, {filters, atoms}));
+    L.output_shape = {filters, atoms, 1};
+    attr(L, "filters", filters);
+    attr(L, "atoms", atoms);
+    return {L.output_shape, L.output_shape.size()};
+}
+
+}  // namespace yolo_io

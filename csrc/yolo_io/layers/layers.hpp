@@ -1,0 +1,147 @@
+// Internal to the layer builders (csrc/yolo_io/layers/*.cpp) and the network
+// driver (network.cpp): the option reader, the building context and the
+// helpers every builder shares. Each builder follows the darknet parse_*()
+// function of the same name ([A] src/parser.c, spec sections 2, 3 and 5).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "yolo_io/errors.hpp"
+#include "yolo_io/kinds.hpp"
+#include "yolo_io/model.hpp"
+
+namespace yolo_io {
+
+using i64 = std::int64_t;
+
+// Largest parameter or output count we address.
+constexpr i64 kMaxFloats = i64{1} << 56;
+
+// Option reader over one section with darknet's lookup rules: the first copy
+// of a key wins (a copy without '=' reads as absent), every lookup marks it,
+// and what is never looked up is reported as unused.
+class Options {
+  public:
+    Options(const CfgSection& section, const std::string& path);
+
+    const CfgOption* find(std::string_view key);
+    i64 i(std::string_view key, i64 def);      // darknet's atoi() of the value
+    double f(std::string_view key, double def);  // atof()
+    std::string_view s(std::string_view key, std::string_view def);
+    template <std::size_t N>
+    void mark(const std::array<std::string_view, N>& keys) {
+        for (auto k : keys) find(k);
+    }
+    void mark(std::initializer_list<std::string_view> keys);
+    // The line of `key`, or of the section when it is absent.
+    int line_of(std::string_view key) const;
+
+    // CfgError "path:line: [section] message" (the section's line by default).
+    [[noreturn]] void fail(const std::string& message, int line = 0) const;
+    [[noreturn]] void fail_at(std::string_view key, const std::string& message) const;
+
+    // Unused options, reported as darknet's option_unused() does.
+    void report_unused(std::vector<Diagnostic>& out) const;
+
+    const CfgSection& section() const { return section_; }
+    const std::string& path() const { return path_; }
+
+  private:
+    void set_used(std::size_t i);
+    bool is_used(std::size_t i) const;
+
+    const CfgSection& section_;
+    const std::string& path_;
+    std::array<bool, 64> used_{};
+    std::vector<bool> overflow_;  // sections with more than 64 options
+};
+
+// What a builder sees: darknet's size_params plus the layers built so far.
+struct Ctx {
+    int index;
+    Kind kind;
+    Shape3 in;   // params.c/h/w: the previous layer's output
+    i64 inputs;  // params.inputs
+    const std::vector<LayerInfo>& layers;
+    // darknet's l.out_* / l.outputs of earlier layers: what [route] and
+    // [shortcut] see (differs from output_shape only for antialiasing).
+    const std::vector<Shape3>& record_out;
+    const std::vector<i64>& record_outputs;
+    std::vector<Diagnostic>& diagnostics;
+};
+
+struct Built {
+    Shape3 record_out;   // l.out_w/h/c
+    i64 record_outputs;  // l.outputs
+};
+
+// Product of sizes; fails for a negative factor or a product past kMaxFloats.
+i64 mul(const Options& o, std::initializer_list<i64> factors);
+std::string shape_str(const Shape3& s);
+
+// The parameter plan (load_*_weights() order).
+void add_param(LayerInfo& L, std::string_view prefix, std::string_view base,
+               std::initializer_list<i64> shape, i64 count,
+               std::initializer_list<i64> strides = {}, bool legacy_transpose = false);
+void bn_params(LayerInfo& L, std::string_view prefix, i64 n);
+void conv_block(const Options& o, LayerInfo& L, std::string_view prefix, i64 n, i64 c,
+                i64 groups, i64 size, bool bn, bool flipped);
+void connected_block(const Options& o, LayerInfo& L, std::string_view prefix, i64 inputs,
+                     i64 outputs, bool bn);
+
+// activations.c:get_activation(): the name, or "relu" (with a warning) for an
+// unknown one. The result points to a static string.
+std::string_view activation(Options& o, Ctx& ctx, std::string_view key, std::string_view def);
+
+void need_image(const Options& o, const Ctx& ctx, std::string_view what);
+void need_positive(const Options& o, std::string_view key, i64 v);
+// A layer reference (negative: relative) as an absolute index before ctx.index.
+i64 resolve_index(const Options& o, const Ctx& ctx, std::string_view key, i64 raw);
+// parse_route()/parse_shortcut() list rule: 1 + number of commas elements,
+// each atoi() of the text after the previous comma.
+std::vector<int> index_list(const Options& o, const Ctx& ctx, std::string_view key,
+                            std::string_view value);
+// Output of the blur layer darknet appends to an antialiased conv/maxpool.
+Shape3 blur_out(const Shape3& host, i64 mode, i64 stride_x, i64 stride_y);
+
+// Typed hyperparameters (LayerInfo::attrs): add one; find one (nullptr when
+// the layer has none of that name).
+void attr(LayerInfo& L, std::string_view name, AttrValue value);
+const AttrValue* find_attr(const LayerInfo& L, std::string_view name);
+
+// One builder per family (layers/*.cpp), named after darknet's parse_*().
+Built build_convolutional(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_deconvolutional(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_connected(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_local(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_batchnorm(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_implicit(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_pool(Options& o, Ctx& ctx, LayerInfo& L);  // maxpool, local_avgpool
+Built build_avgpool(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_route(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_shortcut(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_from_layer(Options& o, Ctx& ctx, LayerInfo& L);  // scale_channels, sam
+Built build_upsample(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_reorg(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_yolo(Options& o, Ctx& ctx, LayerInfo& L);  // yolo, Gaussian_yolo
+Built build_region(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_detection(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_contrastive(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_recurrent_fc(Options& o, Ctx& ctx, LayerInfo& L);    // rnn, lstm, gru
+Built build_recurrent_conv(Options& o, Ctx& ctx, LayerInfo& L);  // crnn, conv_lstm
+Built build_dropout(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_softmax(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_cost(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_normalization(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_activation(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_crop(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_history(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_iseg(Options& o, Ctx& ctx, LayerInfo& L);
+Built build_passthrough(Options& o, Ctx& ctx, LayerInfo& L);  // empty, logistic, l2norm
+
+}  // namespace yolo_io

@@ -1,0 +1,55 @@
+// Pooling: [maxpool], [local_avgpool] ([A] parse_maxpool(),
+// parse_local_avgpool()) and the global [avgpool].
+#include <algorithm>
+
+#include "yolo_io/layers/layers.hpp"
+
+namespace yolo_io {
+
+Built build_pool(Options& o, Ctx& ctx, LayerInfo& L) {
+    const bool is_max = ctx.kind == Kind::maxpool;
+    i64 stride = o.i("stride", 1);
+    i64 stride_x = o.i("stride_x", stride);
+    i64 stride_y = o.i("stride_y", stride);
+    i64 size = o.i("size", stride);
+    i64 padding = o.i("padding", size - 1);
+    i64 depth = 0, out_channels = 1, antialiasing = 0;
+    if (is_max) {
+        depth = o.i("maxpool_depth", 0);
+        out_channels = o.i("out_channels", 1);
+        antialiasing = o.i("antialiasing", 0);
+        o.mark({"maxpool_zero_nonmax"});
+    }
+    need_image(o, ctx, is_max ? "maxpool" : "local_avgpool");
+    need_positive(o, "stride", std::min(stride_x, stride_y));
+    need_positive(o, "size", size);
+    Shape3 out;
+    if (depth) {
+        out = {out_channels, ctx.in.h, ctx.in.w};
+    } else {
+        i64 sx = antialiasing ? 1 : stride_x;
+        i64 sy = antialiasing ? 1 : stride_y;
+        out = {ctx.in.c, (ctx.in.h + padding - size) / sy + 1,
+               (ctx.in.w + padding - size) / sx + 1};
+    }
+    L.output_shape = antialiasing ? blur_out(out, antialiasing, stride_x, stride_y) : out;
+    attr(L, "size", size);
+    attr(L, "stride_x", stride_x);
+    attr(L, "stride_y", stride_y);
+    // l.pad is the total padding of each axis; forward_maxpool_layer() starts
+    // its windows at -pad/2, so pad/2 goes before and the rest after.
+    attr(L, "pad", padding);
+    attr(L, "pad_before", padding / 2);
+    attr(L, "pad_after", padding - padding / 2);
+    attr(L, "maxpool_depth", depth != 0);
+    attr(L, "out_channels", out_channels);
+    attr(L, "antialiasing", antialiasing);
+    return {out, out.size()};
+}
+
+Built build_avgpool(Options&, Ctx& ctx, LayerInfo& L) {
+    L.output_shape = {ctx.in.c, 1, 1};
+    return {L.output_shape, ctx.in.c};
+}
+
+}  // namespace yolo_io

@@ -1,0 +1,117 @@
+// Recurrent layers: [rnn], [lstm], [gru] (stacks of connected layers) and
+// [crnn], [conv_lstm] (stacks of convolutions), in darknet's sub-layer order.
+#include "yolo_io/layers/layers.hpp"
+
+namespace yolo_io {
+
+Built build_recurrent_fc(Options& o, Ctx& ctx, LayerInfo& L) {
+    i64 output = o.i("output", 1);
+    need_positive(o, "output", output);
+    if (ctx.inputs < 1) {
+        o.fail("has no input: the layer before it outputs nothing");
+    }
+    i64 in = ctx.inputs;
+    bool bn = false;
+    if (ctx.kind == Kind::rnn) {
+        i64 hidden = o.i("hidden", 1);
+        L.activation = activation(o, ctx, "activation", "logistic");
+        bn = o.i("batch_normalize", 0) != 0;
+        o.mark({"logistic", "shortcut"});
+        need_positive(o, "hidden", hidden);
+        connected_block(o, L, "input_layer", in, hidden, bn);
+        connected_block(o, L, "self_layer", hidden, hidden, bn);
+        connected_block(o, L, "output_layer", hidden, output, bn);
+        attr(L, "hidden", hidden);
+    } else if (ctx.kind == Kind::lstm) {
+        bn = o.i("batch_normalize", 0) != 0;
+        for (const char* name : {"wf", "wi", "wg", "wo"}) {
+            connected_block(o, L, name, output, output, bn);
+        }
+        for (const char* name : {"uf", "ui", "ug", "uo"}) {
+            connected_block(o, L, name, in, output, bn);
+        }
+    } else {  // gru
+        bn = o.i("batch_normalize", 0) != 0;
+        for (const char* name : {"input_z_layer", "input_r_layer", "input_h_layer"}) {
+            connected_block(o, L, name, in, output, bn);
+        }
+        for (const char* name : {"state_z_layer", "state_r_layer", "state_h_layer"}) {
+            connected_block(o, L, name, output, output, bn);
+        }
+    }
+    L.output_shape = {output, 1, 1};
+    attr(L, "outputs", output);
+    attr(L, "batch_normalize", bn);
+    if (!L.activation.empty()) attr(L, "activation", L.activation);
+    return {L.output_shape, output};
+}
+
+Built build_recurrent_conv(Options& o, Ctx& ctx, LayerInfo& L) {
+    const bool crnn = ctx.kind == Kind::crnn;
+    i64 size = o.i("size", 3);
+    i64 stride = o.i("stride", 1);
+    o.i("dilation", 1);
+    i64 pad = o.i("pad", 0);
+    i64 padding = o.i("padding", 0);
+    if (pad) padding = size / 2;
+    i64 output = o.i("output", 1);
+    i64 hidden = crnn ? o.i("hidden", 1) : output;
+    i64 groups = o.i("groups", 1);
+    L.activation = activation(o, ctx, "activation", crnn ? "logistic" : "linear");
+    bool bn = o.i("batch_normalize", 0) != 0;
+    i64 xnor = o.i("xnor", 0);
+    i64 peephole = crnn ? 0 : o.i("peephole", 0);
+    i64 bottleneck = crnn ? 0 : o.i("bottleneck", 0);
+    o.mark({"shortcut", "state_constrain", "time_normalizer"});
+    std::string_view lstm_activation;
+    if (!crnn) {
+        lstm_activation = activation(o, ctx, "lstm_activation", "tanh");
+    }
+    if (xnor) groups = 1;
+    if (groups < 1) groups = 1;
+    need_image(o, ctx, L.type);
+    need_positive(o, "output", output);
+    need_positive(o, "size", size);
+    need_positive(o, "stride", stride);
+    i64 c = ctx.in.c;
+    if (crnn) {
+        need_positive(o, "hidden", hidden);
+        conv_block(o, L, "input_layer", hidden, c, groups, size, bn, false);
+        conv_block(o, L, "self_layer", hidden, hidden, groups, size, bn, false);
+        conv_block(o, L, "output_layer", output, hidden, groups, size, bn, false);
+    } else {
+        if (peephole) {
+            for (const char* name : {"vf", "vi", "vo"}) {
+                conv_block(o, L, name, output, output, groups, size, bn, false);
+            }
+        }
+        conv_block(o, L, "wf", output, bottleneck ? 2 * output : output, groups, size, bn, false);
+        if (!bottleneck) {
+            for (const char* name : {"wi", "wg", "wo"}) {
+                conv_block(o, L, name, output, output, groups, size, bn, false);
+            }
+        }
+        for (const char* name : {"uf", "ui", "ug", "uo"}) {
+            conv_block(o, L, name, output, c, groups, size, bn, false);
+        }
+    }
+    Shape3 out{output, (ctx.in.h + 2 * padding - size) / stride + 1,
+               (ctx.in.w + 2 * padding - size) / stride + 1};
+    L.output_shape = out;
+    attr(L, "outputs", output);
+    if (crnn) attr(L, "hidden", hidden);
+    attr(L, "size", size);
+    attr(L, "stride", stride);
+    attr(L, "pad", padding);
+    attr(L, "groups", groups);
+    attr(L, "batch_normalize", bn);
+    attr(L, "activation", L.activation);
+    if (!crnn) {
+        attr(L, "lstm_activation", lstm_activation);
+        attr(L, "peephole", peephole != 0);
+        attr(L, "bottleneck", bottleneck != 0);
+    }
+    return {out, out.size()};
+}
+
+}  // namespace yolo_io

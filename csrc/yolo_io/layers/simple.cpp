@@ -1,0 +1,91 @@
+// Layers without parameters whose output is their input's shape or a simple
+// function of it: [dropout], [softmax], [cost], [normalization],
+// [activation], [crop], [history], [iseg], [empty]/[silence], [logistic],
+// [l2norm].
+#include "yolo_io/layers/layers.hpp"
+
+namespace yolo_io {
+
+namespace {
+
+Built same_shape(const Ctx& ctx, LayerInfo& L) {
+    L.output_shape = ctx.in;
+    return {ctx.in, ctx.inputs};
+}
+
+}  // namespace
+
+Built build_dropout(Options& o, Ctx& ctx, LayerInfo& L) {
+    double probability = o.f("probability", 0.2);
+    bool dropblock = o.i("dropblock", 0) != 0;
+    o.mark({"dropblock_size_rel", "dropblock_size_abs"});
+    attr(L, "probability", probability);
+    attr(L, "dropblock", dropblock);
+    return same_shape(ctx, L);
+}
+
+Built build_softmax(Options& o, Ctx& ctx, LayerInfo& L) {
+    i64 groups = o.i("groups", 1);
+    double temperature = o.f("temperature", 1);
+    // parse_softmax() stores the float option in an int member.
+    auto spatial = static_cast<i64>(o.f("spatial", 0));
+    o.mark({"tree", "noloss"});
+    attr(L, "groups", groups);
+    attr(L, "temperature", temperature);
+    attr(L, "spatial", spatial != 0);
+    return same_shape(ctx, L);
+}
+
+Built build_cost(Options& o, Ctx& ctx, LayerInfo& L) {
+    o.mark({"type", "scale", "ratio"});
+    return same_shape(ctx, L);
+}
+
+Built build_normalization(Options& o, Ctx& ctx, LayerInfo& L) {
+    double alpha = o.f("alpha", .0001);
+    double beta = o.f("beta", .75);
+    double kappa = o.f("kappa", 1);
+    i64 size = o.i("size", 5);
+    attr(L, "size", size);
+    attr(L, "alpha", alpha);
+    attr(L, "beta", beta);
+    attr(L, "kappa", kappa);
+    return same_shape(ctx, L);
+}
+
+Built build_activation(Options& o, Ctx& ctx, LayerInfo& L) {
+    L.activation = activation(o, ctx, "activation", "linear");
+    attr(L, "activation", L.activation);
+    return same_shape(ctx, L);
+}
+
+Built build_crop(Options& o, Ctx& ctx, LayerInfo& L) {
+    i64 ch = o.i("crop_height", 1);
+    i64 cw = o.i("crop_width", 1);
+    o.mark({"flip", "angle", "saturation", "exposure", "noadjust", "shift"});
+    need_image(o, ctx, "crop");
+    L.output_shape = {ctx.in.c, ch, cw};
+    attr(L, "crop_height", ch);
+    attr(L, "crop_width", cw);
+    return {L.output_shape, L.output_shape.size()};
+}
+
+Built build_history(Options& o, Ctx& ctx, LayerInfo& L) {
+    i64 hs = o.i("history_size", 4);
+    L.output_shape = {sat_mul(ctx.in.c, hs), ctx.in.h, ctx.in.w};
+    attr(L, "history_size", hs);
+    return {L.output_shape, L.output_shape.size()};
+}
+
+Built build_iseg(Options& o, Ctx& ctx, LayerInfo& L) {
+    i64 classes = o.i("classes", 20);
+    i64 ids = o.i("ids", 32);
+    L.output_shape = {classes + ids, ctx.in.h, ctx.in.w};
+    attr(L, "classes", classes);
+    attr(L, "ids", ids);
+    return {L.output_shape, L.output_shape.size()};
+}
+
+Built build_passthrough(Options&, Ctx& ctx, LayerInfo& L) { return same_shape(ctx, L); }
+
+}  // namespace yolo_io

@@ -1,0 +1,95 @@
+"""Building a wheel from a checkout writes nothing into the checkout."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tracked_files() -> list[str]:
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    try:
+        out = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z"], capture_output=True,
+                             check=True, timeout=60).stdout
+    except subprocess.CalledProcessError:
+        pytest.skip(f"{ROOT} is not a git checkout")
+    return [f for f in out.decode().split("\0") if f and (ROOT / f).is_file()]
+
+
+def file_set(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def test_pip_wheel_writes_nothing_into_the_checkout(tmp_path: Path) -> None:
+    files = tracked_files()
+    missing = [m for m in ("scikit_build_core", "pybind11") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"the build tools are not installed: {', '.join(missing)}")
+    if shutil.which("cmake") is None or shutil.which(os.environ.get("CXX", "c++")) is None:
+        pytest.skip("cmake or a C++ compiler is missing")
+    copy, wheels = tmp_path / "checkout", tmp_path / "wheels"
+    for f in files:
+        (copy / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / f, copy / f)
+    before = file_set(copy)
+    env = {**os.environ, "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 1)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w",
+         str(wheels), str(copy)],
+        check=False, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert [w.suffix for w in wheels.iterdir()] == [".whl"]
+    assert file_set(copy) - before == set()
+    assert before - file_set(copy) == set()
+
+
+WARNINGS = ["-Wall", "-Wextra", "-Wconversion", "-pedantic", "-Werror"]
+
+
+def test_core_and_bindings_build_with_the_same_warnings(tmp_path: Path) -> None:
+    """YOLO_IO_WERROR=ON: every translation unit of ours, bindings included,
+    gets the warnings and -Werror; pybind11 and Python are system headers."""
+    if importlib.util.find_spec("pybind11") is None or shutil.which("cmake") is None:
+        pytest.skip("cmake or pybind11 is not installed")
+    import pybind11
+
+    result = subprocess.run(
+        ["cmake", "-S", str(ROOT), "-B", str(tmp_path), "-DYOLO_IO_WERROR=ON",
+         "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON", f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
+         f"-DPython_EXECUTABLE={sys.executable}"],
+        check=False, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    commands = json.loads((tmp_path / "compile_commands.json").read_text())
+    sources = {Path(c["file"]).relative_to(ROOT).as_posix(): shlex.split(c["command"]) for c in commands}
+    assert {s.split("/")[1] for s in sources} == {"yolo_io", "bindings"}
+    for source, args in sources.items():
+        assert [w for w in WARNINGS if w not in args] == [], source
+        if source.startswith("csrc/bindings/"):
+            includes = [a for a in args if a.startswith("-I")]
+            assert includes == [f"-I{ROOT / 'csrc'}"], source  # the rest is -isystem
+
+
+def test_ci_lints_and_type_checks_before_the_tests() -> None:
+    """.ci/run runs the README's lint and type commands after installing (so
+    that both tools are there) and before pytest, under `set -e`."""
+    script = ROOT / ".ci" / "run"
+    if not script.is_file():
+        pytest.skip(f"no {script} (not a checkout)")
+    lines = [line.strip() for line in script.read_text().splitlines()]
+    assert "set -euo pipefail" in lines
+    install = next(i for i, line in enumerate(lines) if line.startswith("python -m pip install -e"))
+    assert "test" in lines[install].split("[")[1]
+    for command in ("ruff check src tests benchmarks", "mypy"):
+        assert f"`{command}`" in (ROOT / "README.md").read_text()
+        assert install < lines.index(command) < lines.index("python -m pytest")
