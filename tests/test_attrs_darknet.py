@@ -6,6 +6,10 @@ AlexeyAB/darknet (the commit in the file) built on the CPU, and a small C
 program calling ``parse_network_cfg_custom(cfg, 1, 1)`` on each cfg of
 ``../shared/cfg`` and printing the members of every ``layer`` struct (floats as
 float32 ``%.9g``). See tests/data/README.md. yolo_io wrote none of it.
+
+Darknet (AlexeyAB) compares unequal shortcut sizes with an assert and, for
+cfgs without images, divides by zero after parsing; those four cfgs were
+parsed with those two lines neutralised (the data's "failures" say how).
 """
 
 from __future__ import annotations
@@ -189,13 +193,13 @@ def test_attrs_match_darknet(name: str) -> None:
 
 
 def test_oracle_covers_the_corpus() -> None:
-    """Every corpus cfg but yolor_csp.cfg is compared, except those darknet
-    itself cannot parse (recorded in the data with the reason)."""
+    """Every corpus cfg but yolor_csp.cfg is compared. Darknet itself stops on
+    four of them; their data comes from its parser.c with the stopping line
+    neutralised (recorded in the data with the reason)."""
     failures = oracle()["failures"]
     assert set(failures) == {"pjreddie-resnet50.cfg", "AlexeyAB-rnn.train.cfg", "crnn.train.cfg",
                              "lstm.train.cfg"}
-    assert "pjreddie-resnet50.cfg" not in CFGS
+    assert set(failures) <= set(CFGS)
     if not SHARED_CFG.exists():
         pytest.skip(f"{SHARED_CFG} is absent")
-    corpus = {p.name for p in SHARED_CFG.glob("*.cfg")} - {"yolor_csp.cfg", "pjreddie-resnet50.cfg"}
-    assert corpus == set(CFGS)
+    assert {p.name for p in SHARED_CFG.glob("*.cfg")} - {"yolor_csp.cfg"} == set(CFGS)
