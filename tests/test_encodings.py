@@ -134,6 +134,21 @@ def test_invisible_characters_in_an_error_are_shown(tmp_path: Path) -> None:
                               "comes before the first [section]")
 
 
+def test_invisible_characters_in_layer_messages_are_shown(tmp_path: Path) -> None:
+    # The layer builders' messages: an unknown section, an unused option and
+    # an unknown activation.
+    (tmp_path / "section.cfg").write_bytes(NET + "[conv\u200b]\n".encode())
+    message = raises("yolo_io.parse_cfg('section.cfg')", tmp_path, "CfgError")
+    assert message.startswith("section.cfg:") and "unknown section [conv\\u200b]" in message
+    (tmp_path / "warn.cfg").write_bytes(
+        NET + "[convolutional]\nfil\u00a0ters=3\nactivation=le\u200baky\n".encode())
+    out = ok("import warnings\nwarnings.simplefilter('error')\n"
+             "try:\n    yolo_io.parse_cfg('warn.cfg')\n"
+             "except yolo_io.CfgWarning as w:\n    print(ascii(str(w)))\n", tmp_path)
+    assert "unused option 'fil\\\\u00a0ters=3'" in out
+    assert "activation 'le\\\\u200baky' in [convolutional] is unknown" in out
+
+
 def test_text_passed_as_weights_is_shown_as_it_is(tmp_path: Path) -> None:
     (tmp_path / "cfg.cfg").write_bytes(NET + CONV)
     # BOM, overlong '/', a UTF-16 surrogate, a stray continuation byte, an
