@@ -77,11 +77,12 @@ py::dtype numpy_dtype(DType t) {
 
 // Every fused array of the network in one arena: a dict {layer: (w, b)} of
 // views whose base is a capsule owning the arena.
-py::tuple fused_all(const PyWeights& self, const std::string& conv_layout,
+py::tuple fused_all(const PyWeights& self, const std::optional<std::string>& conv_layout,
                     const std::optional<std::string>& dense_layout, const std::string& dtype,
                     const std::string& flatten, int threads, bool fuse) {
     const FuseOptions options =
-        parse_fuse_options(conv_layout, dense_layout.value_or(""), dtype, flatten, fuse);
+        parse_fuse_options(conv_layout.value_or(""), dense_layout.value_or(""), dtype, flatten,
+                           fuse);
     auto arena = std::make_unique<Arena>();
     {
         py::gil_scoped_release release;
@@ -128,11 +129,13 @@ void* checked_target(py::array a, const FusePlan& plan, bool weights, DType dt) 
 }
 
 std::int64_t fuse_into(const PyWeights& self, const py::dict& targets,
-                       const std::string& conv_layout, const std::optional<std::string>& dense_layout,
+                       const std::optional<std::string>& conv_layout,
+                       const std::optional<std::string>& dense_layout,
                        const std::string& dtype, const std::string& flatten, int threads) {
     const Weights& w = *self.weights;
     const FuseOptions options =
-        parse_fuse_options(conv_layout, dense_layout.value_or(""), dtype, flatten, true);
+        parse_fuse_options(conv_layout.value_or(""), dense_layout.value_or(""), dtype, flatten,
+                           true);
     const DType dt = options.dtype;
     std::vector<FusePlan> plans;
     std::vector<std::pair<void*, void*>> outputs;

@@ -59,11 +59,14 @@ Flatten parse_flatten(std::string_view name) {
 FuseOptions parse_fuse_options(std::string_view conv_layout, std::string_view dense_layout,
                                std::string_view dtype, std::string_view flatten, bool fuse) {
     FuseOptions o;
-    if (!conv_layout.empty()) o.conv_layout = parse_conv_layout(conv_layout);
+    o.conv_layout = parse_conv_layout(conv_layout.empty() ? default_layout(FuseAs::conv)
+                                                          : conv_layout);
     if (!dense_layout.empty()) {
         o.dense_layout = parse_dense_layout(dense_layout);
     } else if (o.conv_layout == ConvLayout::HWIO || o.conv_layout == ConvLayout::OHWI) {
-        o.dense_layout = DenseLayout::IO;  // an NHWC framework's Dense
+        o.dense_layout = DenseLayout::IO;  // beside an NHWC conv layout: that framework's Dense
+    } else {
+        o.dense_layout = parse_dense_layout(default_layout(FuseAs::dense));
     }
     o.dtype = parse_dtype(dtype);
     o.flatten = parse_flatten(flatten);

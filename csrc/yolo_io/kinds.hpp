@@ -57,6 +57,12 @@ enum class Kind : std::uint8_t {
 // What fused()/fused_all() can compute for a kind, and its default layout.
 enum class FuseAs : std::uint8_t { none, conv, dense };
 
+// The one place that decides a default layout: "OIHW" (darknet's, PyTorch's,
+// ONNX's) for convolutions, "OI" for connected layers, "" for the rest.
+constexpr std::string_view default_layout(FuseAs fuse) {
+    return fuse == FuseAs::conv ? "OIHW" : fuse == FuseAs::dense ? "OI" : "";
+}
+
 // Properties of a kind.
 enum KindFlag : unsigned {
     kStoresParams = 1u << 0,  // may read arrays from a .weights file
@@ -83,10 +89,7 @@ struct KindInfo {
     std::string_view attrs;
 
     bool has(KindFlag f) const { return (flags & f) != 0; }
-    // "OIHW" for convolutions, "OI" for connected layers, "" otherwise.
-    std::string_view default_layout() const {
-        return fuse == FuseAs::conv ? "OIHW" : fuse == FuseAs::dense ? "OI" : "";
-    }
+    std::string_view default_layout() const { return yolo_io::default_layout(fuse); }
 };
 
 // The row of `kind`.

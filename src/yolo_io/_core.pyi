@@ -78,13 +78,13 @@ class Weights:
         fuse: bool = True,
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic], int]: ...
     def fused_all(
-        self, conv_layout: str, dense_layout: str | None, dtype: str, flatten: str, threads: int,
+        self, conv_layout: str | None, dense_layout: str | None, dtype: str, flatten: str, threads: int,
         fuse: bool = True,
     ) -> tuple[dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]], int]: ...
     def fuse_into(
         self,
         targets: dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]],
-        conv_layout: str,
+        conv_layout: str | None,
         dense_layout: str | None,
         dtype: str,
         flatten: str,

@@ -238,7 +238,7 @@ class Network(Sequence[Layer]):
 
     def fused_all(
         self,
-        layout: str = "OIHW",
+        layout: str | None = None,
         *,
         dtype: str = "float32",
         dense_layout: str | None = None,
@@ -251,7 +251,8 @@ class Network(Sequence[Layer]):
         ``threads`` threads (default: all cores) with the GIL released.
 
         Args:
-            layout: the convolutions' layout (``"OIHW"``, ``"HWIO"``, ``"OHWI"``).
+            layout: the convolutions' layout (``"OIHW"``, ``"HWIO"``, ``"OHWI"``);
+                None is the convolutions' default, ``"OIHW"``.
             dense_layout: the connected layers' layout; default ``"IO"`` with an
                 NHWC conv layout (HWIO, OHWI), else ``"OI"``.
             dtype, flatten: as for :meth:`Layer.fused`.
@@ -273,7 +274,7 @@ class Network(Sequence[Layer]):
         self,
         *,
         fuse: bool = False,
-        layout: str = "OIHW",
+        layout: str | None = None,
         naming: str = "yolo_io",
         dense_layout: str | None = None,
         bn_eps: float | None = None,
@@ -287,7 +288,8 @@ class Network(Sequence[Layer]):
                 arithmetic, as :meth:`Layer.fused`); the keys are then those of
                 a model without batch norm (``"ultralytics"``: of a model after
                 its ``fuse()``).
-            layout: the convolutions' layout; torch wants ``"OIHW"``.
+            layout: the convolutions' layout; torch wants ``"OIHW"``, the
+                default (None).
             naming: ``"yolo_io"`` (ours: ``layers.{i}.conv.weight``,
                 ``layers.{i}.bn.running_var``, ...), ``"darknet2pytorch"``
                 (Tianxiaomo/pytorch-YOLOv4 and ``darknet2any``:
@@ -324,7 +326,7 @@ class Network(Sequence[Layer]):
     def fuse_into(
         self,
         targets: Mapping[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]],
-        layout: str = "OIHW",
+        layout: str | None = None,
         *,
         dtype: str = "float32",
         dense_layout: str | None = None,
@@ -339,6 +341,7 @@ class Network(Sequence[Layer]):
             targets: ``{layer index: (weights, bias)}`` of writeable, C-contiguous
                 arrays of exactly the shape and dtype :meth:`Layer.fused` would
                 return (bfloat16: uint16 or ``ml_dtypes.bfloat16``).
+            layout, dense_layout, dtype, flatten, threads: as for :meth:`fused_all`.
 
         Raises:
             ValueError: a target of the wrong shape, dtype or memory layout (the

@@ -124,7 +124,7 @@ def build(
     net: Network,
     *,
     fuse: bool,
-    layout: str,
+    layout: str | None,
     naming: str,
     dense_layout: str | None,
     bn_eps: float | None,
