@@ -1,8 +1,6 @@
 // yolo_io._core.Config / LayerInfo: the parsed cfg and its layer model.
 #include <algorithm>
 #include <string>
-#include <type_traits>
-#include <variant>
 
 #include "common.hpp"
 #include "yolo_io/sniff.hpp"
@@ -32,33 +30,35 @@ py::list section_options(const CfgSection& s) {
     return out;
 }
 
-// An attribute value as the Python value it stands for: None, bool, int,
-// float, str, or a tuple (of ints, floats, or pairs of them).
-py::object attr_value(const AttrValue& v) {
-    return std::visit(
-        [](const auto& x) -> py::object {
-            using T = std::decay_t<decltype(x)>;
-            if constexpr (std::is_same_v<T, std::monostate>) {
-                return py::none();
-            } else if constexpr (std::is_same_v<T, std::string_view>) {
-                return to_py_str(x);
-            } else if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, std::int64_t> ||
-                                 std::is_same_v<T, double>) {
-                return py::cast(x);
-            } else {
-                py::tuple t(x.size());
-                for (std::size_t k = 0; k < x.size(); ++k) {
-                    if constexpr (std::is_same_v<typename T::value_type, std::int64_t> ||
-                                  std::is_same_v<typename T::value_type, double>) {
-                        t[k] = x[k];
-                    } else {
-                        t[k] = py::make_tuple(x[k][0], x[k][1]);
-                    }
+// An attribute as the Python value it stands for: None, bool, int, float,
+// str, or a tuple (of ints, or of int or float pairs).
+py::object attr_value(const Config& c, const Attr& a) {
+    switch (a.type) {
+        case Attr::Type::none: return py::none();
+        case Attr::Type::flag: return py::bool_(a.integer != 0);
+        case Attr::Type::integer: return py::int_(a.integer);
+        case Attr::Type::real: return py::float_(a.real);
+        case Attr::Type::name: return to_py_str(a.text);
+        case Attr::Type::ints: {
+            py::tuple t(a.count);
+            for (std::size_t k = 0; k < a.count; ++k) t[k] = c.attrs.ints[a.offset + k];
+            return t;
+        }
+        case Attr::Type::int_pairs:
+        case Attr::Type::real_pairs: {
+            py::tuple t(a.count / 2);
+            for (std::size_t k = 0; k < a.count / 2; ++k) {
+                const std::size_t at = a.offset + 2 * k;
+                if (a.type == Attr::Type::int_pairs) {
+                    t[k] = py::make_tuple(c.attrs.ints[at], c.attrs.ints[at + 1]);
+                } else {
+                    t[k] = py::make_tuple(c.attrs.reals[at], c.attrs.reals[at + 1]);
                 }
-                return t;
             }
-        },
-        v);
+            return t;
+        }
+    }
+    return py::none();
 }
 
 py::object none_if_empty(std::string_view v) {
@@ -91,19 +91,12 @@ void register_config(py::module_& m) {
                                [](const LayerInfo& l) { return shape_tuple(l.input_shape); })
         .def_property_readonly("input_shapes",
                                [](const LayerInfo& l) {
-                                   py::tuple t(l.input_shapes.size());
-                                   for (std::size_t k = 0; k < l.input_shapes.size(); ++k) {
-                                       t[k] = shape_tuple(l.input_shapes[k]);
+                                   const std::vector<Shape3> shapes = l.all_input_shapes();
+                                   py::tuple t(shapes.size());
+                                   for (std::size_t k = 0; k < shapes.size(); ++k) {
+                                       t[k] = shape_tuple(shapes[k]);
                                    }
                                    return t;
-                               })
-        .def_property_readonly("attrs",
-                               [](const LayerInfo& l) {
-                                   py::list out;
-                                   for (const Attr& a : l.attrs) {
-                                       out.append(py::make_tuple(to_py_str(a.name), attr_value(a.value)));
-                                   }
-                                   return out;
                                })
         .def_property_readonly("fusion",
                                [](const LayerInfo& l) {
@@ -153,6 +146,17 @@ void register_config(py::module_& m) {
                     static_cast<std::size_t>(layer_at(c, i).index)));
             },
             "i"_a, "Options of layer i as (key, value, line).")
+        .def(
+            "layer_attrs",
+            [](const PyConfig& c, std::int64_t i) {
+                const LayerInfo& l = layer_at(c, i);
+                py::list out;
+                for (const Attr* a = c.ptr->attrs_begin(l); a != c.ptr->attrs_end(l); ++a) {
+                    out.append(py::make_tuple(to_py_str(a->name), attr_value(*c.ptr, *a)));
+                }
+                return out;
+            },
+            "i"_a, "Typed hyperparameters of layer i as (name, value).")
         .def_property_readonly("input_shape",
                                [](const PyConfig& c) { return shape_tuple(c.ptr->input_shape); })
         .def_property_readonly("input_size", [](const PyConfig& c) { return c.ptr->input_size; })

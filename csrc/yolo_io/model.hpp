@@ -9,7 +9,6 @@
 #include <memory>
 #include <string>
 #include <utility>
-#include <variant>
 #include <vector>
 
 #include "yolo_io/cfg.hpp"
@@ -52,19 +51,26 @@ struct ParamSpec {
     }
 };
 
-// One typed hyperparameter value: None (monostate), a flag, an integer, a
-// float, a name (a static string: an activation, an enum's name), a list of
-// integers or floats, or a list of pairs ((w, h) anchors, channel ranges).
-using AttrValue =
-    std::variant<std::monostate, bool, std::int64_t, double, std::string_view,
-                 std::vector<std::int64_t>, std::vector<double>,
-                 std::vector<std::array<std::int64_t, 2>>, std::vector<std::array<double, 2>>>;
-
-// A hyperparameter as darknet holds it after parsing (defaults applied),
-// named after darknet's `layer` struct member where one exists.
+// One typed hyperparameter as darknet holds it after parsing (defaults
+// applied), named after darknet's `layer` struct member where one exists.
+// Plain data, so that a Config's thousands of them cost one allocation; lists
+// live in the Config's AttrStore.
 struct Attr {
-    std::string_view name;  // a string literal
-    AttrValue value;
+    enum class Type : std::uint8_t { none, flag, integer, real, name, ints, int_pairs, real_pairs };
+    std::string_view name;      // a string literal
+    Type type = Type::none;     // none: Python's None
+    std::int64_t integer = 0;   // flag (0 or 1), integer
+    double real = 0;            // real
+    std::string_view text;      // name: a static string (an activation, an enum's name)
+    std::uint32_t offset = 0;   // lists: the first value in AttrStore::ints or ::reals
+    std::uint32_t count = 0;    // lists: the number of values (two per pair)
+};
+
+// Every layer's attributes, and the values of their lists.
+struct AttrStore {
+    std::vector<Attr> attrs;
+    std::vector<std::int64_t> ints;  // ints, int_pairs
+    std::vector<double> reals;       // real_pairs
 };
 
 struct LayerInfo {
@@ -74,8 +80,9 @@ struct LayerInfo {
     std::string_view section;  // the header line as written, e.g. "[conv]"
     int line = 0;              // line of the [section]
     std::vector<int> inputs;   // absolute indices; empty = the network input
-    // (C, H, W) of each input, in the order of `inputs` (the network input
-    // when `inputs` is empty): what darknet reads from each.
+    // (C, H, W) of each input of a layer that reads several (route,
+    // shortcut, sam, scale_channels), in the order of `inputs`; empty for the
+    // others, whose one input is `input_shape` (see all_input_shapes()).
     std::vector<Shape3> input_shapes;
     Shape3 input_shape;
     Shape3 output_shape;
@@ -86,9 +93,18 @@ struct LayerInfo {
     std::int64_t nfloats = 0;      // floats this layer reads from .weights
     bool dontload = false;         // dontload=1: nothing read
     int share_index = -1;          // conv share_index target, else -1
-    std::vector<Attr> attrs;       // typed hyperparameters, in a fixed order per kind
+    // Its typed hyperparameters, in a fixed order per kind, are
+    // Config::attrs.attrs[attrs_begin, attrs_end) (one pool: allocations per
+    // layer made parsing 10% slower).
+    std::size_t attrs_begin = 0;
+    std::size_t attrs_end = 0;
 
     const KindInfo& kind_info() const { return yolo_io::kind_info(kind); }
+    // What darknet reads from each input, in the order of `inputs` (the
+    // network input for layer 0).
+    std::vector<Shape3> all_input_shapes() const {
+        return input_shapes.empty() ? std::vector<Shape3>{input_shape} : input_shapes;
+    }
 };
 
 struct Config {
@@ -97,11 +113,14 @@ struct Config {
     Shape3 input_shape;
     std::int64_t input_size = 0;  // [net] inputs
     std::vector<LayerInfo> layers;
+    AttrStore attrs;  // every layer's typed hyperparameters (LayerInfo::attrs_begin)
     std::vector<Diagnostic> diagnostics;
     std::int64_t total_floats = 0;
 
     const CfgSection& net_section() const { return text.sections.front(); }
     const CfgSection& section_of(std::size_t layer) const { return text.sections[layer + 1]; }
+    const Attr* attrs_begin(const LayerInfo& L) const { return attrs.attrs.data() + L.attrs_begin; }
+    const Attr* attrs_end(const LayerInfo& L) const { return attrs.attrs.data() + L.attrs_end; }
 };
 
 // Builds the layer model. Throws CfgError (with the line) for whatever darknet

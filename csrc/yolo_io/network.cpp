@@ -123,6 +123,7 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
     record_out.reserve(text.sections.size());
     record_outputs.reserve(text.sections.size());
     cfg->layers.reserve(text.sections.size());
+    cfg->attrs.attrs.reserve(text.sections.size() * 14);  // a conv's 14, the most common
     Shape3 in = cfg->input_shape;
     i64 inputs = cfg->input_size;
     for (std::size_t s = 1; s < text.sections.size(); ++s) {
@@ -142,11 +143,10 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
         L.input_size = inputs;
         Options o(sec, path);
         Ctx ctx{L.index, kind.kind, in, inputs, cfg->layers, record_out, record_outputs,
-                cfg->diagnostics};
+                cfg->diagnostics, cfg->attrs};
+        L.attrs_begin = cfg->attrs.attrs.size();
         Built b = kind.build(o, ctx, L);
-        if (L.input_shapes.empty()) {
-            L.input_shapes = {in};
-        }
+        L.attrs_end = cfg->attrs.attrs.size();
         o.mark(kCommonKeys);
         L.dontload = o.i("dontload", 0) != 0;
         // load_convolutional_weights() and load_connected_weights(), the

@@ -107,7 +107,7 @@ class CfgLayer:
         applied: a frozen record per kind (:class:`ConvolutionalAttrs`,
         :class:`PoolAttrs`, :class:`RouteAttrs`, :class:`YoloAttrs`, ...; see
         ``yolo_io._attrs``), field names after darknet's ``layer`` struct."""
-        return _attrs.make(self._info.attrs_class, self._info.attrs)
+        return _attrs.make(self._info.attrs_class, self._cfg.layer_attrs(self.index))
 
     @property
     def fusion(self) -> str | None:

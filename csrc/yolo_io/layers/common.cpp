@@ -23,35 +23,6 @@ Options::Options(const CfgSection& section, const std::string& path)
     }
 }
 
-const CfgOption* Options::find(std::string_view key) {
-    for (std::size_t i = 0; i < section_.options.size(); ++i) {
-        if (section_.options[i].key == key) {
-            set_used(i);
-            return section_.options[i].has_value ? &section_.options[i] : nullptr;
-        }
-    }
-    return nullptr;
-}
-
-i64 Options::i(std::string_view key, i64 def) {
-    const CfgOption* o = find(key);
-    return o ? c_atoi(o->value) : def;
-}
-
-double Options::f(std::string_view key, double def) {
-    const CfgOption* o = find(key);
-    return o ? c_atof(o->value) : def;
-}
-
-std::string_view Options::s(std::string_view key, std::string_view def) {
-    const CfgOption* o = find(key);
-    return o ? o->value : def;
-}
-
-void Options::mark(std::initializer_list<std::string_view> keys) {
-    for (auto k : keys) find(k);
-}
-
 int Options::line_of(std::string_view key) const {
     for (const auto& o : section_.options) {
         if (o.key == key) return o.line;
@@ -76,18 +47,6 @@ void Options::report_unused(std::vector<Diagnostic>& out) const {
                                        printable(section_.name) + " (darknet ignores it)"});
         }
     }
-}
-
-void Options::set_used(std::size_t i) {
-    if (overflow_.empty()) {
-        used_[i] = true;
-    } else {
-        overflow_[i] = true;
-    }
-}
-
-bool Options::is_used(std::size_t i) const {
-    return overflow_.empty() ? used_[i] : overflow_[i];
 }
 
 i64 mul(const Options& o, std::initializer_list<i64> factors) {
@@ -229,13 +188,67 @@ Shape3 blur_out(const Shape3& host, i64 mode, i64 stride_x, i64 stride_y) {
             (host.w + 2 * pad - size) / stride_x + 1};
 }
 
-void attr(LayerInfo& L, std::string_view name, AttrValue value) {
-    L.attrs.push_back({name, std::move(value)});
+namespace {
+
+Attr& new_attr(Ctx& ctx, std::string_view name, Attr::Type type) {
+    Attr& a = ctx.attrs.attrs.emplace_back();
+    a.name = name;
+    a.type = type;
+    return a;
 }
 
-const AttrValue* find_attr(const LayerInfo& L, std::string_view name) {
-    for (const Attr& a : L.attrs) {
-        if (a.name == name) return &a.value;
+template <class T>
+void add_list(Ctx& ctx, std::string_view name, Attr::Type type, std::vector<T>& store,
+              const T* values, std::size_t count) {
+    Attr& a = new_attr(ctx, name, type);
+    a.offset = static_cast<std::uint32_t>(store.size());
+    a.count = static_cast<std::uint32_t>(count);
+    store.insert(store.end(), values, values + count);
+}
+
+}  // namespace
+
+void attr(Ctx& ctx, std::string_view name, bool value) {
+    new_attr(ctx, name, Attr::Type::flag).integer = value ? 1 : 0;
+}
+
+void attr(Ctx& ctx, std::string_view name, i64 value) {
+    new_attr(ctx, name, Attr::Type::integer).integer = value;
+}
+
+void attr(Ctx& ctx, std::string_view name, double value) {
+    new_attr(ctx, name, Attr::Type::real).real = value;
+}
+
+void attr(Ctx& ctx, std::string_view name, std::string_view value) {
+    new_attr(ctx, name, Attr::Type::name).text = value;
+}
+
+void attr(Ctx& ctx, std::string_view name, std::optional<i64> value) {
+    if (value) {
+        attr(ctx, name, *value);
+    } else {
+        new_attr(ctx, name, Attr::Type::none);
+    }
+}
+
+void attr(Ctx& ctx, std::string_view name, const std::vector<i64>& values) {
+    add_list(ctx, name, Attr::Type::ints, ctx.attrs.ints, values.data(), values.size());
+}
+
+void attr(Ctx& ctx, std::string_view name, const std::vector<std::array<i64, 2>>& pairs) {
+    add_list(ctx, name, Attr::Type::int_pairs, ctx.attrs.ints,
+             pairs.empty() ? nullptr : pairs.front().data(), 2 * pairs.size());
+}
+
+void attr(Ctx& ctx, std::string_view name, const std::vector<std::array<double, 2>>& pairs) {
+    add_list(ctx, name, Attr::Type::real_pairs, ctx.attrs.reals,
+             pairs.empty() ? nullptr : pairs.front().data(), 2 * pairs.size());
+}
+
+const Attr* find_attr(const Ctx& ctx, const LayerInfo& L, std::string_view name) {
+    for (std::size_t k = L.attrs_begin; k < L.attrs_end; ++k) {
+        if (ctx.attrs.attrs[k].name == name) return &ctx.attrs.attrs[k];
     }
     return nullptr;
 }

@@ -65,20 +65,20 @@ Built build_convolutional(Options& o, Ctx& ctx, LayerInfo& L) {
         L.share_index = static_cast<int>(resolve_index(o, ctx, "share_index", share_raw));
     }
 
-    attr(L, "filters", n);
-    attr(L, "size", size);
-    attr(L, "stride_x", stride_x);
-    attr(L, "stride_y", stride_y);
-    attr(L, "dilation", dilation);
-    attr(L, "pad", padding);
-    attr(L, "groups", groups);
-    attr(L, "batch_normalize", bn != 0);
-    attr(L, "activation", L.activation);
-    attr(L, "share_index", L.share_index >= 0 ? AttrValue(i64{L.share_index}) : AttrValue());
-    attr(L, "flipped", flipped != 0);
-    attr(L, "antialiasing", antialiasing);
-    attr(L, "binary", binary != 0);
-    attr(L, "xnor", xnor != 0);
+    attr(ctx, "filters", n);
+    attr(ctx, "size", size);
+    attr(ctx, "stride_x", stride_x);
+    attr(ctx, "stride_y", stride_y);
+    attr(ctx, "dilation", dilation);
+    attr(ctx, "pad", padding);
+    attr(ctx, "groups", groups);
+    attr(ctx, "batch_normalize", bn != 0);
+    attr(ctx, "activation", L.activation);
+    attr(ctx, "share_index", L.share_index >= 0 ? std::optional<i64>(L.share_index) : std::nullopt);
+    attr(ctx, "flipped", flipped != 0);
+    attr(ctx, "antialiasing", antialiasing);
+    attr(ctx, "binary", binary != 0);
+    attr(ctx, "xnor", xnor != 0);
 
     if (L.share_index >= 0) {
         const LayerInfo& other = ctx.layers[static_cast<std::size_t>(L.share_index)];
@@ -131,12 +131,12 @@ Built build_deconvolutional(Options& o, Ctx& ctx, LayerInfo& L) {
     }
     add_param(L, {}, "weights", {ctx.in.c, n, size, size}, mul(o, {ctx.in.c, n, size, size}));
     L.output_shape = out;
-    attr(L, "filters", n);
-    attr(L, "size", size);
-    attr(L, "stride", stride);
-    attr(L, "pad", padding);
-    attr(L, "batch_normalize", bn != 0);
-    attr(L, "activation", L.activation);
+    attr(ctx, "filters", n);
+    attr(ctx, "size", size);
+    attr(ctx, "stride", stride);
+    attr(ctx, "pad", padding);
+    attr(ctx, "batch_normalize", bn != 0);
+    attr(ctx, "activation", L.activation);
     return {out, out.size()};
 }
 
@@ -150,9 +150,9 @@ Built build_connected(Options& o, Ctx& ctx, LayerInfo& L) {
     }
     connected_block(o, L, "", ctx.inputs, output, bn != 0);
     L.output_shape = {output, 1, 1};
-    attr(L, "outputs", output);
-    attr(L, "batch_normalize", bn != 0);
-    attr(L, "activation", L.activation);
+    attr(ctx, "outputs", output);
+    attr(ctx, "batch_normalize", bn != 0);
+    attr(ctx, "activation", L.activation);
     return {L.output_shape, output};
 }
 
@@ -178,11 +178,11 @@ Built build_local(Options& o, Ctx& ctx, LayerInfo& L) {
     add_param(L, {}, "weights", {locations, n, ctx.in.c, size, size},
               mul(o, {locations, n, ctx.in.c, size, size}));
     L.output_shape = out;
-    attr(L, "filters", n);
-    attr(L, "size", size);
-    attr(L, "stride", stride);
-    attr(L, "pad", pad);
-    attr(L, "activation", L.activation);
+    attr(ctx, "filters", n);
+    attr(ctx, "size", size);
+    attr(ctx, "stride", stride);
+    attr(ctx, "pad", pad);
+    attr(ctx, "activation", L.activation);
     return {out, out.size()};
 }
 
@@ -193,7 +193,7 @@ Built build_batchnorm(Options&, Ctx& ctx, LayerInfo& L) {
     return {ctx.in, ctx.inputs};
 }
 
-Built build_implicit(Options& o, Ctx&, LayerInfo& L) {
+Built build_implicit(Options& o, Ctx& ctx, LayerInfo& L) {
     o.f("mean", 0.0);
     o.f("std", 0.2);
     i64 filters = o.i("filters", 128);
@@ -202,8 +202,8 @@ Built build_implicit(Options& o, Ctx&, LayerInfo& L) {
     need_positive(o, "atoms", atoms);
     add_param(L, {}, "weights", {filters, atoms}, mul(o, {filters, atoms}));
     L.output_shape = {filters, atoms, 1};
-    attr(L, "filters", filters);
-    attr(L, "atoms", atoms);
+    attr(ctx, "filters", filters);
+    attr(ctx, "atoms", atoms);
     return {L.output_shape, L.output_shape.size()};
 }
 

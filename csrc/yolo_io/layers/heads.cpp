@@ -154,17 +154,17 @@ Built build_yolo(Options& o, Ctx& ctx, LayerInfo& L) {
         o.mark(kYoloKeys);
     }
     L.output_shape = ctx.in;
-    attr(L, "classes", classes);
-    attr(L, "num", n);
-    attr(L, "total", total);
-    attr(L, "mask", std::move(mask));
-    attr(L, "anchors", std::move(used));
-    attr(L, "all_anchors", all);
-    attr(L, "scale_x_y", scale_x_y);
-    attr(L, "new_coords", new_coords);
-    attr(L, "nms_kind", nms_kind);
-    attr(L, "beta_nms", beta_nms);
-    if (gaussian) attr(L, "yolo_point", yolo_point);
+    attr(ctx, "classes", classes);
+    attr(ctx, "num", n);
+    attr(ctx, "total", total);
+    attr(ctx, "mask", std::move(mask));
+    attr(ctx, "anchors", std::move(used));
+    attr(ctx, "all_anchors", all);
+    attr(ctx, "scale_x_y", scale_x_y);
+    attr(ctx, "new_coords", new_coords);
+    attr(ctx, "nms_kind", nms_kind);
+    attr(ctx, "beta_nms", beta_nms);
+    if (gaussian) attr(ctx, "yolo_point", yolo_point);
     return {ctx.in, ctx.inputs};
 }
 
@@ -182,11 +182,11 @@ Built build_region(Options& o, Ctx& ctx, LayerInfo& L) {
     auto pairs = anchors(o, sat_mul(num, 2), false, true);
     o.mark(kRegionKeys);
     L.output_shape = ctx.in;
-    attr(L, "classes", classes);
-    attr(L, "coords", coords);
-    attr(L, "num", num);
-    attr(L, "anchors", std::move(pairs));
-    attr(L, "softmax", softmax);
+    attr(ctx, "classes", classes);
+    attr(ctx, "coords", coords);
+    attr(ctx, "num", num);
+    attr(ctx, "anchors", std::move(pairs));
+    attr(ctx, "softmax", softmax);
     return {ctx.in, ctx.inputs};
 }
 
@@ -204,13 +204,13 @@ Built build_detection(Options& o, Ctx& ctx, LayerInfo& L) {
                          " values");
     o.mark(kDetectionKeys);
     L.output_shape = ctx.in;
-    attr(L, "classes", classes);
-    attr(L, "coords", coords);
-    attr(L, "num", num);
-    attr(L, "side", side);
-    attr(L, "softmax", softmax);
-    attr(L, "sqrt", sqrt);
-    attr(L, "rescore", rescore);
+    attr(ctx, "classes", classes);
+    attr(ctx, "coords", coords);
+    attr(ctx, "num", num);
+    attr(ctx, "side", side);
+    attr(ctx, "softmax", softmax);
+    attr(ctx, "sqrt", sqrt);
+    attr(ctx, "rescore", rescore);
     return {ctx.in, ctx.inputs};
 }
 
@@ -227,14 +227,14 @@ Built build_contrastive(Options& o, Ctx& ctx, LayerInfo& L) {
     }
     if (yolo != 0) {
         // make_contrastive_layer(): the head's classes replace the option.
-        classes = std::get<i64>(*find_attr(ctx.layers[static_cast<std::size_t>(yolo)], "classes"));
+        classes = find_attr(ctx, ctx.layers[static_cast<std::size_t>(yolo)], "classes")->integer;
     }
     double temperature = o.f("temperature", 1);
     o.mark({"cls_normalizer", "max_delta", "contrastive_neg_max"});
     L.output_shape = ctx.in;
-    attr(L, "classes", classes);
-    attr(L, "yolo_layer", yolo != 0 ? AttrValue(yolo) : AttrValue());
-    attr(L, "temperature", temperature);
+    attr(ctx, "classes", classes);
+    attr(ctx, "yolo_layer", yolo != 0 ? std::optional<i64>(yolo) : std::nullopt);
+    attr(ctx, "temperature", temperature);
     return {ctx.in, ctx.inputs};
 }
 

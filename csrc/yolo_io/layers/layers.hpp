@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,15 +30,38 @@ class Options {
   public:
     Options(const CfgSection& section, const std::string& path);
 
-    const CfgOption* find(std::string_view key);
-    i64 i(std::string_view key, i64 def);      // darknet's atoi() of the value
-    double f(std::string_view key, double def);  // atof()
-    std::string_view s(std::string_view key, std::string_view def);
+    // Defined here so that every builder inlines the lookups it makes by the
+    // dozen (a cross-file call made parsing a third slower).
+    const CfgOption* find(std::string_view key) {
+        for (std::size_t k = 0; k < section_.options.size(); ++k) {
+            const CfgOption& o = section_.options[k];
+            // Length and first character first: most keys differ there.
+            if (o.key.size() == key.size() && o.key[0] == key[0] && o.key == key) {
+                set_used(k);
+                return o.has_value ? &o : nullptr;
+            }
+        }
+        return nullptr;
+    }
+    i64 i(std::string_view key, i64 def) {  // darknet's atoi() of the value
+        const CfgOption* o = find(key);
+        return o ? c_atoi(o->value) : def;
+    }
+    double f(std::string_view key, double def) {  // atof()
+        const CfgOption* o = find(key);
+        return o ? c_atof(o->value) : def;
+    }
+    std::string_view s(std::string_view key, std::string_view def) {
+        const CfgOption* o = find(key);
+        return o ? o->value : def;
+    }
     template <std::size_t N>
     void mark(const std::array<std::string_view, N>& keys) {
         for (auto k : keys) find(k);
     }
-    void mark(std::initializer_list<std::string_view> keys);
+    void mark(std::initializer_list<std::string_view> keys) {
+        for (auto k : keys) find(k);
+    }
     // The line of `key`, or of the section when it is absent.
     int line_of(std::string_view key) const;
 
@@ -52,8 +76,14 @@ class Options {
     const std::string& path() const { return path_; }
 
   private:
-    void set_used(std::size_t i);
-    bool is_used(std::size_t i) const;
+    void set_used(std::size_t k) {
+        if (overflow_.empty()) {
+            used_[k] = true;
+        } else {
+            overflow_[k] = true;
+        }
+    }
+    bool is_used(std::size_t k) const { return overflow_.empty() ? used_[k] : overflow_[k]; }
 
     const CfgSection& section_;
     const std::string& path_;
@@ -73,6 +103,7 @@ struct Ctx {
     const std::vector<Shape3>& record_out;
     const std::vector<i64>& record_outputs;
     std::vector<Diagnostic>& diagnostics;
+    AttrStore& attrs;  // Config::attrs: attr() appends this layer's
 };
 
 struct Built {
@@ -109,10 +140,19 @@ std::vector<int> index_list(const Options& o, const Ctx& ctx, std::string_view k
 // Output of the blur layer darknet appends to an antialiased conv/maxpool.
 Shape3 blur_out(const Shape3& host, i64 mode, i64 stride_x, i64 stride_y);
 
-// Typed hyperparameters (LayerInfo::attrs): add one; find one (nullptr when
-// the layer has none of that name).
-void attr(LayerInfo& L, std::string_view name, AttrValue value);
-const AttrValue* find_attr(const LayerInfo& L, std::string_view name);
+// Typed hyperparameters (Config::attrs): add one to the layer being built,
+// by the C++ type of its value (an empty optional is None); find one of an
+// earlier layer (nullptr when it has none of that name).
+void attr(Ctx& ctx, std::string_view name, bool value);
+void attr(Ctx& ctx, std::string_view name, i64 value);
+void attr(Ctx& ctx, std::string_view name, double value);
+void attr(Ctx& ctx, std::string_view name, std::string_view value);  // a static string
+void attr(Ctx& ctx, std::string_view name, const char* value) = delete;  // would be a bool
+void attr(Ctx& ctx, std::string_view name, std::optional<i64> value);
+void attr(Ctx& ctx, std::string_view name, const std::vector<i64>& values);
+void attr(Ctx& ctx, std::string_view name, const std::vector<std::array<i64, 2>>& pairs);
+void attr(Ctx& ctx, std::string_view name, const std::vector<std::array<double, 2>>& pairs);
+const Attr* find_attr(const Ctx& ctx, const LayerInfo& L, std::string_view name);
 
 // One builder per family (layers/*.cpp), named after darknet's parse_*().
 Built build_convolutional(Options& o, Ctx& ctx, LayerInfo& L);

@@ -33,17 +33,17 @@ Built build_pool(Options& o, Ctx& ctx, LayerInfo& L) {
                (ctx.in.w + padding - size) / sx + 1};
     }
     L.output_shape = antialiasing ? blur_out(out, antialiasing, stride_x, stride_y) : out;
-    attr(L, "size", size);
-    attr(L, "stride_x", stride_x);
-    attr(L, "stride_y", stride_y);
+    attr(ctx, "size", size);
+    attr(ctx, "stride_x", stride_x);
+    attr(ctx, "stride_y", stride_y);
     // l.pad is the total padding of each axis; forward_maxpool_layer() starts
     // its windows at -pad/2, so pad/2 goes before and the rest after.
-    attr(L, "pad", padding);
-    attr(L, "pad_before", padding / 2);
-    attr(L, "pad_after", padding - padding / 2);
-    attr(L, "maxpool_depth", depth != 0);
-    attr(L, "out_channels", out_channels);
-    attr(L, "antialiasing", antialiasing);
+    attr(ctx, "pad", padding);
+    attr(ctx, "pad_before", padding / 2);
+    attr(ctx, "pad_after", padding - padding / 2);
+    attr(ctx, "maxpool_depth", depth != 0);
+    attr(ctx, "out_channels", out_channels);
+    attr(ctx, "antialiasing", antialiasing);
     return {out, out.size()};
 }
 

@@ -21,7 +21,7 @@ Built build_recurrent_fc(Options& o, Ctx& ctx, LayerInfo& L) {
         connected_block(o, L, "input_layer", in, hidden, bn);
         connected_block(o, L, "self_layer", hidden, hidden, bn);
         connected_block(o, L, "output_layer", hidden, output, bn);
-        attr(L, "hidden", hidden);
+        attr(ctx, "hidden", hidden);
     } else if (ctx.kind == Kind::lstm) {
         bn = o.i("batch_normalize", 0) != 0;
         for (const char* name : {"wf", "wi", "wg", "wo"}) {
@@ -40,9 +40,9 @@ Built build_recurrent_fc(Options& o, Ctx& ctx, LayerInfo& L) {
         }
     }
     L.output_shape = {output, 1, 1};
-    attr(L, "outputs", output);
-    attr(L, "batch_normalize", bn);
-    if (!L.activation.empty()) attr(L, "activation", L.activation);
+    attr(ctx, "outputs", output);
+    attr(ctx, "batch_normalize", bn);
+    if (!L.activation.empty()) attr(ctx, "activation", L.activation);
     return {L.output_shape, output};
 }
 
@@ -98,18 +98,18 @@ Built build_recurrent_conv(Options& o, Ctx& ctx, LayerInfo& L) {
     Shape3 out{output, (ctx.in.h + 2 * padding - size) / stride + 1,
                (ctx.in.w + 2 * padding - size) / stride + 1};
     L.output_shape = out;
-    attr(L, "outputs", output);
-    if (crnn) attr(L, "hidden", hidden);
-    attr(L, "size", size);
-    attr(L, "stride", stride);
-    attr(L, "pad", padding);
-    attr(L, "groups", groups);
-    attr(L, "batch_normalize", bn);
-    attr(L, "activation", L.activation);
+    attr(ctx, "outputs", output);
+    if (crnn) attr(ctx, "hidden", hidden);
+    attr(ctx, "size", size);
+    attr(ctx, "stride", stride);
+    attr(ctx, "pad", padding);
+    attr(ctx, "groups", groups);
+    attr(ctx, "batch_normalize", bn);
+    attr(ctx, "activation", L.activation);
     if (!crnn) {
-        attr(L, "lstm_activation", lstm_activation);
-        attr(L, "peephole", peephole != 0);
-        attr(L, "bottleneck", bottleneck != 0);
+        attr(ctx, "lstm_activation", lstm_activation);
+        attr(ctx, "peephole", peephole != 0);
+        attr(ctx, "bottleneck", bottleneck != 0);
     }
     return {out, out.size()};
 }

@@ -55,10 +55,10 @@ Built build_route(Options& o, Ctx& ctx, LayerInfo& L) {
     }
     out.c /= groups;
     L.output_shape = out;
-    attr(L, "input_layers", std::move(input_layers));
-    attr(L, "groups", groups);
-    attr(L, "group_id", group_id);
-    attr(L, "channel_slices", std::move(slices));
+    attr(ctx, "input_layers", std::move(input_layers));
+    attr(ctx, "groups", groups);
+    attr(ctx, "group_id", group_id);
+    attr(ctx, "channel_slices", std::move(slices));
     return {out, outputs / groups};
 }
 
@@ -114,10 +114,10 @@ Built build_shortcut(Options& o, Ctx& ctx, LayerInfo& L) {
         add_param(L, {}, "weights", {m + 1, ctx.in.c}, mul(o, {m + 1, ctx.in.c}));
     }
     L.output_shape = ctx.in;
-    attr(L, "input_layers", std::vector<i64>(froms.begin(), froms.end()));
-    attr(L, "weights_type", weights_type);
-    attr(L, "weights_normalization", weights_normalization);
-    attr(L, "activation", L.activation);
+    attr(ctx, "input_layers", std::vector<i64>(froms.begin(), froms.end()));
+    attr(ctx, "weights_type", weights_type);
+    attr(ctx, "weights_normalization", weights_normalization);
+    attr(ctx, "activation", L.activation);
     return {ctx.in, ctx.in.size()};
 }
 
@@ -148,11 +148,11 @@ Built build_from_layer(Options& o, Ctx& ctx, LayerInfo& L) {
     L.inputs = {ctx.index - 1, idx};
     L.input_shapes = {ctx.in, f};
     L.output_shape = f;
-    attr(L, "from_layer", i64{idx});
+    attr(ctx, "from_layer", i64{idx});
     if (!sam) {
-        attr(L, "scale_wh", scale_wh != 0);
+        attr(ctx, "scale_wh", scale_wh != 0);
     }
-    attr(L, "activation", L.activation);
+    attr(ctx, "activation", L.activation);
     return {f, f.size()};
 }
 
@@ -166,9 +166,9 @@ Built build_upsample(Options& o, Ctx& ctx, LayerInfo& L) {
                             : Shape3{ctx.in.c, ctx.in.h / -stride, ctx.in.w / -stride};
     L.output_shape = out;
     // make_upsample_layer(): a negative stride downsamples (l.reverse).
-    attr(L, "stride", stride > 0 ? stride : -stride);
-    attr(L, "reverse", stride < 0);
-    attr(L, "scale", scale);
+    attr(ctx, "stride", stride > 0 ? stride : -stride);
+    attr(ctx, "reverse", stride < 0);
+    attr(ctx, "scale", scale);
     return {out, out.size()};
 }
 
@@ -180,8 +180,8 @@ Built build_reorg(Options& o, Ctx& ctx, LayerInfo& L) {
     Shape3 out = reverse ? Shape3{ctx.in.c / s2, sat_mul(ctx.in.h, stride), sat_mul(ctx.in.w, stride)}
                          : Shape3{sat_mul(ctx.in.c, s2), ctx.in.h / stride, ctx.in.w / stride};
     L.output_shape = out;
-    attr(L, "stride", stride);
-    attr(L, "reverse", reverse != 0);
+    attr(ctx, "stride", stride);
+    attr(ctx, "reverse", reverse != 0);
     return {out, out.size()};
 }
 

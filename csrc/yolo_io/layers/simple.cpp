@@ -19,8 +19,8 @@ Built build_dropout(Options& o, Ctx& ctx, LayerInfo& L) {
     double probability = o.f("probability", 0.2);
     bool dropblock = o.i("dropblock", 0) != 0;
     o.mark({"dropblock_size_rel", "dropblock_size_abs"});
-    attr(L, "probability", probability);
-    attr(L, "dropblock", dropblock);
+    attr(ctx, "probability", probability);
+    attr(ctx, "dropblock", dropblock);
     return same_shape(ctx, L);
 }
 
@@ -30,9 +30,9 @@ Built build_softmax(Options& o, Ctx& ctx, LayerInfo& L) {
     // parse_softmax() stores the float option in an int member.
     auto spatial = static_cast<i64>(o.f("spatial", 0));
     o.mark({"tree", "noloss"});
-    attr(L, "groups", groups);
-    attr(L, "temperature", temperature);
-    attr(L, "spatial", spatial != 0);
+    attr(ctx, "groups", groups);
+    attr(ctx, "temperature", temperature);
+    attr(ctx, "spatial", spatial != 0);
     return same_shape(ctx, L);
 }
 
@@ -46,16 +46,16 @@ Built build_normalization(Options& o, Ctx& ctx, LayerInfo& L) {
     double beta = o.f("beta", .75);
     double kappa = o.f("kappa", 1);
     i64 size = o.i("size", 5);
-    attr(L, "size", size);
-    attr(L, "alpha", alpha);
-    attr(L, "beta", beta);
-    attr(L, "kappa", kappa);
+    attr(ctx, "size", size);
+    attr(ctx, "alpha", alpha);
+    attr(ctx, "beta", beta);
+    attr(ctx, "kappa", kappa);
     return same_shape(ctx, L);
 }
 
 Built build_activation(Options& o, Ctx& ctx, LayerInfo& L) {
     L.activation = activation(o, ctx, "activation", "linear");
-    attr(L, "activation", L.activation);
+    attr(ctx, "activation", L.activation);
     return same_shape(ctx, L);
 }
 
@@ -65,15 +65,15 @@ Built build_crop(Options& o, Ctx& ctx, LayerInfo& L) {
     o.mark({"flip", "angle", "saturation", "exposure", "noadjust", "shift"});
     need_image(o, ctx, "crop");
     L.output_shape = {ctx.in.c, ch, cw};
-    attr(L, "crop_height", ch);
-    attr(L, "crop_width", cw);
+    attr(ctx, "crop_height", ch);
+    attr(ctx, "crop_width", cw);
     return {L.output_shape, L.output_shape.size()};
 }
 
 Built build_history(Options& o, Ctx& ctx, LayerInfo& L) {
     i64 hs = o.i("history_size", 4);
     L.output_shape = {sat_mul(ctx.in.c, hs), ctx.in.h, ctx.in.w};
-    attr(L, "history_size", hs);
+    attr(ctx, "history_size", hs);
     return {L.output_shape, L.output_shape.size()};
 }
 
@@ -81,8 +81,8 @@ Built build_iseg(Options& o, Ctx& ctx, LayerInfo& L) {
     i64 classes = o.i("classes", 20);
     i64 ids = o.i("ids", 32);
     L.output_shape = {classes + ids, ctx.in.h, ctx.in.w};
-    attr(L, "classes", classes);
-    attr(L, "ids", ids);
+    attr(ctx, "classes", classes);
+    attr(ctx, "ids", ids);
     return {L.output_shape, L.output_shape.size()};
 }
 
