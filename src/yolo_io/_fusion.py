@@ -8,11 +8,15 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from ._errors import PrecisionWarning
+
+if TYPE_CHECKING:
+    from ._config import CfgLayer
 
 Array = npt.NDArray[np.generic]
 
@@ -55,9 +59,9 @@ def plain_bits(a: Array, dtype: str) -> Array:
     return a
 
 
-def bn_for_eps(params: Mapping[str, npt.NDArray[np.float32]], eps: float, where: str,
+def bn_for_eps(layer: CfgLayer, params: Mapping[str, npt.NDArray[np.float32]], eps: float,
                stacklevel: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """New (gamma, running_var) of darknet's batch norm ``params`` for a
+    """New (gamma, running_var) of ``layer``'s batch norm ``params`` for a
     framework whose BN adds ``eps``, so that it reproduces darknet's
     ``gamma * (x - mean) / sqrt(var + 1e-5) + beta`` (see Layer.bn_params)."""
     if eps == 1e-5:  # darknet's own: the stored arrays, bit for bit
@@ -72,7 +76,8 @@ def bn_for_eps(params: Mapping[str, npt.NDArray[np.float32]], eps: float, where:
         channels = np.flatnonzero(bad)
         warnings.warn(
             PrecisionWarning(
-                f"{where}: rolling_variance + 1e-5 < eps={eps} in {channels.size} channels "
+                f"layer {layer.index} ({layer.type}, line {layer.line}): rolling_variance + 1e-5 "
+                f"< eps={eps} in {channels.size} channels "
                 f"({channels[:8].tolist()}): their variance is 0 and their scales are rescaled "
                 "instead"
             ),

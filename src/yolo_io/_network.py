@@ -153,8 +153,7 @@ class Layer(CfgLayer):
         if "scales" not in p:
             raise ValueError(f"layer {self.index} ({self.type}, line {self.line}) has no batch norm")
         w, beta = self._fused(layout, "float32", "auto", fuse=False)
-        gamma, var = bn_for_eps(p, eps, f"layer {self.index} ({self.type}, line {self.line})",
-                                stacklevel=2)
+        gamma, var = bn_for_eps(self, p, eps, stacklevel=2)
         return {
             "weights": w.astype(np.float32, copy=False),
             "biases": beta.astype(np.float32, copy=False),

@@ -28,7 +28,6 @@ something else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -150,7 +149,7 @@ def build(
                 # Only the yolo_io naming gets here: the others refused above.
                 p = layer.params
                 if isinstance(layer.attrs, BatchnormAttrs):
-                    gamma, var = _bn(layer, p, eps)
+                    gamma, var = bn_for_eps(layer, p, eps, stacklevel=3)  # build, state_dict, caller
                     _put_bn(out, f"layers.{layer.index}.bn.", gamma, p["biases"].copy(),
                             p["rolling_mean"].copy(), var)
                 else:
@@ -165,17 +164,11 @@ def build(
             out[head + "bias"] = b
         else:
             out[main + "weight"] = w
-            gamma, var = _bn(layer, p, eps)
+            gamma, var = bn_for_eps(layer, p, eps, stacklevel=3)  # build, state_dict, caller
             _put_bn(out, bn, gamma, b, p["rolling_mean"].copy(), var)
     if naming == "darknet2pytorch":
         _add_darknet2pytorch_loss_alias(net, out)
     return out
-
-
-def _bn(layer: Layer, params: Mapping[str, npt.NDArray[np.float32]],
-        eps: float) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    where = f"layer {layer.index} ({layer.type}, line {layer.line})"
-    return bn_for_eps(params, eps, where, stacklevel=4)  # bn_for_eps, _bn, build, state_dict
 
 
 def _put_bn(out: dict[str, npt.NDArray[np.generic]], prefix: str, gamma: npt.NDArray[np.float32],

@@ -166,17 +166,31 @@ i64 resolve_index(const Options& o, const Ctx& ctx, std::string_view key, i64 ra
     return idx;
 }
 
+// Values of a comma list: 1 + the commas before the first '#' (when
+// `hash_ends` is set, as parse_yolo_mask() counts) or in the whole value;
+// each is atoi()/atof() of the text after the previous comma.
+std::vector<std::string_view> comma_parts(std::string_view value, bool hash_ends) {
+    std::size_t n = 1;
+    for (char ch : value) {
+        if (hash_ends && ch == '#') break;
+        if (ch == ',') ++n;
+    }
+    std::vector<std::string_view> out;
+    std::size_t pos = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+        out.push_back(value.substr(pos));
+        pos = value.find(',', pos);
+        if (pos == std::string_view::npos) break;
+        ++pos;
+    }
+    return out;
+}
+
 std::vector<int> index_list(const Options& o, const Ctx& ctx, std::string_view key,
                             std::string_view value) {
     std::vector<int> out;
-    std::size_t pos = 0;
-    while (true) {
-        std::size_t comma = value.find(',', pos);
-        std::string_view part = value.substr(
-            pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    for (std::string_view part : comma_parts(value, false)) {
         out.push_back(static_cast<int>(resolve_index(o, ctx, key, c_atoi(part))));
-        if (comma == std::string_view::npos) break;
-        pos = comma + 1;
     }
     return out;
 }

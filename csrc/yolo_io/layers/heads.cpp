@@ -10,17 +10,17 @@ namespace yolo_io {
 namespace {
 
 // Training-only keys of the heads, read so they are not reported as unused.
-constexpr std::array<std::string_view, 27> kYoloKeys = {
+constexpr std::array<std::string_view, 26> kYoloKeys = {
     "max", "show_details", "max_delta", "counters_per_class", "label_smooth_eps",
     "objectness_smooth", "iou_normalizer", "obj_normalizer", "cls_normalizer",
     "delta_normalizer", "iou_loss", "iou_thresh_kind", "jitter", "resize", "focal_loss",
     "ignore_thresh", "truth_thresh", "iou_thresh", "random", "track_history_size", "sim_thresh",
-    "dets_for_track", "dets_for_show", "track_ciou_norm", "embedding_layer", "map", "beta_nms"};
-constexpr std::array<std::string_view, 20> kGaussianKeys = {
+    "dets_for_track", "dets_for_show", "track_ciou_norm", "embedding_layer", "map"};
+constexpr std::array<std::string_view, 19> kGaussianKeys = {
     "max", "max_delta", "counters_per_class", "label_smooth_eps", "objectness_smooth",
     "uc_normalizer", "iou_normalizer", "obj_normalizer", "cls_normalizer", "delta_normalizer",
     "iou_loss", "iou_thresh_kind", "jitter", "resize", "ignore_thresh", "truth_thresh",
-    "iou_thresh", "random", "map", "beta_nms"};
+    "iou_thresh", "random", "map"};
 constexpr std::array<std::string_view, 20> kRegionKeys = {
     "max", "log", "sqrt", "focal_loss", "jitter", "resize", "rescore", "thresh", "classfix",
     "absolute", "random", "coord_scale", "object_scale", "noobject_scale", "mask_scale",
@@ -28,26 +28,6 @@ constexpr std::array<std::string_view, 20> kRegionKeys = {
 constexpr std::array<std::string_view, 10> kDetectionKeys = {
     "max", "coord_scale", "forced", "object_scale", "noobject_scale", "class_scale", "jitter",
     "resize", "random", "reorg"};
-
-// Values of a comma list: 1 + the commas before the first '#' (when
-// `hash_ends` is set, as parse_yolo_mask() counts) or in the whole value;
-// each is atoi()/atof() of the text after the previous comma.
-std::vector<std::string_view> comma_parts(std::string_view value, bool hash_ends) {
-    std::size_t n = 1;
-    for (char ch : value) {
-        if (hash_ends && ch == '#') break;
-        if (ch == ',') ++n;
-    }
-    std::vector<std::string_view> out;
-    std::size_t pos = 0;
-    for (std::size_t k = 0; k < n; ++k) {
-        out.push_back(value.substr(pos));
-        pos = value.find(',', pos);
-        if (pos == std::string_view::npos) break;
-        ++pos;
-    }
-    return out;
-}
 
 // l.biases: `count` floats, .5 unless the anchors= option gives them; as
 // (w, h) pairs. parse_yolo() and parse_region() read at most `count` values;

@@ -133,8 +133,12 @@ void need_image(const Options& o, const Ctx& ctx, std::string_view what);
 void need_positive(const Options& o, std::string_view key, i64 v);
 // A layer reference (negative: relative) as an absolute index before ctx.index.
 i64 resolve_index(const Options& o, const Ctx& ctx, std::string_view key, i64 raw);
-// parse_route()/parse_shortcut() list rule: 1 + number of commas elements,
-// each atoi() of the text after the previous comma.
+// The parts of a comma list as darknet reads them: 1 + the commas (before the
+// first '#' when `hash_ends`, as parse_yolo_mask() counts) values, each the
+// text from after the previous comma on, for atoi()/atof().
+std::vector<std::string_view> comma_parts(std::string_view value, bool hash_ends);
+// parse_route()/parse_shortcut() list rule: comma_parts() without '#', each
+// atoi()'d and resolved as a layer index.
 std::vector<int> index_list(const Options& o, const Ctx& ctx, std::string_view key,
                             std::string_view value);
 // Output of the blur layer darknet appends to an antialiased conv/maxpool.
