@@ -217,6 +217,29 @@ void register_weights(py::module_& m) {
 
     m.def("release_cached_memory", &arena_release_cached,
           "Unmap the cached arena of a freed fused_all() result; bytes released.");
+    m.def(
+        "weights_problem",
+        [](const std::string& path) -> py::object {
+            const MappedFile file(path);
+            const auto* data = reinterpret_cast<const char*>(file.data());
+            auto problem = why_not_weights(FileHead{
+                std::string_view(data, static_cast<std::size_t>(file.size())), file.size(), path});
+            if (!problem) return py::none();
+            return py::make_tuple(problem->kind, to_py_str(problem->why));
+        },
+        "path"_a,
+        "(kind, reason) when the file cannot be a .weights file (text, an archive, empty, ...), "
+        "else None.");
+    m.def(
+        "read_header",
+        [](const std::string& path) {
+            const MappedFile file(path);
+            const Header h = read_header(file);
+            return py::make_tuple(h.major, h.minor, h.revision, h.seen, h.size, h.transpose,
+                                  file.size());
+        },
+        "path"_a,
+        "(major, minor, revision, seen, header size, transpose, file size) of a .weights file.");
     m.def("header_size_for", &header_size_for, "major"_a, "minor"_a,
           "Header bytes (16 or 20) implied by a version.");
 }

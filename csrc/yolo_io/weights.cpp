@@ -50,34 +50,6 @@ bool looks_like_text(const FileHead& f) {
     throw FormatError(f.path + " is not a Darknet .weights file: " + why);
 }
 
-void check_magic(const FileHead& f) {
-    if (starts_with(f, "PK\x03\x04", 4)) {
-        not_weights(f, "it is a ZIP archive (a PyTorch .pt/.pth checkpoint or a .keras file?)");
-    }
-    if (starts_with(f, "\x89HDF\r\n\x1a\n", 8)) {
-        not_weights(f, "it is an HDF5 file (a Keras .h5 model?)");
-    }
-    if (starts_with(f, "\x1f\x8b", 2)) {
-        not_weights(f, "it is gzip-compressed; decompress it first");
-    }
-    if (starts_with(f, "\x80\x02", 2) || starts_with(f, "\x80\x03", 2) ||
-        starts_with(f, "\x80\x04", 2)) {
-        not_weights(f, "it is a Python pickle (a legacy PyTorch checkpoint?)");
-    }
-    if (looks_like_text(f)) {
-        std::string start = printable(f.head.substr(0, 48));
-        std::string what = "it is text, starting with \"" + start + "\"";
-        if (starts_with(f, "version https://git-lfs", 23)) {
-            what += ": a Git LFS pointer, not the data (run `git lfs pull`)";
-        } else if (f.head[0] == '<' || starts_with(f, "\xEF\xBB\xBF<", 4)) {
-            what += ": an HTML/XML page (did a download save an error or login page?)";
-        } else if (starts_like_cfg(f.head)) {
-            what += ": a .cfg file? (the weights come first: load(weights, cfg))";
-        }
-        not_weights(f, what);
-    }
-}
-
 std::string layer_desc(const Config& c, std::size_t i) {
     const LayerInfo& L = c.layers[i];
     return "layer " + std::to_string(i) + " (" + std::string(L.type) + ", " + c.path + " line " +
@@ -94,6 +66,62 @@ std::string floats_str(std::int64_t bytes) {
 
 }  // namespace
 
+std::optional<NotWeights> why_not_weights(const FileHead& f) {
+    auto is = [](const char* kind, std::string why) {
+        return std::optional<NotWeights>(NotWeights{kind, std::move(why)});
+    };
+    if (f.size == 0) {
+        return is("empty", "it is empty: 0 bytes, fewer than the 16 of the smallest header "
+                           "(did a download or a copy fail?)");
+    }
+    if (starts_with(f, "PK\x03\x04", 4)) {
+        return is("zip", "it is a ZIP archive (a PyTorch .pt/.pth checkpoint or a .keras file?)");
+    }
+    if (starts_with(f, "\x89HDF\r\n\x1a\n", 8)) {
+        return is("hdf5", "it is an HDF5 file (a Keras .h5 model?)");
+    }
+    if (starts_with(f, "\x1f\x8b", 2)) {
+        return is("gzip", "it is gzip-compressed; decompress it first");
+    }
+    if (starts_with(f, "\x80\x02", 2) || starts_with(f, "\x80\x03", 2) ||
+        starts_with(f, "\x80\x04", 2)) {
+        return is("pickle", "it is a Python pickle (a legacy PyTorch checkpoint?)");
+    }
+    if (looks_like_text(f)) {
+        std::string what = "it is text, starting with \"" + printable(f.head.substr(0, 48)) + "\"";
+        if (starts_with(f, "version https://git-lfs", 23)) {
+            return is("git-lfs", what + ": a Git LFS pointer, not the data (run `git lfs pull`)");
+        }
+        if (f.head[0] == '<' || starts_with(f, "\xEF\xBB\xBF<", 4)) {
+            return is("html", what + ": an HTML/XML page (did a download save an error or login "
+                                     "page?)");
+        }
+        if (starts_like_cfg(f.head)) {
+            return is("cfg", what + ": a .cfg file? (the weights come first: load(weights, cfg))");
+        }
+        return is("text", what);
+    }
+    if (f.size < 16) {
+        return is("too-short", "it has " + std::to_string(f.size) +
+                                   " bytes, fewer than the 16 of the smallest header");
+    }
+    const std::int32_t major = read_i32(f.head.data());
+    const std::int32_t minor = read_i32(f.head.data() + 4);
+    const std::int32_t revision = read_i32(f.head.data() + 8);
+    if (major < 0 || minor < 0) {
+        return is("bad-header", "its header has a negative version (" + std::to_string(major) +
+                                    "." + std::to_string(minor) + "." +
+                                    std::to_string(revision) + ")");
+    }
+    const std::int64_t size = header_size_for(major, minor);
+    if (f.size < size) {
+        return is("too-short", "its header (version " + std::to_string(major) + "." +
+                                   std::to_string(minor) + ") needs " + std::to_string(size) +
+                                   " bytes but the file has " + std::to_string(f.size));
+    }
+    return std::nullopt;
+}
+
 std::int64_t header_size_for(std::int32_t major, std::int32_t minor) {
     bool wide = static_cast<std::int64_t>(major) * 10 + minor >= 2 && major < 1000 &&
                 minor < 1000;
@@ -105,26 +133,15 @@ Header read_header(const FileHead& f) {
         throw FormatError("yolo_io reads .weights (little-endian float32) only on "
                           "little-endian hosts");
     }
-    check_magic(f);
-    if (f.size < 16) {
-        not_weights(f, "it has " + std::to_string(f.size) +
-                           " bytes, fewer than the 16 of the smallest header");
+    if (auto problem = why_not_weights(f)) {
+        not_weights(f, problem->why);
     }
     Header h;
     h.major = read_i32(f.head.data());
     h.minor = read_i32(f.head.data() + 4);
     h.revision = read_i32(f.head.data() + 8);
-    if (h.major < 0 || h.minor < 0) {
-        not_weights(f, "its header has a negative version (" + std::to_string(h.major) + "." +
-                           std::to_string(h.minor) + "." + std::to_string(h.revision) + ")");
-    }
     h.size = header_size_for(h.major, h.minor);
     h.transpose = h.major > 1000 || h.minor > 1000;
-    if (f.size < h.size) {
-        not_weights(f, "its header (version " + std::to_string(h.major) + "." +
-                           std::to_string(h.minor) + ") needs " + std::to_string(h.size) +
-                           " bytes but the file has " + std::to_string(f.size));
-    }
     if (h.size == 20) {
         std::memcpy(&h.seen, f.head.data() + 12, 8);
     } else {

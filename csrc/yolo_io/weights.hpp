@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +35,15 @@ struct FileHead {
     std::int64_t size = 0;
     std::string path;
 };
+
+// Why the file whose first bytes are `head` cannot be a .weights file, if it
+// cannot: `kind` is one of "empty", "zip", "hdf5", "gzip", "pickle", "git-lfs",
+// "html", "cfg", "text", "too-short", "bad-header"; `why` says it in words.
+struct NotWeights {
+    std::string kind;
+    std::string why;
+};
+std::optional<NotWeights> why_not_weights(const FileHead& head);
 
 // Reads and validates the header of a file. Throws FormatError for a file
 // that is too short, is text (an HTML page), an archive, or has a negative
