@@ -37,6 +37,7 @@ def write_weights(
     seed: int = 0,
     layers: int | None = None,
     realistic: bool = False,
+    sparse: bool = False,
 ) -> Path:
     """Write a valid ``.weights`` file of random float32 values for ``cfg``.
 
@@ -55,6 +56,10 @@ def write_weights(
         realistic: values shaped like a trained network's, so that a forward
             pass stays finite: weights N(0, 1/fan_in), BN scales near 1,
             biases and means N(0, 0.1^2), variances in [0.5, ~2].
+        sparse: write the header only and extend the file to its full size
+            with zeros, which most file systems store without writing them:
+            a file of the right size in no time, for size checks and
+            diagnoses of large models (every value is 0.0).
 
     Returns:
         The path written.
@@ -67,6 +72,9 @@ def write_weights(
     out = Path(path)
     with out.open("wb") as f:
         f.write(header_bytes(version, seen))
+        if sparse:
+            f.truncate(config.expected_size(version, layers=n))
+            return out
         for i in range(n):
             layer = config[i]
             if layer.param_count == 0:
