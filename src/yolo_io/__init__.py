@@ -52,6 +52,8 @@ from ._attrs import (
     YoloAttrs,
 )
 from ._config import CfgLayer, Config, ParamSpec, parse_cfg
+from ._diagnose import CfgEdit, Diagnosis, Finding, LayerRef, diagnose
+from ._doctor import doctor
 from ._errors import (
     CfgError,
     CfgWarning,
@@ -90,6 +92,7 @@ __all__ = [
     "ActivationAttrs",
     "AvgpoolAttrs",
     "BatchnormAttrs",
+    "CfgEdit",
     "CfgError",
     "CfgLayer",
     "CfgWarning",
@@ -104,8 +107,10 @@ __all__ = [
     "CropAttrs",
     "DeconvolutionalAttrs",
     "DetectionAttrs",
+    "Diagnosis",
     "DropoutAttrs",
     "EmptyAttrs",
+    "Finding",
     "FormatError",
     "GaussianYoloAttrs",
     "Header",
@@ -114,6 +119,7 @@ __all__ = [
     "IsegAttrs",
     "Layer",
     "LayerAttrs",
+    "LayerRef",
     "LocalAttrs",
     "Network",
     "NormalizationAttrs",
@@ -135,6 +141,8 @@ __all__ = [
     "YoloAttrs",
     "YoloIOError",
     "__version__",
+    "diagnose",
+    "doctor",
     "load",
     "parse_cfg",
     "release_cached_memory",

@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from . import _core
 from ._config import CfgLayer, Config, Shape, core_config, normalize_index, parse
-from ._errors import CfgError, SwappedArgumentsError, YoloIOError
+from ._errors import CfgError, SwappedArgumentsError, WeightsSizeError, YoloIOError
 from ._fusion import as_bfloat16, bn_for_eps, plain_bits, threads_arg, warn_overflow
 
 __all__ = ["Header", "Layer", "Network", "load"]
@@ -430,8 +430,33 @@ def load(
         raise
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"weights must be a path, not {type(weights).__name__}")
-    core = _core.Weights(core_config(config), os.fspath(weights), bool(partial))
+    try:
+        core = _core.Weights(core_config(config), os.fspath(weights), bool(partial))
+    except WeightsSizeError as err:
+        _add_suggestion(err, config, os.fspath(weights))
+        raise
     return Network(config, core)
+
+
+def _add_suggestion(err: WeightsSizeError, config: Config, path: str) -> None:
+    """Appends the best fix :func:`yolo_io.diagnose` finds (a class count with
+    the cfg lines to change, a header width, a published model) to the message."""
+    from ._diagnose import suggest  # a mismatch is rare: keep import cheap
+
+    try:
+        major, minor, revision, _, header_size, _, actual = _core.read_header(path)
+        found = suggest(config, path, actual=actual, header_size=header_size,
+                        version=(major, minor, revision), partial_layers=err.partial_layers)
+    except (OSError, YoloIOError):  # pragma: no cover - the file changed meanwhile
+        return
+    found = [f for f in found if not f.kind.startswith("header-")]  # the core says it already
+    if found:
+        best = found[0]
+        text = f"{err.args[0]}\nLikely cause: {best.message}."
+        if best.fix:
+            text += f" Fix: {best.fix}" + (":" if best.edits else ".")
+        text += "".join(f"\n  {edit}" for edit in best.edits)
+        err.args = (text,)
 
 
 def _raise_if_swapped(weights: object, cfg: object, err: CfgError) -> None:

@@ -1,0 +1,579 @@
+"""Why a ``.weights`` file does not load with a ``.cfg``, and which lines to change.
+
+:func:`diagnose` returns a :class:`Diagnosis`: a list of :class:`Finding`
+objects, the most useful first. Every fix it proposes for the cfg (a class
+count, a header) is checked before it is proposed: the cfg is parsed again
+with the changed lines by the same core that loads it, and must then need
+exactly the bytes the file has.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from . import _core
+from ._attrs import RegionAttrs, YoloAttrs
+from ._config import CfgLayer, Config, core_config, parse
+from ._errors import CfgError, CfgWarning, WeightsSizeError
+from ._published import Published, published_with_size
+
+__all__ = ["CfgEdit", "Diagnosis", "Finding", "LayerRef", "diagnose"]
+
+Severity = Literal["error", "warning", "info"]
+
+_SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+
+# Kinds whose finding is a fix for a size mismatch, best first.
+_SUGGESTION_KINDS = ("class-count", "anchors-per-head", "header-seen-32bit",
+                     "header-seen-64bit", "partial-file", "published-model")
+# The order of findings of the same severity.
+_ORDER = ("swapped-arguments", "cfg-error", "empty-file", "text-file", "archive", "too-short",
+          "bad-header", *_SUGGESTION_KINDS, "size-short", "size-long")
+
+# A file type the core recognises -> (finding kind, severity).
+_NOT_WEIGHTS = {
+    "empty": "empty-file", "zip": "archive", "hdf5": "archive", "gzip": "archive",
+    "pickle": "archive", "git-lfs": "text-file", "html": "text-file", "cfg": "text-file",
+    "text": "text-file", "too-short": "too-short", "bad-header": "bad-header",
+}
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """The layer a finding concerns."""
+
+    index: int
+    """Darknet's 0-based layer index."""
+    type: str
+    """Its canonical type, e.g. ``"yolo"``."""
+    line: int
+    """The cfg line of its ``[section]``."""
+
+
+@dataclass(frozen=True)
+class CfgEdit:
+    """One line of the cfg to change (``old`` is None: a line to add after
+    ``line``, for an option the section does not have)."""
+
+    path: str
+    line: int
+    layer: int
+    old: str | None
+    new: str
+
+    def __str__(self) -> str:
+        if self.old is None:
+            return f"{self.path}:{self.line}: add {self.new!r} after this line (layer {self.layer})"
+        return f"{self.path}:{self.line}: {self.old}  ->  {self.new}   (layer {self.layer})"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing :func:`diagnose` found.
+
+    ``kind`` is one of: ``"swapped-arguments"``, ``"cfg-error"``,
+    ``"empty-file"``, ``"text-file"`` (HTML, a Git LFS pointer, a cfg),
+    ``"archive"`` (ZIP/``.pt``, HDF5/``.h5``, gzip, pickle), ``"too-short"``,
+    ``"bad-header"``, ``"size-short"``, ``"size-long"``, ``"partial-file"``,
+    ``"class-count"``, ``"anchors-per-head"``, ``"header-seen-32bit"``,
+    ``"header-seen-64bit"``, ``"published-model"``, ``"heads-disagree"``,
+    ``"data-classes"``, ``"names-count"``, ``"data-names"``, ``"cfg-warning"``;
+    and from :func:`yolo_io.doctor` (the values): ``"non-finite"``,
+    ``"bad-variance"``, ``"zero-variance"``, ``"dead-filters"``,
+    ``"extreme-bn-scale"``.
+    """
+
+    kind: str
+    severity: Severity
+    message: str
+    fix: str | None = None
+    """What to do, in words (the ``edits`` spell it out line by line)."""
+    layer: LayerRef | None = None
+    edits: tuple[CfgEdit, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    def __str__(self) -> str:
+        where = ""
+        if self.layer is not None:
+            where = f" (layer {self.layer.index}, [{self.layer.type}] at line {self.layer.line})"
+        text = f"{self.severity} [{self.kind}]{where}: {self.message}"
+        if self.fix:
+            text += f"\n  fix: {self.fix}"
+        for edit in self.edits:
+            text += f"\n    {edit}"
+        return text
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What :func:`diagnose` found, most useful first; ``ok`` when nothing is
+    an error (warnings and notes may remain)."""
+
+    weights: str
+    cfg: str
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        """No finding is an error: the pair loads and is consistent."""
+        return not any(f.severity == "error" for f in self.findings)
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "error")
+
+    def suggestion(self) -> Finding | None:
+        """The best fix for a size mismatch, if one was found."""
+        for kind in _SUGGESTION_KINDS:
+            for f in self.findings:
+                if f.kind == kind:
+                    return f
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``weights``, ``cfg``, ``ok`` and ``findings``."""
+        return {"weights": self.weights, "cfg": self.cfg, "ok": self.ok,
+                "findings": [f.to_dict() for f in self.findings]}
+
+    def __str__(self) -> str:
+        head = (f"{self.weights} and {self.cfg} are consistent" if self.ok
+                else f"{self.weights} does not fit {self.cfg}")
+        return "\n".join([head, *(str(f) for f in self.findings)])
+
+
+def diagnose(
+    weights: str | os.PathLike[str],
+    cfg: str | os.PathLike[str],
+    *,
+    data: str | os.PathLike[str] | None = None,
+    names: str | os.PathLike[str] | None = None,
+    partial: bool = False,
+) -> Diagnosis:
+    """Say why ``weights`` and ``cfg`` do not load together, and what to change.
+
+    Reads the cfg, the weights file's first bytes and its size (never its
+    data). Recognises: a file that is not a weights file (empty, an HTML page,
+    a Git LFS pointer, a cfg, a ``.pt``/``.h5``/zip archive, a pickle); swapped
+    arguments; a file too short or too long, with the first layer that crosses
+    its end; a partial (backbone) file; weights trained for another class count
+    (solved exactly at every ``[yolo]``/``[Gaussian_yolo]``/``[region]`` head,
+    with the ``filters=`` and ``classes=`` lines to change) or another number of
+    anchors per head; a 16-byte header where the version says 20 bytes, or the
+    reverse; the size of a published model's file; and, given darknet's
+    ``.data`` file or a ``.names`` file, a class count that disagrees with the
+    heads.
+
+    Args:
+        weights: the ``.weights`` file.
+        cfg: the ``.cfg`` file.
+        data: darknet's ``.data`` file (``classes=``, ``names=``), optional.
+        names: a ``.names`` file (one class per line), optional; by default the
+            one the ``.data`` file names, if it exists.
+        partial: accept a file that ends exactly on a layer boundary (a
+            backbone from ``darknet partial``), as :func:`load` does; without
+            it such a file is an error whose fix says so.
+
+    Returns:
+        The Diagnosis; ``ok`` is True when the pair loads and agrees.
+
+    Raises:
+        FileNotFoundError, PermissionError, IsADirectoryError: a file cannot be read.
+    """
+    weights_path, cfg_path = os.fspath(weights), os.fspath(cfg)
+    findings: list[Finding] = []
+    kinds = _core.sniff_file(weights_path), _core.sniff_file(cfg_path)
+    if kinds == ("cfg", "weights"):
+        findings.append(Finding(
+            "swapped-arguments", "error",
+            f"the two files are the other way round: {weights_path} is a .cfg and {cfg_path} "
+            f"a Darknet .weights file (this diagnosis reads them swapped)",
+            fix=f"pass the weights first to load() (load({cfg_path!r}, {weights_path!r})) and "
+                f"the cfg first to yolo-io (yolo-io check {weights_path} {cfg_path})"))
+        weights_path, cfg_path = cfg_path, weights_path
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CfgWarning)  # reported as findings below
+            config = parse(cfg_path, stacklevel=2)
+    except CfgError as err:
+        findings.append(Finding("cfg-error", "error", str(err),
+                                fix="fix the cfg line the message names"))
+        return _done(weights_path, cfg_path, findings)
+    findings.extend(Finding("cfg-warning", "info", w) for w in config.warnings)
+    findings.extend(_head_findings(config))
+    if data is not None or names is not None:
+        findings.extend(_class_file_findings(config, data, names))
+    findings.extend(_weights_findings(weights_path, config, partial))
+    return _done(weights_path, cfg_path, findings)
+
+
+def _done(weights: str, cfg: str, findings: list[Finding]) -> Diagnosis:
+    order = {k: i for i, k in enumerate(_ORDER)}
+    findings.sort(key=lambda f: (_SEVERITY_RANK[f.severity], order.get(f.kind, len(order))))
+    return Diagnosis(weights, cfg, tuple(findings))
+
+
+def _ref(layer: CfgLayer) -> LayerRef:
+    return LayerRef(layer.index, layer.type, layer.line)
+
+
+# -- the weights file ---------------------------------------------------------
+
+def _weights_findings(path: str, config: Config, partial: bool) -> list[Finding]:
+    problem = _core.weights_problem(path)
+    if problem is not None:
+        kind, why = problem
+        return [Finding(_NOT_WEIGHTS.get(kind, "bad-header"), "error",
+                        f"{path} is not a Darknet .weights file: {why}",
+                        fix=_not_weights_fix(kind))]
+    try:
+        weights = _core.Weights(core_config(config), path, partial)
+    except WeightsSizeError as err:
+        return _size_findings(path, config, err)
+    n = weights.covered_layers
+    if n < len(config):
+        return [Finding("partial-file", "info",
+                        f"{path} is a partial file with the first {n} of {len(config)} layers "
+                        f"(loaded with partial=True)", layer=_ref(config[n]))]
+    return []
+
+
+def _not_weights_fix(kind: str) -> str:
+    return {
+        "empty": "download or copy the file again",
+        "git-lfs": "run `git lfs pull` in the repository the file came from",
+        "html": "download the file again from the release page's direct link; the saved page "
+                "may be a login, error or redirect page",
+        "cfg": "pass the .weights file, not a cfg",
+        "zip": "convert a PyTorch or Keras checkpoint with its own tools; yolo_io reads "
+               "Darknet .weights",
+        "hdf5": "this is a Keras model; yolo_io reads Darknet .weights",
+        "pickle": "this is a PyTorch checkpoint; yolo_io reads Darknet .weights",
+        "gzip": "decompress it first (gunzip)",
+    }.get(kind, "check where the file came from; a Darknet .weights file starts with a "
+                "12-byte version and a seen counter")
+
+
+def _size_findings(path: str, config: Config, err: WeightsSizeError) -> list[Finding]:
+    major, minor, revision, _seen, header_size, _transpose, actual = _core.read_header(path)
+    expected = err.expected
+    out: list[Finding] = []
+    message = str(err)
+    if err.partial_layers is not None:
+        n = err.partial_layers
+        official = [p.file for p in published_with_size(actual) if p.layers == n]
+        name = f" (the size of the official {' or '.join(official)})" if official else ""
+        out.append(Finding(
+            "partial-file", "error",
+            f"{path} ends exactly after layer {n - 1}: a partial file with the first {n} layers"
+            f"{name}, a backbone written by `darknet partial` to train from",
+            fix="load it with partial=True (yolo_io.load(..., partial=True)); train from it "
+                "with darknet, or pass the complete weights",
+            layer=_ref(config[n]) if n < len(config) else None))
+    kind = "size-short" if actual < expected else "size-long"
+    layer = config[err.layer] if err.layer is not None else None
+    out.append(Finding(kind, "error", message, layer=_ref(layer) if layer else None))
+    out.extend(suggest(config, path, actual=actual, header_size=header_size,
+                       version=(major, minor, revision), partial_layers=err.partial_layers))
+    return out
+
+
+def suggest(config: Config, path: str, *, actual: int, header_size: int,
+            version: tuple[int, int, int], partial_layers: int | None = None) -> list[Finding]:
+    """Fixes for a file of ``actual`` bytes that does not fit ``config``: a
+    class count or anchors per head, a header width, a published model's size
+    (other than the backbone of ``partial_layers`` layers of this cfg, which
+    the partial-file finding names)."""
+    out: list[Finding] = []
+    data_bytes = actual - header_size
+    other = 16 if header_size == 20 else 20
+    out.extend(_class_solutions(config, data_bytes))
+    if not out and actual - other == 4 * config.param_count:
+        ver = ".".join(map(str, version))
+        if header_size == 20:
+            out.append(Finding(
+                "header-seen-32bit", "error",
+                f"the header says version {ver}, which darknet reads as a 20-byte header with a "
+                f"64-bit `seen`, but the file is exactly 4 bytes short: it was written with a "
+                f"32-bit `seen` (16-byte header), a known bug of some PyTorch exporters",
+                fix="rewrite the header with an 8-byte `seen`, or set its minor version to 1 "
+                    "(bytes 4..7 of the file) so that darknet reads a 16-byte header"))
+        else:
+            out.append(Finding(
+                "header-seen-64bit", "error",
+                f"the header says version {ver}, which darknet reads as a 16-byte header with a "
+                f"32-bit `seen`, but the file is exactly 4 bytes long: it was written with a "
+                f"64-bit `seen` (20-byte header)",
+                fix="set the header's minor version to 2 (bytes 4..7 of the file)"))
+    for p in published_with_size(actual):
+        if p.layers is None or p.layers != partial_layers:
+            out.append(_published_finding(path, p))
+    return out
+
+
+def _published_finding(path: str, p: Published) -> Finding:
+    what = f"a partial file of its first {p.layers} layers" if p.layers else "the weights"
+    fix = (f"use it with {p.cfg}" + (" and partial=True" if p.layers else "")
+           + ", or get the weights trained for your cfg")
+    return Finding("published-model", "error",
+                   f"{path} has exactly the size of the official {p.file} ({p.model}; "
+                   f"{p.size} bytes): is it {what} for {p.cfg}? ({p.source})", fix=fix)
+
+
+# -- heads and class counts ---------------------------------------------------
+
+_HeadAttrs = YoloAttrs | RegionAttrs
+
+
+@dataclass(frozen=True)
+class _Head:
+    head: CfgLayer
+    conv: CfgLayer
+    attrs: _HeadAttrs
+    per: int  # channels per anchor beyond the classes: 5 (yolo), 9 (Gaussian), coords + 1
+
+
+def _heads(config: Config) -> list[_Head] | None:
+    """Every detection head with the convolution that feeds it, or None when a
+    head is not fed by a convolution with a ``filters=`` line."""
+    heads = []
+    for layer in config:
+        attrs = layer.attrs
+        if not isinstance(attrs, (YoloAttrs, RegionAttrs)):
+            continue
+        prev = config[layer.index - 1] if layer.index > 0 else None
+        if (prev is None or prev.fusion != "conv" or "filters" not in prev.options
+                or attrs.num <= 0):
+            return None
+        filters = prev.output_shape[0]
+        per = filters // attrs.num - attrs.classes
+        heads.append(_Head(layer, prev, attrs, per))
+    return heads
+
+
+def _head_findings(config: Config) -> list[Finding]:
+    heads = _heads(config) or []
+    counts = sorted({h.attrs.classes for h in heads})
+    if len(counts) < 2:
+        return []
+    listing = ", ".join(f"layer {h.head.index} (line {h.head.line}): classes={h.attrs.classes}"
+                        for h in heads)
+    return [Finding("heads-disagree", "warning",
+                    f"the heads of {config.path} disagree on the class count: {listing}",
+                    fix="give every head the same classes= and its convolution the matching "
+                        "filters=", layer=_ref(heads[0].head))]
+
+
+class _Text:
+    """The cfg's lines, to parse again with some of them changed."""
+
+    def __init__(self, config: Config) -> None:
+        self.path = config.path
+        self.lines = Path(config.path).read_bytes().split(b"\n")
+
+    def old(self, line: int) -> str:
+        return self.lines[line - 1].decode("utf-8", "replace").rstrip("\r").strip()
+
+    def size_with(self, edits: Sequence[CfgEdit], header_size: int) -> int | None:
+        lines = list(self.lines)
+        inserts: dict[int, list[bytes]] = {}
+        for e in edits:
+            if e.old is None:
+                inserts.setdefault(e.line, []).append(e.new.encode())
+            else:
+                lines[e.line - 1] = e.new.encode()
+        out: list[bytes] = []
+        for i, text in enumerate(lines, start=1):
+            out.append(text)
+            out.extend(inserts.get(i, ()))
+        try:
+            core = _core.parse_cfg_text(b"\n".join(out))
+        except CfgError:
+            return None
+        return int(core.expected_bytes(header_size, -1))
+
+
+def _edit(text: _Text, layer: CfgLayer, key: str, value: int | str) -> CfgEdit:
+    try:
+        line = layer.option_line(key)
+    except KeyError:
+        return CfgEdit(text.path, layer.line, layer.index, None, f"{key}={value}")
+    return CfgEdit(text.path, line, layer.index, text.old(line), f"{key}={value}")
+
+
+def _changed(edits: Iterable[CfgEdit]) -> tuple[CfgEdit, ...]:
+    """The edits that change something."""
+    return tuple(e for e in edits if e.old is None or re.sub(r"\s", "", e.old) != e.new)
+
+
+def _class_edits(text: _Text, heads: Iterable[_Head], classes: int) -> list[CfgEdit]:
+    edits = []
+    for h in heads:
+        edits.append(_edit(text, h.conv, "filters", (classes + h.per) * h.attrs.num))
+        edits.append(_edit(text, h.head, "classes", classes))
+    return edits
+
+
+def _solve_linear(f: Callable[[int], int | None], target: int) -> int | None:
+    """The integer x >= 1 with f(x) == target for an f linear in x, or None."""
+    a, b = f(1), f(2)
+    if a is None or b is None or b == a:
+        return None
+    x, rem = divmod(target - a, b - a)
+    if rem or x < 0:
+        return None
+    x += 1
+    return x if f(x) == target else None
+
+
+def _class_solutions(config: Config, data_bytes: int) -> list[Finding]:
+    heads = _heads(config)
+    if not heads:
+        return []
+    try:
+        text = _Text(config)
+    except OSError:
+        return []  # cfg text passed directly: no lines to name
+    target = data_bytes + 20
+
+    def size_for_classes(k: int) -> int | None:
+        return text.size_with(_class_edits(text, heads, k), 20)
+
+    classes = _solve_linear(size_for_classes, target)
+    names = "[" + "]/[".join(sorted({h.head.section.strip("[]") for h in heads})) + "]"
+    old = sorted({h.attrs.classes for h in heads})
+    old_text = "/".join(map(str, old))
+    if classes is not None:
+        edits = _changed(_class_edits(text, heads, classes))
+        return [Finding(
+            "class-count", "error",
+            f"the file matches {config.path} exactly with classes={classes} at its "
+            f"{len(heads)} {names} head{'s' * (len(heads) > 1)} (the cfg has {old_text}): "
+            f"the weights were trained for {classes} class{'es' * (classes != 1)}",
+            fix=f"change these {len(edits)} lines of {config.path} (or use the cfg the "
+                f"weights were trained with)",
+            layer=_ref(heads[0].head), edits=edits)]
+    # Another number of anchors per head m: filters = m * (classes + per) at every head.
+    if (any(isinstance(h.attrs, RegionAttrs) for h in heads) or len({h.per for h in heads}) != 1
+            or len({h.attrs.num for h in heads}) != 1):
+        return []
+    per, num = heads[0].per, heads[0].attrs.num
+    low, high = size_for_classes(1), size_for_classes(2)
+    if low is None or high is None or high == low:
+        return []
+    per_filter, rem = divmod(high - low, num)  # bytes per filter of every head together
+    filters, rem2 = divmod(target - (low - per_filter * num * (1 + per)), per_filter)
+    if rem or rem2 or filters <= per:
+        return []
+    total = min(h.attrs.total for h in heads if isinstance(h.attrs, YoloAttrs))
+    options = [(m, filters // m - per) for m in range(1, total + 1)
+               if filters % m == 0 and filters // m - per >= 1]
+    options.sort(key=lambda o: (o[1] not in old, abs(o[0] - num)))
+    for m, k in options:
+        anchor_edits = _anchor_edits(text, heads, m, k)
+        if text.size_with(anchor_edits, 20) == target:
+            break
+    else:
+        return []
+    choices = "; ".join(f"{m_} anchors per head with classes={k_}" for m_, k_ in options[:4])
+    return [Finding(
+        "anchors-per-head", "error",
+        f"the file matches {config.path} exactly with filters={filters} at its {len(heads)} "
+        f"{names} heads: {choices} (the cfg has {num} anchors per head and "
+        f"classes={old_text})",
+        fix=f"change these lines: filters = anchors in mask x (classes + {per}); the mask "
+            f"lines list the first {m} of each head's anchors, pick the ones it was trained with",
+        layer=_ref(heads[0].head), edits=_changed(anchor_edits))]
+
+
+def _anchor_edits(text: _Text, heads: Iterable[_Head], m: int, k: int) -> list[CfgEdit]:
+    edits = []
+    for h in heads:
+        assert isinstance(h.attrs, YoloAttrs)
+        mask = list(h.attrs.mask[:m])
+        mask += [i for i in range(h.attrs.total) if i not in mask][: m - len(mask)]
+        edits.append(_edit(text, h.conv, "filters", m * (k + h.per)))
+        edits.append(_edit(text, h.head, "mask", ",".join(map(str, mask))))
+        edits.append(_edit(text, h.head, "classes", k))
+    return edits
+
+
+# -- .data and .names ---------------------------------------------------------
+
+def _read_data(path: str) -> dict[str, tuple[str, int]]:
+    """darknet's read_data_cfg(): ``key=value`` lines, ``#``/``;`` comments."""
+    out: dict[str, tuple[str, int]] = {}
+    for n, raw in enumerate(Path(path).read_text("utf-8", "replace").splitlines(), start=1):
+        line = re.sub(r"\s", "", raw)
+        if not line or line[0] in "#;" or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        out.setdefault(key, (value, n))
+    return out
+
+
+def _count_names(path: str) -> tuple[int, int]:
+    """(lines darknet counts, of them blank): darknet's get_labels() takes every
+    line, blank ones too; many converters count only the non-blank ones."""
+    lines = Path(path).read_text("utf-8", "replace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return len(lines), sum(1 for x in lines if not x.strip())
+
+
+def _class_file_findings(config: Config, data: str | os.PathLike[str] | None,
+                         names: str | os.PathLike[str] | None) -> list[Finding]:
+    heads = _heads(config) or []
+    out: list[Finding] = []
+    head_classes = sorted({h.attrs.classes for h in heads})
+    data_classes: int | None = None
+    if data is not None:
+        data_path = os.fspath(data)
+        options = _read_data(data_path)
+        if "classes" in options:
+            value, line = options["classes"]
+            data_classes = int(value) if value.lstrip("-").isdigit() else None
+            if data_classes is not None and head_classes and head_classes != [data_classes]:
+                out.append(Finding(
+                    "data-classes", "error",
+                    f"{data_path}:{line} says classes={data_classes}, the heads of "
+                    f"{config.path} have classes={'/'.join(map(str, head_classes))}: darknet "
+                    f"trains with the .data count and detects with the cfg's",
+                    fix=f"make them equal: classes={data_classes} in every head (with its "
+                        f"filters=) or classes={head_classes[0]} in {data_path}",
+                    edits=_changed(_class_edits(_Text(config), heads, data_classes))
+                    if _text_ok(config) else ()))
+        if names is None and "names" in options:
+            candidate = options["names"][0]
+            if os.path.isfile(candidate):
+                names = candidate
+    if names is not None:
+        names_path = os.fspath(names)
+        count, blank = _count_names(names_path)
+        note = (f" ({blank} of them blank: darknet counts them, converters that skip blank "
+                f"lines see {count - blank})" if blank else "")
+        if head_classes and head_classes != [count]:
+            out.append(Finding(
+                "names-count", "error",
+                f"{names_path} has {count} lines{note}, the heads of {config.path} have "
+                f"classes={'/'.join(map(str, head_classes))}",
+                fix="one class name per line, as many as the heads' classes="))
+        if data_classes is not None and data_classes != count:
+            out.append(Finding(
+                "data-names", "error",
+                f"{names_path} has {count} lines{note}, the .data file says "
+                f"classes={data_classes}",
+                fix="one class name per line, as many as classes="))
+    return out
+
+
+def _text_ok(config: Config) -> bool:
+    return os.path.isfile(config.path)
