@@ -1,0 +1,499 @@
+"""The ``yolo-io`` command (also ``python -m yolo_io``).
+
+Commands: ``inspect``, ``check``, ``doctor``, ``demo``; ``yolo-io COMMAND --help``
+describes each. Exit codes:
+
+====  =======================================================================
+0     success: the files are consistent (``check``), no errors (``doctor``)
+1     the model has a problem: the diagnosis or the error message says which
+2     usage error: unknown command or option, missing argument
+3     a file cannot be read or written (missing, permission, a directory)
+4     an optional dependency is missing (matplotlib for ``doctor --plot``)
+70    internal error (a bug in yolo_io): run again with ``--debug`` and report it
+130   interrupted (Ctrl-C)
+====  =======================================================================
+
+Errors are one line on stderr (``yolo-io: error: ...``); ``--debug`` shows
+the traceback instead. Results go to stdout, as text or, with ``--json``, as
+one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import __version__
+from ._attrs import (
+    ConnectedAttrs,
+    ConvolutionalAttrs,
+    LayerAttrs,
+    PoolAttrs,
+    RegionAttrs,
+    RouteAttrs,
+    ShortcutAttrs,
+    UpsampleAttrs,
+    YoloAttrs,
+)
+from ._config import CfgLayer, Config, parse_cfg
+from ._errors import YoloIOError
+from ._network import Network, load
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_IO, EXIT_DEPENDENCY = 0, 1, 2, 3, 4
+EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
+
+PROG = "yolo-io"
+
+
+class _Failure(Exception):
+    """A one-line error with its exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_PROBLEM) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- inspect --------------------------------------------------------------------
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "x".join(map(str, shape))
+
+
+def _details(layer: CfgLayer, attrs: LayerAttrs) -> str:
+    """The main hyperparameters of a layer, compactly."""
+    if isinstance(attrs, ConvolutionalAttrs):
+        stride = (str(attrs.stride_x) if attrs.stride_x == attrs.stride_y
+                  else f"{attrs.stride_y},{attrs.stride_x}")
+        text = f"{attrs.filters} {attrs.size}x{attrs.size}/{stride}"
+        text += f" g{attrs.groups}" if attrs.groups > 1 else ""
+        text += f" d{attrs.dilation}" if attrs.dilation > 1 else ""
+        text += " bn" if attrs.batch_normalize else ""
+        text += f" share={attrs.share_index}" if attrs.share_index is not None else ""
+        return text
+    if isinstance(attrs, PoolAttrs):
+        return f"{attrs.size}x{attrs.size}/{attrs.stride_x}"
+    if isinstance(attrs, RouteAttrs):
+        text = "layers=" + ",".join(map(str, attrs.input_layers))
+        return text + (f" group {attrs.group_id}/{attrs.groups}" if attrs.groups > 1 else "")
+    if isinstance(attrs, ShortcutAttrs):
+        return "from=" + ",".join(map(str, attrs.input_layers[1:]))
+    if isinstance(attrs, UpsampleAttrs):
+        return f"x{attrs.stride}"
+    if isinstance(attrs, YoloAttrs):
+        return f"classes={attrs.classes} mask={','.join(map(str, attrs.mask))}"
+    if isinstance(attrs, RegionAttrs):
+        return f"classes={attrs.classes} num={attrs.num}"
+    if isinstance(attrs, ConnectedAttrs):
+        return f"{attrs.outputs}" + (" bn" if attrs.batch_normalize else "")
+    return ""
+
+
+def _layer_row(layer: CfgLayer, net: Network | None) -> dict[str, Any]:
+    attrs = layer.attrs
+    row: dict[str, Any] = {
+        "index": layer.index, "type": layer.type, "section": layer.section, "line": layer.line,
+        "inputs": list(layer.inputs), "input_shape": list(layer.input_shape),
+        "output_shape": list(layer.output_shape), "activation": layer.activation,
+        "details": _details(layer, attrs), "attrs": dataclasses.asdict(attrs),
+        "params": {name: list(shape) for name, shape in layer.param_shapes.items()},
+        "param_count": layer.param_count, "bytes": 4 * layer.param_count,
+    }
+    row["input_shapes"] = [list(s) for s in layer.input_shapes] or [row["input_shape"]]
+    if net is not None:
+        row["offset"] = net[layer.index].offset
+        row["loaded"] = net[layer.index].loaded
+    return row
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int],
+           out: TextIO) -> None:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def fmt(cells: Sequence[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+
+    out.write("\n".join([fmt(headers), *(fmt(r) for r in rows)]) + "\n")
+
+
+def _load_or_fail(weights: str, cfg: Config | str, partial: bool) -> Network:
+    try:
+        return load(weights, cfg, partial=partial)
+    except YoloIOError as err:
+        first = str(err).split("\n", 1)[0]
+        cfg_path = cfg.path if isinstance(cfg, Config) else cfg
+        raise _Failure(f"{first} (for a diagnosis: {PROG} check {cfg_path} {weights})") from err
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    config = parse_cfg(Path(args.cfg))
+    net = _load_or_fail(args.weights, config, args.partial) if args.weights else None
+    rows = [_layer_row(layer, net) for layer in config]
+    totals = {"layers": len(config), "param_count": config.param_count,
+              "bytes": 4 * config.param_count, "expected_size": config.expected_size()}
+    header: dict[str, Any] | None = None
+    if net is not None:
+        h = net.header
+        header = {"version": [h.major, h.minor, h.revision], "seen": h.seen, "size": h.size,
+                  "transpose": h.transpose}
+        totals["expected_size"] = config.expected_size((h.major, h.minor))
+        totals["covered_layers"] = net.covered_layers
+    if args.json:
+        json.dump({"cfg": config.path, "weights": args.weights, "header": header,
+                   "input_shape": list(config.input_shape), "layers": rows, "totals": totals},
+                  sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    out = sys.stdout
+    out.write(f"{config.path}: {len(config)} layers, input {_shape(config.input_shape)}\n")
+    if net is not None:
+        h = net.header
+        out.write(f"{args.weights}: version {h.major}.{h.minor}.{h.revision}, seen {h.seen}, "
+                  f"{h.size}-byte header"
+                  + (", legacy transposed connected weights" if h.transpose else "")
+                  + (f", partial: {net.covered_layers} layers" if net.partial else "")
+                  + "\n")
+    headers = ["#", "type", "line", "input", "output", "act", "details", "params", "bytes"]
+    if net is not None:
+        headers.append("offset")
+    table = []
+    for r in rows:
+        cells = [str(r["index"]), r["type"], str(r["line"]),
+                 "+".join(_shape(s) for s in r["input_shapes"]),
+                 _shape(r["output_shape"]), r["activation"] or "", r["details"],
+                 f"{r['param_count']:,}" if r["param_count"] else "",
+                 f"{r['bytes']:,}" if r["param_count"] else ""]
+        if net is not None:
+            cells.append(f"{r['offset']:,}" if r["param_count"] else "")
+        table.append(cells)
+    _table(headers, table, {0, 2, 7, 8, 9}, out)
+    out.write(f"total: {totals['layers']} layers, {totals['param_count']:,} parameters, "
+              f"{totals['bytes']:,} bytes of data; a .weights file of "
+              f"{totals['expected_size']:,} bytes\n")
+    return EXIT_OK
+
+
+# -- check ----------------------------------------------------------------------
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from ._diagnose import diagnose
+
+    report = diagnose(args.weights, args.cfg, data=args.data, names=args.names,
+                      partial=args.partial)
+    if args.json:
+        json.dump(report.to_dict(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(_check_text(report) + "\n")
+    return EXIT_OK if report.ok else EXIT_PROBLEM
+
+
+def _check_text(report: Any) -> str:
+    if report.ok:
+        lines = [f"ok: {report.weights} fits {report.cfg}"]
+        lines += [str(f) for f in report.findings]
+        return "\n".join(lines)
+    return str(report)
+
+
+# -- doctor ---------------------------------------------------------------------
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from ._doctor import doctor, plot
+
+    net = _load_or_fail(args.weights, args.cfg, args.partial)
+    if args.plot:
+        _require("matplotlib", "plot")
+    progress = False if args.no_progress else None
+    findings = doctor(net, progress=progress)
+    arrays = sum(len(layer.param_specs) for layer in net if layer.loaded)
+    floats = sum(layer.param_count for layer in net if layer.loaded)
+    plotted = None
+    if args.plot:
+        plotted = plot(net, args.plot, findings)
+    errors = sum(f.severity == "error" for f in findings)
+    if args.json:
+        json.dump({"weights": net.path, "cfg": net.config.path, "ok": errors == 0,
+                   "arrays": arrays, "values": floats, "plot": str(plotted) if plotted else None,
+                   "findings": [f.to_dict() for f in findings]}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        for f in findings:
+            sys.stdout.write(f"{f}\n")
+        verdict = (f"{errors} error(s), {len(findings) - errors} warning(s)" if findings
+                   else "no problems found")
+        sys.stdout.write(f"doctor: {arrays} arrays, {floats:,} values in {net.path}: "
+                         f"{verdict}\n")
+        if plotted:
+            sys.stdout.write(f"plot: {plotted}\n")
+    return EXIT_PROBLEM if errors else EXIT_OK
+
+
+def _require(module: str, extra: str) -> None:
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise _Failure(f"{module} cannot be imported ({err}): pip install 'yolo_io[{extra}]'",
+                       EXIT_DEPENDENCY) from err
+
+
+# -- demo -----------------------------------------------------------------------
+
+DEMO_CFG = """\
+# A small YOLO-style detector written for `yolo-io demo`: two heads,
+# 2 classes, a 96x96 input. Written by the yolo_io project.
+[net]
+width=96
+height=96
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=32
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=64
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters={filters}
+activation=linear
+
+[yolo]
+mask=3,4,5
+anchors=10,14, 23,27, 37,58, 81,82, 135,169, 344,319
+classes={classes}
+num=6
+
+[route]
+layers=-3
+
+[upsample]
+stride=2
+
+[route]
+layers=-1,-6
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters={filters}
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=10,14, 23,27, 37,58, 81,82, 135,169, 344,319
+classes={classes}
+num=6
+"""
+
+
+def demo_cfg(classes: int = 2) -> str:
+    """The demo's cfg text for ``classes`` classes."""
+    return DEMO_CFG.format(classes=classes, filters=3 * (classes + 5))
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .testing import write_weights
+
+    folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="yolo_io-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    out = sys.stdout
+    try:
+        cfg, weights = folder / "demo.cfg", folder / "demo.weights"
+        cfg.write_text(demo_cfg(2))
+        write_weights(weights, cfg, seed=0, realistic=True)
+        out.write(f"yolo-io demo: wrote {cfg} (a 2-class YOLO-style model written by yolo_io) "
+                  f"and {weights} ({weights.stat().st_size:,} bytes of random weights from "
+                  f"yolo_io.testing)\n\n$ {PROG} inspect {cfg} {weights}\n")
+        out.flush()
+        _run(["inspect", str(cfg), str(weights)])
+        out.write(f"\n$ {PROG} check {cfg} {weights}\n")
+        out.flush()
+        _run(["check", str(cfg), str(weights)])
+        three = folder / "demo-3classes.weights"
+        write_weights(three, demo_cfg(3), seed=1, realistic=True)
+        out.write(f"\nNow weights trained for 3 classes ({three.name}) against the 2-class cfg:"
+                  f"\n$ {PROG} check {cfg} {three}\n")
+        out.flush()
+        code = _run(["check", str(cfg), str(three)])
+        out.write(f"(exit code {code}: the pair does not fit, and the lines to change are named)"
+                  f"\n\nFused export: batch norm folded into each convolution, HWIO layout\n")
+        with load(weights, cfg) as net:
+            fused = net.fused_all(layout="HWIO")
+            arrays = {f"layer{i}.{k}": a for i, (w, b) in fused.items()
+                      for k, a in (("weight", w), ("bias", b))}
+            npz = folder / "demo-fused-hwio.npz"
+            np.savez(npz, **arrays)  # type: ignore[arg-type]
+            for i, (w, b) in fused.items():
+                out.write(f"  layer {i}: weight {_shape(w.shape)}, bias {_shape(b.shape)}\n")
+        out.write(f"wrote {npz} ({npz.stat().st_size:,} bytes, {len(arrays)} arrays)\n")
+        if args.dir:
+            out.write(f"\nThe files are in {folder}; try `{PROG} doctor {cfg} {weights}`.\n")
+    finally:
+        if not args.dir:
+            shutil.rmtree(folder, ignore_errors=True)
+    return EXIT_OK
+
+
+def _run(argv: list[str]) -> int:
+    """Runs a command of this CLI in this process."""
+    args = _parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    sys.stdout.flush()
+    return func(args)
+
+
+# -- the parser and main ----------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
+    parser = argparse.ArgumentParser(
+        prog=PROG, parents=[common],
+        description="Inspect, check and diagnose Darknet (YOLO) .cfg + .weights pairs.",
+        epilog="Exit codes: 0 ok; 1 the model has a problem; 2 usage error; 3 a file cannot be "
+               "read or written; 4 an optional dependency is missing; 70 internal error; "
+               "130 interrupted.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("inspect", parents=[common], help="one row per layer, with totals",
+                       description="One row per layer: index, type, cfg line, input and output "
+                                   "shapes, activation, main hyperparameters, parameters, bytes "
+                                   "and (with WEIGHTS) file offset.")
+    p.add_argument("cfg", metavar="CFG")
+    p.add_argument("weights", metavar="WEIGHTS", nargs="?")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--partial", action="store_true",
+                   help="accept a partial (backbone) weights file")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("check", parents=[common], help="is this pair consistent? if not, why",
+                       description="Exit 0 when the weights fit the cfg; otherwise print the "
+                                   "diagnosis (what is wrong and which cfg lines to change) and "
+                                   "exit 1.")
+    p.add_argument("cfg", metavar="CFG")
+    p.add_argument("weights", metavar="WEIGHTS")
+    p.add_argument("--data", metavar="FILE", help="darknet's .data file (classes=, names=)")
+    p.add_argument("--names", metavar="FILE", help="a .names file, one class per line")
+    p.add_argument("--partial", action="store_true",
+                   help="accept a partial (backbone) weights file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser("doctor", parents=[common], help="find broken values in the weights",
+                       description="Find NaN or Inf, zero or negative rolling variances, dead "
+                                   "(all-zero) filters and extreme batch-norm scales, each with "
+                                   "its layer. A progress bar shows on a terminal.")
+    p.add_argument("cfg", metavar="CFG")
+    p.add_argument("weights", metavar="WEIGHTS")
+    p.add_argument("--plot", metavar="PNG",
+                   help="draw per-layer weight magnitudes and batch-norm statistics "
+                        "(needs matplotlib: pip install 'yolo_io[plot]')")
+    p.add_argument("--partial", action="store_true",
+                   help="accept a partial (backbone) weights file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_doctor)
+
+    p = sub.add_parser("demo", parents=[common], help="see the tool work, no downloads",
+                       description="Write a small YOLO-style model (a cfg written by yolo_io, "
+                                   "random weights from yolo_io.testing) and run inspect, check "
+                                   "and a fused export on it.")
+    p.add_argument("--dir", metavar="DIR",
+                   help="write the files here and keep them (default: a temporary folder, "
+                        "removed at the end)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def _message(err: BaseException) -> tuple[str, int]:
+    if isinstance(err, _Failure):
+        return str(err), err.code
+    if isinstance(err, OSError):
+        where = err.filename if err.filename is not None else ""
+        text = err.strerror or str(err)
+        return (f"{where}: {text}" if where else text), EXIT_IO
+    if isinstance(err, YoloIOError):
+        return str(err).split("\n", 1)[0], EXIT_PROBLEM
+    return (f"internal error: {type(err).__name__}: {err} (run again with --debug and report "
+            f"it)"), EXIT_INTERNAL
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    for text in str(message).splitlines():
+        sys.stderr.write(f"{PROG}: warning: {text}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs ``yolo-io`` with ``argv`` (default: the command line); returns the exit code."""
+    args = _parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args))
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`yolo-io inspect ... | head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as err:
+        if debug:
+            raise
+        text, code = _message(err)
+        sys.stderr.write(f"{PROG}: error: {' '.join(text.split())}\n")
+        return code
