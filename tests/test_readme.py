@@ -31,3 +31,32 @@ def test_converter_example_prints_what_the_readme_says(capsys: pytest.CaptureFix
     assert code is not None and printed is not None
     exec(compile(code.group(1), str(README), "exec"), {})  # noqa: S102 - our own README
     assert capsys.readouterr().out == printed.group(1)
+
+
+def test_check_example_is_what_the_cli_prints(tmp_path: Path) -> None:
+    """The "My model does not load" block is the command's real output."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import CORPUS_REASON, SHARED_CFG
+
+    from yolo_io.testing import write_weights
+
+    if not SHARED_CFG.is_dir():
+        pytest.skip(CORPUS_REASON)
+    text = README.read_text()
+    section = text[text.index("## My model does not load"):]
+    block = re.search(r"```\n\$ (yolo-io .*?)\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    shutil.copy(SHARED_CFG / "yolov4.cfg", tmp_path / "yolov4.cfg")
+    three = (tmp_path / "yolov4.cfg").read_text().replace("filters=255", "filters=24")
+    write_weights(tmp_path / "custom.weights", three.replace("classes=80", "classes=3"),
+                  sparse=True)
+    args = block.group(1).split()[1:]
+    proc = subprocess.run([sys.executable, "-m", "yolo_io", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}, check=False)
+    assert proc.returncode == 1
+    assert proc.stdout == block.group(2)
