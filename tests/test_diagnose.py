@@ -355,3 +355,13 @@ def test_heads_that_disagree(corpus: Path, tmp_path: Path) -> None:
     weights = write_weights(tmp_path / "w.weights", tmp_path / "mixed.cfg", sparse=True)
     report = diagnose(weights, tmp_path / "mixed.cfg")
     assert kinds(report) == ["heads-disagree"] and report.ok
+
+
+def test_names_file_the_data_file_cannot_find(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = _tiny(tmp_path)
+    data = tmp_path / "obj.data"
+    data.write_text("classes=1\nnames=data/obj.names\n")
+    monkeypatch.chdir(tmp_path)
+    report = diagnose(write_weights(tmp_path / "w.weights", cfg), cfg, data=data)
+    assert kinds(report) == ["names-missing"] and report.ok
+    assert f"{data}:2 names data/obj.names" in report.findings[0].message

@@ -83,7 +83,8 @@ class Finding:
     ``"bad-header"``, ``"size-short"``, ``"size-long"``, ``"partial-file"``,
     ``"class-count"``, ``"anchors-per-head"``, ``"header-seen-32bit"``,
     ``"header-seen-64bit"``, ``"published-model"``, ``"heads-disagree"``,
-    ``"data-classes"``, ``"names-count"``, ``"data-names"``, ``"cfg-warning"``;
+    ``"data-classes"``, ``"names-count"``, ``"data-names"``, ``"names-missing"``,
+    ``"cfg-warning"``;
     and from :func:`yolo_io.doctor` (the values): ``"non-finite"``,
     ``"bad-variance"``, ``"zero-variance"``, ``"dead-filters"``,
     ``"extreme-bn-scale"``.
@@ -552,9 +553,17 @@ def _class_file_findings(config: Config, data: str | os.PathLike[str] | None,
                     edits=_changed(_class_edits(_Text(config), heads, data_classes))
                     if _text_ok(config) else ()))
         if names is None and "names" in options:
-            candidate = options["names"][0]
+            candidate, line = options["names"]
             if os.path.isfile(candidate):
                 names = candidate
+            else:
+                out.append(Finding(
+                    "names-missing", "warning",
+                    f"{data_path}:{line} names {candidate}, which does not exist from the "
+                    f"current folder {os.getcwd()} (darknet opens it from there: \"Couldn't "
+                    f"open file\")",
+                    fix="run from the folder the path is relative to, give an absolute path, "
+                        "or pass --names"))
     if names is not None:
         names_path = os.fspath(names)
         count, blank = _count_names(names_path)
