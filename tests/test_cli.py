@@ -424,3 +424,51 @@ def test_check_diagnoses(corpus: Path, tmp_path: Path, name: str) -> None:
     assert text.format(cfg=cfg) in out
     doc = json.loads(run("check", cfg, weights, *args, "--json", code=1).stdout)
     assert doc["findings"][0]["kind"] == kind
+
+
+# -- what an adversarial review found -----------------------------------------------
+
+
+def test_swapped_arguments_name_the_cli_order(tiny: tuple[Path, Path]) -> None:
+    cfg, weights = tiny
+    for command in ("inspect", "doctor"):
+        line = one_line_error(run(command, weights, cfg, code=1))
+        assert f"the cfg comes first: yolo-io {command} {cfg} {weights}" in line
+
+
+def test_json_errors_are_a_document(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, _ = tiny
+    proc = run("check", cfg, tmp_path / "none.weights", "--json", code=3)
+    doc = json.loads(proc.stdout)
+    assert doc["exit_code"] == 3 and "No such file" in doc["error"]
+
+
+def test_non_utf8_file_name_is_an_io_error(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, _ = tiny
+    name = os.fsdecode(bytes(tmp_path) + b"/w\xfe.weights")
+    line = one_line_error(run("check", cfg, name, code=3))
+    assert "not valid UTF-8" in line
+
+
+def test_long_error_lines_are_cut(tmp_path: Path) -> None:
+    cfg = tmp_path / "cr.cfg"
+    cfg.write_bytes(b"[net]\rwidth=8\r" + b"x" * 20_000)  # CR-only: one long line
+    line = one_line_error(run("inspect", cfg, code=1))
+    assert len(line) < 1200 and "more characters" in line
+
+
+def test_demo_does_not_overwrite(tmp_path: Path) -> None:
+    (tmp_path / "demo.cfg").write_text("mine")
+    line = one_line_error(run("demo", "--dir", tmp_path, code=3))
+    assert "does not overwrite" in line and (tmp_path / "demo.cfg").read_text() == "mine"
+
+
+def test_data_classes_fix_points_at_the_data_file(corpus: Path, tmp_path: Path) -> None:
+    cfg = corpus / "yolov4-tiny.cfg"
+    weights = write_weights(tmp_path / "w.weights", cfg, sparse=True)
+    data = tmp_path / "a.data"
+    data.write_text("classes=3 # three\n")
+    doc = json.loads(run("check", cfg, weights, "--data", data, "--json", code=1).stdout)
+    (finding,) = doc["findings"]
+    assert finding["kind"] == "data-classes" and finding["edits"] == []
+    assert f"set classes=80 at {data}:1" in finding["fix"]

@@ -65,7 +65,7 @@ def test_yolov4_trained_for_3_classes(corpus: Path, tmp_path: Path) -> None:
     assert triples(fix.edits) == YOLOV4_3_CLASSES
     assert {e.path for e in fix.edits} == {str(stock)}
     assert [e.layer for e in fix.edits] == [138, 139, 149, 150, 160, 161]
-    assert "classes=3 at its 3 [yolo] heads" in fix.message
+    assert "classes=3 at every one of its 3 [yolo] heads" in fix.message
     assert report.suggestion() is fix
     # The same weights with the fixed cfg: consistent.
     assert diagnose(weights, three).ok
@@ -189,7 +189,7 @@ def test_header_with_32_bit_seen(tmp_path: Path) -> None:
     weights.write_bytes(bytes(data))
     fix = diagnose(weights, cfg).findings[0]
     assert fix.kind == "header-seen-32bit"
-    assert "32-bit `seen`" in fix.message and "minor version to 1" in (fix.fix or "")
+    assert "32-bit `seen`" in fix.message and "version to 0.1" in (fix.fix or "")
 
 
 def test_header_with_64_bit_seen(tmp_path: Path) -> None:
@@ -201,7 +201,10 @@ def test_header_with_64_bit_seen(tmp_path: Path) -> None:
     weights.write_bytes(bytes(data))
     fix = diagnose(weights, cfg).findings[0]
     assert fix.kind == "header-seen-64bit"
-    assert "minor version to 2" in (fix.fix or "")
+    assert "version to 0.2" in (fix.fix or "")
+    data[0:8] = struct.pack("<ii", 0, 2)  # following the fix makes the file load
+    weights.write_bytes(bytes(data))
+    assert diagnose(weights, cfg).ok
 
 
 # -- not a weights file -------------------------------------------------------
@@ -326,9 +329,7 @@ def test_data_and_names_disagree_with_the_heads(tmp_path: Path) -> None:
     assert sorted(kinds(report)) == ["data-classes", "names-count"]
     dc = finding(report, "data-classes")
     assert f"{data}:1 says classes=3" in dc.message
-    lines = cfg.read_text().split("\n")
-    assert [(lines[e.line - 1], e.new) for e in dc.edits] == [
-        ("filters=18", "filters=24"), ("classes=1", "classes=3")]
+    assert dc.edits == () and f"set classes=1 at {data}:1" in (dc.fix or "")
     nc = finding(report, "names-count")
     assert "3 lines (1 of them blank" in nc.message
     # An explicit .names that agrees with the heads but not with .data.
@@ -365,3 +366,28 @@ def test_names_file_the_data_file_cannot_find(tmp_path: Path, monkeypatch: pytes
     report = diagnose(write_weights(tmp_path / "w.weights", cfg), cfg, data=data)
     assert kinds(report) == ["names-missing"] and report.ok
     assert f"{data}:2 names data/obj.names" in report.findings[0].message
+
+
+def test_header_fix_for_a_major_version_above_0(tmp_path: Path) -> None:
+    cfg = _tiny(tmp_path)
+    weights = write_weights(tmp_path / "w.weights", cfg, version=(1, 0, 0))
+    weights.write_bytes(weights.read_bytes()[:-4])
+    fix = diagnose(weights, cfg).findings[0]
+    assert fix.kind == "header-seen-32bit"
+    # Following the fix makes the file load.
+    data = bytearray(weights.read_bytes())
+    data[0:8] = struct.pack("<ii", 0, 1)
+    weights.write_bytes(bytes(data))
+    assert "version to 0.1" in (fix.fix or "") and diagnose(weights, cfg).ok
+
+
+def test_ambiguous_class_count_says_so(corpus: Path, tmp_path: Path) -> None:
+    stock = corpus / "yolov4.cfg"
+    three = edited(stock, tmp_path / "yolov4-3.cfg",
+                   {line: new for line, _, new in YOLOV4_3_CLASSES})
+    weights = write_weights(tmp_path / "custom.weights", three, sparse=True)
+    fix = diagnose(weights, stock).findings[0]
+    # filters=24 is also 1 anchor x (19 + 5), 2 x (7 + 5), 4 x (1 + 5)
+    assert "also fit 1 anchor per head with classes=19; 2 anchors per head with classes=7; " \
+           "4 anchors per head with classes=1" in fix.message
+    assert ".names file, one line per class, settles it" in fix.message

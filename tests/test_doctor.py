@@ -429,3 +429,32 @@ def test_plot_needs_matplotlib(net: yolo_io.Network, tmp_path: Path,
     with pytest.raises(ImportError, match=r"pip install 'yolo_io\[plot\]'"):
         plot(net, tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_file_of_zeros_is_one_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "z.cfg"
+    cfg.write_text(_ZERO_CFG)
+    weights = write_weights(tmp_path / "z.weights", cfg, sparse=True)
+    found = doctor(yolo_io.load(weights, cfg))
+    assert [(f.kind, f.severity) for f in found] == [("all-zero", "error")]
+    assert "never filled in" in found[0].message
+
+
+_ZERO_CFG = """\
+[net]
+width=8
+height=8
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=4
+size=3
+pad=1
+activation=leaky
+
+[convolutional]
+filters=2
+size=1
+activation=linear
+"""

@@ -15,7 +15,8 @@ describes each. Exit codes:
 
 Errors are one line on stderr (``yolo-io: error: ...``); ``--debug`` shows
 the traceback instead. Results go to stdout, as text or, with ``--json``, as
-one JSON document.
+one JSON document; with ``--json``, an error also prints
+``{"error": message, "exit_code": code}`` to stdout.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -54,6 +56,7 @@ EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_IO, EXIT_DEPENDENCY = 0, 1, 2, 3, 4
 EXIT_INTERNAL, EXIT_INTERRUPTED = 70, 130
 
 PROG = "yolo-io"
+_MAX_ERROR = 1000  # characters of an error line
 
 
 class _Failure(Exception):
@@ -128,16 +131,40 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int
     out.write("\n".join([fmt(headers), *(fmt(r) for r in rows)]) + "\n")
 
 
+def _check_paths(command: str, cfg: str, weights: str | None, *, swap: bool = True) -> None:
+    """Refuses file names the core cannot take, and swapped arguments, with
+    the command line the right way round."""
+    for path in (cfg, weights):
+        if path is None:
+            continue
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _Failure(f"{path.encode('utf-8', 'backslashreplace').decode()}: yolo_io "
+                           f"cannot open a file whose name is not valid UTF-8; rename it or "
+                           f"use a symbolic link", EXIT_IO) from None
+    if not swap or weights is None or not (os.path.isfile(cfg) and os.path.isfile(weights)):
+        return
+    from . import _core
+
+    if (_core.sniff_file(cfg), _core.sniff_file(weights)) == ("weights", "cfg"):
+        raise _Failure(f"the arguments look swapped: {cfg} is a Darknet .weights file and "
+                       f"{weights} a .cfg; the cfg comes first: {PROG} {command} "
+                       f"{shlex.quote(weights)} {shlex.quote(cfg)}")
+
+
 def _load_or_fail(weights: str, cfg: Config | str, partial: bool) -> Network:
     try:
         return load(weights, cfg, partial=partial)
     except YoloIOError as err:
         first = str(err).split("\n", 1)[0]
         cfg_path = cfg.path if isinstance(cfg, Config) else cfg
-        raise _Failure(f"{first} (for a diagnosis: {PROG} check {cfg_path} {weights})") from err
+        raise _Failure(f"{first} (for a diagnosis: {PROG} check {shlex.quote(cfg_path)} "
+                       f"{shlex.quote(weights)})") from err
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
+    _check_paths("inspect", args.cfg, args.weights)
     config = parse_cfg(Path(args.cfg))
     net = _load_or_fail(args.weights, config, args.partial) if args.weights else None
     rows = [_layer_row(layer, net) for layer in config]
@@ -191,6 +218,10 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 def _cmd_check(args: argparse.Namespace) -> int:
     from ._diagnose import diagnose
 
+    _check_paths("check", args.cfg, args.weights, swap=False)  # a finding of the diagnosis
+    for path in (args.data, args.names):
+        if path is not None:
+            _check_paths("check", path, None)
     report = diagnose(args.weights, args.cfg, data=args.data, names=args.names,
                       partial=args.partial)
     if args.json:
@@ -215,6 +246,7 @@ def _check_text(report: Any) -> str:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from ._doctor import doctor, plot
 
+    _check_paths("doctor", args.cfg, args.weights)
     net = _load_or_fail(args.weights, args.cfg, args.partial)
     if args.plot:
         _require("matplotlib", "plot")
@@ -342,8 +374,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     from .testing import write_weights
 
-    folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="yolo_io-demo-"))
-    folder.mkdir(parents=True, exist_ok=True)
+    names = ("demo.cfg", "demo.weights", "demo-3classes.weights", "demo-fused-hwio.npz")
+    if args.dir:
+        folder = Path(args.dir)
+        taken = [n for n in names if (folder / n).exists()]
+        if taken:
+            raise _Failure(f"{folder} already has {', '.join(taken)}: the demo does not "
+                           f"overwrite files; choose another --dir", EXIT_IO)
+        folder.mkdir(parents=True, exist_ok=True)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="yolo_io-demo-"))
     out = sys.stdout
     try:
         cfg, weights = folder / "demo.cfg", folder / "demo.weights"
@@ -376,6 +416,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         out.write(f"wrote {npz} ({npz.stat().st_size:,} bytes, {len(arrays)} arrays)\n")
         if args.dir:
             out.write(f"\nThe files are in {folder}; try `{PROG} doctor {cfg} {weights}`.\n")
+        else:
+            out.write(f"\n{folder} is temporary and now removed; `{PROG} demo --dir DIR` "
+                      f"keeps the files.\n")
     finally:
         if not args.dir:
             shutil.rmtree(folder, ignore_errors=True)
@@ -495,5 +538,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         text, code = _message(err)
-        sys.stderr.write(f"{PROG}: error: {' '.join(text.split())}\n")
+        text = " ".join(text.split())
+        if len(text) > _MAX_ERROR:
+            text = text[:_MAX_ERROR] + f"... ({len(text) - _MAX_ERROR} more characters)"
+        sys.stderr.write(f"{PROG}: error: {text}\n")
+        if getattr(args, "json", False):  # a JSON reader gets a document too
+            json.dump({"error": text, "exit_code": code}, sys.stdout)
+            sys.stdout.write("\n")
         return code

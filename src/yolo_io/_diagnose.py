@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,6 +33,9 @@ _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 # Kinds whose finding is a fix for a size mismatch, best first.
 _SUGGESTION_KINDS = ("class-count", "anchors-per-head", "header-seen-32bit",
                      "header-seen-64bit", "partial-file", "published-model")
+# Kinds that mean the weights file does not fit the cfg.
+_FIT_KINDS = frozenset({"empty-file", "text-file", "archive", "too-short", "bad-header",
+                        *_SUGGESTION_KINDS, "size-short", "size-long"})
 # The order of findings of the same severity.
 _ORDER = ("swapped-arguments", "cfg-error", "empty-file", "text-file", "archive", "too-short",
           "bad-header", *_SUGGESTION_KINDS, "size-short", "size-long")
@@ -87,7 +91,7 @@ class Finding:
     ``"cfg-warning"``;
     and from :func:`yolo_io.doctor` (the values): ``"non-finite"``,
     ``"bad-variance"``, ``"zero-variance"``, ``"dead-filters"``,
-    ``"extreme-bn-scale"``.
+    ``"extreme-bn-scale"``, ``"all-zero"``.
     """
 
     kind: str
@@ -104,7 +108,7 @@ class Finding:
 
     def __str__(self) -> str:
         where = ""
-        if self.layer is not None:
+        if self.layer is not None and not self.message.startswith(f"layer {self.layer.index} ("):
             where = f" (layer {self.layer.index}, [{self.layer.type}] at line {self.layer.line})"
         text = f"{self.severity} [{self.kind}]{where}: {self.message}"
         if self.fix:
@@ -146,8 +150,14 @@ class Diagnosis:
                 "findings": [f.to_dict() for f in self.findings]}
 
     def __str__(self) -> str:
-        head = (f"{self.weights} and {self.cfg} are consistent" if self.ok
-                else f"{self.weights} does not fit {self.cfg}")
+        errors = self.errors
+        if not errors:
+            head = f"{self.weights} and {self.cfg} are consistent"
+        elif any(f.kind in _FIT_KINDS for f in errors):
+            head = f"{self.weights} does not fit {self.cfg}"
+        else:
+            head = (f"{self.weights} and {self.cfg}: {len(errors)} "
+                    f"problem{'s' * (len(errors) > 1)}")
         return "\n".join([head, *(str(f) for f in self.findings)])
 
 
@@ -191,28 +201,34 @@ def diagnose(
     """
     weights_path, cfg_path = os.fspath(weights), os.fspath(cfg)
     findings: list[Finding] = []
-    kinds = _core.sniff_file(weights_path), _core.sniff_file(cfg_path)
+    # Only regular files are sniffed: a cfg may also come from a pipe (<(...)).
+    regular = os.path.isfile(weights_path) and os.path.isfile(cfg_path)
+    kinds = ((_core.sniff_file(weights_path), _core.sniff_file(cfg_path)) if regular
+             else ("", ""))
     if kinds == ("cfg", "weights"):
         findings.append(Finding(
             "swapped-arguments", "error",
             f"the two files are the other way round: {weights_path} is a .cfg and {cfg_path} "
             f"a Darknet .weights file (this diagnosis reads them swapped)",
             fix=f"pass the weights first to load() (load({cfg_path!r}, {weights_path!r})) and "
-                f"the cfg first to yolo-io (yolo-io check {weights_path} {cfg_path})"))
+                f"the cfg first to yolo-io (yolo-io check {shlex.quote(weights_path)} "
+                f"{shlex.quote(cfg_path)})"))
         weights_path, cfg_path = cfg_path, weights_path
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CfgWarning)  # reported as findings below
             config = parse(cfg_path, stacklevel=2)
     except CfgError as err:
-        findings.append(Finding("cfg-error", "error", str(err),
-                                fix="fix the cfg line the message names"))
+        fix = ("pass the .cfg file as the cfg" if kinds[1] == "weights"
+               else "fix the cfg line the message names")
+        findings.append(Finding("cfg-error", "error", str(err), fix=fix))
         return _done(weights_path, cfg_path, findings)
     findings.extend(Finding("cfg-warning", "info", w) for w in config.warnings)
     findings.extend(_head_findings(config))
+    weight_findings = _weights_findings(weights_path, config, partial)
     if data is not None or names is not None:
-        findings.extend(_class_file_findings(config, data, names))
-    findings.extend(_weights_findings(weights_path, config, partial))
+        findings.extend(_class_file_findings(config, data, names, weight_findings))
+    findings.extend(weight_findings)
     return _done(weights_path, cfg_path, findings)
 
 
@@ -305,15 +321,17 @@ def suggest(config: Config, path: str, *, actual: int, header_size: int,
                 f"the header says version {ver}, which darknet reads as a 20-byte header with a "
                 f"64-bit `seen`, but the file is exactly 4 bytes short: it was written with a "
                 f"32-bit `seen` (16-byte header), a known bug of some PyTorch exporters",
-                fix="rewrite the header with an 8-byte `seen`, or set its minor version to 1 "
-                    "(bytes 4..7 of the file) so that darknet reads a 16-byte header"))
+                fix="rewrite the header with an 8-byte `seen`, or set its version to 0.1 (the "
+                    "int32 major at bytes 0..3 to 0 and minor at bytes 4..7 to 1), which "
+                    "darknet reads as a 16-byte header"))
         else:
             out.append(Finding(
                 "header-seen-64bit", "error",
                 f"the header says version {ver}, which darknet reads as a 16-byte header with a "
                 f"32-bit `seen`, but the file is exactly 4 bytes long: it was written with a "
                 f"64-bit `seen` (20-byte header)",
-                fix="set the header's minor version to 2 (bytes 4..7 of the file)"))
+                fix="set the header's version to 0.2 (the int32 major at bytes 0..3 to 0 and "
+                    "minor at bytes 4..7 to 2), which darknet reads as a 20-byte header"))
     for p in published_with_size(actual):
         if p.layers is None or p.layers != partial_layers:
             out.append(_published_finding(path, p))
@@ -454,11 +472,21 @@ def _class_solutions(config: Config, data_bytes: int) -> list[Finding]:
     old_text = "/".join(map(str, old))
     if classes is not None:
         edits = _changed(_class_edits(text, heads, classes))
+        also = ""
+        if len({h.attrs.num for h in heads}) == 1 and len({h.per for h in heads}) == 1:
+            num, per = heads[0].attrs.num, heads[0].per
+            filters = num * (classes + per)
+            others = [(m, filters // m - per) for m in range(1, 10)
+                      if m != num and filters % m == 0 and filters // m - per >= 1]
+            if others:
+                also = (" (the same sizes also fit " + "; ".join(
+                    f"{m} anchor{'s' * (m > 1)} per head with classes={k}" for m, k in others)
+                    + ": the training's .names file, one line per class, settles it)")
         return [Finding(
             "class-count", "error",
-            f"the file matches {config.path} exactly with classes={classes} at its "
-            f"{len(heads)} {names} head{'s' * (len(heads) > 1)} (the cfg has {old_text}): "
-            f"the weights were trained for {classes} class{'es' * (classes != 1)}",
+            f"the file matches {config.path} exactly with classes={classes} at every one of "
+            f"its {len(heads)} {names} head{'s' * (len(heads) > 1)} (the cfg has {old_text}): "
+            f"the weights were trained for {classes} class{'es' * (classes != 1)}{also}",
             fix=f"change these {len(edits)} lines of {config.path} (or use the cfg the "
                 f"weights were trained with)",
             layer=_ref(heads[0].head), edits=edits)]
@@ -484,14 +512,16 @@ def _class_solutions(config: Config, data_bytes: int) -> list[Finding]:
             break
     else:
         return []
-    choices = "; ".join(f"{m_} anchors per head with classes={k_}" for m_, k_ in options[:4])
+    choices = "; ".join(f"{m_} anchor{'s' * (m_ > 1)} per head with classes={k_}"
+                        for m_, k_ in options[:4])
     return [Finding(
         "anchors-per-head", "error",
         f"the file matches {config.path} exactly with filters={filters} at its {len(heads)} "
         f"{names} heads: {choices} (the cfg has {num} anchors per head and "
         f"classes={old_text})",
-        fix=f"change these lines: filters = anchors in mask x (classes + {per}); the mask "
-            f"lines list the first {m} of each head's anchors, pick the ones it was trained with",
+        fix=f"change these lines: filters = anchors in mask x (classes + {per}); the lines "
+            f"below are for {m} anchors per head with classes={k}, their masks list the first "
+            f"{m} of each head's anchors: pick the ones it was trained with",
         layer=_ref(heads[0].head), edits=_changed(anchor_edits))]
 
 
@@ -512,7 +542,7 @@ def _anchor_edits(text: _Text, heads: Iterable[_Head], m: int, k: int) -> list[C
 def _read_data(path: str) -> dict[str, tuple[str, int]]:
     """darknet's read_data_cfg(): ``key=value`` lines, ``#``/``;`` comments."""
     out: dict[str, tuple[str, int]] = {}
-    for n, raw in enumerate(Path(path).read_text("utf-8", "replace").splitlines(), start=1):
+    for n, raw in enumerate(Path(path).read_text("utf-8", "replace").split("\n"), start=1):
         line = re.sub(r"\s", "", raw)
         if not line or line[0] in "#;" or "=" not in line:
             continue
@@ -531,27 +561,36 @@ def _count_names(path: str) -> tuple[int, int]:
 
 
 def _class_file_findings(config: Config, data: str | os.PathLike[str] | None,
-                         names: str | os.PathLike[str] | None) -> list[Finding]:
+                         names: str | os.PathLike[str] | None,
+                         weight_findings: Sequence[Finding]) -> list[Finding]:
     heads = _heads(config) or []
     out: list[Finding] = []
     head_classes = sorted({h.attrs.classes for h in heads})
     data_classes: int | None = None
+    solved = [f for f in weight_findings if f.kind == "class-count"]
     if data is not None:
         data_path = os.fspath(data)
         options = _read_data(data_path)
         if "classes" in options:
             value, line = options["classes"]
-            data_classes = int(value) if value.lstrip("-").isdigit() else None
-            if data_classes is not None and head_classes and head_classes != [data_classes]:
+            number = re.match(r"[+-]?[0-9]+", value)  # atoi(): leading ASCII digits
+            data_classes = int(number.group()) if number else 0
+            if head_classes and head_classes != [data_classes]:
+                heads_text = "/".join(map(str, head_classes))
+                if solved and f"with classes={data_classes} " in solved[0].message:
+                    fix = "the class-count fix makes the cfg agree with the weights and the .data"
+                elif not any(f.kind in _FIT_KINDS for f in weight_findings):
+                    fix = (f"the weights fit the cfg's heads: set classes={heads_text} at "
+                           f"{data_path}:{line}")
+                else:
+                    fix = (f"make them equal: classes={heads_text} at {data_path}:{line}, or "
+                           f"the cfg the weights were trained with")
                 out.append(Finding(
                     "data-classes", "error",
                     f"{data_path}:{line} says classes={data_classes}, the heads of "
-                    f"{config.path} have classes={'/'.join(map(str, head_classes))}: darknet "
-                    f"trains with the .data count and detects with the cfg's",
-                    fix=f"make them equal: classes={data_classes} in every head (with its "
-                        f"filters=) or classes={head_classes[0]} in {data_path}",
-                    edits=_changed(_class_edits(_Text(config), heads, data_classes))
-                    if _text_ok(config) else ()))
+                    f"{config.path} have classes={heads_text}: darknet's detector reads the "
+                    f"heads' count from the cfg and the .data count for the names, so they "
+                    f"must agree", fix=fix))
         if names is None and "names" in options:
             candidate, line = options["names"]
             if os.path.isfile(candidate):
@@ -559,7 +598,7 @@ def _class_file_findings(config: Config, data: str | os.PathLike[str] | None,
             else:
                 out.append(Finding(
                     "names-missing", "warning",
-                    f"{data_path}:{line} names {candidate}, which does not exist from the "
+                    f"{data_path}:{line} names {candidate}, which is not a file from the "
                     f"current folder {os.getcwd()} (darknet opens it from there: \"Couldn't "
                     f"open file\")",
                     fix="run from the folder the path is relative to, give an absolute path, "
@@ -583,6 +622,3 @@ def _class_file_findings(config: Config, data: str | os.PathLike[str] | None,
                 fix="one class name per line, as many as classes="))
     return out
 
-
-def _text_ok(config: Config) -> bool:
-    return os.path.isfile(config.path)

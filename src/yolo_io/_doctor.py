@@ -73,6 +73,8 @@ def doctor(net: Network, *, progress: bool | None = None) -> tuple[Finding, ...]
       channel that never saw data in training;
     - ``"dead-filters"`` (warning): output filters whose weights are all
       exactly zero, with their count and the first few indices;
+    - ``"all-zero"`` (error, then the only finding): every value is 0, a
+      file that was never filled in;
     - ``"extreme-bn-scale"`` (warning): batch-norm channels whose gain
       ``|scales| / sqrt(rolling_variance + 1e-5)`` is above
       :data:`MAX_BN_GAIN` (1e4), or whose ``|scales|`` is above
@@ -104,8 +106,25 @@ def doctor(net: Network, *, progress: bool | None = None) -> tuple[Finding, ...]
     finally:
         if bar is not None:
             bar.close()
+    if layers and all(f.kind in _ZERO_KINDS for f in findings) and _all_zero(layers):
+        # A file that was never filled in (a sparse or stopped copy): one finding, not one
+        # per layer.
+        total = sum(layer.nbytes for layer in layers)
+        return (Finding(
+            "all-zero", "error",
+            f"every value of the {len(layers)} layers that store data in {net.path} is 0 "
+            f"({total} bytes): the file was never filled in (a copy or download that stopped, "
+            f"a placeholder)",
+            fix="download or copy the file again and compare its size and checksum"),)
     findings.sort(key=lambda f: _RANK[f.severity])  # stable: layer order within a severity
     return tuple(findings)
+
+
+_ZERO_KINDS = frozenset({"dead-filters", "zero-variance"})
+
+
+def _all_zero(layers: Sequence[Layer]) -> bool:
+    return not any(np.any(a) for layer in layers for a in layer.params.values())
 
 
 def _check_layer(layer: Layer) -> Iterator[Finding]:
