@@ -391,3 +391,35 @@ def test_ambiguous_class_count_says_so(corpus: Path, tmp_path: Path) -> None:
     assert "also fit 1 anchor per head with classes=19; 2 anchors per head with classes=7; " \
            "4 anchors per head with classes=1" in fix.message
     assert ".names file, one line per class, settles it" in fix.message
+
+
+def test_cfg_text_and_config(tmp_path: Path) -> None:
+    """diagnose() and load() take cfg text or a Config, as load() does."""
+    four = TINY_CFG.replace("classes=1", "classes=4").replace("filters=18", "filters=27")
+    weights = write_weights(tmp_path / "w.weights", four)
+    fix = diagnose(weights, TINY_CFG).findings[0]
+    assert fix.kind == "class-count" and {e.path for e in fix.edits} == {"<string>"}
+    lines = TINY_CFG.split("\n")
+    assert [(lines[e.line - 1], e.new) for e in fix.edits] == [
+        ("filters=18", "filters=27"), ("classes=1", "classes=4")]
+    with pytest.raises(yolo_io.WeightsSizeError, match=r"<string>:[0-9]+: filters=18  ->  filters=27"):
+        yolo_io.load(weights, TINY_CFG)
+    cfg = _tiny(tmp_path)
+    assert diagnose(weights, yolo_io.parse_cfg(cfg)).findings[0].kind == "class-count"
+    assert diagnose(weights, yolo_io.parse_cfg(TINY_CFG)).findings[0].kind == "size-long"
+
+
+def test_yolov1_detection_class_count(corpus: Path, tmp_path: Path) -> None:
+    stock = corpus / "yolov1.cfg"
+    text = stock.read_text()
+    # output = side^2 x ((1 + coords) x num + classes): 49 x (15 + 20); 49 x (15 + 5) = 980
+    assert "output= 1715" in text or "output=1715" in text
+    lines = text.split("\n")
+    out_line = next(i for i, x in enumerate(lines, 1) if x.replace(" ", "") == "output=1715")
+    cls_line = next(i for i, x in enumerate(lines, 1) if x.replace(" ", "") == "classes=20")
+    five = edited(stock, tmp_path / "five.cfg", {out_line: "output=980", cls_line: "classes=5"})
+    weights = write_weights(tmp_path / "five.weights", five, sparse=True)
+    fix = diagnose(weights, stock).findings[0]
+    assert fix.kind == "class-count"
+    assert [(e.line, e.new) for e in fix.edits] == [(out_line, "output=980"),
+                                                     (cls_line, "classes=5")]

@@ -276,6 +276,15 @@ def core_config(config: Config) -> _core.Config:
     return config._cfg
 
 
+def cfg_text(cfg: object) -> bytes | None:
+    """The bytes of a cfg given as text (a str containing a newline or starting
+    with ``[``, after an optional byte-order mark), else None (a path, a Config)."""
+    if isinstance(cfg, str) and ("\n" in cfg or cfg.removeprefix("\ufeff").lstrip().startswith("[")):
+        # surrogateescape: text read with errors="surrogateescape" parses as its bytes
+        return cfg.encode("utf-8", "surrogateescape")
+    return None
+
+
 def parse(cfg: str | os.PathLike[str] | Config, stacklevel: int) -> Config:
     """:func:`parse_cfg`, with warnings attributed ``stacklevel`` frames up."""
     if isinstance(cfg, Config):
@@ -283,11 +292,8 @@ def parse(cfg: str | os.PathLike[str] | Config, stacklevel: int) -> Config:
     if isinstance(cfg, os.PathLike):
         core = _core.parse_cfg_file(os.fspath(cfg))
     elif isinstance(cfg, str):
-        if "\n" in cfg or cfg.removeprefix("\ufeff").lstrip().startswith("["):
-            # surrogateescape: text read with errors="surrogateescape" parses as its bytes
-            core = _core.parse_cfg_text(cfg.encode("utf-8", "surrogateescape"))
-        else:
-            core = _core.parse_cfg_file(cfg)
+        text = cfg_text(cfg)
+        core = _core.parse_cfg_file(cfg) if text is None else _core.parse_cfg_text(text)
     elif isinstance(cfg, bytes):
         raise TypeError("cfg must be a path, cfg text (str) or a Config, not bytes; "
                         "decode it or pass a path")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import _core
-from ._attrs import RegionAttrs, YoloAttrs
-from ._config import CfgLayer, Config, core_config, parse
+from ._attrs import DetectionAttrs, RegionAttrs, YoloAttrs
+from ._config import CfgLayer, Config, cfg_text, core_config, parse
 from ._errors import CfgError, CfgWarning, WeightsSizeError
 from ._published import Published, published_with_size
 
@@ -163,7 +163,7 @@ class Diagnosis:
 
 def diagnose(
     weights: str | os.PathLike[str],
-    cfg: str | os.PathLike[str],
+    cfg: str | os.PathLike[str] | Config,
     *,
     data: str | os.PathLike[str] | None = None,
     names: str | os.PathLike[str] | None = None,
@@ -185,7 +185,8 @@ def diagnose(
 
     Args:
         weights: the ``.weights`` file.
-        cfg: the ``.cfg`` file.
+        cfg: the ``.cfg`` file, or its text, or a Config from :func:`parse_cfg`
+            (then the class-count fixes need the file it was read from).
         data: darknet's ``.data`` file (``classes=``, ``names=``), optional.
         names: a ``.names`` file (one class per line), optional; by default the
             one the ``.data`` file names, if it exists.
@@ -199,10 +200,13 @@ def diagnose(
     Raises:
         FileNotFoundError, PermissionError, IsADirectoryError: a file cannot be read.
     """
-    weights_path, cfg_path = os.fspath(weights), os.fspath(cfg)
+    weights_path = os.fspath(weights)
+    source = cfg_text(cfg)
+    cfg_path = cfg.path if isinstance(cfg, Config) else "<string>" if source else os.fspath(cfg)
     findings: list[Finding] = []
     # Only regular files are sniffed: a cfg may also come from a pipe (<(...)).
-    regular = os.path.isfile(weights_path) and os.path.isfile(cfg_path)
+    regular = (not isinstance(cfg, Config) and source is None and os.path.isfile(weights_path)
+               and os.path.isfile(cfg_path))
     kinds = ((_core.sniff_file(weights_path), _core.sniff_file(cfg_path)) if regular
              else ("", ""))
     if kinds == ("cfg", "weights"):
@@ -217,7 +221,8 @@ def diagnose(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", CfgWarning)  # reported as findings below
-            config = parse(cfg_path, stacklevel=2)
+            config = (cfg if isinstance(cfg, Config)
+                      else parse(cfg if source else cfg_path, stacklevel=2))
     except CfgError as err:
         fix = ("pass the .cfg file as the cfg" if kinds[1] == "weights"
                else "fix the cfg line the message names")
@@ -225,7 +230,7 @@ def diagnose(
         return _done(weights_path, cfg_path, findings)
     findings.extend(Finding("cfg-warning", "info", w) for w in config.warnings)
     findings.extend(_head_findings(config))
-    weight_findings = _weights_findings(weights_path, config, partial)
+    weight_findings = _weights_findings(weights_path, config, partial, source)
     if data is not None or names is not None:
         findings.extend(_class_file_findings(config, data, names, weight_findings))
     findings.extend(weight_findings)
@@ -244,7 +249,8 @@ def _ref(layer: CfgLayer) -> LayerRef:
 
 # -- the weights file ---------------------------------------------------------
 
-def _weights_findings(path: str, config: Config, partial: bool) -> list[Finding]:
+def _weights_findings(path: str, config: Config, partial: bool,
+                      source: bytes | None) -> list[Finding]:
     problem = _core.weights_problem(path)
     if problem is not None:
         kind, why = problem
@@ -254,7 +260,7 @@ def _weights_findings(path: str, config: Config, partial: bool) -> list[Finding]
     try:
         weights = _core.Weights(core_config(config), path, partial)
     except WeightsSizeError as err:
-        return _size_findings(path, config, err)
+        return _size_findings(path, config, err, source)
     n = weights.covered_layers
     if n < len(config):
         return [Finding("partial-file", "info",
@@ -279,7 +285,8 @@ def _not_weights_fix(kind: str) -> str:
                 "12-byte version and a seen counter")
 
 
-def _size_findings(path: str, config: Config, err: WeightsSizeError) -> list[Finding]:
+def _size_findings(path: str, config: Config, err: WeightsSizeError,
+                   source: bytes | None) -> list[Finding]:
     major, minor, revision, _seen, header_size, _transpose, actual = _core.read_header(path)
     expected = err.expected
     out: list[Finding] = []
@@ -299,20 +306,23 @@ def _size_findings(path: str, config: Config, err: WeightsSizeError) -> list[Fin
     layer = config[err.layer] if err.layer is not None else None
     out.append(Finding(kind, "error", message, layer=_ref(layer) if layer else None))
     out.extend(suggest(config, path, actual=actual, header_size=header_size,
-                       version=(major, minor, revision), partial_layers=err.partial_layers))
+                       version=(major, minor, revision), partial_layers=err.partial_layers,
+                       source=source))
     return out
 
 
 def suggest(config: Config, path: str, *, actual: int, header_size: int,
-            version: tuple[int, int, int], partial_layers: int | None = None) -> list[Finding]:
+            version: tuple[int, int, int], partial_layers: int | None = None,
+            source: bytes | None = None) -> list[Finding]:
     """Fixes for a file of ``actual`` bytes that does not fit ``config``: a
     class count or anchors per head, a header width, a published model's size
     (other than the backbone of ``partial_layers`` layers of this cfg, which
-    the partial-file finding names)."""
+    the partial-file finding names). ``source``: the cfg text, when the
+    config was not read from a file."""
     out: list[Finding] = []
     data_bytes = actual - header_size
     other = 16 if header_size == 20 else 20
-    out.extend(_class_solutions(config, data_bytes))
+    out.extend(_class_solutions(config, data_bytes, source))
     if not out and actual - other == 4 * config.param_count:
         ver = ".".join(map(str, version))
         if header_size == 20:
@@ -349,41 +359,50 @@ def _published_finding(path: str, p: Published) -> Finding:
 
 # -- heads and class counts ---------------------------------------------------
 
-_HeadAttrs = YoloAttrs | RegionAttrs
-
-
 @dataclass(frozen=True)
 class _Head:
+    """A detection head and the layer that produces its input, whose size
+    (``key=``: a convolution's ``filters=``, a connected layer's ``output=``)
+    is ``mult * (classes + per)``."""
+
     head: CfgLayer
-    conv: CfgLayer
-    attrs: _HeadAttrs
-    per: int  # channels per anchor beyond the classes: 5 (yolo), 9 (Gaussian), coords + 1
+    producer: CfgLayer
+    key: str
+    classes: int
+    mult: int  # anchors of the head; side * side for [detection]
+    per: int  # values per anchor beyond the classes: 5 (yolo), 9 (Gaussian), coords + 1
+    attrs: YoloAttrs | RegionAttrs | DetectionAttrs
 
 
 def _heads(config: Config) -> list[_Head] | None:
-    """Every detection head with the convolution that feeds it, or None when a
-    head is not fed by a convolution with a ``filters=`` line."""
+    """Every detection head with the layer that feeds it, or None when a head
+    is not fed by a convolution with a ``filters=`` line (a connected layer
+    with an ``output=`` line for ``[detection]``). The relation between that
+    size and the classes is read off the cfg, which the core has checked."""
     heads = []
     for layer in config:
         attrs = layer.attrs
-        if not isinstance(attrs, (YoloAttrs, RegionAttrs)):
+        if not isinstance(attrs, (YoloAttrs, RegionAttrs, DetectionAttrs)):
             continue
         prev = config[layer.index - 1] if layer.index > 0 else None
-        if (prev is None or prev.fusion != "conv" or "filters" not in prev.options
-                or attrs.num <= 0):
+        dense = isinstance(attrs, DetectionAttrs)
+        key = "output" if dense else "filters"
+        mult = attrs.side * attrs.side if isinstance(attrs, DetectionAttrs) else attrs.num
+        if (prev is None or prev.fusion != ("dense" if dense else "conv")
+                or key not in prev.options or mult <= 0):
             return None
-        filters = prev.output_shape[0]
-        per = filters // attrs.num - attrs.classes
-        heads.append(_Head(layer, prev, attrs, per))
+        size = prev.output_shape[0]
+        heads.append(_Head(layer, prev, key, attrs.classes, mult,
+                           size // mult - attrs.classes, attrs))
     return heads
 
 
 def _head_findings(config: Config) -> list[Finding]:
     heads = _heads(config) or []
-    counts = sorted({h.attrs.classes for h in heads})
+    counts = sorted({h.classes for h in heads})
     if len(counts) < 2:
         return []
-    listing = ", ".join(f"layer {h.head.index} (line {h.head.line}): classes={h.attrs.classes}"
+    listing = ", ".join(f"layer {h.head.index} (line {h.head.line}): classes={h.classes}"
                         for h in heads)
     return [Finding("heads-disagree", "warning",
                     f"the heads of {config.path} disagree on the class count: {listing}",
@@ -392,11 +411,14 @@ def _head_findings(config: Config) -> list[Finding]:
 
 
 class _Text:
-    """The cfg's lines, to parse again with some of them changed."""
+    """The cfg's lines, to parse again with some of them changed: ``source``,
+    or else the file the config was read from."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, source: bytes | None = None) -> None:
         self.path = config.path
-        self.lines = Path(config.path).read_bytes().split(b"\n")
+        if source is None:
+            source = Path(config.path).read_bytes()
+        self.lines = source.split(b"\n")
 
     def old(self, line: int) -> str:
         return self.lines[line - 1].decode("utf-8", "replace").rstrip("\r").strip()
@@ -436,7 +458,7 @@ def _changed(edits: Iterable[CfgEdit]) -> tuple[CfgEdit, ...]:
 def _class_edits(text: _Text, heads: Iterable[_Head], classes: int) -> list[CfgEdit]:
     edits = []
     for h in heads:
-        edits.append(_edit(text, h.conv, "filters", (classes + h.per) * h.attrs.num))
+        edits.append(_edit(text, h.producer, h.key, (classes + h.per) * h.mult))
         edits.append(_edit(text, h.head, "classes", classes))
     return edits
 
@@ -453,14 +475,14 @@ def _solve_linear(f: Callable[[int], int | None], target: int) -> int | None:
     return x if f(x) == target else None
 
 
-def _class_solutions(config: Config, data_bytes: int) -> list[Finding]:
+def _class_solutions(config: Config, data_bytes: int, source: bytes | None) -> list[Finding]:
     heads = _heads(config)
     if not heads:
         return []
     try:
-        text = _Text(config)
+        text = _Text(config, source)
     except OSError:
-        return []  # cfg text passed directly: no lines to name
+        return []  # a Config parsed from text: its lines are not at hand
     target = data_bytes + 20
 
     def size_for_classes(k: int) -> int | None:
@@ -468,13 +490,14 @@ def _class_solutions(config: Config, data_bytes: int) -> list[Finding]:
 
     classes = _solve_linear(size_for_classes, target)
     names = "[" + "]/[".join(sorted({h.head.section.strip("[]") for h in heads})) + "]"
-    old = sorted({h.attrs.classes for h in heads})
+    old = sorted({h.classes for h in heads})
     old_text = "/".join(map(str, old))
     if classes is not None:
         edits = _changed(_class_edits(text, heads, classes))
         also = ""
-        if len({h.attrs.num for h in heads}) == 1 and len({h.per for h in heads}) == 1:
-            num, per = heads[0].attrs.num, heads[0].per
+        if (len({h.mult for h in heads}) == 1 and len({h.per for h in heads}) == 1
+                and all(isinstance(h.attrs, YoloAttrs) for h in heads)):
+            num, per = heads[0].mult, heads[0].per
             filters = num * (classes + per)
             others = [(m, filters // m - per) for m in range(1, 10)
                       if m != num and filters % m == 0 and filters // m - per >= 1]
@@ -491,10 +514,10 @@ def _class_solutions(config: Config, data_bytes: int) -> list[Finding]:
                 f"weights were trained with)",
             layer=_ref(heads[0].head), edits=edits)]
     # Another number of anchors per head m: filters = m * (classes + per) at every head.
-    if (any(isinstance(h.attrs, RegionAttrs) for h in heads) or len({h.per for h in heads}) != 1
-            or len({h.attrs.num for h in heads}) != 1):
+    if (not all(isinstance(h.attrs, YoloAttrs) for h in heads)
+            or len({h.per for h in heads}) != 1 or len({h.mult for h in heads}) != 1):
         return []
-    per, num = heads[0].per, heads[0].attrs.num
+    per, num = heads[0].per, heads[0].mult
     low, high = size_for_classes(1), size_for_classes(2)
     if low is None or high is None or high == low:
         return []
@@ -531,7 +554,7 @@ def _anchor_edits(text: _Text, heads: Iterable[_Head], m: int, k: int) -> list[C
         assert isinstance(h.attrs, YoloAttrs)
         mask = list(h.attrs.mask[:m])
         mask += [i for i in range(h.attrs.total) if i not in mask][: m - len(mask)]
-        edits.append(_edit(text, h.conv, "filters", m * (k + h.per)))
+        edits.append(_edit(text, h.producer, "filters", m * (k + h.per)))
         edits.append(_edit(text, h.head, "mask", ",".join(map(str, mask))))
         edits.append(_edit(text, h.head, "classes", k))
     return edits
@@ -565,7 +588,7 @@ def _class_file_findings(config: Config, data: str | os.PathLike[str] | None,
                          weight_findings: Sequence[Finding]) -> list[Finding]:
     heads = _heads(config) or []
     out: list[Finding] = []
-    head_classes = sorted({h.attrs.classes for h in heads})
+    head_classes = sorted({h.classes for h in heads})
     data_classes: int | None = None
     solved = [f for f in weight_findings if f.kind == "class-count"]
     if data is not None:

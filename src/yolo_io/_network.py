@@ -433,20 +433,22 @@ def load(
     try:
         core = _core.Weights(core_config(config), os.fspath(weights), bool(partial))
     except WeightsSizeError as err:
-        _add_suggestion(err, config, os.fspath(weights))
+        _add_suggestion(err, config, os.fspath(weights), cfg)
         raise
     return Network(config, core)
 
 
-def _add_suggestion(err: WeightsSizeError, config: Config, path: str) -> None:
+def _add_suggestion(err: WeightsSizeError, config: Config, path: str, cfg: object) -> None:
     """Appends the best fix :func:`yolo_io.diagnose` finds (a class count with
     the cfg lines to change, a header width, a published model) to the message."""
-    from ._diagnose import suggest  # a mismatch is rare: keep import cheap
+    from ._config import cfg_text
+    from ._diagnose import suggest
 
     try:
         major, minor, revision, _, header_size, _, actual = _core.read_header(path)
         found = suggest(config, path, actual=actual, header_size=header_size,
-                        version=(major, minor, revision), partial_layers=err.partial_layers)
+                        version=(major, minor, revision), partial_layers=err.partial_layers,
+                        source=cfg_text(cfg))
     except (OSError, YoloIOError):  # pragma: no cover - the file changed meanwhile
         return
     found = [f for f in found if not f.kind.startswith("header-")]  # the core says it already
