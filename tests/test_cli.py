@@ -472,3 +472,21 @@ def test_data_classes_fix_points_at_the_data_file(corpus: Path, tmp_path: Path) 
     (finding,) = doc["findings"]
     assert finding["kind"] == "data-classes" and finding["edits"] == []
     assert f"set classes=80 at {data}:1" in finding["fix"]
+
+
+def test_check_corpus_swapped_anchors_and_partial(corpus: Path, tmp_path: Path) -> None:
+    cfg = corpus / "yolov4.cfg"
+    weights = _yolov4_weights(corpus, tmp_path)
+    out = run("check", weights, cfg, code=1).stdout
+    assert out.splitlines()[1].startswith("error [swapped-arguments]")
+    assert f"yolo-io check {cfg} {weights}" in out
+    text = cfg.read_text().replace("filters=255", "filters=170")
+    for mask in ("0,1,2", "3,4,5", "6,7,8"):
+        text = text.replace(f"mask = {mask}", f"mask = {mask[:3]}")
+    two = write_weights(tmp_path / "two.weights", text, sparse=True)
+    out = run("check", cfg, two, code=1).stdout
+    assert "error [anchors-per-head]" in out.splitlines()[1]
+    assert f"{cfg}:966: mask = 0,1,2  ->  mask=0,1" in out
+    backbone = write_weights(tmp_path / "yolov4.conv.137", cfg, layers=137, sparse=True)
+    proc = run("check", cfg, backbone, "--partial")
+    assert proc.stdout.startswith("ok: ") and "[partial-file]" in proc.stdout
