@@ -423,3 +423,14 @@ def test_yolov1_detection_class_count(corpus: Path, tmp_path: Path) -> None:
     assert fix.kind == "class-count"
     assert [(e.line, e.new) for e in fix.edits] == [(out_line, "output=980"),
                                                      (cls_line, "classes=5")]
+
+
+def test_load_error_names_the_published_model(corpus: Path, tmp_path: Path) -> None:
+    weights = write_weights(tmp_path / "yolov4-tiny.weights", corpus / "yolov4-tiny.cfg",
+                            sparse=True)
+    with pytest.raises(yolo_io.WeightsSizeError) as info:
+        yolo_io.load(weights, corpus / "yolov4.cfg")
+    lines = str(info.value).split("\n")
+    assert lines[1].startswith(f"Likely cause: {weights} has exactly the size of the official "
+                               "yolov4-tiny.weights (YOLOv4-tiny, COCO, 80 classes")
+    assert info.value.layer == 69 and info.value.actual == 24251276
