@@ -100,7 +100,16 @@ def _details(layer: CfgLayer, attrs: LayerAttrs) -> str:
         return f"classes={attrs.classes} num={attrs.num}"
     if isinstance(attrs, ConnectedAttrs):
         return f"{attrs.outputs}" + (" bn" if attrs.batch_normalize else "")
-    return ""
+    # Any other kind: its first few plain fields (the activation has its column).
+    plain = [f"{f.name}={_plain(getattr(attrs, f.name))}" for f in dataclasses.fields(attrs)
+             if f.name != "activation"
+             and isinstance(getattr(attrs, f.name), (bool, int, float, str))]
+    return " ".join(plain[:3])
+
+
+def _plain(value: object) -> str:
+    return str(int(value)) if isinstance(value, bool) else f"{value:g}" if isinstance(
+        value, float) else str(value)
 
 
 def _layer_row(layer: CfgLayer, net: Network | None) -> dict[str, Any]:
