@@ -462,8 +462,9 @@ def _parser() -> argparse.ArgumentParser:
                        description="One row per layer: index, type, cfg line, input and output "
                                    "shapes, activation, main hyperparameters, parameters, bytes "
                                    "and (with WEIGHTS) file offset.")
-    p.add_argument("cfg", metavar="CFG")
-    p.add_argument("weights", metavar="WEIGHTS", nargs="?")
+    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
+    p.add_argument("weights", metavar="WEIGHTS", nargs="?",
+                   help="its .weights file (optional: adds the header and file offsets)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--partial", action="store_true",
                    help="accept a partial (backbone) weights file")
@@ -473,8 +474,8 @@ def _parser() -> argparse.ArgumentParser:
                        description="Exit 0 when the weights fit the cfg; otherwise print the "
                                    "diagnosis (what is wrong and which cfg lines to change) and "
                                    "exit 1.")
-    p.add_argument("cfg", metavar="CFG")
-    p.add_argument("weights", metavar="WEIGHTS")
+    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
+    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
     p.add_argument("--data", metavar="FILE", help="darknet's .data file (classes=, names=)")
     p.add_argument("--names", metavar="FILE", help="a .names file, one class per line")
     p.add_argument("--partial", action="store_true",
@@ -486,8 +487,8 @@ def _parser() -> argparse.ArgumentParser:
                        description="Find NaN or Inf, zero or negative rolling variances, dead "
                                    "(all-zero) filters and extreme batch-norm scales, each with "
                                    "its layer. A progress bar shows on a terminal.")
-    p.add_argument("cfg", metavar="CFG")
-    p.add_argument("weights", metavar="WEIGHTS")
+    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
+    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
     p.add_argument("--plot", metavar="PNG",
                    help="draw per-layer weight magnitudes and batch-norm statistics "
                         "(needs matplotlib: pip install 'yolo_io[plot]')")
