@@ -50,5 +50,6 @@ inline py::str to_py_str(std::string_view s) {
 void register_errors(py::module_& m);
 void register_config(py::module_& m);
 void register_weights(py::module_& m);
+void register_writer(py::module_& m);
 
 }  // namespace yolo_io::bindings

@@ -4,6 +4,7 @@
 
 #include "common.hpp"
 #include "yolo_io/sniff.hpp"
+#include "yolo_io/writer.hpp"
 
 namespace yolo_io::bindings {
 
@@ -132,7 +133,22 @@ void register_config(py::module_& m) {
                 out.append(py::make_tuple(p.name(), shape, p.offset, p.count));
             }
             return out;
-        });
+        })
+        .def(
+            "file_strides",
+            [](const LayerInfo& l, bool transpose) {
+                py::list out;
+                for (const auto& p : l.params) {
+                    py::tuple strides(static_cast<std::size_t>(p.ndim));
+                    const auto elements = file_element_strides(p, transpose);
+                    for (std::size_t k = 0; k < elements.size(); ++k) strides[k] = 4 * elements[k];
+                    out.append(strides);
+                }
+                return out;
+            },
+            "transpose"_a,
+            "Byte strides of each parameter as stored in a file (in param_specs order); "
+            "transpose: the header's legacy flag.");
 
     py::class_<PyConfig>(m, "Config", "A parsed .cfg: [net] and the layer model.")
         .def_property_readonly("path", [](const PyConfig& c) { return to_py_str(c.ptr->path); })

@@ -5,6 +5,7 @@
 
 #include "yolo_io/cfg.hpp"
 #include "yolo_io/errors.hpp"
+#include "yolo_io/writer.hpp"
 
 namespace yolo_io {
 
@@ -287,20 +288,7 @@ const float* Weights::layer_data(int i) const {
 }
 
 std::vector<std::int64_t> Weights::element_strides(const ParamSpec& p) const {
-    const auto nd = static_cast<std::size_t>(p.ndim);
-    if (p.legacy_transpose && header_.transpose) {
-        return {1, p.shape[0]};
-    }
-    if (p.strided) {
-        return {p.strides.begin(), p.strides.begin() + p.ndim};
-    }
-    std::vector<std::int64_t> out(nd);
-    std::int64_t s = 1;
-    for (std::size_t k = nd; k-- > 0;) {
-        out[k] = s;
-        s *= p.shape[k];
-    }
-    return out;
+    return file_element_strides(p, header_.transpose);
 }
 
 }  // namespace yolo_io

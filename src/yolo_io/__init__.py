@@ -65,6 +65,7 @@ from ._errors import (
     YoloIOError,
 )
 from ._network import Header, Layer, Network, load
+from ._save import save
 
 try:
     __version__ = version("yolo_io")
@@ -146,4 +147,5 @@ __all__ = [
     "load",
     "parse_cfg",
     "release_cached_memory",
+    "save",
 ]

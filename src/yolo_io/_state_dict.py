@@ -28,7 +28,8 @@ something else.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +39,7 @@ from ._errors import ConversionError
 from ._fusion import bn_for_eps
 
 if TYPE_CHECKING:
+    from ._config import Config
     from ._network import Layer, Network
 
 NAMINGS = ("yolo_io", "darknet2pytorch", "ultralytics")
@@ -190,3 +192,88 @@ def _add_darknet2pytorch_loss_alias(net: Network, out: dict[str, npt.NDArray[np.
     head = f"models.{len(net) - 1}."
     for key in [k for k in out if k.startswith(head)]:
         out["loss." + key[len(head):]] = out[key]
+
+
+# -- the way back: a state dict to darknet's arrays, for yolo_io.save() --------
+
+_BN_BACK = {"weight": "scales", "bias": "biases", "running_mean": "rolling_mean",
+            "running_var": "rolling_variance"}
+
+
+def detect_naming(keys: Iterable[str]) -> str:
+    """The naming of a state dict, from its keys: ``models.`` (darknet2pytorch),
+    ``module_list.`` (ultralytics) or ``layers.`` (yolo_io)."""
+    heads = {k.split(".", 1)[0] for k in keys if k.split(".", 1)[0] != "loss"}
+    found = [n for n, h in (("darknet2pytorch", "models"), ("ultralytics", "module_list"),
+                            ("yolo_io", "layers")) if h in heads]
+    if len(found) != 1 or len(heads) != 1:
+        raise ConversionError(
+            "the state dict's keys are in no naming yolo_io knows (they start with "
+            f"{', '.join(sorted(heads)) or 'nothing'}); expected layers.* (yolo_io), models.* "
+            "(darknet2pytorch) or module_list.* (ultralytics), unfused")
+    return found[0]
+
+
+def from_state_dict(config: Config, state: Mapping[str, Any], *,
+                    naming: str | None = None) -> dict[int, dict[str, Any]]:
+    """Layer index -> {darknet name: array} from an unfused state dict in a
+    naming :func:`build` produces. Batch-norm variances that the naming's
+    framework epsilon adjusted (ultralytics: 1e-4) are adjusted back:
+    ``var + eps - 1e-5`` in float64, rounded to float32, which is darknet's
+    value to within one float32 rounding (channels whose scale had to be
+    rescaled on the way out cannot be recovered). Keys that no layer takes
+    raise ConversionError naming the key."""
+    naming = detect_naming(state) if naming is None else naming
+    eps = BN_EPS[naming]
+    out: dict[int, dict[str, Any]] = {}
+    used: set[str] = set()
+    conv_number = 0
+
+    def take(key: str) -> Any:
+        used.add(key)
+        return state[key]
+
+    for layer in config:
+        if layer.fusion == "conv":
+            conv_number += 1
+        if layer.param_count == 0:
+            continue
+        names = {s.name for s in layer.param_specs}
+        params: dict[str, Any] = {}
+        if layer.fusion is not None:
+            main, bn, _ = _prefix(naming, layer, conv_number)  # type: ignore[arg-type]
+            for key, name in ((main + "weight", "weights"), (main + "bias", "biases")):
+                if key in state:
+                    params[name] = take(key)
+            if "scales" in names:
+                for suffix, name in _BN_BACK.items():
+                    if bn + suffix in state:
+                        params[name] = take(bn + suffix)
+                used.add(bn + "num_batches_tracked")
+        elif naming == "yolo_io":
+            prefix = f"layers.{layer.index}."
+            if isinstance(layer.attrs, BatchnormAttrs):
+                for suffix, name in _BN_BACK.items():
+                    if prefix + "bn." + suffix in state:
+                        params[name] = take(prefix + "bn." + suffix)
+                used.add(prefix + "bn.num_batches_tracked")
+            else:
+                for name in names:
+                    if prefix + name in state:
+                        params[name] = take(prefix + name)
+        if "rolling_variance" in params and eps != 1e-5:
+            var = np.asarray(_to_numpy(params["rolling_variance"]), np.float64)
+            params["rolling_variance"] = (var + eps - 1e-5).astype(np.float32)
+        out[layer.index] = params
+    extra = sorted(k for k in state if k not in used and not k.startswith("loss."))
+    if extra:
+        raise ConversionError(f"state dict key {extra[0]!r} ({naming} naming) belongs to no "
+                              f"layer of {config.path} that stores data"
+                              + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+    return out
+
+
+def _to_numpy(value: Any) -> Any:
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        return value.detach().cpu().float().numpy()
+    return value

@@ -1,0 +1,49 @@
+// yolo_io._core.WeightsWriter: the atomic output file of yolo_io.save(), fed
+// with the header, float32 buffers, or a mapped network's layers.
+#include <string>
+
+#include "common.hpp"
+#include "yolo_io/writer.hpp"
+
+namespace yolo_io::bindings {
+
+void register_writer(py::module_& m) {
+    py::class_<AtomicFile>(m, "WeightsWriter",
+                           "A file written under a temporary name and renamed over the target "
+                           "by commit(); abort() or garbage collection removes the temporary.")
+        .def(py::init<std::string>(), "path"_a)
+        .def(
+            "write",
+            [](AtomicFile& f, const py::buffer& data) {
+                py::buffer_info info = data.request();
+                if (info.ndim > 1 || (info.ndim == 1 && info.strides[0] != info.itemsize)) {
+                    throw std::invalid_argument("write() takes a contiguous 1-d buffer");
+                }
+                const auto n = static_cast<std::size_t>(info.size * info.itemsize);
+                py::gil_scoped_release release;
+                f.write(info.ptr, n);
+            },
+            "data"_a, "Appends the bytes of a contiguous buffer.")
+        .def(
+            "write_layers",
+            [](AtomicFile& f, const PyWeights& source, int layers) {
+                py::gil_scoped_release release;
+                write_mapped_layers(*source.weights, layers, f);
+            },
+            "source"_a, "layers"_a,
+            "Appends the data of the first `layers` layers of a mapped weights file.")
+        .def_property_readonly("written", &AtomicFile::written)
+        .def("commit", &AtomicFile::commit, py::call_guard<py::gil_scoped_release>(),
+             "fsync, rename over the target, fsync the folder.")
+        .def("abort", &AtomicFile::abort, "Removes the temporary file.");
+
+    m.def(
+        "header_bytes",
+        [](std::int32_t major, std::int32_t minor, std::int32_t revision, std::uint64_t seen) {
+            return py::bytes(header_bytes(major, minor, revision, seen));
+        },
+        "major"_a, "minor"_a, "revision"_a, "seen"_a,
+        "The header darknet writes for this version: 16 or 20 bytes.");
+}
+
+}  // namespace yolo_io::bindings

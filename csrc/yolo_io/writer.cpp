@@ -1,0 +1,176 @@
+#include "yolo_io/writer.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <system_error>
+
+#include "yolo_io/errors.hpp"
+
+namespace yolo_io {
+
+namespace {
+
+[[noreturn]] void fail(int err, const std::string& what) {
+    throw std::system_error(err, std::generic_category(), what);
+}
+
+std::string folder_of(const std::string& path) {
+    const auto slash = path.rfind('/');
+    if (slash == std::string::npos) return ".";
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+mode_t new_file_mode(const std::string& target) {
+    struct stat st {};
+    if (::stat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
+        return st.st_mode & 07777;
+    }
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    return static_cast<mode_t>(0666 & ~mask);
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(std::string target) : target_(std::move(target)) {
+    struct stat st {};
+    if (::stat(target_.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fail(EISDIR, target_);
+    }
+    const mode_t mode = new_file_mode(target_);
+    std::random_device rd;
+    for (int attempt = 0; attempt < 100; ++attempt) {
+        char suffix[32];
+        std::snprintf(suffix, sizeof suffix, ".%08x.tmp", static_cast<unsigned>(rd()));
+        temp_ = target_ + suffix;
+        fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        if (fd_ >= 0) break;
+        if (errno != EEXIST) fail(errno, target_ + " (creating the temporary file " + temp_ + ")");
+    }
+    if (fd_ < 0) fail(EEXIST, temp_);
+    // O_CREAT applies the umask; a replaced file keeps its own mode exactly.
+    if (::fchmod(fd_, mode) != 0) {
+        const int err = errno;
+        abort();
+        fail(err, target_);
+    }
+}
+
+AtomicFile::~AtomicFile() { abort(); }
+
+void AtomicFile::abort() noexcept {
+    if (fd_ >= 0) {
+        ::close(fd_);
+        fd_ = -1;
+        ::unlink(temp_.c_str());
+    }
+}
+
+void AtomicFile::write(const void* data, std::size_t n) {
+    if (fd_ < 0) throw std::logic_error("write() after commit() or abort()");
+    const auto* p = static_cast<const char*>(data);
+    while (n > 0) {
+        const std::size_t chunk = std::min<std::size_t>(n, std::size_t{1} << 30);
+        const ssize_t got = ::write(fd_, p, chunk);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            const int err = errno;
+            abort();
+            fail(err, target_);
+        }
+        p += got;
+        n -= static_cast<std::size_t>(got);
+        written_ += got;
+    }
+}
+
+void AtomicFile::commit() {
+    if (fd_ < 0) throw std::logic_error("commit() after commit() or abort()");
+    if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
+        const int err = errno;
+        fd_ = -1;
+        ::unlink(temp_.c_str());
+        fail(err, target_);
+    }
+    fd_ = -1;
+    if (::rename(temp_.c_str(), target_.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(temp_.c_str());
+        fail(err, target_);
+    }
+    // The rename itself is durable once the folder is synced.
+    const int dir = ::open(folder_of(target_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        ::fsync(dir);
+        ::close(dir);
+    }
+}
+
+std::string header_bytes(std::int32_t major, std::int32_t minor, std::int32_t revision,
+                         std::uint64_t seen) {
+    if (major < 0 || minor < 0) {
+        throw std::invalid_argument("a header version cannot be negative (" +
+                                    std::to_string(major) + "." + std::to_string(minor) + ")");
+    }
+    std::string out(12, '\0');
+    std::memcpy(out.data(), &major, 4);
+    std::memcpy(out.data() + 4, &minor, 4);
+    std::memcpy(out.data() + 8, &revision, 4);
+    if (header_size_for(major, minor) == 20) {
+        out.append(reinterpret_cast<const char*>(&seen), 8);
+    } else {
+        if (seen > std::numeric_limits<std::uint32_t>::max()) {
+            throw std::invalid_argument(
+                "seen=" + std::to_string(seen) + " does not fit the 32-bit `seen` of a version " +
+                std::to_string(major) + "." + std::to_string(minor) +
+                " header (16 bytes); use version 0.2 or later");
+        }
+        const auto s32 = static_cast<std::uint32_t>(seen);
+        out.append(reinterpret_cast<const char*>(&s32), 4);
+    }
+    return out;
+}
+
+std::vector<std::int64_t> file_element_strides(const ParamSpec& p, bool transpose) {
+    const auto nd = static_cast<std::size_t>(p.ndim);
+    if (p.legacy_transpose && transpose) {
+        return {1, p.shape[0]};
+    }
+    if (p.strided) {
+        return {p.strides.begin(), p.strides.begin() + p.ndim};
+    }
+    std::vector<std::int64_t> out(nd);
+    std::int64_t s = 1;
+    for (std::size_t k = nd; k-- > 0;) {
+        out[k] = s;
+        s *= p.shape[k];
+    }
+    return out;
+}
+
+void write_mapped_layers(const Weights& source, int layers, AtomicFile& out) {
+    const int n = std::min(layers, source.covered_layers());
+    if (n < layers) {
+        throw std::out_of_range("the source file holds " + std::to_string(source.covered_layers()) +
+                                " layers, not " + std::to_string(layers));
+    }
+    // Layers are contiguous in the file: one range, written in ~64 MiB parts
+    // so that the kernel pages the mapping in and out as it goes.
+    const std::int64_t begin = source.header().size;
+    const std::int64_t end = expected_bytes_upto(source.config(), begin, n);
+    const auto* base = source.file()->data();
+    constexpr std::int64_t kPart = std::int64_t{64} << 20;
+    for (std::int64_t at = begin; at < end; at += kPart) {
+        out.write(base + at, static_cast<std::size_t>(std::min(kPart, end - at)));
+    }
+}
+
+}  // namespace yolo_io

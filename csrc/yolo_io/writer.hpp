@@ -1,0 +1,59 @@
+// Writing .weights files: an atomic output file (a temporary in the target's
+// folder, fsync, rename), the header bytes, the element order of a parameter
+// in a file, and the streaming copy of a mapped network's layers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "yolo_io/model.hpp"
+#include "yolo_io/weights.hpp"
+
+namespace yolo_io {
+
+// A file written under a temporary name in the target's folder and renamed
+// over the target by commit() after an fsync (then the folder is fsynced).
+// Until then the target is untouched; destroying an uncommitted AtomicFile
+// removes the temporary. The new file takes the mode of the file it replaces,
+// else 0666 minus the umask. Errors are std::system_error naming the target.
+class AtomicFile {
+  public:
+    explicit AtomicFile(std::string target);
+    ~AtomicFile();
+    AtomicFile(const AtomicFile&) = delete;
+    AtomicFile& operator=(const AtomicFile&) = delete;
+
+    void write(const void* data, std::size_t n);
+    std::int64_t written() const noexcept { return written_; }
+    void commit();
+    // Removes the temporary now (also done by the destructor).
+    void abort() noexcept;
+    const std::string& target() const noexcept { return target_; }
+    const std::string& temporary() const noexcept { return temp_; }
+
+  private:
+    std::string target_;
+    std::string temp_;
+    int fd_ = -1;
+    std::int64_t written_ = 0;
+};
+
+// The header darknet writes: major, minor, revision (int32), then `seen` as
+// uint64 (20-byte header) or uint32 (16 bytes) by header_size_for(). Throws
+// std::invalid_argument for a negative version or a `seen` too large for 32 bits.
+std::string header_bytes(std::int32_t major, std::int32_t minor, std::int32_t revision,
+                         std::uint64_t seen);
+
+// Element strides of parameter `p` as stored in a file whose header does or
+// does not transpose connected weights (Weights::element_strides for a
+// loaded file).
+std::vector<std::int64_t> file_element_strides(const ParamSpec& p, bool transpose);
+
+// Writes header `header` and then the data of the first `layers` layers of
+// `source` (a mapped weights file with the same transpose flag), streamed
+// from the mapping to `out`.
+void write_mapped_layers(const Weights& source, int layers, AtomicFile& out);
+
+}  // namespace yolo_io

@@ -1,0 +1,223 @@
+"""yolo_io.save(): write a Darknet ``.weights`` file, atomically and byte-exact."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+from ._config import Config, core_config, parse
+from ._errors import ConversionError
+from ._network import Header, Network
+
+__all__ = ["save"]
+
+HeaderArg = Header | tuple[int, int, int] | tuple[int, int, int, int] | None
+Params = Mapping[str, Any]
+
+
+def save(
+    path: str | os.PathLike[str],
+    source: Network | Mapping[Any, Any],
+    cfg: str | os.PathLike[str] | Config | None = None,
+    *,
+    header: HeaderArg = None,
+    seen: int | None = None,
+    upto: int | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> Path:
+    """Write a Darknet ``.weights`` file from a network or from arrays.
+
+    Args:
+        path: the file to write. It is written under a temporary name in the
+            same folder, flushed to disk and renamed over ``path``: an
+            interrupted or failed save leaves ``path`` as it was. Saving over
+            the file ``source`` maps works.
+        source: a :class:`Network` (its bytes are copied from the mapping,
+            layer by layer); a mapping of layer index to a dict of darknet's
+            parameter names to arrays (e.g. ``{i: dict(net[i].params)}`` with
+            some replaced; every layer that stores data must be there); or a
+            state dict in a naming :meth:`Network.state_dict` produces,
+            recognised from its keys, with NumPy arrays or torch tensors.
+        cfg: the cfg the arrays are for (a path, text or Config); a Network
+            brings its own, and a different cfg must have the same parameter
+            plan.
+        header: the header to write: a :class:`Header`, or ``(major, minor,
+            revision[, seen])``. Default: the source network's header, else
+            version 0.2.5 with ``seen`` 0. Versions below 0.2 write a 32-bit
+            ``seen`` (16-byte header); a legacy header (major or minor above
+            1000) writes connected weights transposed, as darknet reads them.
+        seen: the header's images-seen counter, overriding ``header``'s.
+        upto: write only the first ``upto`` layers, as ``darknet partial cfg
+            weights out upto`` does (the header and ``seen`` as given).
+        progress: called with the bytes written after each layer.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ConversionError: an array is missing, extra, of another shape, or not
+            floating point; the message names the layer, its cfg line and the
+            expected and found shapes. Nothing is written then.
+        OSError: the folder is not writable, the disk is full, ``path`` is a
+            directory; ``path`` is left as it was.
+    """
+    target = os.fspath(path)
+    net = source if isinstance(source, Network) else None
+    config = _config_for(source, cfg)
+    n = len(config) if upto is None else _check_upto(upto, len(config))
+    if net is not None and net.covered_layers < n:
+        raise ConversionError(f"{net.path} holds the first {net.covered_layers} layers of "
+                              f"{config.path}, not {n}: pass upto={net.covered_layers}")
+    head = _header(header, seen, net.header if net is not None else None)
+    major, minor, revision, seen_value, _, transpose = head
+    header_bytes = _core.header_bytes(major, minor, revision, seen_value)
+    if net is not None and transpose == net.header.transpose:
+        arrays = None  # the file's own bytes, streamed by the core
+    else:
+        arrays = _arrays(net if net is not None else source, config, n)
+    writer = _core.WeightsWriter(target)
+    try:
+        writer.write(header_bytes)
+        if arrays is None:
+            assert net is not None
+            writer.write_layers(net._live(), n)
+            if progress is not None:
+                progress(writer.written)
+        else:
+            core = core_config(config)
+            for i in range(n):
+                layer_params = arrays.get(i)
+                if layer_params:
+                    writer.write(_layer_buffer(core.layer(i), layer_params, transpose))
+                    if progress is not None:
+                        progress(writer.written)
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return Path(target)
+
+
+def _check_upto(upto: int, n: int) -> int:
+    if isinstance(upto, bool) or not isinstance(upto, (int, np.integer)) or not 0 <= upto <= n:
+        raise ValueError(f"upto must be a layer count in 0..{n}, got {upto!r}")
+    return int(upto)
+
+
+def _config_for(source: object, cfg: str | os.PathLike[str] | Config | None) -> Config:
+    if isinstance(source, Network):
+        if cfg is None:
+            return source.config
+        config = parse(cfg, stacklevel=3)
+        if _plan(config) != _plan(source.config):
+            raise ConversionError(f"{config.path} plans other arrays than {source.config.path}, "
+                                  f"the cfg of the network being saved")
+        return config
+    if not isinstance(source, Mapping):
+        raise TypeError(f"source must be a Network or a mapping of arrays, not "
+                        f"{type(source).__name__}")
+    if cfg is None:
+        raise TypeError("save() of arrays needs the cfg they are for: save(path, arrays, cfg)")
+    return parse(cfg, stacklevel=3)
+
+
+def _plan(config: Config) -> list[tuple[tuple[str, tuple[int, ...]], ...]]:
+    return [tuple((s.name, s.shape) for s in layer.param_specs) for layer in config]
+
+
+def _header(header: HeaderArg, seen: int | None, current: Header | None) -> Header:
+    if header is None:
+        h = current if current is not None else Header(0, 2, 5, 0, 20, False)
+        major, minor, revision, old_seen = h.major, h.minor, h.revision, h.seen
+    elif isinstance(header, Header):
+        major, minor, revision, old_seen = header.major, header.minor, header.revision, header.seen
+    else:
+        values = tuple(int(v) for v in header)
+        if len(values) not in (3, 4):
+            raise ValueError(f"header must be (major, minor, revision[, seen]), got {header!r}")
+        major, minor, revision = values[:3]
+        old_seen = values[3] if len(values) == 4 else (current.seen if current else 0)
+    value = old_seen if seen is None else int(seen)
+    if value < 0:
+        raise ValueError(f"seen must be >= 0, got {value}")
+    size = _core.header_size_for(major, minor)
+    return Header(major, minor, revision, value, size, major > 1000 or minor > 1000)
+
+
+def _as_array(value: Any) -> npt.NDArray[Any]:
+    """An array from NumPy arrays, torch tensors (detached, on the CPU) or
+    anything with ``__array__``, without a copy where it can."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        value = value.detach().cpu()
+        if str(getattr(value, "dtype", "")) == "torch.bfloat16":
+            value = value.float()
+        value = value.numpy()
+    return np.asarray(value)
+
+
+def _arrays(source: object, config: Config, n: int) -> dict[int, Params]:
+    """Layer index -> {darknet name: array}, checked against the plan of the
+    first ``n`` layers before anything is written."""
+    if isinstance(source, Network):
+        return {layer.index: layer.params for layer in source if layer.index < n}
+    assert isinstance(source, Mapping)
+    if source and all(isinstance(k, str) for k in source):
+        from ._state_dict import from_state_dict
+
+        layers: dict[int, Params] = dict(from_state_dict(config, source))
+    else:
+        layers = {}
+        for key, value in source.items():
+            if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+                raise ConversionError(f"the arrays must be keyed by layer index (int) or be a "
+                                      f"state dict (str keys), not {type(key).__name__} {key!r}")
+            if not 0 <= int(key) < len(config):
+                raise ConversionError(f"layer index {key} is outside {config.path}'s "
+                                      f"{len(config)} layers")
+            if not isinstance(value, Mapping):
+                raise ConversionError(f"layer {key}: expected a dict of darknet's parameter "
+                                      f"names to arrays, not {type(value).__name__}")
+            layers[int(key)] = value
+    out: dict[int, Params] = {}
+    for layer in config:
+        given = layers.get(layer.index, {})
+        specs = layer.param_specs
+        if layer.index >= n:
+            continue
+        expected = {s.name for s in specs}
+        extra = sorted(set(given) - expected)
+        if extra:
+            have = ", ".join(sorted(expected)) if expected else "nothing"
+            raise ConversionError(f"{layer.location}: unexpected array {extra[0]!r} (the layer "
+                                  f"stores {have})")
+        checked: dict[str, npt.NDArray[Any]] = {}
+        for s in specs:
+            if s.name not in given:
+                raise ConversionError(f"{layer.location}: array {s.name!r} {s.shape} is missing")
+            a = _as_array(given[s.name])
+            if a.dtype.kind != "f":
+                raise ConversionError(f"{layer.location}: array {s.name!r} has dtype {a.dtype}; "
+                                      f"only floating-point arrays are written (as float32)")
+            if a.shape != s.shape:
+                raise ConversionError(f"{layer.location}: array {s.name!r} has shape {a.shape}, "
+                                      f"the cfg expects {s.shape}")
+            checked[s.name] = a
+        out[layer.index] = checked
+    return out
+
+
+def _layer_buffer(info: _core.LayerInfo, params: Params, transpose: bool) -> npt.NDArray[np.float32]:
+    """One layer's data in file order: each array placed by its file strides."""
+    buf = np.empty(info.nfloats, np.float32)
+    for (name, shape, offset, _), strides in zip(info.param_specs, info.file_strides(transpose),
+                                                 strict=True):
+        view = np.lib.stride_tricks.as_strided(buf[offset:], shape=shape, strides=strides,
+                                               writeable=True)
+        np.copyto(view, params[name], casting="same_kind")
+    return buf

@@ -1,0 +1,308 @@
+"""yolo_io.save(): byte-exact round trips, partial files, checks before any
+byte is written, and the atomic write (kill mid-save, full disk)."""
+
+from __future__ import annotations
+
+import filecmp
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_CFG, TINY_CFG, corpus_param
+
+import yolo_io
+from yolo_io.testing import write_weights
+
+pytestmark = pytest.mark.filterwarnings("ignore::yolo_io.CfgWarning")
+
+VERSIONS = [(0, 2, 5), (0, 1, 0), (0, 2, 0), (1, 0, 0), (1000, 1001, 0)]
+
+# One cfg per layer type that stores data (and a [connected] for the legacy
+# transposition), small enough to write in microseconds.
+STORING_CFG = """\
+[net]
+width=8
+height=8
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=4
+size=3
+pad=1
+activation=leaky
+
+[convolutional]
+filters=4
+size=3
+pad=1
+groups=2
+flipped=1
+activation=linear
+
+[batchnorm]
+
+[shortcut]
+from=-2
+weights_type=per_channel
+weights_normalization=relu
+activation=linear
+
+[deconvolutional]
+filters=2
+size=2
+stride=2
+batch_normalize=1
+activation=leaky
+
+[local]
+filters=2
+size=3
+stride=2
+activation=leaky
+
+[connected]
+output=6
+batch_normalize=1
+activation=leaky
+
+[connected]
+output=5
+activation=linear
+
+[rnn]
+output=4
+hidden=4
+batch_normalize=1
+activation=leaky
+
+[lstm]
+output=3
+
+[crnn]
+output=2
+hidden=2
+size=1
+"""
+
+
+@pytest.fixture
+def storing(tmp_path: Path) -> Path:
+    cfg = tmp_path / "storing.cfg"
+    cfg.write_text(STORING_CFG)
+    return cfg
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=lambda v: ".".join(map(str, v)))
+def test_round_trip_every_storing_layer(storing: Path, tmp_path: Path,
+                                        version: tuple[int, int, int]) -> None:
+    original = write_weights(tmp_path / "a.weights", storing, version=version, seen=12345, seed=3)
+    net = yolo_io.load(original, storing)
+    types = {layer.type for layer in net if layer.param_count}
+    assert types >= {"convolutional", "batchnorm", "shortcut", "deconvolutional", "local",
+                     "connected", "rnn", "lstm", "crnn"}
+    yolo_io.save(tmp_path / "b.weights", net)
+    assert filecmp.cmp(original, tmp_path / "b.weights", shallow=False)
+    arrays = {layer.index: dict(layer.params) for layer in net}
+    yolo_io.save(tmp_path / "c.weights", arrays, storing, header=net.header)
+    assert filecmp.cmp(original, tmp_path / "c.weights", shallow=False)
+    assert yolo_io.load(tmp_path / "c.weights", storing).header == net.header
+
+
+@pytest.mark.parametrize("cfg", corpus_param(exclude=("yolor_csp.cfg",)))
+def test_round_trip_corpus(cfg: Path, tmp_path: Path) -> None:
+    original = write_weights(tmp_path / "a.weights", cfg, seed=1, seen=64_000)
+    net = yolo_io.load(original, cfg)
+    yolo_io.save(tmp_path / "b.weights", net)
+    assert filecmp.cmp(original, tmp_path / "b.weights", shallow=False)
+    yolo_io.save(tmp_path / "c.weights", {layer.index: dict(layer.params) for layer in net}, cfg,
+                 header=net.header)
+    assert filecmp.cmp(original, tmp_path / "c.weights", shallow=False)
+
+
+def test_legacy_header_transposes_connected_weights_back(storing: Path, tmp_path: Path) -> None:
+    legacy = write_weights(tmp_path / "legacy.weights", storing, version=(1000, 1001, 0), seed=4)
+    net = yolo_io.load(legacy, storing)
+    yolo_io.save(tmp_path / "modern.weights", net, header=(0, 2, 5))
+    modern = yolo_io.load(tmp_path / "modern.weights", storing)
+    assert modern.header[:3] == (0, 2, 5) and not modern.header.transpose
+    for a, b in zip(net, modern, strict=True):
+        for name, array in a.params.items():
+            np.testing.assert_array_equal(array, b.params[name])
+    connected = next(layer for layer in net if layer.type == "connected")
+    raw_old = net.raw[connected.offset:connected.offset + connected.nbytes]
+    raw_new = modern.raw[connected.offset + 4:connected.offset + 4 + connected.nbytes]
+    assert not np.array_equal(raw_old, raw_new)  # another byte order in the file
+    yolo_io.save(tmp_path / "legacy2.weights", modern, header=net.header)
+    assert filecmp.cmp(legacy, tmp_path / "legacy2.weights", shallow=False)
+
+
+def test_seen_is_kept_or_overridden(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "a.weights", cfg, seen=2**40 + 5), cfg)
+    assert yolo_io.load(yolo_io.save(tmp_path / "b.weights", net), cfg).header.seen == 2**40 + 5
+    out = yolo_io.save(tmp_path / "c.weights", net, seen=7)
+    assert yolo_io.load(out, cfg).header.seen == 7
+    with pytest.raises(ValueError, match="32-bit `seen`"):
+        yolo_io.save(tmp_path / "d.weights", net, header=(0, 1, 0))
+    assert not (tmp_path / "d.weights").exists()
+    out = yolo_io.save(tmp_path / "e.weights", net, header=(0, 1, 0, 9))
+    assert yolo_io.load(out, cfg).header == (0, 1, 0, 9, 16, False)
+
+
+def test_partial_equals_darknet_partial_yolov4_137(tmp_path: Path) -> None:
+    cfg = SHARED_CFG / "yolov4.cfg"
+    if not cfg.is_file():
+        pytest.skip("the corpus is not beside the checkout")
+    net = yolo_io.load(write_weights(tmp_path / "y.weights", cfg, seed=2, seen=32_032_000), cfg)
+    out = yolo_io.save(tmp_path / "yolov4.conv.137", net, upto=137)
+    assert out.stat().st_size == 170038676  # MANIFEST: yolov4.conv.137
+    # darknet's partial: the same header (version, seen), then layers 0..136.
+    data = out.read_bytes()
+    assert data == net.raw[:170038676].tobytes()
+    part = yolo_io.load(out, cfg, partial=True)
+    assert part.covered_layers == 137 and part.header == net.header
+    arrays = yolo_io.save(tmp_path / "b.conv.137", {i: dict(net[i].params) for i in range(137)},
+                          cfg, header=net.header, upto=137)
+    assert filecmp.cmp(out, arrays, shallow=False)
+
+
+def test_checks_before_writing(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "a.weights", cfg), cfg)
+    arrays = {layer.index: dict(layer.params) for layer in net}
+    target = tmp_path / "out.weights"
+    target.write_bytes(b"keep me")
+    first = net[0]
+
+    def attempt(change: dict[int, dict[str, object]], match: str) -> None:
+        with pytest.raises(yolo_io.ConversionError, match=match):
+            yolo_io.save(target, {**arrays, **change}, cfg)
+        assert target.read_bytes() == b"keep me"
+        assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+    w = first.params["weights"]
+    where = rf"layer 0 \(\[convolutional\], .*tiny\.cfg line {first.line}\)"
+    attempt({0: {**arrays[0], "weights": w[:2]}},
+            where + r": array 'weights' has shape \(2, 3, 3, 3\), the cfg expects \(4, 3, 3, 3\)")
+    attempt({0: {k: v for k, v in arrays[0].items() if k != "scales"}}, "'scales' .* is missing")
+    attempt({0: {**arrays[0], "extra": w}}, "unexpected array 'extra'")
+    attempt({0: {**arrays[0], "weights": w.astype(np.int32)}}, "dtype int32")
+    attempt({99: {}}, "layer index 99 is outside")
+    del arrays[0]
+    attempt({}, "'biases' .* is missing")
+
+
+def test_accepts_float64_and_converts(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    original = write_weights(tmp_path / "a.weights", cfg)
+    net = yolo_io.load(original, cfg)
+    arrays = {layer.index: {k: v.astype(np.float64) for k, v in layer.params.items()}
+              for layer in net}
+    out = yolo_io.save(tmp_path / "b.weights", arrays, cfg)
+    assert filecmp.cmp(original, out, shallow=False)
+
+
+def test_save_over_the_mapped_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    path = write_weights(tmp_path / "a.weights", cfg, seed=5)
+    before = path.read_bytes()
+    net = yolo_io.load(path, cfg)
+    view = net[0].params["weights"].copy()
+    yolo_io.save(path, net, seen=99)
+    assert path.read_bytes()[20:] == before[20:]
+    np.testing.assert_array_equal(net[0].params["weights"], view)  # old mapping still valid
+    assert yolo_io.load(path, cfg).header.seen == 99
+
+
+def test_keeps_the_mode_of_the_replaced_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "a.weights", cfg), cfg)
+    target = tmp_path / "b.weights"
+    target.write_bytes(b"")
+    target.chmod(0o640)
+    yolo_io.save(target, net)
+    assert target.stat().st_mode & 0o777 == 0o640
+
+
+def test_errors_of_the_file_system(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "a.weights", cfg), cfg)
+    with pytest.raises(IsADirectoryError):
+        yolo_io.save(tmp_path, net)
+    with pytest.raises(FileNotFoundError):
+        yolo_io.save(tmp_path / "no" / "such" / "x.weights", net)
+
+
+_WRITER = """
+import sys, time, yolo_io
+net = yolo_io.load(sys.argv[1], sys.argv[2])
+slow = lambda written: time.sleep(0.05)
+print("start", flush=True)
+arrays = {layer.index: dict(layer.params) for layer in net}  # written layer by layer
+yolo_io.save(sys.argv[3], arrays, sys.argv[2], progress=slow)
+"""
+
+
+def test_killed_mid_save_leaves_the_target_intact(tmp_path: Path) -> None:
+    cfg = tmp_path / "big.cfg"
+    cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\n" + "[convolutional]\nfilters=64\n"
+                   "size=3\npad=1\nactivation=linear\n" * 40)
+    weights = write_weights(tmp_path / "w.weights", cfg)
+    target = tmp_path / "target.weights"
+    target.write_bytes(b"precious")
+    env = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(weights), str(cfg), str(target)],
+                            stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
+    with proc.stdout:
+        assert proc.stdout.readline().strip() == b"start"
+    deadline = time.monotonic() + 30
+    while not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]:
+        assert time.monotonic() < deadline, "no temporary file appeared"
+        time.sleep(0.01)
+    time.sleep(0.2)  # mid-save: some layers written
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert target.read_bytes() == b"precious"
+
+
+_FULL_DISK = """
+import resource, sys, yolo_io
+net = yolo_io.load(sys.argv[1], sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[4]), int(sys.argv[4])))
+try:
+    yolo_io.save(sys.argv[3], net, header=(0, 1, 0, 0))
+except OSError as err:
+    print(type(err).__name__, err.errno, err)
+"""
+
+
+def test_full_disk_raises_and_leaves_the_target(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    weights = write_weights(tmp_path / "w.weights", cfg)
+    target = tmp_path / "target.weights"
+    target.write_bytes(b"precious")
+    env = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
+    # RLIMIT_FSIZE: writing past 100 bytes fails with EFBIG (SIGXFSZ ignored),
+    # as a full disk fails with ENOSPC.
+    proc = subprocess.run([sys.executable, "-c", "import signal; signal.signal(signal.SIGXFSZ, "
+                           "signal.SIG_IGN)\n" + _FULL_DISK, str(weights), str(cfg), str(target),
+                           "100"], capture_output=True, text=True, env=env, timeout=60,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("OSError 27 ") and str(target) in proc.stdout, proc.stdout
+    assert target.read_bytes() == b"precious"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
