@@ -306,3 +306,29 @@ def test_full_disk_raises_and_leaves_the_target(tmp_path: Path) -> None:
     assert proc.stdout.startswith("OSError 27 ") and str(target) in proc.stdout, proc.stdout
     assert target.read_bytes() == b"precious"
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize("naming", ["yolo_io", "darknet2pytorch", "ultralytics"])
+def test_state_dict_round_trip(tmp_path: Path, naming: str) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG.replace("groups=2\n", "", 1))  # darknet2pytorch: no grouped conv
+    original = write_weights(tmp_path / "a.weights", cfg, seed=8, seen=5)
+    net = yolo_io.load(original, cfg)
+    state = net.state_dict(naming=naming)
+    out = yolo_io.save(tmp_path / "b.weights", state, cfg, header=net.header)
+    back = yolo_io.load(out, cfg)
+    for a, b in zip(net, back, strict=True):
+        for name, array in a.params.items():
+            if name == "rolling_variance" and naming == "ultralytics":
+                # var + 1e-5 - 1e-4 and back in float64, rounded to float32 twice
+                np.testing.assert_allclose(b.params[name], array, rtol=0,
+                                           atol=float(np.spacing(np.float32(array.max()))))
+            else:
+                np.testing.assert_array_equal(b.params[name], array)
+
+
+def test_state_dict_in_an_unknown_naming(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    with pytest.raises(yolo_io.ConversionError, match="no naming yolo_io knows"):
+        yolo_io.save(tmp_path / "x.weights", {"backbone.conv1.weight": np.zeros(1)}, cfg)
