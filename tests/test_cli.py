@@ -490,3 +490,37 @@ def test_check_corpus_swapped_anchors_and_partial(corpus: Path, tmp_path: Path) 
     backbone = write_weights(tmp_path / "yolov4.conv.137", cfg, layers=137, sparse=True)
     proc = run("check", cfg, backbone, "--partial")
     assert proc.stdout.startswith("ok: ") and "[partial-file]" in proc.stdout
+
+
+# -- partial and convert --------------------------------------------------------------
+
+
+def test_partial_command(corpus: Path, tmp_path: Path) -> None:
+    cfg = corpus / "yolov4.cfg"
+    weights = write_weights(tmp_path / "yolov4.weights", cfg, seed=1, seen=77)
+    out = tmp_path / "yolov4.conv.137"
+    text = run("partial", cfg, weights, 137, "-o", out).stdout
+    assert f"wrote {out}" in text and "seen 77" in text
+    assert out.stat().st_size == 170038676
+    assert out.read_bytes() == weights.read_bytes()[:170038676]
+    line = one_line_error(run("partial", cfg, weights, 999, "-o", out, code=2))
+    assert "0..162" in line
+
+
+def test_convert_weights_and_npz(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, weights = tiny
+    old = tmp_path / "old.weights"
+    run("convert", cfg, weights, "-o", old, "--version", "0.1.0", "--seen", "3")
+    net = yolo_io.load(old, cfg)
+    assert net.header == (0, 1, 0, 3, 16, False)
+    assert old.read_bytes()[16:] == weights.read_bytes()[20:]
+    npz = tmp_path / "m.npz"
+    run("convert", cfg, weights, "-o", npz, "--fuse", "--layout", "HWIO", "--dtype", "float16")
+    got = np.load(npz)
+    want = yolo_io.load(weights, cfg).state_dict(fuse=True, layout="HWIO")
+    assert sorted(got.files) == sorted(want)
+    for key, array in want.items():
+        assert got[key].dtype == (np.float16 if array.dtype.kind == "f" else array.dtype)
+        np.testing.assert_array_equal(got[key], array.astype(got[key].dtype))
+    line = one_line_error(run("convert", cfg, weights, "-o", tmp_path / "m.pt", code=2))
+    assert "suffix" in line

@@ -294,6 +294,85 @@ def _require(module: str, extra: str) -> None:
                        EXIT_DEPENDENCY) from err
 
 
+# -- partial and convert ---------------------------------------------------------
+
+
+def _saving_bar(total: int, desc: str) -> tuple[Callable[[int], object] | None, Callable[[], None]]:
+    """(progress callback of save(), close) for a bar on a terminal."""
+    from ._progress import progress_bar
+
+    bar = progress_bar(total, None, desc)
+    if bar is None:
+        return None, lambda: None
+    done = [0]
+
+    def update(written: int) -> None:
+        bar.update(written - done[0])
+        done[0] = written
+
+    return update, bar.close
+
+
+def _cmd_partial(args: argparse.Namespace) -> int:
+    from ._save import save
+
+    _check_paths("partial", args.cfg, args.weights)
+    net = _load_or_fail(args.weights, args.cfg, args.partial)
+    if not 0 <= args.layers <= len(net):
+        raise _Failure(f"N must be a layer count in 0..{len(net)} for {net.config.path}, got "
+                       f"{args.layers}", EXIT_USAGE)
+    update, close = _saving_bar(net.config.expected_size(net.header[:2], layers=args.layers),
+                                "partial")
+    try:
+        out = save(args.output, net, upto=args.layers, progress=update)
+    finally:
+        close()
+    sys.stdout.write(f"wrote {out}: the header of {net.path} (version "
+                     f"{'.'.join(map(str, net.header[:3]))}, seen {net.header.seen}) and layers "
+                     f"0..{args.layers - 1}, {out.stat().st_size:,} bytes; load it with "
+                     f"partial=True\n")
+    return EXIT_OK
+
+
+_CONVERT_SUFFIXES = (".weights", ".npz")
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ._save import save, save_npz
+
+    _check_paths("convert", args.cfg, args.weights)
+    suffix = Path(args.output).suffix.lower()
+    if suffix not in _CONVERT_SUFFIXES:
+        raise _Failure(f"-o {args.output}: the format comes from the suffix, one of "
+                       f"{', '.join(_CONVERT_SUFFIXES)}", EXIT_USAGE)
+    net = _load_or_fail(args.weights, args.cfg, args.partial)
+    if suffix == ".weights":
+        if args.fuse or args.layout or args.naming or args.dtype != "float32":
+            raise _Failure("--fuse, --layout, --naming and --dtype apply to .npz output; a "
+                           ".weights file is darknet's own layout", EXIT_USAGE)
+        header = None if args.version is None else _version(args.version)
+        update, close = _saving_bar(net.raw.size, "convert")
+        try:
+            out = save(args.output, net, header=header, seen=args.seen, progress=update)
+        finally:
+            close()
+    else:
+        out = save_npz(args.output, net, fuse=args.fuse, layout=args.layout,
+                       naming=args.naming or "yolo_io", dtype=np.dtype(args.dtype))
+    sys.stdout.write(f"wrote {out} ({out.stat().st_size:,} bytes)\n")
+    return EXIT_OK
+
+
+def _version(text: str) -> tuple[int, int, int]:
+    parts = text.split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise _Failure(f"--version must be MAJOR.MINOR.REVISION, e.g. 0.2.5, not {text!r}",
+                       EXIT_USAGE)
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
 # -- demo -----------------------------------------------------------------------
 
 DEMO_CFG = """\
@@ -497,6 +576,40 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_doctor)
+
+    p = sub.add_parser("partial", parents=[common],
+                       help="the first N layers, as darknet partial writes them",
+                       description="Write the header and the first N layers of WEIGHTS, what "
+                                   "`darknet partial CFG WEIGHTS OUT N` writes (a backbone to "
+                                   "train from, e.g. yolov4.conv.137).")
+    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
+    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
+    p.add_argument("layers", metavar="N", type=int, help="how many layers to keep")
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help="the file to write")
+    p.add_argument("--partial", action="store_true",
+                   help="accept a partial (backbone) weights file as the input")
+    p.set_defaults(func=_cmd_partial)
+
+    p = sub.add_parser("convert", parents=[common], help="write .weights or .npz",
+                       description="Write the model in the format of OUT's suffix: .weights "
+                                   "(another header version or seen; byte-exact otherwise) or "
+                                   ".npz (a state dict). Files are written atomically.")
+    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
+    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help="the file to write")
+    p.add_argument("--fuse", action="store_true", help="fold batch norm into the convolutions")
+    p.add_argument("--layout", metavar="LAYOUT",
+                   help="OIHW, HWIO or OHWI (default: the layer kind's, OIHW)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float16"),
+                   help="of the arrays (.npz)")
+    p.add_argument("--naming", choices=("yolo_io", "darknet2pytorch", "ultralytics"),
+                   help="parameter names (.npz; default yolo_io)")
+    p.add_argument("--version", metavar="M.m.r",
+                   help="header version of a .weights output (default: the input's)")
+    p.add_argument("--seen", type=int, help="images-seen counter of a .weights output")
+    p.add_argument("--partial", action="store_true",
+                   help="accept a partial (backbone) weights file as the input")
+    p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("demo", parents=[common], help="see the tool work, no downloads",
                        description="Write a small YOLO-style model (a cfg written by yolo_io, "

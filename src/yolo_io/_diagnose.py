@@ -511,7 +511,10 @@ def _class_solutions(config: Config, data_bytes: int, source: bytes | None) -> l
             f"its {len(heads)} {names} head{'s' * (len(heads) > 1)} (the cfg has {old_text}): "
             f"the weights were trained for {classes} class{'es' * (classes != 1)}{also}",
             fix=f"change these {len(edits)} lines of {config.path} (or use the cfg the "
-                f"weights were trained with)",
+                f"weights were trained with); to keep only the backbone for training another "
+                f"head, cut the layers before the first changed one from the weights with the "
+                f"fixed cfg: yolo-io partial CFG WEIGHTS {min(e.layer for e in edits)} -o "
+                f"backbone.conv.{min(e.layer for e in edits)}",
             layer=_ref(heads[0].head), edits=edits)]
     # Another number of anchors per head m: filters = m * (classes + per) at every head.
     if (not all(isinstance(h.attrs, YoloAttrs) for h in heads)

@@ -13,16 +13,16 @@ reductions that copy no array; :func:`doctor` reads each value about twice.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from ._attrs import DeconvolutionalAttrs, ImplicitAttrs, LocalAttrs, ShortcutAttrs
 from ._diagnose import Finding, LayerRef
+from ._progress import progress_bar
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -95,7 +95,7 @@ def doctor(net: Network, *, progress: bool | None = None) -> tuple[Finding, ...]
         ...     print(finding)
     """
     layers = [layer for layer in net if layer.param_specs and layer.loaded]
-    bar = _progress_bar(sum(layer.nbytes for layer in layers), progress)
+    bar = progress_bar(sum(layer.nbytes for layer in layers), progress, "doctor")
     findings: list[Finding] = []
     try:
         with np.errstate(all="ignore"):
@@ -241,45 +241,6 @@ def _indices(what: str, idx: npt.NDArray[np.intp]) -> str:
     shown = ", ".join(str(int(i)) for i in idx[:_SHOW])
     more = f", ... ({idx.size - _SHOW} more)" if idx.size > _SHOW else ""
     return f"{what}{'s' if idx.size > 1 else ''} {shown}{more}"
-
-
-# -- progress -----------------------------------------------------------------
-
-class _Bar(Protocol):
-    def update(self, n: int) -> object: ...
-    def close(self) -> None: ...
-
-
-def _progress_bar(total: int, progress: bool | None) -> _Bar | None:
-    """A tqdm bar on stderr, or None: not wanted, not a terminal, no tqdm."""
-    stream = sys.stderr
-    if stream is None:  # pythonw
-        return None
-    if progress is None:
-        try:
-            progress = bool(stream.isatty())
-        except (AttributeError, ValueError):  # no isatty, or a closed stream
-            progress = False
-    if not progress:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    bar: _Bar = tqdm(total=total, unit="B", unit_scale=True, desc="doctor", file=stream,
-                     **_unsized_terminal(stream))
-    return bar
-
-
-def _unsized_terminal(stream: TextIO) -> dict[str, int]:
-    """``ncols`` and ``nrows`` for a terminal that reports a size of 0 x 0 (a
-    new pseudo-terminal nobody sized, some serial consoles), in which tqdm
-    would draw nothing; else nothing: tqdm measures the terminal itself."""
-    try:
-        size = os.get_terminal_size(stream.fileno())
-    except (AttributeError, OSError, ValueError):  # not a terminal, no fileno, closed
-        return {}
-    return {"ncols": 80, "nrows": 24} if size.columns <= 0 or size.lines <= 0 else {}
 
 
 # -- plot ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ from ._config import Config, core_config, parse
 from ._errors import ConversionError
 from ._network import Header, Network
 
-__all__ = ["save"]
+__all__ = ["save", "save_npz"]
 
 HeaderArg = Header | tuple[int, int, int] | tuple[int, int, int, int] | None
 Params = Mapping[str, Any]
@@ -221,3 +221,34 @@ def _layer_buffer(info: _core.LayerInfo, params: Params, transpose: bool) -> npt
                                                writeable=True)
         np.copyto(view, params[name], casting="same_kind")
     return buf
+
+
+def save_npz(
+    path: str | os.PathLike[str],
+    net: Network,
+    *,
+    fuse: bool = False,
+    layout: str | None = None,
+    naming: str = "yolo_io",
+    dtype: npt.DTypeLike = np.float32,
+) -> Path:
+    """Write ``net.state_dict(fuse=, layout=, naming=)`` to an ``.npz`` file,
+    float arrays in ``dtype`` (float32 or float16), atomically (a temporary
+    file in the same folder, renamed over ``path``). ``np.load`` reads it."""
+    target = Path(path)
+    kind = np.dtype(dtype)
+    if kind not in (np.dtype(np.float32), np.dtype(np.float16)):
+        raise ValueError(f"dtype must be float32 or float16, not {kind}")
+    state = net.state_dict(fuse=fuse, layout=layout, naming=naming)
+    arrays = {k: v.astype(kind) if v.dtype.kind == "f" else v for k, v in state.items()}
+    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with temp.open("wb") as f:
+            np.savez(f, **arrays)  # type: ignore[arg-type]
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    return target
