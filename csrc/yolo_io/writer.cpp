@@ -1,6 +1,7 @@
 #include "yolo_io/writer.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -168,8 +169,18 @@ void write_mapped_layers(const Weights& source, int layers, AtomicFile& out) {
     const std::int64_t end = expected_bytes_upto(source.config(), begin, n);
     const auto* base = source.file()->data();
     constexpr std::int64_t kPart = std::int64_t{64} << 20;
+    const auto page = static_cast<std::int64_t>(::sysconf(_SC_PAGESIZE));
     for (std::int64_t at = begin; at < end; at += kPart) {
-        out.write(base + at, static_cast<std::size_t>(std::min(kPart, end - at)));
+        const std::int64_t n = std::min(kPart, end - at);
+#ifdef MADV_POPULATE_READ
+        // Fault the part in with one call (Linux 5.14+), not one fault per
+        // page as write() touches it: on first use, the difference is ~2x.
+        // Older kernels refuse it (EINVAL) and write() faults as before.
+        const std::int64_t from = at / page * page;
+        ::madvise(const_cast<std::uint8_t*>(base) + from, static_cast<std::size_t>(at + n - from),
+                  MADV_POPULATE_READ);
+#endif
+        out.write(base + at, static_cast<std::size_t>(n));
     }
 }
 
