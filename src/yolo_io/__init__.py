@@ -65,7 +65,8 @@ from ._errors import (
     YoloIOError,
 )
 from ._network import Header, Layer, Network, load
-from ._save import save
+from ._save import save, save_npz
+from ._save_fused import save_fused
 
 try:
     __version__ = version("yolo_io")
@@ -148,4 +149,6 @@ __all__ = [
     "parse_cfg",
     "release_cached_memory",
     "save",
+    "save_fused",
+    "save_npz",
 ]
