@@ -524,3 +524,17 @@ def test_convert_weights_and_npz(tiny: tuple[Path, Path], tmp_path: Path) -> Non
         np.testing.assert_array_equal(got[key], array.astype(got[key].dtype))
     line = one_line_error(run("convert", cfg, weights, "-o", tmp_path / "m.pt", code=2))
     assert "suffix" in line
+
+
+def test_convert_fused_darknet_model(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, weights = tiny
+    out = tmp_path / "fused.weights"
+    text = run("convert", cfg, weights, "-o", out, "--fuse").stdout
+    fused_cfg = tmp_path / "fused.cfg"
+    assert f"wrote {fused_cfg}" in text
+    net, fused = yolo_io.load(weights, cfg), yolo_io.load(out, fused_cfg)
+    for a, b in zip(net, fused, strict=True):
+        if "scales" in a.params:
+            w, bias = a.fused()
+            np.testing.assert_array_equal(b.params["weights"], w)
+            np.testing.assert_array_equal(b.params["biases"], bias)

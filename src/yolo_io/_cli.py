@@ -348,10 +348,22 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         raise _Failure(f"-o {args.output}: the format comes from the suffix, one of "
                        f"{', '.join(_CONVERT_SUFFIXES)}", EXIT_USAGE)
     net = _load_or_fail(args.weights, args.cfg, args.partial)
+    if suffix == ".weights" and args.fuse:
+        from ._save_fused import save_fused
+
+        if args.layout or args.naming or args.dtype != "float32":
+            raise _Failure("--layout, --naming and --dtype do not apply to a darknet model",
+                           EXIT_USAGE)
+        cfg_out = Path(args.cfg_output or Path(args.output).with_suffix(".cfg"))
+        header = None if args.version is None else _version(args.version)
+        weights_out, cfg_written = save_fused(args.output, cfg_out, net, header=header)
+        sys.stdout.write(f"wrote {cfg_written} (batch norm folded) and {weights_out} "
+                         f"({weights_out.stat().st_size:,} bytes)\n")
+        return EXIT_OK
     if suffix == ".weights":
-        if args.fuse or args.layout or args.naming or args.dtype != "float32":
-            raise _Failure("--fuse, --layout, --naming and --dtype apply to .npz output; a "
-                           ".weights file is darknet's own layout", EXIT_USAGE)
+        if args.layout or args.naming or args.dtype != "float32":
+            raise _Failure("--layout, --naming and --dtype apply to .npz output; a .weights "
+                           "file is darknet's own layout", EXIT_USAGE)
         header = None if args.version is None else _version(args.version)
         update, close = _saving_bar(net.raw.size, "convert")
         try:
@@ -592,12 +604,18 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", parents=[common], help="write .weights or .npz",
                        description="Write the model in the format of OUT's suffix: .weights "
-                                   "(another header version or seen; byte-exact otherwise) or "
-                                   ".npz (a state dict). Files are written atomically.")
+                                   "(another header version or seen; byte-exact otherwise; with "
+                                   "--fuse a darknet model with batch norm folded, cfg and "
+                                   "weights) or .npz (a state dict). Files are written "
+                                   "atomically.")
     p.add_argument("cfg", metavar="CFG", help="the .cfg file")
     p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
     p.add_argument("-o", "--output", metavar="OUT", required=True, help="the file to write")
-    p.add_argument("--fuse", action="store_true", help="fold batch norm into the convolutions")
+    p.add_argument("--fuse", action="store_true",
+                   help="fold batch norm into the convolutions (.weights: also writes the cfg "
+                        "with batch_normalize=0, OUT with the suffix .cfg or --cfg-output)")
+    p.add_argument("--cfg-output", metavar="CFG_OUT",
+                   help="where --fuse writes the cfg of a .weights output")
     p.add_argument("--layout", metavar="LAYOUT",
                    help="OIHW, HWIO or OHWI (default: the layer kind's, OIHW)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float16"),
