@@ -88,6 +88,16 @@ output=3
 output=2
 hidden=2
 size=1
+
+[conv_lstm]
+output=2
+size=1
+
+[gru]
+output=3
+
+[implicit]
+filters=4
 """
 
 
@@ -104,8 +114,9 @@ def test_round_trip_every_storing_layer(storing: Path, tmp_path: Path,
     original = write_weights(tmp_path / "a.weights", storing, version=version, seen=12345, seed=3)
     net = yolo_io.load(original, storing)
     types = {layer.type for layer in net if layer.param_count}
-    assert types >= {"convolutional", "batchnorm", "shortcut", "deconvolutional", "local",
-                     "connected", "rnn", "lstm", "crnn"}
+    kinds_that_store = {"convolutional", "batchnorm", "shortcut", "deconvolutional", "local",
+                        "connected", "rnn", "lstm", "crnn", "conv_lstm", "gru", "implicit"}
+    assert types == kinds_that_store
     yolo_io.save(tmp_path / "b.weights", net)
     assert filecmp.cmp(original, tmp_path / "b.weights", shallow=False)
     arrays = {layer.index: dict(layer.params) for layer in net}
