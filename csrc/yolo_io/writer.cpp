@@ -171,16 +171,21 @@ void write_mapped_layers(const Weights& source, int layers, AtomicFile& out) {
     constexpr std::int64_t kPart = std::int64_t{64} << 20;
     const auto page = static_cast<std::int64_t>(::sysconf(_SC_PAGESIZE));
     for (std::int64_t at = begin; at < end; at += kPart) {
-        const std::int64_t n = std::min(kPart, end - at);
+        const std::int64_t len = std::min(kPart, end - at);
+        const std::int64_t from = at / page * page;
 #ifdef MADV_POPULATE_READ
         // Fault the part in with one call (Linux 5.14+), not one fault per
         // page as write() touches it: on first use, the difference is ~2x.
         // Older kernels refuse it (EINVAL) and write() faults as before.
-        const std::int64_t from = at / page * page;
-        ::madvise(const_cast<std::uint8_t*>(base) + from, static_cast<std::size_t>(at + n - from),
-                  MADV_POPULATE_READ);
+        ::madvise(const_cast<std::uint8_t*>(base) + from,
+                  static_cast<std::size_t>(at + len - from), MADV_POPULATE_READ);
 #endif
-        out.write(base + at, static_cast<std::size_t>(n));
+        out.write(base + at, static_cast<std::size_t>(len));
+        // Written: drop the part from this process's resident set, so that
+        // saving a large model does not grow RSS by the file's size. The pages
+        // stay in the page cache; a later access maps them again.
+        ::madvise(const_cast<std::uint8_t*>(base) + from,
+                  static_cast<std::size_t>(at + len - from), MADV_DONTNEED);
     }
 }
 
