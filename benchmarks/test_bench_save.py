@@ -49,6 +49,9 @@ PROGRAMS = {"save": SAVE, "tofile": TOFILE, "tofile+fsync": TOFILE_FSYNC}
 
 def _sample(code: str, weights: Path, cfg: Path, out: Path) -> float:
     out.unlink(missing_ok=True)
+    # Untimed: the previous sample's dirty pages go to disk now, not during
+    # this sample (tofile returns before its data is on disk).
+    os.sync()
     proc = subprocess.run([sys.executable, "-c", code, str(weights), str(cfg), str(out)],
                           capture_output=True, text=True, env=ENV, check=True, timeout=300)
     return float(proc.stdout.split()[-1])
