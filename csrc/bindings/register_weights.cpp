@@ -166,19 +166,23 @@ std::int64_t fuse_into(const PyWeights& self, const py::dict& targets,
 
 }  // namespace
 
+PyWeights wrap_weights(std::shared_ptr<const Weights> weights) {
+    const auto& file = weights->file();
+    py::object owner = py::cast(PyMapping{file});
+    py::array raw(py::dtype::of<std::uint8_t>(),
+                  std::vector<py::ssize_t>{static_cast<py::ssize_t>(file->size())},
+                  std::vector<py::ssize_t>{1}, file->data(), owner);
+    clear_writeable(raw);
+    return PyWeights{std::move(weights), std::move(raw)};
+}
+
 void register_weights(py::module_& m) {
     py::class_<PyMapping>(m, "Mapping", "Owner of a read-only file mapping.");
 
     py::class_<PyWeights>(m, "Weights", "A mapped .weights file checked against a Config.")
         .def(py::init([](const PyConfig& config, const std::string& path, bool partial) {
                  auto file = std::make_shared<const MappedFile>(path);
-                 auto w = std::make_shared<const Weights>(config.ptr, file, partial);
-                 py::object owner = py::cast(PyMapping{file});
-                 py::array raw(py::dtype::of<std::uint8_t>(),
-                               std::vector<py::ssize_t>{static_cast<py::ssize_t>(file->size())},
-                               std::vector<py::ssize_t>{1}, file->data(), owner);
-                 clear_writeable(raw);
-                 return PyWeights{std::move(w), std::move(raw)};
+                 return wrap_weights(std::make_shared<const Weights>(config.ptr, file, partial));
              }),
              "config"_a, "path"_a, "partial"_a = false)
         .def_property_readonly("header",

@@ -65,6 +65,7 @@ from ._errors import (
     YoloIOError,
 )
 from ._network import Header, Layer, Network, load
+from ._safetensors import save_safetensors
 from ._save import save
 
 try:
@@ -148,4 +149,5 @@ __all__ = [
     "parse_cfg",
     "release_cached_memory",
     "save",
+    "save_safetensors",
 ]

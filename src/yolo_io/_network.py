@@ -12,7 +12,15 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from ._config import CfgLayer, Config, Shape, core_config, normalize_index, parse
+from ._config import (
+    CfgLayer,
+    Config,
+    Shape,
+    core_config,
+    normalize_index,
+    parse,
+    parse_bytes,
+)
 from ._errors import CfgError, SwappedArgumentsError, WeightsSizeError, YoloIOError
 from ._fusion import as_bfloat16, bn_for_eps, plain_bits, threads_arg, warn_overflow
 
@@ -206,7 +214,7 @@ class Network(Sequence[Layer]):
 
     @property
     def path(self) -> str:
-        """The ``.weights`` file."""
+        """The ``.weights`` file (or the ``.safetensors`` export)."""
         return self._path
 
     @property
@@ -389,19 +397,27 @@ class Network(Sequence[Layer]):
 
 def load(
     weights: str | os.PathLike[str],
-    cfg: str | os.PathLike[str] | Config,
+    cfg: str | os.PathLike[str] | Config | None = None,
     *,
     partial: bool = False,
 ) -> Network:
-    """Map a Darknet ``.weights`` file and check it against its ``.cfg``.
+    """Map a Darknet ``.weights`` file and check it against its ``.cfg``, or
+    map a raw safetensors export of :func:`yolo_io.save_safetensors`.
 
     Costs O(layers): the cfg is parsed, the header read, and the file size
     compared with what the cfg needs; no weight byte is read until a layer's
     ``params`` are used (and then through the page cache, not a copy).
 
     Args:
-        weights: path of the ``.weights`` file.
-        cfg: a path, cfg text, or a Config from :func:`parse_cfg`.
+        weights: path of the ``.weights`` file, or of a ``.safetensors`` file
+            (recognised from its first bytes): a raw yolo_io export, whose
+            metadata holds the cfg and the darknet header and whose tensors
+            are the darknet arrays in file order. Its ``params`` are views
+            into its data region, and :func:`yolo_io.save` writes the
+            original ``.weights`` back, byte for byte.
+        cfg: a path, cfg text, or a Config from :func:`parse_cfg`. Required
+            for a ``.weights`` file; for a safetensors export, it replaces the
+            stored cfg (and must plan exactly its tensors).
         partial: accept a file that ends exactly on a layer boundary, such as
             ``yolov4.conv.137`` written by ``darknet partial``.
 
@@ -412,7 +428,11 @@ def load(
         WeightsSizeError: the file is shorter or longer than the cfg needs; the
             message names both files, the sizes and the first layer that does
             not fit.
-        FormatError: not a weights file (text, an HTML page, an archive).
+        FormatError: not a weights file (text, an HTML page, an archive); a
+            safetensors file that is invalid (the message names the tensor),
+            not a raw yolo_io export (another naming, fused), or whose tensors
+            differ from its cfg's plan.
+        TypeError: ``cfg`` is missing for a ``.weights`` file.
         CfgError: the cfg is invalid (or is a weights file).
         SwappedArgumentsError: ``weights`` is a cfg and ``cfg`` a weights file;
             the message shows the call the right way round.
@@ -423,19 +443,34 @@ def load(
         >>> net[0].params["weights"].shape
         (32, 3, 3, 3)
     """
+    if not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"weights must be a path, not {type(weights).__name__}")
+    if _core.sniff_file(os.fspath(weights)) == "safetensors":
+        return _load_safetensors(os.fspath(weights), cfg)
+    if cfg is None:
+        raise TypeError(f"load() of the .weights file {os.fspath(weights)} needs its cfg: "
+                        "load(weights, cfg) (only a raw safetensors export brings its own)")
     try:
         config = parse(cfg, stacklevel=2)
     except CfgError as err:
         _raise_if_swapped(weights, cfg, err)
         raise
-    if not isinstance(weights, (str, os.PathLike)):
-        raise TypeError(f"weights must be a path, not {type(weights).__name__}")
     try:
         core = _core.Weights(core_config(config), os.fspath(weights), bool(partial))
     except WeightsSizeError as err:
         _add_suggestion(err, config, os.fspath(weights), cfg)
         raise
     return Network(config, core)
+
+
+def _load_safetensors(path: str, cfg: str | os.PathLike[str] | Config | None) -> Network:
+    """A Network on a raw yolo_io safetensors export (every check in the core)."""
+    file = _core.SafetensorsFile(path)
+    if cfg is None:
+        config = parse_bytes(file.raw_cfg(), f"{path} (its cfg)", stacklevel=3)
+    else:
+        config = parse(cfg, stacklevel=3)
+    return Network(config, _core.weights_from_safetensors(core_config(config), file))
 
 
 def _add_suggestion(err: WeightsSizeError, config: Config, path: str, cfg: object) -> None:
