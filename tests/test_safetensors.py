@@ -77,6 +77,9 @@ def test_round_trip_corpus(cfg: Path, tmp_path: Path) -> None:
     assert back.config.source == cfg.read_bytes()
     yolo_io.save(tmp_path / "b.weights", back)
     assert filecmp.cmp(original, tmp_path / "b.weights", shallow=False)
+    back.close()
+    for path in (original, st, tmp_path / "b.weights"):  # up to 750 MB each
+        path.unlink()
 
 
 def test_fused_and_state_dict_work_on_a_loaded_export(tiny: yolo_io.Network, tmp_path: Path) -> None:
@@ -313,3 +316,155 @@ def test_cfg_is_optional_only_for_exports(tiny: yolo_io.Network, tmp_path: Path)
     sniffed = yolo_io._core.sniff_file
     out = yolo_io.save_safetensors(tmp_path / "t.safetensors", tiny)
     assert sniffed(str(out)) == "safetensors" and sniffed(tiny.path) == "weights"
+
+
+# -- state-dict exports (naming, fuse, layout, dtype) -------------------------------------
+
+# What every naming can hold: convolutions without groups, with and without BN.
+PORTABLE_CFG = """\
+[net]
+width=16
+height=16
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=1
+pad=1
+activation=mish
+
+[convolutional]
+filters=8
+size=1
+stride=1
+pad=1
+activation=linear
+
+[route]
+layers=-1,-2
+
+[convolutional]
+filters=18
+size=1
+stride=1
+pad=1
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=1,1, 2,2, 3,3
+classes=1
+num=3
+"""
+
+
+@pytest.fixture
+def portable(tmp_path: Path) -> yolo_io.Network:
+    cfg = tmp_path / "portable.cfg"
+    cfg.write_text(PORTABLE_CFG)
+    return yolo_io.load(write_weights(tmp_path / "p.weights", cfg, seed=9, seen=3), cfg)
+
+
+STATE_DICT_CASES = [
+    {"naming": "yolo_io"},
+    {"naming": "darknet2pytorch"},
+    {"naming": "darknet2pytorch", "fuse": True},
+    {"naming": "ultralytics"},
+    {"naming": "ultralytics", "fuse": True},
+    {"fuse": True, "layout": "HWIO"},
+    {"dtype": "float16"},
+    {"naming": "darknet2pytorch", "fuse": True, "layout": "OHWI", "dtype": "float16"},
+]
+
+
+@pytest.mark.parametrize("options", STATE_DICT_CASES,
+                         ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_state_dict_export_equals_state_dict(portable: yolo_io.Network, tmp_path: Path,
+                                             options: dict[str, Any]) -> None:
+    st = pytest.importorskip("safetensors")
+    from safetensors.numpy import load_file, save_file
+
+    out = yolo_io.save_safetensors(tmp_path / "s.safetensors", portable, **options)
+    expected = portable.state_dict(naming=options.get("naming", "yolo_io"),
+                               fuse=options.get("fuse", False), layout=options.get("layout"),
+                               dtype=options.get("dtype", "float32"))
+    got = load_file(out)
+    assert list(got) == list(expected) or sorted(got) == sorted(expected)
+    for key, array in expected.items():
+        assert got[key].dtype == array.dtype and got[key].shape == array.shape, key
+        np.testing.assert_array_equal(got[key], array)
+    with st.safe_open(out, "np") as f:
+        meta = f.metadata()
+    assert meta["format"] == "yolo_io.state_dict"
+    assert meta["naming"] == options.get("naming", "yolo_io")
+    assert meta["fuse"] == str(int(options.get("fuse", False)))
+    assert meta["dtype"] == options.get("dtype", "float32") and meta["cfg"] == PORTABLE_CFG
+    # The package's own file of the same tensors holds the same values (its
+    # save_file writes the 0-d num_batches_tracked as shape (1,); ours keep ()).
+    save_file({k: np.ascontiguousarray(v) for k, v in expected.items()}, tmp_path / "p.st")
+    theirs = load_file(tmp_path / "p.st")
+    assert all(np.array_equal(theirs[k].reshape(got[k].shape), got[k]) for k in expected)
+    with pytest.raises(yolo_io.FormatError, match=r"state-dict export .* not a raw one"):
+        yolo_io.load(out)
+
+
+def test_bfloat16_export_holds_the_state_dict_bits(tiny: yolo_io.Network, tmp_path: Path) -> None:
+    out = yolo_io.save_safetensors(tmp_path / "b.safetensors", tiny, dtype="bfloat16", fuse=True)
+    yolo_io._core.SafetensorsFile(str(out))  # valid
+    raw = out.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    for key, array in tiny.state_dict(fuse=True, dtype="bfloat16").items():
+        entry = header[key]
+        assert entry["dtype"] == "BF16" and tuple(entry["shape"]) == array.shape
+        begin, end = entry["data_offsets"]
+        assert raw[8 + n + begin:8 + n + end] == np.ascontiguousarray(array).tobytes()
+
+
+def test_state_dict_export_refuses_what_the_naming_cannot_hold(tmp_path: Path) -> None:
+    net = storing_net(tmp_path)
+    target = tmp_path / "x.safetensors"
+    with pytest.raises(yolo_io.ConversionError, match="darknet2pytorch"):
+        yolo_io.save_safetensors(target, net, naming="darknet2pytorch")
+    with pytest.raises(ValueError, match="naming must be one of"):
+        yolo_io.save_safetensors(target, net, naming="keras")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        yolo_io.save_safetensors(target, net, dtype="int8")
+    assert not target.exists()
+    # The yolo_io naming holds every storing layer, LSTMs and all.
+    out = yolo_io.save_safetensors(target, net, naming="yolo_io")
+    assert yolo_io._core.SafetensorsFile(str(out)) is not None
+
+
+def test_state_dict_export_loads_into_darknet2any(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    d2p = pytest.importorskip("darknet2any.tool.darknet2pytorch")
+    import contextlib
+    import io
+
+    from safetensors.numpy import load_file
+    from test_darknet2any import SMALL  # after the importorskips: it needs torch
+
+    cfg = tmp_path / "small.cfg"
+    cfg.write_text(SMALL)
+    net = yolo_io.load(write_weights(tmp_path / "m.weights", cfg, seed=11, realistic=True), cfg)
+    out = yolo_io.save_safetensors(tmp_path / "m.safetensors", net, naming="darknet2pytorch")
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = d2p.Darknet(str(cfg))
+    state = {k: torch.from_numpy(v) for k, v in load_file(out).items()}
+    model.load_state_dict(state, strict=True)

@@ -44,6 +44,26 @@ void register_safetensors(py::module_& m) {
         "source"_a,
         "The header of the raw safetensors export of a mapped weights file; its data region "
         "is then WeightsWriter.write_layers(source, all layers).");
+    m.def(
+        "safetensors_header",
+        [](const PyWeights& source,
+           const std::vector<std::tuple<std::string, std::string, std::vector<std::int64_t>>>&
+               tensors,
+           const std::vector<std::pair<std::string, std::string>>& metadata) {
+            std::vector<TensorEntry> entries;
+            entries.reserve(tensors.size());
+            for (const auto& [name, dtype, shape] : tensors) {
+                entries.push_back(TensorEntry{name, dtype, shape, 0, 0});
+            }
+            Metadata meta(metadata.begin(), metadata.end());
+            for (auto& kv : export_metadata(source.weights->config(), source.weights->header())) {
+                meta.push_back(std::move(kv));
+            }
+            return py::bytes(safetensors_header(entries, meta));
+        },
+        "source"_a, "tensors"_a, "metadata"_a,
+        "Header bytes for tensors (name, dtype, shape) laid out back to back in this order, "
+        "with the metadata pairs, then the source's cfg and header.");
 }
 
 }  // namespace yolo_io::bindings

@@ -79,14 +79,14 @@ py::dtype numpy_dtype(DType t) {
 // views whose base is a capsule owning the arena.
 py::tuple fused_all(const PyWeights& self, const std::optional<std::string>& conv_layout,
                     const std::optional<std::string>& dense_layout, const std::string& dtype,
-                    const std::string& flatten, int threads, bool fuse) {
+                    const std::string& flatten, int threads, bool fuse, int first, int last) {
     const FuseOptions options =
         parse_fuse_options(conv_layout.value_or(""), dense_layout.value_or(""), dtype, flatten,
                            fuse);
     auto arena = std::make_unique<Arena>();
     {
         py::gil_scoped_release release;
-        *arena = fuse_network(*self.weights, options, threads);
+        *arena = fuse_network(*self.weights, options, threads, first, last);
     }
     std::uint8_t* base = arena->data.get();
     const py::dtype npdt = numpy_dtype(options.dtype);
@@ -213,9 +213,29 @@ void register_weights(py::module_& m) {
              "(weights, biases, overflow count) of layer i, BN fused, in layout (None: the "
              "kind's default) and dtype.")
         .def("fused_all", &fused_all, "conv_layout"_a, "dense_layout"_a, "dtype"_a, "flatten"_a,
-             "threads"_a, "fuse"_a = true,
+             "threads"_a, "fuse"_a = true, "first"_a = 0, "last"_a = -1,
              "({layer: (weights, biases)}, overflow count): one arena. dense_layout None: IO "
-             "beside HWIO/OHWI, else OI.")
+             "beside HWIO/OHWI, else OI. Only layers first..last-1 (last -1: to the end).")
+        .def(
+            "fused_shapes",
+            [](const PyWeights& self, const std::optional<std::string>& conv_layout,
+               const std::optional<std::string>& dense_layout, const std::string& dtype,
+               const std::string& flatten, bool fuse) {
+                const FuseOptions options = parse_fuse_options(
+                    conv_layout.value_or(""), dense_layout.value_or(""), dtype, flatten, fuse);
+                py::dict out;
+                for (const FusePlan& p : plan_network(*self.weights, options)) {
+                    py::tuple shape(p.weights_shape.size());
+                    for (std::size_t k = 0; k < p.weights_shape.size(); ++k) {
+                        shape[k] = py::int_(p.weights_shape[k]);
+                    }
+                    out[py::int_(p.layer)] = py::make_tuple(shape, p.biases_count);
+                }
+                return out;
+            },
+            "conv_layout"_a, "dense_layout"_a, "dtype"_a, "flatten"_a, "fuse"_a,
+            "{layer: (weights shape, biases count)} of what fused_all() would compute, "
+            "computing nothing.")
         .def("fuse_into", &fuse_into, "targets"_a, "conv_layout"_a, "dense_layout"_a, "dtype"_a,
              "flatten"_a, "threads"_a, "Fill caller buffers {layer: (w, b)}; overflow count.");
 

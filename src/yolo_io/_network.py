@@ -270,9 +270,27 @@ class Network(Sequence[Layer]):
             ``{layer index: (weights, bias)}``; the arrays are writeable views
             into the arena, which lives as long as any of them.
         """
+        return self._fused_layers(layout, dtype=dtype, dense_layout=dense_layout, flatten=flatten,
+                                  threads=threads, fuse=fuse, stacklevel=3)
+
+    def _fused_layers(
+        self,
+        layout: str | None,
+        *,
+        dtype: str,
+        dense_layout: str | None,
+        flatten: str = "auto",
+        threads: int | None,
+        fuse: bool,
+        first: int = 0,
+        last: int = -1,
+        stacklevel: int,
+    ) -> dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]]:
+        """:meth:`fused_all` of layers ``first..last-1`` (``last`` -1: to the
+        end); PrecisionWarnings ``stacklevel`` frames up."""
         arrays, overflow = self._live().fused_all(layout, dense_layout, dtype, flatten,
-                                                  threads_arg(threads), fuse)
-        warn_overflow(overflow, dtype, None, stacklevel=2)
+                                                  threads_arg(threads), fuse, first, last)
+        warn_overflow(overflow, dtype, None, stacklevel=stacklevel)
         if dtype == "bfloat16":
             return {i: (as_bfloat16(w, dtype), as_bfloat16(b, dtype)) for i, (w, b) in arrays.items()}
         return arrays
@@ -286,6 +304,7 @@ class Network(Sequence[Layer]):
         dense_layout: str | None = None,
         bn_eps: float | None = None,
         threads: int | None = None,
+        dtype: str = "float32",
     ) -> dict[str, npt.NDArray[np.generic]]:
         """The network's arrays under a framework's parameter names, ready for
         ``load_state_dict`` (through :func:`yolo_io.torch.state_dict` for torch).
@@ -310,6 +329,9 @@ class Network(Sequence[Layer]):
                 :meth:`Layer.bn_params`). Default: the naming's framework's
                 (1e-5; ultralytics builds ``BatchNorm2d(eps=1e-4)``).
             threads: threads for the weights (default: all cores).
+            dtype: of every floating-point array: ``"float32"``, ``"float16"``
+                or ``"bfloat16"`` (as :meth:`Layer.fused`; batch-norm arrays
+                are rounded to nearest even as well).
 
         Returns:
             ``{key: array}``. Weights and biases are writeable views into one
@@ -328,7 +350,7 @@ class Network(Sequence[Layer]):
         from ._state_dict import build
 
         return build(self, fuse=fuse, layout=layout, naming=naming, dense_layout=dense_layout,
-                     bn_eps=bn_eps, threads=threads)
+                     bn_eps=bn_eps, threads=threads, dtype=dtype)
 
     def fuse_into(
         self,

@@ -11,12 +11,18 @@ the layout of the raw export are the core's (``csrc/yolo_io/safetensors.cpp``).
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from . import _core
 from ._errors import ConversionError
-from ._network import Network
+from ._network import Layer, Network
+
+Pair = tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]
 
 __all__ = ["save_safetensors"]
 
@@ -105,4 +111,60 @@ def save_safetensors(
 
 def _save_state_dict(target: str, net: Network, *, fuse: bool, layout: str | None, dtype: str,
                      naming: str, progress: Callable[[int], object] | None) -> Path:
-    raise NotImplementedError("save_safetensors() with naming, fuse, layout or dtype")
+    """The state dict, streamed: its keys, dtypes and shapes first (from the
+    fusion plans, nothing fused), then one layer's arrays at a time."""
+    from ._state_dict import check, layer_parts
+
+    source = net._live()
+    eps = check(net, naming, fuse, None)
+    shapes = source.fused_shapes(layout, None, dtype, "auto", fuse)
+    placeholder = np.zeros((), np.float32)
+
+    def planned(layer: Layer) -> Pair | None:
+        if layer.index not in shapes:
+            return None
+        w, n = shapes[layer.index]
+        return np.broadcast_to(placeholder, w), np.broadcast_to(placeholder, (n,))
+
+    def computed(layer: Layer) -> Pair | None:
+        if layer.index not in shapes:
+            return None
+        return net._fused_layers(layout, dtype=dtype, dense_layout=None, threads=None, fuse=fuse,
+                                 first=layer.index, last=layer.index + 1, stacklevel=4)[layer.index]
+
+    with warnings.catch_warnings():  # the planning pass; the writing pass warns
+        warnings.simplefilter("ignore")
+        plan = [(key, _st_dtype(a, dtype), tuple(a.shape))
+                for part in layer_parts(net, fuse=fuse, naming=naming, eps=eps, dtype=dtype,
+                                        pair_of=planned, stacklevel=3)
+                for key, a in part.items()]
+    metadata = [("format", "yolo_io.state_dict"), ("naming", naming), ("fuse", str(int(fuse))),
+                ("layout", layout or "default"), ("dtype", dtype)]
+    header = _core.safetensors_header(source, plan, metadata)
+    writer = _core.WeightsWriter(target)
+    try:
+        writer.write(header)
+        at = 0
+        for part in layer_parts(net, fuse=fuse, naming=naming, eps=eps, dtype=dtype,
+                                pair_of=computed, stacklevel=3):
+            for key, a in part.items():
+                if plan[at] != (key, _st_dtype(a, dtype), tuple(a.shape)):  # pragma: no cover
+                    raise AssertionError(f"{key}: the planned tensor was {plan[at]}")
+                writer.write(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+                at += 1
+            if part and progress is not None:
+                progress(writer.written)
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return Path(target)
+
+
+_ST_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+
+
+def _st_dtype(a: npt.NDArray[np.generic], dtype: str) -> str:
+    """The safetensors dtype of a state-dict array: I64 for
+    ``num_batches_tracked``, else ``dtype``'s."""
+    return "I64" if a.dtype == np.int64 else _ST_DTYPES[dtype]
