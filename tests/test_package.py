@@ -18,6 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = ROOT / "pyproject.toml"
 # Extras for developing yolo_io, not for using it.
 DEV_EXTRAS = {"test", "oracle"}
+# Extras for the user's own code, not imported by yolo_io: `safetensors` installs
+# the package that reads save_safetensors() files (yolo_io writes and reads them
+# without it).
+READER_EXTRAS = {"safetensors"}
 # Requirements of the dev extras that no test imports: command-line tools,
 # pytest plugins and the build backend.
 TOOLS = {"pytest", "pytest-benchmark", "ruff", "mypy", "scikit-build-core"}
@@ -91,7 +95,8 @@ def test_extras_declare_exactly_what_the_code_imports() -> None:
         return {IMPORT_NAMES.get(n, n.replace("-", "_")) for n in names - TOOLS}
 
     # The package: its dependencies and user extras are what src/ imports.
-    user = [r for name, reqs in extras.items() if name not in DEV_EXTRAS for r in reqs]
+    user = [r for name, reqs in extras.items()
+            if name not in DEV_EXTRAS | READER_EXTRAS for r in reqs]
     assert modules(project["dependencies"] + user) == third_party_imports(ROOT / "src")
     assert "ml_dtypes" in modules(extras["bfloat16"])
     # Every dev requirement is a tool or something the tests import.

@@ -47,9 +47,14 @@ inline py::str to_py_str(std::string_view s) {
     return py::reinterpret_steal<py::str>(str);
 }
 
+// The Python object of a bound weights file: its whole mapping as a
+// read-only uint8 array beside it.
+PyWeights wrap_weights(std::shared_ptr<const Weights> weights);
+
 void register_errors(py::module_& m);
 void register_config(py::module_& m);
 void register_weights(py::module_& m);
 void register_writer(py::module_& m);
+void register_safetensors(py::module_& m);
 
 }  // namespace yolo_io::bindings

@@ -8,6 +8,7 @@ PYBIND11_MODULE(_core, m) {
     yolo_io::bindings::register_config(m);
     yolo_io::bindings::register_weights(m);
     yolo_io::bindings::register_writer(m);
+    yolo_io::bindings::register_safetensors(m);
     // Test hooks: the portable and AVX2 kernels must give the same bits.
     m.def("_simd_active", &yolo_io::kernels::simd_active,
           "Whether the AVX2 fusion kernels are in use.");

@@ -176,6 +176,9 @@ void register_config(py::module_& m) {
         .def_property_readonly("input_shape",
                                [](const PyConfig& c) { return shape_tuple(c.ptr->input_shape); })
         .def_property_readonly("input_size", [](const PyConfig& c) { return c.ptr->input_size; })
+        .def_property_readonly(
+            "source", [](const PyConfig& c) { return py::bytes(c.ptr->text.source); },
+            "The cfg's bytes as given (a raw safetensors export stores them).")
         .def_property_readonly("total_floats",
                                [](const PyConfig& c) { return c.ptr->total_floats; })
         .def_property_readonly("diagnostics",
@@ -219,7 +222,8 @@ void register_config(py::module_& m) {
     m.def("layer_types", &layer_types, "Canonical names of every layer type.");
     m.def(
         "sniff_file", [](const std::string& path) { return kind_name(sniff_file(path)); },
-        "path"_a, "What the first 4 KiB of a file look like: 'cfg', 'weights' or 'other'.");
+        "path"_a, "What the first 4 KiB of a file look like: 'cfg', 'weights', 'safetensors' or "
+        "'other'.");
 }
 
 }  // namespace yolo_io::bindings

@@ -79,14 +79,14 @@ py::dtype numpy_dtype(DType t) {
 // views whose base is a capsule owning the arena.
 py::tuple fused_all(const PyWeights& self, const std::optional<std::string>& conv_layout,
                     const std::optional<std::string>& dense_layout, const std::string& dtype,
-                    const std::string& flatten, int threads, bool fuse) {
+                    const std::string& flatten, int threads, bool fuse, int first, int last) {
     const FuseOptions options =
         parse_fuse_options(conv_layout.value_or(""), dense_layout.value_or(""), dtype, flatten,
                            fuse);
     auto arena = std::make_unique<Arena>();
     {
         py::gil_scoped_release release;
-        *arena = fuse_network(*self.weights, options, threads);
+        *arena = fuse_network(*self.weights, options, threads, first, last);
     }
     std::uint8_t* base = arena->data.get();
     const py::dtype npdt = numpy_dtype(options.dtype);
@@ -166,19 +166,23 @@ std::int64_t fuse_into(const PyWeights& self, const py::dict& targets,
 
 }  // namespace
 
+PyWeights wrap_weights(std::shared_ptr<const Weights> weights) {
+    const auto& file = weights->file();
+    py::object owner = py::cast(PyMapping{file});
+    py::array raw(py::dtype::of<std::uint8_t>(),
+                  std::vector<py::ssize_t>{static_cast<py::ssize_t>(file->size())},
+                  std::vector<py::ssize_t>{1}, file->data(), owner);
+    clear_writeable(raw);
+    return PyWeights{std::move(weights), std::move(raw)};
+}
+
 void register_weights(py::module_& m) {
     py::class_<PyMapping>(m, "Mapping", "Owner of a read-only file mapping.");
 
     py::class_<PyWeights>(m, "Weights", "A mapped .weights file checked against a Config.")
         .def(py::init([](const PyConfig& config, const std::string& path, bool partial) {
                  auto file = std::make_shared<const MappedFile>(path);
-                 auto w = std::make_shared<const Weights>(config.ptr, file, partial);
-                 py::object owner = py::cast(PyMapping{file});
-                 py::array raw(py::dtype::of<std::uint8_t>(),
-                               std::vector<py::ssize_t>{static_cast<py::ssize_t>(file->size())},
-                               std::vector<py::ssize_t>{1}, file->data(), owner);
-                 clear_writeable(raw);
-                 return PyWeights{std::move(w), std::move(raw)};
+                 return wrap_weights(std::make_shared<const Weights>(config.ptr, file, partial));
              }),
              "config"_a, "path"_a, "partial"_a = false)
         .def_property_readonly("header",
@@ -209,9 +213,29 @@ void register_weights(py::module_& m) {
              "(weights, biases, overflow count) of layer i, BN fused, in layout (None: the "
              "kind's default) and dtype.")
         .def("fused_all", &fused_all, "conv_layout"_a, "dense_layout"_a, "dtype"_a, "flatten"_a,
-             "threads"_a, "fuse"_a = true,
+             "threads"_a, "fuse"_a = true, "first"_a = 0, "last"_a = -1,
              "({layer: (weights, biases)}, overflow count): one arena. dense_layout None: IO "
-             "beside HWIO/OHWI, else OI.")
+             "beside HWIO/OHWI, else OI. Only layers first..last-1 (last -1: to the end).")
+        .def(
+            "fused_shapes",
+            [](const PyWeights& self, const std::optional<std::string>& conv_layout,
+               const std::optional<std::string>& dense_layout, const std::string& dtype,
+               const std::string& flatten, bool fuse) {
+                const FuseOptions options = parse_fuse_options(
+                    conv_layout.value_or(""), dense_layout.value_or(""), dtype, flatten, fuse);
+                py::dict out;
+                for (const FusePlan& p : plan_network(*self.weights, options)) {
+                    py::tuple shape(p.weights_shape.size());
+                    for (std::size_t k = 0; k < p.weights_shape.size(); ++k) {
+                        shape[k] = py::int_(p.weights_shape[k]);
+                    }
+                    out[py::int_(p.layer)] = py::make_tuple(shape, p.biases_count);
+                }
+                return out;
+            },
+            "conv_layout"_a, "dense_layout"_a, "dtype"_a, "flatten"_a, "fuse"_a,
+            "{layer: (weights shape, biases count)} of what fused_all() would compute, "
+            "computing nothing.")
         .def("fuse_into", &fuse_into, "targets"_a, "conv_layout"_a, "dense_layout"_a, "dtype"_a,
              "flatten"_a, "threads"_a, "Fill caller buffers {layer: (w, b)}; overflow count.");
 

@@ -175,6 +175,7 @@ double c_atof(std::string_view s) {
 CfgText read_cfg_text(std::string_view text, const std::string& path) {
     CfgText cfg;
     cfg.path = path;
+    cfg.source = std::string(text);
     // Stripped lines are never longer than the text: reserving it all up
     // front means the buffer never reallocates under the views.
     cfg.buffer = std::make_unique<std::string>();

@@ -35,6 +35,7 @@ struct Diagnostic {
 
 struct CfgText {
     std::string path;  // for messages; "<string>" for text passed directly
+    std::string source;  // the text as given, byte for byte (what an export stores)
     // The stripped lines, back to back; every view above points into it. A
     // unique_ptr so that moving a CfgText never moves the characters.
     std::unique_ptr<std::string> buffer;

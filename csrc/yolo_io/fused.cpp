@@ -239,22 +239,34 @@ FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
     return total;
 }
 
-Arena fuse_network(const Weights& w, const FuseOptions& options, int threads) {
-    const DType dtype = options.dtype;
-    Arena arena;
+std::vector<FusePlan> plan_network(const Weights& w, const FuseOptions& options, int first,
+                                   int last) {
     const Config& c = w.config();
-    constexpr i64 kAlign = 64;
-    auto align = [](i64 v) { return (v + kAlign - 1) / kAlign * kAlign; };
-    i64 pos = 0;
-    for (std::size_t i = 0; i < c.layers.size(); ++i) {
-        const LayerInfo& L = c.layers[i];
+    const int n = static_cast<int>(c.layers.size());
+    last = last < 0 ? n : std::min(last, n);
+    std::vector<FusePlan> plans;
+    for (int i = std::max(first, 0); i < last; ++i) {
+        const LayerInfo& L = c.layers[static_cast<std::size_t>(i)];
         const FuseAs as = L.kind_info().fuse;
         if (as == FuseAs::none) continue;
         const bool conv = as == FuseAs::conv;
-        const int src = conv && L.share_index >= 0 ? L.share_index : static_cast<int>(i);
+        const int src = conv && L.share_index >= 0 ? L.share_index : i;
         if (!w.loaded(src) || L.dontload) continue;
+        plans.push_back(plan_fused(w, i, options));
+    }
+    return plans;
+}
+
+Arena fuse_network(const Weights& w, const FuseOptions& options, int threads, int first,
+                   int last) {
+    const DType dtype = options.dtype;
+    Arena arena;
+    constexpr i64 kAlign = 64;
+    auto align = [](i64 v) { return (v + kAlign - 1) / kAlign * kAlign; };
+    i64 pos = 0;
+    for (FusePlan& plan : plan_network(w, options, first, last)) {
         Arena::Entry e;
-        e.plan = plan_fused(w, static_cast<int>(i), options);
+        e.plan = std::move(plan);
         e.weights_offset = pos;
         pos = align(pos + e.plan.weights_count * dtype_size(dtype));
         e.biases_offset = pos;

@@ -90,7 +90,12 @@ struct Arena {
 // Plans every fusable layer (kinds.hpp) that has data, allocates one arena
 // and fills it with `threads` threads (at least 1), which share the layers'
 // parts (split_conv) as they go.
-Arena fuse_network(const Weights& weights, const FuseOptions& options, int threads);
+// Only layers first..last-1 (last < 0: to the end) with first/last given.
+Arena fuse_network(const Weights& weights, const FuseOptions& options, int threads,
+                   int first = 0, int last = -1);
+// The plans fuse_network() runs (shapes, dtype), without computing anything.
+std::vector<FusePlan> plan_network(const Weights& weights, const FuseOptions& options,
+                                   int first = 0, int last = -1);
 
 // Runs plans into caller buffers with `threads` threads; `outputs[k]` is the
 // (weights, biases) pair of plans[k].

@@ -12,6 +12,16 @@ namespace yolo_io {
 
 namespace {
 
+bool looks_like_safetensors(std::string_view head, std::int64_t size) {
+    if (size < 10 || head.size() < 10) {
+        return false;
+    }
+    std::uint64_t n = 0;
+    std::memcpy(&n, head.data(), 8);  // little-endian hosts only (as the weights)
+    return n >= 2 && n <= static_cast<std::uint64_t>(size - 8) && head[8] == '{' &&
+           (head[9] == '"' || head[9] == '}' || head[9] == ' ');
+}
+
 bool looks_like_weights(std::string_view head, std::int64_t size) {
     Header h;
     try {
@@ -42,6 +52,9 @@ FileKind sniff(std::string_view head, std::int64_t size) {
     if (starts_like_cfg(head)) {
         return FileKind::cfg;
     }
+    if (looks_like_safetensors(head, size)) {
+        return FileKind::safetensors;
+    }
     return looks_like_weights(head, size) ? FileKind::weights : FileKind::other;
 }
 
@@ -57,6 +70,8 @@ const char* kind_name(FileKind kind) {
             return "cfg";
         case FileKind::weights:
             return "weights";
+        case FileKind::safetensors:
+            return "safetensors";
         case FileKind::other:
             break;
     }

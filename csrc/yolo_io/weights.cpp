@@ -5,6 +5,7 @@
 
 #include "yolo_io/cfg.hpp"
 #include "yolo_io/errors.hpp"
+#include "yolo_io/safetensors.hpp"
 #include "yolo_io/writer.hpp"
 
 namespace yolo_io {
@@ -178,6 +179,7 @@ Weights::Weights(std::shared_ptr<const Config> config, std::shared_ptr<const Map
     const Config& c = *config_;
     const std::size_t n = c.layers.size();
     offsets_.resize(n);
+    data_begin_ = header_.size;
     std::int64_t pos = header_.size;
     for (std::size_t i = 0; i < n; ++i) {
         offsets_[i] = pos;
@@ -275,14 +277,33 @@ Weights::Weights(std::shared_ptr<const Config> config, std::shared_ptr<const Map
                            boundary ? static_cast<int>(first) : -1);
 }
 
+Weights::Weights(std::shared_ptr<const Config> config, const SafetensorsFile& file)
+    : config_(std::move(config)), file_(file.file()), header_(raw_export_header_of(file)) {
+    check_raw_export(file, *config_, header_.transpose);
+    const Config& c = *config_;
+    const std::size_t n = c.layers.size();
+    offsets_.resize(n);
+    data_begin_ = file.data_begin();
+    std::int64_t pos = data_begin_;
+    for (std::size_t i = 0; i < n; ++i) {
+        offsets_[i] = pos;
+        pos += 4 * c.layers[i].nfloats;
+    }
+    covered_ = static_cast<int>(n);
+}
+
 const float* Weights::layer_data(int i) const {
     if (!loaded(i)) {
         throw std::out_of_range("layer " + std::to_string(i) + " is not in the file");
     }
     const std::uint8_t* p = file_->data() + offsets_[static_cast<std::size_t>(i)];
-    // Data starts at byte 16 or 20 of a page-aligned mapping: 4-byte aligned.
+    // Data starts at byte 16 or 20 of a page-aligned mapping (a safetensors
+    // data region at a multiple of 8 when written by us): 4-byte aligned.
     if (reinterpret_cast<std::uintptr_t>(p) % alignof(float) != 0) {
-        throw FormatError("misaligned float data in " + file_->path());
+        throw FormatError("misaligned float data in " + file_->path() + ": layer " +
+                          std::to_string(i) + " starts at byte " +
+                          std::to_string(offsets_[static_cast<std::size_t>(i)]) +
+                          ", not a multiple of 4");
     }
     return reinterpret_cast<const float*>(p);
 }

@@ -14,6 +14,8 @@
 
 namespace yolo_io {
 
+class SafetensorsFile;
+
 struct Header {
     std::int32_t major = 0;
     std::int32_t minor = 0;
@@ -64,6 +66,10 @@ class Weights {
     // that ends exactly on a layer boundary (darknet's `partial` command).
     Weights(std::shared_ptr<const Config> config, std::shared_ptr<const MappedFile> file,
             bool partial);
+    // A raw yolo_io safetensors export (safetensors.hpp): the header comes
+    // from its metadata, the layers' data from its data region, which must be
+    // exactly the plan of `config` (check_raw_export); FormatError otherwise.
+    Weights(std::shared_ptr<const Config> config, const SafetensorsFile& file);
 
     const Header& header() const noexcept { return header_; }
     const Config& config() const noexcept { return *config_; }
@@ -73,6 +79,9 @@ class Weights {
     // the file is partial).
     int covered_layers() const noexcept { return covered_; }
     bool partial() const noexcept { return covered_ < static_cast<int>(offsets_.size()); }
+    // Byte offset of the first layer's data in the file: the header size of
+    // a .weights file, the data region of a safetensors export.
+    std::int64_t data_begin() const noexcept { return data_begin_; }
     // Byte offset of layer i's data in the file (planned, even when uncovered).
     std::int64_t offset(int i) const { return offsets_.at(static_cast<std::size_t>(i)); }
     std::int64_t nbytes(int i) const {
@@ -90,6 +99,7 @@ class Weights {
     std::shared_ptr<const Config> config_;
     std::shared_ptr<const MappedFile> file_;
     Header header_;
+    std::int64_t data_begin_ = 0;
     std::vector<std::int64_t> offsets_;
     int covered_ = 0;
 };

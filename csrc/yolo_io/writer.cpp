@@ -157,6 +157,19 @@ std::vector<std::int64_t> file_element_strides(const ParamSpec& p, bool transpos
     return out;
 }
 
+std::vector<std::int64_t> file_shape(const ParamSpec& p, bool transpose) {
+    if (p.legacy_transpose && transpose) {
+        return {p.shape[1], p.shape[0]};
+    }
+    if (p.strided) {
+        // The one strided plan: a flipped conv's (n, c/groups, k, k) view of
+        // [c/groups][k][k][n] (conv_block in layers/common.cpp).
+        if (p.ndim != 4) throw std::logic_error("unexpected strided parameter " + p.name());
+        return {p.shape[1], p.shape[2], p.shape[3], p.shape[0]};
+    }
+    return {p.shape.begin(), p.shape.begin() + p.ndim};
+}
+
 void write_mapped_layers(const Weights& source, int layers, AtomicFile& out) {
     const int n = std::min(layers, source.covered_layers());
     if (n < layers) {
@@ -165,7 +178,7 @@ void write_mapped_layers(const Weights& source, int layers, AtomicFile& out) {
     }
     // Layers are contiguous in the file: one range, written in ~64 MiB parts
     // so that the kernel pages the mapping in and out as it goes.
-    const std::int64_t begin = source.header().size;
+    const std::int64_t begin = source.data_begin();
     const std::int64_t end = expected_bytes_upto(source.config(), begin, n);
     const auto* base = source.file()->data();
     constexpr std::int64_t kPart = std::int64_t{64} << 20;

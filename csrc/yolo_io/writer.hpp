@@ -51,9 +51,14 @@ std::string header_bytes(std::int32_t major, std::int32_t minor, std::int32_t re
 // loaded file).
 std::vector<std::int64_t> file_element_strides(const ParamSpec& p, bool transpose);
 
-// Writes header `header` and then the data of the first `layers` layers of
-// `source` (a mapped weights file with the same transpose flag), streamed
-// from the mapping to `out`.
+// The shape of parameter `p`'s bytes as stored in such a file, C-contiguous:
+// the planned shape, except [K][n] = (c/groups, size, size, filters) for a
+// flipped conv and (inputs, outputs) for a connected matrix under a legacy
+// header. A raw safetensors export gives each tensor this shape.
+std::vector<std::int64_t> file_shape(const ParamSpec& p, bool transpose);
+
+// Writes the data of the first `layers` layers of `source` (a mapped weights
+// file or raw safetensors export), streamed from the mapping to `out`.
 void write_mapped_layers(const Weights& source, int layers, AtomicFile& out);
 
 }  // namespace yolo_io

@@ -65,6 +65,7 @@ from ._errors import (
     YoloIOError,
 )
 from ._network import Header, Layer, Network, load
+from ._safetensors import save_safetensors
 from ._save import save, save_npz
 from ._save_fused import save_fused
 
@@ -151,4 +152,5 @@ __all__ = [
     "save",
     "save_fused",
     "save_npz",
+    "save_safetensors",
 ]

@@ -187,6 +187,12 @@ class Config(Sequence[CfgLayer]):
         return self._cfg.path
 
     @property
+    def source(self) -> bytes:
+        """The cfg's bytes as given (the file's, or the text's in UTF-8); a raw
+        safetensors export stores them."""
+        return self._cfg.source
+
+    @property
     def input_shape(self) -> Shape:
         """(C, H, W) from ``[net]``'s channels, height and width; a network
         with only ``inputs=N`` (text models) gives (N, 1, 1)."""
@@ -299,6 +305,14 @@ def parse(cfg: str | os.PathLike[str] | Config, stacklevel: int) -> Config:
                         "decode it or pass a path")
     else:
         raise TypeError(f"cfg must be a path, cfg text or a Config, not {type(cfg).__name__}")
+    _warn(core, stacklevel + 1)
+    return Config(core)
+
+
+def parse_bytes(text: bytes, path: str, stacklevel: int) -> Config:
+    """Cfg bytes (e.g. from a safetensors export's metadata) parsed under the
+    name ``path``, with warnings attributed ``stacklevel`` frames up."""
+    core = _core.parse_cfg_text(text, path)
     _warn(core, stacklevel + 1)
     return Config(core)
 

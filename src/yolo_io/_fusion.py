@@ -84,3 +84,22 @@ def bn_for_eps(layer: CfgLayer, params: Mapping[str, npt.NDArray[np.float32]], e
             stacklevel=stacklevel + 1,
         )
     return gamma.astype(np.float32), adjusted.astype(np.float32)
+
+
+def cast(a: npt.NDArray[np.generic], dtype: str) -> npt.NDArray[np.generic]:
+    """A new array of float32 values ``a`` in ``dtype``, rounded to nearest
+    even as the core's kernels round: float16 (NumPy's cast; beyond ±65504
+    inf, which the core reports as a PrecisionWarning at the weights), or
+    bfloat16 as :func:`as_bfloat16` gives it (the uint16 bit patterns, viewed
+    as ``ml_dtypes.bfloat16`` when installed)."""
+    if dtype == "float32":
+        return np.array(a, np.float32)
+    if dtype == "float16":
+        with np.errstate(over="ignore"):
+            return np.asarray(a, np.float32).astype(np.float16)
+    if dtype != "bfloat16":
+        raise ValueError(f"dtype must be float32, float16 or bfloat16, not {dtype!r}")
+    bits = np.ascontiguousarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    rounded[np.isnan(a)] = 0x7FC0
+    return as_bfloat16(rounded, dtype)

@@ -12,7 +12,15 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from ._config import CfgLayer, Config, Shape, core_config, normalize_index, parse
+from ._config import (
+    CfgLayer,
+    Config,
+    Shape,
+    core_config,
+    normalize_index,
+    parse,
+    parse_bytes,
+)
 from ._errors import CfgError, SwappedArgumentsError, WeightsSizeError, YoloIOError
 from ._fusion import as_bfloat16, bn_for_eps, plain_bits, threads_arg, warn_overflow
 
@@ -206,7 +214,7 @@ class Network(Sequence[Layer]):
 
     @property
     def path(self) -> str:
-        """The ``.weights`` file."""
+        """The ``.weights`` file (or the ``.safetensors`` export)."""
         return self._path
 
     @property
@@ -262,9 +270,27 @@ class Network(Sequence[Layer]):
             ``{layer index: (weights, bias)}``; the arrays are writeable views
             into the arena, which lives as long as any of them.
         """
+        return self._fused_layers(layout, dtype=dtype, dense_layout=dense_layout, flatten=flatten,
+                                  threads=threads, fuse=fuse, stacklevel=3)
+
+    def _fused_layers(
+        self,
+        layout: str | None,
+        *,
+        dtype: str,
+        dense_layout: str | None,
+        flatten: str = "auto",
+        threads: int | None,
+        fuse: bool,
+        first: int = 0,
+        last: int = -1,
+        stacklevel: int,
+    ) -> dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]]:
+        """:meth:`fused_all` of layers ``first..last-1`` (``last`` -1: to the
+        end); PrecisionWarnings ``stacklevel`` frames up."""
         arrays, overflow = self._live().fused_all(layout, dense_layout, dtype, flatten,
-                                                  threads_arg(threads), fuse)
-        warn_overflow(overflow, dtype, None, stacklevel=2)
+                                                  threads_arg(threads), fuse, first, last)
+        warn_overflow(overflow, dtype, None, stacklevel=stacklevel)
         if dtype == "bfloat16":
             return {i: (as_bfloat16(w, dtype), as_bfloat16(b, dtype)) for i, (w, b) in arrays.items()}
         return arrays
@@ -278,6 +304,7 @@ class Network(Sequence[Layer]):
         dense_layout: str | None = None,
         bn_eps: float | None = None,
         threads: int | None = None,
+        dtype: str = "float32",
     ) -> dict[str, npt.NDArray[np.generic]]:
         """The network's arrays under a framework's parameter names, ready for
         ``load_state_dict`` (through :func:`yolo_io.torch.state_dict` for torch).
@@ -302,6 +329,9 @@ class Network(Sequence[Layer]):
                 :meth:`Layer.bn_params`). Default: the naming's framework's
                 (1e-5; ultralytics builds ``BatchNorm2d(eps=1e-4)``).
             threads: threads for the weights (default: all cores).
+            dtype: of every floating-point array: ``"float32"``, ``"float16"``
+                or ``"bfloat16"`` (as :meth:`Layer.fused`; batch-norm arrays
+                are rounded to nearest even as well).
 
         Returns:
             ``{key: array}``. Weights and biases are writeable views into one
@@ -320,7 +350,7 @@ class Network(Sequence[Layer]):
         from ._state_dict import build
 
         return build(self, fuse=fuse, layout=layout, naming=naming, dense_layout=dense_layout,
-                     bn_eps=bn_eps, threads=threads)
+                     bn_eps=bn_eps, threads=threads, dtype=dtype)
 
     def fuse_into(
         self,
@@ -389,19 +419,27 @@ class Network(Sequence[Layer]):
 
 def load(
     weights: str | os.PathLike[str],
-    cfg: str | os.PathLike[str] | Config,
+    cfg: str | os.PathLike[str] | Config | None = None,
     *,
     partial: bool = False,
 ) -> Network:
-    """Map a Darknet ``.weights`` file and check it against its ``.cfg``.
+    """Map a Darknet ``.weights`` file and check it against its ``.cfg``, or
+    map a raw safetensors export of :func:`yolo_io.save_safetensors`.
 
     Costs O(layers): the cfg is parsed, the header read, and the file size
     compared with what the cfg needs; no weight byte is read until a layer's
     ``params`` are used (and then through the page cache, not a copy).
 
     Args:
-        weights: path of the ``.weights`` file.
-        cfg: a path, cfg text, or a Config from :func:`parse_cfg`.
+        weights: path of the ``.weights`` file, or of a ``.safetensors`` file
+            (recognised from its first bytes): a raw yolo_io export, whose
+            metadata holds the cfg and the darknet header and whose tensors
+            are the darknet arrays in file order. Its ``params`` are views
+            into its data region, and :func:`yolo_io.save` writes the
+            original ``.weights`` back, byte for byte.
+        cfg: a path, cfg text, or a Config from :func:`parse_cfg`. Required
+            for a ``.weights`` file; for a safetensors export, it replaces the
+            stored cfg (and must plan exactly its tensors).
         partial: accept a file that ends exactly on a layer boundary, such as
             ``yolov4.conv.137`` written by ``darknet partial``.
 
@@ -412,7 +450,11 @@ def load(
         WeightsSizeError: the file is shorter or longer than the cfg needs; the
             message names both files, the sizes and the first layer that does
             not fit.
-        FormatError: not a weights file (text, an HTML page, an archive).
+        FormatError: not a weights file (text, an HTML page, an archive); a
+            safetensors file that is invalid (the message names the tensor),
+            not a raw yolo_io export (another naming, fused), or whose tensors
+            differ from its cfg's plan.
+        TypeError: ``cfg`` is missing for a ``.weights`` file.
         CfgError: the cfg is invalid (or is a weights file).
         SwappedArgumentsError: ``weights`` is a cfg and ``cfg`` a weights file;
             the message shows the call the right way round.
@@ -423,19 +465,34 @@ def load(
         >>> net[0].params["weights"].shape
         (32, 3, 3, 3)
     """
+    if not isinstance(weights, (str, os.PathLike)):
+        raise TypeError(f"weights must be a path, not {type(weights).__name__}")
+    if _core.sniff_file(os.fspath(weights)) == "safetensors":
+        return _load_safetensors(os.fspath(weights), cfg)
+    if cfg is None:
+        raise TypeError(f"load() of the .weights file {os.fspath(weights)} needs its cfg: "
+                        "load(weights, cfg) (only a raw safetensors export brings its own)")
     try:
         config = parse(cfg, stacklevel=2)
     except CfgError as err:
         _raise_if_swapped(weights, cfg, err)
         raise
-    if not isinstance(weights, (str, os.PathLike)):
-        raise TypeError(f"weights must be a path, not {type(weights).__name__}")
     try:
         core = _core.Weights(core_config(config), os.fspath(weights), bool(partial))
     except WeightsSizeError as err:
         _add_suggestion(err, config, os.fspath(weights), cfg)
         raise
     return Network(config, core)
+
+
+def _load_safetensors(path: str, cfg: str | os.PathLike[str] | Config | None) -> Network:
+    """A Network on a raw yolo_io safetensors export (every check in the core)."""
+    file = _core.SafetensorsFile(path)
+    if cfg is None:
+        config = parse_bytes(file.raw_cfg(), f"{path} (its cfg)", stacklevel=3)
+    else:
+        config = parse(cfg, stacklevel=3)
+    return Network(config, _core.weights_from_safetensors(core_config(config), file))
 
 
 def _add_suggestion(err: WeightsSizeError, config: Config, path: str, cfg: object) -> None:

@@ -28,7 +28,7 @@ something else.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from ._attrs import BatchnormAttrs
 from ._errors import ConversionError
-from ._fusion import bn_for_eps
+from ._fusion import bn_for_eps, cast
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -121,6 +121,20 @@ def _prefix(naming: str, layer: Layer, conv_number: int) -> tuple[str, str, str]
     return f"layers.{i}.{module}.", f"layers.{i}.bn.", f"layers.{i}.{module}."
 
 
+def check(net: Network, naming: str, fuse: bool, bn_eps: float | None) -> float:
+    """Refuses what ``naming`` cannot hold (ConversionError); the BN epsilon."""
+    if naming not in NAMINGS:
+        raise ValueError(f"naming must be one of {', '.join(map(repr, NAMINGS))}, not {naming!r}")
+    if naming == "darknet2pytorch":
+        _check_darknet2pytorch(net, fuse)
+    elif naming == "ultralytics":
+        _check_ultralytics(net)
+    return BN_EPS[naming] if bn_eps is None else float(bn_eps)
+
+
+Pair = tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]
+
+
 def build(
     net: Network,
     *,
@@ -130,34 +144,56 @@ def build(
     dense_layout: str | None,
     bn_eps: float | None,
     threads: int | None,
+    dtype: str = "float32",
 ) -> dict[str, npt.NDArray[np.generic]]:
-    if naming not in NAMINGS:
-        raise ValueError(f"naming must be one of {', '.join(map(repr, NAMINGS))}, not {naming!r}")
-    eps = BN_EPS[naming] if bn_eps is None else float(bn_eps)
-    if naming == "darknet2pytorch":
-        _check_darknet2pytorch(net, fuse)
-    elif naming == "ultralytics":
-        _check_ultralytics(net)
+    eps = check(net, naming, fuse, bn_eps)
     # Weights and biases (beta when unfused) of every conv/connected layer: one
     # arena, filled in parallel.
-    arrays = net.fused_all(layout, dense_layout=dense_layout, threads=threads, fuse=fuse)
+    arrays = net.fused_all(layout, dense_layout=dense_layout, threads=threads, fuse=fuse,
+                           dtype=dtype)
     out: dict[str, npt.NDArray[np.generic]] = {}
+    for part in layer_parts(net, fuse=fuse, naming=naming, eps=eps, dtype=dtype,
+                            pair_of=lambda layer: arrays.get(layer.index), stacklevel=4):
+        out.update(part)
+    return out
+
+
+def layer_parts(
+    net: Network,
+    *,
+    fuse: bool,
+    naming: str,
+    eps: float,
+    dtype: str,
+    pair_of: Callable[[Layer], Pair | None],
+    stacklevel: int,
+) -> Iterator[dict[str, npt.NDArray[np.generic]]]:
+    """The state dict one layer at a time, in layer order: ``pair_of(layer)``
+    gives a conv/connected layer's (weights, biases) as :meth:`fused_all`
+    would (None: the layer has none). ``stacklevel``: of the caller of the
+    public function, for PrecisionWarnings."""
     conv_number = 0
+    last = len(net) - 1
     for layer in net:
+        out: dict[str, npt.NDArray[np.generic]] = {}
         if layer.fusion == "conv":
             conv_number += 1
-        if layer.index not in arrays:
+        pair = pair_of(layer) if layer.fusion is not None else None
+        if pair is None:
             if _has_data(layer) and layer.loaded and layer.fusion is None:
                 # Only the yolo_io naming gets here: the others refused above.
                 p = layer.params
                 if isinstance(layer.attrs, BatchnormAttrs):
-                    gamma, var = bn_for_eps(layer, p, eps, stacklevel=3)  # build, state_dict, caller
-                    _put_bn(out, f"layers.{layer.index}.bn.", gamma, p["biases"].copy(),
-                            p["rolling_mean"].copy(), var)
+                    gamma, var = bn_for_eps(layer, p, eps, stacklevel=stacklevel)
+                    _put_bn(out, f"layers.{layer.index}.bn.", cast(gamma, dtype),
+                            cast(p["biases"], dtype), cast(p["rolling_mean"], dtype),
+                            cast(var, dtype))
                 else:
-                    out.update({f"layers.{layer.index}.{name}": a.copy() for name, a in p.items()})
+                    out.update({f"layers.{layer.index}.{name}": cast(a, dtype)
+                                for name, a in p.items()})
+            yield out
             continue
-        w, b = arrays[layer.index]
+        w, b = pair
         main, bn, fused_prefix = _prefix(naming, layer, conv_number)
         p = layer.source_params
         if fuse or "scales" not in p:
@@ -166,16 +202,17 @@ def build(
             out[head + "bias"] = b
         else:
             out[main + "weight"] = w
-            gamma, var = bn_for_eps(layer, p, eps, stacklevel=3)  # build, state_dict, caller
-            _put_bn(out, bn, gamma, b, p["rolling_mean"].copy(), var)
-    if naming == "darknet2pytorch":
-        _add_darknet2pytorch_loss_alias(net, out)
-    return out
+            gamma, var = bn_for_eps(layer, p, eps, stacklevel=stacklevel)
+            _put_bn(out, bn, cast(gamma, dtype), b, cast(p["rolling_mean"], dtype),
+                    cast(var, dtype))
+        if naming == "darknet2pytorch" and layer.index == last:
+            _add_darknet2pytorch_loss_alias(net, out)
+        yield out
 
 
-def _put_bn(out: dict[str, npt.NDArray[np.generic]], prefix: str, gamma: npt.NDArray[np.float32],
-            beta: npt.NDArray[np.generic], mean: npt.NDArray[np.float32],
-            var: npt.NDArray[np.float32]) -> None:
+def _put_bn(out: dict[str, npt.NDArray[np.generic]], prefix: str, gamma: npt.NDArray[np.generic],
+            beta: npt.NDArray[np.generic], mean: npt.NDArray[np.generic],
+            var: npt.NDArray[np.generic]) -> None:
     out[prefix + "weight"] = gamma
     out[prefix + "bias"] = beta
     out[prefix + "running_mean"] = mean
