@@ -538,3 +538,19 @@ def test_convert_fused_darknet_model(tiny: tuple[Path, Path], tmp_path: Path) ->
             w, bias = a.fused()
             np.testing.assert_array_equal(b.params["weights"], w)
             np.testing.assert_array_equal(b.params["biases"], bias)
+
+
+def test_convert_safetensors(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, weights = tiny
+    raw = tmp_path / "m.safetensors"
+    run("convert", cfg, weights, "-o", raw)
+    back = tmp_path / "back.weights"
+    yolo_io.save(back, yolo_io.load(raw))  # a raw export needs no cfg
+    assert back.read_bytes() == weights.read_bytes()
+    named = tmp_path / "n.safetensors"
+    run("convert", cfg, weights, "-o", named, "--naming", "ultralytics", "--fuse")
+    line = one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.npz", "--dtype",
+                              "bfloat16", code=2))
+    assert ".safetensors" in line
+    with pytest.raises(yolo_io.FormatError, match="not a raw"):
+        yolo_io.load(named)

@@ -334,7 +334,7 @@ def _cmd_partial(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_CONVERT_SUFFIXES = (".weights", ".npz")
+_CONVERT_SUFFIXES = (".weights", ".safetensors", ".npz")
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -362,15 +362,27 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         return EXIT_OK
     if suffix == ".weights":
         if args.layout or args.naming or args.dtype != "float32":
-            raise _Failure("--layout, --naming and --dtype apply to .npz output; a .weights "
-                           "file is darknet's own layout", EXIT_USAGE)
+            raise _Failure("--layout, --naming and --dtype apply to .safetensors and .npz "
+                           "output; a .weights file is darknet's own layout", EXIT_USAGE)
         header = None if args.version is None else _version(args.version)
         update, close = _saving_bar(net.raw.size, "convert")
         try:
             out = save(args.output, net, header=header, seen=args.seen, progress=update)
         finally:
             close()
+    elif suffix == ".safetensors":
+        from ._safetensors import save_safetensors
+
+        update, close = _saving_bar(net.raw.size, "convert")
+        try:
+            out = save_safetensors(args.output, net, fuse=args.fuse, layout=args.layout,
+                                   dtype=args.dtype, naming=args.naming, progress=update)
+        finally:
+            close()
     else:
+        if args.dtype == "bfloat16":
+            raise _Failure("--dtype bfloat16 applies to .safetensors output; .npz has no "
+                           "bfloat16", EXIT_USAGE)
         out = save_npz(args.output, net, fuse=args.fuse, layout=args.layout,
                        naming=args.naming or "yolo_io", dtype=np.dtype(args.dtype))
     sys.stdout.write(f"wrote {out} ({out.stat().st_size:,} bytes)\n")
@@ -602,12 +614,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="accept a partial (backbone) weights file as the input")
     p.set_defaults(func=_cmd_partial)
 
-    p = sub.add_parser("convert", parents=[common], help="write .weights or .npz",
+    p = sub.add_parser("convert", parents=[common], help="write .weights, .safetensors or .npz",
                        description="Write the model in the format of OUT's suffix: .weights "
                                    "(another header version or seen; byte-exact otherwise; with "
                                    "--fuse a darknet model with batch norm folded, cfg and "
-                                   "weights) or .npz (a state dict). Files are written "
-                                   "atomically.")
+                                   "weights), .safetensors (a raw darknet export, or a state "
+                                   "dict with --naming/--fuse/--layout/--dtype) or .npz (a "
+                                   "state dict). Files are written atomically.")
     p.add_argument("cfg", metavar="CFG", help="the .cfg file")
     p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
     p.add_argument("-o", "--output", metavar="OUT", required=True, help="the file to write")
@@ -618,10 +631,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="where --fuse writes the cfg of a .weights output")
     p.add_argument("--layout", metavar="LAYOUT",
                    help="OIHW, HWIO or OHWI (default: the layer kind's, OIHW)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "float16"),
-                   help="of the arrays (.npz)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
+                   help="of the arrays (.safetensors, .npz; bfloat16: .safetensors only)")
     p.add_argument("--naming", choices=("yolo_io", "darknet2pytorch", "ultralytics"),
-                   help="parameter names (.npz; default yolo_io)")
+                   help="parameter names (.safetensors: default a raw darknet export that "
+                        "yolo_io.load() reads without a cfg; .npz: default yolo_io)")
     p.add_argument("--version", metavar="M.m.r",
                    help="header version of a .weights output (default: the input's)")
     p.add_argument("--seen", type=int, help="images-seen counter of a .weights output")
