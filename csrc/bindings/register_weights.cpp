@@ -207,6 +207,10 @@ void register_weights(py::module_& m) {
                 return s.weights->loaded(checked_index(*s.weights, i));
             },
             "i"_a, "Whether layer i's data is in the file.")
+        .def(
+            "evict",
+            [](const PyWeights& s, std::int64_t i) { s.weights->evict(checked_index(*s.weights, i)); },
+            "i"_a, "Drops layer i's pages from the resident set (the page cache keeps them).")
         .def("params", &layer_params, "i"_a, "Read-only views of layer i's arrays.")
         .def("fused", &fused, "i"_a, "layout"_a = py::none(), "dtype"_a = "float32",
              "flatten"_a = "auto", "fuse"_a = true,

@@ -1,5 +1,8 @@
 #include "yolo_io/weights.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <string>
 
@@ -290,6 +293,15 @@ Weights::Weights(std::shared_ptr<const Config> config, const SafetensorsFile& fi
         pos += 4 * c.layers[i].nfloats;
     }
     covered_ = static_cast<int>(n);
+}
+
+void Weights::evict(int i) const noexcept {
+    if (!loaded(i) || nbytes(i) == 0) return;
+    const auto page = static_cast<std::int64_t>(::sysconf(_SC_PAGESIZE));
+    const std::int64_t begin = offsets_[static_cast<std::size_t>(i)] / page * page;
+    const std::int64_t end = offsets_[static_cast<std::size_t>(i)] + nbytes(i);
+    ::madvise(const_cast<std::uint8_t*>(file_->data()) + begin,
+              static_cast<std::size_t>(end - begin), MADV_DONTNEED);
 }
 
 const float* Weights::layer_data(int i) const {

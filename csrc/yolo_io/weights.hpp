@@ -88,6 +88,10 @@ class Weights {
         return 4 * config_->layers.at(static_cast<std::size_t>(i)).nfloats;
     }
     bool loaded(int i) const { return i < covered_ && i >= 0; }
+    // Drops the pages of layer i's data from this process's resident set
+    // (MADV_DONTNEED; the page cache keeps them and a later access maps them
+    // again): streaming exports call it after each layer. No-op if not loaded.
+    void evict(int i) const noexcept;
     // Pointer to layer i's first float; requires loaded(i).
     const float* layer_data(int i) const;
     // Element strides of a parameter as stored in this file: C-contiguous,

@@ -176,12 +176,12 @@ void write_mapped_layers(const Weights& source, int layers, AtomicFile& out) {
         throw std::out_of_range("the source file holds " + std::to_string(source.covered_layers()) +
                                 " layers, not " + std::to_string(layers));
     }
-    // Layers are contiguous in the file: one range, written in ~64 MiB parts
+    // Layers are contiguous in the file: one range, written in 16 MiB parts
     // so that the kernel pages the mapping in and out as it goes.
     const std::int64_t begin = source.data_begin();
     const std::int64_t end = expected_bytes_upto(source.config(), begin, n);
     const auto* base = source.file()->data();
-    constexpr std::int64_t kPart = std::int64_t{64} << 20;
+    constexpr std::int64_t kPart = std::int64_t{16} << 20;
     const auto page = static_cast<std::int64_t>(::sysconf(_SC_PAGESIZE));
     for (std::int64_t at = begin; at < end; at += kPart) {
         const std::int64_t len = std::min(kPart, end - at);

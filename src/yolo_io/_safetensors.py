@@ -145,13 +145,15 @@ def _save_state_dict(target: str, net: Network, *, fuse: bool, layout: str | Non
     try:
         writer.write(header)
         at = 0
-        for part in layer_parts(net, fuse=fuse, naming=naming, eps=eps, dtype=dtype,
-                                pair_of=computed, stacklevel=3):
+        for i, part in enumerate(layer_parts(net, fuse=fuse, naming=naming, eps=eps,
+                                             dtype=dtype, pair_of=computed, stacklevel=3)):
             for key, a in part.items():
                 if plan[at] != (key, _st_dtype(a, dtype), tuple(a.shape)):  # pragma: no cover
                     raise AssertionError(f"{key}: the planned tensor was {plan[at]}")
                 writer.write(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
                 at += 1
+            if i < len(net):
+                source.evict(i)  # read and written: out of the resident set
             if part and progress is not None:
                 progress(writer.written)
         writer.commit()

@@ -1,0 +1,127 @@
+"""save_safetensors(): the streaming export, first use in a fresh process.
+
+Targets (issue 10):
+- yolov4: the streaming export is no slower than ``safetensors.numpy.save_file``
+  of the same tensors already in memory. Regime: each sample is a fresh
+  process; ours loads the network (new mapping, file in the page cache) and
+  exports it; the baseline reads the same tensors into memory first (untimed)
+  and saves them. Source and output on tmpfs (/dev/shm) where it has room,
+  rounds interleaved, ``os.sync()`` (untimed) before each sample, paired
+  ratios. Not met yet: see the xfail reason.
+- yolov4-p6: the export's peak RSS exceeds the RSS before it by less than the
+  largest layer plus 64 MB (raw and darknet2pytorch-named exports; the peak,
+  VmHWM, is reset just before the export; file-backed pages of the mapping
+  count too).
+
+    python -m pytest benchmarks/test_bench_safetensors.py --benchmark-only -s
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("safetensors")
+
+ROUNDS = 9
+MB = 1 << 20
+ENV = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
+
+OURS = """
+import sys, time, yolo_io
+net = yolo_io.load(sys.argv[1], sys.argv[2])
+t = time.perf_counter(); yolo_io.save_safetensors(sys.argv[3], net); print(time.perf_counter() - t)
+"""
+THEIRS = """
+import sys, time, yolo_io
+from safetensors.numpy import save_file
+net = yolo_io.load(sys.argv[1], sys.argv[2])
+tensors = {f"{l.index}.{k}": a.copy() for l in net for k, a in l.params.items()}
+t = time.perf_counter(); save_file(tensors, sys.argv[3]); print(time.perf_counter() - t)
+"""
+RSS = """
+import sys, yolo_io
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key))
+net = yolo_io.load(sys.argv[1], sys.argv[2])
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # resets the peak RSS (VmHWM) to the current RSS
+before = status("VmRSS:")
+yolo_io.save_safetensors(sys.argv[3], net, naming=sys.argv[4] or None)
+print(status("VmHWM:") - before)
+"""
+
+def _run(code: str, *args: object) -> float:
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                          text=True, env=ENV, check=True, timeout=600)
+    return float(proc.stdout.split()[-1])
+
+
+SHM = Path("/dev/shm")
+
+
+@pytest.mark.benchmark(group="safetensors-yolov4")
+@pytest.mark.xfail(strict=False, reason=(
+    "not met: on tmpfs ours takes ~1.15-1.2x save_file. The baseline writes anonymous memory "
+    "that is already faulted in; a first-use export copies the file's page-cache pages, which "
+    "costs ~15-20 ms more for 258 MB whether they are mapped (MADV_POPULATE_READ) or copied by "
+    "the kernel (copy_file_range, measured slower)"))
+def test_export_yolov4_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[Path, Path],
+                                 tmp_path: Path) -> None:
+    weights, cfg = yolov4
+    # On a disk, write-back makes single samples bimodal (55 or 600 ms for the
+    # same call); both files on tmpfs (memory) measure the export itself.
+    folder = SHM if SHM.is_dir() and shutil.disk_usage(SHM).free > 2 << 30 else tmp_path
+    source = folder / f"yolo_io-bench-{os.getpid()}.weights"
+    shutil.copyfile(weights, source)
+    weights = source
+    out = folder / f"yolo_io-bench-{os.getpid()}.safetensors"
+    rounds = 1 if benchmark.disabled else ROUNDS
+
+    def run_rounds() -> dict[str, list[float]]:
+        times: dict[str, list[float]] = {"save_safetensors": [], "save_file": []}
+        for _ in range(rounds):
+            for name, code in (("save_safetensors", OURS), ("save_file", THEIRS)):
+                out.unlink(missing_ok=True)
+                os.sync()
+                times[name].append(_run(code, weights, cfg, out))
+        return times
+
+    try:
+        times = benchmark.pedantic(run_rounds, rounds=1, iterations=1)
+    finally:
+        out.unlink(missing_ok=True)
+        source.unlink()
+    if benchmark.disabled:
+        return
+    ratio = statistics.median(a / b for a, b in zip(times["save_safetensors"], times["save_file"],
+                                                    strict=True))
+    report = "; ".join(f"{k}: {statistics.median(v) * 1e3:.0f} ms" for k, v in times.items())
+    benchmark.extra_info["ratio"] = ratio
+    print(f"\nfirst use, yolov4: {report}; ours / save_file: {ratio:.2f}x")
+    assert ratio <= 1.0, report
+
+
+@pytest.mark.benchmark(group="safetensors-rss")
+@pytest.mark.parametrize("naming", ["", "darknet2pytorch"], ids=["raw", "darknet2pytorch"])
+def test_export_yolov4_p6_rss(benchmark: pytest.FixtureDef, yolov4_p6: tuple[Path, Path],
+                              tmp_path: Path, naming: str) -> None:
+    import yolo_io
+
+    weights, cfg = yolov4_p6
+    largest = max(layer.nbytes for layer in yolo_io.load(weights, cfg))
+    out = tmp_path / "p6.safetensors"
+    grown = benchmark.pedantic(lambda: _run(RSS, weights, cfg, out, naming), rounds=1,
+                               iterations=1)
+    out.unlink()
+    print(f"\nyolov4-p6 {naming or 'raw'} export: peak RSS +{grown / MB:.1f} MB (largest layer "
+          f"{largest / MB:.1f} MB)")
+    benchmark.extra_info["rss_growth_mb"] = grown / MB
+    assert grown < largest + 64 * MB
