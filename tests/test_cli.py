@@ -554,3 +554,21 @@ def test_convert_safetensors(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     assert ".safetensors" in line
     with pytest.raises(yolo_io.FormatError, match="not a raw"):
         yolo_io.load(named)
+
+
+def test_outputs_that_are_inputs_and_bad_options(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    cfg, weights = tiny
+    before = weights.read_bytes(), cfg.read_bytes()
+    line = one_line_error(run("partial", cfg, weights, 2, "-o", weights, code=2))
+    assert "is the input WEIGHTS" in line
+    line = one_line_error(run("convert", cfg, weights, "-o", tmp_path / "f.weights", "--fuse",
+                              "--cfg-output", cfg, code=2))
+    assert "is the input CFG" in line
+    assert (weights.read_bytes(), cfg.read_bytes()) == before
+    one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.weights", "--seen", "-3",
+                       code=2))
+    line = one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.weights", "--version",
+                              "0.1.0", "--seen", str(2**40), code=2))
+    assert "32-bit `seen`" in line
+    one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.weights", "--cfg-output",
+                       tmp_path / "x.cfg", code=2))

@@ -346,3 +346,60 @@ def test_state_dict_in_an_unknown_naming(tmp_path: Path) -> None:
     cfg.write_text(TINY_CFG)
     with pytest.raises(yolo_io.ConversionError, match="no naming yolo_io knows"):
         yolo_io.save(tmp_path / "x.weights", {"backbone.conv1.weight": np.zeros(1)}, cfg)
+
+
+# -- what an adversarial review found ---------------------------------------------
+
+
+def test_refuses_targets_that_are_not_regular_files(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "a.weights", cfg), cfg)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for call in (lambda: yolo_io.save(fifo, net), lambda: yolo_io.save_npz(fifo, net),
+                 lambda: yolo_io.save_safetensors(fifo, net),
+                 lambda: yolo_io.save_fused(fifo, tmp_path / "f.cfg", net)):
+        with pytest.raises(OSError, match="not a regular file"):
+            call()
+        assert fifo.is_fifo()
+
+
+def test_a_symlink_target_is_written_through(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    original = write_weights(tmp_path / "a.weights", cfg)
+    net = yolo_io.load(original, cfg)
+    real = tmp_path / "real.weights"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.weights"
+    link.symlink_to(real)
+    yolo_io.save(link, net)
+    assert link.is_symlink() and filecmp.cmp(real, original, shallow=False)
+
+
+def test_share_index_state_dict_round_trip(tmp_path: Path) -> None:
+    cfg = SHARED_CFG / "resnet152_trident.cfg"
+    if not cfg.is_file():
+        pytest.skip("the corpus is not beside the checkout")
+    original = write_weights(tmp_path / "a.weights", cfg, seed=1, sparse=False)
+    net = yolo_io.load(original, cfg)
+    try:
+        for naming in ("yolo_io", "ultralytics"):
+            out = yolo_io.save(tmp_path / "b.weights", net.state_dict(naming=naming), cfg,
+                               header=net.header)
+            assert filecmp.cmp(original, out, shallow=False), naming
+    finally:
+        net.close()
+        for name in ("a.weights", "b.weights"):
+            (tmp_path / name).unlink(missing_ok=True)
+
+
+def test_header_values_out_of_range(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "a.weights", cfg), cfg)
+    with pytest.raises(ValueError, match="seen must be in"):
+        yolo_io.save(tmp_path / "b.weights", net, seen=2**64)
+    with pytest.raises(ValueError, match="major must be in"):
+        yolo_io.save(tmp_path / "b.weights", net, header=(2**31, 0, 0))

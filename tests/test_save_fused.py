@@ -511,3 +511,16 @@ def test_missing_folder(tmp_path: Path, tiny_net: yolo_io.Network) -> None:
             save_fused(tmp_path / "no" / "out.weights", tmp_path / "out.cfg", tiny_net)
     assert not (tmp_path / "out.cfg").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_repeated_batch_normalize_lines_are_all_switched_off(tmp_path: Path) -> None:
+    text = TINY_CFG.replace("batch_normalize=1\n", "batch_normalize=1\nbatch_normalize=1\n", 1)
+    cfg = tmp_path / "twice.cfg"
+    cfg.write_text(text)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", yolo_io.CfgWarning)  # the repeated key
+        net = yolo_io.load(write_weights(tmp_path / "w.weights", cfg, seed=2), cfg)
+        _, out_cfg = yolo_io.save_fused(tmp_path / "f.weights", tmp_path / "f.cfg", net)
+    new = out_cfg.read_text().split("\n")
+    first = [i for i, line in enumerate(new) if line.startswith("batch_normalize")][:2]
+    assert [new[i] for i in first] == ["batch_normalize=0", "batch_normalize=0"]

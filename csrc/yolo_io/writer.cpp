@@ -43,8 +43,10 @@ mode_t new_file_mode(const std::string& target) {
 
 AtomicFile::AtomicFile(std::string target) : target_(std::move(target)) {
     struct stat st {};
-    if (::stat(target_.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-        fail(EISDIR, target_);
+    if (::stat(target_.c_str(), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) fail(EISDIR, target_);
+        // A device, FIFO or socket would be replaced by the rename: refused.
+        if (!S_ISREG(st.st_mode)) fail(EINVAL, target_ + " is not a regular file");
     }
     const mode_t mode = new_file_mode(target_);
     std::random_device rd;

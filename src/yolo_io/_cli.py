@@ -313,10 +313,26 @@ def _saving_bar(total: int, desc: str) -> tuple[Callable[[int], object] | None, 
     return update, bar.close
 
 
+def _check_outputs(args: argparse.Namespace, *outputs: str | None) -> None:
+    """Refuses an output that is one of the inputs (it would be replaced)."""
+    for out in outputs:
+        if out is None:
+            continue
+        for name, given in (("CFG", args.cfg), ("WEIGHTS", args.weights)):
+            try:
+                same = os.path.samefile(out, given)
+            except OSError:
+                same = False
+            if same:
+                raise _Failure(f"{out} is the input {name}: writing it would replace the file "
+                               f"being read; choose another output", EXIT_USAGE)
+
+
 def _cmd_partial(args: argparse.Namespace) -> int:
     from ._save import save
 
     _check_paths("partial", args.cfg, args.weights)
+    _check_outputs(args, args.output)
     net = _load_or_fail(args.weights, args.cfg, args.partial)
     if not 0 <= args.layers <= len(net):
         raise _Failure(f"N must be a layer count in 0..{len(net)} for {net.config.path}, got "
@@ -327,10 +343,10 @@ def _cmd_partial(args: argparse.Namespace) -> int:
         out = save(args.output, net, upto=args.layers, progress=update)
     finally:
         close()
+    kept = f"layers 0..{args.layers - 1}" if args.layers else "no layer"
     sys.stdout.write(f"wrote {out}: the header of {net.path} (version "
-                     f"{'.'.join(map(str, net.header[:3]))}, seen {net.header.seen}) and layers "
-                     f"0..{args.layers - 1}, {out.stat().st_size:,} bytes; load it with "
-                     f"partial=True\n")
+                     f"{'.'.join(map(str, net.header[:3]))}, seen {net.header.seen}) and {kept}, "
+                     f"{out.stat().st_size:,} bytes; load it with partial=True\n")
     return EXIT_OK
 
 
@@ -338,11 +354,25 @@ _CONVERT_SUFFIXES = (".weights", ".safetensors", ".npz")
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
+    try:
+        return _convert(args)
+    except ValueError as err:  # an option the output cannot take (seen too large, ...)
+        if isinstance(err, YoloIOError):  # ConversionError: the model's problem
+            raise
+        raise _Failure(str(err), EXIT_USAGE) from err
+
+
+def _convert(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ._save import save, save_npz
 
     _check_paths("convert", args.cfg, args.weights)
+    _check_outputs(args, args.output, args.cfg_output)
+    if args.cfg_output and not args.fuse:
+        raise _Failure("--cfg-output is where --fuse writes its cfg; it needs --fuse", EXIT_USAGE)
+    if args.seen is not None and args.seen < 0:
+        raise _Failure(f"--seen must be >= 0, got {args.seen}", EXIT_USAGE)
     suffix = Path(args.output).suffix.lower()
     if suffix not in _CONVERT_SUFFIXES:
         raise _Failure(f"-o {args.output}: the format comes from the suffix, one of "

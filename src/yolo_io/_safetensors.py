@@ -21,6 +21,7 @@ import numpy.typing as npt
 from . import _core
 from ._errors import ConversionError
 from ._network import Layer, Network
+from ._save import resolve_target
 
 Pair = tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]
 
@@ -86,7 +87,7 @@ def save_safetensors(
     if net.partial:
         raise ConversionError(f"{net.path} holds only the first {net.covered_layers} of "
                               f"{len(net)} layers: a safetensors export needs them all")
-    target = os.fspath(path)
+    target = resolve_target(path)
     if naming is None and not fuse and layout is None and dtype == "float32":
         header = _core.raw_safetensors_header(source)
         writer = _core.WeightsWriter(target)

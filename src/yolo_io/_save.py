@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from ._config import Config, core_config, parse
 from ._errors import ConversionError
 from ._network import Header, Network
 
-__all__ = ["save", "save_npz"]
+__all__ = ["resolve_target", "save", "save_npz"]
 
 HeaderArg = Header | tuple[int, int, int] | tuple[int, int, int, int] | None
 Params = Mapping[str, Any]
@@ -55,7 +57,8 @@ def save(
         seen: the header's images-seen counter, overriding ``header``'s.
         upto: write only the first ``upto`` layers, as ``darknet partial cfg
             weights out upto`` does (the header and ``seen`` as given).
-        progress: called with the bytes written after each layer.
+        progress: called with the bytes written so far: after each layer, or
+            once at the end when the core copies a Network's bytes.
 
     Returns:
         The path written.
@@ -67,7 +70,7 @@ def save(
         OSError: the folder is not writable, the disk is full, ``path`` is a
             directory; ``path`` is left as it was.
     """
-    target = os.fspath(path)
+    target = resolve_target(path)
     net = source if isinstance(source, Network) else None
     config = _config_for(source, cfg)
     n = len(config) if upto is None else _check_upto(upto, len(config))
@@ -102,6 +105,31 @@ def save(
         writer.abort()
         raise
     return Path(target)
+
+
+def resolve_target(path: str | os.PathLike[str]) -> str:
+    """The file a save replaces: a symbolic link's target (written through,
+    as darknet's ``fopen`` would), and only a regular file or a new name; a
+    device, FIFO, socket or directory is refused (OSError)."""
+    target = os.fspath(path)
+    if not target:
+        raise FileNotFoundError(errno.ENOENT, "an empty path is no file name", target)
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        return target
+    if stat.S_ISLNK(st.st_mode):
+        target = os.path.realpath(target)
+        try:
+            st = os.stat(target)
+        except FileNotFoundError:
+            return target  # a dangling link: its target is created
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), target)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file (a device, FIFO or socket), which a "
+                      "save would replace", target)
+    return target
 
 
 def _check_upto(upto: int, n: int) -> int:
@@ -144,8 +172,11 @@ def _header(header: HeaderArg, seen: int | None, current: Header | None) -> Head
         major, minor, revision = values[:3]
         old_seen = values[3] if len(values) == 4 else (current.seen if current else 0)
     value = old_seen if seen is None else int(seen)
-    if value < 0:
-        raise ValueError(f"seen must be >= 0, got {value}")
+    if not 0 <= value < 2**64:
+        raise ValueError(f"seen must be in 0..2**64-1, got {value}")
+    for name, v in (("major", major), ("minor", minor), ("revision", revision)):
+        if not 0 <= v < 2**31:
+            raise ValueError(f"the header's {name} must be in 0..2**31-1, got {v}")
     size = _core.header_size_for(major, minor)
     return Header(major, minor, revision, value, size, major > 1000 or minor > 1000)
 
@@ -235,7 +266,7 @@ def save_npz(
     """Write ``net.state_dict(fuse=, layout=, naming=)`` to an ``.npz`` file,
     float arrays in ``dtype`` (float32 or float16), atomically (a temporary
     file in the same folder, renamed over ``path``). ``np.load`` reads it."""
-    target = Path(path)
+    target = Path(resolve_target(path))
     kind = np.dtype(dtype)
     if kind not in (np.dtype(np.float32), np.dtype(np.float16)):
         raise ValueError(f"dtype must be float32 or float16, not {kind}")

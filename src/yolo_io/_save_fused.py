@@ -20,7 +20,7 @@ from . import _core
 from ._config import CfgLayer, Config
 from ._errors import CfgWarning, ConversionError, YoloIOError
 from ._network import Header, Network, load
-from ._save import save
+from ._save import resolve_target, save
 
 __all__ = ["save_fused"]
 
@@ -110,10 +110,11 @@ def save_fused(
         raise ConversionError(f"{net.path} holds the first {net.covered_layers} of the "
                               f"{len(net)} layers of {net.config.path}: save_fused() needs a "
                               f"complete network")
-    weights_target, cfg_target = os.fspath(weights_path), os.fspath(cfg_path)
+    weights_target, cfg_target = resolve_target(weights_path), resolve_target(cfg_path)
     _check_targets(weights_target, cfg_target, net)
     original = _original_text(net, cfg_text)
     fused, switched, edits = _plan_edits(net)
+    edits.update(_repeated_keys(original, net, switched))
     new_text = _edit_lines(original, edits)
     new_config = _check_new_config(net, new_text, fused, switched)
     arrays = _arrays(net, fused)
@@ -217,8 +218,8 @@ def _plan_edits(net: Network) -> tuple[set[int], set[int], dict[int, bytes]]:
         found = False
         for key in _BN_KEYS:
             if _atoi(layer.options.get(key, "0")) != 0:
-                edits[layer.option_line(key)] = f"{key}=0".encode()
                 found = True
+                edits[layer.option_line(key)] = f"{key}=0".encode()
         if not found:  # pragma: no cover - the core planned BN arrays without these options
             raise ConversionError(f"{layer.location}: has batch-norm arrays but no "
                                   f"batch_normalize or cbn option to switch off")
@@ -240,6 +241,25 @@ def _plan_edits(net: Network) -> tuple[set[int], set[int], dict[int, bytes]]:
                 f"weights and biases, which no cfg can express")
         switch_off(layer)
     return fused, switched, edits
+
+
+def _repeated_keys(data: bytes, net: Network, switched: set[int]) -> dict[int, bytes]:
+    """Later copies of a switched-off layer's batch-norm keys: darknet reads
+    the first copy (which _plan_edits() changes), but other cfg parsers
+    (darknet2pytorch's, ultralytics') read the last, so every copy becomes 0."""
+    lines = data.split(b"\n")
+    starts = [layer.line for layer in net.config] + [len(lines) + 1]
+    out: dict[int, bytes] = {}
+    for k, layer in enumerate(net.config):
+        if layer.index not in switched:
+            continue
+        for n in range(layer.line + 1, starts[k + 1]):
+            text = re.sub(rb"\s", b"", lines[n - 1])
+            key, eq, value = text.partition(b"=")
+            name = key.decode("utf-8", "replace")
+            if eq and name in _BN_KEYS and _atoi(value.decode("utf-8", "replace")) != 0:
+                out[n] = f"{name}=0".encode()
+    return out
 
 
 def _edit_lines(data: bytes, edits: Mapping[int, bytes]) -> bytes:

@@ -274,6 +274,12 @@ def from_state_dict(config: Config, state: Mapping[str, Any], *,
         if layer.fusion == "conv":
             conv_number += 1
         if layer.param_count == 0:
+            if layer.share_index is not None and layer.fusion is not None:
+                # state_dict() exports a sharing layer's arrays again (copies of
+                # the shared layer's); darknet stores them once.
+                main, bn, _ = _prefix(naming, layer, conv_number)  # type: ignore[arg-type]
+                prefixes = tuple(p for p in (main, bn) if p)
+                used.update(k for k in state if k.startswith(prefixes))
             continue
         names = {s.name for s in layer.param_specs}
         params: dict[str, Any] = {}
