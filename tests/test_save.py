@@ -174,17 +174,26 @@ def test_partial_equals_darknet_partial_yolov4_137(tmp_path: Path) -> None:
     cfg = SHARED_CFG / "yolov4.cfg"
     if not cfg.is_file():
         pytest.skip("the corpus is not beside the checkout")
-    net = yolo_io.load(write_weights(tmp_path / "y.weights", cfg, seed=2, seen=32_032_000), cfg)
+    net = yolo_io.load(write_weights(tmp_path / "y.weights", cfg, seed=2, seen=32_032_000,
+                                     version=(0, 1, 0)), cfg)
     out = yolo_io.save(tmp_path / "yolov4.conv.137", net, upto=137)
     assert out.stat().st_size == 170038676  # MANIFEST: yolov4.conv.137
-    # darknet's partial: the same header (version, seen), then layers 0..136.
+    # AlexeyAB darknet's `partial` (checked against its binary, built outside
+    # this repository, for 16- and 20-byte inputs): its own header, version
+    # 0.2.5 with seen 0, then the first 137 layers' bytes as they were.
     data = out.read_bytes()
-    assert data == net.raw[:170038676].tobytes()
+    assert data[:20] == yolo_io.testing.header_bytes((0, 2, 5), 0)
+    assert data[20:] == net.raw[16:16 + 170038676 - 20].tobytes()
     part = yolo_io.load(out, cfg, partial=True)
-    assert part.covered_layers == 137 and part.header == net.header
+    assert part.covered_layers == 137 and part.header == (0, 2, 5, 0, 20, False)
     arrays = yolo_io.save(tmp_path / "b.conv.137", {i: dict(net[i].params) for i in range(137)},
-                          cfg, header=net.header, upto=137)
+                          cfg, upto=137)
     assert filecmp.cmp(out, arrays, shallow=False)
+    kept = yolo_io.save(tmp_path / "c.conv.137", net, upto=137, header=net.header)
+    assert yolo_io.load(kept, cfg, partial=True).header == net.header
+    net.close()
+    for name in ("y.weights", "yolov4.conv.137", "b.conv.137", "c.conv.137"):
+        (tmp_path / name).unlink()
 
 
 def test_checks_before_writing(tmp_path: Path) -> None:

@@ -344,9 +344,9 @@ def _cmd_partial(args: argparse.Namespace) -> int:
     finally:
         close()
     kept = f"layers 0..{args.layers - 1}" if args.layers else "no layer"
-    sys.stdout.write(f"wrote {out}: the header of {net.path} (version "
-                     f"{'.'.join(map(str, net.header[:3]))}, seen {net.header.seen}) and {kept}, "
-                     f"{out.stat().st_size:,} bytes; load it with partial=True\n")
+    sys.stdout.write(f"wrote {out}: darknet partial's header (version 0.2.5, seen 0) and {kept} "
+                     f"of {net.path}, {out.stat().st_size:,} bytes; load it with "
+                     f"partial=True\n")
     return EXIT_OK
 
 
@@ -633,9 +633,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("partial", parents=[common],
                        help="the first N layers, as darknet partial writes them",
-                       description="Write the header and the first N layers of WEIGHTS, what "
-                                   "`darknet partial CFG WEIGHTS OUT N` writes (a backbone to "
-                                   "train from, e.g. yolov4.conv.137).")
+                       description="Write the first N layers of WEIGHTS byte for byte as "
+                                   "AlexeyAB's `darknet partial CFG WEIGHTS OUT N` does (a "
+                                   "backbone to train from, e.g. yolov4.conv.137): header "
+                                   "version 0.2.5, seen 0.")
     p.add_argument("cfg", metavar="CFG", help="the .cfg file")
     p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
     p.add_argument("layers", metavar="N", type=int, help="how many layers to keep")

@@ -55,8 +55,11 @@ def save(
             ``seen`` (16-byte header); a legacy header (major or minor above
             1000) writes connected weights transposed, as darknet reads them.
         seen: the header's images-seen counter, overriding ``header``'s.
-        upto: write only the first ``upto`` layers, as ``darknet partial cfg
-            weights out upto`` does (the header and ``seen`` as given).
+        upto: write only the first ``upto`` layers, byte for byte what
+            AlexeyAB darknet's ``darknet partial cfg weights out upto`` writes:
+            unless ``header``/``seen`` say otherwise, the header is darknet's
+            own version 0.2.5 with ``seen`` 0, whatever the source's header
+            (pass ``header=net.header`` to keep the source's).
         progress: called with the bytes written so far: after each layer, or
             once at the end when the core copies a Network's bytes.
 
@@ -77,6 +80,11 @@ def save(
     if net is not None and net.covered_layers < n:
         raise ConversionError(f"{net.path} holds the first {net.covered_layers} layers of "
                               f"{config.path}, not {n}: pass upto={net.covered_layers}")
+    if upto is not None and header is None:
+        # What AlexeyAB darknet's `partial` writes: its own version, 0.2.5, and
+        # a seen of 0 (it recomputes seen from an iteration count that a
+        # partial load leaves at 0), whatever the source file's header was.
+        header = (0, 2, 5, 0)
     head = _header(header, seen, net.header if net is not None else None)
     major, minor, revision, seen_value, _, transpose = head
     header_bytes = _core.header_bytes(major, minor, revision, seen_value)
