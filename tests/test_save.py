@@ -412,3 +412,11 @@ def test_header_values_out_of_range(tmp_path: Path) -> None:
         yolo_io.save(tmp_path / "b.weights", net, seen=2**64)
     with pytest.raises(ValueError, match="major must be in"):
         yolo_io.save(tmp_path / "b.weights", net, header=(2**31, 0, 0))
+
+
+def test_a_fused_state_dict_is_named_as_such(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "a.weights", cfg), cfg)
+    with pytest.raises(yolo_io.ConversionError, match="a fused state dict"):
+        yolo_io.save(tmp_path / "b.weights", net.state_dict(fuse=True), cfg)

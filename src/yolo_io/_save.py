@@ -206,7 +206,8 @@ def _arrays(source: object, config: Config, n: int) -> dict[int, Params]:
     if isinstance(source, Network):
         return {layer.index: layer.params for layer in source if layer.index < n}
     assert isinstance(source, Mapping)
-    if source and all(isinstance(k, str) for k in source):
+    from_state = bool(source) and all(isinstance(k, str) for k in source)
+    if from_state:
         from ._state_dict import from_state_dict
 
         layers: dict[int, Params] = dict(from_state_dict(config, source))
@@ -238,7 +239,12 @@ def _arrays(source: object, config: Config, n: int) -> dict[int, Params]:
         checked: dict[str, npt.NDArray[Any]] = {}
         for s in specs:
             if s.name not in given:
-                raise ConversionError(f"{layer.location}: array {s.name!r} {s.shape} is missing")
+                hint = ""
+                if from_state and s.name in ("scales", "rolling_mean", "rolling_variance"):
+                    hint = (" (a fused state dict? save() writes darknet's unfused arrays; "
+                            "save_fused() writes a darknet model with batch norm folded)")
+                raise ConversionError(f"{layer.location}: array {s.name!r} {s.shape} is "
+                                      f"missing{hint}")
             a = _as_array(given[s.name])
             if a.dtype.kind != "f":
                 raise ConversionError(f"{layer.location}: array {s.name!r} has dtype {a.dtype}; "
