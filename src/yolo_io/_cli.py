@@ -22,6 +22,7 @@ one JSON document; with ``--json``, an error also prints
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -30,7 +31,7 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -297,20 +298,26 @@ def _require(module: str, extra: str) -> None:
 # -- partial and convert ---------------------------------------------------------
 
 
-def _saving_bar(total: int, desc: str) -> tuple[Callable[[int], object] | None, Callable[[], None]]:
-    """(progress callback of save(), close) for a bar on a terminal."""
+@contextlib.contextmanager
+def _saving_bar(total: int, desc: str) -> Iterator[Callable[[int], object] | None]:
+    """The ``progress`` callback of a save, drawing a bar on a terminal (None
+    elsewhere); the bar is closed on leaving."""
     from ._progress import progress_bar
 
     bar = progress_bar(total, None, desc)
     if bar is None:
-        return None, lambda: None
+        yield None
+        return
     done = [0]
 
     def update(written: int) -> None:
         bar.update(written - done[0])
         done[0] = written
 
-    return update, bar.close
+    try:
+        yield update
+    finally:
+        bar.close()
 
 
 def _check_outputs(args: argparse.Namespace, *outputs: str | None) -> None:
@@ -337,12 +344,9 @@ def _cmd_partial(args: argparse.Namespace) -> int:
     if not 0 <= args.layers <= len(net):
         raise _Failure(f"N must be a layer count in 0..{len(net)} for {net.config.path}, got "
                        f"{args.layers}", EXIT_USAGE)
-    update, close = _saving_bar(net.config.expected_size(net.header[:2], layers=args.layers),
-                                "partial")
-    try:
+    with _saving_bar(net.config.expected_size(net.header[:2], layers=args.layers),
+                     "partial") as update:
         out = save(args.output, net, upto=args.layers, progress=update)
-    finally:
-        close()
     kept = f"layers 0..{args.layers - 1}" if args.layers else "no layer"
     sys.stdout.write(f"wrote {out}: darknet partial's header (version 0.2.5, seen 0) and {kept} "
                      f"of {net.path}, {out.stat().st_size:,} bytes; load it with "
@@ -395,20 +399,14 @@ def _convert(args: argparse.Namespace) -> int:
             raise _Failure("--layout, --naming and --dtype apply to .safetensors and .npz "
                            "output; a .weights file is darknet's own layout", EXIT_USAGE)
         header = None if args.version is None else _version(args.version)
-        update, close = _saving_bar(net.raw.size, "convert")
-        try:
+        with _saving_bar(net.raw.size, "convert") as update:
             out = save(args.output, net, header=header, seen=args.seen, progress=update)
-        finally:
-            close()
     elif suffix == ".safetensors":
         from ._safetensors import save_safetensors
 
-        update, close = _saving_bar(net.raw.size, "convert")
-        try:
+        with _saving_bar(net.raw.size, "convert") as update:
             out = save_safetensors(args.output, net, fuse=args.fuse, layout=args.layout,
                                    dtype=args.dtype, naming=args.naming, progress=update)
-        finally:
-            close()
     else:
         if args.dtype == "bfloat16":
             raise _Failure("--dtype bfloat16 applies to .safetensors output; .npz has no "
