@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 from collections.abc import Callable, Mapping
@@ -278,22 +279,37 @@ def save_npz(
     dtype: npt.DTypeLike = np.float32,
 ) -> Path:
     """Write ``net.state_dict(fuse=, layout=, naming=)`` to an ``.npz`` file,
-    float arrays in ``dtype`` (float32 or float16), atomically (a temporary
-    file in the same folder, renamed over ``path``). ``np.load`` reads it."""
+    float arrays in ``dtype`` (float32 or float16), atomically as :func:`save`
+    writes (a temporary in the same folder, fsync, rename; the replaced file's
+    mode kept). ``np.load`` reads it."""
     target = Path(resolve_target(path))
     kind = np.dtype(dtype)
     if kind not in (np.dtype(np.float32), np.dtype(np.float16)):
         raise ValueError(f"dtype must be float32 or float16, not {kind}")
     state = net.state_dict(fuse=fuse, layout=layout, naming=naming)
     arrays = {k: v.astype(kind) if v.dtype.kind == "f" else v for k, v in state.items()}
-    temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    writer = _core.WeightsWriter(str(target))
     try:
-        with temp.open("wb") as f:
-            np.savez(f, **arrays)  # type: ignore[arg-type]
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, target)
+        np.savez(_Stream(writer), **arrays)  # type: ignore[arg-type]
+        writer.commit()
     except BaseException:
-        temp.unlink(missing_ok=True)
+        writer.abort()
         raise
     return target
+
+
+class _Stream(io.RawIOBase):
+    """The core's atomic writer as a write-only, unseekable stream for
+    ``np.savez`` (zipfile writes such a stream with data descriptors)."""
+
+    def __init__(self, writer: _core.WeightsWriter) -> None:
+        super().__init__()
+        self._writer = writer
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._writer.write(view)
+        return view.nbytes
