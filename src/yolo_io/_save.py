@@ -17,6 +17,7 @@ from . import _core
 from ._config import Config, core_config, parse
 from ._errors import ConversionError
 from ._network import Header, Network
+from ._state_dict import as_array, from_state_dict
 
 __all__ = ["resolve_target", "save", "save_npz"]
 
@@ -190,17 +191,6 @@ def _header(header: HeaderArg, seen: int | None, current: Header | None) -> Head
     return Header(major, minor, revision, value, size, major > 1000 or minor > 1000)
 
 
-def _as_array(value: Any) -> npt.NDArray[Any]:
-    """An array from NumPy arrays, torch tensors (detached, on the CPU) or
-    anything with ``__array__``, without a copy where it can."""
-    if hasattr(value, "detach") and hasattr(value, "cpu"):
-        value = value.detach().cpu()
-        if str(getattr(value, "dtype", "")) == "torch.bfloat16":
-            value = value.float()
-        value = value.numpy()
-    return np.asarray(value)
-
-
 def _arrays(source: object, config: Config, n: int) -> dict[int, Params]:
     """Layer index -> {darknet name: array}, checked against the plan of the
     first ``n`` layers before anything is written."""
@@ -209,8 +199,6 @@ def _arrays(source: object, config: Config, n: int) -> dict[int, Params]:
     assert isinstance(source, Mapping)
     from_state = bool(source) and all(isinstance(k, str) for k in source)
     if from_state:
-        from ._state_dict import from_state_dict
-
         layers: dict[int, Params] = dict(from_state_dict(config, source))
     else:
         layers = {}
@@ -246,7 +234,7 @@ def _arrays(source: object, config: Config, n: int) -> dict[int, Params]:
                             "save_fused() writes a darknet model with batch norm folded)")
                 raise ConversionError(f"{layer.location}: array {s.name!r} {s.shape} is "
                                       f"missing{hint}")
-            a = _as_array(given[s.name])
+            a = as_array(given[s.name])
             if a.dtype.kind != "f":
                 raise ConversionError(f"{layer.location}: array {s.name!r} has dtype {a.dtype}; "
                                       f"only floating-point arrays are written (as float32)")

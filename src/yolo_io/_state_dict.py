@@ -305,7 +305,7 @@ def from_state_dict(config: Config, state: Mapping[str, Any], *,
                     if prefix + name in state:
                         params[name] = take(prefix + name)
         if "rolling_variance" in params and eps != 1e-5:
-            var = np.asarray(_to_numpy(params["rolling_variance"]), np.float64)
+            var = as_array(params["rolling_variance"]).astype(np.float64)
             params["rolling_variance"] = (var + eps - 1e-5).astype(np.float32)
         out[layer.index] = params
     extra = sorted(k for k in state if k not in used and not k.startswith("loss."))
@@ -316,7 +316,13 @@ def from_state_dict(config: Config, state: Mapping[str, Any], *,
     return out
 
 
-def _to_numpy(value: Any) -> Any:
+def as_array(value: Any) -> npt.NDArray[Any]:
+    """An array from NumPy arrays, torch tensors (detached, on the CPU;
+    bfloat16 as float32) or anything with ``__array__``, without a copy where
+    it can."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
-        return value.detach().cpu().float().numpy()
-    return value
+        value = value.detach().cpu()
+        if str(getattr(value, "dtype", "")) == "torch.bfloat16":
+            value = value.float()
+        value = value.numpy()
+    return np.asarray(value)
