@@ -153,11 +153,11 @@ def _check_paths(command: str, cfg: str, weights: str | None, *, swap: bool = Tr
             raise _Failure(f"{path.encode('utf-8', 'backslashreplace').decode()}: yolo_io "
                            f"cannot open a file whose name is not valid UTF-8; rename it or "
                            f"use a symbolic link", EXIT_IO) from None
-    if not swap or weights is None or not (os.path.isfile(cfg) and os.path.isfile(weights)):
+    if not swap or weights is None:
         return
-    from . import _core
+    from ._network import file_kinds
 
-    if (_core.sniff_file(cfg), _core.sniff_file(weights)) == ("weights", "cfg"):
+    if file_kinds(weights, cfg) == ("cfg", "weights"):
         raise _Failure(f"the arguments look swapped: {cfg} is a Darknet .weights file and "
                        f"{weights} a .cfg; the cfg comes first: {PROG} {command} "
                        f"{shlex.quote(weights)} {shlex.quote(cfg)}")

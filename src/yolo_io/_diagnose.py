@@ -22,6 +22,7 @@ from . import _core
 from ._attrs import DetectionAttrs, RegionAttrs, YoloAttrs
 from ._config import CfgLayer, Config, cfg_text, core_config, parse
 from ._errors import CfgError, CfgWarning, WeightsSizeError
+from ._network import file_kinds
 from ._published import Published, published_with_size
 
 __all__ = ["CfgEdit", "Diagnosis", "Finding", "LayerRef", "diagnose"]
@@ -205,10 +206,8 @@ def diagnose(
     cfg_path = cfg.path if isinstance(cfg, Config) else "<string>" if source else os.fspath(cfg)
     findings: list[Finding] = []
     # Only regular files are sniffed: a cfg may also come from a pipe (<(...)).
-    regular = (not isinstance(cfg, Config) and source is None and os.path.isfile(weights_path)
-               and os.path.isfile(cfg_path))
-    kinds = ((_core.sniff_file(weights_path), _core.sniff_file(cfg_path)) if regular
-             else ("", ""))
+    given_file = not isinstance(cfg, Config) and source is None
+    kinds = (given_file and file_kinds(weights_path, cfg_path)) or ("", "")
     if kinds == ("cfg", "weights"):
         findings.append(Finding(
             "swapped-arguments", "error",

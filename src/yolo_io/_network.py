@@ -518,17 +518,26 @@ def _add_suggestion(err: WeightsSizeError, config: Config, path: str, cfg: objec
         err.args = (text,)
 
 
+def file_kinds(weights: str, cfg: str) -> tuple[str, str] | None:
+    """What the first 4 KiB of each of two regular files look like ("cfg",
+    "weights", "safetensors" or "other"), or None when either is not a
+    regular file or cannot be read: the test for swapped arguments is
+    ``file_kinds(weights, cfg) == ("cfg", "weights")``."""
+    if not (os.path.isfile(weights) and os.path.isfile(cfg)):
+        return None
+    try:
+        return _core.sniff_file(weights), _core.sniff_file(cfg)
+    except OSError:
+        return None
+
+
 def _raise_if_swapped(weights: object, cfg: object, err: CfgError) -> None:
     """Raises SwappedArgumentsError when the cfg that failed to parse is a
     weights file and ``weights`` a cfg (the core reads 4 KiB of each)."""
     if not (isinstance(weights, (str, os.PathLike)) and isinstance(cfg, (str, os.PathLike))):
         return
     real_weights, real_cfg = os.fspath(cfg), os.fspath(weights)
-    try:
-        kinds = _core.sniff_file(real_weights), _core.sniff_file(real_cfg)
-    except OSError:
-        return  # cfg text, or a file that cannot be read: not a swap
-    if kinds == ("weights", "cfg"):
+    if file_kinds(real_cfg, real_weights) == ("cfg", "weights"):
         call = f"yolo_io.load({json.dumps(real_weights)}, {json.dumps(real_cfg)})"
         raise SwappedArgumentsError(
             f"the arguments of load() look swapped: {real_weights} is a Darknet .weights file "
