@@ -247,6 +247,40 @@ def test_save_over_the_mapped_file(tmp_path: Path) -> None:
     assert yolo_io.load(path, cfg).header.seen == 99
 
 
+def test_saves_the_mapped_bytes_after_the_source_path_changes(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The core reads the source by path only while the path names the mapped
+    file; replaced, or relative after a change of folder, it copies from the
+    mapping. Either way the output holds the bytes that were loaded."""
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    path = write_weights(tmp_path / "a.weights", cfg, seed=5)
+    before = path.read_bytes()
+    net = yolo_io.load(path, cfg)
+    write_weights(tmp_path / "other.weights", cfg, seed=6).replace(path)
+    yolo_io.save(tmp_path / "out1.weights", net)
+    assert (tmp_path / "out1.weights").read_bytes() == before
+
+    monkeypatch.chdir(tmp_path)
+    relative = yolo_io.load("out1.weights", cfg)
+    monkeypatch.chdir(tmp_path.parent)
+    yolo_io.save(tmp_path / "out2.weights", relative)
+    assert (tmp_path / "out2.weights").read_bytes() == before
+
+
+def test_a_source_truncated_after_loading_is_a_format_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    path = write_weights(tmp_path / "a.weights", cfg)
+    net = yolo_io.load(path, cfg)
+    size = path.stat().st_size
+    os.truncate(path, size - 8)
+    with pytest.raises(yolo_io.FormatError, match=f"held {size} bytes when it was loaded"):
+        yolo_io.save(tmp_path / "out.weights", net)
+    assert not (tmp_path / "out.weights").exists()
+    assert not list(tmp_path.glob("out.weights*"))
+
+
 def test_keeps_the_mode_of_the_replaced_file(tmp_path: Path) -> None:
     cfg = tmp_path / "tiny.cfg"
     cfg.write_text(TINY_CFG)
@@ -299,6 +333,80 @@ def test_killed_mid_save_leaves_the_target_intact(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert target.read_bytes() == b"precious"
+
+
+_BIG_CFG = "[net]\nwidth=8\nheight=8\nchannels=512\n" + (
+    "[convolutional]\nfilters=512\nsize=3\npad=1\nactivation=linear\n" * 8)  # 75.5 MB
+
+
+def test_core_copy_reports_progress_and_stops_on_an_exception(tmp_path: Path) -> None:
+    cfg = tmp_path / "big.cfg"
+    cfg.write_text(_BIG_CFG)
+    weights = write_weights(tmp_path / "w.weights", cfg, sparse=True)
+    net = yolo_io.load(weights, cfg)
+    seen: list[int] = []
+    yolo_io.save(tmp_path / "copy.weights", net, progress=seen.append)
+    size = weights.stat().st_size
+    assert len(seen) > 3 and seen == sorted(seen) and seen[-1] == size
+    assert filecmp.cmp(weights, tmp_path / "copy.weights", shallow=False)
+
+    class Stop(Exception):
+        pass
+
+    def stop(written: int) -> None:
+        raise Stop(written)
+
+    target = tmp_path / "target.weights"
+    target.write_bytes(b"precious")
+    for save in (yolo_io.save, yolo_io.save_safetensors):
+        with pytest.raises(Stop):
+            save(target, net, progress=stop)
+        assert target.read_bytes() == b"precious"
+        assert [p.name for p in tmp_path.glob("target*")] == ["target.weights"]
+
+
+_INTERRUPTED = """
+import signal, sys, threading, time, traceback
+from pathlib import Path
+import yolo_io
+net = yolo_io.load(sys.argv[1], sys.argv[2])
+target = Path(sys.argv[3])
+class Alarm(Exception):
+    pass
+def on_alarm(signum, frame):
+    temporary, = target.parent.glob(target.name + ".*.tmp")
+    raise Alarm(temporary.stat().st_size)
+signal.signal(signal.SIGALRM, on_alarm)
+def alarm_once_writing():
+    while not list(target.parent.glob(target.name + ".*.tmp")):
+        time.sleep(0.0002)
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)
+threading.Thread(target=alarm_once_writing, daemon=True).start()
+try:
+    yolo_io.save(target, net)
+except Alarm as e:
+    print(e.args[0], traceback.extract_tb(e.__traceback__)[-2].line)
+"""
+
+
+def test_a_signal_stops_the_core_copy(tmp_path: Path) -> None:
+    """No progress callback: the core still lets Python handle a signal
+    (Ctrl-C, here SIGALRM) between parts, and the save is abandoned."""
+    cfg = tmp_path / "big.cfg"
+    cfg.write_text(_BIG_CFG)
+    weights = write_weights(tmp_path / "w.weights", cfg, sparse=True)
+    target = tmp_path / "target.weights"
+    target.write_bytes(b"precious")
+    env = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
+    out = subprocess.run([sys.executable, "-c", _INTERRUPTED, str(weights), str(cfg), str(target)],
+                         capture_output=True, text=True, env=env, timeout=120, check=True)
+    # Raised by the handler, which the core ran from inside the copy: the
+    # temporary file then held only part of the data.
+    written, line = out.stdout.split(maxsplit=1)
+    assert "write_layers" in line, out.stdout + out.stderr
+    assert int(written) < weights.stat().st_size - (8 << 20)
+    assert target.read_bytes() == b"precious"
+    assert [p.name for p in tmp_path.glob("target*")] == ["target.weights"]
 
 
 _FULL_DISK = """

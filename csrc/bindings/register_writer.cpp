@@ -26,12 +26,20 @@ void register_writer(py::module_& m) {
             "data"_a, "Appends the bytes of a contiguous buffer.")
         .def(
             "write_layers",
-            [](AtomicFile& f, const PyWeights& source, int layers) {
+            [](AtomicFile& f, const PyWeights& source, int layers, const py::object& progress) {
+                // Called between parts with the GIL: reports the bytes
+                // written, and a pending signal (Ctrl-C) stops the copy.
+                const Progress report = [&progress](std::int64_t written) {
+                    const py::gil_scoped_acquire gil;
+                    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+                    if (!progress.is_none()) progress(written);
+                };
                 py::gil_scoped_release release;
-                write_mapped_layers(*source.weights, layers, f);
+                write_mapped_layers(*source.weights, layers, f, report);
             },
-            "source"_a, "layers"_a,
-            "Appends the data of the first `layers` layers of a mapped weights file.")
+            "source"_a, "layers"_a, "progress"_a = py::none(),
+            "Appends the data of the first `layers` layers of a mapped weights file; "
+            "`progress(written)` is called every few MiB.")
         .def_property_readonly("written", &AtomicFile::written)
         .def("commit", &AtomicFile::commit, py::call_guard<py::gil_scoped_release>(),
              "fsync, rename over the target, fsync the folder.")

@@ -33,6 +33,8 @@ MappedFile::MappedFile(std::string path) : path_(std::move(path)) {
                                 path_ + " is not a regular file");
     }
     size_ = static_cast<std::int64_t>(st.st_size);
+    device_ = static_cast<std::uint64_t>(st.st_dev);
+    inode_ = static_cast<std::uint64_t>(st.st_ino);
     if (size_ > 0) {
         void* p = ::mmap(nullptr, static_cast<std::size_t>(size_), PROT_READ, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED) {
@@ -43,6 +45,20 @@ MappedFile::MappedFile(std::string path) : path_(std::move(path)) {
         data_ = static_cast<const std::uint8_t*>(p);
     }
     ::close(fd);  // the mapping stays valid without the descriptor
+}
+
+int MappedFile::reopen() const noexcept {
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return -1;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<std::uint64_t>(st.st_dev) != device_ ||
+        static_cast<std::uint64_t>(st.st_ino) != inode_) {
+        // Replaced, or the working folder changed under a relative path.
+        ::close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 MappedFile::~MappedFile() {

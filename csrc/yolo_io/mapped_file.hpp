@@ -22,8 +22,16 @@ class MappedFile {
     std::int64_t size() const noexcept { return size_; }
     const std::string& path() const noexcept { return path_; }
 
+    // A new read-only descriptor for the mapped file, opened by path() and
+    // returned only if it is still the very file that was mapped (same
+    // device and inode); else -1. The caller closes it. Reading it with
+    // pread() sees the bytes the mapping sees without faulting them in.
+    int reopen() const noexcept;
+
   private:
     std::string path_;
+    std::uint64_t device_ = 0;
+    std::uint64_t inode_ = 0;
     const std::uint8_t* data_ = nullptr;
     std::int64_t size_ = 0;
 };

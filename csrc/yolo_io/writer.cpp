@@ -7,11 +7,15 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <exception>
 #include <limits>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 #include "yolo_io/errors.hpp"
 
@@ -37,6 +41,117 @@ mode_t new_file_mode(const std::string& target) {
     const mode_t mask = ::umask(0);
     ::umask(mask);
     return static_cast<mode_t>(0666 & ~mask);
+}
+
+// Reads up to `want` bytes at `at`; a read that ends early (a file
+// truncated since it was loaded) is a FormatError, an I/O error a
+// std::system_error naming the file.
+void read_exactly(int fd, const MappedFile& file, std::uint8_t* into, std::size_t want,
+                  std::int64_t at) {
+    while (want > 0) {
+        const ssize_t got = ::pread(fd, into, want, at);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) fail(errno, file.path());
+        if (got == 0) {
+            throw FormatError(file.path() + ": the file ends at byte " + std::to_string(at) +
+                              ", but it held " + std::to_string(file.size()) +
+                              " bytes when it was loaded; it was truncated since");
+        }
+        into += got;
+        want -= static_cast<std::size_t>(got);
+        at += got;
+    }
+}
+
+// Copies bytes [begin, end) of `fd` (the mapped file, opened again) to `out`
+// through a ring of small buffers: a reader thread copies the next parts out
+// of the page cache while this thread writes the previous ones, so the read
+// overlaps the write and nothing is mapped (no page faults, no RSS). On tmpfs,
+// 258 MB: ~101 ms, as fast as write() of the same bytes already in memory
+// (~100 ms); one thread reading then writing takes ~113 ms, the mapping with
+// MADV_POPULATE_READ ~130 ms.
+void copy_from_descriptor(int fd, const MappedFile& file, std::int64_t begin, std::int64_t end,
+                          AtomicFile& out, const Progress& progress) {
+    constexpr std::int64_t kPart = std::int64_t{1} << 20;
+    constexpr int kRing = 4;
+    constexpr std::int64_t kReport = 8;  // progress every 8 MiB
+    const std::int64_t parts = (end - begin + kPart - 1) / kPart;
+    auto part_size = [&](std::int64_t i) {
+        return static_cast<std::size_t>(std::min(kPart, end - begin - i * kPart));
+    };
+    std::vector<std::uint8_t> ring(static_cast<std::size_t>(kPart) * kRing);
+    auto slot = [&](std::int64_t i) {
+        return ring.data() + static_cast<std::size_t>(i % kRing) * static_cast<std::size_t>(kPart);
+    };
+
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::int64_t filled = 0;   // parts read into the ring
+    std::int64_t drained = 0;  // parts written out of it
+    bool stop = false;
+    std::exception_ptr failure;
+    auto read_parts = [&] {
+        for (std::int64_t i = 0; i < parts; ++i) {
+            {
+                std::unique_lock<std::mutex> lock(mutex);
+                changed.wait(lock, [&] { return stop || filled - drained < kRing; });
+                if (stop) return;
+            }
+            try {
+                read_exactly(fd, file, slot(i), part_size(i), begin + i * kPart);
+            } catch (...) {
+                const std::lock_guard<std::mutex> lock(mutex);
+                failure = std::current_exception();
+                changed.notify_all();
+                return;
+            }
+            const std::lock_guard<std::mutex> lock(mutex);
+            ++filled;
+            changed.notify_all();
+        }
+    };
+    std::thread reader;
+    try {
+        reader = std::thread(read_parts);
+    } catch (const std::system_error&) {
+        // No thread to be had: read and write in turn.
+        for (std::int64_t i = 0; i < parts; ++i) {
+            read_exactly(fd, file, ring.data(), part_size(i), begin + i * kPart);
+            out.write(ring.data(), part_size(i));
+            if (progress && (i % kReport == kReport - 1 || i == parts - 1)) progress(out.written());
+        }
+        return;
+    }
+    // Whatever ends the loop (a failed write, a failed read), the reader is
+    // stopped and joined before the ring goes away.
+    struct Joiner {
+        std::thread& reader;
+        std::mutex& mutex;
+        std::condition_variable& changed;
+        bool& stop;
+        ~Joiner() {
+            {
+                const std::lock_guard<std::mutex> lock(mutex);
+                stop = true;
+            }
+            changed.notify_all();
+            reader.join();
+        }
+    } joiner{reader, mutex, changed, stop};
+    for (std::int64_t i = 0; i < parts; ++i) {
+        {
+            std::unique_lock<std::mutex> lock(mutex);
+            changed.wait(lock, [&] { return filled > i || failure; });
+            if (filled <= i) std::rethrow_exception(failure);
+        }
+        out.write(slot(i), part_size(i));
+        {
+            const std::lock_guard<std::mutex> lock(mutex);
+            ++drained;
+        }
+        changed.notify_all();
+        if (progress && (i % kReport == kReport - 1 || i == parts - 1)) progress(out.written());
+    }
 }
 
 }  // namespace
@@ -172,17 +287,30 @@ std::vector<std::int64_t> file_shape(const ParamSpec& p, bool transpose) {
     return {p.shape.begin(), p.shape.begin() + p.ndim};
 }
 
-void write_mapped_layers(const Weights& source, int layers, AtomicFile& out) {
+void write_mapped_layers(const Weights& source, int layers, AtomicFile& out,
+                         const Progress& progress) {
     const int n = std::min(layers, source.covered_layers());
     if (n < layers) {
         throw std::out_of_range("the source file holds " + std::to_string(source.covered_layers()) +
                                 " layers, not " + std::to_string(layers));
     }
-    // Layers are contiguous in the file: one range, written in 16 MiB parts
-    // so that the kernel pages the mapping in and out as it goes.
+    // Layers are contiguous in the file: one range.
     const std::int64_t begin = source.data_begin();
     const std::int64_t end = expected_bytes_upto(source.config(), begin, n);
-    const auto* base = source.file()->data();
+    const MappedFile& file = *source.file();
+    const int fd = file.reopen();
+    if (fd >= 0) {
+        struct Closer {
+            int fd;
+            ~Closer() { ::close(fd); }
+        } closer{fd};
+        copy_from_descriptor(fd, file, begin, end, out, progress);
+        return;
+    }
+    // The path no longer names the mapped file (replaced, or a relative path
+    // after a change of folder): copy from the mapping, in 16 MiB parts so
+    // that the kernel pages it in and out as it goes.
+    const auto* base = file.data();
     constexpr std::int64_t kPart = std::int64_t{16} << 20;
     const auto page = static_cast<std::int64_t>(::sysconf(_SC_PAGESIZE));
     for (std::int64_t at = begin; at < end; at += kPart) {
@@ -201,6 +329,7 @@ void write_mapped_layers(const Weights& source, int layers, AtomicFile& out) {
         // stay in the page cache; a later access maps them again.
         ::madvise(const_cast<std::uint8_t*>(base) + from,
                   static_cast<std::size_t>(at + len - from), MADV_DONTNEED);
+        if (progress) progress(out.written());
     }
 }
 

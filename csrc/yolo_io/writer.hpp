@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -58,7 +59,16 @@ std::vector<std::int64_t> file_element_strides(const ParamSpec& p, bool transpos
 std::vector<std::int64_t> file_shape(const ParamSpec& p, bool transpose);
 
 // Writes the data of the first `layers` layers of `source` (a mapped weights
-// file or raw safetensors export), streamed from the mapping to `out`.
-void write_mapped_layers(const Weights& source, int layers, AtomicFile& out);
+// file or raw safetensors export) to `out`: read from the file again while
+// its path still names the mapped file (same device and inode), a reader
+// thread overlapping the writes (a file truncated since it was mapped is then
+// a FormatError, not the SIGBUS a read of the mapping gets); else copied from
+// the mapping. Either way the bytes are the mapped ones.
+// `progress`, if given, is called on this thread with out.written() after
+// every few MiB and at the end; an exception it throws stops the copy (the
+// bindings use that to check for Ctrl-C).
+using Progress = std::function<void(std::int64_t written)>;
+void write_mapped_layers(const Weights& source, int layers, AtomicFile& out,
+                         const Progress& progress = {});
 
 }  // namespace yolo_io

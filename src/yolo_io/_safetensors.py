@@ -3,9 +3,10 @@
 The header (every tensor's dtype, shape and offsets) is known from the plan
 before any data is read; it is written first, then the data, layer by layer,
 through the core's atomic writer. The raw export's data region is the
-``.weights`` data byte for byte, so it is copied straight from the mapping,
-and :func:`yolo_io.load` maps it back as a Network. Reading, validation and
-the layout of the raw export are the core's (``csrc/yolo_io/safetensors.cpp``).
+``.weights`` data byte for byte, so the core copies it straight from the
+source file (``write_mapped_layers`` in ``csrc/yolo_io/writer.cpp``), and
+:func:`yolo_io.load` maps it back as a Network. Reading, validation and the
+layout of the raw export are the core's (``csrc/yolo_io/safetensors.cpp``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def save_safetensors(
     With the defaults, a *raw* export: one float32 tensor per darknet array,
     named ``"{layer}.{param}"`` (``"0.weights"``, ``"3.rolling_variance"``,
     ``"5.wf.weights"``), in file order, whose data region is the ``.weights``
-    data byte for byte (copied from the mapping); the metadata holds the cfg
+    data byte for byte (copied from the source file); the metadata holds the cfg
     text, the darknet header and ``"format": "yolo_io.darknet"``, so that
     ``yolo_io.load(path)`` maps it back as a Network without a cfg, and
     :func:`yolo_io.save` rebuilds the original ``.weights``. Each tensor has
@@ -68,7 +69,8 @@ def save_safetensors(
         dtype: ``"float32"``, ``"float16"`` or ``"bfloat16"`` for every
             floating-point tensor.
         naming: ``"yolo_io"``, ``"darknet2pytorch"`` or ``"ultralytics"``.
-        progress: called with the bytes written so far after each layer.
+        progress: called with the bytes written so far: after each layer,
+            or every few MiB when the core copies a raw export's bytes.
 
     Returns:
         The path written.
@@ -93,14 +95,7 @@ def save_safetensors(
         writer = _core.WeightsWriter(target)
         try:
             writer.write(header)
-            if progress is None:
-                writer.write_layers(source, len(net))
-            else:
-                raw = source.raw
-                for layer in net:
-                    if layer.nbytes:
-                        writer.write(raw[layer.offset:layer.offset + layer.nbytes])
-                        progress(writer.written)
+            writer.write_layers(source, len(net), progress)
             writer.commit()
         except BaseException:
             writer.abort()

@@ -42,8 +42,8 @@ def save(
             same folder, flushed to disk and renamed over ``path``: an
             interrupted or failed save leaves ``path`` as it was. Saving over
             the file ``source`` maps works.
-        source: a :class:`Network` (its bytes are copied from the mapping,
-            layer by layer); a mapping of layer index to a dict of darknet's
+        source: a :class:`Network` (its file's bytes are copied by the core
+            in 1 MiB parts, so memory does not grow with the model); a mapping of layer index to a dict of darknet's
             parameter names to arrays (e.g. ``{i: dict(net[i].params)}`` with
             some replaced; every layer that stores data must be there); or a
             state dict in a naming :meth:`Network.state_dict` produces,
@@ -63,7 +63,8 @@ def save(
             own version 0.2.5 with ``seen`` 0, whatever the source's header
             (pass ``header=net.header`` to keep the source's).
         progress: called with the bytes written so far: after each layer, or
-            once at the end when the core copies a Network's bytes.
+            every few MiB when the core copies a Network's bytes. Ctrl-C
+            stops a save between parts and leaves the target as it was.
 
     Returns:
         The path written.
@@ -99,9 +100,7 @@ def save(
         writer.write(header_bytes)
         if arrays is None:
             assert net is not None
-            writer.write_layers(net._live(), n)
-            if progress is not None:
-                progress(writer.written)
+            writer.write_layers(net._live(), n, progress)
         else:
             core = core_config(config)
             for i in range(n):
