@@ -25,7 +25,7 @@ READER_EXTRAS = {"safetensors"}
 # Requirements of the dev extras that no test imports: command-line tools,
 # pytest plugins and the build backend.
 TOOLS = {"pytest", "pytest-benchmark", "ruff", "mypy", "scikit-build-core"}
-IMPORT_NAMES = {"opencv-python-headless": "cv2", "ml-dtypes": "ml_dtypes"}
+IMPORT_NAMES = {"opencv-python-headless": "cv2", "ml-dtypes": "ml_dtypes", "scikit-image": "skimage"}
 
 
 def requirement_name(req: str) -> str:

@@ -1,0 +1,1036 @@
+"""ONNX export of a darknet network, built with the ``onnx`` package only.
+
+No framework is involved: every darknet layer becomes the ONNX operators that
+compute what darknet's own ``forward_*`` function computes (the darknet source
+of each rule is named beside it below), with batch norm folded by the C++ core
+exactly as darknet folds it. A layer, activation or option that cannot be
+expressed raises :class:`~yolo_io.ConversionError` naming the layer and its
+cfg line; nothing is silently replaced by an identity.
+
+    import yolo_io, yolo_io.onnx
+    net = yolo_io.load("yolov4.weights", "yolov4.cfg")
+    yolo_io.onnx.export(net, "yolov4.onnx", outputs="decoded")
+
+The graph's input ``input`` is ``(batch, C, H, W)`` float32, RGB scaled to
+[0, 1] and resized to the cfg's size (letterboxed if ``[net]`` says
+``letter_box=1``), as darknet feeds its network. Requires ``pip install onnx``
+(the ``onnx`` extra).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _attrs as A
+from ._config import CfgLayer
+from ._errors import ConversionError
+from ._network import Network
+
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = ["HEAD_TYPES", "export", "head_output_names"]
+
+#: Darknet layer types whose input is a detection head's raw output.
+HEAD_TYPES = ("yolo", "Gaussian_yolo", "region", "detection")
+#: Training-only layers: darknet computes nothing at inference that another
+#: layer reads, so they are left out of the graph (and listed in its metadata).
+_TRAINING_ONLY = ("cost", "contrastive")
+_OUTPUTS = ("raw", "decoded", "nms")
+_EXTERNAL_DATA_LIMIT = 2_000_000_000  # protobuf's 2 GiB limit, with room for the graph
+_EXTERNAL_TENSOR_MIN = 1024  # smaller tensors stay in the model file
+
+
+def head_output_names(net: Network | Any) -> list[str]:
+    """The raw head outputs' names in an exported graph: ``head_{i}`` for
+    every head layer ``i`` (``[yolo]``, ``[Gaussian_yolo]``, ``[region]``,
+    ``[detection]``), in layer order; ``["output"]`` for a network without
+    heads (a classifier: the last layer's output)."""
+    cfg = net.config if isinstance(net, Network) else net
+    heads = [f"head_{layer.index}" for layer in cfg if layer.type in HEAD_TYPES]
+    return heads or ["output"]
+
+
+@overload
+def export(
+    net: Network,
+    path: None = None,
+    *,
+    opset: int = 17,
+    outputs: Literal["raw", "decoded", "nms"] = "raw",
+    dtype: Literal["float32", "float16"] = "float32",
+    dynamic_batch: bool = True,
+    mish: Literal["auto", "decomposed", "native"] = "auto",
+    intermediates: bool = False,
+    score_threshold: float = 0.25,
+    iou_threshold: float = 0.45,
+    max_detections: int = 100,
+) -> onnx.ModelProto: ...
+
+
+@overload
+def export(
+    net: Network,
+    path: str | os.PathLike[str],
+    *,
+    opset: int = 17,
+    outputs: Literal["raw", "decoded", "nms"] = "raw",
+    dtype: Literal["float32", "float16"] = "float32",
+    dynamic_batch: bool = True,
+    mish: Literal["auto", "decomposed", "native"] = "auto",
+    intermediates: bool = False,
+    score_threshold: float = 0.25,
+    iou_threshold: float = 0.45,
+    max_detections: int = 100,
+) -> Path: ...
+
+
+def export(
+    net: Network,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    opset: int = 17,
+    outputs: Literal["raw", "decoded", "nms"] = "raw",
+    dtype: Literal["float32", "float16"] = "float32",
+    dynamic_batch: bool = True,
+    mish: Literal["auto", "decomposed", "native"] = "auto",
+    intermediates: bool = False,
+    score_threshold: float = 0.25,
+    iou_threshold: float = 0.45,
+    max_detections: int = 100,
+) -> onnx.ModelProto | Path:
+    """Export ``net`` as an ONNX model, and save it to ``path`` if given.
+
+    Args:
+        net: a loaded network (every layer's weights present: not a partial file).
+        path: where to save the model (atomically: a temporary file in the same
+            folder, then a rename). Models over 2 GB keep their weights in
+            ``<path>.data`` beside it (ONNX external data).
+        opset: the ONNX opset, 13 or later.
+        outputs: ``"raw"``: each head's input, ``head_{i}`` of shape
+            ``(batch, anchors*(5+classes), h, w)`` (``"output"`` for a
+            classifier); ``"decoded"``: ``boxes`` ``(batch, n, 4)`` as
+            (cx, cy, w, h) relative to the input size, ``objectness``
+            ``(batch, n)`` and ``scores`` ``(batch, n, classes)`` (objectness
+            times class probability, before any threshold), decoded as each
+            darknet head decodes, all heads concatenated in layer order, each
+            head's entries in darknet's order (anchor, row, column; a raw
+            width or height above ~88.7, where float32 exp() overflows, gives
+            an infinite box where darknet, computing exp() in double, has a
+            finite absurd one); ``"nms"``: those plus ``selected`` ``(k, 3)`` (batch, class, box
+            index) from ONNX ``NonMaxSuppression``.
+        dtype: ``"float16"`` stores the weights as float16 (half the size) and
+            casts them to float32 in the graph; inputs, outputs and arithmetic
+            stay float32.
+        dynamic_batch: a symbolic batch dimension (else 1).
+        mish: ``"decomposed"`` is ``x * tanh(softplus(x))`` (every runtime,
+            including TensorRT and OpenCV, which lack the Mish op);
+            ``"native"`` the Mish operator (opset 18+); ``"auto"``: native
+            from opset 18.
+        intermediates: also output every layer's result as ``layer_{i}``
+            (what ``yolo-io verify`` compares layer by layer).
+        score_threshold, iou_threshold, max_detections: the NMS settings
+            (``max_detections`` per class and image).
+
+    Returns:
+        Without ``path``, the model (an ``onnx.ModelProto``). With ``path``,
+        the path written: the file is then streamed from the fused arrays,
+        never built in memory (``onnx.load(path)`` reads it back).
+
+    Raises:
+        ConversionError: a layer type, activation or option that has no
+            faithful export, naming the layer and its cfg line.
+        ImportError: the ``onnx`` package is missing.
+    """
+    if importlib.util.find_spec("onnx") is None:  # pragma: no cover - depends on the environment
+        raise ImportError("yolo_io.onnx needs the onnx package: pip install 'yolo_io[onnx]'")
+    if not isinstance(net, Network):
+        raise TypeError(f"export() takes a Network, not {type(net).__name__}")
+    if outputs not in _OUTPUTS:
+        raise ValueError(f"outputs must be one of {_OUTPUTS}, not {outputs!r}")
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"dtype must be 'float32' or 'float16', not {dtype!r}")
+    if opset < 13:
+        raise ValueError(f"opset {opset} is too old: 13 or later")
+    if mish not in ("auto", "decomposed", "native"):
+        raise ValueError(f"mish must be 'auto', 'decomposed' or 'native', not {mish!r}")
+    if mish == "native" and opset < 18:
+        raise ValueError("the Mish operator needs opset 18 or later")
+    if net.partial:
+        raise ConversionError(f"{net.path} holds only the first {net.covered_layers} of "
+                              f"{len(net)} layers: an export needs them all")
+    builder = _Builder(net, opset=opset, dtype=dtype, dynamic_batch=dynamic_batch,
+                       native_mish=mish == "native" or (mish == "auto" and opset >= 18),
+                       lazy=path is not None)
+    model = builder.build(outputs=outputs, intermediates=intermediates,
+                          score_threshold=score_threshold, iou_threshold=iou_threshold,
+                          max_detections=max_detections)
+    if path is not None:
+        return _save(model, builder.initializers, Path(path),
+                     _Filler(net, dtype, builder.initializers))
+    return _with_data(model, builder.initializers)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+# Protobuf keys (field number << 3 | 2, length-delimited) of the fields the
+# streamed writer puts together itself: ModelProto.graph, GraphProto.initializer
+# and TensorProto.raw_data (onnx/onnx.proto).
+_MODEL_GRAPH, _GRAPH_INITIALIZER, _TENSOR_RAW_DATA = b"\x3a", b"\x2a", b"\x4a"
+
+@dataclass(frozen=True)
+class _Lazy:
+    """A fused parameter computed only when the file is written: part 0
+    (weights) or 1 (bias) of ``layer``'s :meth:`~yolo_io.Layer.fused`, of
+    ``shape`` as fused, stored with ``dims``."""
+
+    layer: int
+    part: int
+    shape: tuple[int, ...]
+    dims: tuple[int, ...]
+    dtype: np.dtype[Any]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def reshape(self, *dims: int) -> _Lazy:
+        return _Lazy(self.layer, self.part, self.shape, dims, self.dtype)
+
+
+Tensors = list[tuple[Any, "npt.NDArray[Any] | _Lazy"]]
+
+
+class _Filler:
+    """Computes lazy parameters layer by layer into one reused buffer (sized
+    for the largest layer), so that streaming an export never holds more
+    than one layer's fused arrays."""
+
+    def __init__(self, net: Network, dtype: str, tensors: Tensors) -> None:
+        self.net, self.dtype = net, dtype
+        sizes: dict[int, int] = {}
+        for _, source in tensors:
+            if isinstance(source, _Lazy):
+                sizes[source.layer] = sizes.get(source.layer, 0) + _aligned(source.nbytes)
+        self.buffer = np.empty(max(sizes.values(), default=0), np.uint8)
+        self.layer = -1
+        self.parts: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None
+        self.lazies: dict[tuple[int, int], _Lazy] = {
+            (s.layer, s.part): s for _, s in tensors if isinstance(s, _Lazy)}
+
+    def __call__(self, source: npt.NDArray[Any] | _Lazy) -> npt.NDArray[Any]:
+        if not isinstance(source, _Lazy):
+            return source
+        if source.layer != self.layer:
+            w, b = self.lazies[source.layer, 0], self.lazies[source.layer, 1]
+            split = _aligned(w.nbytes)
+            weights = self.buffer[:w.nbytes].view(w.dtype).reshape(w.shape)
+            bias = self.buffer[split:split + b.nbytes].view(b.dtype).reshape(b.shape)
+            self.net.fuse_into({source.layer: (weights, bias)}, "OIHW", dtype=self.dtype,
+                               dense_layout="OI", flatten="CHW")
+            self.layer, self.parts = source.layer, (weights, bias)
+        assert self.parts is not None
+        return self.parts[source.part]
+
+
+def _aligned(n: int) -> int:
+    return (n + 63) // 64 * 64
+
+
+def _with_data(model: onnx.ModelProto, tensors: Tensors) -> onnx.ModelProto:
+    """The model with every initializer's bytes in it (one copy each)."""
+    for proto, array in tensors:
+        assert not isinstance(array, _Lazy)
+        proto.raw_data = array.tobytes()
+        model.graph.initializer.append(proto)
+    return model
+
+
+def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -> Path:
+    """Writes ``model`` (a graph without initializers) and its initializers'
+    arrays, serialized piece by piece straight from the arrays: the bytes of a
+    model whose graph holds these initializers, without building that model in
+    memory. A temporary file beside ``path`` is fsynced and renamed over it.
+    Over protobuf's 2 GB limit, tensors of at least ``_EXTERNAL_TENSOR_MIN``
+    bytes go to ``<path>.data`` (ONNX external data, renamed into place
+    first)."""
+    from onnx import TensorProto
+
+    from ._save import resolve_target
+
+    target = Path(resolve_target(path))
+    external = sum(a.nbytes for _, a in tensors) > _EXTERNAL_DATA_LIMIT
+    data_path = target.with_name(target.name + ".data")
+    temporaries = [(target.with_name(f".{target.name}.{os.getpid()}.tmp"), target)]
+    if external:
+        temporaries.insert(0, (data_path.with_name(f".{data_path.name}.{os.getpid()}.tmp"),
+                               data_path))
+    pieces: list[bytes | npt.NDArray[Any] | _Lazy] = []
+    try:
+        offset = 0
+        data = open(temporaries[0][0], "wb", buffering=0) if external else None  # noqa: SIM115
+        try:
+            for proto, array in tensors:
+                if data is not None and array.nbytes >= _EXTERNAL_TENSOR_MIN:
+                    stored = TensorProto()
+                    stored.CopyFrom(proto)
+                    stored.data_location = TensorProto.EXTERNAL
+                    for key, value in (("location", data_path.name), ("offset", str(offset)),
+                                       ("length", str(array.nbytes))):
+                        entry = stored.external_data.add()
+                        entry.key, entry.value = key, value
+                    _write_all(data, fill(array))
+                    offset += array.nbytes
+                    head = stored.SerializeToString()
+                    pieces.append(_GRAPH_INITIALIZER + _varint(len(head)) + head)
+                    continue
+                head = proto.SerializeToString()
+                raw = _TENSOR_RAW_DATA + _varint(array.nbytes)
+                size = len(head) + len(raw) + array.nbytes
+                pieces += [_GRAPH_INITIALIZER + _varint(size) + head + raw, array]
+            if data is not None:
+                os.fsync(data.fileno())
+        finally:
+            if data is not None:
+                data.close()
+        graph = model.graph.SerializeToString()
+        graph_size = len(graph) + sum(len(p) if isinstance(p, bytes) else p.nbytes
+                                      for p in pieces)
+        model.graph.Clear()
+        try:
+            head = model.SerializeToString()
+        finally:
+            model.graph.ParseFromString(graph)
+        with open(temporaries[-1][0], "wb", buffering=0) as f:
+            _write_all(f, head + _MODEL_GRAPH + _varint(graph_size) + graph)
+            for piece in pieces:
+                _write_all(f, piece if isinstance(piece, bytes) else fill(piece))
+            os.fsync(f.fileno())
+        for tmp, final in temporaries:
+            os.replace(tmp, final)
+    except BaseException:
+        for tmp, _ in temporaries:
+            tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _write_all(f: Any, data: bytes | npt.NDArray[Any]) -> None:
+    view = (memoryview(data) if isinstance(data, bytes) else data.data).cast("B")
+    while view:
+        view = view[f.write(view):]
+
+
+@dataclass
+class _Builder:
+    net: Network
+    opset: int
+    dtype: str
+    dynamic_batch: bool
+    native_mish: bool
+    lazy: bool
+    nodes: list[Any] = field(default_factory=list)
+    initializers: Tensors = field(default_factory=list)
+    omitted: list[int] = field(default_factory=list)
+    _counter: int = 0
+
+    # -- small helpers -------------------------------------------------------
+
+    def name(self, hint: str) -> str:
+        self._counter += 1
+        return f"{hint}__{self._counter}"
+
+    def node(self, op: str, inputs: Sequence[str], output: str | None = None, *,
+             hint: str = "t", **attrs: Any) -> str:
+        from onnx import helper
+
+        out = output or self.name(hint)
+        self.nodes.append(helper.make_node(op, list(inputs), [out], name=out, **attrs))
+        return out
+
+    def const(self, value: npt.ArrayLike, hint: str, dtype: Any = np.float32) -> str:
+        return self.tensor(np.asarray(value, dtype=dtype), hint)
+
+    def tensor(self, array: npt.NDArray[Any], hint: str) -> str:
+        """An initializer: its TensorProto without data, and the array whose
+        bytes it gets (in the model, or streamed to the file)."""
+        from onnx import TensorProto, helper
+
+        name = self.name(hint)
+        proto = TensorProto(name=name, dims=array.shape,
+                            data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
+        self.initializers.append((proto, np.ascontiguousarray(array)))
+        return name
+
+
+    def ints(self, values: Sequence[int], hint: str = "shape") -> str:
+        return self.const(np.asarray(values, dtype=np.int64), hint, np.int64)
+
+    def weight(self, array: npt.NDArray[np.generic] | _Lazy, hint: str) -> str:
+        """A float32 parameter: stored as float16 (then cast) when asked."""
+        from onnx import TensorProto, helper
+
+        if isinstance(array, _Lazy):
+            name = self.name(hint)
+            proto = TensorProto(name=name, dims=array.dims,
+                                data_type=helper.np_dtype_to_tensor_dtype(array.dtype))
+            self.initializers.append((proto, array))
+        else:
+            name = self.tensor(array, hint)
+        if array.dtype == np.float16:
+            return self.node("Cast", [name], hint=hint + "_f32", to=TensorProto.FLOAT)
+        return name
+
+    def fail(self, layer: CfgLayer, reason: str) -> ConversionError:
+        return ConversionError(f"{layer.location}: {reason}; the ONNX export does not support it")
+
+    # -- the graph -----------------------------------------------------------
+
+    def build(self, *, outputs: str, intermediates: bool, score_threshold: float,
+              iou_threshold: float, max_detections: int) -> onnx.ModelProto:
+        import onnx
+        from onnx import TensorProto, helper
+
+        net = self.net
+        cfg = net.config
+        c, h, w = cfg.input_shape
+        batch: str | int = "batch" if self.dynamic_batch else 1
+        fused = (self.lazy_parameters() if self.lazy else
+                 net.fused_all("OIHW", dtype=self.dtype, dense_layout="OI", flatten="CHW"))
+        tensors: dict[int, str] = {}
+        heads: list[CfgLayer] = []
+        x = "input"
+        for layer in cfg:
+            if layer.type in _TRAINING_ONLY:
+                self.omitted.append(layer.index)
+                continue
+            tensors[layer.index] = self.layer(layer, x, tensors, fused.get(layer.index))
+            x = tensors[layer.index]
+            if layer.type in HEAD_TYPES:
+                heads.append(layer)
+
+        graph_outputs: list[Any] = []
+
+        def output(name: str, source: str, shape: Sequence[int | str]) -> None:
+            self.node("Identity", [source], name)
+            graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
+
+        if not heads:
+            last = cfg[len(cfg) - 1 - self._trailing_omitted(cfg)]
+            output("output", tensors[last.index], [batch, *last.output_shape])
+        elif outputs == "raw":
+            for head in heads:
+                output(f"head_{head.index}", tensors[head.index], [batch, *head.input_shape])
+        else:
+            boxes, objectness, scores, n, classes = self.decode(heads, tensors)
+            output("boxes", boxes, [batch, n, 4])
+            output("objectness", objectness, [batch, n])
+            output("scores", scores, [batch, n, classes])
+            if outputs == "nms":
+                per_class = self.node("Transpose", [scores], perm=[0, 2, 1])
+                selected = self.node(
+                    "NonMaxSuppression",
+                    [boxes, per_class, self.ints([max_detections]),
+                     self.const([iou_threshold], "iou"), self.const([score_threshold], "score")],
+                    center_point_box=1)
+                self.node("Identity", [selected], "selected")
+                graph_outputs.append(helper.make_tensor_value_info("selected", TensorProto.INT64,
+                                                                   ["selected", 3]))
+        if intermediates:
+            for index, tensor in tensors.items():
+                shape = cfg[index].output_shape
+                output(f"layer_{index}", tensor, [batch, *shape])
+
+        graph = helper.make_graph(
+            self.nodes, "darknet",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, c, h, w])],
+            graph_outputs)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)],
+                                  producer_name="yolo_io")
+        model.ir_version = min(model.ir_version, 8 if self.opset < 19 else 9)
+        onnx.helper.set_model_props(model, self.metadata(heads))
+        return model
+
+    def lazy_parameters(self) -> dict[int, tuple[Any, Any]]:
+        """Placeholders of every conv and connected layer's fused (weights,
+        bias), with the shapes :meth:`Layer.fused` gives them."""
+        dt = np.dtype(np.float16 if self.dtype == "float16" else np.float32)
+        out: dict[int, tuple[Any, Any]] = {}
+        for layer in self.net.config:
+            a = layer.attrs
+            if isinstance(a, A.ConvolutionalAttrs):
+                shape: tuple[int, ...] = (a.filters, layer.input_shape[0] // a.groups, a.size,
+                                          a.size)
+                n = a.filters
+            elif isinstance(a, A.ConnectedAttrs):
+                shape, n = (a.outputs, int(np.prod(layer.input_shape))), a.outputs
+            else:
+                continue
+            out[layer.index] = (_Lazy(layer.index, 0, shape, shape, dt),
+                                _Lazy(layer.index, 1, (n,), (n,), dt))
+        return out
+
+    def _trailing_omitted(self, cfg: Any) -> int:
+        n = 0
+        for layer in reversed(list(cfg)):
+            if layer.index not in self.omitted:
+                break
+            n += 1
+        return n
+
+    def metadata(self, heads: list[CfgLayer]) -> dict[str, str]:
+        net = self.net
+        c, h, w = net.config.input_shape
+        options = net.config.net_options
+        records = []
+        for head in heads:
+            a = head.attrs
+            record: dict[str, Any] = {"layer": head.index, "type": head.type,
+                                      "input_shape": list(head.input_shape)}
+            if isinstance(a, A.YoloAttrs):
+                stride = (w // head.input_shape[2], h // head.input_shape[1])
+                record.update(classes=a.classes, mask=list(a.mask), anchors=[list(p) for p in a.anchors],
+                              stride=list(stride), scale_x_y=a.scale_x_y, new_coords=a.new_coords,
+                              nms_kind=a.nms_kind, beta_nms=a.beta_nms)
+            elif isinstance(a, A.RegionAttrs):
+                record.update(classes=a.classes, coords=a.coords, num=a.num,
+                              anchors=[list(p) for p in a.anchors], softmax=a.softmax)
+            elif isinstance(a, A.DetectionAttrs):
+                record.update(classes=a.classes, coords=a.coords, num=a.num, side=a.side,
+                              sqrt=a.sqrt, softmax=a.softmax)
+            records.append(record)
+        return {
+            "yolo_io.heads": json.dumps(records),
+            "yolo_io.input": json.dumps({
+                "shape": [c, h, w], "channel_order": "RGB" if c == 3 else "as darknet loads it",
+                "scale": "1/255 (pixel values in [0, 1])", "layout": "NCHW",
+                "letter_box": int(options.get("letter_box", "0") or 0)}),
+            "yolo_io.omitted_layers": json.dumps(self.omitted),
+            "yolo_io.weights_dtype": self.dtype,
+            "yolo_io.cfg": str(net.config.path),
+        }
+
+    # -- layers --------------------------------------------------------------
+
+    def layer(self, layer: CfgLayer, x: str, tensors: dict[int, str],
+              fused: tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]] | None) -> str:
+        a = layer.attrs
+        out = f"t{layer.index}_{layer.type}"
+        kind = layer.type
+        if kind == "convolutional":
+            assert isinstance(a, A.ConvolutionalAttrs) and fused is not None
+            if a.binary or a.xnor:
+                raise self.fail(layer, "binary (XNOR) convolution")
+            if a.antialiasing:
+                raise self.fail(layer, f"antialiasing={a.antialiasing}")
+            wname = self.weight(fused[0], f"w{layer.index}")
+            bname = self.weight(fused[1], f"b{layer.index}")
+            # forward_convolutional_layer pads by pad * dilation (im2col_cpu_ext).
+            y = self.node("Conv", [x, wname, bname], hint=f"conv{layer.index}",
+                          kernel_shape=[a.size, a.size], strides=[a.stride_y, a.stride_x],
+                          pads=[a.pad * a.dilation] * 4, dilations=[a.dilation] * 2,
+                          group=a.groups)
+            self.check_shape(layer, self.conv_shape(layer, a))
+            return self.activation(layer, a.activation, y, out)
+        if kind == "connected":
+            assert isinstance(a, A.ConnectedAttrs) and fused is not None
+            weights, bias = fused
+            flat = self.node("Reshape", [x, self.ints([0, -1, 1, 1])])
+            wname = self.weight(weights.reshape(*weights.shape, 1, 1), f"w{layer.index}")
+            bname = self.weight(bias, f"b{layer.index}")
+            y = self.node("Conv", [flat, wname, bname], hint=f"fc{layer.index}", kernel_shape=[1, 1])
+            return self.activation(layer, a.activation, y, out)
+        if kind == "local":
+            assert isinstance(a, A.LocalAttrs)
+            return self.local(layer, a, x, out)
+        if kind == "maxpool":
+            assert isinstance(a, A.PoolAttrs)
+            if a.maxpool_depth:
+                raise self.fail(layer, "maxpool_depth=1")
+            if a.antialiasing:
+                raise self.fail(layer, f"antialiasing={a.antialiasing}")
+            return self.pool(layer, a, x, out, "MaxPool")
+        if kind == "local_avgpool":
+            assert isinstance(a, A.PoolAttrs)
+            return self.pool(layer, a, x, out, "AveragePool")
+        if kind == "avgpool":
+            return self.node("GlobalAveragePool", [x], out)
+        if kind in ("dropout",) or kind in HEAD_TYPES:
+            # dropout: darknet's forward at inference copies its input
+            # (dropout_layer.c: only `state.train` scales and drops); a head's
+            # output here is its raw input (decoding is added separately).
+            return self.node("Identity", [x], out)
+        if kind == "route":
+            assert isinstance(a, A.RouteAttrs)
+            parts = []
+            for src, (begin, end), shape in zip(a.input_layers, a.channel_slices,
+                                                layer.input_shapes, strict=True):
+                t = tensors[src]
+                if (begin, end) != (0, shape[0]):
+                    t = self.node("Slice", [t, self.ints([begin]), self.ints([end]),
+                                            self.ints([1])])
+                parts.append(t)
+            if len(parts) == 1:
+                return self.node("Identity", parts, out)
+            return self.node("Concat", parts, out, axis=1)
+        if kind == "shortcut":
+            assert isinstance(a, A.ShortcutAttrs)
+            scales = self.shortcut_weights(layer, a)
+            y = x if scales is None else self.node("Mul", [x, scales[0]])
+            for k, (src, shape) in enumerate(zip(a.input_layers, layer.input_shapes[1:],
+                                                 strict=True), 1):
+                if tuple(shape[1:]) != tuple(layer.input_shape[1:]):
+                    # parse_shortcut (parser.c) asserts equal width and height.
+                    raise self.fail(layer, f"a shortcut from layer {src} of {tuple(shape)} onto "
+                                           f"{tuple(layer.input_shape)}: darknet refuses inputs "
+                                           "of different width or height")
+                added = self.flat_fit(tensors[src], shape, layer.input_shape)
+                if scales is not None:
+                    added = self.node("Mul", [added, scales[k]])
+                y = self.node("Add", [y, added])
+            return self.activation(layer, a.activation, y, out)
+        if kind == "upsample":
+            assert isinstance(a, A.UpsampleAttrs)
+            if a.reverse:
+                raise self.fail(layer, "upsample with a negative stride (downsampling)")
+            # upsample_cpu (blas.c): out[j][i] = scale * in[j / stride][i / stride].
+            y = self.node("Resize", [x, "", self.const([1, 1, a.stride, a.stride], "scales")],
+                          mode="nearest", coordinate_transformation_mode="asymmetric",
+                          nearest_mode="floor")
+            if a.scale != 1:
+                y = self.node("Mul", [y, self.const(np.float32(a.scale), "scale")])
+            return self.node("Identity", [y], out)
+        if kind in ("reorg", "reorg3d"):
+            assert isinstance(a, A.ReorgAttrs)
+            if a.reverse:
+                raise self.fail(layer, "reverse=1")
+            return self.reorg(layer, a, x, out)
+        if kind == "scale_channels":
+            assert isinstance(a, A.ScaleChannelsAttrs)
+            # forward_scale_channels_layer: out = from * input, the input
+            # (N, C, 1, 1) or, with scale_wh, (N, 1, H, W), broadcast.
+            y = self.node("Mul", [tensors[a.from_layer], x])
+            return self.activation(layer, a.activation, y, out)
+        if kind == "sam":
+            assert isinstance(a, A.SamAttrs)
+            y = self.node("Mul", [x, tensors[a.from_layer]])  # forward_sam_layer
+            return self.activation(layer, a.activation, y, out)
+        if kind == "softmax":
+            assert isinstance(a, A.SoftmaxAttrs)
+            return self.softmax(layer, a, x, out)
+        if kind == "batchnorm":
+            return self.batchnorm(layer, x, out)
+        if kind == "activation":
+            assert isinstance(a, A.ActivationAttrs)
+            return self.activation(layer, a.activation, x, out)
+        raise self.fail(layer, f"a {layer.section} layer")
+
+    def local(self, layer: CfgLayer, a: A.LocalAttrs, x: str, out: str) -> str:
+        # forward_local_layer (local_layer.c): im2col with the cfg's `pad`
+        # value as the padding in pixels, then per output position j its own
+        # (n, c*size*size) matrix, weights[j]; biases per output element.
+        c, h, w = layer.input_shape
+        k = a.size
+        oh, ow = (h + 2 * a.pad - k) // a.stride + 1, (w + 2 * a.pad - k) // a.stride + 1
+        self.check_shape(layer, (a.filters, oh, ow))
+        eye = np.zeros((c * k * k, c, k, k), np.float32)
+        for ci in range(c):
+            for dy in range(k):
+                for dx in range(k):
+                    eye[(ci * k + dy) * k + dx, ci, dy, dx] = 1
+        p = self.net[layer.index].params
+        dt = np.float16 if self.dtype == "float16" else np.float32
+        patches = self.node("Conv", [x, self.const(eye, "im2col")], kernel_shape=[k, k],
+                            strides=[a.stride, a.stride], pads=[a.pad] * 4)
+        cols = self.node("Reshape", [patches, self.ints([0, c * k * k, oh * ow])])
+        weights = self.weight(np.asarray(p["weights"]).astype(dt).reshape(oh * ow, a.filters,
+                                                                         c * k * k),
+                              f"w{layer.index}")
+        y = self.node("Einsum", [cols, weights], equation="bkl,lfk->bfl")
+        y = self.node("Reshape", [y, self.ints([0, a.filters, oh, ow])])
+        bias = self.weight(np.asarray(p["biases"]).astype(dt).reshape(1, a.filters, oh, ow),
+                           f"b{layer.index}")
+        return self.activation(layer, a.activation, self.node("Add", [y, bias]), out)
+
+    def conv_shape(self, layer: CfgLayer, a: A.ConvolutionalAttrs) -> tuple[int, int, int]:
+        _, h, w = layer.input_shape
+        k = a.dilation * (a.size - 1) + 1
+        pad = a.pad * a.dilation
+        return (a.filters, (h + 2 * pad - k) // a.stride_y + 1, (w + 2 * pad - k) // a.stride_x + 1)
+
+    def check_shape(self, layer: CfgLayer, shape: tuple[int, int, int]) -> None:
+        if tuple(shape) != tuple(layer.output_shape):
+            raise self.fail(layer, f"an output of {tuple(layer.output_shape)} where the ONNX "
+                                   f"operator gives {tuple(shape)}")
+
+    def shortcut_weights(self, layer: CfgLayer, a: A.ShortcutAttrs) -> list[str] | None:
+        """The weight of each input of a weighted shortcut, normalized as
+        shortcut_multilayer_cpu (blas.c) normalizes them: per input, one
+        value (per_feature) or one per channel (per_channel); relu: relu(w) /
+        (1e-4 + sum of relu(w)); softmax: exp(w - max) / (1e-4 + sum of
+        exp(w - max)); none: w as stored. Computed here in double precision."""
+        if a.weights_type == "none":
+            return None
+        n = len(a.input_layers) + 1
+        w = np.asarray(self.net[layer.index].params["weights"], np.float64).reshape(n, -1)
+        if a.weights_normalization == "relu":
+            v = np.maximum(w, 0)
+            w = v / (0.0001 + v.sum(axis=0))
+        elif a.weights_normalization == "softmax":
+            v = np.exp(w - w.max(axis=0))
+            w = v / (0.0001 + v.sum(axis=0))
+        dt = np.float16 if self.dtype == "float16" else np.float32
+        return [self.weight(row.astype(dt).reshape(1, -1, 1, 1), f"shortcut_w{layer.index}")
+                for row in w]
+
+    def flat_fit(self, t: str, shape: Sequence[int], target: Sequence[int]) -> str:
+        """``t`` (shape ``shape``) added to a tensor of ``target`` as darknet's
+        shortcut_multilayer_cpu (blas.c) adds it: element by element in flat
+        order, over the first min(sizes) elements (fewer channels are zero
+        padded, more are cut)."""
+        if tuple(shape) == tuple(target):
+            return t
+        n, m = int(np.prod(shape)), int(np.prod(target))
+        flat = self.node("Reshape", [t, self.ints([0, -1])])
+        if n < m:
+            flat = self.node("Pad", [flat, self.ints([0, 0, 0, m - n])], mode="constant")
+        else:
+            flat = self.node("Slice", [flat, self.ints([0]), self.ints([m]), self.ints([1])])
+        return self.node("Reshape", [flat, self.ints([0, *target])])
+
+    def pool(self, layer: CfgLayer, a: A.PoolAttrs, x: str, out: str, op: str) -> str:
+        # forward_maxpool_layer / forward_local_avgpool_layer (maxpool_layer.c):
+        # window origin -pad/2, cells outside the input ignored (max) or not
+        # counted (average).
+        c, h, w = layer.input_shape
+        _, oh, ow = layer.output_shape
+        before = a.pad_before
+        after_h = max(0, (oh - 1) * a.stride_y + a.size - h - before)
+        after_w = max(0, (ow - 1) * a.stride_x + a.size - w - before)
+        attrs: dict[str, Any] = {"kernel_shape": [a.size, a.size],
+                                 "strides": [a.stride_y, a.stride_x],
+                                 "pads": [before, before, after_h, after_w]}
+        if op == "AveragePool":
+            attrs["count_include_pad"] = 0
+        y = self.node(op, [x], out, **attrs)
+        got = ((h + before + after_h - a.size) // a.stride_y + 1,
+               (w + before + after_w - a.size) // a.stride_x + 1)
+        self.check_shape(layer, (c, *got))
+        return y
+
+    def reorg(self, layer: CfgLayer, a: A.ReorgAttrs, x: str, out: str) -> str:
+        # reorg_cpu (blas.c) with forward=0: out[b, (dy*s + dx)*C' + c, j, i] =
+        # x'[b, c, j*s + dy, i*s + dx], where the (w, h, c) it is given are the
+        # output's for [reorg3d] (so x' is the input: space to depth) and the
+        # input's for the old [reorg] (so x' is the input's memory read as
+        # (c/s^2, h*s, w*s): darknet's famous reinterpretation, kept exactly).
+        s = a.stride
+        oc, oh, ow = layer.output_shape
+        if layer.type == "reorg3d":
+            cw, ch, cc = ow, oh, oc
+        else:
+            cc, ch, cw = layer.input_shape
+        if cc % (s * s):
+            raise self.fail(layer, f"{cc} channels, not a multiple of stride^2 = {s * s}")
+        six = self.node("Reshape", [x, self.ints([0, cc // (s * s), ch, s, cw, s])])
+        moved = self.node("Transpose", [six], perm=[0, 3, 5, 1, 2, 4])
+        return self.node("Reshape", [moved, self.ints([0, oc, oh, ow])], out)
+
+    def softmax(self, layer: CfgLayer, a: A.SoftmaxAttrs, x: str, out: str) -> str:
+        # softmax_cpu (blas.c): over `groups` contiguous groups of the flat
+        # input, each divided by the temperature first.
+        if a.spatial:
+            raise self.fail(layer, "spatial softmax")
+        y = x
+        if a.temperature != 1:
+            y = self.node("Div", [y, self.const(np.float32(a.temperature), "temperature")])
+        grouped = self.node("Reshape", [y, self.ints([0, a.groups, -1])])
+        soft = self.node("Softmax", [grouped], axis=2)
+        return self.node("Reshape", [soft, self.ints([0, *layer.output_shape])], out)
+
+    def batchnorm(self, layer: CfgLayer, x: str, out: str) -> str:
+        # forward_batchnorm_layer at inference: normalize_cpu (x - mean) /
+        # sqrt(var + .00001f), then scale_bias and add_bias; folded here in
+        # double precision into y = x * k + m.
+        p = self.net[layer.index].params
+        var = np.asarray(p["rolling_variance"], np.float64)
+        k = np.asarray(p["scales"], np.float64) / np.sqrt(var + 0.00001)
+        m = np.asarray(p["biases"], np.float64) - np.asarray(p["rolling_mean"], np.float64) * k
+        dt = np.float16 if self.dtype == "float16" else np.float32
+        kk = self.weight(k.astype(dt).reshape(1, -1, 1, 1), f"bn_k{layer.index}")
+        mm = self.weight(m.astype(dt).reshape(1, -1, 1, 1), f"bn_m{layer.index}")
+        return self.node("Add", [self.node("Mul", [x, kk]), mm], out)
+
+    def activation(self, layer: CfgLayer, name: str, x: str, out: str) -> str:
+        """darknet's activate_array (activations.c) for ``name``."""
+        if name in ("swish", "mish", "hard_mish") and layer.type not in ("convolutional",
+                                                                         "shortcut"):
+            # Only the conv and shortcut layers call these explicitly; in any
+            # other layer darknet's activate() has no case for them and
+            # outputs 0, which no one means.
+            raise self.fail(layer, f"activation={name} in a {layer.section} layer (darknet "
+                                   "outputs 0 there: activate() has no case for it)")
+        if name == "linear":
+            return self.node("Identity", [x], out)
+        if name == "leaky":
+            return self.node("LeakyRelu", [x], out, alpha=0.1)
+        if name == "relu":
+            return self.node("Relu", [x], out)
+        if name == "relu6":
+            # As darknet's GPU kernel computes it. Its CPU activate() has no
+            # relu6 case and outputs 0.
+            return self.node("Clip", [x, self.const(np.float32(0), "zero"),
+                                      self.const(np.float32(6), "six")], out)
+        if name == "logistic":
+            return self.node("Sigmoid", [x], out)
+        if name == "tanh":
+            return self.node("Tanh", [x], out)
+        if name == "elu":
+            return self.node("Elu", [x], out, alpha=1.0)
+        if name == "selu":
+            return self.node("Selu", [x], out, alpha=1.6732, gamma=1.0507)
+        if name == "swish":
+            return self.node("Mul", [x, self.node("Sigmoid", [x])], out)
+        if name == "mish":
+            if self.native_mish:
+                return self.node("Mish", [x], out)
+            # x * tanh(softplus(x)); darknet's softplus switches to x above 20
+            # and exp(x) below -20, which float32 cannot tell from log1p(exp(x)).
+            soft = self.node("Softplus", [x])
+            return self.node("Mul", [x, self.node("Tanh", [soft])], out)
+        raise self.fail(layer, f"activation={name}")
+
+    # -- heads ---------------------------------------------------------------
+
+    def decode(self, heads: list[CfgLayer], tensors: dict[int, str]
+               ) -> tuple[str, str, str, int, int]:
+        parts: list[tuple[str, str, str]] = []
+        total = 0
+        classes = {h.attrs.classes for h in heads if hasattr(h.attrs, "classes")}
+        if len(classes) != 1:
+            raise ConversionError(f"heads with different class counts {sorted(classes)} cannot be "
+                                  "decoded into one scores tensor; export outputs='raw'")
+        n_classes = classes.pop()
+        _, net_h, net_w = self.net.config.input_shape
+        for head in heads:
+            a = head.attrs
+            if isinstance(a, A.GaussianYoloAttrs):
+                parts.append(self.decode_gaussian(head, a, tensors[head.index], net_w, net_h))
+            elif isinstance(a, A.YoloAttrs):
+                parts.append(self.decode_yolo(head, a, tensors[head.index], net_w, net_h))
+            elif isinstance(a, A.RegionAttrs):
+                parts.append(self.decode_region(head, a, tensors[head.index]))
+            elif isinstance(a, A.DetectionAttrs):
+                parts.append(self.decode_detection(head, a, tensors[head.index]))
+                total += a.num * a.side * a.side
+                continue
+            else:
+                raise self.fail(head, f"decoding a {head.section} head (export outputs='raw')")
+            _, hh, ww = head.input_shape
+            total += len(a.anchors) * hh * ww
+        if len(parts) == 1:
+            return (*parts[0], total, n_classes)
+        boxes = self.node("Concat", [p[0] for p in parts], axis=1)
+        objectness = self.node("Concat", [p[1] for p in parts], axis=1)
+        scores = self.node("Concat", [p[2] for p in parts], axis=1)
+        return boxes, objectness, scores, total, n_classes
+
+    def split_head(self, x: str, anchors: int, entries: int, hh: int, ww: int
+                   ) -> tuple[str, str, str, str, str]:
+        """(tx_ty, tw_th, objectness, classes, grid) of a head's (N, A*E, H, W)
+        input as (N, A, E', H*W) pieces."""
+        five = self.node("Reshape", [x, self.ints([0, anchors, entries, hh * ww])])
+
+        def piece(begin: int, end: int) -> str:
+            return self.node("Slice", [five, self.ints([begin]), self.ints([end]), self.ints([2])])
+
+        grid_x, grid_y = np.meshgrid(np.arange(ww, dtype=np.float32),
+                                     np.arange(hh, dtype=np.float32))
+        grid = self.const(np.stack([grid_x.ravel(), grid_y.ravel()]).reshape(1, 1, 2, hh * ww),
+                          "grid")
+        return piece(0, 2), piece(2, 4), piece(4, 5), piece(5, entries), grid
+
+    def finish_head(self, xy: str, wh: str, obj: str, cls: str
+                    ) -> tuple[str, str, str]:
+        """(N, A, 2, HW) x 2, (N, A, 1, HW), (N, A, C, HW) -> boxes (N, A*HW,
+        4), objectness (N, A*HW), scores (N, A*HW, C) in darknet's entry order."""
+        box = self.node("Concat", [xy, wh], axis=2)                      # (N, A, 4, HW)
+        boxes = self.node("Reshape", [self.node("Transpose", [box], perm=[0, 1, 3, 2]),
+                                      self.ints([0, -1, 4])])
+        objectness = self.node("Reshape", [obj, self.ints([0, -1])])
+        scores = self.node("Mul", [cls, obj])                            # (N, A, C, HW)
+        n_classes_last = self.node("Transpose", [scores], perm=[0, 1, 3, 2])
+        scores = self.node("Reshape", [n_classes_last, self.ints([0, -1, self._classes])])
+        return boxes, objectness, scores
+
+    def decode_yolo(self, head: CfgLayer, a: A.YoloAttrs, x: str, net_w: int, net_h: int
+                    ) -> tuple[str, str, str]:
+        # forward_yolo_layer (yolo_layer.c): logistic on x, y, objectness and
+        # classes unless new_coords; then x, y <- x*scale_x_y - (scale_x_y-1)/2.
+        # get_yolo_box: bx = (col + x) / w, by = (row + y) / h, bw = exp(tw) *
+        # anchor_w / net_w (new_coords: tw*tw*4 * anchor_w / net_w).
+        # get_yolo_detections: score = objectness * class probability.
+        _, hh, ww = head.input_shape
+        anchors = len(a.anchors)
+        entries = 5 + a.classes
+        if head.input_shape[0] != anchors * entries:
+            raise self.fail(head, f"an input of {head.input_shape[0]} channels, not "
+                                  f"{anchors} anchors x {entries}")
+        self._classes = a.classes
+        txy, twh, obj, cls, grid = self.split_head(x, anchors, entries, hh, ww)
+        if not a.new_coords:
+            txy = self.node("Sigmoid", [txy])
+            obj = self.node("Sigmoid", [obj])
+            cls = self.node("Sigmoid", [cls])
+        s = np.float32(a.scale_x_y)
+        if s != 1:
+            txy = self.node("Sub", [self.node("Mul", [txy, self.const(s, "scale_x_y")]),
+                                    self.const(np.float32(0.5) * (s - np.float32(1)), "shift")])
+        size = self.const(np.array([ww, hh], np.float32).reshape(1, 1, 2, 1), "grid_size")
+        xy = self.node("Div", [self.node("Add", [txy, grid]), size])
+        anchor = self.const(np.array([[p[0] / net_w, p[1] / net_h] for p in a.anchors],
+                                     np.float32).reshape(1, anchors, 2, 1), "anchors")
+        if a.new_coords:
+            wh = self.node("Mul", [self.node("Mul", [twh, twh]),
+                                   self.node("Mul", [anchor, self.const(np.float32(4), "four")])])
+        else:
+            wh = self.node("Mul", [self.node("Exp", [twh]), anchor])
+        return self.finish_head(xy, wh, obj, cls)
+
+    def decode_gaussian(self, head: CfgLayer, a: A.GaussianYoloAttrs, x: str, net_w: int,
+                        net_h: int) -> tuple[str, str, str]:
+        # forward_gaussian_yolo_layer (gaussian_yolo_layer.c): per anchor 9 +
+        # classes entries: x, sigma_x, y, sigma_y, w, sigma_w, h, sigma_h,
+        # objectness, classes. Logistic on all but w and h; scale_x_y on the
+        # means x and y. get_gaussian_yolo_box: as [yolo], then yolo_point
+        # moves a corner to the centre. get_gaussian_yolo_detections: score =
+        # objectness * class * (1 - mean of the four sigmas).
+        _, hh, ww = head.input_shape
+        anchors = len(a.anchors)
+        entries = 9 + a.classes
+        if head.input_shape[0] != anchors * entries:
+            raise self.fail(head, f"an input of {head.input_shape[0]} channels, not "
+                                  f"{anchors} anchors x {entries}")
+        self._classes = a.classes
+        five = self.node("Reshape", [x, self.ints([0, anchors, entries, hh * ww])])
+        act = self.node("Sigmoid", [five])
+
+        def piece(t: str, begin: int, end: int) -> str:
+            return self.node("Slice", [t, self.ints([begin]), self.ints([end]), self.ints([2])])
+
+        means = self.node("Concat", [piece(act, 0, 1), piece(act, 2, 3)], axis=2)
+        sigmas = self.node("Concat", [piece(act, k, k + 1) for k in (1, 3, 5, 7)], axis=2)
+        twh = self.node("Concat", [piece(five, 4, 5), piece(five, 6, 7)], axis=2)
+        obj, cls = piece(act, 8, 9), piece(act, 9, entries)
+        s = np.float32(a.scale_x_y)
+        if s != 1:
+            means = self.node("Sub", [self.node("Mul", [means, self.const(s, "scale_x_y")]),
+                                      self.const(np.float32(0.5) * (s - np.float32(1)), "shift")])
+        grid_x, grid_y = np.meshgrid(np.arange(ww, dtype=np.float32),
+                                     np.arange(hh, dtype=np.float32))
+        grid = self.const(np.stack([grid_x.ravel(), grid_y.ravel()]).reshape(1, 1, 2, hh * ww),
+                          "grid")
+        size = self.const(np.array([ww, hh], np.float32).reshape(1, 1, 2, 1), "grid_size")
+        xy = self.node("Div", [self.node("Add", [means, grid]), size])
+        anchor = self.const(np.array([[p[0] / net_w, p[1] / net_h] for p in a.anchors],
+                                     np.float32).reshape(1, anchors, 2, 1), "anchors")
+        wh = self.node("Mul", [self.node("Exp", [twh]), anchor])
+        if a.yolo_point in ("left_top", "right_bottom"):
+            half = self.node("Div", [wh, self.const(np.float32(2), "two")])
+            xy = self.node("Add" if a.yolo_point == "left_top" else "Sub", [xy, half])
+        elif a.yolo_point != "center":
+            raise self.fail(head, f"yolo_point={a.yolo_point}")
+        certainty = self.node("Sub", [self.const(np.float32(1), "one"),
+                                      self.node("ReduceMean", [sigmas], axes=[2], keepdims=1)
+                                      if self.opset < 18 else
+                                      self.node("ReduceMean", [sigmas, self.ints([2])],
+                                                keepdims=1)])
+        boxes, objectness, scores = self.finish_head(xy, wh, obj,
+                                                     self.node("Mul", [cls, certainty]))
+        return boxes, objectness, scores
+
+    def decode_detection(self, head: CfgLayer, a: A.DetectionAttrs, x: str
+                         ) -> tuple[str, str, str]:
+        # forward_detection_layer / get_detection_detections (detection_layer.c):
+        # a flat input of side*side*classes class scores (softmax per cell if
+        # set), side*side*num confidences (no activation), side*side*num*4
+        # coordinates, all cell-major; bx = (x + col) / side, bw = w^2 with
+        # sqrt=1; score = confidence * class. Entries here: anchor, then cell.
+        s2, num, c = a.side * a.side, a.num, a.classes
+        if a.coords != 4 or int(np.prod(head.input_shape)) != s2 * (5 * num + c):
+            raise self.fail(head, f"a detection head with coords={a.coords} and "
+                                  f"{int(np.prod(head.input_shape))} inputs")
+        self._classes = c
+        flat = self.node("Reshape", [x, self.ints([0, -1])])
+
+        def part(begin: int, end: int, shape: Sequence[int]) -> str:
+            piece = self.node("Slice", [flat, self.ints([begin]), self.ints([end]),
+                                        self.ints([1])])
+            return self.node("Reshape", [piece, self.ints([0, *shape])])
+
+        cls = part(0, s2 * c, [s2, c])
+        if a.softmax:
+            cls = self.node("Softmax", [cls], axis=2)
+        conf = part(s2 * c, s2 * (c + num), [s2, num])
+        box = part(s2 * (c + num), s2 * (c + 5 * num), [s2, num, 4])
+        cells = np.arange(s2)
+        grid = np.zeros((1, s2, 1, 4), np.float32)
+        grid[0, :, 0, 0], grid[0, :, 0, 1] = cells % a.side, cells // a.side
+        xy = self.node("Slice", [box, self.ints([0]), self.ints([2]), self.ints([3])])
+        wh = self.node("Slice", [box, self.ints([2]), self.ints([4]), self.ints([3])])
+        xy = self.node("Div", [self.node("Add", [xy, self.const(grid[..., :2], "cells")]),
+                               self.const(np.float32(a.side), "side")])
+        if a.sqrt:
+            wh = self.node("Mul", [wh, wh])
+        boxes = self.node("Transpose", [self.node("Concat", [xy, wh], axis=3)],
+                          perm=[0, 2, 1, 3])                              # (N, num, S2, 4)
+        boxes = self.node("Reshape", [boxes, self.ints([0, -1, 4])])
+        conf_t = self.node("Transpose", [conf], perm=[0, 2, 1])           # (N, num, S2)
+        objectness = self.node("Reshape", [conf_t, self.ints([0, -1])])
+        scores = self.node("Mul", [self.node("Unsqueeze", [conf_t, self.ints([3])]),
+                                   self.node("Unsqueeze", [cls, self.ints([1])])])
+        scores = self.node("Reshape", [scores, self.ints([0, -1, c])])
+        return boxes, objectness, scores
+
+    def decode_region(self, head: CfgLayer, a: A.RegionAttrs, x: str) -> tuple[str, str, str]:
+        # forward_region_layer (region_layer.c): logistic on x, y and the
+        # objectness, softmax over the classes; get_region_box: bx = (col +
+        # x) / w, bw = exp(tw) * anchor_w / w (anchors in grid cells);
+        # get_region_detections: score = objectness * class probability.
+        _, hh, ww = head.input_shape
+        anchors = len(a.anchors)
+        entries = a.coords + 1 + a.classes
+        if a.coords != 4 or head.input_shape[0] != anchors * entries:
+            raise self.fail(head, f"a region head with coords={a.coords} and "
+                                  f"{head.input_shape[0]} input channels")
+        if not a.softmax:
+            raise self.fail(head, "decoding a [region] head without softmax")
+        self._classes = a.classes
+        txy, twh, obj, cls, grid = self.split_head(x, anchors, entries, hh, ww)
+        txy = self.node("Sigmoid", [txy])
+        obj = self.node("Sigmoid", [obj])
+        cls = self.node("Softmax", [cls], axis=2)
+        size = self.const(np.array([ww, hh], np.float32).reshape(1, 1, 2, 1), "grid_size")
+        xy = self.node("Div", [self.node("Add", [txy, grid]), size])
+        anchor = self.const(np.array([[p[0] / ww, p[1] / hh] for p in a.anchors],
+                                     np.float32).reshape(1, anchors, 2, 1), "anchors")
+        wh = self.node("Mul", [self.node("Exp", [twh]), anchor])
+        return self.finish_head(xy, wh, obj, cls)
+
+    _classes: int = 0

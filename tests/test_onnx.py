@@ -1,0 +1,443 @@
+"""yolo_io.onnx.export(): the graph is valid ONNX (full checker), and
+onnxruntime's outputs equal independent darknet implementations on a natural
+image: OpenCV's darknet importer for every corpus cfg it runs, darknet's own
+decode formulas (tests/darknet_decode.py) for the decoded outputs, and a NumPy
+darknet forward (tests/darknet_forward.py, checked against the C darknet) where
+OpenCV is not a valid oracle."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import SHARED_CFG, TINY_CFG, corpus_param
+
+import yolo_io
+from yolo_io.testing import write_weights
+
+onnx = pytest.importorskip("onnx", reason="the onnx package is not installed (the onnx extra)")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the test extra)")
+import yolo_io.onnx as yonnx
+
+pytestmark = pytest.mark.filterwarnings("ignore::yolo_io.CfgWarning")
+
+# Raw outputs equal OpenCV's within 1e-3 absolute or 1e-4 relative (issue 11).
+ATOL, RTOL = 1e-3, 1e-4
+# float16 weights: each weight is rounded to 11 significant bits (relative
+# error <= 2**-11 ~ 4.9e-4); through ~100 layers the outputs drift by about
+# 1% of their scale. Measured on the corpus: see test_float16_export.
+F16_TOL = 3e-2
+
+# OpenCV's importer refuses these (unknown sections or activations) or is not
+# a valid oracle for them (see tests/test_opencv_oracle.py).
+OPENCV_REJECTS = {
+    "AlexeyAB-rnn.train.cfg", "crnn.train.cfg", "lstm.train.cfg",
+    "Gaussian_yolov3_BDD.cfg", "efficientnet-lite3.cfg", "xyolo.test.cfg", "yolov1.cfg",
+    "yolov4-sam-mish-csp-reorg-bfm.cfg", "yolov4-tiny_contrastive.cfg", "yolor_csp.cfg",
+}
+# Recurrent text models: not detection or classification networks; yolor_csp
+# is not a darknet cfg (darknet and yolo_io refuse its [implicit_add]).
+NOT_EXPORTED = {"AlexeyAB-rnn.train.cfg", "crnn.train.cfg", "lstm.train.cfg", "yolor_csp.cfg"}
+# Corpus cfgs the export refuses, and why (the message must say so):
+EXPORT_REFUSES = {
+    # AlexeyAB darknet asserts on it too (parse_shortcut: equal width and height).
+    "pjreddie-resnet50.cfg": "darknet refuses inputs of different width or height",
+    # darknet's XNOR inference packs bits (gemm_nn_custom_bin_mean_transposed);
+    # from darknet's cfg/unsupported folder. Refused, not approximated.
+    "xyolo.test.cfg": r"binary \(XNOR\) convolution",
+}
+
+
+def natural_image(c: int, h: int, w: int, batch: int = 1) -> np.ndarray:
+    """scikit-image's astronaut (a photograph), resized to the network, RGB in
+    [0, 1], NCHW float32: what darknet feeds its network (letterbox off)."""
+    data = pytest.importorskip("skimage.data", reason="scikit-image is not installed (test extra)")
+    cv2 = pytest.importorskip("cv2", reason="opencv-python-headless<5 is not installed")
+    images = [data.astronaut(), data.chelsea(), data.coffee()][:batch]
+    out = []
+    for image in images:
+        resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+        chw = resized.transpose(2, 0, 1)
+        out.append(chw.mean(0, keepdims=True) if c == 1 else chw)
+    return np.stack(out)
+
+
+def run(model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
+    """onnxruntime's outputs for a model or the path of a model file."""
+    source = str(model) if isinstance(model, Path) else model.SerializeToString()
+    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    return dict(zip(names, session.run(None, {"input": x}), strict=True))
+
+
+def close(a: np.ndarray, b: np.ndarray, atol: float = ATOL, rtol: float = RTOL) -> str | None:
+    """None if every element is within atol or within rtol of b, else a report."""
+    assert a.shape == b.shape, (a.shape, b.shape)
+    with np.errstate(invalid="ignore"):  # inf - inf: equal infinities are equal
+        err = np.where(a == b, 0.0, np.abs(a.astype(np.float64) - b))
+    bad = (err > atol) & (err > rtol * np.abs(b))
+    if not bad.any():
+        return None
+    return f"{bad.sum()} of {bad.size} elements off; max abs error {err.max():.3g}"
+
+
+def opencv_weights(net: yolo_io.Network, path: Path) -> Path:
+    """``net``'s weights for OpenCV: its batch norm divides by sqrt(var + 1e-6)
+    where darknet (normalize_cpu, blas.c) divides by sqrt(var + 1e-5); with
+    each variance raised by 9e-6, OpenCV computes darknet's function. Without
+    this, deep models differ by ~1.5e-4 relative (yolov3: 0.033 on 220)."""
+    arrays = {}
+    for layer in net:
+        params = dict(layer.params)
+        if "rolling_variance" in params:
+            var = params["rolling_variance"].astype(np.float64)
+            params["rolling_variance"] = (var + (1e-5 - 1e-6)).astype(np.float32)
+        if params:
+            arrays[layer.index] = params
+    return yolo_io.save(path, arrays, net.config)
+
+
+def opencv_heads(cfg: Path, weights: Path, x: np.ndarray) -> list[np.ndarray]:
+    """OpenCV's raw head inputs (the layer before each permute) or, for a
+    classifier, its final output, for ``weights`` made by opencv_weights()."""
+    cv2 = pytest.importorskip("cv2", reason="opencv-python-headless<5 is not installed")
+    if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromDarknet"):
+        pytest.skip("this OpenCV has no darknet importer (removed in 5.x)")
+    net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
+    net.setInput(x)
+    names = list(net.getLayerNames())
+    heads = [names[i - 1] for i, n in enumerate(names) if n.startswith("permute_")]
+    return [np.asarray(o) for o in (net.forward(heads) if heads else [net.forward()])]
+
+
+def corpus_model(tmp_path: Path, cfg: Path) -> yolo_io.Network:
+    weights = write_weights(tmp_path / (cfg.stem + ".weights"), cfg, realistic=True, seed=0)
+    return yolo_io.load(weights, cfg)
+
+
+# -- the corpus against OpenCV -------------------------------------------------
+
+
+@pytest.mark.parametrize("cfg", corpus_param())
+def test_corpus_raw_outputs_equal_opencv(tmp_path: Path, cfg: Path) -> None:
+    if cfg.name in NOT_EXPORTED:
+        pytest.skip(f"{cfg.name}: not a detection or classification network (see "
+                    "test_recurrent_layers_are_refused)")
+    net = corpus_model(tmp_path, cfg)
+    if cfg.name in EXPORT_REFUSES:
+        with pytest.raises(yolo_io.ConversionError, match=EXPORT_REFUSES[cfg.name]) as info:
+            yonnx.export(net)
+        assert f"{cfg} line" in str(info.value)
+        return
+    model = yonnx.export(net, tmp_path / "m.onnx")
+    onnx.checker.check_model(str(tmp_path / "m.onnx"), full_check=True)
+    if cfg.name in OPENCV_REJECTS or cfg.name in NUMPY_ORACLE:
+        pytest.skip(f"OpenCV cannot run {cfg.name} (or runs it wrongly): checked against the "
+                    "NumPy darknet forward in test_layers_equal_numpy_darknet")
+    x = natural_image(*net.input_shape)
+    ours = run(model, x)
+    assert list(ours) == yonnx.head_output_names(net)
+    reference = opencv_heads(cfg, opencv_weights(net, tmp_path / "cv.weights"), x)
+    for name, ref in zip(ours, reference, strict=True):
+        report = close(ours[name], ref.reshape(ours[name].shape))
+        assert report is None, f"{cfg.name} {name}: {report}"
+
+
+# -- where OpenCV is not an oracle: the NumPy darknet forward --------------------
+
+# Corpus cfgs OpenCV refuses or runs wrongly, at the input size the test uses
+# (None: the cfg's own; its connected or local layers fix it): every layer's
+# output, not only the heads, is compared with tests/darknet_forward.py.
+NUMPY_ORACLE = {
+    "Gaussian_yolov3_BDD.cfg": 128,                # [Gaussian_yolo]
+    "efficientnet-lite3.cfg": 128,                 # relu6
+    "yolov4-sam-mish-csp-reorg-bfm.cfg": 128,      # sam, reorg3d
+    "yolov4-tiny_contrastive.cfg": 128,            # local_avgpool, contrastive
+    "resnet152_trident.cfg": 128,                  # share_index (OpenCV reads it wrongly)
+    "yolov1.cfg": None,                            # local, detection
+}
+
+
+def resized(text: str, size: int) -> str:
+    """The cfg with [net] width and height set to ``size``."""
+    net = re.search(r"^\[net(work)?\][^\[]*", text, re.MULTILINE)
+    assert net is not None
+    body = re.sub(r"^(width|height)=.*$", lambda m: f"{m.group(1)}={size}", net.group(0),
+                  flags=re.MULTILINE)
+    return text[:net.start()] + body + text[net.end():]
+
+
+@pytest.mark.parametrize("name", sorted(NUMPY_ORACLE))
+def test_layers_equal_numpy_darknet(tmp_path: Path, name: str) -> None:
+    if not (SHARED_CFG / name).is_file():
+        pytest.skip(f"{SHARED_CFG / name} is not there (the real-cfg corpus lives beside the "
+                    "checkout in CI)")
+    darknet_forward = pytest.importorskip("darknet_forward")
+    cfg = tmp_path / name
+    size = NUMPY_ORACLE[name]
+    text = (SHARED_CFG / name).read_text()
+    cfg.write_text(text if size is None else resized(text, size))
+    net = corpus_model(tmp_path, cfg)
+    x = natural_image(*net.input_shape)
+    ours = run(yonnx.export(net, tmp_path / "m.onnx", intermediates=True), x)
+    reference = darknet_forward.forward(net, x)
+    for index, want in reference.items():
+        name_i = f"layer_{index}"
+        if name_i not in ours:
+            assert net.config[index].type in ("cost", "contrastive")  # left out, listed
+            continue
+        report = close(ours[name_i], want.reshape(ours[name_i].shape))
+        assert report is None, f"{name} layer {index} ({net.config[index].type}): {report}"
+
+
+# -- decoded outputs -----------------------------------------------------------
+
+
+def decoded_reference(net: yolo_io.Network, raws: dict[int, np.ndarray]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    darknet_decode = pytest.importorskip("darknet_decode")
+    with np.errstate(over="ignore"):  # exp() of large raw sizes is inf, as in darknet
+        return darknet_decode.decode_all(raws, net)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("name", ["yolov3-tiny.cfg", "yolov4-csp.cfg", "yolov2-tiny.cfg",
+                                  "AlexeyAB-yolov2.cfg"])
+def test_decoded_equals_darknet_decode_of_opencv_heads(tmp_path: Path, name: str) -> None:
+    cfg = SHARED_CFG / name
+    if not cfg.is_file():
+        pytest.skip(f"{cfg} is not there (the real-cfg corpus lives beside the checkout in CI)")
+    net = corpus_model(tmp_path, cfg)
+    x = natural_image(*net.input_shape)
+    ours = run(yonnx.export(net, outputs="decoded"), x)
+    heads = [layer.index for layer in net.config if layer.type in yonnx.HEAD_TYPES]
+    raws = {i: r.reshape(1, *net.config[i].input_shape)
+            for i, r in zip(heads, opencv_heads(cfg, opencv_weights(net, tmp_path / "cv.weights"),
+                                                x), strict=True)}
+    boxes, objectness, scores = decoded_reference(net, raws)
+    for got, want, what in ((ours["boxes"], boxes, "boxes"), (ours["objectness"], objectness,
+                            "objectness"), (ours["scores"], scores, "scores")):
+        report = close(got, want)
+        assert report is None, f"{name} {what}: {report}"
+
+
+@pytest.mark.parametrize("name", ["Gaussian_yolov3_BDD.cfg", "yolov7-tiny.cfg", "yolov1.cfg"])
+def test_decoded_equals_darknet_decode_of_our_raw_heads(tmp_path: Path, name: str) -> None:
+    """Heads OpenCV cannot run ([Gaussian_yolo], [detection]) or that it
+    decodes without the raw numbers (new_coords): the decode of the graph's
+    own raw outputs (those are checked against darknet elsewhere)."""
+    cfg = SHARED_CFG / name
+    if not cfg.is_file():
+        pytest.skip(f"{cfg} is not there (the real-cfg corpus lives beside the checkout in CI)")
+    net = corpus_model(tmp_path, cfg)
+    x = natural_image(*net.input_shape)
+    raw = run(yonnx.export(net), x)
+    ours = run(yonnx.export(net, outputs="decoded"), x)
+    raws = {int(k.split("_")[1]): v for k, v in raw.items()}
+    boxes, objectness, scores = decoded_reference(net, raws)
+    # darknet takes exp() of a raw size in double: above ~88.7 the float32
+    # graph gives inf where darknet still has a finite (absurd) box. The
+    # "realistic" random weights reach that in a few cells; they are left out.
+    finite = np.isfinite(ours["boxes"]).all(axis=-1)
+    assert finite.mean() > 0.99
+    for got, want, what in ((ours["boxes"], boxes, "boxes"),
+                            (ours["objectness"], objectness, "objectness"),
+                            (ours["scores"], scores, "scores")):
+        report = close(got[finite], want[finite])
+        assert report is None, f"{name} {what}: {report}"
+
+
+def test_nms_selects_from_the_decoded_boxes(tmp_path: Path) -> None:
+    cfg = SHARED_CFG / "yolov3-tiny.cfg"
+    if not cfg.is_file():
+        pytest.skip(f"{cfg} is not there")
+    net = corpus_model(tmp_path, cfg)
+    x = natural_image(*net.input_shape, batch=2)
+    out = run(yonnx.export(net, outputs="nms", score_threshold=0.2, iou_threshold=0.5,
+                           max_detections=10), x)
+    selected = out["selected"]
+    assert selected.ndim == 2 and selected.shape[1] == 3 and len(selected)
+    b, c, i = selected.T
+    assert set(b) <= {0, 1}
+    assert (out["scores"][b, i, c] > 0.2).all()
+    # per (image, class), at most max_detections boxes
+    _, counts = np.unique(selected[:, :2], axis=0, return_counts=True)
+    assert counts.max() <= 10
+
+
+# -- batch, dtype, options -----------------------------------------------------
+
+
+def test_a_batch_of_two_gives_each_images_result(tmp_path: Path) -> None:
+    cfg = SHARED_CFG / "yolov4-tiny.cfg"
+    if not cfg.is_file():
+        pytest.skip(f"{cfg} is not there")
+    net = corpus_model(tmp_path, cfg)
+    model = yonnx.export(net, outputs="decoded")
+    x = natural_image(*net.input_shape, batch=2)
+    both = run(model, x)
+    for k in range(2):
+        single = run(model, x[k:k + 1])
+        for name, value in single.items():
+            np.testing.assert_allclose(both[name][k:k + 1], value, rtol=1e-5, atol=1e-6)
+
+
+def test_float16_export(tmp_path: Path) -> None:
+    cfg = SHARED_CFG / "yolov4-tiny.cfg"
+    if not cfg.is_file():
+        pytest.skip(f"{cfg} is not there")
+    net = corpus_model(tmp_path, cfg)
+    x = natural_image(*net.input_shape)
+    full = yonnx.export(net, tmp_path / "f32.onnx")
+    half = yonnx.export(net, tmp_path / "f16.onnx", dtype="float16")
+    assert half == tmp_path / "f16.onnx"
+    onnx.checker.check_model(str(half), full_check=True)
+    stored = onnx.load(str(half))
+    weights = [t for t in stored.graph.initializer if t.dims and len(t.dims) == 4]
+    assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
+    assert (tmp_path / "f16.onnx").stat().st_size < 0.55 * (tmp_path / "f32.onnx").stat().st_size
+    a, b = run(full, x), run(half, x)
+    assert stored.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    for name in a:
+        assert b[name].dtype == np.float32
+        scale = np.abs(a[name]).max()
+        assert np.abs(a[name] - b[name]).max() <= F16_TOL * scale, name
+
+
+def test_static_batch_and_metadata(tmp_path: Path) -> None:
+    cfg = SHARED_CFG / "yolov4-csp.cfg"
+    if not cfg.is_file():
+        pytest.skip(f"{cfg} is not there")
+    net = corpus_model(tmp_path, cfg)
+    model = yonnx.export(net, dynamic_batch=False)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [1, *net.input_shape]
+    meta = {p.key: p.value for p in model.metadata_props}
+    heads = json.loads(meta["yolo_io.heads"])
+    yolo = [layer for layer in net.config if layer.type == "yolo"]
+    assert [h["layer"] for h in heads] == [layer.index for layer in yolo]
+    first = yolo[0].attrs
+    assert isinstance(first, yolo_io.YoloAttrs)
+    assert heads[0]["anchors"] == [list(p) for p in first.anchors]
+    assert heads[0]["mask"] == list(first.mask)
+    assert heads[0]["scale_x_y"] == first.scale_x_y and heads[0]["new_coords"] is True
+    assert heads[0]["stride"] == [8, 8]
+    info = json.loads(meta["yolo_io.input"])
+    assert info["shape"] == list(net.input_shape) and info["channel_order"] == "RGB"
+    assert info["letter_box"] == int(net.config.net_options.get("letter_box", "0"))
+
+
+def test_mish_native_and_decomposed_agree(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg, realistic=True), cfg)
+    x = np.random.default_rng(0).random((1, *net.input_shape), dtype=np.float32)
+    native = yonnx.export(net, opset=18, mish="native")
+    decomposed = yonnx.export(net, opset=18, mish="decomposed")
+    assert any(n.op_type == "Mish" for n in native.graph.node)
+    assert not any(n.op_type == "Mish" for n in decomposed.graph.node)
+    assert not any(n.op_type == "Mish" for n in yonnx.export(net, opset=17).graph.node)
+    a, b = run(native, x), run(decomposed, x)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="opset 18"):
+        yonnx.export(net, opset=17, mish="native")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_the_streamed_file_is_the_model(tmp_path: Path, dtype: str) -> None:
+    """export(net, path) writes the model piece by piece from the arrays; it
+    parses to exactly the model export(net) builds in memory."""
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg, realistic=True), cfg)
+    path = yonnx.export(net, tmp_path / "m.onnx", dtype=dtype, outputs="nms")  # type: ignore[call-overload]
+    assert onnx.load(str(path)) == yonnx.export(net, dtype=dtype, outputs="nms")  # type: ignore[call-overload]
+
+
+def test_external_data_for_large_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg, realistic=True), cfg)
+    monkeypatch.setattr(yonnx, "_EXTERNAL_DATA_LIMIT", 100)  # as if it were over 2 GB
+    monkeypatch.setattr(yonnx, "_EXTERNAL_TENSOR_MIN", 64)
+    yonnx.export(net, tmp_path / "m.onnx")
+    model = yonnx.export(net)
+    assert (tmp_path / "m.onnx.data").is_file()
+    stored = onnx.load(str(tmp_path / "m.onnx"), load_external_data=False)
+    assert sum(t.data_location == onnx.TensorProto.EXTERNAL for t in stored.graph.initializer) > 3
+    onnx.checker.check_model(str(tmp_path / "m.onnx"), full_check=True)
+    x = np.random.default_rng(0).random((1, *net.input_shape), dtype=np.float32)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": x})
+    want = run(model, x)
+    for a, b in zip(got, want.values(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+# -- refusals ------------------------------------------------------------------
+
+UNSUPPORTED = [
+    ("[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=hardtan\n", "activation=hardtan"),
+    ("[convolutional]\nfilters=4\nsize=3\npad=1\nbinary=1\nactivation=leaky\n", "binary"),
+    (("[convolutional]\nfilters=4\nsize=3\npad=1\nstride=2\nactivation=leaky\n\n[shortcut]\n"
+      "from=-2\nactivation=linear\n"), "different width or height"),
+    ("[crop]\ncrop_height=4\ncrop_width=4\n", "[crop]"),
+]
+
+
+@pytest.mark.parametrize(("body", "what"), UNSUPPORTED, ids=["hardtan", "binary", "shortcut-sizes", "crop"])
+def test_unsupported_layers_name_the_layer_and_line(tmp_path: Path, body: str, what: str) -> None:
+    cfg = tmp_path / "bad.cfg"
+    cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\nfilters=4\nsize=1\n"
+                   "activation=linear\n\n" + body)
+    net = yolo_io.load(write_weights(tmp_path / "bad.weights", cfg), cfg)
+    bad = next(layer for layer in reversed(list(net.config)) if layer.index > 0)
+    with pytest.raises(yolo_io.ConversionError, match=what) as info:
+        yonnx.export(net)
+    message = str(info.value)
+    assert f"{cfg} line" in message and f"layer {bad.index}" in message, message
+
+
+def test_recurrent_layers_are_refused(tmp_path: Path) -> None:
+    cfg = SHARED_CFG / "AlexeyAB-rnn.train.cfg"
+    if not cfg.is_file():
+        pytest.skip(f"{cfg} is not there")
+    net = corpus_model(tmp_path, cfg)
+    with pytest.raises(yolo_io.ConversionError, match=r"\[rnn\]"):
+        yonnx.export(net)
+
+
+def test_argument_errors(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg), cfg)
+    with pytest.raises(ValueError, match="outputs"):
+        yonnx.export(net, outputs="boxes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="dtype"):
+        yonnx.export(net, dtype="bfloat16")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="opset"):
+        yonnx.export(net, opset=11)
+    with pytest.raises(TypeError, match="Network"):
+        yonnx.export(net.config)  # type: ignore[arg-type]
+
+
+def test_saving_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg), cfg)
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"precious")
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("os.fsync", boom)
+    with pytest.raises(OSError, match="No space"):
+        yonnx.export(net, target)
+    assert target.read_bytes() == b"precious"
+    assert [p.name for p in tmp_path.iterdir() if "m.onnx" in p.name] == ["m.onnx"]
+
