@@ -194,6 +194,65 @@ def test_layers_equal_numpy_darknet(tmp_path: Path, name: str) -> None:
         assert report is None, f"{name} layer {index} ({net.config[index].type}): {report}"
 
 
+DARKNET_DATA = Path(__file__).parent / "data" / "darknet_forward"
+
+
+def test_attention_layers_equal_darknets_own_outputs(tmp_path: Path) -> None:
+    """sam, scale_channels (per channel and scale_wh), shortcuts over several
+    layers with different channel counts and per_feature/per_channel weights
+    under relu and softmax normalisation: against the C darknet's own layer
+    outputs (tests/data/darknet_forward/README.md says how they were made)."""
+    data = np.load(DARKNET_DATA / "attention.npz")
+    weights = tmp_path / "attention.weights"
+    weights.write_bytes(data["weights"].tobytes())
+    net = yolo_io.load(weights, DARKNET_DATA / "attention.cfg")
+    ours = run(yonnx.export(net, intermediates=True), data["x"])
+    compared = 0
+    for key in data.files:
+        if key.startswith("out"):
+            got = ours[f"layer_{key[3:]}"]
+            report = close(got, data[key].reshape(got.shape))
+            assert report is None, f"layer {key[3:]}: {report}"
+            compared += 1
+    assert compared >= 10
+
+
+ACTIVATIONS = ["leaky", "revleaky", "relu", "relu6", "logistic", "tanh", "elu", "selu", "swish",
+               "mish", "hard_mish", "gelu", "relie", "ramp", "plse", "hardtan", "lhtan", "loggy"]
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activations_equal_numpy_darknet(tmp_path: Path, activation: str) -> None:
+    """Every activation a conv computes, on inputs spread over about -10..10
+    (an [upsample] with scale=8), against tests/darknet_forward.py, itself
+    checked against darknet's own outputs (relu6: darknet's GPU formula)."""
+    darknet_forward = pytest.importorskip("darknet_forward")
+    # darknet computes swish, mish and hard_mish only in convs and shortcuts
+    plain = "leaky" if activation in ("swish", "mish", "hard_mish") else activation
+    cfg = tmp_path / "act.cfg"
+    cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\nfilters=8\n"
+                   "size=1\nactivation=linear\n\n[upsample]\nstride=1\nscale=8\n\n"
+                   f"[convolutional]\nfilters=4\nsize=3\npad=1\nactivation={activation}\n"
+                   f"\n[activation]\nactivation={plain}\n")
+    net = yolo_io.load(write_weights(tmp_path / "act.weights", cfg, realistic=True), cfg)
+    x = np.random.default_rng(0).random((2, *net.input_shape), dtype=np.float32)
+    ours = run(yonnx.export(net, intermediates=True), x)
+    for index, want in darknet_forward.forward(net, x).items():
+        report = close(ours[f"layer_{index}"], want.reshape(ours[f"layer_{index}"].shape))
+        assert report is None, f"{activation} layer {index}: {report}"
+    spread = ours["layer_1"]
+    assert spread.min() < -4 and spread.max() > 4
+
+
+def test_swish_outside_a_conv_is_refused(tmp_path: Path) -> None:
+    cfg = tmp_path / "act.cfg"
+    cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\nfilters=8\n"
+                   "size=1\nactivation=linear\n\n[activation]\nactivation=swish\n")
+    net = yolo_io.load(write_weights(tmp_path / "act.weights", cfg), cfg)
+    with pytest.raises(yolo_io.ConversionError, match=r"layer 1 .*line 11.*darknet outputs 0"):
+        yonnx.export(net)
+
+
 # -- decoded outputs -----------------------------------------------------------
 
 

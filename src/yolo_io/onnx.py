@@ -788,8 +788,52 @@ class _Builder:
                                    "outputs 0 there: activate() has no case for it)")
         if name == "linear":
             return self.node("Identity", [x], out)
-        if name == "leaky":
+        if name in ("leaky", "revleaky"):  # activate(): REVLEAKY falls through to LEAKY
             return self.node("LeakyRelu", [x], out, alpha=0.1)
+        if name == "relie":
+            return self.node("LeakyRelu", [x], out, alpha=0.01)
+        if name == "ramp":  # x*(x>0) + .1f*x
+            return self.node("Add", [self.node("Relu", [x]),
+                                     self.node("Mul", [x, self.const(np.float32(0.1), "c")])], out)
+        if name == "loggy":  # 2/(1+exp(-x)) - 1
+            two_sig = self.node("Mul", [self.node("Sigmoid", [x]), self.const(np.float32(2), "c")])
+            return self.node("Sub", [two_sig, self.const(np.float32(1), "c")], out)
+        if name == "hardtan":
+            return self.node("Clip", [x, self.const(np.float32(-1), "c"),
+                                      self.const(np.float32(1), "c")], out)
+        if name == "gelu":  # 0.5x(1 + tanh(0.797885x + 0.035677x^3))
+            cube = self.node("Mul", [self.node("Mul", [x, x]), x])
+            inner = self.node("Add", [self.node("Mul", [x, self.const(np.float32(0.797885), "c")]),
+                                      self.node("Mul", [cube, self.const(np.float32(0.035677),
+                                                                         "c")])])
+            half = self.node("Mul", [x, self.const(np.float32(0.5), "c")])
+            return self.node("Add", [half, self.node("Mul", [half, self.node("Tanh", [inner])])],
+                             out)
+        if name in ("plse", "lhtan"):
+            # plse: x < -4: .01(x+4); x > 4: .01(x-4)+1; else .125x+.5.
+            # lhtan: x < 0: .001x; x > 1: .001(x-1)+1; else x.
+            lo, hi, slope, mid_k, mid_b = ((-4, 4, 0.01, 0.125, 0.5) if name == "plse" else
+                                           (0, 1, 0.001, 1.0, 0.0))
+            f = np.float32
+            low = self.node("Mul", [self.node("Sub", [x, self.const(f(lo), "c")]),
+                                    self.const(f(slope), "c")])
+            high = self.node("Add", [self.node("Mul", [self.node("Sub", [x, self.const(f(hi), "c")]),
+                                                       self.const(f(slope), "c")]),
+                                     self.const(f(1), "c")])
+            middle = self.node("Add", [self.node("Mul", [x, self.const(f(mid_k), "c")]),
+                                       self.const(f(mid_b), "c")])
+            upper = self.node("Where", [self.node("Greater", [x, self.const(f(hi), "c")]), high,
+                                        middle])
+            return self.node("Where", [self.node("Less", [x, self.const(f(lo), "c")]), low, upper],
+                             out)
+        if name == "hard_mish":  # x > 0: x; x > -2: x*x/2 + x; else 0
+            f = np.float32
+            quad = self.node("Add", [self.node("Div", [self.node("Mul", [x, x]),
+                                                       self.const(f(2), "c")]), x])
+            neg = self.node("Where", [self.node("Greater", [x, self.const(f(-2), "c")]), quad,
+                                      self.const(f(0), "c")])
+            return self.node("Where", [self.node("Greater", [x, self.const(f(0), "c")]), x, neg],
+                             out)
         if name == "relu":
             return self.node("Relu", [x], out)
         if name == "relu6":
