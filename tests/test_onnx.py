@@ -28,9 +28,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::yolo_io.CfgWarning")
 # Raw outputs equal OpenCV's within 1e-3 absolute or 1e-4 relative (issue 11).
 ATOL, RTOL = 1e-3, 1e-4
 # float16 weights: each weight is rounded to 11 significant bits (relative
-# error <= 2**-11 ~ 4.9e-4); through ~100 layers the outputs drift by about
-# 1% of their scale. Measured on the corpus: see test_float16_export.
-F16_TOL = 3e-2
+# error <= 2**-11 ~ 4.9e-4) while the arithmetic stays float32. Measured max
+# |f16 - f32| / max|f32| per output: yolov3-tiny 4.9e-4, yolov4-tiny 5.7e-4,
+# yolov4 4.8e-4, yolov4-csp 6e-5, efficientnet_b0 1.2e-4; the test allows 3e-3.
+F16_TOL = 3e-3
 
 # OpenCV's importer refuses these (unknown sections or activations) or is not
 # a valid oracle for them (see tests/test_opencv_oracle.py).
