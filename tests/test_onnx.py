@@ -195,6 +195,114 @@ def test_layers_equal_numpy_darknet(tmp_path: Path, name: str) -> None:
         assert report is None, f"{name} layer {index} ({net.config[index].type}): {report}"
 
 
+# Every layer kind the export supports, in one small network of our own
+# (always runs: no corpus needed), including what OpenCV gets wrong: a route
+# with groups over several inputs.
+SYNTHETIC_CFG = """\
+[net]
+width=16
+height=16
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+pad=1
+activation=leaky
+
+[convolutional]
+filters=8
+size=3
+pad=1
+dilation=2
+groups=2
+activation=mish
+
+[route]
+layers=-1,-2
+groups=2
+group_id=1
+
+[maxpool]
+size=2
+stride=1
+
+[maxpool]
+size=3
+stride_x=2
+stride_y=1
+
+[local_avgpool]
+size=2
+stride=2
+
+[upsample]
+stride=2
+scale=0.5
+
+[convolutional]
+batch_normalize=1
+filters=12
+size=1
+activation=swish
+
+[shortcut]
+from=-4
+activation=linear
+
+[reorg3d]
+stride=2
+
+[convolutional]
+filters=48
+size=1
+activation=logistic
+
+[sam]
+from=-2
+
+[avgpool]
+
+[scale_channels]
+from=-2
+
+[batchnorm]
+
+[dropout]
+probability=0.5
+
+[reorg]
+stride=2
+
+[connected]
+output=20
+batch_normalize=1
+activation=relu
+
+[softmax]
+groups=2
+temperature=2
+"""
+
+
+def test_every_supported_layer_equals_numpy_darknet(tmp_path: Path) -> None:
+    darknet_forward = pytest.importorskip("darknet_forward")
+    cfg = tmp_path / "all.cfg"
+    cfg.write_text(SYNTHETIC_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "all.weights", cfg, realistic=True), cfg)
+    route = net.config[2].attrs
+    assert isinstance(route, yolo_io.RouteAttrs) and len(route.input_layers) == 2
+    x = natural_image(*net.input_shape, batch=2)
+    ours = run(yonnx.export(net, intermediates=True), x)
+    reference = darknet_forward.forward(net, x)
+    assert len(reference) == len(net)
+    for index, want in reference.items():
+        got = ours[f"layer_{index}"]
+        report = close(got, want.reshape(got.shape))
+        assert report is None, f"layer {index} ({net.config[index].type}): {report}"
+
+
 DARKNET_DATA = Path(__file__).parent / "data" / "darknet_forward"
 
 
