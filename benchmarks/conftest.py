@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import statistics
+import subprocess
+import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
@@ -67,3 +71,42 @@ def paired_ratio(times: dict[str, list[float]], num: str, den: str) -> float:
     """The median over rounds of num's time / den's time in the same round:
     what the machine did to both in that round cancels."""
     return statistics.median(a / b for a, b in zip(times[num], times[den], strict=True))
+
+
+FRESH_ENV = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
+
+
+def scratch_folder(tmp_path: Path) -> Path:
+    """tmpfs (/dev/shm) when it has room, else ``tmp_path``: on a disk,
+    write-back makes single samples of a large write bimodal (55 or 600 ms for
+    the same call); in memory the samples measure the code."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and shutil.disk_usage(shm).free > 2 << 30 else tmp_path
+
+
+def fresh_process_number(code: str, *args: object, out: Path) -> float:
+    """Runs ``code`` in a new Python process with ``args`` as ``sys.argv[1:]``
+    after deleting ``out`` and an untimed ``os.sync()`` (the previous sample's
+    dirty pages go to disk now, not during this one). Returns the last number
+    ``code`` printed: the seconds it timed, or another measure."""
+    out.unlink(missing_ok=True)
+    os.sync()
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                          text=True, env=FRESH_ENV, check=True, timeout=600)
+    return float(proc.stdout.split()[-1])
+
+
+def fresh_process_rounds(programs: Mapping[str, str], rounds: int, *args: object,
+                         out: Path) -> dict[str, list[float]]:
+    """:func:`fresh_process_number` of every program (each printing the
+    seconds it timed) once per round, with ``args`` and then ``out`` as its
+    arguments; rounds interleaved (pair them with :func:`paired_ratio`);
+    ``out`` is deleted at the end."""
+    times: dict[str, list[float]] = {name: [] for name in programs}
+    try:
+        for _ in range(rounds):
+            for name, code in programs.items():
+                times[name].append(fresh_process_number(code, *args, out, out=out))
+    finally:
+        out.unlink(missing_ok=True)
+    return times

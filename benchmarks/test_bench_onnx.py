@@ -21,16 +21,14 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import fresh_process_rounds, paired_ratio, scratch_folder
 
 pytest.importorskip("onnx")
 
 ROUNDS = 9
-ENV = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
 
 EXPORT = """
 import sys, time, warnings
@@ -50,41 +48,23 @@ print(time.perf_counter() - t)
 PROGRAMS = {"export": EXPORT, "fromfile": FROMFILE}
 
 
-def _sample(code: str, weights: Path, cfg: Path, out: Path) -> float:
-    out.unlink(missing_ok=True)
-    os.sync()
-    proc = subprocess.run([sys.executable, "-c", code, str(weights), str(cfg), str(out)],
-                          capture_output=True, text=True, env=ENV, check=True, timeout=600)
-    return float(proc.stdout.split()[-1])
-
-
 @pytest.mark.benchmark(group="onnx-yolov4")
 def test_export_yolov4_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[Path, Path],
                                  tmp_path: Path) -> None:
     weights, cfg = yolov4
-    shm = Path("/dev/shm")
-    folder = shm if shm.is_dir() and shutil.disk_usage(shm).free > 2 << 30 else tmp_path
+    folder = scratch_folder(tmp_path)
     source = folder / f"yolo_io-bench-{os.getpid()}.weights"
     shutil.copyfile(weights, source)
     out = folder / f"yolo_io-bench-{os.getpid()}.onnx"
     rounds = 1 if benchmark.disabled else ROUNDS
-
-    def run_rounds() -> dict[str, list[float]]:
-        times: dict[str, list[float]] = {k: [] for k in PROGRAMS}
-        for _ in range(rounds):
-            for name, code in PROGRAMS.items():
-                times[name].append(_sample(code, source, cfg, out))
-        return times
-
     try:
-        times = benchmark.pedantic(run_rounds, rounds=1, iterations=1)
+        times = benchmark.pedantic(fresh_process_rounds, args=(PROGRAMS, rounds, source, cfg),
+                                   kwargs={"out": out}, rounds=1, iterations=1)
     finally:
-        out.unlink(missing_ok=True)
         source.unlink()
     if benchmark.disabled:
         return
-    ratio = statistics.median(e / f for e, f in zip(times["export"], times["fromfile"],
-                                                    strict=True))
+    ratio = paired_ratio(times, "export", "fromfile")
     report = "; ".join(f"{k}: {statistics.median(v) * 1e3:.0f} ms" for k, v in times.items())
     benchmark.extra_info["ratio"] = ratio
     print(f"\nfirst use, yolov4: {report}; export / fromfile: {ratio:.2f}x")

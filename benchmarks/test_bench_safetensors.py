@@ -21,17 +21,20 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import (
+    fresh_process_number,
+    fresh_process_rounds,
+    paired_ratio,
+    scratch_folder,
+)
 
 pytest.importorskip("safetensors")
 
 ROUNDS = 9
 MB = 1 << 20
-ENV = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
 
 OURS = """
 import sys, time, yolo_io
@@ -58,13 +61,6 @@ yolo_io.save_safetensors(sys.argv[3], net, naming=sys.argv[4] or None)
 print(status("VmHWM:") - before)
 """
 
-def _run(code: str, *args: object) -> float:
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
-                          text=True, env=ENV, check=True, timeout=600)
-    return float(proc.stdout.split()[-1])
-
-
-SHM = Path("/dev/shm")
 
 
 @pytest.mark.benchmark(group="safetensors-yolov4")
@@ -78,33 +74,20 @@ SHM = Path("/dev/shm")
 def test_export_yolov4_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[Path, Path],
                                  tmp_path: Path) -> None:
     weights, cfg = yolov4
-    # On a disk, write-back makes single samples bimodal (55 or 600 ms for the
-    # same call); both files on tmpfs (memory) measure the export itself.
-    folder = SHM if SHM.is_dir() and shutil.disk_usage(SHM).free > 2 << 30 else tmp_path
+    folder = scratch_folder(tmp_path)
     source = folder / f"yolo_io-bench-{os.getpid()}.weights"
     shutil.copyfile(weights, source)
-    weights = source
     out = folder / f"yolo_io-bench-{os.getpid()}.safetensors"
     rounds = 1 if benchmark.disabled else ROUNDS
-
-    def run_rounds() -> dict[str, list[float]]:
-        times: dict[str, list[float]] = {"save_safetensors": [], "save_file": []}
-        for _ in range(rounds):
-            for name, code in (("save_safetensors", OURS), ("save_file", THEIRS)):
-                out.unlink(missing_ok=True)
-                os.sync()
-                times[name].append(_run(code, weights, cfg, out))
-        return times
-
+    programs = {"save_safetensors": OURS, "save_file": THEIRS}
     try:
-        times = benchmark.pedantic(run_rounds, rounds=1, iterations=1)
+        times = benchmark.pedantic(fresh_process_rounds, args=(programs, rounds, source, cfg),
+                                   kwargs={"out": out}, rounds=1, iterations=1)
     finally:
-        out.unlink(missing_ok=True)
         source.unlink()
     if benchmark.disabled:
         return
-    ratio = statistics.median(a / b for a, b in zip(times["save_safetensors"], times["save_file"],
-                                                    strict=True))
+    ratio = paired_ratio(times, "save_safetensors", "save_file")
     report = "; ".join(f"{k}: {statistics.median(v) * 1e3:.0f} ms" for k, v in times.items())
     benchmark.extra_info["ratio"] = ratio
     print(f"\nfirst use, yolov4: {report}; ours / save_file: {ratio:.2f}x")
@@ -120,8 +103,8 @@ def test_export_yolov4_p6_rss(benchmark: pytest.FixtureDef, yolov4_p6: tuple[Pat
     weights, cfg = yolov4_p6
     largest = max(layer.nbytes for layer in yolo_io.load(weights, cfg))
     out = tmp_path / "p6.safetensors"
-    grown = benchmark.pedantic(lambda: _run(RSS, weights, cfg, out, naming), rounds=1,
-                               iterations=1)
+    grown = benchmark.pedantic(lambda: fresh_process_number(RSS, weights, cfg, out, naming,
+                                                             out=out), rounds=1, iterations=1)
     out.unlink()
     print(f"\nyolov4-p6 {naming or 'raw'} export: peak RSS +{grown / MB:.1f} MB (largest layer "
           f"{largest / MB:.1f} MB)")

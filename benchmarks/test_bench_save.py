@@ -18,14 +18,17 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import (
+    fresh_process_number,
+    fresh_process_rounds,
+    paired_ratio,
+    scratch_folder,
+)
 
 ROUNDS = 7
-ENV = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
 
 SAVE = """
 import sys, time, yolo_io
@@ -48,47 +51,32 @@ print(time.perf_counter() - t)
 PROGRAMS = {"save": SAVE, "tofile": TOFILE, "tofile+fsync": TOFILE_FSYNC}
 
 
-def _sample(code: str, weights: Path, cfg: Path, out: Path) -> float:
-    out.unlink(missing_ok=True)
-    # Untimed: the previous sample's dirty pages go to disk now, not during
-    # this sample (tofile returns before its data is on disk).
-    os.sync()
-    proc = subprocess.run([sys.executable, "-c", code, str(weights), str(cfg), str(out)],
-                          capture_output=True, text=True, env=ENV, check=True, timeout=300)
-    return float(proc.stdout.split()[-1])
-
-
 @pytest.mark.benchmark(group="save-yolov4")
 def test_save_yolov4_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[Path, Path],
                                tmp_path: Path) -> None:
     weights, cfg = yolov4
-    # On a disk, write-back makes single samples bimodal (55 or 600 ms for the
-    # same call); both files on tmpfs (memory) measure the save itself.
-    shm = Path("/dev/shm")
-    folder = shm if shm.is_dir() and shutil.disk_usage(shm).free > 2 << 30 else tmp_path
+    folder = scratch_folder(tmp_path)
     source = folder / f"yolo_io-bench-{os.getpid()}.weights"
     shutil.copyfile(weights, source)
-    weights = source
     out = folder / f"yolo_io-bench-{os.getpid()}.out"
     rounds = 1 if benchmark.disabled else ROUNDS
-
-    def run_rounds() -> dict[str, list[float]]:
-        times: dict[str, list[float]] = {k: [] for k in PROGRAMS}
-        for _ in range(rounds):
-            for name, code in PROGRAMS.items():
-                times[name].append(_sample(code, weights, cfg, out))
-        return times
-
+    check = """
+import sys, yolo_io
+yolo_io.save(sys.argv[3], yolo_io.load(sys.argv[1], sys.argv[2]))
+from pathlib import Path
+assert Path(sys.argv[3]).read_bytes() == Path(sys.argv[1]).read_bytes()
+print(0)
+"""
     try:
-        times = benchmark.pedantic(run_rounds, rounds=1, iterations=1)
-        assert out.stat().st_size == weights.stat().st_size
+        fresh_process_number(check, source, cfg, out, out=out)  # the save is byte-exact
+        times = benchmark.pedantic(fresh_process_rounds, args=(PROGRAMS, rounds, source, cfg),
+                                   kwargs={"out": out}, rounds=1, iterations=1)
     finally:
         out.unlink(missing_ok=True)
         source.unlink()
     if benchmark.disabled:
         return
-    ratio = {b: statistics.median(s / t for s, t in zip(times["save"], times[b], strict=True))
-             for b in ("tofile", "tofile+fsync")}
+    ratio = {b: paired_ratio(times, "save", b) for b in ("tofile", "tofile+fsync")}
     report = [f"{k}: {statistics.median(v) * 1e3:.0f} ms" for k, v in times.items()]
     report += [f"save / {b}: {r:.2f}x" for b, r in ratio.items()]
     benchmark.extra_info.update({f"ratio_{b}": r for b, r in ratio.items()})

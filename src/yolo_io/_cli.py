@@ -1,14 +1,18 @@
 """The ``yolo-io`` command (also ``python -m yolo_io``).
 
-Commands: ``inspect``, ``check``, ``doctor``, ``demo``; ``yolo-io COMMAND --help``
-describes each. Exit codes:
+Commands: ``inspect``, ``check``, ``doctor``, ``partial``, ``convert``,
+``export``, ``verify``, ``demo``; ``yolo-io COMMAND --help`` describes each.
+Exit codes:
 
 ====  =======================================================================
-0     success: the files are consistent (``check``), no errors (``doctor``)
-1     the model has a problem: the diagnosis or the error message says which
+0     success: the files are consistent (``check``), no errors (``doctor``),
+      the ONNX model matches OpenCV within tolerance (``verify``)
+1     the model has a problem: the diagnosis or the error message says which;
+      ``verify``: a layer or output above tolerance, or OpenCV cannot check it
 2     usage error: unknown command or option, missing argument
 3     a file cannot be read or written (missing, permission, a directory)
-4     an optional dependency is missing (matplotlib for ``doctor --plot``)
+4     an optional dependency is missing (matplotlib for ``doctor --plot``; onnx,
+      onnxruntime, OpenCV < 5 for ``export`` and ``verify``)
 70    internal error (a bug in yolo_io): run again with ``--debug`` and report it
 130   interrupted (Ctrl-C)
 ====  =======================================================================
@@ -30,6 +34,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -425,6 +430,92 @@ def _version(text: str) -> tuple[int, int, int]:
     return int(parts[0]), int(parts[1]), int(parts[2])
 
 
+# -- export and verify -------------------------------------------------------------
+
+
+def _stage(text: str) -> None:
+    """A progress line on stderr, only on a terminal."""
+    try:
+        tty = sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if tty:
+        sys.stderr.write(f"{PROG}: {text}...\n")
+        sys.stderr.flush()
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    _check_paths("export", args.cfg, args.weights)
+    _check_outputs(args, args.output)
+    nms = {"--score-threshold": args.score_threshold, "--iou-threshold": args.iou_threshold,
+           "--max-detections": args.max_detections}
+    given = [name for name, value in nms.items() if value is not None]
+    if given and args.outputs != "nms":
+        raise _Failure(f"{', '.join(given)} apply to --outputs nms", EXIT_USAGE)
+    for name in ("--score-threshold", "--iou-threshold"):
+        value = nms[name]
+        if value is not None and not 0 <= value <= 1:
+            raise _Failure(f"{name} must be in [0, 1], got {value:g}", EXIT_USAGE)
+    if args.max_detections is not None and args.max_detections < 1:
+        raise _Failure(f"--max-detections must be at least 1, got {args.max_detections}",
+                       EXIT_USAGE)
+    _require("onnx", "onnx")
+    from .onnx import export, head_output_names
+
+    net = _load_or_fail(args.weights, args.cfg, False)
+    options: dict[str, Any] = {}
+    if args.score_threshold is not None:
+        options["score_threshold"] = args.score_threshold
+    if args.iou_threshold is not None:
+        options["iou_threshold"] = args.iou_threshold
+    if args.max_detections is not None:
+        options["max_detections"] = args.max_detections
+    _stage(f"exporting {net.config.path} to ONNX")
+    started = time.time()
+    try:
+        out = Path(export(net, args.output, opset=args.opset, outputs=args.outputs,
+                          dtype=args.dtype, dynamic_batch=not args.static_batch,
+                          mish=args.mish, intermediates=args.intermediates, **options))
+    except ValueError as err:  # an option the export cannot take (opset, mish)
+        if isinstance(err, YoloIOError):  # ConversionError: the model's problem
+            raise
+        raise _Failure(str(err), EXIT_USAGE) from err
+    heads = head_output_names(net)
+    names = (heads if args.outputs == "raw" or heads == ["output"] else
+             ["boxes", "objectness", "scores"] + (["selected"] if args.outputs == "nms" else []))
+    if args.intermediates:
+        names.append("layer_{i} for every layer")
+    data = out.with_name(out.name + ".data")
+    external = data.is_file() and data.stat().st_mtime >= started - 1
+    sys.stdout.write(f"wrote {out} ({out.stat().st_size:,} bytes"
+                     + (f"; weights in {data}, {data.stat().st_size:,} bytes" if external
+                        else "")
+                     + f"): opset {args.opset}, {args.dtype} weights, outputs "
+                     f"{', '.join(names)}\n")
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from ._verify import verify
+
+    _check_paths("verify", args.cfg, args.weights)
+    for name, value in (("--atol", args.atol), ("--rtol", args.rtol)):
+        if value is not None and not value >= 0:
+            raise _Failure(f"{name} must be >= 0, got {value:g}", EXIT_USAGE)
+    net = _load_or_fail(args.weights, args.cfg, False)
+    try:
+        result = verify(net, onnx_path=args.onnx, image=args.image, dtype=args.dtype,
+                        atol=args.atol, rtol=args.rtol, progress=_stage)
+    except ImportError as err:
+        raise _Failure(str(err), EXIT_DEPENDENCY) from err
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(result.summary(all_layers=args.all_layers) + "\n")
+    return EXIT_OK if result.ok else EXIT_PROBLEM
+
+
 # -- demo -----------------------------------------------------------------------
 
 DEMO_CFG = """\
@@ -577,6 +668,8 @@ def _run(argv: list[str]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from ._verify import TOLERANCES
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the traceback of an error")
@@ -671,6 +764,70 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--partial", action="store_true",
                    help="accept a partial (backbone) weights file as the input")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("export", parents=[common], help="write an ONNX model",
+                       description="Write the network as an ONNX model (needs the onnx "
+                                   "package: pip install 'yolo_io[onnx]'). Its input `input` "
+                                   "is N x C x H x W float32, RGB in [0, 1], resized (or "
+                                   "letterboxed) as darknet does. The file is written "
+                                   "atomically.")
+    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
+    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 or later (default 17)")
+    p.add_argument("--outputs", choices=("raw", "decoded", "nms"), default="raw",
+                   help="raw: each head's input (head_{i}), or `output` for a classifier; "
+                        "decoded: boxes, objectness, scores; nms: those plus `selected` "
+                        "(default raw)")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="of the stored weights; float16 halves the file, computation stays "
+                        "float32 (default float32)")
+    p.add_argument("--static-batch", action="store_true",
+                   help="a batch of 1 instead of a symbolic batch dimension")
+    p.add_argument("--mish", choices=("auto", "decomposed", "native"), default="auto",
+                   help="decomposed: x*tanh(softplus(x)) (any runtime); native: the Mish op "
+                        "(opset 18+); auto: native from opset 18")
+    p.add_argument("--intermediates", action="store_true",
+                   help="also output every layer as layer_{i} (what `verify` compares)")
+    p.add_argument("--score-threshold", type=float, metavar="S",
+                   help="with --outputs nms: minimum score (default 0.25)")
+    p.add_argument("--iou-threshold", type=float, metavar="T",
+                   help="with --outputs nms: IoU above which boxes are suppressed "
+                        "(default 0.45)")
+    p.add_argument("--max-detections", type=int, metavar="N",
+                   help="with --outputs nms: boxes kept per class and image (default 100)")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("verify", parents=[common],
+                       help="the ONNX export against OpenCV's Darknet importer",
+                       description="Run one image through OpenCV's Darknet importer and "
+                                   "onnxruntime on the ONNX export, compare every layer both "
+                                   "expose and each output, and name the first layer that "
+                                   "diverges. Exit 0 within tolerance, 1 above it. Needs onnx, "
+                                   "onnxruntime and opencv-python-headless<5 (pip install "
+                                   "'yolo_io[verify]'); the default image needs scikit-image.")
+    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
+    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
+    p.add_argument("--onnx", metavar="MODEL",
+                   help="check this model (default: export one on the fly, with every layer "
+                        "as an output); layer by layer if it has layer_{i} outputs "
+                        "(export --intermediates), else its outputs only")
+    p.add_argument("--image", metavar="PATH",
+                   help="the image to feed (default: scikit-image's astronaut)")
+    p.add_argument("--dtype", choices=("float32", "float16"),
+                   help="the export's weights dtype, which sets the tolerance (default: "
+                        "float32, or --onnx's own)")
+    (atol32, rtol32), (atol16, rtol16) = TOLERANCES["float32"], TOLERANCES["float16"]
+    p.add_argument("--atol", type=float, metavar="A",
+                   help=f"absolute tolerance (default {atol32:g} float32, {atol16:g} float16)")
+    p.add_argument("--rtol", type=float, metavar="R",
+                   help=f"tolerance relative to a tensor's largest value (default {rtol32:g} "
+                        f"float32, {rtol16:g} float16); within tolerance: max abs <= A or "
+                        f"max rel <= R")
+    p.add_argument("--all-layers", action="store_true",
+                   help="list every compared layer, not only the worst")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_verify)
 
     p = sub.add_parser("demo", parents=[common], help="see the tool work, no downloads",
                        description="Write a small YOLO-style model (a cfg written by yolo_io, "

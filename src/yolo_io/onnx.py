@@ -10,11 +10,13 @@ cfg line; nothing is silently replaced by an identity.
     import yolo_io, yolo_io.onnx
     net = yolo_io.load("yolov4.weights", "yolov4.cfg")
     yolo_io.onnx.export(net, "yolov4.onnx", outputs="decoded")
+    print(yolo_io.onnx.verify(net, onnx_path="yolov4.onnx").summary())
 
 The graph's input ``input`` is ``(batch, C, H, W)`` float32, RGB scaled to
 [0, 1] and resized to the cfg's size (letterboxed if ``[net]`` says
 ``letter_box=1``), as darknet feeds its network. Requires ``pip install onnx``
-(the ``onnx`` extra).
+(the ``onnx`` extra); :func:`verify` (from ``_verify.py``) also needs
+onnxruntime and OpenCV's darknet importer (the ``verify`` extra).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import importlib.util
 import json
 import os
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
@@ -34,11 +37,13 @@ from . import _attrs as A
 from ._config import CfgLayer
 from ._errors import ConversionError
 from ._network import Network
+from ._verify import LayerComparison, OutputComparison, Verification, verify
 
 if TYPE_CHECKING:
     import onnx
 
-__all__ = ["HEAD_TYPES", "export", "head_output_names"]
+__all__ = ["HEAD_TYPES", "LayerComparison", "OutputComparison", "Verification", "export",
+           "head_output_names", "verify"]
 
 #: Darknet layer types whose input is a detection head's raw output.
 HEAD_TYPES = ("yolo", "Gaussian_yolo", "region", "detection")
@@ -175,8 +180,11 @@ def export(
                           score_threshold=score_threshold, iou_threshold=iou_threshold,
                           max_detections=max_detections)
     if path is not None:
-        return _save(model, builder.initializers, Path(path),
-                     _Filler(net, dtype, builder.initializers))
+        fill = _Filler(net, dtype, builder.initializers)
+        try:
+            return _save(model, builder.initializers, Path(path), fill)
+        finally:
+            fill.close()
     return _with_data(model, builder.initializers)
 
 
@@ -218,9 +226,12 @@ Tensors = list[tuple[Any, "npt.NDArray[Any] | _Lazy"]]
 
 
 class _Filler:
-    """Computes lazy parameters layer by layer into one reused buffer (sized
-    for the largest layer), so that streaming an export never holds more
-    than one layer's fused arrays."""
+    """Computes lazy parameters layer by layer, in the order they are
+    written, into two reused buffers (each sized for the largest layer): while
+    the caller writes one layer's arrays, a worker thread fuses the next into
+    the other buffer (the core's fusion and the file writes both release the
+    GIL). Streaming an export thus holds at most two layers' fused arrays.
+    close() it when done."""
 
     def __init__(self, net: Network, dtype: str, tensors: Tensors) -> None:
         self.net, self.dtype = net, dtype
@@ -228,25 +239,43 @@ class _Filler:
         for _, source in tensors:
             if isinstance(source, _Lazy):
                 sizes[source.layer] = sizes.get(source.layer, 0) + _aligned(source.nbytes)
-        self.buffer = np.empty(max(sizes.values(), default=0), np.uint8)
-        self.layer = -1
-        self.parts: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None
+        self.order = list(sizes)  # layers in the order their arrays are written
+        size = max(sizes.values(), default=0)
+        self.buffers = (np.empty(size, np.uint8), np.empty(size, np.uint8))
         self.lazies: dict[tuple[int, int], _Lazy] = {
             (s.layer, s.part): s for _, s in tensors if isinstance(s, _Lazy)}
+        self.position = -1
+        self.current: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None
+        self.pending: Future[tuple[npt.NDArray[Any], npt.NDArray[Any]]] | None = None
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="yolo_io-onnx-fuse")
+
+    def close(self) -> None:
+        """Waits for the worker (and drops a fusion not yet started)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def fuse(self, position: int) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        layer = self.order[position]
+        w, b = self.lazies[layer, 0], self.lazies[layer, 1]
+        buffer = self.buffers[position % 2]
+        split = _aligned(w.nbytes)
+        weights = buffer[:w.nbytes].view(w.dtype).reshape(w.shape)
+        bias = buffer[split:split + b.nbytes].view(b.dtype).reshape(b.shape)
+        self.net.fuse_into({layer: (weights, bias)}, "OIHW", dtype=self.dtype,
+                           dense_layout="OI", flatten="CHW")
+        return weights, bias
 
     def __call__(self, source: npt.NDArray[Any] | _Lazy) -> npt.NDArray[Any]:
         if not isinstance(source, _Lazy):
             return source
-        if source.layer != self.layer:
-            w, b = self.lazies[source.layer, 0], self.lazies[source.layer, 1]
-            split = _aligned(w.nbytes)
-            weights = self.buffer[:w.nbytes].view(w.dtype).reshape(w.shape)
-            bias = self.buffer[split:split + b.nbytes].view(b.dtype).reshape(b.shape)
-            self.net.fuse_into({source.layer: (weights, bias)}, "OIHW", dtype=self.dtype,
-                               dense_layout="OI", flatten="CHW")
-            self.layer, self.parts = source.layer, (weights, bias)
-        assert self.parts is not None
-        return self.parts[source.part]
+        if self.position < 0 or self.order[self.position] != source.layer:
+            self.position += 1
+            assert self.order[self.position] == source.layer, "written out of order"
+            pending, self.pending = self.pending, None
+            self.current = pending.result() if pending is not None else self.fuse(self.position)
+            if self.position + 1 < len(self.order):
+                self.pending = self.pool.submit(self.fuse, self.position + 1)
+        assert self.current is not None
+        return self.current[source.part]
 
 
 def _aligned(n: int) -> int:
@@ -303,7 +332,10 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
                 head = proto.SerializeToString()
                 raw = _TENSOR_RAW_DATA + _varint(array.nbytes)
                 size = len(head) + len(raw) + array.nbytes
-                pieces += [_GRAPH_INITIALIZER + _varint(size) + head + raw, array]
+                # With external data, what stays inline is small: computed now,
+                # so that the lazy arrays are filled in the order they come.
+                data_bytes = fill(array).tobytes() if data is not None else array
+                pieces += [_GRAPH_INITIALIZER + _varint(size) + head + raw, data_bytes]
             if data is not None:
                 os.fsync(data.fileno())
         finally:
