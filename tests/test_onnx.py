@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -575,19 +576,35 @@ def test_external_data_for_large_models(tmp_path: Path, monkeypatch: pytest.Monk
 
 # -- refusals ------------------------------------------------------------------
 
-UNSUPPORTED = [
-    ("[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=stair\n", "activation=stair"),
-    ("[convolutional]\nfilters=4\nsize=3\npad=1\nbinary=1\nactivation=leaky\n", "binary"),
-    (("[convolutional]\nfilters=4\nsize=3\npad=1\nstride=2\nactivation=leaky\n\n[shortcut]\n"
-      "from=-2\nactivation=linear\n"), "different width or height"),
-    ("[crop]\ncrop_height=4\ncrop_width=4\n", "[crop]"),
-]
+YOLO_HEAD = ("[convolutional]\nfilters=18\nsize=1\nactivation=linear\n\n[yolo]\nmask=0,1,2\n"
+             "anchors=1,2, 3,4, 5,6\nclasses=1\nnum=3\n\n")
+UNSUPPORTED = {
+    "stair": ("[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=stair\n", "activation=stair"),
+    "binary": ("[convolutional]\nfilters=4\nsize=3\npad=1\nbinary=1\nactivation=leaky\n",
+               "binary"),
+    "shortcut-sizes": (("[convolutional]\nfilters=4\nsize=3\npad=1\nstride=2\n"
+                       "activation=leaky\n\n[shortcut]\nfrom=-2\nactivation=linear\n"),
+                       "different width or height"),
+    "crop": ("[crop]\ncrop_height=4\ncrop_width=4\n", r"\[crop\]"),
+    # darknet's 1x1 path ignores stride_y and the padding
+    "1x1-stride_y": (("[convolutional]\nfilters=4\nsize=1\nstride_x=1\nstride_y=2\n"
+                     "activation=leaky\n"), "darknet computes wrongly"),
+    "1x1-padding": ("[convolutional]\nfilters=4\nsize=1\npadding=1\nactivation=leaky\n",
+                    "darknet computes wrongly"),
+    "softmax-tree": ("[softmax]\ntree=data/9k.tree\n", "softmax tree"),
+    "softmax-groups": ("[softmax]\ngroups=5\n", "does not divide"),
+    "from-cost": ("[cost]\n\n[route]\nlayers=-2,-1\n", "computes nothing at inference"),
+    "from-head": (YOLO_HEAD + "[route]\nlayers=-1\n", "transforms in place"),
+    "reorg3d-pitch": ("[maxpool]\nsize=1\nstride=1\n\n[reorg3d]\nstride=2\n",
+                      "does not divide"),
+    "avgpool-padding": ("[local_avgpool]\nsize=2\nstride=2\npadding=3\n", "wholly outside"),
+}
 
 
-@pytest.mark.parametrize(("body", "what"), UNSUPPORTED, ids=["stair", "binary", "shortcut-sizes", "crop"])
+@pytest.mark.parametrize(("body", "what"), UNSUPPORTED.values(), ids=UNSUPPORTED.keys())
 def test_unsupported_layers_name_the_layer_and_line(tmp_path: Path, body: str, what: str) -> None:
     cfg = tmp_path / "bad.cfg"
-    cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\nfilters=4\nsize=1\n"
+    cfg.write_text("[net]\nwidth=9\nheight=9\nchannels=3\n\n[convolutional]\nfilters=4\nsize=1\n"
                    "activation=linear\n\n" + body)
     net = yolo_io.load(write_weights(tmp_path / "bad.weights", cfg), cfg)
     bad = next(layer for layer in reversed(list(net.config)) if layer.index > 0)
@@ -595,6 +612,26 @@ def test_unsupported_layers_name_the_layer_and_line(tmp_path: Path, body: str, w
         yonnx.export(net)
     message = str(info.value)
     assert f"{cfg} line" in message and f"layer {bad.index}" in message, message
+
+
+@pytest.mark.parametrize("padding", [2, 3, 5])
+def test_maxpool_padding_beyond_the_kernel_equals_numpy_darknet(tmp_path: Path,
+                                                                padding: int) -> None:
+    """ONNX pads must be smaller than the kernel: larger darknet paddings are
+    an explicit Pad with -FLT_MAX, as darknet's out-of-image taps."""
+    darknet_forward = pytest.importorskip("darknet_forward")
+    cfg = tmp_path / "pool.cfg"
+    cfg.write_text("[net]\nwidth=7\nheight=7\nchannels=3\n\n[convolutional]\nfilters=4\n"
+                   "size=1\nactivation=linear\n\n"
+                   f"[maxpool]\nsize=2\nstride=2\npadding={padding}\n")
+    net = yolo_io.load(write_weights(tmp_path / "pool.weights", cfg, realistic=True), cfg)
+    x = np.random.default_rng(0).random((1, *net.input_shape), dtype=np.float32)
+    path = yonnx.export(net, tmp_path / "m.onnx", intermediates=True)
+    onnx.checker.check_model(str(path), full_check=True)
+    ours = run(path, x)
+    want = darknet_forward.forward(net, x)[1]
+    np.testing.assert_allclose(ours["layer_1"], want.reshape(ours["layer_1"].shape),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_argument_errors(tmp_path: Path) -> None:
@@ -609,6 +646,23 @@ def test_argument_errors(tmp_path: Path) -> None:
         yonnx.export(net, opset=11)
     with pytest.raises(TypeError, match="Network"):
         yonnx.export(net.config)  # type: ignore[arg-type]
+
+
+def test_saving_keeps_the_mode_and_survives_concurrent_saves(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg), cfg)
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"old")
+    target.chmod(0o600)
+    with ThreadPoolExecutor(4) as pool:
+        for result in [pool.submit(yonnx.export, net, target) for _ in range(4)]:
+            assert result.result() == target
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert onnx.load(str(target)) == yonnx.export(net)
+    assert [p.name for p in tmp_path.iterdir() if "m.onnx" in p.name] == ["m.onnx"]
+    with pytest.raises(FileNotFoundError, match=r"nowhere/m\.onnx'"):
+        yonnx.export(net, tmp_path / "nowhere" / "m.onnx")
 
 
 def test_saving_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -377,8 +377,14 @@ def on_alarm(signum, frame):
     temporary, = target.parent.glob(target.name + ".*.tmp")
     raise Alarm(temporary.stat().st_size)
 signal.signal(signal.SIGALRM, on_alarm)
+def copying():
+    # past the 20-byte header: the core's copy has started
+    try:
+        return any(p.stat().st_size > 20 for p in target.parent.glob(target.name + ".*.tmp"))
+    except FileNotFoundError:
+        return False
 def alarm_once_writing():
-    while not list(target.parent.glob(target.name + ".*.tmp")):
+    while not copying():
         time.sleep(0.0002)
     signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)
 threading.Thread(target=alarm_once_writing, daemon=True).start()

@@ -309,9 +309,12 @@ def test_opencv_mishandles_route_groups_over_several_inputs(
     assert result.compared_until == 2 and [c.index for c in result.layers] == [0, 1]
     note = next(n for n in result.notes if "route with groups over several inputs" in n)
     assert note.startswith("layer 2 [route] (line 22)") and "layers 2..6 not compared with OpenCV" in note
-    assert result.outputs == []
+    assert result.outputs == [] and not result.complete
     text = call(capsys, "verify", cfg, weights)[0]
-    assert "route with groups over several inputs" in text and "ok:" in text
+    assert "route with groups over several inputs" in text
+    assert text.splitlines()[-1].startswith("PARTIAL: within tolerance where compared, but "
+                                            "only 2 layers of 7")
+    call(capsys, "verify", cfg, weights, "--strict", code=1)
 
 
 def test_a_cfg_opencv_refuses_is_an_error(tmp_path: Path,
@@ -338,8 +341,46 @@ def test_opencv_known_departures_are_notes(tmp_path: Path) -> None:
                    "activation=linear\n")
     weights = write_weights(tmp_path / "dilated.weights", cfg, realistic=True)
     result = verify(weights, cfg)
-    assert result.ok and [c.index for c in result.layers] == [0]
+    assert result.ok and [c.index for c in result.layers] == [0] and not result.complete
     assert any("ignores dilation=2" in n for n in result.notes)
+
+
+@pytest.mark.parametrize(("section", "note"), [
+    ("[softmax]\ntemperature=2\n", "ignores temperature=2"),
+    ("[softmax]\n", "a softmax over an image"),
+    ("[convolutional]\nfilters=4\nsize=3\nstride_x=2\nstride_y=2\nactivation=linear\n",
+     "ignores stride_x/stride_y"),
+])
+def test_more_opencv_departures_are_notes_not_failures(tmp_path: Path, section: str,
+                                                      note: str) -> None:
+    cfg = tmp_path / "departure.cfg"
+    cfg.write_text("[net]\nwidth=16\nheight=16\nchannels=3\n[convolutional]\nfilters=4\n"
+                   "size=3\npad=1\nactivation=leaky\n" + section)
+    weights = write_weights(tmp_path / "departure.weights", cfg, realistic=True)
+    result = verify(weights, cfg)
+    assert result.ok, result.summary()
+    assert any(note in n for n in result.notes), result.notes
+
+
+def test_boxes_zeroed_or_infinite_on_one_side_fail(yolov3_tiny: tuple[Path, Path],
+                                                   tmp_path: Path) -> None:
+    """Box sides that are 0 or infinite in only one of the two are divergent
+    (anchors multiplied by 0 in the graph), not left out."""
+    from onnx import numpy_helper
+
+    cfg, weights = yolov3_tiny
+    with yolo_io.load(weights, cfg) as net:
+        model = yolo_io.onnx.export(net, tmp_path / "m.onnx", outputs="decoded",
+                                    intermediates=True)
+    proto = onnx.load(str(model))
+    for t in proto.graph.initializer:
+        if t.name.startswith("anchors__"):
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t) * np.float32(0), t.name))
+    onnx.save(proto, str(model))
+    result = verify(weights, cfg, onnx_path=model)
+    assert not result.ok
+    assert {o.name: o.ok for o in result.outputs}["boxes"] is False
+    assert any("0 or infinite in only one" in n for n in result.notes)
 
 
 def test_new_coords_head_decodes_as_opencv_does(tmp_path: Path) -> None:
@@ -476,6 +517,14 @@ def test_export_options_and_usage_errors(demo: tuple[Path, Path], tmp_path: Path
     assert "is the input WEIGHTS" in one_line_error(
         call(capsys, "export", cfg, weights, "-o", weights, code=2))
     assert "required: -o" in call(capsys, "export", cfg, weights, code=2)[1]
+
+
+def test_verify_json_with_an_infinite_tolerance(demo: tuple[Path, Path],
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    cfg, weights = demo
+    out, _ = call(capsys, "verify", cfg, weights, "--json", "--atol", "inf")
+    doc = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert doc["atol"] is None and doc["ok"] is True and doc["complete"] is True
 
 
 def test_verify_json_and_text(demo: tuple[Path, Path],

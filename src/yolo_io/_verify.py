@@ -68,6 +68,7 @@ from ._attrs import (
     RouteAttrs,
     ScaleChannelsAttrs,
     ShortcutAttrs,
+    SoftmaxAttrs,
     UpsampleAttrs,
     YoloAttrs,
 )
@@ -211,6 +212,12 @@ class Verification:
         return all(c.ok for c in self.layers) and all(o.ok for o in self.outputs)
 
     @property
+    def complete(self) -> bool:
+        """Every layer could be compared with OpenCV and at least one graph
+        output was: ``ok`` then vouches for the whole model, not a prefix."""
+        return self.compared_until >= self.layer_count and bool(self.outputs)
+
+    @property
     def first_divergence(self) -> LayerComparison | None:
         """The first layer (in darknet order) above tolerance, or None."""
         return next((c for c in self.layers if not c.ok), None)
@@ -222,8 +229,8 @@ class Verification:
     def to_dict(self) -> dict[str, Any]:
         first = self.first_divergence
         return {"cfg": self.cfg, "weights": self.weights, "onnx": self.onnx,
-                "image": self.image, "dtype": self.dtype, "atol": self.atol,
-                "rtol": self.rtol, "ok": self.ok,
+                "image": self.image, "dtype": self.dtype, "atol": _finite(self.atol),
+                "rtol": _finite(self.rtol), "ok": self.ok, "complete": self.complete,
                 "first_divergence": first.to_dict() if first else None,
                 "compared_until": self.compared_until, "layer_count": self.layer_count,
                 "layers": [c.to_dict() for c in self.layers],
@@ -324,7 +331,12 @@ def _summary_lines(v: Verification, all_layers: bool) -> list[str]:
     if v.notes:
         lines.append("notes:")
         lines += [f"  - {n}" for n in v.notes]
-    if v.ok:
+    if v.ok and not v.complete:
+        lines.append(f"PARTIAL: within tolerance where compared, but only "
+                     f"{_count(len(v.layers), 'layer')} of {v.layer_count} and "
+                     f"{_count(len(v.outputs), 'output')} could be compared with OpenCV "
+                     f"(see the notes; --strict makes this exit 1)")
+    elif v.ok:
         lines.append(f"ok: the ONNX model matches OpenCV within tolerance "
                      f"({_count(len(v.layers), 'layer')}, {_count(len(v.outputs), 'output')} "
                      f"compared)")
@@ -507,14 +519,21 @@ def _opencv_problem(layer: CfgLayer) -> str | None:
                     f"misplaced")
         if a.dilation > 1:
             return f"OpenCV's importer ignores dilation={a.dilation}"
-        if a.stride_x != a.stride_y:
+        if a.stride_x != a.stride_y or {"stride_x", "stride_y"} & set(layer.options):
             return "OpenCV's importer ignores stride_x/stride_y (it reads stride= only)"
         if a.antialiasing:
             return "OpenCV's importer ignores antialiasing"
     if isinstance(a, ConnectedAttrs) and a.batch_normalize:
         return "OpenCV computes NaN for the batch norm of a [connected] layer"
-    if isinstance(a, PoolAttrs) and a.stride_x != a.stride_y:
+    if isinstance(a, PoolAttrs) and (a.stride_x != a.stride_y or
+                                     {"stride_x", "stride_y"} & set(layer.options)):
         return "OpenCV's importer ignores stride_x/stride_y (it reads stride= only)"
+    if isinstance(a, SoftmaxAttrs):
+        if a.temperature != 1:
+            return f"OpenCV's importer ignores temperature={a.temperature:g}"
+        if layer.input_shape[1] * layer.input_shape[2] > 1:
+            return ("a softmax over an image: darknet normalises the whole C*H*W vector, "
+                    "OpenCV each position over the channels")
     if isinstance(a, RouteAttrs) and a.groups > 1 and len(a.input_layers) > 1:
         return ("a route with groups over several inputs: OpenCV builds a slice per input "
                 "and a concat, but its weights reader counts one layer, so every later "
@@ -991,14 +1010,23 @@ def _raw_sides(a: npt.NDArray[Any], b: npt.NDArray[Any], heads: Sequence[CfgLaye
     b = np.asarray(b, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         sa, sb = a[:, 2:] / anchor, b[:, 2:] / anchor
-        usable = np.isfinite(sa) & np.isfinite(sb) & (new | ((sa > 0) & (sb > 0)))
+        fine_a = np.isfinite(sa) & (new | (sa > 0))
+        fine_b = np.isfinite(sb) & (new | (sb > 0))
+        usable = fine_a & fine_b
         ra = np.where(new, np.sqrt(np.abs(sa) / 4), np.log(sa))
         rb = np.where(new, np.sqrt(np.abs(sb) / 4), np.log(sb))
-    if not usable.all():
-        result.notes.append(f"{int((~usable).sum())} box sides are 0 or infinite in one of the "
-                            f"two (exp() of a raw value beyond float32's range): not compared")
-    return (np.concatenate([a[:, :2].ravel(), ra[usable]]),
-            np.concatenate([b[:, :2].ravel(), rb[usable]]))
+    both = ~fine_a & ~fine_b
+    if both.any():
+        result.notes.append(f"{int(both.sum())} box sides are 0 or infinite in both (exp() of "
+                            "a raw value beyond float32's range): not compared")
+    one = fine_a ^ fine_b
+    if one.any():
+        # 0 or infinite in only one of the two: a divergence, whatever its size.
+        result.notes.append(f"{int(one.sum())} box sides are 0 or infinite in only one of the "
+                            "two: counted as an infinite error")
+    inf = np.full(int(one.sum()), np.inf)
+    return (np.concatenate([a[:, :2].ravel(), ra[usable], np.zeros_like(inf)]),
+            np.concatenate([b[:, :2].ravel(), rb[usable], inf]))
 
 
 def _compare_decoded(config: Config, ours: dict[str, npt.NDArray[Any]],

@@ -21,9 +21,11 @@ onnxruntime and OpenCV's darknet importer (the ``verify`` extra).
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import json
 import os
+import secrets
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -166,6 +168,11 @@ def export(
         raise ValueError(f"dtype must be 'float32' or 'float16', not {dtype!r}")
     if opset < 13:
         raise ValueError(f"opset {opset} is too old: 13 or later")
+    import onnx.defs
+
+    if opset > onnx.defs.onnx_opset_version():
+        raise ValueError(f"opset {opset} is newer than this onnx package knows "
+                         f"({onnx.defs.onnx_opset_version()})")
     if mish not in ("auto", "decomposed", "native"):
         raise ValueError(f"mish must be 'auto', 'decomposed' or 'native', not {mish!r}")
     if mish == "native" and opset < 18:
@@ -302,14 +309,20 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
     from onnx import TensorProto
 
     from ._save import resolve_target
+    from ._save_fused import _keep_mode
 
     target = Path(resolve_target(path))
+    if not target.parent.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no such folder", str(target))
     external = sum(a.nbytes for _, a in tensors) > _EXTERNAL_DATA_LIMIT
     data_path = target.with_name(target.name + ".data")
-    temporaries = [(target.with_name(f".{target.name}.{os.getpid()}.tmp"), target)]
+
+    def temporary(final: Path) -> Path:  # unique per call, not only per process
+        return final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp")
+
+    temporaries = [(temporary(target), target)]
     if external:
-        temporaries.insert(0, (data_path.with_name(f".{data_path.name}.{os.getpid()}.tmp"),
-                               data_path))
+        temporaries.insert(0, (temporary(data_path), data_path))
     pieces: list[bytes | npt.NDArray[Any] | _Lazy] = []
     try:
         offset = 0
@@ -355,6 +368,7 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
                 _write_all(f, piece if isinstance(piece, bytes) else fill(piece))
             os.fsync(f.fileno())
         for tmp, final in temporaries:
+            _keep_mode(str(tmp), str(final))
             os.replace(tmp, final)
     except BaseException:
         for tmp, _ in temporaries:
@@ -452,6 +466,16 @@ class _Builder:
             if layer.type in _TRAINING_ONLY:
                 self.omitted.append(layer.index)
                 continue
+            for src in layer.inputs:
+                if src in self.omitted:
+                    raise self.fail(layer, f"an input from layer {src} ({cfg[src].section}), "
+                                           "which computes nothing at inference")
+                if cfg[src].type in HEAD_TYPES:
+                    # forward_yolo_layer & co. rewrite their output in place
+                    # (activations, scale_x_y): not the raw input exported here.
+                    raise self.fail(layer, f"an input from the head layer {src} "
+                                           f"({cfg[src].section}), whose output darknet "
+                                           "transforms in place")
             tensors[layer.index] = self.layer(layer, x, tensors, fused.get(layer.index))
             x = tensors[layer.index]
             if layer.type in HEAD_TYPES:
@@ -571,6 +595,13 @@ class _Builder:
                 raise self.fail(layer, "binary (XNOR) convolution")
             if a.antialiasing:
                 raise self.fail(layer, f"antialiasing={a.antialiasing}")
+            if a.size == 1 and a.stride_x == 1 and a.dilation == 1 and (a.stride_y != 1 or a.pad):
+                # forward_convolutional_layer's 1x1 path (l.size == 1 &&
+                # l.stride == 1, l.stride being stride_x) multiplies the
+                # unpadded input directly: darknet ignores stride_y and the
+                # padding here, and reads past its input.
+                raise self.fail(layer, f"a 1x1 conv with stride_y={a.stride_y} and padding "
+                                       f"{a.pad}, which darknet computes wrongly")
             wname = self.weight(fused[0], f"w{layer.index}")
             bname = self.weight(fused[1], f"b{layer.index}")
             # forward_convolutional_layer pads by pad * dilation (im2col_cpu_ext).
@@ -755,9 +786,19 @@ class _Builder:
         before = a.pad_before
         after_h = max(0, (oh - 1) * a.stride_y + a.size - h - before)
         after_w = max(0, (ow - 1) * a.stride_x + a.size - w - before)
+        pads = [before, before, after_h, after_w]
         attrs: dict[str, Any] = {"kernel_shape": [a.size, a.size],
-                                 "strides": [a.stride_y, a.stride_x],
-                                 "pads": [before, before, after_h, after_w]}
+                                 "strides": [a.stride_y, a.stride_x]}
+        if max(pads) < a.size:
+            attrs["pads"] = pads
+        elif op == "MaxPool":
+            # ONNX pads must be smaller than the kernel: pad explicitly with
+            # darknet's -FLT_MAX (a window wholly outside gives -FLT_MAX too).
+            x = self.node("Pad", [x, self.ints([0, 0, before, before, 0, 0, after_h, after_w]),
+                                  self.const(np.float32(-np.finfo(np.float32).max), "lowest")])
+        else:
+            raise self.fail(layer, f"padding={a.pad} with size={a.size}: an average over "
+                                   "windows that can lie wholly outside the input")
         if op == "AveragePool":
             attrs["count_include_pad"] = 0
         y = self.node(op, [x], out, **attrs)
@@ -780,6 +821,11 @@ class _Builder:
             cc, ch, cw = layer.input_shape
         if cc % (s * s):
             raise self.fail(layer, f"{cc} channels, not a multiple of stride^2 = {s * s}")
+        if layer.type == "reorg3d" and (layer.input_shape[1] % s or layer.input_shape[2] % s):
+            # reorg_cpu then reads the input with the output's pitch: not a
+            # rearrangement of whole cells.
+            raise self.fail(layer, f"an input of {tuple(layer.input_shape)} that stride={s} "
+                                   "does not divide")
         six = self.node("Reshape", [x, self.ints([0, cc // (s * s), ch, s, cw, s])])
         moved = self.node("Transpose", [six], perm=[0, 3, 5, 1, 2, 4])
         return self.node("Reshape", [moved, self.ints([0, oc, oh, ow])], out)
@@ -789,6 +835,11 @@ class _Builder:
         # input, each divided by the temperature first.
         if a.spatial:
             raise self.fail(layer, "spatial softmax")
+        if layer.options.get("tree"):
+            raise self.fail(layer, "a softmax tree (tree=, YOLO9000)")
+        inputs = int(np.prod(layer.input_shape))
+        if inputs % a.groups:
+            raise self.fail(layer, f"groups={a.groups}, which does not divide its {inputs} inputs")
         y = x
         if a.temperature != 1:
             y = self.node("Div", [y, self.const(np.float32(a.temperature), "temperature")])
@@ -1097,6 +1148,12 @@ class _Builder:
                                   f"{head.input_shape[0]} input channels")
         if not a.softmax:
             raise self.fail(head, "decoding a [region] head without softmax")
+        for option in ("tree", "classfix"):
+            if head.options.get(option, "0").strip() not in ("", "0"):
+                # get_region_boxes: a softmax tree (hierarchy_predictions), or
+                # classfix=-1 zeroing a class below 0.5 objectness.
+                raise self.fail(head, f"decoding a [region] head with {option}="
+                                      f"{head.options[option]}")
         self._classes = a.classes
         txy, twh, obj, cls, grid = self.split_head(x, anchors, entries, hh, ww)
         txy = self.node("Sigmoid", [txy])
