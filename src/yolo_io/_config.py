@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
@@ -254,6 +255,16 @@ class Config(Sequence[CfgLayer]):
         c, h, w = self.input_shape
         return f"<Config {self.path!r}: {len(self)} layers, input {c}x{h}x{w}>"
 
+
+
+_ATOI = re.compile(r"\s*([+-]?[0-9]+)")
+
+
+def atoi(text: str) -> int:
+    """C's ``atoi()``, as darknet reads an int option (``option_find_int``)
+    or a ``.data`` value: leading spaces, a sign, ASCII digits; 0 without."""
+    m = _ATOI.match(text)
+    return int(m.group(1)) if m else 0
 
 
 def normalize_index(i: int, n: int) -> int:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from . import _core
 from ._attrs import DetectionAttrs, RegionAttrs, YoloAttrs
-from ._config import CfgLayer, Config, cfg_text, core_config, parse
+from ._config import CfgLayer, Config, atoi, cfg_text, core_config, parse
 from ._errors import CfgError, CfgWarning, WeightsSizeError
 from ._network import file_kinds
 from ._published import Published, published_with_size
@@ -598,8 +598,7 @@ def _class_file_findings(config: Config, data: str | os.PathLike[str] | None,
         options = _read_data(data_path)
         if "classes" in options:
             value, line = options["classes"]
-            number = re.match(r"[+-]?[0-9]+", value)  # atoi(): leading ASCII digits
-            data_classes = int(number.group()) if number else 0
+            data_classes = atoi(value)
             if head_classes and head_classes != [data_classes]:
                 heads_text = "/".join(map(str, head_classes))
                 if solved and f"with classes={data_classes} " in solved[0].message:

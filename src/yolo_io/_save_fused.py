@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from ._config import CfgLayer, Config
+from ._config import CfgLayer, Config, atoi
 from ._errors import CfgWarning, ConversionError, YoloIOError
 from ._network import Header, Network, load
 from ._save import resolve_target, save
@@ -28,7 +28,6 @@ HeaderArg = Header | tuple[int, int, int] | tuple[int, int, int, int] | None
 
 # The options that switch a conv's batch norm on (cbn forces it, conv.cpp).
 _BN_KEYS = ("batch_normalize", "cbn")
-_ATOI = re.compile(rb"[+-]?[0-9]+")
 
 
 def save_fused(
@@ -196,14 +195,8 @@ def _signature(config: Config) -> object:
              for layer in config])
 
 
-def _atoi(value: str) -> int:
-    """C's atoi() of a value (spaces are already deleted): 0 without digits."""
-    m = _ATOI.match(value.encode("utf-8", "surrogateescape"))
-    return int(m.group()) if m else 0
-
-
 def _bn_on(layer: CfgLayer) -> bool:
-    return any(_atoi(layer.options.get(key, "0")) != 0 for key in _BN_KEYS)
+    return any(atoi(layer.options.get(key, "0")) != 0 for key in _BN_KEYS)
 
 
 def _plan_edits(net: Network) -> tuple[set[int], set[int], dict[int, bytes]]:
@@ -217,7 +210,7 @@ def _plan_edits(net: Network) -> tuple[set[int], set[int], dict[int, bytes]]:
         switched.add(layer.index)
         found = False
         for key in _BN_KEYS:
-            if _atoi(layer.options.get(key, "0")) != 0:
+            if atoi(layer.options.get(key, "0")) != 0:
                 found = True
                 edits[layer.option_line(key)] = f"{key}=0".encode()
         if not found:  # pragma: no cover - the core planned BN arrays without these options
@@ -257,7 +250,7 @@ def _repeated_keys(data: bytes, net: Network, switched: set[int]) -> dict[int, b
             text = re.sub(rb"\s", b"", lines[n - 1])
             key, eq, value = text.partition(b"=")
             name = key.decode("utf-8", "replace")
-            if eq and name in _BN_KEYS and _atoi(value.decode("utf-8", "replace")) != 0:
+            if eq and name in _BN_KEYS and atoi(value.decode("utf-8", "replace")) != 0:
                 out[n] = f"{name}=0".encode()
     return out
 
