@@ -521,6 +521,7 @@ def test_static_batch_and_metadata(tmp_path: Path) -> None:
     assert heads[0]["mask"] == list(first.mask)
     assert heads[0]["scale_x_y"] == first.scale_x_y and heads[0]["new_coords"] is True
     assert heads[0]["stride"] == [8, 8]
+    assert meta["yolo_io.cfg"] == cfg.name  # the name, not the user's folders
     info = json.loads(meta["yolo_io.input"])
     assert info["shape"] == list(net.input_shape) and info["channel_order"] == "RGB"
     assert info["letter_box"] == int(net.config.net_options.get("letter_box", "0"))

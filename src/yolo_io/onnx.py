@@ -579,7 +579,7 @@ class _Builder:
                 "letter_box": int(options.get("letter_box", "0") or 0)}),
             "yolo_io.omitted_layers": json.dumps(self.omitted),
             "yolo_io.weights_dtype": self.dtype,
-            "yolo_io.cfg": str(net.config.path),
+            "yolo_io.cfg": Path(str(net.config.path)).name,
         }
 
     # -- layers --------------------------------------------------------------
