@@ -555,6 +555,38 @@ def test_the_streamed_file_is_the_model(tmp_path: Path, dtype: str) -> None:
     assert onnx.load(str(path)) == yonnx.export(net, dtype=dtype, outputs="nms")  # type: ignore[call-overload]
 
 
+def test_a_smaller_export_removes_the_data_file_of_the_model_it_replaces(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg, realistic=True), cfg)
+    with monkeypatch.context() as m:
+        m.setattr(yonnx, "_EXTERNAL_DATA_LIMIT", 100)
+        m.setattr(yonnx, "_EXTERNAL_TENSOR_MIN", 64)
+        yonnx.export(net, tmp_path / "m.onnx")
+    assert (tmp_path / "m.onnx.data").is_file()
+    unrelated = tmp_path / "other.onnx.data"
+    unrelated.write_bytes(b"mine")
+    (tmp_path / "other.onnx").write_bytes(b"not a model")
+    yonnx.export(net, tmp_path / "m.onnx")
+    yonnx.export(net, tmp_path / "other.onnx")
+    assert not (tmp_path / "m.onnx.data").exists()  # orphaned: the new model holds its data
+    assert unrelated.read_bytes() == b"mine"          # not the replaced model's: kept
+    assert onnx.load(str(tmp_path / "m.onnx")) == yonnx.export(net)
+
+
+def test_float16_overflow_names_the_layer(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg, realistic=True), cfg)
+    arrays = {layer.index: dict(layer.params) for layer in net if layer.params}
+    arrays[3]["weights"] = arrays[3]["weights"] * np.float32(1e6)
+    big = yolo_io.load(yolo_io.save(tmp_path / "big.weights", arrays, cfg), cfg)
+    for path in (None, tmp_path / "m.onnx"):
+        with pytest.warns(yolo_io.PrecisionWarning, match=r"of layer 3 \(convolutional, .*tiny\.cfg line \d+\)"):
+            yonnx.export(big, path, dtype="float16")
+
+
 def test_external_data_for_large_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = tmp_path / "tiny.cfg"
     cfg.write_text(TINY_CFG)

@@ -379,7 +379,8 @@ class Network(Sequence[Layer]):
         plain = {int(i): (plain_bits(w, dtype), plain_bits(b, dtype)) for i, (w, b) in targets.items()}
         overflow = self._live().fuse_into(plain, layout, dense_layout, dtype, flatten,
                                           threads_arg(threads))
-        warn_overflow(overflow, dtype, None, stacklevel=2)
+        where = self[next(iter(targets))]._where() if len(targets) == 1 else None
+        warn_overflow(overflow, dtype, where, stacklevel=2)
 
     @property
     def closed(self) -> bool:

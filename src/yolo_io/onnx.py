@@ -181,18 +181,17 @@ def export(
         raise ConversionError(f"{net.path} holds only the first {net.covered_layers} of "
                               f"{len(net)} layers: an export needs them all")
     builder = _Builder(net, opset=opset, dtype=dtype, dynamic_batch=dynamic_batch,
-                       native_mish=mish == "native" or (mish == "auto" and opset >= 18),
-                       lazy=path is not None)
+                       native_mish=mish == "native" or (mish == "auto" and opset >= 18))
     model = builder.build(outputs=outputs, intermediates=intermediates,
                           score_threshold=score_threshold, iou_threshold=iou_threshold,
                           max_detections=max_detections)
-    if path is not None:
-        fill = _Filler(net, dtype, builder.initializers)
-        try:
+    fill = _Filler(net, dtype, builder.initializers)
+    try:
+        if path is not None:
             return _save(model, builder.initializers, Path(path), fill)
-        finally:
-            fill.close()
-    return _with_data(model, builder.initializers)
+        return _with_data(model, builder.initializers, fill)
+    finally:
+        fill.close()
 
 
 def _varint(n: int) -> bytes:
@@ -211,7 +210,7 @@ _MODEL_GRAPH, _GRAPH_INITIALIZER, _TENSOR_RAW_DATA = b"\x3a", b"\x2a", b"\x4a"
 
 @dataclass(frozen=True)
 class _Lazy:
-    """A fused parameter computed only when the file is written: part 0
+    """A fused parameter computed only when its bytes are written: part 0
     (weights) or 1 (bias) of ``layer``'s :meth:`~yolo_io.Layer.fused`, of
     ``shape`` as fused, stored with ``dims``."""
 
@@ -289,11 +288,10 @@ def _aligned(n: int) -> int:
     return (n + 63) // 64 * 64
 
 
-def _with_data(model: onnx.ModelProto, tensors: Tensors) -> onnx.ModelProto:
+def _with_data(model: onnx.ModelProto, tensors: Tensors, fill: _Filler) -> onnx.ModelProto:
     """The model with every initializer's bytes in it (one copy each)."""
     for proto, array in tensors:
-        assert not isinstance(array, _Lazy)
-        proto.raw_data = array.tobytes()
+        proto.raw_data = fill(array).tobytes()
         model.graph.initializer.append(proto)
     return model
 
@@ -323,6 +321,9 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
     temporaries = [(temporary(target), target)]
     if external:
         temporaries.insert(0, (temporary(data_path), data_path))
+    # The model replaced may have kept its weights in <path>.data: once the
+    # new model (with its weights inside) is in place, that file is orphaned.
+    orphan = not external and data_path.is_file() and _uses_external_data(target, data_path)
     pieces: list[bytes | npt.NDArray[Any] | _Lazy] = []
     try:
         offset = 0
@@ -370,11 +371,25 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
         for tmp, final in temporaries:
             _keep_mode(str(tmp), str(final))
             os.replace(tmp, final)
+        if orphan:
+            data_path.unlink(missing_ok=True)
     except BaseException:
         for tmp, _ in temporaries:
             tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _uses_external_data(model: Path, data: Path) -> bool:
+    """Whether the ONNX file ``model`` keeps tensors in the file ``data``."""
+    import onnx
+
+    try:
+        stored = onnx.load(str(model), load_external_data=False)
+    except Exception:  # noqa: BLE001 - any unreadable file: leave its neighbours alone
+        return False
+    return any(entry.key == "location" and entry.value == data.name
+               for tensor in stored.graph.initializer for entry in tensor.external_data)
 
 
 def _write_all(f: Any, data: bytes | npt.NDArray[Any]) -> None:
@@ -390,7 +405,6 @@ class _Builder:
     dtype: str
     dynamic_batch: bool
     native_mish: bool
-    lazy: bool
     nodes: list[Any] = field(default_factory=list)
     initializers: Tensors = field(default_factory=list)
     omitted: list[int] = field(default_factory=list)
@@ -457,8 +471,7 @@ class _Builder:
         cfg = net.config
         c, h, w = cfg.input_shape
         batch: str | int = "batch" if self.dynamic_batch else 1
-        fused = (self.lazy_parameters() if self.lazy else
-                 net.fused_all("OIHW", dtype=self.dtype, dense_layout="OI", flatten="CHW"))
+        fused = self.lazy_parameters()
         tensors: dict[int, str] = {}
         heads: list[CfgLayer] = []
         x = "input"
