@@ -673,6 +673,14 @@ def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the traceback of an error")
+    # The CFG WEIGHTS pair most commands take, and the option that accepts a
+    # partial (backbone) weights file.
+    pair = argparse.ArgumentParser(add_help=False)
+    pair.add_argument("cfg", metavar="CFG", help="the .cfg file")
+    pair.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
+    backbone = argparse.ArgumentParser(add_help=False)
+    backbone.add_argument("--partial", action="store_true",
+                          help="accept a partial (backbone) weights file as the input")
     parser = argparse.ArgumentParser(
         prog=PROG, parents=[common],
         description="Inspect, check and diagnose Darknet (YOLO) .cfg + .weights pairs.",
@@ -682,7 +690,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("inspect", parents=[common], help="one row per layer, with totals",
+    p = sub.add_parser("inspect", parents=[common, backbone],
+                       help="one row per layer, with totals",
                        description="One row per layer: index, type, cfg line, input and output "
                                    "shapes, activation, main hyperparameters, parameters, bytes "
                                    "and (with WEIGHTS) file offset.")
@@ -690,61 +699,48 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("weights", metavar="WEIGHTS", nargs="?",
                    help="its .weights file (optional: adds the header and file offsets)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--partial", action="store_true",
-                   help="accept a partial (backbone) weights file")
     p.set_defaults(func=_cmd_inspect)
 
-    p = sub.add_parser("check", parents=[common], help="is this pair consistent? if not, why",
+    p = sub.add_parser("check", parents=[common, pair, backbone],
+                       help="is this pair consistent? if not, why",
                        description="Exit 0 when the weights fit the cfg; otherwise print the "
                                    "diagnosis (what is wrong and which cfg lines to change) and "
                                    "exit 1.")
-    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
-    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
     p.add_argument("--data", metavar="FILE", help="darknet's .data file (classes=, names=)")
     p.add_argument("--names", metavar="FILE", help="a .names file, one class per line")
-    p.add_argument("--partial", action="store_true",
-                   help="accept a partial (backbone) weights file")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_check)
 
-    p = sub.add_parser("doctor", parents=[common], help="find broken values in the weights",
+    p = sub.add_parser("doctor", parents=[common, pair, backbone],
+                       help="find broken values in the weights",
                        description="Find NaN or Inf, zero or negative rolling variances, dead "
                                    "(all-zero) filters and extreme batch-norm scales, each with "
                                    "its layer. A progress bar shows on a terminal.")
-    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
-    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
     p.add_argument("--plot", metavar="PNG",
                    help="draw per-layer weight magnitudes and batch-norm statistics "
                         "(needs matplotlib: pip install 'yolo_io[plot]')")
-    p.add_argument("--partial", action="store_true",
-                   help="accept a partial (backbone) weights file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_doctor)
 
-    p = sub.add_parser("partial", parents=[common],
+    p = sub.add_parser("partial", parents=[common, pair, backbone],
                        help="the first N layers, as darknet partial writes them",
                        description="Write the first N layers of WEIGHTS byte for byte as "
                                    "AlexeyAB's `darknet partial CFG WEIGHTS OUT N` does (a "
                                    "backbone to train from, e.g. yolov4.conv.137): header "
                                    "version 0.2.5, seen 0.")
-    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
-    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
     p.add_argument("layers", metavar="N", type=int, help="how many layers to keep")
     p.add_argument("-o", "--output", metavar="OUT", required=True, help="the file to write")
-    p.add_argument("--partial", action="store_true",
-                   help="accept a partial (backbone) weights file as the input")
     p.set_defaults(func=_cmd_partial)
 
-    p = sub.add_parser("convert", parents=[common], help="write .weights, .safetensors or .npz",
+    p = sub.add_parser("convert", parents=[common, pair, backbone],
+                       help="write .weights, .safetensors or .npz",
                        description="Write the model in the format of OUT's suffix: .weights "
                                    "(another header version or seen; byte-exact otherwise; with "
                                    "--fuse a darknet model with batch norm folded, cfg and "
                                    "weights), .safetensors (a raw darknet export, or a state "
                                    "dict with --naming/--fuse/--layout/--dtype) or .npz (a "
                                    "state dict). Files are written atomically.")
-    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
-    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
     p.add_argument("-o", "--output", metavar="OUT", required=True, help="the file to write")
     p.add_argument("--fuse", action="store_true",
                    help="fold batch norm into the convolutions (.weights: also writes the cfg "
@@ -761,18 +757,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", metavar="M.m.r",
                    help="header version of a .weights output (default: the input's)")
     p.add_argument("--seen", type=int, help="images-seen counter of a .weights output")
-    p.add_argument("--partial", action="store_true",
-                   help="accept a partial (backbone) weights file as the input")
     p.set_defaults(func=_cmd_convert)
 
-    p = sub.add_parser("export", parents=[common], help="write an ONNX model",
+    p = sub.add_parser("export", parents=[common, pair], help="write an ONNX model",
                        description="Write the network as an ONNX model (needs the onnx "
                                    "package: pip install 'yolo_io[onnx]'). Its input `input` "
                                    "is N x C x H x W float32, RGB in [0, 1], resized (or "
                                    "letterboxed) as darknet does. The file is written "
                                    "atomically.")
-    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
-    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
     p.add_argument("-o", "--output", metavar="OUT", required=True, help="the .onnx file to write")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 or later (default 17)")
     p.add_argument("--outputs", choices=("raw", "decoded", "nms"), default="raw",
@@ -798,7 +790,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --outputs nms: boxes kept per class and image (default 100)")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("verify", parents=[common],
+    p = sub.add_parser("verify", parents=[common, pair],
                        help="the ONNX export against OpenCV's Darknet importer",
                        description="Run one image through OpenCV's Darknet importer and "
                                    "onnxruntime on the ONNX export, compare every layer both "
@@ -806,8 +798,6 @@ def _parser() -> argparse.ArgumentParser:
                                    "diverges. Exit 0 within tolerance, 1 above it. Needs onnx, "
                                    "onnxruntime and opencv-python-headless<5 (pip install "
                                    "'yolo_io[verify]'); the default image needs scikit-image.")
-    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
-    p.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
     p.add_argument("--onnx", metavar="MODEL",
                    help="check this model (default: export one on the fly, with every layer "
                         "as an output); layer by layer if it has layer_{i} outputs "
