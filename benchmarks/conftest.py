@@ -11,6 +11,7 @@ import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,3 +111,34 @@ def fresh_process_rounds(programs: Mapping[str, str], rounds: int, *args: object
     finally:
         out.unlink(missing_ok=True)
     return times
+
+
+def first_use_times(benchmark: Any, programs: Mapping[str, str], weights: Path, cfg: Path,
+                    tmp_path: Path, *, suffix: str, rounds: int,
+                    before: Callable[[Path, Path], object] | None = None
+                    ) -> dict[str, list[float]] | None:
+    """The first-use regime shared by the write benchmarks: the weights copied
+    to :func:`scratch_folder`, then :func:`fresh_process_rounds` of
+    ``programs`` (one round when timings are off) with that copy, ``cfg`` and
+    an output file ``yolo_io-bench-<pid><suffix>`` beside it as arguments;
+    ``before(source, out)`` runs first, untimed. Both files are removed after.
+    None when timings are off."""
+    folder = scratch_folder(tmp_path)
+    source = folder / f"yolo_io-bench-{os.getpid()}.weights"
+    out = folder / f"yolo_io-bench-{os.getpid()}{suffix}"
+    shutil.copyfile(weights, source)
+    try:
+        if before is not None:
+            before(source, out)
+        times: dict[str, list[float]] = benchmark.pedantic(
+            fresh_process_rounds, args=(programs, 1 if benchmark.disabled else rounds, source, cfg),
+            kwargs={"out": out}, rounds=1, iterations=1)
+    finally:
+        out.unlink(missing_ok=True)
+        source.unlink()
+    return None if benchmark.disabled else times
+
+
+def medians_ms(times: Mapping[str, list[float]]) -> list[str]:
+    """``"name: N ms"``, the median of each program's times."""
+    return [f"{name}: {statistics.median(t) * 1e3:.0f} ms" for name, t in times.items()]

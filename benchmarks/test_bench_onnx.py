@@ -18,13 +18,10 @@ Target (issue 11): exporting yolov4 takes at most 3x np.fromfile of its weights.
 
 from __future__ import annotations
 
-import os
-import shutil
-import statistics
 from pathlib import Path
 
 import pytest
-from conftest import fresh_process_rounds, paired_ratio, scratch_folder
+from conftest import first_use_times, medians_ms, paired_ratio
 
 pytest.importorskip("onnx")
 
@@ -52,20 +49,12 @@ PROGRAMS = {"export": EXPORT, "fromfile": FROMFILE}
 def test_export_yolov4_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[Path, Path],
                                  tmp_path: Path) -> None:
     weights, cfg = yolov4
-    folder = scratch_folder(tmp_path)
-    source = folder / f"yolo_io-bench-{os.getpid()}.weights"
-    shutil.copyfile(weights, source)
-    out = folder / f"yolo_io-bench-{os.getpid()}.onnx"
-    rounds = 1 if benchmark.disabled else ROUNDS
-    try:
-        times = benchmark.pedantic(fresh_process_rounds, args=(PROGRAMS, rounds, source, cfg),
-                                   kwargs={"out": out}, rounds=1, iterations=1)
-    finally:
-        source.unlink()
-    if benchmark.disabled:
+    times = first_use_times(benchmark, PROGRAMS, weights, cfg, tmp_path, suffix=".onnx",
+                            rounds=ROUNDS)
+    if times is None:
         return
     ratio = paired_ratio(times, "export", "fromfile")
-    report = "; ".join(f"{k}: {statistics.median(v) * 1e3:.0f} ms" for k, v in times.items())
+    report = "; ".join(medians_ms(times))
     benchmark.extra_info["ratio"] = ratio
     print(f"\nfirst use, yolov4: {report}; export / fromfile: {ratio:.2f}x")
     assert ratio <= 3.0, report

@@ -18,18 +18,10 @@ Targets (issue 10):
 
 from __future__ import annotations
 
-import os
-import shutil
-import statistics
 from pathlib import Path
 
 import pytest
-from conftest import (
-    fresh_process_number,
-    fresh_process_rounds,
-    paired_ratio,
-    scratch_folder,
-)
+from conftest import first_use_times, fresh_process_number, medians_ms, paired_ratio
 
 pytest.importorskip("safetensors")
 
@@ -74,21 +66,13 @@ print(status("VmHWM:") - before)
 def test_export_yolov4_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[Path, Path],
                                  tmp_path: Path) -> None:
     weights, cfg = yolov4
-    folder = scratch_folder(tmp_path)
-    source = folder / f"yolo_io-bench-{os.getpid()}.weights"
-    shutil.copyfile(weights, source)
-    out = folder / f"yolo_io-bench-{os.getpid()}.safetensors"
-    rounds = 1 if benchmark.disabled else ROUNDS
     programs = {"save_safetensors": OURS, "save_file": THEIRS}
-    try:
-        times = benchmark.pedantic(fresh_process_rounds, args=(programs, rounds, source, cfg),
-                                   kwargs={"out": out}, rounds=1, iterations=1)
-    finally:
-        source.unlink()
-    if benchmark.disabled:
+    times = first_use_times(benchmark, programs, weights, cfg, tmp_path, suffix=".safetensors",
+                            rounds=ROUNDS)
+    if times is None:
         return
     ratio = paired_ratio(times, "save_safetensors", "save_file")
-    report = "; ".join(f"{k}: {statistics.median(v) * 1e3:.0f} ms" for k, v in times.items())
+    report = "; ".join(medians_ms(times))
     benchmark.extra_info["ratio"] = ratio
     print(f"\nfirst use, yolov4: {report}; ours / save_file: {ratio:.2f}x")
     assert ratio <= 1.0, report

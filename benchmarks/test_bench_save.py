@@ -15,18 +15,10 @@ Target (issue 10): save takes at most 1.5x tofile of the same bytes.
 
 from __future__ import annotations
 
-import os
-import shutil
-import statistics
 from pathlib import Path
 
 import pytest
-from conftest import (
-    fresh_process_number,
-    fresh_process_rounds,
-    paired_ratio,
-    scratch_folder,
-)
+from conftest import first_use_times, fresh_process_number, medians_ms, paired_ratio
 
 ROUNDS = 7
 
@@ -55,11 +47,6 @@ PROGRAMS = {"save": SAVE, "tofile": TOFILE, "tofile+fsync": TOFILE_FSYNC}
 def test_save_yolov4_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[Path, Path],
                                tmp_path: Path) -> None:
     weights, cfg = yolov4
-    folder = scratch_folder(tmp_path)
-    source = folder / f"yolo_io-bench-{os.getpid()}.weights"
-    shutil.copyfile(weights, source)
-    out = folder / f"yolo_io-bench-{os.getpid()}.out"
-    rounds = 1 if benchmark.disabled else ROUNDS
     check = """
 import sys, yolo_io
 yolo_io.save(sys.argv[3], yolo_io.load(sys.argv[1], sys.argv[2]))
@@ -67,17 +54,14 @@ from pathlib import Path
 assert Path(sys.argv[3]).read_bytes() == Path(sys.argv[1]).read_bytes()
 print(0)
 """
-    try:
-        fresh_process_number(check, source, cfg, out, out=out)  # the save is byte-exact
-        times = benchmark.pedantic(fresh_process_rounds, args=(PROGRAMS, rounds, source, cfg),
-                                   kwargs={"out": out}, rounds=1, iterations=1)
-    finally:
-        out.unlink(missing_ok=True)
-        source.unlink()
-    if benchmark.disabled:
+    times = first_use_times(
+        benchmark, PROGRAMS, weights, cfg, tmp_path, suffix=".out", rounds=ROUNDS,
+        # first, untimed: the save is byte-exact
+        before=lambda source, out: fresh_process_number(check, source, cfg, out, out=out))
+    if times is None:
         return
     ratio = {b: paired_ratio(times, "save", b) for b in ("tofile", "tofile+fsync")}
-    report = [f"{k}: {statistics.median(v) * 1e3:.0f} ms" for k, v in times.items()]
+    report = medians_ms(times)
     report += [f"save / {b}: {r:.2f}x" for b, r in ratio.items()]
     benchmark.extra_info.update({f"ratio_{b}": r for b, r in ratio.items()})
     print("\nfirst use, yolov4: " + "; ".join(report))
