@@ -55,6 +55,7 @@ _TRAINING_ONLY = ("cost", "contrastive")
 _OUTPUTS = ("raw", "decoded", "nms")
 _EXTERNAL_DATA_LIMIT = 2_000_000_000  # protobuf's 2 GiB limit, with room for the graph
 _EXTERNAL_TENSOR_MIN = 1024  # smaller tensors stay in the model file
+_AHEAD = 3  # layers the export's fusion may run ahead of the file writes
 
 
 def head_output_names(net: Network | Any) -> list[str]:
@@ -233,11 +234,11 @@ Tensors = list[tuple[Any, "npt.NDArray[Any] | _Lazy"]]
 
 class _Filler:
     """Computes lazy parameters layer by layer, in the order they are
-    written, into two reused buffers (each sized for the largest layer): while
-    the caller writes one layer's arrays, a worker thread fuses the next into
-    the other buffer (the core's fusion and the file writes both release the
-    GIL). Streaming an export thus holds at most two layers' fused arrays.
-    close() it when done."""
+    written, into ``_AHEAD + 1`` reused buffers (each sized for the largest
+    layer): while the caller writes one layer's arrays, a worker thread fuses
+    up to ``_AHEAD`` layers ahead (the core's fusion and the file writes both
+    release the GIL), so a large layer after small ones does not stall the
+    writes. close() it when done."""
 
     def __init__(self, net: Network, dtype: str, tensors: Tensors) -> None:
         self.net, self.dtype = net, dtype
@@ -247,27 +248,32 @@ class _Filler:
                 sizes[source.layer] = sizes.get(source.layer, 0) + _aligned(source.nbytes)
         self.order = list(sizes)  # layers in the order their arrays are written
         size = max(sizes.values(), default=0)
-        self.buffers = (np.empty(size, np.uint8), np.empty(size, np.uint8))
+        self.buffers = [np.empty(size, np.uint8) for _ in range(min(_AHEAD + 1, len(sizes)))]
         self.lazies: dict[tuple[int, int], _Lazy] = {
             (s.layer, s.part): s for _, s in tensors if isinstance(s, _Lazy)}
         self.position = -1
         self.current: tuple[npt.NDArray[Any], npt.NDArray[Any]] | None = None
-        self.pending: Future[tuple[npt.NDArray[Any], npt.NDArray[Any]]] | None = None
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="yolo_io-onnx-fuse")
+        # Fusion starts now, while the caller still builds the file's head.
+        self.pending: dict[int, Future[tuple[npt.NDArray[Any], npt.NDArray[Any]]]] = {
+            k: self.pool.submit(self.fuse, k) for k in range(len(self.buffers))}
 
     def close(self) -> None:
-        """Waits for the worker (and drops a fusion not yet started)."""
+        """Waits for the worker (and drops the fusions not yet started)."""
         self.pool.shutdown(wait=True, cancel_futures=True)
 
     def fuse(self, position: int) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        """Fuses layer ``order[position]`` into buffer ``position % len(buffers)``:
+        free, since the layer written from it before is done when this runs."""
         layer = self.order[position]
         w, b = self.lazies[layer, 0], self.lazies[layer, 1]
-        buffer = self.buffers[position % 2]
+        buffer = self.buffers[position % len(self.buffers)]
         split = _aligned(w.nbytes)
         weights = buffer[:w.nbytes].view(w.dtype).reshape(w.shape)
         bias = buffer[split:split + b.nbytes].view(b.dtype).reshape(b.shape)
+        # One thread: the other core writes the file meanwhile.
         self.net.fuse_into({layer: (weights, bias)}, "OIHW", dtype=self.dtype,
-                           dense_layout="OI", flatten="CHW")
+                           dense_layout="OI", flatten="CHW", threads=1)
         return weights, bias
 
     def __call__(self, source: npt.NDArray[Any] | _Lazy) -> npt.NDArray[Any]:
@@ -276,10 +282,11 @@ class _Filler:
         if self.position < 0 or self.order[self.position] != source.layer:
             self.position += 1
             assert self.order[self.position] == source.layer, "written out of order"
-            pending, self.pending = self.pending, None
-            self.current = pending.result() if pending is not None else self.fuse(self.position)
-            if self.position + 1 < len(self.order):
-                self.pending = self.pool.submit(self.fuse, self.position + 1)
+            # The previous layer is written: its buffer takes the next one.
+            following = self.position + len(self.buffers) - 1
+            if self.position > 0 and following < len(self.order):
+                self.pending[following] = self.pool.submit(self.fuse, following)
+            self.current = self.pending.pop(self.position).result()
         assert self.current is not None
         return self.current[source.part]
 
