@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +128,29 @@ def conv_cfg(c: int, filters: int, size: int, groups: int, bn: int, hw: int = 7)
     """A one-convolution cfg (linear activation, pad=1) on a hw x hw x c input."""
     return (f"[net]\nwidth={hw}\nheight={hw}\nchannels={c}\n[convolutional]\nfilters={filters}\n"
             f"size={size}\npad=1\ngroups={groups}\nbatch_normalize={bn}\nactivation=linear\n")
+
+
+def yolo_io_on_a_terminal(*args: object) -> tuple[str, str]:
+    """Runs ``python -m yolo_io ARGS`` with stderr on a pseudo-terminal (stdout
+    a pipe); asserts exit 0 and returns (stdout, what the terminal showed)."""
+    master, slave = pty.openpty()
+    env = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "yolo_io", *map(str, args)],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+                            env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.stdout is not None
+    with proc.stdout:
+        stdout = proc.stdout.read().decode()
+    assert proc.wait(timeout=60) == 0
+    return stdout, b"".join(chunks).decode(errors="replace")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import struct
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_CFG
+from conftest import TINY_CFG, yolo_io_on_a_terminal
 
 import yolo_io
 from yolo_io.testing import write_weights
@@ -262,26 +261,7 @@ def test_doctor_progress_only_on_a_terminal(tiny: tuple[Path, Path]) -> None:
     pytest.importorskip("tqdm")
     cfg, weights = tiny
     assert run("doctor", cfg, weights).stderr == ""  # stderr is a pipe: no bar
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "yolo_io", "doctor", str(cfg), str(weights)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
-                            env=ENV)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.stdout is not None
-    with proc.stdout:
-        stdout = proc.stdout.read().decode()
-    assert proc.wait(timeout=60) == 0
-    bar = b"".join(chunks).decode(errors="replace")
+    stdout, bar = yolo_io_on_a_terminal("doctor", cfg, weights)
     assert "doctor" in bar and "100%" in bar, bar
     assert "no problems found" in stdout
     no_bar = subprocess.Popen([sys.executable, "-m", "yolo_io", "doctor", "--no-progress",

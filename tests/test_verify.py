@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 import warnings
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_CFG
+from conftest import SHARED_CFG, yolo_io_on_a_terminal
 
 import yolo_io
 import yolo_io.onnx
@@ -550,26 +549,7 @@ def test_verify_json_and_text(demo: tuple[Path, Path],
 
 def test_verify_progress_only_on_a_terminal(demo: tuple[Path, Path]) -> None:
     cfg, weights = demo
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "yolo_io", "verify", str(cfg),
-                             str(weights)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=slave, env=ENV)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 4096)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.stdout is not None
-    with proc.stdout:
-        stdout = proc.stdout.read().decode()
-    assert proc.wait(timeout=60) == 0
-    shown = b"".join(chunks).decode(errors="replace")
+    stdout, shown = yolo_io_on_a_terminal("verify", cfg, weights)
     assert "yolo-io: running OpenCV..." in shown and "exporting to ONNX" in shown
     assert "ok:" in stdout
 
