@@ -164,6 +164,60 @@ std::int64_t fuse_into(const PyWeights& self, const py::dict& targets,
     return r.overflow;
 }
 
+void read_params_into(const PyWeights& self, const py::list& targets, int threads) {
+    const Weights& w = *self.weights;
+    std::vector<Weights::ParamCopy> copies;
+    std::vector<py::object> keep;  // the arrays stay referenced while the GIL is released
+    copies.reserve(targets.size());
+    for (auto item : targets) {
+        auto target = py::cast<py::tuple>(item);
+        if (target.size() != 3 && target.size() != 4) {
+            throw std::invalid_argument(
+                "each target must be (layer, parameter name, array) or (layer, parameter name, "
+                "address, bytes)");
+        }
+        const int i = checked_index(w, py::cast<std::int64_t>(target[0]));
+        const auto name = py::cast<std::string>(target[1]);
+        const LayerInfo& layer = w.config().layers[static_cast<std::size_t>(i)];
+        std::size_t k = 0;
+        while (k < layer.params.size() && layer.params[k].name() != name) ++k;
+        if (k == layer.params.size()) {
+            throw std::invalid_argument("layer " + std::to_string(i) + " has no parameter " + name);
+        }
+        const std::int64_t count = layer.params[k].count;
+        const std::string where = "the target of layer " + std::to_string(i) + " " + name;
+        if (target.size() == 4) {
+            // Memory the caller owns and keeps alive (a torch tensor's storage,
+            // checked by the caller to be CPU float32 and contiguous).
+            const auto address = py::cast<std::uintptr_t>(target[2]);
+            const auto bytes = py::cast<std::int64_t>(target[3]);
+            if (address == 0 || bytes != 4 * count) {
+                throw std::invalid_argument(where + " has " + std::to_string(bytes) +
+                                            " bytes at " + std::to_string(address) + ", not " +
+                                            std::to_string(4 * count));
+            }
+            copies.push_back({i, k, reinterpret_cast<void*>(address)});
+            continue;
+        }
+        auto a = py::cast<py::array>(target[2]);
+        if (!a.dtype().is(py::dtype::of<float>())) {
+            throw std::invalid_argument(where + " is " + py::str(a.dtype()).cast<std::string>() +
+                                        ", not float32");
+        }
+        if (!(a.flags() & py::array::c_style) || !a.writeable()) {
+            throw std::invalid_argument(where + " must be writeable and C-contiguous");
+        }
+        if (a.size() != count) {
+            throw std::invalid_argument(where + " has " + std::to_string(a.size()) +
+                                        " elements, not " + std::to_string(count));
+        }
+        copies.push_back({i, k, a.mutable_data()});
+        keep.push_back(a);
+    }
+    py::gil_scoped_release release;
+    w.copy_params(copies, threads);
+}
+
 }  // namespace
 
 PyWeights wrap_weights(std::shared_ptr<const Weights> weights) {
@@ -240,6 +294,10 @@ void register_weights(py::module_& m) {
             "conv_layout"_a, "dense_layout"_a, "dtype"_a, "flatten"_a, "fuse"_a,
             "{layer: (weights shape, biases count)} of what fused_all() would compute, "
             "computing nothing.")
+        .def("read_params_into", &read_params_into, "targets"_a, "threads"_a,
+             "Copy parameters out of the file with pread and threads into [(layer, name, "
+             "float32 C-contiguous array)] or [(layer, name, address, bytes)] (caller-owned "
+             "memory); every target is checked before the first byte.")
         .def("fuse_into", &fuse_into, "targets"_a, "conv_layout"_a, "dense_layout"_a, "dtype"_a,
              "flatten"_a, "threads"_a, "Fill caller buffers {layer: (w, b)}; overflow count.");
 

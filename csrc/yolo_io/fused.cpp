@@ -1,13 +1,10 @@
 #include "yolo_io/fused.hpp"
 
 #include "yolo_io/arena_memory.hpp"
+#include "yolo_io/parallel.hpp"
 
 #include <algorithm>
-#include <atomic>
-#include <exception>
 #include <stdexcept>
-#include <system_error>
-#include <thread>
 
 namespace yolo_io {
 
@@ -199,43 +196,18 @@ FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
             items.push_back({k, part});
         }
     }
-    const auto workers = static_cast<std::size_t>(
-        std::max(1, std::min<int>(threads, static_cast<int>(std::max<std::size_t>(items.size(), 1)))));
-    std::atomic<std::size_t> next{0};
-    std::atomic<bool> failed{false};
+    const auto workers = static_cast<std::size_t>(std::max(1, threads));
     std::vector<FuseReport> reports(workers);
-    std::vector<std::exception_ptr> errors(workers);
-    auto run = [&](std::size_t t) {
-        try {
-            for (std::size_t k = next++; k < items.size() && !failed; k = next++) {
-                const FusePlan& plan = plans[items[k].plan];
-                const auto& [w, b] = outputs[items[k].plan];
-                const FuseReport r =
-                    plan.conv ? fuse_conv(plan.conv_src, plan.bn, plan.conv_layout, plan.dtype, w, b,
-                                          items[k].part)
-                              : run_fused(plan, w, b);
-                reports[t].overflow += r.overflow;
-            }
-        } catch (...) {
-            errors[t] = std::current_exception();
-            failed = true;
-        }
-    };
-    std::vector<std::thread> pool;
-    for (std::size_t t = 1; t < workers; ++t) {
-        try {
-            pool.emplace_back(run, t);
-        } catch (const std::system_error&) {
-            break;  // no more threads to be had: the ones running take every part
-        }
-    }
-    run(0);
-    for (auto& th : pool) th.join();
+    for_each_in_turn(items.size(), threads, [&](std::size_t k, std::size_t t) {
+        const FusePlan& plan = plans[items[k].plan];
+        const auto& [w, b] = outputs[items[k].plan];
+        const FuseReport r = plan.conv ? fuse_conv(plan.conv_src, plan.bn, plan.conv_layout,
+                                                   plan.dtype, w, b, items[k].part)
+                                       : run_fused(plan, w, b);
+        reports[t].overflow += r.overflow;
+    });
     FuseReport total;
-    for (std::size_t t = 0; t < workers; ++t) {
-        if (errors[t]) std::rethrow_exception(errors[t]);
-        total.overflow += reports[t].overflow;
-    }
+    for (const FuseReport& r : reports) total.overflow += r.overflow;
     return total;
 }
 

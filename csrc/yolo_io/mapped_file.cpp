@@ -3,10 +3,14 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <string>
 #include <system_error>
+
+#include "yolo_io/errors.hpp"
 
 namespace yolo_io {
 
@@ -64,6 +68,35 @@ int MappedFile::reopen() const noexcept {
 MappedFile::~MappedFile() {
     if (data_ != nullptr) {
         ::munmap(const_cast<std::uint8_t*>(data_), static_cast<std::size_t>(size_));
+    }
+}
+
+void MappedFile::read_at(int fd, std::uint8_t* into, std::size_t want, std::int64_t at) const {
+    struct iovec one {into, want};
+    read_at(fd, &one, 1, at);
+}
+
+void MappedFile::read_at(int fd, struct iovec* iov, int count, std::int64_t at) const {
+    while (count > 0) {
+        const ssize_t got = ::preadv(fd, iov, count, at);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) throw std::system_error(errno, std::generic_category(), path_);
+        if (got == 0) {
+            throw FormatError(path_ + ": the file ends at byte " + std::to_string(at) +
+                              ", but it held " + std::to_string(size_) +
+                              " bytes when it was loaded; it was truncated since");
+        }
+        at += got;
+        auto left = static_cast<std::size_t>(got);
+        while (count > 0 && left >= iov->iov_len) {  // whole buffers filled
+            left -= iov->iov_len;
+            ++iov;
+            --count;
+        }
+        if (count > 0) {  // one filled in part
+            iov->iov_base = static_cast<std::uint8_t*>(iov->iov_base) + left;
+            iov->iov_len -= left;
+        }
     }
 }
 

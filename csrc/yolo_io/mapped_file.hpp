@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+struct iovec;
+
 namespace yolo_io {
 
 class MappedFile {
@@ -27,6 +29,13 @@ class MappedFile {
     // device and inode); else -1. The caller closes it. Reading it with
     // pread() sees the bytes the mapping sees without faulting them in.
     int reopen() const noexcept;
+    // Reads `want` bytes at offset `at` of `fd` (from reopen()) into `into`.
+    // A read that ends early (the file was truncated since it was mapped) is
+    // a FormatError, an I/O error a std::system_error naming the file.
+    void read_at(int fd, std::uint8_t* into, std::size_t want, std::int64_t at) const;
+    // The same into several buffers that follow each other in the file
+    // (preadv; the iovecs are consumed).
+    void read_at(int fd, struct iovec* iov, int count, std::int64_t at) const;
 
   private:
     std::string path_;

@@ -99,6 +99,24 @@ class Weights {
     // connected matrix under a legacy (transposing) header.
     std::vector<std::int64_t> element_strides(const ParamSpec& p) const;
 
+    // One parameter (index `param` into layer `layer`'s plan) to copy, as
+    // float32 in the C order of its shape, to `into`.
+    struct ParamCopy {
+        int layer = 0;
+        std::size_t param = 0;
+        void* into = nullptr;
+    };
+    // Copies every parameter of `copies` out of the file with `threads`
+    // threads, in parts of about a megabyte taken in turn. The file is read
+    // with pread() through a new descriptor (reopen()), so the mapping is
+    // not faulted in page by page; from the mapping only when the path no
+    // longer names the mapped file. Checks every copy before the first byte:
+    // std::out_of_range for a layer not in the file or an unknown parameter,
+    // std::invalid_argument for a parameter that is not C-contiguous in the
+    // file (a legacy transposed matrix, a flipped conv). FormatError: the
+    // file was truncated since it was loaded.
+    void copy_params(const std::vector<ParamCopy>& copies, int threads) const;
+
   private:
     std::shared_ptr<const Config> config_;
     std::shared_ptr<const MappedFile> file_;

@@ -43,26 +43,6 @@ mode_t new_file_mode(const std::string& target) {
     return static_cast<mode_t>(0666 & ~mask);
 }
 
-// Reads up to `want` bytes at `at`; a read that ends early (a file
-// truncated since it was loaded) is a FormatError, an I/O error a
-// std::system_error naming the file.
-void read_exactly(int fd, const MappedFile& file, std::uint8_t* into, std::size_t want,
-                  std::int64_t at) {
-    while (want > 0) {
-        const ssize_t got = ::pread(fd, into, want, at);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) fail(errno, file.path());
-        if (got == 0) {
-            throw FormatError(file.path() + ": the file ends at byte " + std::to_string(at) +
-                              ", but it held " + std::to_string(file.size()) +
-                              " bytes when it was loaded; it was truncated since");
-        }
-        into += got;
-        want -= static_cast<std::size_t>(got);
-        at += got;
-    }
-}
-
 // Copies bytes [begin, end) of `fd` (the mapped file, opened again) to `out`
 // through a ring of small buffers: a reader thread copies the next parts out
 // of the page cache while this thread writes the previous ones, so the read
@@ -98,7 +78,7 @@ void copy_from_descriptor(int fd, const MappedFile& file, std::int64_t begin, st
                 if (stop) return;
             }
             try {
-                read_exactly(fd, file, slot(i), part_size(i), begin + i * kPart);
+                file.read_at(fd, slot(i), part_size(i), begin + i * kPart);
             } catch (...) {
                 const std::lock_guard<std::mutex> lock(mutex);
                 failure = std::current_exception();
@@ -116,7 +96,7 @@ void copy_from_descriptor(int fd, const MappedFile& file, std::int64_t begin, st
     } catch (const std::system_error&) {
         // No thread to be had: read and write in turn.
         for (std::int64_t i = 0; i < parts; ++i) {
-            read_exactly(fd, file, ring.data(), part_size(i), begin + i * kPart);
+            file.read_at(fd, ring.data(), part_size(i), begin + i * kPart);
             out.write(ring.data(), part_size(i));
             if (progress && (i % kReport == kReport - 1 || i == parts - 1)) progress(out.written());
         }

@@ -88,6 +88,11 @@ class Weights:
     def fused_shapes(
         self, conv_layout: str | None, dense_layout: str | None, dtype: str, flatten: str, fuse: bool,
     ) -> dict[int, tuple[tuple[int, ...], int]]: ...
+    def read_params_into(
+        self,
+        targets: list[tuple[int, str, npt.NDArray[np.float32]]] | list[tuple[int, str, int, int]],
+        threads: int,
+    ) -> None: ...
     def fuse_into(
         self,
         targets: dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]],
