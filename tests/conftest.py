@@ -154,3 +154,12 @@ def yolo_io_on_a_terminal(*args: object) -> tuple[str, str]:
         stdout = proc.stdout.read().decode()
     assert proc.wait(timeout=60) == 0
     return stdout, b"".join(chunks).decode(errors="replace")
+
+
+def resized(text: str, size: int) -> str:
+    """The cfg with [net] width and height set to ``size``."""
+    net = re.search(r"^\[net(work)?\][^\[]*", text, re.MULTILINE)
+    assert net is not None
+    body = re.sub(r"^(width|height)=.*$", lambda m: f"{m.group(1)}={size}", net.group(0),
+                  flags=re.MULTILINE)
+    return text[:net.start()] + body + text[net.end():]

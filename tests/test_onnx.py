@@ -8,7 +8,6 @@ OpenCV is not a valid oracle."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SHARED_CFG, TINY_CFG, corpus_cfgs, corpus_param
+from conftest import SHARED_CFG, TINY_CFG, corpus_cfgs, corpus_param, resized
+from opencv_oracle import close, natural_image, opencv_heads, opencv_weights
 
 import yolo_io
 from yolo_io.testing import write_weights
@@ -28,7 +28,6 @@ import yolo_io.onnx as yonnx
 pytestmark = pytest.mark.filterwarnings("ignore::yolo_io.CfgWarning")
 
 # Raw outputs equal OpenCV's within 1e-3 absolute or 1e-4 relative (issue 11).
-ATOL, RTOL = 1e-3, 1e-4
 # float16 weights: each weight is rounded to 11 significant bits (relative
 # error <= 2**-11 ~ 4.9e-4) while the arithmetic stays float32. Measured max
 # |f16 - f32| / max|f32| per output: yolov3-tiny 4.9e-4, yolov4-tiny 5.7e-4,
@@ -78,66 +77,12 @@ def _drop_large_files(tmp_path: Path) -> Iterator[None]:
             f.unlink()
 
 
-def natural_image(c: int, h: int, w: int, batch: int = 1) -> np.ndarray:
-    """scikit-image's astronaut (a photograph), resized to the network, RGB in
-    [0, 1], NCHW float32: what darknet feeds its network (letterbox off)."""
-    data = pytest.importorskip("skimage.data", reason="scikit-image is not installed (test extra)")
-    cv2 = pytest.importorskip("cv2", reason="opencv-python-headless<5 is not installed")
-    images = [data.astronaut(), data.chelsea(), data.coffee()][:batch]
-    out = []
-    for image in images:
-        resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-        chw = resized.transpose(2, 0, 1)
-        out.append(chw.mean(0, keepdims=True) if c == 1 else chw)
-    return np.stack(out)
-
-
 def run(model: Any, x: np.ndarray) -> dict[str, np.ndarray]:
     """onnxruntime's outputs for a model or the path of a model file."""
     source = str(model) if isinstance(model, Path) else model.SerializeToString()
     session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     return dict(zip(names, session.run(None, {"input": x}), strict=True))
-
-
-def close(a: np.ndarray, b: np.ndarray, atol: float = ATOL, rtol: float = RTOL) -> str | None:
-    """None if every element is within atol or within rtol of b, else a report."""
-    assert a.shape == b.shape, (a.shape, b.shape)
-    with np.errstate(invalid="ignore"):  # inf - inf: equal infinities are equal
-        err = np.where(a == b, 0.0, np.abs(a.astype(np.float64) - b))
-    bad = (err > atol) & (err > rtol * np.abs(b))
-    if not bad.any():
-        return None
-    return f"{bad.sum()} of {bad.size} elements off; max abs error {err.max():.3g}"
-
-
-def opencv_weights(net: yolo_io.Network, path: Path) -> Path:
-    """``net``'s weights for OpenCV: its batch norm divides by sqrt(var + 1e-6)
-    where darknet (normalize_cpu, blas.c) divides by sqrt(var + 1e-5); with
-    each variance raised by 9e-6, OpenCV computes darknet's function. Without
-    this, deep models differ by ~1.5e-4 relative (yolov3: 0.033 on 220)."""
-    arrays = {}
-    for layer in net:
-        params = dict(layer.params)
-        if "rolling_variance" in params:
-            var = params["rolling_variance"].astype(np.float64)
-            params["rolling_variance"] = (var + (1e-5 - 1e-6)).astype(np.float32)
-        if params:
-            arrays[layer.index] = params
-    return yolo_io.save(path, arrays, net.config)
-
-
-def opencv_heads(cfg: Path, weights: Path, x: np.ndarray) -> list[np.ndarray]:
-    """OpenCV's raw head inputs (the layer before each permute) or, for a
-    classifier, its final output, for ``weights`` made by opencv_weights()."""
-    cv2 = pytest.importorskip("cv2", reason="opencv-python-headless<5 is not installed")
-    if not hasattr(cv2, "dnn") or not hasattr(cv2.dnn, "readNetFromDarknet"):
-        pytest.skip("this OpenCV has no darknet importer (removed in 5.x)")
-    net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
-    net.setInput(x)
-    names = list(net.getLayerNames())
-    heads = [names[i - 1] for i, n in enumerate(names) if n.startswith("permute_")]
-    return [np.asarray(o) for o in (net.forward(heads) if heads else [net.forward()])]
 
 
 def corpus_model(tmp_path: Path, cfg: Path) -> yolo_io.Network:
@@ -188,15 +133,6 @@ def test_corpus_refusals_name_the_reason_and_line(tmp_path: Path, name: str) -> 
 
 
 # -- where OpenCV is not an oracle: the NumPy darknet forward --------------------
-
-def resized(text: str, size: int) -> str:
-    """The cfg with [net] width and height set to ``size``."""
-    net = re.search(r"^\[net(work)?\][^\[]*", text, re.MULTILINE)
-    assert net is not None
-    body = re.sub(r"^(width|height)=.*$", lambda m: f"{m.group(1)}={size}", net.group(0),
-                  flags=re.MULTILINE)
-    return text[:net.start()] + body + text[net.end():]
-
 
 @pytest.mark.parametrize("name", sorted(NUMPY_ORACLE))
 def test_layers_equal_numpy_darknet(tmp_path: Path, name: str) -> None:

@@ -6,7 +6,11 @@ raises them through a translator in ``csrc/bindings/register_errors.cpp``.
 
 from __future__ import annotations
 
-__all__ = ["CfgError", "CfgWarning", "ConversionError", "FormatError", "PrecisionWarning",
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["CfgError", "CfgWarning", "ConversionError", "FormatError", "ModelMismatchError",
+           "PrecisionWarning",
            "SwappedArgumentsError", "WeightsSizeError", "YoloIOError"]
 
 
@@ -63,6 +67,36 @@ class WeightsSizeError(FormatError):
 class ConversionError(YoloIOError, ValueError):
     """A model that the requested target (a state-dict naming) cannot express
     faithfully: the message names the layer, its cfg line and the reason."""
+
+
+class ModelMismatchError(ConversionError):
+    """The framework model's layers do not fit the network's.
+
+    Attributes:
+        framework_layer: the name of the first framework layer that does not
+            fit (None: the model lacks a layer).
+        darknet_layer: the index of the darknet layer concerned (None: the
+            model has a layer the cfg does not).
+        line: that darknet layer's cfg line (0: none).
+        expected: the parameter shapes the darknet layer needs, in the
+            framework's layout ({} when not known).
+        found: the framework layer's parameter shapes ({} when none).
+        pairing: the pairing as far as it got (printable; None when the
+            error came before any pairing).
+    """
+
+    def __init__(self, message: str, *, framework_layer: str | None = None,
+                 darknet_layer: int | None = None, line: int = 0,
+                 expected: Mapping[str, tuple[int, ...]] | None = None,
+                 found: Mapping[str, tuple[int, ...]] | None = None,
+                 pairing: Any = None) -> None:
+        super().__init__(message)
+        self.framework_layer = framework_layer
+        self.darknet_layer = darknet_layer
+        self.line = line
+        self.expected = dict(expected or {})
+        self.found = dict(found or {})
+        self.pairing = pairing
 
 
 class SwappedArgumentsError(YoloIOError, ValueError):

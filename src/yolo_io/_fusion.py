@@ -103,3 +103,19 @@ def cast(a: npt.NDArray[np.generic], dtype: str) -> npt.NDArray[np.generic]:
     rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
     rounded[np.isnan(a)] = 0x7FC0
     return as_bfloat16(rounded, dtype)
+
+
+def fold_bn(weights: npt.NDArray[np.float32], biases: npt.NDArray[np.float32],
+            bn: Mapping[str, npt.NDArray[np.float32]], *, out_axis: int
+            ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """A conv or connected layer without batch norm (``weights``, ``biases``)
+    followed by a ``[batchnorm]`` layer (``bn``: its scales, biases,
+    rolling_mean and rolling_variance), folded into one: darknet's
+    arithmetic, in double, ``s = scales / sqrt(var + 1e-5)``,
+    ``w' = w * s`` along ``out_axis``, ``b' = bn_biases + (b - mean) * s``."""
+    s = bn["scales"].astype(np.float64) / np.sqrt(bn["rolling_variance"].astype(np.float64) + 1e-5)
+    shape = [1] * weights.ndim
+    shape[out_axis] = -1
+    w = (weights.astype(np.float64) * s.reshape(shape)).astype(np.float32)
+    b = bn["biases"] + (biases.astype(np.float64) - bn["rolling_mean"]) * s
+    return w, b.astype(np.float32)
