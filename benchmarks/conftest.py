@@ -115,15 +115,15 @@ def fresh_process_rounds(programs: Mapping[str, str], rounds: int, *args: object
 
 def first_use_times(benchmark: Any, programs: Mapping[str, str], weights: Path, cfg: Path,
                     tmp_path: Path, *, suffix: str, rounds: int,
-                    before: Callable[[Path, Path], object] | None = None
-                    ) -> dict[str, list[float]] | None:
+                    before: Callable[[Path, Path], object] | None = None,
+                    folder: Path | None = None) -> dict[str, list[float]] | None:
     """The first-use regime shared by the write benchmarks: the weights copied
-    to :func:`scratch_folder`, then :func:`fresh_process_rounds` of
+    to ``folder`` (default :func:`scratch_folder`), then :func:`fresh_process_rounds` of
     ``programs`` (one round when timings are off) with that copy, ``cfg`` and
     an output file ``yolo_io-bench-<pid><suffix>`` beside it as arguments;
     ``before(source, out)`` runs first, untimed. Both files are removed after.
     None when timings are off."""
-    folder = scratch_folder(tmp_path)
+    folder = scratch_folder(tmp_path) if folder is None else folder
     source = folder / f"yolo_io-bench-{os.getpid()}.weights"
     out = folder / f"yolo_io-bench-{os.getpid()}{suffix}"
     shutil.copyfile(weights, source)
