@@ -633,3 +633,76 @@ def test_a_lora_layer_is_refused_and_nothing_changes(tmp_path: Path) -> None:
     with pytest.raises(yolo_io.ModelMismatchError, match=r"keras layer '.*' \(Conv2D\): its "
                        r"kernel is not a variable but a computed .* \(LoRA enabled\?\)"):
         unchanged_after(model, lambda: yolo_io.keras.load_into(model, net))
+
+
+ROUTE_OF_TWO = """\
+[net]
+width=8
+height=8
+channels=3
+[convolutional]
+batch_normalize=1
+filters=4
+size=3
+pad=1
+activation=leaky
+[convolutional]
+batch_normalize=1
+filters=4
+size=1
+activation=leaky
+[route]
+layers=-1,-2
+[convolutional]
+batch_normalize=1
+filters=6
+size=1
+activation=leaky
+"""
+
+
+class Merge(keras.layers.Layer):
+    """A custom layer whose call() takes a list and concatenates it."""
+
+    def __init__(self, filters: int, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.block = ConvBlock(filters, 1)
+
+    def call(self, inputs: Any) -> Any:
+        a, b = inputs
+        return self.block(keras.ops.concatenate([a, b], axis=-1))
+
+
+def test_a_custom_layer_called_on_a_list_is_traced(tmp_path: Path) -> None:
+    net = small_net(tmp_path, ROUTE_OF_TWO, seed=3)
+    inp = keras.Input((8, 8, 3))
+    a = ConvBlock(4, 3)(inp)
+    b = ConvBlock(4, 1)(a)
+    model = keras.Model(inp, Merge(6)([b, a]))
+    yolo_io.keras.load_into(model, net)
+    x = natural_image(3, 8, 8)
+    got = numpy(model(x.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
+    assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+
+
+class Scaled(keras.layers.Layer):
+    """A conv and a learnable scale of the layer's own: no darknet layer has one."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.conv = layers.Conv2D(6, 1)
+        self.scale = self.add_weight(shape=(6,), initializer="ones", name="scale")
+
+    def call(self, t: Any) -> Any:
+        return self.conv(t) * self.scale
+
+
+def test_a_custom_layers_own_weights_are_refused(tmp_path: Path) -> None:
+    net = small_net(tmp_path, ROUTE_OF_TWO, seed=3)
+    inp = keras.Input((8, 8, 3))
+    a = ConvBlock(4, 3)(inp)
+    b = ConvBlock(4, 1)(a)
+    model = keras.Model(inp, Scaled(name="scaled")(layers.Concatenate()([b, a])))
+    with pytest.raises(yolo_io.ModelMismatchError, match=r"keras layer 'scaled' \(Scaled, "
+                       r"parameters scale 6\) has parameters, but no darknet layer is of its kind"):
+        unchanged_after(model, lambda: yolo_io.keras.load_into(model, net))

@@ -532,3 +532,60 @@ def test_look_alikes_paired_by_order_are_noted_and_traced_on_request(tmp_path: P
     with torch.no_grad():
         got = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
     assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+
+
+CONV_ACTIVATION_BATCHNORM = CONV_THEN_BATCHNORM.replace("activation=linear", "activation=leaky", 1)
+
+
+def test_a_batchnorm_section_after_an_activation_is_its_own_layer(tmp_path: Path) -> None:
+    """bn(leaky(conv(x))): the batch norm is not the conv's, so it cannot be
+    folded into it, and a model with a conv, a LeakyReLU and a BatchNorm2d
+    takes the three as they are."""
+    net = small_net(tmp_path, CONV_ACTIVATION_BATCHNORM)
+    folded = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1), nn.LeakyReLU(0.1), nn.Conv2d(4, 5, 1))
+    with pytest.raises(yolo_io.ModelMismatchError, match=r"the torch model lacks darknet layer 1 "
+                       r"\(\[batchnorm\]"):
+        unchanged_after(folded, lambda: yolo_io.torch.load_into(folded, net, fuse=True))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1), nn.LeakyReLU(0.1), nn.BatchNorm2d(4),
+                          nn.Conv2d(4, 5, 1)).eval()
+    pairing = yolo_io.torch.load_into(model, net)
+    assert [r["layer"] for r in pairing.rows()] == [0, 1, 2]
+    x = natural_image(3, 6, 6)
+    with torch.no_grad():
+        got = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+
+
+def test_a_partial_file_that_ends_between_a_conv_and_its_batchnorm(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text(CONV_THEN_BATCHNORM)
+    weights = write_weights(tmp_path / "c.weights", cfg, layers=1)
+    net = yolo_io.load(weights, cfg, partial=True)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1), nn.BatchNorm2d(4), nn.Conv2d(4, 5, 1))
+    with pytest.raises(yolo_io.ModelMismatchError, match=r"layer 1 \(\[batchnorm\], .*\) is past "
+                       r"the end of the partial file .*, but the model's '0' takes it with layer 0"):
+        unchanged_after(model, lambda: yolo_io.torch.load_into(model, net, strict=False))
+
+
+class CachesGridsInAList(CachesAGrid):
+    """As CachesAGrid, with its grids in a list changed in place (YOLOv5's
+    Detect head)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grid = [torch.zeros(1)]
+
+    def forward(self, x: Any) -> Any:
+        y = self.head(self.c0(x))
+        if self.grid[0].shape != y.shape[-2:]:
+            self.grid[0] = torch.zeros(y.shape[-2:])
+        return y + self.grid[0]
+
+
+def test_tracing_restores_what_a_forward_changes_in_a_list(tmp_path: Path) -> None:
+    net = small_net(tmp_path, TWO_CONVS)
+    model = CachesGridsInAList()
+    grids = model.grid
+    yolo_io.torch.check_model(model, net)
+    assert model.grid is grids and model.grid[0].device.type == "cpu"
+    assert model.grid[0].shape == (1,)

@@ -290,7 +290,9 @@ def darknet_units(config: Config) -> list[DUnit]:
         if u.bn or u.sig[0] == "bn" or layer.index + 1 >= len(config):
             continue
         nxt = config[layer.index + 1]
-        if (nxt.type == "batchnorm"
+        # Only through a linear activation is conv + [batchnorm] a conv and its
+        # batch norm (bn(leaky(x)) is a conv, an activation, a batch norm).
+        if (nxt.type == "batchnorm" and layer.activation == "linear"
                 and nxt.inputs == (layer.index,) and read_once(layer.index)
                 and nxt.param_count > 0):
             u.bn, u.bn_layer = True, nxt
@@ -630,7 +632,14 @@ def pair(config: Config, model: Model, *, mapping: Mapping[int, Any] | None = No
     if result is None:
         if failure is not None and matcher is not None and failure.dunit != -1:
             _diagnose_graph(pairing, matcher, failure)
-        _diagnose_order(pairing, dunits, funits, strict)
+        try:
+            _diagnose_order(pairing, dunits, funits, strict)
+        except ModelMismatchError as err:
+            if "could not be traced" not in model.order:
+                raise
+            # Said so: the layers were only compared in the framework's order.
+            err.args = (f"{err.args[0]} (compared in {model.order})",)
+            raise
     _check_pairs(pairing, fuse)
     if strict:
         _check_complete(pairing)

@@ -44,9 +44,10 @@ def _children(layer: Any) -> list[Any]:
 
 
 def _leaves(model: Any) -> list[Any]:
-    """The layers without sublayers, depth first in each layer's own order
-    (``_flatten_layers(recursive=True)`` lists each layer's children in
-    reverse), each once."""
+    """The layers that hold parameters of their own, depth first in each
+    layer's own order (``_flatten_layers(recursive=True)`` lists each layer's
+    children in reverse), each once: layers without sublayers, and custom
+    layers that hold weights besides their sublayers'."""
     out: list[Any] = []
     seen: set[int] = set()
     stack = list(reversed(_children(model)))
@@ -56,10 +57,13 @@ def _leaves(model: Any) -> list[Any]:
             continue
         seen.add(id(layer))
         children = _children(layer)
-        if children:
-            stack.extend(reversed(children))
-        else:
+        if not children:
             out.append(layer)
+            continue
+        inner = {id(w) for child in children for w in child.weights}
+        if any(id(w) not in inner for w in layer.weights):
+            out.append(layer)  # refused by the pairing: no darknet layer is of its kind
+        stack.extend(reversed(children))
     return out
 
 
@@ -67,7 +71,14 @@ def _part(layer: Any, keras: Any) -> Part | None:
     L = keras.layers
     if not layer.weights:
         return None
-    shapes = {w.path.rpartition("/")[2]: tuple(int(n) for n in w.shape) for w in layer.weights}
+    weights = layer.weights
+    children = _children(layer)
+    if children:  # a custom layer's own weights, beside its sublayers'
+        inner = {id(w) for child in children for w in child.weights}
+        weights = [w for w in weights if id(w) not in inner]
+    shapes = {w.path.rpartition("/")[2]: tuple(int(n) for n in w.shape) for w in weights}
+    if children:
+        return Part(layer.name, type(layer).__name__, None, shapes, obj=layer)
     name = layer.name
     kind = type(layer).__name__
     if isinstance(layer, L.DepthwiseConv2D):
@@ -198,17 +209,21 @@ class _Walker:
         layers = [op, *op._flatten_layers(include_self=False, recursive=True)]
         lengths = [(x, len(x._inbound_nodes), len(x._outbound_nodes)) for x in layers]
         try:
-            fresh = [keras.Input(batch_shape=t.shape, dtype=t.dtype) for t in knode.input_tensors]
+            fresh = {id(t): keras.Input(batch_shape=t.shape, dtype=t.dtype)
+                     for t in knode.input_tensors}
+            args, kwargs = keras.tree.map_structure(
+                lambda x: fresh.get(id(x), x), (knode.arguments.args, knode.arguments.kwargs))
             try:
-                out = op.call(*fresh)
+                out = op.call(*args, **kwargs)
             except Exception as err:  # any error of the user's call()
                 raise ModelMismatchError(
                     f"keras layer {op.name!r} ({type(op).__name__}) holds layers with "
                     f"parameters, and its call() could not be traced on symbolic inputs "
-                    f"({type(err).__name__}: {err}); pass mapping= or build it from the layers "
-                    "directly", framework_layer=op.name) from err
-            outs = out if isinstance(out, (list, tuple)) else [out]
-            return self.resolve(list(outs), {id(t): p for t, p in zip(fresh, preds, strict=True)})
+                    f"({type(err).__name__}: {err}), so where its layers sit in the data flow "
+                    "is not known", framework_layer=op.name) from err
+            outs = keras.tree.flatten(out)
+            return self.resolve(list(outs), {id(fresh[id(t)]): p for t, p in zip(
+                knode.input_tensors, preds, strict=True)})
         finally:
             for layer, inbound, outbound in lengths:
                 del layer._inbound_nodes[inbound:]
@@ -290,6 +305,12 @@ def _arrays(net: Network, pairing: Pairing, flatten: str, keras: Any
             layout = "IO"
         order = flatten if d.sig[0] == "dense" else "auto"
         if d.bn_layer is not None:  # a [batchnorm] layer after a conv without batch norm
+            if not net[d.bn_layer.index].loaded:
+                raise ModelMismatchError(
+                    f"{d.bn_layer.location} is past the end of the partial file "
+                    f"{net.path}, but the model's {main.name!r} takes it with "
+                    f"{layer.location}: load a file that holds both", framework_layer=main.name,
+                    darknet_layer=d.bn_layer.index, line=d.bn_layer.line)
             bn_layer = net[d.bn_layer.index]
             w, plain = layer._fused(layout, "float32", order, fuse=False)
             bias = np.asarray(plain, np.float32)

@@ -187,15 +187,16 @@ def _trace(module: Any, parts: list[Part], example: Any, torch: Any, notes: list
             if not ins:
                 return out
             outs = list(_tensors(out, torch))
+            if not outs:  # x.shape, x.size(): no value flows on
+                return out
             name = getattr(func, "__name__", "")
             dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
             if name in _CONCAT and dim in (1, -3):
                 nodes.append(Node("concat", ins))
-            elif len(set(ins)) == 1:
-                for o in outs:
-                    mark(o, ins[0])
-                return out
             else:
+                # Even an op of one input is a node: a batch norm after an
+                # activation is not the conv's own (an in-place activation
+                # marks its input tensor anew).
                 nodes.append(Node("op", list(dict.fromkeys(ins))))
             for o in outs:
                 mark(o, len(nodes) - 1)
@@ -261,26 +262,36 @@ def _trace(module: Any, parts: list[Part], example: Any, torch: Any, notes: list
     return nodes
 
 
-_STATE_DICTS = ("_parameters", "_buffers", "_modules")
+Saved = list[tuple[Any, dict[str, Any], dict[str, Any]]]
 
 
-def _snapshot(module: Any) -> list[tuple[Any, dict[str, Any], dict[str, dict[str, Any]]]]:
+def _snapshot(module: Any) -> Saved:
     """Every submodule's attributes (training flags, tensors a forward caches
-    on itself, such as a detection head's grid) and its parameter, buffer and
-    submodule tables, so that a traced forward leaves the module as it was."""
-    return [(m, dict(vars(m)), {k: dict(vars(m)[k]) for k in _STATE_DICTS if k in vars(m)})
-            for m in module.modules()]
+    on itself, such as a detection head's grid) and the contents of its
+    lists and dicts (its parameter, buffer and submodule tables; a head's
+    list of grids), so that a traced forward leaves the module as it was."""
+    saved = []
+    for m in module.modules():
+        attrs = dict(m.__dict__)
+        contents = {k: list(v) if isinstance(v, list) else dict(v)
+                    for k, v in attrs.items() if isinstance(v, list | dict)}
+        saved.append((m, attrs, contents))
+    return saved
 
 
-def _restore(saved: list[tuple[Any, dict[str, Any], dict[str, dict[str, Any]]]]) -> None:
-    for m, attrs, tables in saved:
-        current = vars(m)
+def _restore(saved: Saved) -> None:
+    for m, attrs, contents in saved:
+        current = m.__dict__
         for key in [k for k in current if k not in attrs]:
             del current[key]
         current.update(attrs)
-        for key, table in tables.items():
-            current[key].clear()
-            current[key].update(table)
+        for key, items in contents.items():
+            container = current[key]
+            if isinstance(container, list):
+                container[:] = items
+            else:
+                container.clear()
+                container.update(items)
 
 
 # -- the arrays --------------------------------------------------------------------------------
@@ -403,6 +414,12 @@ def _plan(net: Network, pairing: Pairing, torch: Any) -> _Plan:
             continue
         m = main.obj
         if d.bn_layer is not None:
+            if d.bn_layer.index >= covered:
+                raise ModelMismatchError(
+                    f"{d.bn_layer.location} is past the end of the partial file "
+                    f"{net.path}, but the model's {main.name!r} takes it with "
+                    f"{layer.location}: load a file that holds both", framework_layer=main.name,
+                    darknet_layer=d.bn_layer.index, line=d.bn_layer.line)
             _plan_separate_bn(plan, net, layer, src, d.bn_layer.index, main,
                               parts[f.bn] if f.bn is not None else None)
             continue
