@@ -24,7 +24,11 @@ Pairing, in order of preference:
    layer passes its input on). Units are matched in darknet's order: a unit
    pairs with the framework unit of the same signature whose input is the
    counterpart of its input; where several could, each is tried in turn and
-   the first that lets the rest of the graph match is kept.
+   the one that lets the rest of the graph match is kept (if two do, the
+   error asks for a mapping).
+
+Framework layers that are not paired are errors with ``strict`` (the
+default), as are darknet layers without a counterpart.
 """
 
 from __future__ import annotations
@@ -86,10 +90,10 @@ class Node:
 
 @dataclass
 class Model:
-    """A framework model as the pairing sees it: its parts in the framework's
-    order, the graph (None when not known yet), how that order was found, a
-    function that gives a part's expected parameter shapes for a signature
-    (and whether a batch norm is meant), and the framework's name."""
+    """A framework model as the pairing sees it: the framework's name, its
+    parts in the framework's order, its graph (None when not known), how the
+    pairing orders or follows it (for messages), and a function that gives a
+    part's parameter shapes for a darknet signature (for messages)."""
 
     framework: str
     parts: list[Part]
@@ -136,7 +140,7 @@ class FUnit:
 class Pair:
     dunit: DUnit | None
     funit: FUnit | None
-    how: str  # "mapping", "order", "graph", or "" for an unpaired unit
+    how: str  # "mapping", "order", "data flow", or "" for an unpaired unit
 
 
 @dataclass
