@@ -142,3 +142,28 @@ def first_use_times(benchmark: Any, programs: Mapping[str, str], weights: Path, 
 def medians_ms(times: Mapping[str, list[float]]) -> list[str]:
     """``"name: N ms"``, the median of each program's times."""
     return [f"{name}: {statistics.median(t) * 1e3:.0f} ms" for name, t in times.items()]
+
+
+# -- rows for benchmarks/report.py ----------------------------------------------
+
+
+def record(benchmark: Any, operation: str, regime: str, times: Mapping[str, list[float]],
+           ours: str, baseline: str) -> float:
+    """Adds a row for ``benchmarks/report.py`` to ``benchmark.extra_info["report"]``:
+    the operation, its regime in words ("first use: ..." or "steady state:
+    ..."), the medians of ``ours`` and ``baseline`` (ms), and their paired
+    ratio, which it returns."""
+    ratio = paired_ratio(times, ours, baseline)
+    benchmark.extra_info.setdefault("report", []).append({
+        "operation": operation, "regime": regime, "ours": ours, "baseline": baseline,
+        "ours_ms": statistics.median(times[ours]) * 1e3,
+        "baseline_ms": statistics.median(times[baseline]) * 1e3, "ratio": ratio})
+    return ratio
+
+
+def record_memory(benchmark: Any, operation: str, grown: float, bound: float | None) -> None:
+    """Adds a memory row for ``benchmarks/report.py``: RSS growth and its bound
+    (bytes; None when only reported)."""
+    benchmark.extra_info.setdefault("report", []).append({
+        "operation": operation, "regime": "fresh process, peak or current RSS",
+        "rss_mb": grown / (1 << 20), "bound_mb": None if bound is None else bound / (1 << 20)})

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import interleaved_times, paired_ratio
+from conftest import interleaved_times, paired_ratio, record
 
 import yolo_io
 
@@ -199,8 +199,19 @@ def measured(benchmark: pytest.FixtureDef, net: yolo_io.Network, yolov4: tuple[P
     return timings(net, yolov4[0])
 
 
-def test_fuse_targets(measured: Timings) -> None:
+def test_fuse_targets(benchmark: pytest.FixtureDef, measured: Timings) -> None:
     """Issue 3's targets against np.fromfile, in the steady state and cold."""
+    for name, what in (("OIHW x2", "fused_all OIHW, 2 threads"),
+                       ("OIHW x1", "fused_all OIHW, 1 thread"),
+                       ("HWIO x2", "fused_all HWIO, 2 threads"),
+                       ("loop", "layer.fused() of every layer"),
+                       ("numpy from file", "NumPy converter: fromfile, then a fuse per layer")):
+        record(benchmark, f"{what}, yolov4", "steady state: one process, file mapped and paged "
+               "in, results dropped, memory reused", measured.times, name, "fromfile")
+    for name, what in (("OIHW x2 cold", "fused_all OIHW, 2 threads"),
+                       ("HWIO x2 cold", "fused_all HWIO, 2 threads")):
+        record(benchmark, f"{what}, yolov4", "cold arena: one process, file paged in, fresh "
+               "output memory", measured.times, name, "fromfile")
     assert measured.ratio("OIHW x2", "fromfile") <= 0.5
     assert measured.ratio("OIHW x2 cold", "fromfile") <= 0.5
     assert measured.ratio("HWIO x2", "fromfile") <= 0.75

@@ -26,7 +26,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import fresh_process_number
+from conftest import fresh_process_number, record_memory
 from large_models import GB, SIZES, cache_folder, checked_layers, large_model
 
 MB = 1 << 20
@@ -97,6 +97,8 @@ def test_lazy_load_and_views_of_a_large_checkpoint(benchmark: pytest.FixtureDef,
     print(f"\n{name} ({size / GB:.2f} GiB): lazy load + every view, RSS +{grown / MB:.1f} MB; "
           f"the last checked layer at byte {offset}")
     benchmark.extra_info["rss_growth_mb"] = grown / MB
+    record_memory(benchmark, f"load of a {size / GB:.1f} GiB checkpoint, every view kept", grown,
+                  100 * MB)
     assert grown < 100 * MB
     if size > 4 * GB:
         assert offset > 4 * GB
@@ -116,6 +118,8 @@ def test_layer_iterator_over_a_large_checkpoint(benchmark: pytest.FixtureDef, na
           f"+{grown / MB:.0f} MB (file {weights.stat().st_size / MB:.0f} MB; reported, not "
           "bounded)")
     benchmark.extra_info["rss_growth_mb"] = grown / MB
+    record_memory(benchmark, f"layer.fused() over a {weights.stat().st_size / GB:.1f} GiB "
+                  "checkpoint, results dropped, peak", grown, None)
 
 
 @pytest.mark.benchmark(group="large")
@@ -142,4 +146,6 @@ def test_streaming_export_of_a_large_checkpoint(benchmark: pytest.FixtureDef,
     print(f"\n{name} ({size / GB:.2f} GiB): streaming safetensors export, peak RSS "
           f"+{grown / MB:.1f} MB (largest layer {largest / MB:.1f} MB)")
     benchmark.extra_info["rss_growth_mb"] = grown / MB
+    record_memory(benchmark, f"save_safetensors of a {size / GB:.1f} GiB checkpoint, peak",
+                  grown, largest + 100 * MB)
     assert grown < largest + 100 * MB

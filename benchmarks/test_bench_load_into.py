@@ -36,7 +36,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import first_use_times, medians_ms, paired_ratio
+from conftest import first_use_times, medians_ms, record
 
 pytest.importorskip("torch")
 pytest.importorskip("darknet2any.tool.darknet2pytorch",
@@ -87,7 +87,9 @@ def test_load_into_darknet2any_yolov4_first_use(benchmark: pytest.FixtureDef,
                             before=lambda source, _: source.read_bytes())
     if times is None:
         return
-    ratio = paired_ratio(times, "load_into", "load_weights")
+    ratio = record(benchmark, "load + load_into of yolov4 into darknet2any's model",
+                   f"first use: fresh process, model built, file in the page cache ({place})",
+                   times, "load_into", "load_weights")
     report = "; ".join(medians_ms(times))
     benchmark.extra_info["ratio"] = ratio
     print(f"\nfirst use, yolov4 into darknet2any's model, file on {place}: {report}; "

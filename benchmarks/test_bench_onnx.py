@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import first_use_times, medians_ms, paired_ratio
+from conftest import first_use_times, medians_ms, record
 
 pytest.importorskip("onnx")
 
@@ -53,7 +53,9 @@ def test_export_yolov4_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[Pat
                             rounds=ROUNDS)
     if times is None:
         return
-    ratio = paired_ratio(times, "export", "fromfile")
+    ratio = record(benchmark, "ONNX export of yolov4 (load + export to a file)",
+                   "first use: fresh process, file in the page cache, tmpfs", times, "export",
+                   "fromfile")
     report = "; ".join(medians_ms(times))
     benchmark.extra_info["ratio"] = ratio
     print(f"\nfirst use, yolov4: {report}; export / fromfile: {ratio:.2f}x")

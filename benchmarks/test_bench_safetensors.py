@@ -21,7 +21,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import first_use_times, fresh_process_number, medians_ms, paired_ratio
+from conftest import (
+    first_use_times,
+    fresh_process_number,
+    medians_ms,
+    record,
+    record_memory,
+)
 
 pytest.importorskip("safetensors")
 
@@ -71,7 +77,9 @@ def test_export_yolov4_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[Pat
                             rounds=ROUNDS)
     if times is None:
         return
-    ratio = paired_ratio(times, "save_safetensors", "save_file")
+    ratio = record(benchmark, "streaming save_safetensors of yolov4",
+                   "first use: fresh process, tmpfs (baseline: tensors already in memory)",
+                   times, "save_safetensors", "save_file")
     report = "; ".join(medians_ms(times))
     benchmark.extra_info["ratio"] = ratio
     print(f"\nfirst use, yolov4: {report}; ours / save_file: {ratio:.2f}x")
@@ -93,4 +101,6 @@ def test_export_yolov4_p6_rss(benchmark: pytest.FixtureDef, yolov4_p6: tuple[Pat
     print(f"\nyolov4-p6 {naming or 'raw'} export: peak RSS +{grown / MB:.1f} MB (largest layer "
           f"{largest / MB:.1f} MB)")
     benchmark.extra_info["rss_growth_mb"] = grown / MB
+    record_memory(benchmark, f"save_safetensors of yolov4-p6 ({naming or 'raw'}), peak",
+                  grown, largest + 64 * MB)
     assert grown < largest + 64 * MB

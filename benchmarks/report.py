@@ -1,0 +1,120 @@
+"""A Markdown table and a PNG chart from one benchmark run.
+
+    python -m pytest benchmarks --benchmark-only --benchmark-json=bench.json
+    python benchmarks/report.py bench.json --markdown bench.md --chart bench.png
+
+Reads the rows the benchmarks record (``record()`` and ``record_memory()`` in
+``benchmarks/conftest.py``: each operation with its regime, the medians of
+ours and of the baseline measured in the same run and their paired ratio, or
+an RSS growth and its bound) from pytest-benchmark's JSON, and writes:
+
+- a Markdown table of times (operation, regime, ours, baseline, ratio) and
+  one of memory, headed by the machine the run was on (from the JSON) and
+  the run's date;
+- with ``--chart`` (needs matplotlib, the ``plot`` extra), a bar chart of the
+  ratios, one bar per operation and regime, with the baseline at 1.0.
+
+Exit codes: 0 written; 2 bad arguments or a file that is not such a JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every recorded row, in the order the benchmarks ran."""
+    out: list[dict[str, Any]] = []
+    for bench in data.get("benchmarks", []):
+        out.extend(bench.get("extra_info", {}).get("report", []))
+    return out
+
+
+def machine(data: dict[str, Any]) -> str:
+    """The machine of the run, in words, from pytest-benchmark's machine_info."""
+    info = data.get("machine_info", {})
+    cpu = info.get("cpu", {})
+    parts = [cpu.get("brand_raw") or info.get("processor") or "unknown CPU"]
+    if cpu.get("count"):
+        parts.append(f"{cpu['count']} cores")
+    parts.append(f"{info.get('system', '?')} {info.get('release', '')}".strip())
+    parts.append(f"{info.get('python_implementation', 'Python')} {info.get('python_version', '?')}")
+    return ", ".join(parts)
+
+
+def markdown(data: dict[str, Any]) -> str:
+    found = rows(data)
+    times = [r for r in found if "ratio" in r]
+    memory = [r for r in found if "rss_mb" in r]
+    lines = [f"Machine: {machine(data)}; run of {data.get('datetime', '?')}.", ""]
+    if times:
+        lines += ["| operation | regime | ours | baseline | ratio |", "|---|---|---|---|---|"]
+        lines += [f"| {r['operation']} | {r['regime']} | {r['ours']}: {r['ours_ms']:.1f} ms | "
+                  f"{r['baseline']}: {r['baseline_ms']:.1f} ms | {r['ratio']:.2f}x |"
+                  for r in times]
+        lines.append("")
+    if memory:
+        lines += ["| operation | RSS growth | bound |", "|---|---|---|"]
+        lines += [f"| {r['operation']} | {r['rss_mb']:.1f} MB | "
+                  + (f"< {r['bound_mb']:.0f} MB |" if r["bound_mb"] is not None else "reported |")
+                  for r in memory]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def chart(data: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times = [r for r in rows(data) if "ratio" in r]
+    labels = [f"{r['operation']}\n({r['regime'].split(':')[0]}; vs {r['baseline']})"
+              for r in times]
+    fig, ax = plt.subplots(figsize=(12, 0.6 * len(times) + 1.5), dpi=100)
+    ax.barh(range(len(times)), [r["ratio"] for r in times], color="#4477aa")
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_yticks(range(len(times)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("time / baseline's time in the same run (median of paired rounds; < 1 is faster)")
+    ax.set_title(f"yolo_io benchmarks: {machine(data)}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json", type=Path, help="pytest-benchmark's --benchmark-json output")
+    parser.add_argument("--markdown", type=Path, help="write the tables here (default: stdout)")
+    parser.add_argument("--chart", type=Path, help="write a PNG chart here (needs matplotlib)")
+    args = parser.parse_args(argv)
+    try:
+        data = json.loads(args.json.read_text())
+    except (OSError, ValueError) as err:
+        print(f"report.py: cannot read {args.json}: {err}", file=sys.stderr)
+        return 2
+    if not isinstance(data, dict) or "benchmarks" not in data:
+        print(f"report.py: {args.json} is not pytest-benchmark JSON", file=sys.stderr)
+        return 2
+    text = markdown(data)
+    if args.markdown:
+        args.markdown.write_text(text)
+    else:
+        print(text)
+    if args.chart:
+        try:
+            chart(data, args.chart)
+        except ImportError:
+            print("report.py: --chart needs matplotlib: python -m pip install 'yolo_io[plot]'",
+                  file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
