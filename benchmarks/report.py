@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,13 @@ def markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def short(regime: str) -> str:
+    """"first use" or "steady state", and the regime's last parenthesis (a
+    place, a baseline's state) if it has one."""
+    found = re.search(r"\(([^()]*)\)$", regime)
+    return regime.split(":")[0] + (f", {found.group(1)}" if found else "")
+
+
 def chart(data: dict[str, Any], path: Path) -> None:
     import matplotlib
 
@@ -73,8 +81,7 @@ def chart(data: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     times = [r for r in rows(data) if "ratio" in r]
-    labels = [f"{r['operation']}\n({r['regime'].split(':')[0]}; vs {r['baseline']})"
-              for r in times]
+    labels = [f"{r['operation']}\n({short(r['regime'])}; vs {r['baseline']})" for r in times]
     fig, ax = plt.subplots(figsize=(12, 0.6 * len(times) + 1.5), dpi=100)
     ax.barh(range(len(times)), [r["ratio"] for r in times], color="#4477aa")
     ax.axvline(1.0, color="black", linewidth=1)

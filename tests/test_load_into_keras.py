@@ -706,3 +706,21 @@ def test_a_custom_layers_own_weights_are_refused(tmp_path: Path) -> None:
     with pytest.raises(yolo_io.ModelMismatchError, match=r"keras layer 'scaled' \(Scaled, "
                        r"parameters scale 6\) has parameters, but no darknet layer is of its kind"):
         unchanged_after(model, lambda: yolo_io.keras.load_into(model, net))
+
+
+@pytest.mark.usefixtures("channels_first")
+def test_a_route_of_a_channels_first_model(tmp_path: Path) -> None:
+    """NCHW tensors concatenate their channels on axis 1."""
+    net = small_net(tmp_path, ROUTE_OF_TWO, seed=3)
+    inp = keras.Input((3, 8, 8))
+
+    def block(x: Any, filters: int, size: int) -> Any:
+        x = layers.Conv2D(filters, size, padding="same", use_bias=False)(x)
+        return layers.LeakyReLU(negative_slope=0.1)(layers.BatchNormalization(axis=1)(x))
+
+    a = block(inp, 4, 3)
+    b = block(a, 4, 1)
+    model = keras.Model(inp, block(layers.Concatenate(axis=1)([b, a]), 6, 1))
+    yolo_io.keras.load_into(model, net)
+    x = natural_image(3, 8, 8)
+    assert close(numpy(model(x)), darknet_output(net, x), atol=1e-5, rtol=1e-5) is None

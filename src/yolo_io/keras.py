@@ -24,9 +24,10 @@ if TYPE_CHECKING:
 
 __all__ = ["ModelMismatchError", "Pairing", "check_model", "load_into"]
 
-# Keras operations that combine several inputs element-wise (their node is a
-# "combine" whatever the class); Concatenate on the channel axis is a concat.
-_CHANNEL_AXES = (-1, 3)
+# A Concatenate on these axes joins channels (NHWC, NCHW tensors): a "concat"
+# node. Every other operation of several inputs (Add, Multiply, ...) is a
+# "combine".
+_CHANNEL_AXES = {"channels_last": (-1, 3), "channels_first": (1, -3)}
 
 
 def _keras() -> Any:
@@ -133,7 +134,8 @@ def _graph(model: Any, parts: list[Part], keras: Any) -> list[Node] | None:
     fn = _functional(model)
     if fn is None:
         return None
-    walker = _Walker({id(p.obj): k for k, p in enumerate(parts)}, keras)
+    walker = _Walker({id(p.obj): k for k, p in enumerate(parts)}, keras,
+                     _CHANNEL_AXES[_layout(model, keras)])
     inputs = {}
     for kt in fn.inputs:
         walker.nodes.append(Node("input"))
@@ -145,10 +147,11 @@ def _graph(model: Any, parts: list[Part], keras: Any) -> list[Node] | None:
 class _Walker:
     """Adds the operations that compute some KerasTensors to ``nodes``."""
 
-    def __init__(self, part_of: dict[int, int], keras: Any) -> None:
+    def __init__(self, part_of: dict[int, int], keras: Any, channel_axes: tuple[int, int]) -> None:
         self.nodes: list[Node] = []
         self.part_of = part_of
         self.keras = keras
+        self.channel_axes = channel_axes
 
     def resolve(self, outputs: list[Any], inputs: dict[int, int]) -> list[int]:
         """The nodes of ``outputs``, given the nodes of the tensors in
@@ -193,7 +196,7 @@ class _Walker:
         elif isinstance(op, self.keras.layers.Layer) and _children(op) and any(
                 id(leaf) in self.part_of for leaf in _leaves(op)):
             return self.trace_composite(op, knode, preds)
-        elif type(op).__name__ == "Concatenate" and getattr(op, "axis", -1) in _CHANNEL_AXES:
+        elif type(op).__name__ == "Concatenate" and getattr(op, "axis", -1) in self.channel_axes:
             self.nodes.append(Node("concat", preds))
         else:
             self.nodes.append(Node("op", list(dict.fromkeys(preds)) if preds else []))
@@ -243,16 +246,22 @@ def _model(model: Any, keras: Any) -> Model:
                  _expected_shapes)
 
 
+def _layout(model: Any, keras: Any) -> str:
+    """The tensors' layout: that of the model's convolutions (Keras' default
+    without any)."""
+    convs = [x for x in _leaves(model)
+             if isinstance(x, keras.layers.Conv2D | keras.layers.DepthwiseConv2D)]
+    return str(convs[-1].data_format if convs else keras.config.image_data_format())
+
+
 def _flatten(model: Any, keras: Any) -> str:
     """The order of an image's values after a Flatten before a Dense: Keras
     flattens NHWC tensors in HWC order, and a ``Flatten(data_format=
     "channels_first")`` moves the channels last first (HWC as well); only a
     channels_last Flatten of NCHW tensors keeps CHW. The tensors' layout is
     that of the model's convolutions."""
-    leaves = _leaves(model)
-    convs = [x for x in leaves if isinstance(x, keras.layers.Conv2D | keras.layers.DepthwiseConv2D)]
-    layout = convs[-1].data_format if convs else keras.config.image_data_format()
-    flatten = next((x for x in leaves if isinstance(x, keras.layers.Flatten)), None)
+    layout = _layout(model, keras)
+    flatten = next((x for x in _leaves(model) if isinstance(x, keras.layers.Flatten)), None)
     if layout == "channels_first" and (flatten is None or flatten.data_format != "channels_first"):
         return "CHW"
     return "HWC"
