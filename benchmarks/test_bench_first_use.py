@@ -1,0 +1,84 @@
+"""Every operation on yolov4 (258 MB), first use in a fresh process (issue 13,
+part: the measurements; the targets are not asserted yet).
+
+Regime: each sample is a new process that imports what it needs (untimed),
+then times one operation that starts from the file's path (a new mapping,
+fresh memory, the file in the page cache on tmpfs where it has room) and
+keeps every result until the clock stops. Every operation is run once per
+round, rounds interleaved, and compared with a baseline of the same round:
+eager operations with ``np.fromfile`` of the file, the lazy load with
+``np.memmap``. The figure is the median over rounds of the paired ratio.
+
+    python -m pytest benchmarks/test_bench_first_use.py --benchmark-only -s
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import first_use_times, medians_ms, record
+
+ROUNDS = 5
+
+PRELUDE = """
+import sys, time, warnings
+import numpy as np
+import yolo_io
+warnings.simplefilter("ignore")
+w, c = sys.argv[1], sys.argv[2]
+sys.path.insert(0, {folder!r})
+"""
+# operation -> (its code, what it is compared with); each code keeps its
+# results in `kept` until the clock stops.
+OPERATIONS = {
+    "np.fromfile": ("kept = np.fromfile(w, dtype=np.float32)", None),
+    "np.memmap": ("kept = np.memmap(w, dtype=np.float32, mode='r')", None),
+    "yolo_io.load (lazy)": ("kept = yolo_io.load(w, c)", "np.memmap"),
+    "read every array (np.array of each view)":
+        ("net = yolo_io.load(w, c)\n"
+         + "kept = [np.array(a) for l in net for a in l.params.values()]", "np.fromfile"),
+    "layer.fused() of every layer, OIHW":
+        ("net = yolo_io.load(w, c)\nkept = [l.fused() for l in net if l.fusion]", "np.fromfile"),
+    "layer.fused(layout='HWIO') of every layer":
+        ("net = yolo_io.load(w, c)\nkept = [l.fused('HWIO') for l in net if l.fusion]",
+         "np.fromfile"),
+    "fused_all OIHW, 1 thread":
+        ("net = yolo_io.load(w, c)\nkept = net.fused_all('OIHW', threads=1)", "np.fromfile"),
+    "fused_all OIHW, 2 threads":
+        ("net = yolo_io.load(w, c)\nkept = net.fused_all('OIHW', threads=2)", "np.fromfile"),
+    "fused_all OIHW, 2 threads, float16":
+        ("net = yolo_io.load(w, c)\nkept = net.fused_all('OIHW', threads=2, dtype='float16')",
+         "np.fromfile"),
+    "state_dict (unfused)":
+        ("net = yolo_io.load(w, c)\nkept = net.state_dict()", "np.fromfile"),
+    "peers' way: np.fromfile, then slice, reshape and fuse per layer":
+        ("from test_bench_fuse import numpy_fuse_from_file\n"
+         + "net = yolo_io.load(w, c)\nkept = numpy_fuse_from_file(net, w)", "np.fromfile"),
+}
+
+
+def program(code: str, folder: Path) -> str:
+    """The operation's code timed, after the (untimed) imports."""
+    return (PRELUDE.format(folder=str(folder)) + "t = time.perf_counter()\n" + code
+            + "\nprint(time.perf_counter() - t)\n")
+
+
+@pytest.mark.benchmark(group="first-use-yolov4")
+def test_every_operation_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[Path, Path],
+                                   tmp_path: Path) -> None:
+    weights, cfg = yolov4
+    folder = Path(__file__).parent
+    programs = {name: program(code, folder) for name, (code, _) in OPERATIONS.items()}
+    times = first_use_times(benchmark, programs, weights, cfg, tmp_path, suffix=".unused",
+                            rounds=ROUNDS)
+    if times is None:
+        return
+    lines = []
+    for name, (_, baseline) in OPERATIONS.items():
+        if baseline is None:
+            continue
+        ratio = record(benchmark, f"{name}, yolov4", "first use: fresh process, results kept, "
+                       "file in the page cache", times, name, baseline)
+        lines.append(f"{name}: {ratio:.2f}x {baseline}")
+    print("\nfirst use, yolov4: " + "; ".join(medians_ms(times)) + "\n" + "\n".join(lines))
