@@ -1,7 +1,7 @@
-"""Every operation on yolov4 (258 MB), first use in a fresh process (issue 13,
-part: the measurements; the targets are not asserted yet).
+"""Every operation on yolov4 (258 MB) in two regimes (issue 13, part: the
+measurements; the targets are not asserted yet).
 
-Regime: each sample is a new process that imports what it needs (untimed),
+First use: each sample is a new process that imports what it needs (untimed),
 then times one operation that starts from the file's path (a new mapping,
 fresh memory, the file in the page cache on tmpfs where it has room) and
 keeps every result until the clock stops. Every operation is run once per
@@ -9,7 +9,12 @@ round, rounds interleaved, and compared with a baseline of the same round:
 eager operations with ``np.fromfile`` of the file, the lazy load with
 ``np.memmap``. The figure is the median over rounds of the paired ratio.
 
-    python -m pytest benchmarks/test_bench_first_use.py --benchmark-only -s
+Steady state: the same operations repeated in one process (the network
+loaded once, its file mapped and paged in by earlier rounds; each result
+dropped before the next call, so memory is reused), rounds interleaved, each
+against ``np.fromfile`` of the same round (``np.memmap`` for the load).
+
+    python -m pytest benchmarks/test_bench_operations.py --benchmark-only -s
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import first_use_times, medians_ms, record
+from conftest import first_use_times, interleaved_times, medians_ms, record
 
 ROUNDS = 5
 
@@ -82,3 +87,46 @@ def test_every_operation_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[P
                        "file in the page cache", times, name, baseline)
         lines.append(f"{name}: {ratio:.2f}x {baseline}")
     print("\nfirst use, yolov4: " + "; ".join(medians_ms(times)) + "\n" + "\n".join(lines))
+
+
+@pytest.mark.benchmark(group="steady-state-yolov4")
+def test_every_operation_steady_state(benchmark: pytest.FixtureDef,
+                                      yolov4: tuple[Path, Path]) -> None:
+    import numpy as np
+    from test_bench_fuse import numpy_fuse_from_file
+
+    import yolo_io
+
+    weights, cfg = yolov4
+    net = yolo_io.load(weights, cfg)
+    operations = {
+        "np.fromfile": lambda: np.fromfile(weights, dtype=np.float32),
+        "np.memmap": lambda: np.memmap(weights, dtype=np.float32, mode="r"),
+        "yolo_io.load (lazy)": lambda: yolo_io.load(weights, cfg),
+        "read every array (np.array of each view)":
+            lambda: [np.array(a) for layer in net for a in layer.params.values()],
+        "layer.fused() of every layer, OIHW":
+            lambda: [layer.fused() for layer in net if layer.fusion],
+        "layer.fused(layout='HWIO') of every layer":
+            lambda: [layer.fused("HWIO") for layer in net if layer.fusion],
+        "fused_all OIHW, 1 thread": lambda: net.fused_all("OIHW", threads=1),
+        "fused_all OIHW, 2 threads": lambda: net.fused_all("OIHW", threads=2),
+        "fused_all OIHW, 2 threads, float16":
+            lambda: net.fused_all("OIHW", threads=2, dtype="float16"),
+        "state_dict (unfused)": lambda: net.state_dict(),
+        "peers' way: np.fromfile, then slice, reshape and fuse per layer":
+            lambda: numpy_fuse_from_file(net, weights),
+    }
+    times = benchmark.pedantic(interleaved_times, args=(operations,),
+                               kwargs={"rounds": 1 if benchmark.disabled else 7}, rounds=1,
+                               iterations=1)
+    if benchmark.disabled:
+        return
+    lines = []
+    for name, (_, baseline) in OPERATIONS.items():
+        if baseline is None:
+            continue
+        ratio = record(benchmark, f"{name}, yolov4", "steady state: one process, file mapped "
+                       "and paged in, each result dropped", times, name, baseline)
+        lines.append(f"{name}: {ratio:.2f}x {baseline}")
+    print("\nsteady state, yolov4: " + "; ".join(medians_ms(times)) + "\n" + "\n".join(lines))
