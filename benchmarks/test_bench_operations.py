@@ -32,55 +32,92 @@ import numpy as np
 import yolo_io
 warnings.simplefilter("ignore")
 w, c = sys.argv[1], sys.argv[2]
+st = w[:-len(".weights")] + ".safetensors"
 sys.path.insert(0, {folder!r})
 """
-# operation -> (its code, what it is compared with); each code keeps its
-# results in `kept` until the clock stops.
+# operation -> (untimed setup, its code, what it is compared with); each code
+# keeps its results in `kept` until the clock stops. `st`: a raw safetensors
+# export of the same network.
 OPERATIONS = {
-    "np.fromfile": ("kept = np.fromfile(w, dtype=np.float32)", None),
-    "np.memmap": ("kept = np.memmap(w, dtype=np.float32, mode='r')", None),
-    "yolo_io.load (lazy)": ("kept = yolo_io.load(w, c)", "np.memmap"),
+    "np.fromfile": ("", "kept = np.fromfile(w, dtype=np.float32)", None),
+    "np.memmap": ("", "kept = np.memmap(w, dtype=np.float32, mode='r')", None),
+    "yolo_io.load (lazy)": ("", "kept = yolo_io.load(w, c)", "np.memmap"),
     "read every array (np.array of each view)":
-        ("net = yolo_io.load(w, c)\n"
+        ("", "net = yolo_io.load(w, c)\n"
          + "kept = [np.array(a) for l in net for a in l.params.values()]", "np.fromfile"),
     "layer.fused() of every layer, OIHW":
-        ("net = yolo_io.load(w, c)\nkept = [l.fused() for l in net if l.fusion]", "np.fromfile"),
+        ("", "net = yolo_io.load(w, c)\nkept = [l.fused() for l in net if l.fusion]",
+         "np.fromfile"),
     "layer.fused(layout='HWIO') of every layer":
-        ("net = yolo_io.load(w, c)\nkept = [l.fused('HWIO') for l in net if l.fusion]",
+        ("", "net = yolo_io.load(w, c)\nkept = [l.fused('HWIO') for l in net if l.fusion]",
          "np.fromfile"),
     "fused_all OIHW, 1 thread":
-        ("net = yolo_io.load(w, c)\nkept = net.fused_all('OIHW', threads=1)", "np.fromfile"),
+        ("", "net = yolo_io.load(w, c)\nkept = net.fused_all('OIHW', threads=1)", "np.fromfile"),
     "fused_all OIHW, 2 threads":
-        ("net = yolo_io.load(w, c)\nkept = net.fused_all('OIHW', threads=2)", "np.fromfile"),
+        ("", "net = yolo_io.load(w, c)\nkept = net.fused_all('OIHW', threads=2)", "np.fromfile"),
     "fused_all OIHW, 2 threads, float16":
-        ("net = yolo_io.load(w, c)\nkept = net.fused_all('OIHW', threads=2, dtype='float16')",
-         "np.fromfile"),
+        ("", "net = yolo_io.load(w, c)\n"
+         + "kept = net.fused_all('OIHW', threads=2, dtype='float16')", "np.fromfile"),
     "state_dict (unfused)":
-        ("net = yolo_io.load(w, c)\nkept = net.state_dict()", "np.fromfile"),
+        ("", "net = yolo_io.load(w, c)\nkept = net.state_dict()", "np.fromfile"),
     "peers' way: np.fromfile, then slice, reshape and fuse per layer":
-        ("from test_bench_fuse import numpy_fuse_from_file\n"
-         + "net = yolo_io.load(w, c)\nkept = numpy_fuse_from_file(net, w)", "np.fromfile"),
+        ("from test_bench_fuse import numpy_fuse_from_file",
+         "net = yolo_io.load(w, c)\nkept = numpy_fuse_from_file(net, w)", "np.fromfile"),
+    "OpenCV readNetFromDarknet": ("import cv2", "kept = cv2.dnn.readNetFromDarknet(c, w)",
+                                  "np.fromfile"),
+    "safetensors.numpy.load_file of the raw export":
+        ("from safetensors.numpy import load_file", "kept = load_file(st)", None),
+    "yolo_io.load of the raw export, every array read":
+        ("", "net = yolo_io.load(st)\n"
+         + "kept = [np.array(a) for l in net for a in l.params.values()]",
+         "safetensors.numpy.load_file of the raw export"),
 }
+# Operations that need an optional package, and the package.
+NEEDS = {"OpenCV readNetFromDarknet": "cv2",
+         "safetensors.numpy.load_file of the raw export": "safetensors",
+         "yolo_io.load of the raw export, every array read": "safetensors"}
 
 
-def program(code: str, folder: Path) -> str:
-    """The operation's code timed, after the (untimed) imports."""
-    return (PRELUDE.format(folder=str(folder)) + "t = time.perf_counter()\n" + code
+def available() -> dict[str, tuple[str, str, str | None]]:
+    """OPERATIONS without those whose package is not installed."""
+    import importlib.util
+
+    return {name: op for name, op in OPERATIONS.items()
+            if name not in NEEDS or importlib.util.find_spec(NEEDS[name]) is not None}
+
+
+def program(setup: str, code: str, folder: Path) -> str:
+    """The operation's code timed, after the (untimed) imports and setup."""
+    return (PRELUDE.format(folder=str(folder)) + setup + "\nt = time.perf_counter()\n" + code
             + "\nprint(time.perf_counter() - t)\n")
 
 
 @pytest.mark.benchmark(group="first-use-yolov4")
 def test_every_operation_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[Path, Path],
                                    tmp_path: Path) -> None:
+    import yolo_io
+
     weights, cfg = yolov4
     folder = Path(__file__).parent
-    programs = {name: program(code, folder) for name, (code, _) in OPERATIONS.items()}
-    times = first_use_times(benchmark, programs, weights, cfg, tmp_path, suffix=".unused",
-                            rounds=ROUNDS)
+    operations = available()
+    programs = {name: program(setup, code, folder) for name, (setup, code, _) in
+                operations.items()}
+    exports: list[Path] = []
+
+    def export(source: Path, _: Path) -> None:  # the raw safetensors export beside the source
+        exports.append(source.with_suffix(".safetensors"))
+        yolo_io.save_safetensors(exports[-1], yolo_io.load(source, cfg))
+
+    try:
+        times = first_use_times(benchmark, programs, weights, cfg, tmp_path, suffix=".unused",
+                                rounds=ROUNDS, before=export)
+    finally:
+        for path in exports:
+            path.unlink(missing_ok=True)
     if times is None:
         return
     lines = []
-    for name, (_, baseline) in OPERATIONS.items():
+    for name, (_, _, baseline) in operations.items():
         if baseline is None:
             continue
         ratio = record(benchmark, f"{name}, yolov4", "first use: fresh process, results kept, "
@@ -123,8 +160,8 @@ def test_every_operation_steady_state(benchmark: pytest.FixtureDef,
     if benchmark.disabled:
         return
     lines = []
-    for name, (_, baseline) in OPERATIONS.items():
-        if baseline is None:
+    for name, (_, _, baseline) in OPERATIONS.items():
+        if baseline is None or name not in operations:
             continue
         ratio = record(benchmark, f"{name}, yolov4", "steady state: one process, file mapped "
                        "and paged in, each result dropped", times, name, baseline)
