@@ -74,6 +74,20 @@ def paired_ratio(times: dict[str, list[float]], num: str, den: str) -> float:
     return statistics.median(a / b for a, b in zip(times[num], times[den], strict=True))
 
 
+# For programs run by fresh_process_number(): the current RSS (status("VmRSS:"))
+# or its peak (status("VmHWM:")) in bytes, and reset_peak(), which sets the
+# peak to the current RSS so that a peak measures one operation.
+RSS_HELPERS = """
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key))
+
+
+def reset_peak():
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+"""
+
 FRESH_ENV = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
 
 

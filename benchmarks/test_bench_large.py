@@ -26,22 +26,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import fresh_process_number, record_memory
+from conftest import RSS_HELPERS, fresh_process_number, record_memory
 from large_models import GB, SIZES, cache_folder, checked_layers, large_model
 
 MB = 1 << 20
 
-CHECK = """
+CHECK = RSS_HELPERS + """
 import sys
 import numpy as np
 import yolo_io
 sys.path.insert(0, sys.argv[3])
 from large_models import checked_layers, layer_values
-
-
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key))
 
 
 def check(net, arrays_of):
@@ -60,8 +55,7 @@ print(grown)
 """
 ITERATE = CHECK + """
 net = yolo_io.load(sys.argv[1], sys.argv[2])
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # resets the peak RSS (VmHWM) to the current RSS
+reset_peak()
 before = status("VmRSS:")
 for layer in net:
     if layer.fusion is not None:
@@ -70,8 +64,7 @@ print(status("VmHWM:") - before)
 """
 EXPORT = CHECK + """
 net = yolo_io.load(sys.argv[1], sys.argv[2])
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # resets the peak RSS (VmHWM) to the current RSS
+reset_peak()
 before = status("VmRSS:")
 yolo_io.save_safetensors(sys.argv[4], net)
 grown = status("VmHWM:") - before

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import (
+    RSS_HELPERS,
     first_use_times,
     fresh_process_number,
     medians_ms,
@@ -46,14 +47,10 @@ net = yolo_io.load(sys.argv[1], sys.argv[2])
 tensors = {f"{l.index}.{k}": a.copy() for l in net for k, a in l.params.items()}
 t = time.perf_counter(); save_file(tensors, sys.argv[3]); print(time.perf_counter() - t)
 """
-RSS = """
+RSS = RSS_HELPERS + """
 import sys, yolo_io
-def status(key):
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) * 1024 for l in f if l.startswith(key))
 net = yolo_io.load(sys.argv[1], sys.argv[2])
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")  # resets the peak RSS (VmHWM) to the current RSS
+reset_peak()
 before = status("VmRSS:")
 yolo_io.save_safetensors(sys.argv[3], net, naming=sys.argv[4] or None)
 print(status("VmHWM:") - before)

@@ -1007,6 +1007,16 @@ def _pair_text(yx: Sequence[int]) -> str:
     return str(yx[0]) if yx[0] == yx[1] else f"{yx[0]}x{yx[1]} (y x)"
 
 
+def bn_past_partial_end(path: str, d: DUnit, main: Part) -> ModelMismatchError:
+    """The error for a unit whose separate [batchnorm] layer is past the end
+    of a partial file while its conv is in it."""
+    assert d.bn_layer is not None
+    return ModelMismatchError(
+        f"{d.bn_layer.location} is past the end of the partial file {path}, but the model's "
+        f"{main.name!r} takes it with {d.layer.location}: load a file that holds both",
+        framework_layer=main.name, darknet_layer=d.bn_layer.index, line=d.bn_layer.line)
+
+
 def _check_bn(pairing: Pairing, d: DUnit, part: Part) -> None:
     if not part.affine:
         raise ModelMismatchError(

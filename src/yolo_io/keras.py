@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from ._errors import ModelMismatchError
 from ._fusion import bn_for_eps, fold_bn
-from ._pairing import Model, Node, Pairing, Part, pair
+from ._pairing import Model, Node, Pairing, Part, bn_past_partial_end, pair
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -44,6 +44,12 @@ def _children(layer: Any) -> list[Any]:
     return list(layer._flatten_layers(include_self=False, recursive=False))
 
 
+def _own_weights(layer: Any) -> list[Any]:
+    """A layer's weights that none of its sublayers holds."""
+    inner = {id(w) for child in _children(layer) for w in child.weights}
+    return [w for w in layer.weights if id(w) not in inner]
+
+
 def _leaves(model: Any) -> list[Any]:
     """The layers that hold parameters of their own, depth first in each
     layer's own order (``_flatten_layers(recursive=True)`` lists each layer's
@@ -61,8 +67,7 @@ def _leaves(model: Any) -> list[Any]:
         if not children:
             out.append(layer)
             continue
-        inner = {id(w) for child in children for w in child.weights}
-        if any(id(w) not in inner for w in layer.weights):
+        if _own_weights(layer):
             out.append(layer)  # refused by the pairing: no darknet layer is of its kind
         stack.extend(reversed(children))
     return out
@@ -72,11 +77,9 @@ def _part(layer: Any, keras: Any) -> Part | None:
     L = keras.layers
     if not layer.weights:
         return None
-    weights = layer.weights
     children = _children(layer)
-    if children:  # a custom layer's own weights, beside its sublayers'
-        inner = {id(w) for child in children for w in child.weights}
-        weights = [w for w in weights if id(w) not in inner]
+    # A custom layer's own weights, beside its sublayers'.
+    weights = _own_weights(layer) if children else layer.weights
     shapes = {w.path.rpartition("/")[2]: tuple(int(n) for n in w.shape) for w in weights}
     if children:
         return Part(layer.name, type(layer).__name__, None, shapes, obj=layer)
@@ -315,11 +318,7 @@ def _arrays(net: Network, pairing: Pairing, flatten: str, keras: Any
         order = flatten if d.sig[0] == "dense" else "auto"
         if d.bn_layer is not None:  # a [batchnorm] layer after a conv without batch norm
             if not net[d.bn_layer.index].loaded:
-                raise ModelMismatchError(
-                    f"{d.bn_layer.location} is past the end of the partial file "
-                    f"{net.path}, but the model's {main.name!r} takes it with "
-                    f"{layer.location}: load a file that holds both", framework_layer=main.name,
-                    darknet_layer=d.bn_layer.index, line=d.bn_layer.line)
+                raise bn_past_partial_end(net.path, d, main)
             bn_layer = net[d.bn_layer.index]
             w, plain = layer._fused(layout, "float32", order, fuse=False)
             bias = np.asarray(plain, np.float32)

@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from ._errors import ConversionError, ModelMismatchError
 from ._fusion import bn_for_eps, fold_bn, threads_arg
-from ._pairing import Model, Node, Pairing, Part, pair
+from ._pairing import Model, Node, Pairing, Part, bn_past_partial_end, pair
 
 if TYPE_CHECKING:
     import torch
@@ -415,11 +415,7 @@ def _plan(net: Network, pairing: Pairing, torch: Any) -> _Plan:
         m = main.obj
         if d.bn_layer is not None:
             if d.bn_layer.index >= covered:
-                raise ModelMismatchError(
-                    f"{d.bn_layer.location} is past the end of the partial file "
-                    f"{net.path}, but the model's {main.name!r} takes it with "
-                    f"{layer.location}: load a file that holds both", framework_layer=main.name,
-                    darknet_layer=d.bn_layer.index, line=d.bn_layer.line)
+                raise bn_past_partial_end(net.path, d, main)
             _plan_separate_bn(plan, net, layer, src, d.bn_layer.index, main,
                               parts[f.bn] if f.bn is not None else None)
             continue
