@@ -50,12 +50,12 @@ py::array to_numpy(OwnedArray&& a) {
     py::dtype dt = numpy_dtype(a.dtype);
     std::vector<py::ssize_t> shape(a.shape.begin(), a.shape.end());
     std::uint8_t* data = a.data.release();
-    py::capsule owner(data, [](void* p) noexcept { delete[] static_cast<std::uint8_t*>(p); });
+    py::capsule owner(data, [](void* p) noexcept { MallocFree{}(static_cast<std::uint8_t*>(p)); });
     return py::array(dt, shape, data, owner);
 }
 
 py::tuple fused(const PyWeights& self, std::int64_t index, const std::optional<std::string>& layout,
-                const std::string& dtype, const std::string& flatten, bool fuse) {
+                const std::string& dtype, const std::string& flatten, bool fuse, int threads) {
     const Weights& w = *self.weights;
     int i = checked_index(w, index);
     const FuseOptions options = parse_layer_fuse_options(
@@ -63,7 +63,7 @@ py::tuple fused(const PyWeights& self, std::int64_t index, const std::optional<s
     FusedLayer f;
     {
         py::gil_scoped_release release;
-        f = fuse_layer(w, i, options);
+        f = fuse_layer(w, i, options, threads);
     }
     return py::make_tuple(to_numpy(std::move(f.weights)), to_numpy(std::move(f.biases)),
                           f.report.overflow);
@@ -267,9 +267,9 @@ void register_weights(py::module_& m) {
             "i"_a, "Drops layer i's pages from the resident set (the page cache keeps them).")
         .def("params", &layer_params, "i"_a, "Read-only views of layer i's arrays.")
         .def("fused", &fused, "i"_a, "layout"_a = py::none(), "dtype"_a = "float32",
-             "flatten"_a = "auto", "fuse"_a = true,
+             "flatten"_a = "auto", "fuse"_a = true, "threads"_a = 1,
              "(weights, biases, overflow count) of layer i, BN fused, in layout (None: the "
-             "kind's default) and dtype.")
+             "kind's default) and dtype; a large layer's parts shared by `threads` threads.")
         .def("fused_all", &fused_all, "conv_layout"_a, "dense_layout"_a, "dtype"_a, "flatten"_a,
              "threads"_a, "fuse"_a = true, "first"_a = 0, "last"_a = -1,
              "({layer: (weights, biases)}, overflow count): one arena. dense_layout None: IO "

@@ -30,18 +30,13 @@ ArenaBlock map_fresh(std::size_t bytes) {
         if (p == MAP_FAILED) throw std::bad_alloc();
         return {p, bytes};
     }
-    // Over-map by 2 MB, then trim both ends to a 2 MB-aligned, 2 MB-multiple
-    // block: whole huge pages.
+    // A whole number of huge pages. The kernel places an anonymous mapping of
+    // 2 MB or more at a 2 MB boundary (Linux 6.7+); over-mapping and trimming
+    // it by hand, as before, cost two munmap calls per arena, and each can
+    // wait for the other cores to flush their TLBs.
     const std::size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
-    void* p = ::mmap(nullptr, size + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
-    if (p == MAP_FAILED) throw std::bad_alloc();
-    const auto start = reinterpret_cast<std::uintptr_t>(p);
-    const std::uintptr_t aligned = (start + kHuge - 1) / kHuge * kHuge;
-    if (aligned > start) ::munmap(p, aligned - start);
-    const std::uintptr_t end = start + size + kHuge;
-    if (end > aligned + size) ::munmap(reinterpret_cast<void*>(aligned + size), end - aligned - size);
-    void* data = reinterpret_cast<void*>(aligned);
+    void* data = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (data == MAP_FAILED) throw std::bad_alloc();
 #ifdef MADV_HUGEPAGE
     ::madvise(data, size, MADV_HUGEPAGE);  // one fault and one zeroing per 2 MB
 #endif

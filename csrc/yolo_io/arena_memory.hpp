@@ -1,5 +1,6 @@
-// Memory for fusion arenas: anonymous mappings, 2 MB aligned and advised for
-// huge pages when large, with a one-slot cache of the last arena freed.
+// Memory for fusion arenas and large layer.fused() outputs: anonymous
+// mappings, advised for huge pages when of 2 MB or more (which Linux 6.7+
+// places at a 2 MB boundary), with a one-slot cache of the last block freed.
 //
 // Why a cache: a fresh mapping costs a page fault and a kernel zeroing pass
 // per page, which on yolov4 (257 MB) is as slow as the fusion itself. glibc
@@ -19,8 +20,8 @@ struct ArenaBlock {
     std::size_t size = 0;  // bytes mapped (>= the size asked for)
 };
 
-// At least `bytes` (> 0) of writable memory, 64-byte aligned (2 MB when
-// large). Throws std::bad_alloc.
+// At least `bytes` (> 0) of writable memory, page aligned. Throws
+// std::bad_alloc.
 ArenaBlock arena_acquire(std::size_t bytes);
 // Returns a block from arena_acquire; it may be cached for reuse.
 void arena_release(ArenaBlock block) noexcept;

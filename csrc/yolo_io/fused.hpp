@@ -13,9 +13,14 @@
 
 namespace yolo_io {
 
+// Frees OwnedArray memory (std::malloc or std::aligned_alloc).
+struct MallocFree {
+    void operator()(std::uint8_t* p) const noexcept;
+};
+
 // A new buffer, owned until handed to Python.
 struct OwnedArray {
-    std::unique_ptr<std::uint8_t[]> data;
+    std::unique_ptr<std::uint8_t, MallocFree> data;
     std::vector<std::int64_t> shape;
     DType dtype = DType::float32;
 };
@@ -111,6 +116,7 @@ FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
 // a partial file.
 // With `fuse` false the batch norm is left out: the stored weights and biases
 // (beta), only transposed and converted.
-FusedLayer fuse_layer(const Weights& weights, int index, const FuseOptions& options);
+FusedLayer fuse_layer(const Weights& weights, int index, const FuseOptions& options,
+                      int threads = 1);
 
 }  // namespace yolo_io

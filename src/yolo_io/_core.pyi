@@ -79,7 +79,7 @@ class Weights:
     def params(self, i: int) -> dict[str, npt.NDArray[np.float32]]: ...
     def fused(
         self, i: int, layout: str | None = None, dtype: str = "float32", flatten: str = "auto",
-        fuse: bool = True,
+        fuse: bool = True, threads: int = 1,
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic], int]: ...
     def fused_all(
         self, conv_layout: str | None, dense_layout: str | None, dtype: str, flatten: str, threads: int,

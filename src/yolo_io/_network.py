@@ -82,7 +82,8 @@ class Layer(CfgLayer):
         return self._net._live().loaded(self.index)
 
     def fused(
-        self, layout: str | None = None, dtype: str = "float32", *, flatten: str = "auto"
+        self, layout: str | None = None, dtype: str = "float32", *, flatten: str = "auto",
+        threads: int | None = None,
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]:
         """(weights, bias) with batch norm folded in, computed in the C++ core.
 
@@ -109,10 +110,14 @@ class Layer(CfgLayer):
                 layout, because Keras flattens NHWC tensors (keeping CHW there
                 is a classic silent bug of hand-written converters); ``"CHW"``
                 or ``"HWC"`` force one.
+            threads: threads for the weights of a large layer (default: all
+                cores), which share its parts of about a megabyte; a small
+                layer is computed on the calling thread. The GIL is released.
 
         Returns:
             Two new, writeable arrays (one allocation each, no further copy),
-            independent of the file.
+            independent of the file. Arrays of a megabyte or more are in
+            memory advised for huge pages, as NumPy's own large arrays are.
 
         Raises:
             ValueError: not a conv/connected layer, an unknown layout or dtype,
@@ -125,12 +130,14 @@ class Layer(CfgLayer):
         Example:
             >>> w, b = net[0].fused(layout="HWIO")      # Keras Conv2D kernel, bias
         """
-        return self._fused(layout, dtype, flatten, fuse=True)
+        return self._fused(layout, dtype, flatten, fuse=True, threads=threads)
 
     def _fused(
-        self, layout: str | None, dtype: str, flatten: str, *, fuse: bool
+        self, layout: str | None, dtype: str, flatten: str, *, fuse: bool,
+        threads: int | None = None,
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]:
-        w, b, overflow = self._net._live().fused(self.index, layout, dtype, flatten, fuse)
+        w, b, overflow = self._net._live().fused(self.index, layout, dtype, flatten, fuse,
+                                                  threads_arg(threads))
         warn_overflow(overflow, dtype, self._where(), stacklevel=3)
         return as_bfloat16(w, dtype), as_bfloat16(b, dtype)
 
