@@ -32,10 +32,11 @@ Found find(const Weights& w, int index, std::string_view name) {
     return {};
 }
 
-// From this size on, an output is a whole number of 2 MB pages, 2 MB aligned
-// and advised for huge pages (as NumPy advises its own large arrays): a first
-// call then pays one page fault per 2 MB instead of one per 4 KB. The memory
-// stays glibc's, which reuses it once freed.
+// From this size on, an output starts at a 2 MB boundary and its whole 2 MB
+// pages are advised for huge pages (as NumPy advises its own large arrays): a
+// first call then pays one page fault per 2 MB instead of one per 4 KB. The
+// tail stays in 4 KB pages, so no array takes more memory than its size. The
+// memory stays glibc's, which reuses it once freed.
 constexpr std::size_t kLargeOutput = std::size_t{1} << 20;
 constexpr std::size_t kHugePage = std::size_t{2} << 20;
 
@@ -48,10 +49,10 @@ OwnedArray allocate(std::vector<i64> shape, DType dtype) {
     const auto bytes = static_cast<std::size_t>(n * dtype_size(dtype));
     void* p = nullptr;
     if (bytes >= kLargeOutput) {
-        const std::size_t size = (bytes + kHugePage - 1) / kHugePage * kHugePage;
-        p = std::aligned_alloc(kHugePage, size);
+        if (::posix_memalign(&p, kHugePage, bytes) != 0) p = nullptr;
 #ifdef MADV_HUGEPAGE
-        if (p != nullptr) ::madvise(p, size, MADV_HUGEPAGE);
+        const std::size_t whole = bytes / kHugePage * kHugePage;
+        if (p != nullptr && whole > 0) ::madvise(p, whole, MADV_HUGEPAGE);
 #endif
     } else {
         p = std::malloc(bytes + 1);

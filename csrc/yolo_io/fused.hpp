@@ -13,7 +13,7 @@
 
 namespace yolo_io {
 
-// Frees OwnedArray memory (std::malloc or std::aligned_alloc).
+// Frees OwnedArray memory (std::malloc or posix_memalign).
 struct MallocFree {
     void operator()(std::uint8_t* p) const noexcept;
 };
