@@ -41,17 +41,6 @@ def yolov4_p6(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return model(tmp_path_factory, "yolov4-p6")
 
 
-def median_seconds(fn: Callable[[], object], rounds: int) -> float:
-    """Median wall time of `rounds` calls (after one warm-up call)."""
-    fn()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def interleaved_times(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
     """Wall times of each function, measured in interleaved rounds (one call of
     each per round, after one warm-up round), so that a noisy neighbour slows

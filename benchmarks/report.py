@@ -47,19 +47,34 @@ def machine(data: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def duration(ms: float) -> str:
+    """Milliseconds in words: "23.4 ms", or "125 us" below a millisecond."""
+    return f"{ms:.1f} ms" if ms >= 1 else f"{ms * 1e3:.0f} us"
+
+
+def by_regime(found: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Rows grouped by regime, regimes in the order they first ran."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in found:
+        groups.setdefault(r["regime"], []).append(r)
+    return groups
+
+
 def markdown(data: dict[str, Any]) -> str:
     found = rows(data)
     times = [r for r in found if "ratio" in r]
     memory = [r for r in found if "rss_mb" in r]
     lines = [f"Machine: {machine(data)}; run of {data.get('datetime', '?')}.", ""]
-    if times:
-        lines += ["| operation | regime | ours | baseline | ratio |", "|---|---|---|---|---|"]
-        lines += [f"| {r['operation']} | {r['regime']} | {r['ours']}: {r['ours_ms']:.1f} ms | "
-                  f"{r['baseline']}: {r['baseline_ms']:.1f} ms | {r['ratio']:.2f}x |"
-                  for r in times]
+    for regime, group in by_regime(times).items():
+        lines += [f"*{regime}*", "", "| operation | time | baseline | ratio |",
+                  "|---|---|---|---|"]
+        lines += [f"| {r['operation']} | {duration(r['ours_ms'])} | "
+                  f"{r['baseline']}: {duration(r['baseline_ms'])} | {r['ratio']:.2f}x |"
+                  for r in group]
         lines.append("")
     if memory:
-        lines += ["| operation | RSS growth | bound |", "|---|---|---|"]
+        lines += ["*fresh process, peak or current RSS*", "",
+                  "| operation | RSS growth | bound |", "|---|---|---|"]
         lines += [f"| {r['operation']} | {r['rss_mb']:.1f} MB | "
                   + (f"< {r['bound_mb']:.0f} MB |" if r["bound_mb"] is not None else "reported |")
                   for r in memory]
@@ -67,11 +82,16 @@ def markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def short(regime: str) -> str:
-    """"first use" or "steady state", and the regime's last parenthesis (a
-    place, a baseline's state) if it has one."""
+def kind(regime: str) -> str:
+    """A regime's kind, the words before its colon: "first use", "steady state"..."""
+    return regime.split(":")[0]
+
+
+def detail(regime: str) -> str:
+    """"; " and the regime's last parenthesis (a place, a baseline's state), if
+    it has one."""
     found = re.search(r"\(([^()]*)\)$", regime)
-    return regime.split(":")[0] + (f", {found.group(1)}" if found else "")
+    return f"; {found.group(1)}" if found else ""
 
 
 def chart(data: dict[str, Any], path: Path) -> None:
@@ -79,16 +99,29 @@ def chart(data: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     times = [r for r in rows(data) if "ratio" in r]
-    labels = [f"{r['operation']}\n({short(r['regime'])}; vs {r['baseline']})" for r in times]
-    fig, ax = plt.subplots(figsize=(12, 0.6 * len(times) + 1.5), dpi=100)
-    ax.barh(range(len(times)), [r["ratio"] for r in times], color="#4477aa")
+    kinds = list(dict.fromkeys(kind(r["regime"]) for r in times))
+    colors = ["#ee7733", "#0077bb", "#bbbbbb", "#009988", "#ee3377"]
+    color_of = {k: colors[n % len(colors)] for n, k in enumerate(kinds)}
+    labels = [f"{r['operation']} (vs {r['baseline']}{detail(r['regime'])})" for r in times]
+    fig, ax = plt.subplots(figsize=(12, 0.3 * len(times) + 1.5), dpi=100)
+    ratios = [r["ratio"] for r in times]
+    ax.barh(range(len(times)), ratios, color=[color_of[kind(r["regime"])] for r in times])
+    for k, ratio in enumerate(ratios):
+        ax.text(ratio * 1.03, k, f"{ratio:.2f}x", va="center", fontsize=7)
     ax.axvline(1.0, color="black", linewidth=1)
-    ax.set_yticks(range(len(times)), labels, fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlim(min(*ratios, 1.0) / 1.5, max(*ratios, 1.0) * 1.6)
+    ax.set_yticks(range(len(times)), labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("time / baseline's time in the same run (median of paired rounds; < 1 is faster)")
-    ax.set_title(f"yolo_io benchmarks: {machine(data)}", fontsize=9)
+    ax.set_xlabel("time / baseline's time in the same run (median of paired rounds; "
+                  "log scale; < 1 is faster)")
+    ax.legend(handles=[Patch(color=color_of[k], label=k) for k in kinds], fontsize=8,
+              loc="lower right")
+    ax.set_title(f"yolo_io benchmarks: {machine(data)}; {data.get('datetime', '?')[:10]}",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -1,8 +1,14 @@
-"""load(): O(layers), no weight byte read. Baseline: np.fromfile of the same file.
+"""load(): O(layers), no weight byte read. Baseline: np.memmap of the same file.
 
-Targets (issue 2): the median of load(yolov4) is at most 0.5 ms and at least
-200x below np.fromfile's in the same run; loading yolov4-p6 and reading every
-layer's metadata and params views grows RSS by less than 20 MB.
+Targets (issue 2): the median of load(yolov4) is at most 0.5 ms; loading
+yolov4-p6 and reading every layer's metadata and params views grows RSS by
+less than 20 MB.
+
+The lazy load is compared with the lazy baseline, ``np.memmap`` of the same
+file, in interleaved rounds (issue 13). Issue 2 also asked for "200x faster
+than np.fromfile"; that compares a lazy map with an eager read, so it is no
+longer asserted or reported. The eager comparison, loading and reading every
+array against ``np.fromfile``, is in ``test_bench_operations.py``.
 
     python -m pytest benchmarks --benchmark-only        # measure
     python -m pytest benchmarks --benchmark-disable     # smoke test (CI)
@@ -15,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import median_seconds, record, record_memory
+from conftest import interleaved_times, record, record_memory
 
 import yolo_io
 
@@ -35,15 +41,18 @@ def test_load_yolov4(benchmark: pytest.FixtureDef, yolov4: tuple[Path, Path]) ->
     if benchmark.disabled:
         return
     load = benchmark.stats.stats.median
-    baseline = median_seconds(lambda: np.fromfile(weights, dtype=np.float32), rounds=7)
-    benchmark.extra_info.update(fromfile_median_ms=baseline * 1e3, speedup=baseline / load)
-    record(benchmark, "yolo_io.load of yolov4 (lazy) against an eager np.fromfile",
-           "steady state: one process, file in the page cache", {"load": [load], "fromfile":
-                                                                [baseline]}, "load", "fromfile")
-    print(f"\nload(yolov4) median {load * 1e6:.0f} us; np.fromfile {baseline * 1e3:.1f} ms; "
-          f"{baseline / load:.0f}x")
+    # Each sample maps and unmaps (both results dropped): a memmap is closed
+    # when it is collected, a Network when its last view is.
+    times = interleaved_times({
+        "yolo_io.load": lambda: yolo_io.load(weights, cfg),
+        "np.memmap": lambda: np.memmap(weights, dtype=np.uint8, mode="r")}, rounds=101)
+    ratio = record(benchmark, "yolo_io.load of yolov4 (lazy: cfg parsed, layers planned, "
+                   "file mapped)", "steady state: one process, file in the page cache",
+                   times, "yolo_io.load", "np.memmap")
+    benchmark.extra_info.update(memmap_ratio=ratio)
+    print(f"\nload(yolov4) median {load * 1e6:.0f} us; "
+          f"{ratio:.1f}x np.memmap of the same file (paired)")
     assert load <= 0.5e-3
-    assert baseline / load >= 200
 
 
 @pytest.mark.benchmark(group="load-yolov4")

@@ -163,9 +163,9 @@ FIRST_USE_TARGETS = (
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "not met on these machines: two runs gave the loop 0.92x and 1.42x np.fromfile, HWIO "
-    "1.45x and 1.70x, every array 1.56x and 1.92x, fused_all 2 threads 0.76x and 1.00x, the "
-    "loop 1.89x and 1.54x fused_all. Fresh memory dominates first use here: a huge page costs "
+    "not met on these machines: three runs gave the loop 0.92x, 1.42x and 1.06x np.fromfile, "
+    "HWIO 1.45x, 1.70x and 1.52x, every array 1.56x, 1.92x and 1.57x, fused_all 2 threads "
+    "0.76x, 1.00x and 0.91x, the loop 1.89x, 1.54x and 1.27x fused_all. Fresh memory dominates first use here: a huge page costs "
     "~5 us or, when the VM's host has taken it back (free page reporting), ~2.5 ms, and "
     "np.fromfile's sample swings 25-600 ms with it; reading through a mapping costs ~35 ms "
     "of page faults per 258 MB on tmpfs against the kernel's copy in np.fromfile"))

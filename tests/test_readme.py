@@ -60,3 +60,25 @@ def test_check_example_is_what_the_cli_prints(tmp_path: Path) -> None:
                           env={**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}, check=False)
     assert proc.returncode == 1
     assert proc.stdout == block.group(2)
+
+
+def test_performance_tables_are_one_report_run() -> None:
+    """The tables of *Performance* are exactly what benchmarks/report.py makes
+    of the run kept in docs/benchmarks.json (so they come from one run), and
+    the chart the README shows is there."""
+    import importlib.util
+    import json
+
+    root = README.parent
+    spec = importlib.util.spec_from_file_location("bench_report", root / "benchmarks" / "report.py")
+    if spec is None or spec.loader is None or not (root / "docs" / "benchmarks.json").is_file():
+        pytest.skip("benchmarks/report.py or docs/benchmarks.json is not in this checkout")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    text = README.read_text()
+    block = re.search(r"<!-- report.py docs/benchmarks.json: begin -->\n(.*?)"
+                      r"<!-- report.py docs/benchmarks.json: end -->", text, re.DOTALL)
+    assert block is not None
+    data = json.loads((root / "docs" / "benchmarks.json").read_text())
+    assert block.group(1) == report.markdown(data).rstrip("\n") + "\n"
+    assert "](docs/benchmarks.png)" in text and (root / "docs" / "benchmarks.png").is_file()
