@@ -195,5 +195,7 @@ def test_header_bytes_rejects_nothing_silently() -> None:
 def test_fifo_is_refused_without_blocking(tmp_path: Path, tiny_cfg: Path) -> None:
     fifo = tmp_path / "pipe.weights"
     os.mkfifo(fifo)
-    with pytest.raises(OSError, match="not a regular file"):
+    with pytest.raises(yolo_io.FormatError, match=r"is a FIFO \(named pipe\), not a regular file"):
         yolo_io.load(fifo, tiny_cfg)
+    with pytest.raises(yolo_io.CfgError, match=r"is a FIFO \(named pipe\), not a regular file"):
+        yolo_io.parse_cfg(fifo)

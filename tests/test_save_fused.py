@@ -445,7 +445,7 @@ def test_network_from_cfg_text(tmp_path: Path) -> None:
     assert_untouched(tmp_path, before)
     with pytest.raises(yolo_io.ConversionError, match="not the cfg"):
         save_fused(tmp_path / "out.weights", tmp_path / "out.cfg", net,
-                   cfg_text=TINY_CFG.replace("filters=4", "filters=5"))
+                   cfg_text=TINY_CFG.replace("filters=4", "filters=6"))
     assert_untouched(tmp_path, before)
     save_fused(tmp_path / "out.weights", tmp_path / "out.cfg", net, cfg_text=TINY_CFG)
     assert changed_lines(TINY_CFG.encode(), (tmp_path / "out.cfg").read_bytes()) == \

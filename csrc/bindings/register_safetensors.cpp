@@ -21,11 +21,15 @@ struct PySafetensors {
 void register_safetensors(py::module_& m) {
     py::class_<PySafetensors>(m, "SafetensorsFile",
                               "A mapped .safetensors file whose header has been validated.")
-        .def(py::init([](const std::string& path) {
-                 auto mapped = std::make_shared<const MappedFile>(path);
+        .def(py::init([](const std::string& path, bool copy) {
+                 std::shared_ptr<const MappedFile> mapped;
+                 {
+                     py::gil_scoped_release release;  // copy=True reads the whole file
+                     mapped = std::make_shared<const MappedFile>(path, copy);
+                 }
                  return PySafetensors{std::make_shared<const SafetensorsFile>(mapped)};
              }),
-             "path"_a)
+             "path"_a, "copy"_a = false)
         .def(
             "raw_cfg",
             [](const PySafetensors& s) { return py::bytes(raw_export_cfg(*s.file)); },

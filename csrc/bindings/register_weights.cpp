@@ -234,11 +234,16 @@ void register_weights(py::module_& m) {
     py::class_<PyMapping>(m, "Mapping", "Owner of a read-only file mapping.");
 
     py::class_<PyWeights>(m, "Weights", "A mapped .weights file checked against a Config.")
-        .def(py::init([](const PyConfig& config, const std::string& path, bool partial) {
-                 auto file = std::make_shared<const MappedFile>(path);
+        .def(py::init([](const PyConfig& config, const std::string& path, bool partial,
+                         bool copy) {
+                 std::shared_ptr<const MappedFile> file;
+                 {
+                     py::gil_scoped_release release;  // copy=True reads the whole file
+                     file = std::make_shared<const MappedFile>(path, copy);
+                 }
                  return wrap_weights(std::make_shared<const Weights>(config.ptr, file, partial));
              }),
-             "config"_a, "path"_a, "partial"_a = false)
+             "config"_a, "path"_a, "partial"_a = false, "copy"_a = false)
         .def_property_readonly("header",
                                [](const PyWeights& s) {
                                    const Header& h = s.weights->header();

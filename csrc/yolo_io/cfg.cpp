@@ -10,7 +10,12 @@
 #include <system_error>
 
 #include "yolo_io/errors.hpp"
+#include "yolo_io/mapped_file.hpp"
 #include "yolo_io/sniff.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace yolo_io {
 
@@ -74,10 +79,15 @@ void append_hex(std::string& out, const char* prefix, std::uint32_t value, int d
 
 }  // namespace
 
-std::string printable(std::string_view bytes) {
+std::string printable(std::string_view bytes, std::size_t limit) {
     std::string out;
-    out.reserve(bytes.size());
-    for (std::size_t i = 0; i < bytes.size();) {
+    out.reserve(std::min(bytes.size(), limit));
+    std::size_t i = 0;
+    while (i < bytes.size()) {
+        if (i >= limit) {
+            out += "... (" + std::to_string(bytes.size() - i) + " more bytes)";
+            break;
+        }
         std::uint32_t cp = 0;
         const std::size_t n = utf8_at(bytes, i, cp);
         if (n == 0) {
@@ -124,20 +134,51 @@ bool starts_like_cfg(std::string_view head) {
 }
 
 std::string read_text_file(const std::string& path) {
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> fp(std::fopen(path.c_str(), "rb"),
-                                                       &std::fclose);
-    if (!fp) {
+    // O_NONBLOCK: a FIFO must not block the open (it is refused below).
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
         throw std::system_error(errno, std::generic_category(), path);
     }
-    std::string out;
-    char buf[1 << 16];
-    std::size_t got = 0;
-    while ((got = std::fread(buf, 1, sizeof buf, fp.get())) > 0) {
-        out.append(buf, got);
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        throw std::system_error(errno, std::generic_category(), path);
     }
-    if (std::ferror(fp.get())) {
-        throw std::system_error(errno ? errno : EIO, std::generic_category(), path);
+    if (S_ISDIR(st.st_mode)) {
+        throw std::system_error(EISDIR, std::generic_category(), path);
     }
+    if (const char* kind = special_file_kind(st.st_mode)) {
+        throw CfgError(path + " is " + kind + ", not a regular file: a .cfg is read from a "
+                              "file (pass its text to parse_cfg() to read it from elsewhere)",
+                       path, 0);
+    }
+    auto too_large = [&](std::int64_t bytes) {
+        return CfgError(path + " is " + std::to_string(bytes) + " bytes or more, more than the " +
+                            std::to_string(kMaxCfgBytes >> 20) + " MiB a .cfg may have (the " +
+                            "largest darknet cfgs are tens of kilobytes): is it a cfg?",
+                        path, 0);
+    };
+    if (st.st_size > kMaxCfgBytes) throw too_large(st.st_size);
+    // One byte more than fstat() said, to see a file that grew since.
+    std::string out(static_cast<std::size_t>(st.st_size) + 1, '\0');
+    std::size_t have = 0;
+    for (;;) {
+        if (have == out.size()) {
+            if (have > static_cast<std::size_t>(kMaxCfgBytes)) {
+                throw too_large(static_cast<std::int64_t>(have));
+            }
+            out.resize(std::min(out.size() * 2, static_cast<std::size_t>(kMaxCfgBytes) + 1));
+        }
+        const ssize_t got = ::read(fd, out.data() + have, out.size() - have);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) throw std::system_error(errno, std::generic_category(), path);
+        if (got == 0) break;
+        have += static_cast<std::size_t>(got);
+    }
+    out.resize(have);
     return out;
 }
 
@@ -202,10 +243,16 @@ CfgText read_cfg_text(std::string_view text, const std::string& path) {
         std::string_view raw = text.substr(pos, next - pos);
         pos = next;
         ++lineno;
-        // fgetl() works on a C string: an embedded NUL ends the line.
-        std::size_t nul = raw.find('\0');
+        // fgetl() works on a C string: darknet would end the line at a NUL
+        // and drop the rest unseen. A text cfg has none; refuse it.
+        const std::size_t nul = raw.find('\0');
         if (nul != std::string_view::npos) {
-            raw = raw.substr(0, nul);
+            const bool utf16 = text.substr(0, 2) == "\xFF\xFE" || text.substr(0, 2) == "\xFE\xFF";
+            throw cfg_error(path, lineno,
+                            "this line has a NUL byte at column " + std::to_string(nul + 1) +
+                                (utf16 ? ": the file is UTF-16; save it as UTF-8 (or ASCII)"
+                                       : ": a .cfg is text, and darknet would end the line "
+                                         "there and ignore the rest; is this a binary file?"));
         }
         // strip(): delete every space, tab, CR and LF anywhere in the line.
         const std::size_t start = buf.size();
@@ -220,6 +267,13 @@ CfgText read_cfg_text(std::string_view text, const std::string& path) {
             continue;
         }
         if (line[0] == '[') {
+            if (cfg.sections.size() > static_cast<std::size_t>(kMaxCfgLayers)) {
+                throw cfg_error(path, lineno,
+                                "this section makes more than " + std::to_string(kMaxCfgLayers) +
+                                    " layers, and the largest darknet models have about a "
+                                    "thousand: is this a cfg? (refused before it is planned: "
+                                    "each layer's plan takes memory)");
+            }
             CfgSection section;
             section.name = line;
             section.line = lineno;

@@ -53,8 +53,10 @@ CfgText read_cfg_text(std::string_view text, const std::string& path);
 // holds: printable ASCII and visible UTF-8 as they are; tab, LF and CR as \t,
 // \n, \r; other control bytes and bytes that are not UTF-8 as \xNN; C1
 // controls and invisible or blank code points (U+00A0, U+00AD, U+200B-U+200F,
-// U+2060, U+FEFF, ...) as \uXXXX.
-std::string printable(std::string_view bytes);
+// U+2060, U+FEFF, ...) as \uXXXX. Bytes past `limit` are not shown: a
+// "... (N more bytes)" ends the text instead, so that a 1 MB line does not
+// make a 1 MB message.
+std::string printable(std::string_view bytes, std::size_t limit = 200);
 
 // Whether `head`, the first bytes of a file, starts as a cfg does: after an
 // optional UTF-8 byte-order mark and blank or comment lines, a line whose
@@ -62,7 +64,17 @@ std::string printable(std::string_view bytes);
 // a binary file, not a cfg.
 bool starts_like_cfg(std::string_view head);
 
-// Reads a whole file into memory; throws std::system_error (errno) on failure.
+// The largest .cfg file read_text_file() reads: 64 MiB. Real cfgs are tens
+// of kilobytes; a million one-line sections is ~10 MB.
+constexpr std::int64_t kMaxCfgBytes = std::int64_t{64} << 20;
+
+// The most layers a cfg may have (sections after [net]): real models have up
+// to about a thousand, and each planned layer takes a few kilobytes.
+constexpr std::int64_t kMaxCfgLayers = 100000;
+
+// Reads a whole cfg file into memory. Throws std::system_error (errno) when
+// it cannot be opened or read or is a directory (EISDIR), and a CfgError
+// when it is a FIFO, a device or a socket, or larger than kMaxCfgBytes.
 std::string read_text_file(const std::string& path);
 
 // darknet's atoi()/atof() on an option value: leading sign and digits, stop at

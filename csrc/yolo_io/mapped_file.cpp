@@ -14,7 +14,17 @@
 
 namespace yolo_io {
 
-MappedFile::MappedFile(std::string path) : path_(std::move(path)) {
+const char* special_file_kind(unsigned mode) noexcept {
+    const auto m = static_cast<mode_t>(mode);
+    if (S_ISREG(m) || S_ISDIR(m)) return nullptr;
+    if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+MappedFile::MappedFile(std::string path, bool copy) : path_(std::move(path)), copied_(copy) {
     // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
     // below as not a regular file); it does not affect a regular file.
     int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
@@ -31,15 +41,33 @@ MappedFile::MappedFile(std::string path) : path_(std::move(path)) {
         ::close(fd);
         throw std::system_error(EISDIR, std::generic_category(), path_);
     }
-    if (!S_ISREG(st.st_mode)) {
+    if (const char* kind = special_file_kind(st.st_mode)) {
         ::close(fd);
-        throw std::system_error(EINVAL, std::generic_category(),
-                                path_ + " is not a regular file");
+        throw FormatError(path_ + " is " + kind + ", not a regular file: yolo_io maps the " +
+                          "whole file, so save a stream or a download to a file first");
     }
     size_ = static_cast<std::int64_t>(st.st_size);
     device_ = static_cast<std::uint64_t>(st.st_dev);
     inode_ = static_cast<std::uint64_t>(st.st_ino);
-    if (size_ > 0) {
+    if (size_ > 0 && copy) {
+        const auto bytes = static_cast<std::size_t>(size_);
+        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            int err = errno;
+            ::close(fd);
+            throw std::system_error(err, std::generic_category(), path_);
+        }
+        ::madvise(p, bytes, MADV_HUGEPAGE);
+        try {
+            read_at(fd, static_cast<std::uint8_t*>(p), bytes, 0);
+        } catch (...) {
+            ::munmap(p, bytes);
+            ::close(fd);
+            throw;
+        }
+        ::mprotect(p, bytes, PROT_READ);
+        data_ = static_cast<const std::uint8_t*>(p);
+    } else if (size_ > 0) {
         void* p = ::mmap(nullptr, static_cast<std::size_t>(size_), PROT_READ, MAP_SHARED, fd, 0);
         if (p == MAP_FAILED) {
             int err = errno;
@@ -52,6 +80,8 @@ MappedFile::MappedFile(std::string path) : path_(std::move(path)) {
 }
 
 int MappedFile::reopen() const noexcept {
+    // A copy is the snapshot to read; the file may have changed since.
+    if (copied_) return -1;
     const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return -1;
     struct stat st {};

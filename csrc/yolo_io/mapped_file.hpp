@@ -9,11 +9,21 @@ struct iovec;
 
 namespace yolo_io {
 
+// What a file that is not a regular file is, in words for a message ("a FIFO
+// (named pipe)", "a character device", ...); nullptr for a regular file or a
+// directory (which the callers report as EISDIR).
+const char* special_file_kind(unsigned mode) noexcept;
+
 class MappedFile {
   public:
     // Maps `path` read-only. Throws std::system_error (with errno) when the
-    // file cannot be opened, is not a regular file, or cannot be mapped.
-    explicit MappedFile(std::string path);
+    // file cannot be opened or mapped or is a directory (EISDIR), and a
+    // FormatError when it is a FIFO, a device or a socket.
+    // With `copy`, the file is read into private memory instead (a snapshot):
+    // what data() shows no longer depends on the file, so a file truncated or
+    // rewritten afterwards cannot make a read fault (SIGBUS). A file that
+    // shrinks while it is read is a FormatError.
+    explicit MappedFile(std::string path, bool copy = false);
     ~MappedFile();
     MappedFile(const MappedFile&) = delete;
     MappedFile& operator=(const MappedFile&) = delete;
@@ -23,6 +33,9 @@ class MappedFile {
     const std::uint8_t* data() const noexcept { return data_; }
     std::int64_t size() const noexcept { return size_; }
     const std::string& path() const noexcept { return path_; }
+    // Whether data() is a private copy (see the constructor): its pages must
+    // not be dropped with MADV_DONTNEED, which would zero them.
+    bool copied() const noexcept { return copied_; }
 
     // A new read-only descriptor for the mapped file, opened by path() and
     // returned only if it is still the very file that was mapped (same
@@ -43,6 +56,7 @@ class MappedFile {
     std::uint64_t inode_ = 0;
     const std::uint8_t* data_ = nullptr;
     std::int64_t size_ = 0;
+    bool copied_ = false;
 };
 
 }  // namespace yolo_io

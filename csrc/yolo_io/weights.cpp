@@ -301,7 +301,7 @@ Weights::Weights(std::shared_ptr<const Config> config, const SafetensorsFile& fi
 }
 
 void Weights::evict(int i) const noexcept {
-    if (!loaded(i) || nbytes(i) == 0) return;
+    if (!loaded(i) || nbytes(i) == 0 || file_->copied()) return;
     const auto page = static_cast<std::int64_t>(::sysconf(_SC_PAGESIZE));
     const std::int64_t begin = offsets_[static_cast<std::size_t>(i)] / page * page;
     const std::int64_t end = offsets_[static_cast<std::size_t>(i)] + nbytes(i);

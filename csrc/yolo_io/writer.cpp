@@ -306,9 +306,12 @@ void write_mapped_layers(const Weights& source, int layers, AtomicFile& out,
         out.write(base + at, static_cast<std::size_t>(len));
         // Written: drop the part from this process's resident set, so that
         // saving a large model does not grow RSS by the file's size. The pages
-        // stay in the page cache; a later access maps them again.
-        ::madvise(const_cast<std::uint8_t*>(base) + from,
-                  static_cast<std::size_t>(at + len - from), MADV_DONTNEED);
+        // stay in the page cache; a later access maps them again. Not for a
+        // private copy (load(copy=True)), whose pages it would zero.
+        if (!file.copied()) {
+            ::madvise(const_cast<std::uint8_t*>(base) + from,
+                      static_cast<std::size_t>(at + len - from), MADV_DONTNEED);
+        }
         if (progress) progress(out.written());
     }
 }

@@ -430,6 +430,7 @@ def load(
     cfg: str | os.PathLike[str] | Config | None = None,
     *,
     partial: bool = False,
+    copy: bool = False,
 ) -> Network:
     """Map a Darknet ``.weights`` file and check it against its ``.cfg``, or
     map a raw safetensors export of :func:`yolo_io.save_safetensors`.
@@ -450,6 +451,15 @@ def load(
             stored cfg (and must plan exactly its tensors).
         partial: accept a file that ends exactly on a layer boundary, such as
             ``yolov4.conv.137`` written by ``darknet partial``.
+        copy: read the whole file into private memory now instead of mapping
+            it (the cost of ``np.fromfile``). By default the file is mapped,
+            and a file truncated or rewritten in place while the Network is
+            alive changes what its views show; a read past a truncated end
+            kills the process with SIGBUS, as it would for ``np.memmap``.
+            With ``copy=True`` the Network is a snapshot that later changes
+            to the file cannot touch. (``save``, ``load_into`` and
+            ``save_safetensors`` read a mapped source with ``pread`` and raise
+            :class:`FormatError` if it has shrunk.)
 
     Returns:
         The Network: ``len()``, ``net[i]`` and iteration give Layer objects.
@@ -475,8 +485,12 @@ def load(
     """
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"weights must be a path, not {type(weights).__name__}")
-    if _core.sniff_file(os.fspath(weights)) == "safetensors":
-        return _load_safetensors(os.fspath(weights), cfg)
+    kind = _core.sniff_file(os.fspath(weights))
+    if kind == "safetensors" or (kind == "other" and cfg is None
+                                 and os.fspath(weights).endswith(".safetensors")):
+        # A damaged .safetensors file does not sniff as one: read it as one
+        # anyway, for the FormatError that says what is wrong with it.
+        return _load_safetensors(os.fspath(weights), cfg, copy)
     if cfg is None:
         raise TypeError(f"load() of the .weights file {os.fspath(weights)} needs its cfg: "
                         "load(weights, cfg) (only a raw safetensors export brings its own)")
@@ -486,16 +500,17 @@ def load(
         _raise_if_swapped(weights, cfg, err)
         raise
     try:
-        core = _core.Weights(core_config(config), os.fspath(weights), bool(partial))
+        core = _core.Weights(core_config(config), os.fspath(weights), bool(partial), bool(copy))
     except WeightsSizeError as err:
         _add_suggestion(err, config, os.fspath(weights), cfg)
         raise
     return Network(config, core)
 
 
-def _load_safetensors(path: str, cfg: str | os.PathLike[str] | Config | None) -> Network:
+def _load_safetensors(path: str, cfg: str | os.PathLike[str] | Config | None,
+                      copy: bool = False) -> Network:
     """A Network on a raw yolo_io safetensors export (every check in the core)."""
-    file = _core.SafetensorsFile(path)
+    file = _core.SafetensorsFile(path, copy)
     if cfg is None:
         config = parse_bytes(file.raw_cfg(), f"{path} (its cfg)", stacklevel=3)
     else:

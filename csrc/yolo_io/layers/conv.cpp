@@ -51,6 +51,16 @@ Built build_convolutional(Options& o, Ctx& ctx, LayerInfo& L) {
     if (xnor) groups = 1;
     if (groups < 1) groups = 1;
     need_positive(o, "filters", n);
+    // make_convolutional_layer() divides both by groups and drops the
+    // remainder: some input channels would never be read, or some filters
+    // never computed, and the weights' shape would not say so.
+    if (ctx.in.c % groups != 0 || n % groups != 0) {
+        o.fail_at("groups", "has groups=" + std::to_string(groups) + ", which does not divide " +
+                                (ctx.in.c % groups != 0
+                                     ? "its " + std::to_string(ctx.in.c) + " input channels"
+                                     : "its filters=" + std::to_string(n)) +
+                                " (darknet would drop the remainder)");
+    }
     need_positive(o, "size", size);
     need_positive(o, stride_x == stride_y ? "stride" : "stride_x", std::min(stride_x, stride_y));
     i64 sx = antialiasing ? 1 : stride_x;

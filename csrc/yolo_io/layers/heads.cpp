@@ -81,6 +81,15 @@ void check_head_input(Options& o, Ctx& ctx, i64 expected, const std::string& why
            "classes= or mask=\")");
 }
 
+// A head's counts: a negative class or coordinate count, or no anchors,
+// would make an empty or negative output that darknet allocates anyway.
+void need_at_least(const Options& o, std::string_view key, i64 v, i64 least) {
+    if (v < least) {
+        o.fail_at(key, "has " + std::string(key) + "=" + std::to_string(v) + "; it must be at least " +
+                           std::to_string(least));
+    }
+}
+
 }  // namespace
 
 Built build_yolo(Options& o, Ctx& ctx, LayerInfo& L) {
@@ -94,6 +103,8 @@ Built build_yolo(Options& o, Ctx& ctx, LayerInfo& L) {
         }
     }
     const i64 n = mask.empty() ? total : static_cast<i64>(mask.size());
+    need_at_least(o, "classes", classes, 0);
+    need_at_least(o, mask.empty() ? "num" : "mask", n, 1);
     i64 per = gaussian ? 9 : 5;
     i64 expected = sat_mul(sat_mul(sat_mul(ctx.in.h, ctx.in.w), n), classes + per);
     check_head_input(o, ctx, expected,
@@ -153,6 +164,9 @@ Built build_region(Options& o, Ctx& ctx, LayerInfo& L) {
     i64 classes = o.i("classes", 20);
     i64 num = o.i("num", 1);
     bool softmax = o.i("softmax", 0) != 0;
+    need_at_least(o, "classes", classes, 0);
+    need_at_least(o, "coords", coords, 0);
+    need_at_least(o, "num", num, 1);
     i64 expected = sat_mul(sat_mul(sat_mul(ctx.in.h, ctx.in.w), num), classes + coords + 1);
     check_head_input(o, ctx, expected,
                      "num=" + std::to_string(num) + " x (classes=" + std::to_string(classes) +
@@ -178,6 +192,10 @@ Built build_detection(Options& o, Ctx& ctx, LayerInfo& L) {
     i64 side = o.i("side", 7);
     bool softmax = o.i("softmax", 0) != 0;
     bool sqrt = o.i("sqrt", 0) != 0;
+    need_at_least(o, "classes", classes, 0);
+    need_at_least(o, "coords", coords, 0);
+    need_at_least(o, "num", num, 1);
+    need_at_least(o, "side", side, 1);
     i64 expected = sat_mul(sat_mul(side, side), sat_mul(1 + coords, num) + classes);
     check_head_input(o, ctx, expected,
                      "side^2 x ((1 + coords) x num + classes) = " + std::to_string(expected) +
