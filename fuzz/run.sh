@@ -19,22 +19,29 @@ HARNESSES=("$@")
 [ ${#HARNESSES[@]} -gt 0 ] || HARNESSES=(fuzz_cfg fuzz_weights fuzz_safetensors)
 
 if ! command -v clang++ >/dev/null && ! command -v clang++-14 >/dev/null; then
-    if command -v apt-get >/dev/null; then
-        apt-get install -y clang-14 libclang-rt-14-dev >/dev/null
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        # Debian 12: the fuzzer runtime is in libclang-rt-14-dev (Ubuntu
+        # 22.04: libclang-common-14-dev, which clang-14 pulls in).
+        apt-get install -y clang-14 libclang-rt-14-dev >/dev/null ||
+            { apt-get update >/dev/null && apt-get install -y clang-14 libclang-rt-14-dev >/dev/null; }
     else
-        echo "fuzz/run.sh: clang++ is missing and apt-get is not there to install it" >&2
+        echo "fuzz/run.sh: no clang++; install clang and its fuzzer runtime" \
+             "(Debian: apt-get install clang-14 libclang-rt-14-dev)" >&2
         exit 2
     fi
 fi
 ./build.sh
-python make_corpus.py
+PYTHON=$(command -v python || command -v python3)
+"$PYTHON" make_corpus.py
 
 run_one() {
     local harness=$1
+    rm -rf "build/findings/$harness"  # this run's findings only
     mkdir -p "build/findings/$harness"
     # The corpus grows as the fuzzer finds new coverage; -max_len fits a
-    # cfg, a NUL and a small weights file. Limits: 2 GB of RSS and 10 s per
-    # input (anything beyond is a finding: no input should need either).
+    # cfg, a NUL and a small weights file (inputs that need more, such as the
+    # size caps, are cases of tests/test_hostile.py). Limits: 2 GB of RSS
+    # and 10 s per input (anything beyond is a finding).
     "./build/$harness" "build/corpus/$harness" -max_total_time="$SECONDS_EACH" \
         -max_len=65536 -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
         -artifact_prefix="build/findings/$harness/" -print_final_stats=1 \

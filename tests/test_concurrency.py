@@ -12,7 +12,6 @@ holds, and arrays taken before stay valid. The sanitizer suite (AGENTS.md,
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,7 @@ def same_pair(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]
 
 
 def worker(net: yolo_io.Network, ref: dict[str, object], seed: int, rounds: int,
-           out: dict[str, object], start: threading.Barrier) -> None:
+           out: dict[str, object], start: threading.Barrier, going: threading.Event) -> None:
     """Reads, fuses and checks in a random order until `rounds` are done or
     the network is closed; records what it checked, kept arrays and errors."""
     rng = np.random.default_rng(seed)
@@ -84,6 +83,7 @@ def worker(net: yolo_io.Network, ref: dict[str, object], seed: int, rounds: int,
                 assert got_all.keys() == expected_all.keys()
                 assert all(same_pair(got_all[k], expected_all[k]) for k in got_all)
             checked += 1
+            going.set()  # this thread is under way
     except yolo_io.YoloIOError as err:
         out["closed_error"] = str(err)
     except BaseException as err:  # noqa: BLE001 - reported by the test, not lost in a thread
@@ -99,15 +99,20 @@ def test_threads_read_and_fuse_one_network(tmp_path: Path, close: bool) -> None:
     ref = reference(net)
     outs: list[dict[str, object]] = [{} for _ in range(THREADS)]
     start = threading.Barrier(THREADS + 1)
-    # Open: 60 rounds each. Closed: until the close stops them, ~0.2 s in.
+    # Open: 60 rounds each. Closed: until the close stops them.
     rounds = 10**9 if close else 60
-    threads = [threading.Thread(target=worker, args=(net, ref, seed, rounds, outs[seed], start))
+    going = [threading.Event() for _ in range(THREADS)]
+    threads = [threading.Thread(target=worker,
+                                args=(net, ref, seed, rounds, outs[seed], start, going[seed]))
                for seed in range(THREADS)]
     for t in threads:
         t.start()
     start.wait()
     if close:
-        time.sleep(0.2)
+        # Close once every thread has checked a result and while all of them
+        # are still going (they stop only at the close).
+        for event in going:
+            assert event.wait(timeout=120)
         net.close()
     for t in threads:
         t.join(timeout=300)

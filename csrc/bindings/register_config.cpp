@@ -215,7 +215,11 @@ void register_config(py::module_& m) {
     m.def(
         "parse_cfg_file",
         [](const std::string& path) {
-            std::string text = read_text_file(path);
+            std::string text;
+            {
+                py::gil_scoped_release release;  // a pipe's writer may take its time
+                text = read_text_file(path);
+            }
             return PyConfig{parse_config(text, path)};
         },
         "path"_a, "Read and parse a .cfg file.");

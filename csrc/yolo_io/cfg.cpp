@@ -134,7 +134,24 @@ bool starts_like_cfg(std::string_view head) {
 }
 
 std::string read_text_file(const std::string& path) {
-    // O_NONBLOCK: a FIFO must not block the open (it is refused below).
+    // What the path names, before opening it: opening a device can have
+    // effects of its own.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        throw std::system_error(errno, std::generic_category(), path);
+    }
+    auto refuse_kind = [&](const struct stat& s) {
+        if (S_ISDIR(s.st_mode)) throw std::system_error(EISDIR, std::generic_category(), path);
+        if (S_ISFIFO(s.st_mode)) return;  // a pipe (<(...)) or a named FIFO: read as a stream
+        if (const char* kind = special_file_kind(s.st_mode)) {
+            throw CfgError(path + " is " + kind + ", not a regular file: a .cfg is read from a "
+                                  "file or a pipe (pass its text to parse_cfg() to read it from "
+                                  "elsewhere)",
+                           path, 0);
+        }
+    };
+    refuse_kind(st);
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         throw std::system_error(errno, std::generic_category(), path);
@@ -143,17 +160,14 @@ std::string read_text_file(const std::string& path) {
         int fd;
         ~Closer() { ::close(fd); }
     } closer{fd};
-    struct stat st {};
     if (::fstat(fd, &st) != 0) {
         throw std::system_error(errno, std::generic_category(), path);
     }
-    if (S_ISDIR(st.st_mode)) {
-        throw std::system_error(EISDIR, std::generic_category(), path);
-    }
-    if (const char* kind = special_file_kind(st.st_mode)) {
-        throw CfgError(path + " is " + kind + ", not a regular file: a .cfg is read from a "
-                              "file (pass its text to parse_cfg() to read it from elsewhere)",
-                       path, 0);
+    refuse_kind(st);  // replaced between stat() and open()
+    if (S_ISFIFO(st.st_mode)) {
+        // Reads block from here: a pipe's writer is on its way (<(curl ...));
+        // a FIFO that no one has opened for writing reads as empty.
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     }
     auto too_large = [&](std::int64_t bytes) {
         return CfgError(path + " is " + std::to_string(bytes) + " bytes or more, more than the " +
@@ -161,7 +175,7 @@ std::string read_text_file(const std::string& path) {
                             "largest darknet cfgs are tens of kilobytes): is it a cfg?",
                         path, 0);
     };
-    if (st.st_size > kMaxCfgBytes) throw too_large(st.st_size);
+    if (st.st_size > kMaxCfgBytes) throw too_large(st.st_size);  // 0 for a pipe
     // One byte more than fstat() said, to see a file that grew since.
     std::string out(static_cast<std::size_t>(st.st_size) + 1, '\0');
     std::size_t have = 0;
@@ -214,6 +228,17 @@ double c_atof(std::string_view s) {
 }
 
 CfgText read_cfg_text(std::string_view text, const std::string& path) {
+    if (static_cast<std::int64_t>(text.size()) > kMaxCfgBytes) {
+        throw CfgError(path + " is " + std::to_string(text.size()) + " bytes of text, more than "
+                           "the " + std::to_string(kMaxCfgBytes >> 20) + " MiB a .cfg may have "
+                           "(the largest darknet cfgs are tens of kilobytes): is it a cfg?",
+                       path, 0);
+    }
+    if (text.substr(0, 2) == "\xFF\xFE" || text.substr(0, 2) == "\xFE\xFF") {
+        // Before sniffing: UTF-16 bytes can look like a weights header.
+        throw cfg_error(path, 1, "the file is UTF-16 (it starts with a UTF-16 byte-order "
+                                 "mark); darknet reads bytes: save it as UTF-8 (or ASCII)");
+    }
     CfgText cfg;
     cfg.path = path;
     cfg.source = std::string(text);
@@ -233,10 +258,12 @@ CfgText read_cfg_text(std::string_view text, const std::string& path) {
     std::size_t pos = 0;
     if (text.substr(0, kUtf8Bom.size()) == kUtf8Bom) {
         pos = kUtf8Bom.size();
-        cfg.diagnostics.push_back({1, "the cfg starts with a UTF-8 byte-order mark (BOM), which "
-                                      "darknet does not expect; skipped"});
+        add_diagnostic(cfg.diagnostics, 1,
+                       "the cfg starts with a UTF-8 byte-order mark (BOM), which darknet does "
+                       "not expect; skipped");
     }
     int lineno = 0;
+    std::int64_t option_count = 0;
     while (pos < text.size()) {
         std::size_t end = text.find('\n', pos);
         std::size_t next = end == std::string_view::npos ? text.size() : end + 1;
@@ -247,12 +274,10 @@ CfgText read_cfg_text(std::string_view text, const std::string& path) {
         // and drop the rest unseen. A text cfg has none; refuse it.
         const std::size_t nul = raw.find('\0');
         if (nul != std::string_view::npos) {
-            const bool utf16 = text.substr(0, 2) == "\xFF\xFE" || text.substr(0, 2) == "\xFE\xFF";
             throw cfg_error(path, lineno,
                             "this line has a NUL byte at column " + std::to_string(nul + 1) +
-                                (utf16 ? ": the file is UTF-16; save it as UTF-8 (or ASCII)"
-                                       : ": a .cfg is text, and darknet would end the line "
-                                         "there and ignore the rest; is this a binary file?"));
+                                ": a .cfg is text, and darknet would end the line there and "
+                                "ignore the rest; is this a binary or UTF-16 file?");
         }
         // strip(): delete every space, tab, CR and LF anywhere in the line.
         const std::size_t start = buf.size();
@@ -293,13 +318,12 @@ CfgText read_cfg_text(std::string_view text, const std::string& path) {
         if (eq == std::string_view::npos) {
             option.key = line;
             option.has_value = false;
-            cfg.diagnostics.push_back({lineno, "'" + printable(line) +
-                                                   "' has no '=', darknet reads it as an "
-                                                   "absent value"});
+            add_diagnostic(cfg.diagnostics, lineno,
+                           "'" + printable(line) + "' has no '=', darknet reads it as an absent "
+                                                   "value");
         } else if (eq + 1 == line.size()) {
-            cfg.diagnostics.push_back({lineno, "'" + printable(line) +
-                                                   "' has an empty value; darknet drops the "
-                                                   "line"});
+            add_diagnostic(cfg.diagnostics, lineno,
+                           "'" + printable(line) + "' has an empty value; darknet drops the line");
             continue;
         } else {
             option.key = line.substr(0, eq);
@@ -308,6 +332,12 @@ CfgText read_cfg_text(std::string_view text, const std::string& path) {
         auto& options = cfg.sections.back().options;
         if (options.empty()) {
             options.reserve(16);
+        }
+        if (++option_count > kMaxCfgOptions) {
+            throw cfg_error(path, lineno,
+                            "this line makes more than " + std::to_string(kMaxCfgOptions) +
+                                " options, and real cfgs have tens of thousands at most: is this "
+                                "a cfg?");
         }
         options.push_back(option);
     }

@@ -33,6 +33,14 @@ struct Diagnostic {
     std::string message;
 };
 
+// The most warnings a parse keeps: a hostile cfg of millions of bad lines
+// must not make millions of messages. Past it, add_diagnostic() drops them
+// and the Config's last warning says so.
+constexpr std::size_t kMaxDiagnostics = 1000;
+inline void add_diagnostic(std::vector<Diagnostic>& out, int line, std::string message) {
+    if (out.size() < kMaxDiagnostics) out.push_back({line, std::move(message)});
+}
+
 struct CfgText {
     std::string path;  // for messages; "<string>" for text passed directly
     std::string source;  // the text as given, byte for byte (what an export stores)
@@ -64,17 +72,23 @@ std::string printable(std::string_view bytes, std::size_t limit = 200);
 // a binary file, not a cfg.
 bool starts_like_cfg(std::string_view head);
 
-// The largest .cfg file read_text_file() reads: 64 MiB. Real cfgs are tens
-// of kilobytes; a million one-line sections is ~10 MB.
-constexpr std::int64_t kMaxCfgBytes = std::int64_t{64} << 20;
+// The largest cfg text read: 16 MiB, as a file (read_text_file) or as text
+// (read_cfg_text). Real cfgs are tens of kilobytes, the most layers a cfg
+// may have (kMaxCfgLayers) a few megabytes.
+constexpr std::int64_t kMaxCfgBytes = std::int64_t{16} << 20;
 
 // The most layers a cfg may have (sections after [net]): real models have up
 // to about a thousand, and each planned layer takes a few kilobytes.
 constexpr std::int64_t kMaxCfgLayers = 100000;
+// The most options (key=value lines) in a cfg: real ones have at most tens
+// of thousands; each takes ~40 bytes, so lines alone cannot take much memory.
+constexpr std::int64_t kMaxCfgOptions = 1000000;
 
-// Reads a whole cfg file into memory. Throws std::system_error (errno) when
-// it cannot be opened or read or is a directory (EISDIR), and a CfgError
-// when it is a FIFO, a device or a socket, or larger than kMaxCfgBytes.
+// Reads a whole cfg file into memory: a regular file, or a pipe or FIFO read
+// to its end (a FIFO with no writer reads as empty; nothing blocks on the
+// open). Throws std::system_error (errno) when it cannot be opened or read or
+// is a directory (EISDIR), and a CfgError for a device or a socket (refused
+// before it is opened) or more than kMaxCfgBytes.
 std::string read_text_file(const std::string& path);
 
 // darknet's atoi()/atof() on an option value: leading sign and digits, stop at

@@ -230,13 +230,14 @@ __attribute__((target("avx2,f16c"))) i64 to_half_avx2(const float* in, std::uint
 bool cpu_has_avx2_f16c() {
     // CPUID rather than __builtin_cpu_supports("f16c"), which clang before 16
     // does not know (fuzz/build.sh builds the core with clang): AVX2 is leaf
-    // 7 EBX bit 5, F16C leaf 1 ECX bit 29, and both need the OS to save the
-    // YMM registers (OSXSAVE, ECX bit 27, and XCR0 bits 1-2).
+    // 7 EBX bit 5; F16C leaf 1 ECX bit 29 and AVX bit 28; all need the OS to
+    // save the YMM registers (OSXSAVE, ECX bit 27, and XCR0 bits 1-2).
     unsigned a = 0, b = 0, c = 0, d = 0;
     if (__get_cpuid(1, &a, &b, &c, &d) == 0) return false;
     const bool f16c = (c & (1u << 29)) != 0;
+    const bool avx = (c & (1u << 28)) != 0;
     const bool osxsave = (c & (1u << 27)) != 0;
-    if (!f16c || !osxsave) return false;
+    if (!f16c || !avx || !osxsave) return false;
     unsigned xcr0_lo = 0, xcr0_hi = 0;
     __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
     if ((xcr0_lo & 0x6u) != 0x6u) return false;

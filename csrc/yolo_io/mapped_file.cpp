@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <system_error>
 
@@ -25,58 +26,68 @@ const char* special_file_kind(unsigned mode) noexcept {
 }
 
 MappedFile::MappedFile(std::string path, bool copy) : path_(std::move(path)), copied_(copy) {
-    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused
-    // below as not a regular file); it does not affect a regular file.
+#ifdef YOLO_IO_FUZZ
+    // Fuzzing: every file is read into a heap buffer of exactly its size, so
+    // that AddressSanitizer sees a read past its end (in a mapping, the rest
+    // of the last page is readable).
+    copied_ = true;
+#endif
+    // What the path names, before opening it: opening a device can have
+    // effects of its own.
+    auto refuse_kind = [&](const struct stat& s) {
+        if (S_ISDIR(s.st_mode)) throw std::system_error(EISDIR, std::generic_category(), path_);
+        if (const char* kind = special_file_kind(s.st_mode)) {
+            throw FormatError(path_ + " is " + kind + ", not a regular file: yolo_io maps the " +
+                              "whole file, so save a stream or a download to a file first");
+        }
+    };
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) != 0) {
+        throw std::system_error(errno, std::generic_category(), path_);
+    }
+    refuse_kind(st);
+    // O_NONBLOCK: should the path have become a FIFO since, the open must
+    // not wait for a writer; it does not affect a regular file.
     int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         throw std::system_error(errno, std::generic_category(), path_);
     }
-    struct stat st {};
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }  // the mapping stays valid without the descriptor
+    } closer{fd};
     if (::fstat(fd, &st) != 0) {
-        int err = errno;
-        ::close(fd);
-        throw std::system_error(err, std::generic_category(), path_);
+        throw std::system_error(errno, std::generic_category(), path_);
     }
-    if (S_ISDIR(st.st_mode)) {
-        ::close(fd);
-        throw std::system_error(EISDIR, std::generic_category(), path_);
-    }
-    if (const char* kind = special_file_kind(st.st_mode)) {
-        ::close(fd);
-        throw FormatError(path_ + " is " + kind + ", not a regular file: yolo_io maps the " +
-                          "whole file, so save a stream or a download to a file first");
-    }
+    refuse_kind(st);  // replaced between stat() and open()
     size_ = static_cast<std::int64_t>(st.st_size);
     device_ = static_cast<std::uint64_t>(st.st_dev);
     inode_ = static_cast<std::uint64_t>(st.st_ino);
-    if (size_ > 0 && copy) {
-        const auto bytes = static_cast<std::size_t>(size_);
+    if (size_ == 0) return;
+    const auto bytes = static_cast<std::size_t>(size_);
+    if (copied_) {
+#ifdef YOLO_IO_FUZZ
+        std::unique_ptr<std::uint8_t[]> buffer(new std::uint8_t[bytes]);
+        read_at(fd, buffer.get(), bytes, 0);
+        data_ = buffer.release();
+#else
         void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) {
-            int err = errno;
-            ::close(fd);
-            throw std::system_error(err, std::generic_category(), path_);
-        }
+        if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), path_);
         ::madvise(p, bytes, MADV_HUGEPAGE);
         try {
             read_at(fd, static_cast<std::uint8_t*>(p), bytes, 0);
         } catch (...) {
             ::munmap(p, bytes);
-            ::close(fd);
             throw;
         }
         ::mprotect(p, bytes, PROT_READ);
         data_ = static_cast<const std::uint8_t*>(p);
-    } else if (size_ > 0) {
-        void* p = ::mmap(nullptr, static_cast<std::size_t>(size_), PROT_READ, MAP_SHARED, fd, 0);
-        if (p == MAP_FAILED) {
-            int err = errno;
-            ::close(fd);
-            throw std::system_error(err, std::generic_category(), path_);
-        }
-        data_ = static_cast<const std::uint8_t*>(p);
+#endif
+        return;
     }
-    ::close(fd);  // the mapping stays valid without the descriptor
+    void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), path_);
+    data_ = static_cast<const std::uint8_t*>(p);
 }
 
 int MappedFile::reopen() const noexcept {
@@ -96,9 +107,12 @@ int MappedFile::reopen() const noexcept {
 }
 
 MappedFile::~MappedFile() {
-    if (data_ != nullptr) {
-        ::munmap(const_cast<std::uint8_t*>(data_), static_cast<std::size_t>(size_));
-    }
+    if (data_ == nullptr) return;
+#ifdef YOLO_IO_FUZZ
+    delete[] data_;
+#else
+    ::munmap(const_cast<std::uint8_t*>(data_), static_cast<std::size_t>(size_));
+#endif
 }
 
 void MappedFile::read_at(int fd, std::uint8_t* into, std::size_t want, std::int64_t at) const {

@@ -195,6 +195,10 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
     }
     std::stable_sort(cfg->diagnostics.begin(), cfg->diagnostics.end(),
                      [](const Diagnostic& a, const Diagnostic& b) { return a.line < b.line; });
+    if (cfg->diagnostics.size() >= kMaxDiagnostics) {
+        cfg->diagnostics.push_back({0, "the first " + std::to_string(kMaxDiagnostics) +
+                                           " warnings are shown; the rest are not"});
+    }
     return cfg;
 }
 

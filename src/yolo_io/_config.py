@@ -211,7 +211,7 @@ class Config(Sequence[CfgLayer]):
     def warnings(self) -> tuple[str, ...]:
         """What darknet would print and ignore: unused options, unknown
         activations, ...; each message starts with its line."""
-        return tuple(f"{self.path}:{line}: {msg}" for line, msg in self._cfg.diagnostics)
+        return tuple(_located(self.path, line, msg) for line, msg in self._cfg.diagnostics)
 
     @property
     def param_count(self) -> int:
@@ -278,11 +278,16 @@ def normalize_index(i: int, n: int) -> int:
     return k
 
 
+def _located(path: str, line: int, message: str) -> str:
+    """"path:line: message", or "path: message" for a message of no one line."""
+    return f"{path}:{line}: {message}" if line > 0 else f"{path}: {message}"
+
+
 def _warn(cfg: _core.Config, stacklevel: int) -> None:
     diags = cfg.diagnostics
     if not diags:
         return
-    lines = [f"{cfg.path}:{line}: {msg}" for line, msg in diags[:_MAX_WARNING_LINES]]
+    lines = [_located(cfg.path, line, msg) for line, msg in diags[:_MAX_WARNING_LINES]]
     if len(diags) > _MAX_WARNING_LINES:
         lines.append(f"... and {len(diags) - _MAX_WARNING_LINES} more (see Config.warnings)")
     warnings.warn(CfgWarning("\n".join(lines)), stacklevel=stacklevel + 1)

@@ -9,13 +9,14 @@ exactly the bytes the file has.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shlex
+import stat
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from . import _core
@@ -416,7 +417,7 @@ class _Text:
     def __init__(self, config: Config, source: bytes | None = None) -> None:
         self.path = config.path
         if source is None:
-            source = Path(config.path).read_bytes()
+            source = _read_text_file(config.path)
         self.lines = source.split(b"\n")
 
     def old(self, line: int) -> str:
@@ -564,10 +565,31 @@ def _anchor_edits(text: _Text, heads: Iterable[_Head], m: int, k: int) -> list[C
 
 # -- .data and .names ---------------------------------------------------------
 
+_MAX_TEXT_BYTES = 64 << 20  # as the core's limit for a .cfg
+
+
+def _read_text_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a small text file (.data, .names, the cfg again): refuses,
+    without blocking, a FIFO, a device or a socket, and a file over 64 MiB."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)",
+                          os.fspath(path))
+        data = f.read(_MAX_TEXT_BYTES + 1)
+    if len(data) > _MAX_TEXT_BYTES:
+        raise OSError(errno.EFBIG, "more than 64 MiB: not a darknet text file", os.fspath(path))
+    return data
+
+
 def _read_data(path: str) -> dict[str, tuple[str, int]]:
     """darknet's read_data_cfg(): ``key=value`` lines, ``#``/``;`` comments."""
     out: dict[str, tuple[str, int]] = {}
-    for n, raw in enumerate(Path(path).read_text("utf-8", "replace").split("\n"), start=1):
+    text = _read_text_file(path).decode("utf-8", "replace")
+    for n, raw in enumerate(text.split("\n"), start=1):
         line = re.sub(r"\s", "", raw)
         if not line or line[0] in "#;" or "=" not in line:
             continue
@@ -579,7 +601,7 @@ def _read_data(path: str) -> dict[str, tuple[str, int]]:
 def _count_names(path: str) -> tuple[int, int]:
     """(lines darknet counts, of them blank): darknet's get_labels() takes every
     line, blank ones too; many converters count only the non-blank ones."""
-    lines = Path(path).read_text("utf-8", "replace").split("\n")
+    lines = _read_text_file(path).decode("utf-8", "replace").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return len(lines), sum(1 for x in lines if not x.strip())

@@ -486,10 +486,11 @@ def load(
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(f"weights must be a path, not {type(weights).__name__}")
     kind = _core.sniff_file(os.fspath(weights))
-    if kind == "safetensors" or (kind == "other" and cfg is None
+    if kind == "safetensors" or (kind in ("other", "weights") and cfg is None
                                  and os.fspath(weights).endswith(".safetensors")):
-        # A damaged .safetensors file does not sniff as one: read it as one
-        # anyway, for the FormatError that says what is wrong with it.
+        # A damaged .safetensors file does not sniff as one (its first bytes
+        # can even look like a weights header): without a cfg, read it as
+        # what its name says, for the FormatError that says what is wrong.
         return _load_safetensors(os.fspath(weights), cfg, copy)
     if cfg is None:
         raise TypeError(f"load() of the .weights file {os.fspath(weights)} needs its cfg: "

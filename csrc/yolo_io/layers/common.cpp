@@ -42,9 +42,10 @@ void Options::report_unused(std::vector<Diagnostic>& out) const {
     for (std::size_t i = 0; i < section_.options.size(); ++i) {
         if (!is_used(i)) {
             const auto& o = section_.options[i];
-            out.push_back({o.line, "unused option '" + printable(o.key) +
-                                       (o.has_value ? "=" + printable(o.value) : "") + "' in " +
-                                       printable(section_.name) + " (darknet ignores it)"});
+            add_diagnostic(out, o.line,
+                           "unused option '" + printable(o.key) +
+                               (o.has_value ? "=" + printable(o.value) : "") + "' in " +
+                               printable(section_.name) + " (darknet ignores it)");
         }
     }
 }
@@ -125,9 +126,9 @@ std::string_view activation(Options& o, Ctx& ctx, std::string_view key, std::str
     for (auto a : kActivations) {
         if (a == name) return a;
     }
-    ctx.diagnostics.push_back({o.line_of(key), "activation '" + printable(name) + "' in " +
-                                                   printable(o.section().name) +
-                                                   " is unknown to darknet, which uses relu"});
+    add_diagnostic(ctx.diagnostics, o.line_of(key),
+                   "activation '" + printable(name) + "' in " + printable(o.section().name) +
+                       " is unknown to darknet, which uses relu");
     return "relu";
 }
 

@@ -104,7 +104,7 @@ Built build_yolo(Options& o, Ctx& ctx, LayerInfo& L) {
     }
     const i64 n = mask.empty() ? total : static_cast<i64>(mask.size());
     need_at_least(o, "classes", classes, 0);
-    need_at_least(o, mask.empty() ? "num" : "mask", n, 1);
+    if (mask.empty()) need_at_least(o, "num", total, 1);  // a mask has at least one index
     i64 per = gaussian ? 9 : 5;
     i64 expected = sat_mul(sat_mul(sat_mul(ctx.in.h, ctx.in.w), n), classes + per);
     check_head_input(o, ctx, expected,

@@ -97,11 +97,11 @@ Built build_shortcut(Options& o, Ctx& ctx, LayerInfo& L) {
         if (f.w != ctx.in.w || f.h != ctx.in.h) {
             // [A] asserts; [P]'s shortcut_cpu() samples the larger input with
             // a stride (pjreddie's resnet50.cfg relies on it). Keep going.
-            ctx.diagnostics.push_back(
-                {o.line_of("from"), "[shortcut] adds layer " + std::to_string(idx) + " (" +
-                                        shape_str(f) + ") to its input " + shape_str(ctx.in) +
-                                        ": width and height differ, which AlexeyAB darknet "
-                                        "rejects and pjreddie darknet samples with a stride"});
+            add_diagnostic(ctx.diagnostics, o.line_of("from"),
+                           "[shortcut] adds layer " + std::to_string(idx) + " (" + shape_str(f) +
+                               ") to its input " + shape_str(ctx.in) +
+                               ": width and height differ, which AlexeyAB darknet rejects and "
+                               "pjreddie darknet samples with a stride");
         }
     }
     L.inputs.clear();
