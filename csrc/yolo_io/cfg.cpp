@@ -134,14 +134,8 @@ bool starts_like_cfg(std::string_view head) {
 }
 
 std::string read_text_file(const std::string& path) {
-    // What the path names, before opening it: opening a device can have
-    // effects of its own.
     struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) {
-        throw std::system_error(errno, std::generic_category(), path);
-    }
-    auto refuse_kind = [&](const struct stat& s) {
-        if (S_ISDIR(s.st_mode)) throw std::system_error(EISDIR, std::generic_category(), path);
+    const UniqueFd fd = open_checked(path, st, [&](const struct stat& s) {
         if (S_ISFIFO(s.st_mode)) return;  // a pipe (<(...)) or a named FIFO: read as a stream
         if (const char* kind = special_file_kind(s.st_mode)) {
             throw CfgError(path + " is " + kind + ", not a regular file: a .cfg is read from a "
@@ -149,25 +143,11 @@ std::string read_text_file(const std::string& path) {
                                   "elsewhere)",
                            path, 0);
         }
-    };
-    refuse_kind(st);
-    // O_NONBLOCK: opening a FIFO must not wait for a writer.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        throw std::system_error(errno, std::generic_category(), path);
-    }
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{fd};
-    if (::fstat(fd, &st) != 0) {
-        throw std::system_error(errno, std::generic_category(), path);
-    }
-    refuse_kind(st);  // replaced between stat() and open()
+    });
     if (S_ISFIFO(st.st_mode)) {
         // Reads block from here: a pipe's writer is on its way (<(curl ...));
         // a FIFO that no one has opened for writing reads as empty.
-        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
     }
     auto too_large = [&](std::int64_t bytes) {
         return CfgError(path + " is " + std::to_string(bytes) + " bytes or more, more than the " +
@@ -186,7 +166,7 @@ std::string read_text_file(const std::string& path) {
             }
             out.resize(std::min(out.size() * 2, static_cast<std::size_t>(kMaxCfgBytes) + 1));
         }
-        const ssize_t got = ::read(fd, out.data() + have, out.size() - have);
+        const ssize_t got = ::read(fd.get(), out.data() + have, out.size() - have);
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) throw std::system_error(errno, std::generic_category(), path);
         if (got == 0) break;

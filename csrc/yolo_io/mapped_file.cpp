@@ -25,6 +25,27 @@ const char* special_file_kind(unsigned mode) noexcept {
     return "not a regular file";
 }
 
+UniqueFd::~UniqueFd() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+UniqueFd open_checked(const std::string& path, struct stat& st,
+                      const std::function<void(const struct stat&)>& check) {
+    auto checked = [&](const struct stat& s) {
+        if (S_ISDIR(s.st_mode)) throw std::system_error(EISDIR, std::generic_category(), path);
+        check(s);
+    };
+    if (::stat(path.c_str(), &st) != 0) {
+        throw std::system_error(errno, std::generic_category(), path);
+    }
+    checked(st);
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+    if (fd.get() < 0) throw std::system_error(errno, std::generic_category(), path);
+    if (::fstat(fd.get(), &st) != 0) throw std::system_error(errno, std::generic_category(), path);
+    checked(st);
+    return fd;
+}
+
 MappedFile::MappedFile(std::string path, bool copy) : path_(std::move(path)), copied_(copy) {
 #ifdef YOLO_IO_FUZZ
     // Fuzzing: every file is read into a heap buffer of exactly its size, so
@@ -32,34 +53,14 @@ MappedFile::MappedFile(std::string path, bool copy) : path_(std::move(path)), co
     // of the last page is readable).
     copied_ = true;
 #endif
-    // What the path names, before opening it: opening a device can have
-    // effects of its own.
-    auto refuse_kind = [&](const struct stat& s) {
-        if (S_ISDIR(s.st_mode)) throw std::system_error(EISDIR, std::generic_category(), path_);
+    struct stat st {};
+    // The descriptor is closed on return; the mapping stays valid without it.
+    const UniqueFd fd = open_checked(path_, st, [&](const struct stat& s) {
         if (const char* kind = special_file_kind(s.st_mode)) {
             throw FormatError(path_ + " is " + kind + ", not a regular file: yolo_io maps the " +
                               "whole file, so save a stream or a download to a file first");
         }
-    };
-    struct stat st {};
-    if (::stat(path_.c_str(), &st) != 0) {
-        throw std::system_error(errno, std::generic_category(), path_);
-    }
-    refuse_kind(st);
-    // O_NONBLOCK: should the path have become a FIFO since, the open must
-    // not wait for a writer; it does not affect a regular file.
-    int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        throw std::system_error(errno, std::generic_category(), path_);
-    }
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }  // the mapping stays valid without the descriptor
-    } closer{fd};
-    if (::fstat(fd, &st) != 0) {
-        throw std::system_error(errno, std::generic_category(), path_);
-    }
-    refuse_kind(st);  // replaced between stat() and open()
+    });
     size_ = static_cast<std::int64_t>(st.st_size);
     device_ = static_cast<std::uint64_t>(st.st_dev);
     inode_ = static_cast<std::uint64_t>(st.st_ino);
@@ -68,14 +69,14 @@ MappedFile::MappedFile(std::string path, bool copy) : path_(std::move(path)), co
     if (copied_) {
 #ifdef YOLO_IO_FUZZ
         std::unique_ptr<std::uint8_t[]> buffer(new std::uint8_t[bytes]);
-        read_at(fd, buffer.get(), bytes, 0);
+        read_at(fd.get(), buffer.get(), bytes, 0);
         data_ = buffer.release();
 #else
         void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), path_);
         ::madvise(p, bytes, MADV_HUGEPAGE);
         try {
-            read_at(fd, static_cast<std::uint8_t*>(p), bytes, 0);
+            read_at(fd.get(), static_cast<std::uint8_t*>(p), bytes, 0);
         } catch (...) {
             ::munmap(p, bytes);
             throw;
@@ -85,7 +86,7 @@ MappedFile::MappedFile(std::string path, bool copy) : path_(std::move(path)), co
 #endif
         return;
     }
-    void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd, 0);
+    void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd.get(), 0);
     if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), path_);
     data_ = static_cast<const std::uint8_t*>(p);
 }

@@ -1,18 +1,45 @@
 // RAII read-only memory mapping of a whole file.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 struct iovec;
 
 namespace yolo_io {
 
+// A file descriptor, closed when it goes out of scope (-1: none).
+class UniqueFd {
+  public:
+    explicit UniqueFd(int fd) noexcept : fd_(fd) {}
+    ~UniqueFd();
+    UniqueFd(UniqueFd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+    UniqueFd(const UniqueFd&) = delete;
+    UniqueFd& operator=(const UniqueFd&) = delete;
+    UniqueFd& operator=(UniqueFd&&) = delete;
+    int get() const noexcept { return fd_; }
+
+  private:
+    int fd_;
+};
+
 // What a file that is not a regular file is, in words for a message ("a FIFO
 // (named pipe)", "a character device", ...); nullptr for a regular file or a
 // directory (which the callers report as EISDIR).
 const char* special_file_kind(unsigned mode) noexcept;
+
+// Opens `path` read-only to read its bytes. A directory is EISDIR and any
+// other failure a std::system_error naming the path. `check` throws to
+// refuse a kind of file: it runs on the path's stat() before the open, since
+// opening a device can have effects of its own, and again on the opened
+// file's fstat(), in case the path was replaced in between. The open does
+// not block on a FIFO (O_NONBLOCK). `st` is the opened file's fstat().
+UniqueFd open_checked(const std::string& path, struct stat& st,
+                      const std::function<void(const struct stat&)>& check);
 
 class MappedFile {
   public:

@@ -389,13 +389,8 @@ void Weights::copy_params(const std::vector<ParamCopy>& copies, int threads) con
         }
     }
     if (parts.empty()) return;
-    const int fd = file_->reopen();
-    struct Closer {
-        int fd;
-        ~Closer() {
-            if (fd >= 0) ::close(fd);
-        }
-    } closer{fd};
+    const UniqueFd reopened(file_->reopen());
+    const int fd = reopened.get();
     for_each_in_turn(parts.size(), threads, [&](std::size_t k, std::size_t) {
         Part& part = parts[k];
         if (fd >= 0) {

@@ -278,13 +278,9 @@ void write_mapped_layers(const Weights& source, int layers, AtomicFile& out,
     const std::int64_t begin = source.data_begin();
     const std::int64_t end = expected_bytes_upto(source.config(), begin, n);
     const MappedFile& file = *source.file();
-    const int fd = file.reopen();
-    if (fd >= 0) {
-        struct Closer {
-            int fd;
-            ~Closer() { ::close(fd); }
-        } closer{fd};
-        copy_from_descriptor(fd, file, begin, end, out, progress);
+    const UniqueFd fd(file.reopen());
+    if (fd.get() >= 0) {
+        copy_from_descriptor(fd.get(), file, begin, end, out, progress);
         return;
     }
     // The path no longer names the mapped file (replaced, or a relative path
