@@ -148,6 +148,26 @@ def test_fuse_into_refuses_bad_targets(net: yolo_io.Network) -> None:
     assert not good[0].any()  # nothing written on error
 
 
+def test_fuse_into_refuses_overlapping_targets(net: yolo_io.Network) -> None:
+    """A bias inside its own weight buffer, or two layers' targets sharing
+    memory, were accepted and one of them written wrong (issue 22, item 7)."""
+    buf = np.zeros(8 * 27 + 8, np.float32)
+    weights, bias = buf[:216].reshape(8, 3, 3, 3), buf[208:216]
+    with pytest.raises(ValueError, match=r"the targets of layer 0 bias and layer 0 weights "
+                       r"overlap in memory .*every target needs memory of its own"):
+        net.fuse_into({0: (weights, bias)})
+    other = np.zeros((8, 1, 3, 3), np.float32)
+    with pytest.raises(ValueError, match=r"layer 0 bias and layer 1 weights overlap"):
+        net.fuse_into({0: (weights, other.reshape(-1)[:8]), 1: (other, np.zeros(8, np.float32))})
+    same = np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match=r"layer 0 bias and layer 1 bias overlap"):
+        net.fuse_into({0: (weights, same), 1: (other, same)})
+    assert not buf.any() and not other.any() and not same.any()  # nothing written
+    net.fuse_into({0: (buf[:216].reshape(8, 3, 3, 3), buf[216:])})  # adjacent is fine
+    np.testing.assert_array_equal(buf[:216].reshape(8, 3, 3, 3), net[0].fused()[0])
+    np.testing.assert_array_equal(buf[216:], net[0].fused()[1])
+
+
 def test_partial_network_fuses_what_it_has(tmp_path: Path) -> None:
     path = write_weights(tmp_path / "p.weights", CFG, layers=2)
     net = yolo_io.load(path, CFG, partial=True)

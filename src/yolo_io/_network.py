@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -381,9 +382,12 @@ class Network(Sequence[Layer]):
 
         Raises:
             ValueError: a target of the wrong shape, dtype or memory layout (the
-                message names the layer); nothing is written then.
+                message names the layer), or two targets sharing memory (a bias
+                inside a weight buffer, two layers' targets overlapping: the
+                message names both); nothing is written then.
         """
         plain = {int(i): (plain_bits(w, dtype), plain_bits(b, dtype)) for i, (w, b) in targets.items()}
+        _refuse_overlaps(plain)
         overflow = self._live().fuse_into(plain, layout, dense_layout, dtype, flatten,
                                           threads_arg(threads))
         where = self[next(iter(targets))]._where() if len(targets) == 1 else None
@@ -423,6 +427,29 @@ class Network(Sequence[Layer]):
     def __repr__(self) -> str:
         state = "closed" if self._weights is None else f"{self.header.major}.{self.header.minor}"
         return f"<Network {self._path!r} ({state}): {len(self)} layers from {self._config.path!r}>"
+
+
+def _refuse_overlaps(targets: Mapping[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]]) -> None:
+    """ValueError naming two targets whose memory overlaps: a fused layer
+    written into memory another target also receives would leave one of them
+    wrong (threads write them in any order). Checked on the byte ranges of
+    every target before anything is written."""
+    ranges: list[tuple[int, int, str]] = []
+    for i, pair in targets.items():
+        for name, a in zip(("weights", "bias"), pair, strict=True):
+            if isinstance(a, np.ndarray) and a.size:
+                low = high = a.__array_interface__["data"][0]
+                for n, stride in zip(a.shape, a.strides, strict=True):
+                    low, high = low + min(0, (n - 1) * stride), high + max(0, (n - 1) * stride)
+                ranges.append((low, high + a.itemsize, f"layer {i} {name}"))
+    ranges.sort()
+    for (low, high, name), (next_low, next_high, next_name) in itertools.pairwise(ranges):
+        if next_low < high:
+            first, second = sorted((name, next_name))
+            raise ValueError(
+                f"the targets of {first} and {second} overlap in memory (bytes "
+                f"{next_low - low}..{min(high, next_high) - low} of the {high - low}-byte "
+                f"{name} buffer); every target needs memory of its own")
 
 
 def load(
