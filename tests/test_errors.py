@@ -200,3 +200,16 @@ def test_fifo_is_refused_without_blocking(tmp_path: Path, tiny_cfg: Path) -> Non
     # As a cfg a FIFO is read as a stream; with no writer it is empty.
     with pytest.raises(yolo_io.CfgError, match=r"no \[net\] section"):
         yolo_io.parse_cfg(fifo)
+
+
+def test_expected_size_refuses_a_layer_count_outside_the_cfg(tiny_cfg: Path) -> None:
+    """layers=99 and layers=-99 returned the full size (issue 22, item 22)."""
+    cfg = yolo_io.parse_cfg(tiny_cfg)
+    n = len(cfg)
+    assert cfg.expected_size(layers=n) == cfg.expected_size()
+    assert cfg.expected_size(layers=0) == 20
+    for bad in (n + 1, 99, -1, -99):
+        with pytest.raises(ValueError, match=rf"layers={bad} is outside 0\.\.{n}: .* has {n} layers"):
+            cfg.expected_size(layers=bad)
+    with pytest.raises(TypeError, match="layers must be an integer, not float"):
+        cfg.expected_size(layers=2.0)  # type: ignore[arg-type]

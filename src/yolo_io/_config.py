@@ -225,10 +225,22 @@ class Config(Sequence[CfgLayer]):
         Args:
             version: the header's (major, minor[, revision]); versions below 0.2
                 have a 16-byte header, later ones 20 bytes.
-            layers: only the first ``layers`` layers (a ``darknet partial`` file).
+            layers: only the first ``layers`` layers (a ``darknet partial``
+                file), 0 to ``len(config)``.
+
+        Raises:
+            TypeError: ``layers`` is not an integer.
+            ValueError: ``layers`` is outside 0 to ``len(config)``.
         """
         header = _core.header_size_for(version[0], version[1])
-        return self._cfg.expected_bytes(header, -1 if layers is None else layers)
+        if layers is None:
+            return self._cfg.expected_bytes(header, -1)
+        if not isinstance(layers, (int, np.integer)) or isinstance(layers, bool):
+            raise TypeError(f"layers must be an integer, not {type(layers).__name__}")
+        if not 0 <= layers <= len(self):
+            raise ValueError(f"layers={layers} is outside 0..{len(self)}: {self.path} has "
+                             f"{len(self)} layers")
+        return self._cfg.expected_bytes(header, int(layers))
 
     @property
     def expected_sizes(self) -> Mapping[str, int]:
