@@ -102,6 +102,27 @@ CASES: dict[str, tuple[str, str, str]] = {
         "CfgError", r"groups=2, which does not divide its filters=3"),
     "width=0": ("report(lambda: yolo_io.parse_cfg(NET.replace('width=16', 'width=0') + conv()))",
                 "CfgError", r"\[net\] sets no input size"),
+    "filters=4294967300": (  # darknet's atoi() gives 4; was read as 2147483647
+        "report(lambda: yolo_io.parse_cfg(NET + conv(filters=4294967300)))",
+        "CfgError", (r"<string>:7: \[convolutional\] has filters=4294967300, outside the 32-bit "
+                    r"int darknet reads it into \(its atoi\(\) would give 4\)")),
+    "size=-2147483649": (
+        "report(lambda: yolo_io.parse_cfg(NET + conv(size=-2147483649)))",
+        "CfgError", r"<string>:8: .*size=-2147483649, outside the 32-bit int"),
+    "a mask index past int32": (
+        "report(lambda: yolo_io.parse_cfg(NET + conv(filters=6) + '[yolo]\\nclasses=1\\nmask=0,99999999999\\n'))",
+        "CfgError", r"<string>:14: \[yolo\] has mask=99999999999, outside the 32-bit int"),
+    "a route index past int32": (
+        "report(lambda: yolo_io.parse_cfg(SMALL + '[route]\\nlayers=-1,4294967296\\n'))",
+        "CfgError", r"\[route\] has layers=4294967296, outside the 32-bit int .*would give 0"),
+    "a float of 1e999": (  # atof() gives inf
+        "report(lambda: yolo_io.parse_cfg(NET + conv() + '[dropout]\\nprobability=1e999\\n'))",
+        "CfgError", (r"<string>:13: \[dropout\] has probability=1e999, which is not a finite "
+                    r"number \(darknet's atof\(\) reads inf\)")),
+    "an anchor of nan": (
+        ("report(lambda: yolo_io.parse_cfg(NET + conv(filters=6) + "
+         "'[yolo]\\nclasses=1\\nnum=1\\nanchors=nan,3\\n'))"),
+        "CfgError", r"\[yolo\] has anchors=nan, which is not a finite number"),
     "a 0-sized head": (
         "report(lambda: yolo_io.parse_cfg(NET + conv(filters=5) + '[yolo]\\nmask=\\nnum=0\\n'))",
         "CfgError", r"\[yolo\] has num=0; it must be at least 1"),

@@ -7,6 +7,7 @@ OpenCV is not a valid oracle."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -561,7 +562,6 @@ UNSUPPORTED = {
     "1x1-padding": ("[convolutional]\nfilters=4\nsize=1\npadding=1\nactivation=leaky\n",
                     "darknet computes wrongly"),
     "softmax-tree": ("[softmax]\ntree=data/9k.tree\n", "softmax tree"),
-    "softmax-groups": ("[softmax]\ngroups=5\n", "does not divide"),
     "from-cost": ("[cost]\n\n[route]\nlayers=-2,-1\n", "computes nothing at inference"),
     "from-head": (YOLO_HEAD + "[route]\nlayers=-1\n", "transforms in place"),
     "reorg3d-pitch": ("[maxpool]\nsize=1\nstride=1\n\n[reorg3d]\nstride=2\n",
@@ -581,6 +581,89 @@ def test_unsupported_layers_name_the_layer_and_line(tmp_path: Path, body: str, w
         yonnx.export(net)
     message = str(info.value)
     assert f"{cfg} line" in message and f"layer {bad.index}" in message, message
+
+
+# Values darknet divides by, or computes something no ONNX operator can, are a
+# CfgError at their line when the cfg is parsed (issue 22, item 10): the
+# export never sees them. Each case: (layer, its line's key, the message).
+BAD_VALUES = {
+    "softmax groups=0": ("[softmax]\ngroups=0\n", "groups", r"groups=0; it must be at least 1"),
+    "softmax groups=-2": ("[softmax]\ngroups=-2\n", "groups", r"groups=-2; it must be at least 1"),
+    "softmax groups=5": ("[softmax]\ngroups=5\n", "groups",
+                         r"groups=5, which does not divide its 324 inputs"),
+    "conv dilation=0": ("[convolutional]\nfilters=4\nsize=3\npad=1\ndilation=0\n", "dilation",
+                        r"dilation=0; it must be at least 1"),
+    "conv dilation=-1": ("[convolutional]\nfilters=4\nsize=3\npad=1\ndilation=-1\n", "dilation",
+                         r"dilation=-1; it must be at least 1"),
+    "conv padding=-5": ("[convolutional]\nfilters=4\nsize=3\npadding=-5\n", "padding",
+                        r"padding=-5; it must be at least 0"),
+    "conv padding=-1": ("[convolutional]\nfilters=4\nsize=1\npadding=-1\n", "padding",
+                        r"padding=-1; it must be at least 0"),
+    "maxpool padding=-1": ("[maxpool]\nsize=2\nstride=2\npadding=-1\n", "padding",
+                           r"padding=-1; it must be at least 0"),
+    "local_avgpool padding=-2": ("[local_avgpool]\nsize=2\nstride=2\npadding=-2\n", "padding",
+                                 r"padding=-2; it must be at least 0"),
+    "maxpool size past the input": ("[maxpool]\nsize=12\nstride=1\npadding=0\n", None,
+                                    r"size=12 larger than its padded input 4x9x9"),
+    "upsample to nothing": ("[upsample]\nstride=-10\n", None, r"has an empty output 4x0x0"),
+}
+# The nearest values that are valid: each exports a model onnx.checker
+# accepts and onnxruntime runs.
+GOOD_VALUES = {
+    "softmax groups=1": "[softmax]\ngroups=1\n",
+    "softmax groups=4": "[softmax]\ngroups=4\n",
+    "conv dilation=1": "[convolutional]\nfilters=4\nsize=3\npad=1\ndilation=1\n",
+    "conv dilation=2": "[convolutional]\nfilters=4\nsize=3\npad=1\ndilation=2\n",
+    "conv padding=0": "[convolutional]\nfilters=4\nsize=3\npadding=0\n",
+    "maxpool padding=0": "[maxpool]\nsize=2\nstride=2\npadding=0\n",
+    "upsample stride=3": "[upsample]\nstride=3\n",
+}
+VALUES_NET = ("[net]\nwidth=9\nheight=9\nchannels=3\n\n[convolutional]\nfilters=4\nsize=1\n"
+              "activation=linear\n\n")
+
+
+@pytest.mark.parametrize(("body", "key", "what"), BAD_VALUES.values(), ids=BAD_VALUES.keys())
+def test_values_darknet_misbehaves_on_are_cfg_errors(tmp_path: Path, body: str, key: str | None,
+                                                     what: str) -> None:
+    cfg = tmp_path / "bad.cfg"
+    cfg.write_text(VALUES_NET + body)
+    lines = cfg.read_text().splitlines()
+    section = max(n for n, text in enumerate(lines, 1) if text.startswith("["))
+    line = section if key is None else next(
+        n for n, text in enumerate(lines, 1) if text.startswith(key + "=") and n > section)
+    with pytest.raises(yolo_io.CfgError, match=rf"^{cfg}:{line}: \[\w+\] (has )?{what}") as info:
+        yolo_io.parse_cfg(cfg)
+    assert info.value.line == line
+
+
+@pytest.mark.parametrize("body", GOOD_VALUES.values(), ids=GOOD_VALUES.keys())
+def test_the_nearest_valid_values_export_valid_models(tmp_path: Path, body: str) -> None:
+    cfg = tmp_path / "good.cfg"
+    cfg.write_text(VALUES_NET + body + "activation=linear\n")
+    net = yolo_io.load(write_weights(tmp_path / "good.weights", cfg, realistic=True), cfg)
+    path = yonnx.export(net, tmp_path / "m.onnx")
+    onnx.checker.check_model(str(path), full_check=True)
+    out = run(path, np.random.default_rng(0).random((1, *net.input_shape), dtype=np.float32))
+    assert all(np.isfinite(v).all() for v in out.values())
+
+
+def test_a_node_onnx_rejects_is_never_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Should a value the core refuses get past it (here forced into the
+    attrs), the export raises before writing anything."""
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text(VALUES_NET + "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=linear\n")
+    net = yolo_io.load(write_weights(tmp_path / "c.weights", cfg), cfg)
+    real = yolo_io.CfgLayer.attrs.fget
+    assert real is not None
+
+    def forced(layer: yolo_io.CfgLayer) -> yolo_io.LayerAttrs:
+        a = real(layer)
+        return dataclasses.replace(a, dilation=0) if layer.index == 1 else a
+
+    monkeypatch.setattr(yolo_io.CfgLayer, "attrs", property(forced))
+    with pytest.raises(yolo_io.ConversionError, match=r"Conv node .*dilations .* must be at least 1"):
+        yonnx.export(net, tmp_path / "m.onnx")
+    assert list(tmp_path.glob("m.onnx*")) == []
 
 
 @pytest.mark.parametrize("padding", [2, 3, 5])

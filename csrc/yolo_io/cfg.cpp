@@ -198,6 +198,36 @@ std::int64_t c_atoi(std::string_view s) {
     return value > limit ? limit : value;
 }
 
+bool atoi_out_of_range(std::string_view s, std::int64_t& wrapped) {
+    std::size_t i = 0;
+    bool negative = false;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) {
+        negative = s[i] == '-';
+        ++i;
+    }
+    constexpr std::uint64_t kLongMax = std::numeric_limits<std::int64_t>::max();
+    std::uint64_t value = 0;
+    bool saturated = false;
+    for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i) {
+        const auto d = static_cast<std::uint64_t>(s[i] - '0');
+        if (value > (kLongMax + 1 - d) / 10) {
+            saturated = true;
+            break;
+        }
+        value = value * 10 + d;
+    }
+    const std::uint64_t limit = std::uint64_t{std::numeric_limits<std::int32_t>::max()} + negative;
+    if (!saturated && value <= limit) return false;
+    std::uint64_t as_long = 0;  // two's complement bits of strtol's result
+    if (saturated || value > kLongMax + negative) {
+        as_long = negative ? kLongMax + 1 : kLongMax;
+    } else {
+        as_long = negative ? ~value + 1 : value;
+    }
+    wrapped = static_cast<std::int32_t>(static_cast<std::uint32_t>(as_long & 0xFFFFFFFFu));
+    return true;
+}
+
 double c_atof(std::string_view s) {
     // strtod needs a terminated string; values are short.
     char buf[64];

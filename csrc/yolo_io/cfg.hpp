@@ -96,5 +96,9 @@ std::string read_text_file(const std::string& path);
 // (C leaves overflow undefined; we never wrap).
 std::int64_t c_atoi(std::string_view s);
 double c_atof(std::string_view s);
+// Whether atoi(s) is outside int32 (c_atoi() saturated it); then `wrapped` is
+// what glibc's atoi gives, (int)strtol(s): the low 32 bits of the long,
+// itself saturated at 64 bits.
+bool atoi_out_of_range(std::string_view s, std::int64_t& wrapped);
 
 }  // namespace yolo_io

@@ -428,6 +428,13 @@ class _Builder:
         from onnx import helper
 
         out = output or self.name(hint)
+        # The core refuses such values in the cfg (a CfgError at their line);
+        # this keeps a model ONNX rejects from being written if one got past it.
+        sizes = [v for key in ("kernel_shape", "strides", "dilations") for v in attrs.get(key, ())]
+        if min(sizes, default=1) < 1 or min(attrs.get("pads", ()), default=0) < 0 or \
+                attrs.get("group", 1) < 1:
+            raise ConversionError(f"{op} node {out} would have {attrs}: sizes, strides, "
+                                  f"dilations and groups must be at least 1, pads at least 0")
         self.nodes.append(helper.make_node(op, list(inputs), [out], name=out, **attrs))
         return out
 

@@ -38,6 +38,23 @@ void Options::fail_at(std::string_view key, const std::string& message) const {
     fail(message, line_of(key));
 }
 
+void Options::check_int32(std::string_view key, std::string_view text) const {
+    std::int64_t wrapped = 0;
+    if (!atoi_out_of_range(text, wrapped)) return;
+    std::size_t n = text.size() > 0 && (text[0] == '+' || text[0] == '-') ? 1 : 0;
+    while (n < text.size() && text[n] >= '0' && text[n] <= '9') ++n;
+    fail_at(key, "has " + std::string(key) + "=" + printable(text.substr(0, n)) +
+                     ", outside the 32-bit int darknet reads it into (its atoi() would give " +
+                     std::to_string(wrapped) + ")");
+}
+
+void Options::not_finite(std::string_view key, std::string_view text, double v) const {
+    std::size_t n = std::min(text.find(','), text.size());
+    fail_at(key, "has " + std::string(key) + "=" + printable(text.substr(0, n)) +
+                     ", which is not a finite number (darknet's atof() reads " +
+                     (std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf") + ")");
+}
+
 void Options::report_unused(std::vector<Diagnostic>& out) const {
     for (std::size_t i = 0; i < section_.options.size(); ++i) {
         if (!is_used(i)) {
@@ -149,10 +166,19 @@ void need_image(const Options& o, const Ctx& ctx, std::string_view what) {
     }
 }
 
-void need_positive(const Options& o, std::string_view key, i64 v) {
-    if (v < 1) {
+void need_positive(const Options& o, std::string_view key, i64 v) { need_at_least(o, key, v, 1); }
+
+void need_at_least(const Options& o, std::string_view key, i64 v, i64 least) {
+    if (v < least) {
         o.fail_at(key, "has " + std::string(key) + "=" + std::to_string(v) +
-                           "; it must be at least 1");
+                           "; it must be at least " + std::to_string(least));
+    }
+}
+
+void need_output(const Options& o, const Ctx& ctx, const Shape3& out) {
+    if (out.c < 1 || out.h < 1 || out.w < 1) {
+        o.fail("has an empty output " + shape_str(out) + " for its input " + shape_str(ctx.in) +
+               " (darknet would compute nothing, or allocate a negative size)");
     }
 }
 
@@ -191,7 +217,7 @@ std::vector<int> index_list(const Options& o, const Ctx& ctx, std::string_view k
                             std::string_view value) {
     std::vector<int> out;
     for (std::string_view part : comma_parts(value, false)) {
-        out.push_back(static_cast<int>(resolve_index(o, ctx, key, c_atoi(part))));
+        out.push_back(static_cast<int>(resolve_index(o, ctx, key, o.int_value(key, part))));
     }
     return out;
 }

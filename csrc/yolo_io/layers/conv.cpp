@@ -63,6 +63,11 @@ Built build_convolutional(Options& o, Ctx& ctx, LayerInfo& L) {
     }
     need_positive(o, "size", size);
     need_positive(o, stride_x == stride_y ? "stride" : "stride_x", std::min(stride_x, stride_y));
+    // im2col_cpu_ext() steps by the dilation and pads by padding * dilation:
+    // 0 reads one pixel size*size times, a negative one reads mirrored
+    // taps; a negative padding crops, which no framework's conv does.
+    need_positive(o, "dilation", dilation);
+    if (!pad) need_at_least(o, "padding", padding, 0);
     i64 sx = antialiasing ? 1 : stride_x;
     i64 sy = antialiasing ? 1 : stride_y;
     Shape3 out{n, (ctx.in.h + 2 * padding - size) / sy + 1, (ctx.in.w + 2 * padding - size) / sx + 1};
@@ -133,8 +138,10 @@ Built build_deconvolutional(Options& o, Ctx& ctx, LayerInfo& L) {
     need_positive(o, "filters", n);
     need_positive(o, "size", size);
     need_positive(o, "stride", stride);
+    if (!pad) need_at_least(o, "padding", padding, 0);
     Shape3 out{n, sat_mul(ctx.in.h - 1, stride) + size - 2 * padding,
                sat_mul(ctx.in.w - 1, stride) + size - 2 * padding};
+    need_output(o, ctx, out);
     add_param(L, {}, "biases", {n}, n);
     if (bn) {
         bn_params(L, {}, n);

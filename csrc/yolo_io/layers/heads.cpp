@@ -43,7 +43,7 @@ std::vector<std::array<double, 2>> anchors(Options& o, i64 count, bool hash_ends
                                  "writes past its buffer)");
         }
         for (std::size_t k = 0; k < parts.size() && k < biases.size(); ++k) {
-            biases[k] = c_atof(parts[k]);
+            biases[k] = o.real_value("anchors", parts[k]);
         }
     }
     std::vector<std::array<double, 2>> pairs;
@@ -81,15 +81,6 @@ void check_head_input(Options& o, Ctx& ctx, i64 expected, const std::string& why
            "classes= or mask=\")");
 }
 
-// A head's counts: a negative class or coordinate count, or no anchors,
-// would make an empty or negative output that darknet allocates anyway.
-void need_at_least(const Options& o, std::string_view key, i64 v, i64 least) {
-    if (v < least) {
-        o.fail_at(key, "has " + std::string(key) + "=" + std::to_string(v) + "; it must be at least " +
-                           std::to_string(least));
-    }
-}
-
 }  // namespace
 
 Built build_yolo(Options& o, Ctx& ctx, LayerInfo& L) {
@@ -99,7 +90,7 @@ Built build_yolo(Options& o, Ctx& ctx, LayerInfo& L) {
     std::vector<i64> mask;
     if (const CfgOption* m = o.find("mask")) {
         for (std::string_view part : comma_parts(m->value, true)) {
-            mask.push_back(c_atoi(part));
+            mask.push_back(o.int_value("mask", part));
         }
     }
     const i64 n = mask.empty() ? total : static_cast<i64>(mask.size());

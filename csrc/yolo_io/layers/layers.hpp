@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
@@ -45,11 +46,25 @@ class Options {
     }
     i64 i(std::string_view key, i64 def) {  // darknet's atoi() of the value
         const CfgOption* o = find(key);
-        return o ? c_atoi(o->value) : def;
+        return o ? int_value(key, o->value) : def;
     }
     double f(std::string_view key, double def) {  // atof()
         const CfgOption* o = find(key);
-        return o ? c_atof(o->value) : def;
+        return o ? real_value(key, o->value) : def;
+    }
+    // atoi()/atof() of `text`, the value of `key` or one part of its list: a
+    // CfgError at the key's line for an integer outside int32 (darknet's
+    // atoi() wraps it to another number) or a float that is not finite
+    // ("1e999", "inf", "nan": no layer means it).
+    i64 int_value(std::string_view key, std::string_view text) const {
+        const i64 v = c_atoi(text);
+        if (v >= kInt32Max || v <= kInt32Min) check_int32(key, text);  // saturated?
+        return v;
+    }
+    double real_value(std::string_view key, std::string_view text) const {
+        const double v = c_atof(text);
+        if (!std::isfinite(v)) not_finite(key, text, v);
+        return v;
     }
     std::string_view s(std::string_view key, std::string_view def) {
         const CfgOption* o = find(key);
@@ -76,6 +91,11 @@ class Options {
     const std::string& path() const { return path_; }
 
   private:
+    static constexpr i64 kInt32Max = 2147483647;
+    static constexpr i64 kInt32Min = -kInt32Max - 1;
+    void check_int32(std::string_view key, std::string_view text) const;
+    [[noreturn]] void not_finite(std::string_view key, std::string_view text, double v) const;
+
     void set_used(std::size_t k) {
         if (overflow_.empty()) {
             used_[k] = true;
@@ -131,6 +151,10 @@ std::string_view activation(Options& o, Ctx& ctx, std::string_view key, std::str
 
 void need_image(const Options& o, const Ctx& ctx, std::string_view what);
 void need_positive(const Options& o, std::string_view key, i64 v);
+// "has key=v; it must be at least `least`" unless v >= least.
+void need_at_least(const Options& o, std::string_view key, i64 v, i64 least);
+// An output with no channel, row or column (an option made it empty).
+void need_output(const Options& o, const Ctx& ctx, const Shape3& out);
 // A layer reference (negative: relative) as an absolute index before ctx.index.
 i64 resolve_index(const Options& o, const Ctx& ctx, std::string_view key, i64 raw);
 // The parts of a comma list as darknet reads them: 1 + the commas (before the

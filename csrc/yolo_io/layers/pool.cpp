@@ -23,6 +23,10 @@ Built build_pool(Options& o, Ctx& ctx, LayerInfo& L) {
     need_image(o, ctx, is_max ? "maxpool" : "local_avgpool");
     need_positive(o, "stride", std::min(stride_x, stride_y));
     need_positive(o, "size", size);
+    // forward_maxpool_layer() starts its windows at -padding/2: a negative
+    // padding crops the input, which no framework's pooling does.
+    need_at_least(o, "padding", padding, 0);
+    if (depth) need_positive(o, "out_channels", out_channels);
     Shape3 out;
     if (depth) {
         out = {out_channels, ctx.in.h, ctx.in.w};
@@ -31,6 +35,10 @@ Built build_pool(Options& o, Ctx& ctx, LayerInfo& L) {
         i64 sy = antialiasing ? 1 : stride_y;
         out = {ctx.in.c, (ctx.in.h + padding - size) / sy + 1,
                (ctx.in.w + padding - size) / sx + 1};
+        if (ctx.in.h + padding - size < 0 || ctx.in.w + padding - size < 0) {
+            o.fail("has size=" + std::to_string(size) + " larger than its padded input " +
+                   shape_str(ctx.in) + " (padding " + std::to_string(padding) + ")");
+        }
     }
     L.output_shape = antialiasing ? blur_out(out, antialiasing, stride_x, stride_y) : out;
     attr(ctx, "size", size);

@@ -50,7 +50,7 @@ Built build_recurrent_conv(Options& o, Ctx& ctx, LayerInfo& L) {
     const bool crnn = ctx.kind == Kind::crnn;
     i64 size = o.i("size", 3);
     i64 stride = o.i("stride", 1);
-    o.i("dilation", 1);
+    i64 dilation = o.i("dilation", 1);
     i64 pad = o.i("pad", 0);
     i64 padding = o.i("padding", 0);
     if (pad) padding = size / 2;
@@ -73,6 +73,8 @@ Built build_recurrent_conv(Options& o, Ctx& ctx, LayerInfo& L) {
     need_positive(o, "output", output);
     need_positive(o, "size", size);
     need_positive(o, "stride", stride);
+    if (size != 1) need_positive(o, "dilation", dilation);
+    if (!pad) need_at_least(o, "padding", padding, 0);
     i64 c = ctx.in.c;
     if (crnn) {
         need_positive(o, "hidden", hidden);
@@ -97,6 +99,10 @@ Built build_recurrent_conv(Options& o, Ctx& ctx, LayerInfo& L) {
     }
     Shape3 out{output, (ctx.in.h + 2 * padding - size) / stride + 1,
                (ctx.in.w + 2 * padding - size) / stride + 1};
+    if (ctx.in.h + 2 * padding - size < 0 || ctx.in.w + 2 * padding - size < 0) {
+        o.fail("has size=" + std::to_string(size) + " larger than its padded input " +
+               shape_str(ctx.in) + " (padding " + std::to_string(padding) + ")");
+    }
     L.output_shape = out;
     attr(ctx, "outputs", output);
     if (crnn) attr(ctx, "hidden", hidden);

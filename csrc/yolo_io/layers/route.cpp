@@ -127,7 +127,7 @@ Built build_from_layer(Options& o, Ctx& ctx, LayerInfo& L) {
     if (!from) {
         o.fail("has no from= (darknet crashes here)");
     }
-    auto idx = static_cast<int>(resolve_index(o, ctx, "from", c_atoi(from->value)));
+    auto idx = static_cast<int>(resolve_index(o, ctx, "from", o.int_value("from", from->value)));
     i64 scale_wh = sam ? 0 : o.i("scale_wh", 0);
     L.activation = activation(o, ctx, "activation", "linear");
     const Shape3& f = ctx.record_out[static_cast<std::size_t>(idx)];
@@ -164,6 +164,7 @@ Built build_upsample(Options& o, Ctx& ctx, LayerInfo& L) {
     }
     Shape3 out = stride > 0 ? Shape3{ctx.in.c, sat_mul(ctx.in.h, stride), sat_mul(ctx.in.w, stride)}
                             : Shape3{ctx.in.c, ctx.in.h / -stride, ctx.in.w / -stride};
+    need_output(o, ctx, out);
     L.output_shape = out;
     // make_upsample_layer(): a negative stride downsamples (l.reverse).
     attr(ctx, "stride", stride > 0 ? stride : -stride);
@@ -179,6 +180,7 @@ Built build_reorg(Options& o, Ctx& ctx, LayerInfo& L) {
     const i64 s2 = sat_mul(stride, stride);
     Shape3 out = reverse ? Shape3{ctx.in.c / s2, sat_mul(ctx.in.h, stride), sat_mul(ctx.in.w, stride)}
                          : Shape3{sat_mul(ctx.in.c, s2), ctx.in.h / stride, ctx.in.w / stride};
+    need_output(o, ctx, out);
     L.output_shape = out;
     attr(ctx, "stride", stride);
     attr(ctx, "reverse", reverse != 0);

@@ -26,6 +26,14 @@ Built build_dropout(Options& o, Ctx& ctx, LayerInfo& L) {
 
 Built build_softmax(Options& o, Ctx& ctx, LayerInfo& L) {
     i64 groups = o.i("groups", 1);
+    // softmax_cpu() splits the inputs into groups of inputs/groups values:
+    // 0 divides by zero, and a remainder is never computed.
+    need_positive(o, "groups", groups);
+    if (ctx.inputs % groups != 0) {
+        o.fail_at("groups", "has groups=" + std::to_string(groups) + ", which does not divide its " +
+                                std::to_string(ctx.inputs) + " inputs (darknet would leave the "
+                                "remainder uncomputed)");
+    }
     double temperature = o.f("temperature", 1);
     // parse_softmax() stores the float option in an int member.
     auto spatial = static_cast<i64>(o.f("spatial", 0));
@@ -46,6 +54,7 @@ Built build_normalization(Options& o, Ctx& ctx, LayerInfo& L) {
     double beta = o.f("beta", .75);
     double kappa = o.f("kappa", 1);
     i64 size = o.i("size", 5);
+    need_positive(o, "size", size);
     attr(ctx, "size", size);
     attr(ctx, "alpha", alpha);
     attr(ctx, "beta", beta);
@@ -64,6 +73,8 @@ Built build_crop(Options& o, Ctx& ctx, LayerInfo& L) {
     i64 cw = o.i("crop_width", 1);
     o.mark({"flip", "angle", "saturation", "exposure", "noadjust", "shift"});
     need_image(o, ctx, "crop");
+    need_positive(o, "crop_height", ch);
+    need_positive(o, "crop_width", cw);
     L.output_shape = {ctx.in.c, ch, cw};
     attr(ctx, "crop_height", ch);
     attr(ctx, "crop_width", cw);
@@ -72,6 +83,7 @@ Built build_crop(Options& o, Ctx& ctx, LayerInfo& L) {
 
 Built build_history(Options& o, Ctx& ctx, LayerInfo& L) {
     i64 hs = o.i("history_size", 4);
+    need_positive(o, "history_size", hs);
     L.output_shape = {sat_mul(ctx.in.c, hs), ctx.in.h, ctx.in.w};
     attr(ctx, "history_size", hs);
     return {L.output_shape, L.output_shape.size()};
@@ -80,7 +92,10 @@ Built build_history(Options& o, Ctx& ctx, LayerInfo& L) {
 Built build_iseg(Options& o, Ctx& ctx, LayerInfo& L) {
     i64 classes = o.i("classes", 20);
     i64 ids = o.i("ids", 32);
+    need_at_least(o, "classes", classes, 0);
+    need_at_least(o, "ids", ids, 0);
     L.output_shape = {classes + ids, ctx.in.h, ctx.in.w};
+    need_output(o, ctx, L.output_shape);
     attr(ctx, "classes", classes);
     attr(ctx, "ids", ids);
     return {L.output_shape, L.output_shape.size()};
