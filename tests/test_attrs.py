@@ -220,7 +220,7 @@ def test_region_and_detection() -> None:
     a = one("[convolutional]\nfilters=12\n[region]\nclasses=1\ncoords=4\nnum=2\nsoftmax=1\n"
             "anchors=1,2,3,4,5,6\n").attrs  # parse_region() reads num*2 values at most
     assert a == yolo_io.RegionAttrs(classes=1, coords=4, num=2, anchors=((1.0, 2.0), (3.0, 4.0)),
-                                    softmax=True)
+                                    softmax=True, tree=False, classfix=0)
     a = one(KIND_CFGS["detection"]).attrs
     assert a == yolo_io.DetectionAttrs(classes=1, coords=1, num=1, side=1, softmax=False,
                                        sqrt=False, rescore=False)
@@ -234,7 +234,7 @@ def test_contrastive_takes_its_heads_classes() -> None:
 def test_other_kinds_defaults() -> None:
     assert one("[dropout]\n").attrs == yolo_io.DropoutAttrs(probability=0.2, dropblock=False)
     assert one("[softmax]\ngroups=2\nspatial=1.5\n").attrs == yolo_io.SoftmaxAttrs(
-        groups=2, temperature=1.0, spatial=True)
+        groups=2, temperature=1.0, spatial=True, tree=False)
     assert one("[connected]\noutput=7\n").attrs == yolo_io.ConnectedAttrs(
         outputs=7, batch_normalize=False, activation="logistic")
     assert one("[rnn]\nhidden=3\noutput=2\nactivation=leaky\nbatch_normalize=1\n").attrs == \
@@ -263,7 +263,7 @@ def test_param_specs_and_location() -> None:
 
 
 def test_attrs_module_names_every_record() -> None:
-    records = {name for name in _attrs.__all__ if name != "LayerAttrs"}
+    records = {name for name in _attrs.__all__ if name not in ("LayerAttrs", "NetAttrs")}
     made = {type(one(body).attrs).__name__ for body in KIND_CFGS.values()}
     assert records == made
 

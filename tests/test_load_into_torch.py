@@ -280,6 +280,20 @@ def test_wrong_class_count_names_the_lines_and_changes_nothing(tmp_path: Path) -
         "classes, or use weights and a cfg trained for 3 (filters=24, classes=3).")
 
 
+def test_wrong_class_count_with_an_inline_comment_on_classes(tmp_path: Path) -> None:
+    """classes=80 # coco: darknet's atoi() reads 80, and so does the hint (it
+    parsed the raw text with int() and raised "invalid literal for int()"
+    instead of the ModelMismatchError; issue 22, item 11)."""
+    net = network(tmp_path)
+    commented = tmp_path / "commented.cfg"
+    commented.write_text(Path(net.config.path).read_text().replace("classes=80", "classes=80 # coco"))
+    net = yolo_io.load(net.path, commented)
+    model = TinyV4(classes=3)
+    with pytest.raises(yolo_io.ModelMismatchError, match=r"The model was built for 3 classes .*"
+                       r"the cfg is for 80: .*classes=80\. Build the model for 80 classes"):
+        unchanged_after(model, lambda: yolo_io.torch.load_into(model, net))
+
+
 def test_wrong_class_count_by_registration_order(tmp_path: Path) -> None:
     """darknet2any's model of the cfg edited for 3 classes, paired without a
     trace (its modules in darknet's order): the orders are aligned, and the

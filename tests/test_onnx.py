@@ -461,7 +461,20 @@ def test_static_batch_and_metadata(tmp_path: Path) -> None:
     assert meta["yolo_io.cfg"] == cfg.name  # the name, not the user's folders
     info = json.loads(meta["yolo_io.input"])
     assert info["shape"] == list(net.input_shape) and info["channel_order"] == "RGB"
-    assert info["letter_box"] == int(net.config.net_options.get("letter_box", "0"))
+    assert info["letter_box"] == int(net.config.net.letter_box)
+
+
+def test_letter_box_with_an_inline_comment(tmp_path: Path) -> None:
+    """letter_box=1 # keep aspect: darknet's atoi() reads 1 (issue 22, item 11:
+    the export parsed the raw text with int() and raised a bare ValueError)."""
+    cfg = tmp_path / "lb.cfg"
+    cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\nletter_box=1 # keep aspect\n\n"
+                   "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n")
+    net = yolo_io.load(write_weights(tmp_path / "lb.weights", cfg), cfg)
+    assert net.config.net == yolo_io.NetAttrs(width=8, height=8, channels=3, inputs=192,
+                                              letter_box=True)
+    meta = {p.key: p.value for p in yonnx.export(net).metadata_props}
+    assert json.loads(meta["yolo_io.input"])["letter_box"] == 1
 
 
 def test_mish_native_and_decomposed_agree(tmp_path: Path) -> None:

@@ -103,3 +103,20 @@ def test_extras_declare_exactly_what_the_code_imports() -> None:
     dev = [r for name in DEV_EXTRAS for r in extras[name]]
     assert modules(dev) <= third_party_imports(ROOT / "tests", ROOT / "benchmarks")
     assert {"ruff", "mypy"} <= {requirement_name(r) for r in extras["test"]}
+
+
+def test_no_cfg_option_text_is_parsed_in_python() -> None:
+    """Option values come typed from the core (layer.attrs, Config.net), which
+    reads them as darknet does: int()/float()/atoi() of an option's raw text
+    broke on inline comments (``letter_box=1 # keep aspect``; issue 22, item 11)."""
+    found = []
+    for path in sorted(Path(yolo_io.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ("int", "float", "atoi")):
+                continue
+            for inner in (n for arg in node.args for n in ast.walk(arg)):
+                name = inner.attr if isinstance(inner, ast.Attribute) else getattr(inner, "id", "")
+                if name in ("options", "net_options", "opts"):
+                    found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "\n".join(found)

@@ -177,6 +177,19 @@ void register_config(py::module_& m) {
                                [](const PyConfig& c) { return shape_tuple(c.ptr->input_shape); })
         .def_property_readonly("input_size", [](const PyConfig& c) { return c.ptr->input_size; })
         .def_property_readonly(
+            "net_attrs",
+            [](const PyConfig& c) {
+                const NetInfo& n = c.ptr->net;
+                py::list out;
+                out.append(py::make_tuple("width", n.width));
+                out.append(py::make_tuple("height", n.height));
+                out.append(py::make_tuple("channels", n.channels));
+                out.append(py::make_tuple("inputs", n.inputs));
+                out.append(py::make_tuple("letter_box", n.letter_box));
+                return out;
+            },
+            "The typed [net] options as (name, value).")
+        .def_property_readonly(
             "source", [](const PyConfig& c) { return py::bytes(c.ptr->text.source); },
             "The cfg's bytes as given (a raw safetensors export stores them).")
         .def_property_readonly("total_floats",
@@ -224,6 +237,10 @@ void register_config(py::module_& m) {
         },
         "path"_a, "Read and parse a .cfg file.");
     m.def("layer_types", &layer_types, "Canonical names of every layer type.");
+    m.def(
+        "atoi", [](std::string_view s) { return c_atoi(s); }, "text"_a,
+        "darknet's atoi() of an option value (or a .data value): a sign and digits after "
+        "leading spaces, 0 without; saturated to int32.");
     m.def(
         "sniff_file", [](const std::string& path) { return kind_name(sniff_file(path)); },
         "path"_a, "What the first 4 KiB of a file look like: 'cfg', 'weights', 'safetensors' or "

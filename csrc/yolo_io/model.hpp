@@ -107,8 +107,18 @@ struct LayerInfo {
     }
 };
 
+// The [net] options inference needs ([A] parse_net_options()), typed.
+struct NetInfo {
+    std::int64_t width = 0;
+    std::int64_t height = 0;
+    std::int64_t channels = 0;
+    std::int64_t inputs = 0;  // inputs=, or width * height * channels
+    bool letter_box = false;  // letter_box=: images letterboxed, not stretched
+};
+
 struct Config {
     std::string path;
+    NetInfo net;
     CfgText text;  // the sections; layer i is text.sections[i + 1]
     Shape3 input_shape;
     std::int64_t input_size = 0;  // [net] inputs

@@ -97,6 +97,7 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
         i64 w = o.i("width", 0);
         i64 c = o.i("channels", 0);
         i64 inputs = o.i("inputs", sat_mul(sat_mul(h, w), c));
+        const bool letter_box = o.i("letter_box", 0) != 0;
         o.mark(kNetKeys);
         o.report_unused(cfg->diagnostics);
         if (inputs <= 0 && !(h > 0 && w > 0 && c > 0)) {
@@ -113,6 +114,7 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
         }
         cfg->input_shape = {c, h, w};
         cfg->input_size = inputs;
+        cfg->net = {w, h, c, inputs, letter_box};
     }
     if (text.sections.size() < 2) {
         throw cfg_error(path, net.line, "the cfg has a [net] section but no layers");

@@ -45,6 +45,7 @@ __all__ = [
     "IsegAttrs",
     "LayerAttrs",
     "LocalAttrs",
+    "NetAttrs",
     "NormalizationAttrs",
     "PoolAttrs",
     "RecurrentAttrs",
@@ -61,6 +62,26 @@ __all__ = [
 ]
 
 Pairs = tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class NetAttrs:
+    """The ``[net]`` section's options that inference needs
+    (:attr:`Config.net <yolo_io.Config.net>`; [A] ``parse_net_options``), read
+    as darknet reads them (``atoi``: ``letter_box=1 # keep aspect`` is 1).
+
+    Attributes:
+        width, height, channels: the network input (0 when only ``inputs`` is set).
+        inputs: ``inputs=``, or ``width * height * channels``.
+        letter_box: ``letter_box=`` is not 0: darknet letterboxes images
+            (keeps their aspect ratio, pads with gray) instead of stretching them.
+    """
+
+    width: int
+    height: int
+    channels: int
+    inputs: int
+    letter_box: bool
 
 
 @dataclass(frozen=True)
@@ -310,13 +331,17 @@ class GaussianYoloAttrs(YoloAttrs):
 @dataclass(frozen=True)
 class RegionAttrs(LayerAttrs):
     """``[region]`` (YOLOv2): ``num`` anchors of ``coords + 1 + classes``
-    channels; ``anchors`` are (w, h) in grid cells; ``softmax`` over classes."""
+    channels; ``anchors`` are (w, h) in grid cells; ``softmax`` over classes;
+    ``tree``: a softmax tree file is given (``tree=``, YOLO9000); ``classfix``
+    as darknet reads it (-1 zeroes classes of low objectness)."""
 
     classes: int
     coords: int
     num: int
     anchors: Pairs
     softmax: bool
+    tree: bool
+    classfix: int
 
 
 @dataclass(frozen=True)
@@ -399,11 +424,13 @@ class DropoutAttrs(LayerAttrs):
 @dataclass(frozen=True)
 class SoftmaxAttrs(LayerAttrs):
     """``[softmax]``: over ``groups`` equal groups of the flattened input
-    (``spatial``: over channels at each position), divided by ``temperature``."""
+    (``spatial``: over channels at each position), divided by ``temperature``;
+    ``tree``: a softmax tree file is given (``tree=``, YOLO9000)."""
 
     groups: int
     temperature: float
     spatial: bool
+    tree: bool
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
@@ -12,7 +11,7 @@ from typing import NamedTuple, overload
 import numpy as np
 
 from . import _attrs, _core
-from ._attrs import LayerAttrs
+from ._attrs import LayerAttrs, NetAttrs
 from ._errors import CfgWarning
 
 __all__ = ["CfgLayer", "Config", "ParamSpec", "parse_cfg"]
@@ -203,8 +202,15 @@ class Config(Sequence[CfgLayer]):
         return (c, h, w)
 
     @property
+    def net(self) -> NetAttrs:
+        """The ``[net]`` options inference needs, typed, as darknet reads them
+        (width, height, channels, inputs, letter_box)."""
+        return NetAttrs(**dict(self._cfg.net_attrs))
+
+    @property
     def net_options(self) -> Mapping[str, str]:
-        """The ``[net]`` options as written."""
+        """The ``[net]`` options as written (text: read typed values from
+        :attr:`net` or a layer's ``attrs``)."""
         return MappingProxyType({k: v for k, v, _ in self._cfg.net_options})
 
     @property
@@ -269,14 +275,11 @@ class Config(Sequence[CfgLayer]):
 
 
 
-_ATOI = re.compile(r"\s*([+-]?[0-9]+)")
-
-
 def atoi(text: str) -> int:
     """C's ``atoi()``, as darknet reads an int option (``option_find_int``)
-    or a ``.data`` value: leading spaces, a sign, ASCII digits; 0 without."""
-    m = _ATOI.match(text)
-    return int(m.group(1)) if m else 0
+    or a ``.data`` value: leading spaces, a sign, ASCII digits; 0 without (the
+    core's, for text the core does not type: later copies of a key, .data)."""
+    return _core.atoi(text)
 
 
 def normalize_index(i: int, n: int) -> int:

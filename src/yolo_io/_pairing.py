@@ -749,8 +749,7 @@ def _classes_hint(config: Config, layer: CfgLayer, found_out: int) -> str:
     head = _head_after(config, layer)
     if head is None:
         return ""
-    opts = head.options
-    classes = int(opts.get("classes", "20" if head.type == "region" else "80"))
+    classes = getattr(head.attrs, "classes", 0)
     expected_out = layer.output_shape[0]
     if head.type == "detection":
         return ""

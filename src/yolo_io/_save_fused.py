@@ -196,7 +196,7 @@ def _signature(config: Config) -> object:
 
 
 def _bn_on(layer: CfgLayer) -> bool:
-    return any(atoi(layer.options.get(key, "0")) != 0 for key in _BN_KEYS)
+    return bool(getattr(layer.attrs, "batch_normalize", False))
 
 
 def _plan_edits(net: Network) -> tuple[set[int], set[int], dict[int, bytes]]:
@@ -208,10 +208,11 @@ def _plan_edits(net: Network) -> tuple[set[int], set[int], dict[int, bytes]]:
 
     def switch_off(layer: CfgLayer) -> None:
         switched.add(layer.index)
-        found = False
+        # The core's typed value says batch norm is on (batch_normalize= or
+        # cbn= not 0): each of the keys given becomes 0, without reading text.
+        found = _bn_on(layer)
         for key in _BN_KEYS:
-            if atoi(layer.options.get(key, "0")) != 0:
-                found = True
+            if found and key in layer.options:
                 edits[layer.option_line(key)] = f"{key}=0".encode()
         if not found:  # pragma: no cover - the core planned BN arrays without these options
             raise ConversionError(f"{layer.location}: has batch-norm arrays but no "

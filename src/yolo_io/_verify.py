@@ -72,7 +72,7 @@ from ._attrs import (
     UpsampleAttrs,
     YoloAttrs,
 )
-from ._config import CfgLayer, Config, atoi, parse
+from ._config import CfgLayer, Config, parse
 from ._errors import ConversionError, YoloIOError
 from ._network import Network, load
 
@@ -467,7 +467,7 @@ def darknet_image(config: Config, image: str | os.PathLike[str] | None = None
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
     im = pixels.astype(np.float32) / np.float32(255)
-    letter = atoi(config.net_options.get("letter_box", "0")) != 0
+    letter = config.net.letter_box
     sized = _letterbox(im, w, h) if letter else _resize(im, w, h)
     how = "letterboxed" if letter else "resized"
     desc = f"{what} ({pixels.shape[1]}x{pixels.shape[0]}), {how} to {w}x{h}"

@@ -580,7 +580,6 @@ class _Builder:
     def metadata(self, heads: list[CfgLayer]) -> dict[str, str]:
         net = self.net
         c, h, w = net.config.input_shape
-        options = net.config.net_options
         records = []
         for head in heads:
             a = head.attrs
@@ -603,7 +602,7 @@ class _Builder:
             "yolo_io.input": json.dumps({
                 "shape": [c, h, w], "channel_order": "RGB" if c == 3 else "as darknet loads it",
                 "scale": "1/255 (pixel values in [0, 1])", "layout": "NCHW",
-                "letter_box": int(options.get("letter_box", "0") or 0)}),
+                "letter_box": int(net.config.net.letter_box)}),
             "yolo_io.omitted_layers": json.dumps(self.omitted),
             "yolo_io.weights_dtype": self.dtype,
             "yolo_io.cfg": Path(str(net.config.path)).name,
@@ -862,7 +861,7 @@ class _Builder:
         # input, each divided by the temperature first.
         if a.spatial:
             raise self.fail(layer, "spatial softmax")
-        if layer.options.get("tree"):
+        if a.tree:
             raise self.fail(layer, "a softmax tree (tree=, YOLO9000)")
         inputs = int(np.prod(layer.input_shape))
         if inputs % a.groups:
@@ -1175,12 +1174,12 @@ class _Builder:
                                   f"{head.input_shape[0]} input channels")
         if not a.softmax:
             raise self.fail(head, "decoding a [region] head without softmax")
-        for option in ("tree", "classfix"):
-            if head.options.get(option, "0").strip() not in ("", "0"):
-                # get_region_boxes: a softmax tree (hierarchy_predictions), or
-                # classfix=-1 zeroing a class below 0.5 objectness.
-                raise self.fail(head, f"decoding a [region] head with {option}="
-                                      f"{head.options[option]}")
+        # get_region_boxes: a softmax tree (hierarchy_predictions), or
+        # classfix=-1 zeroing a class below 0.5 objectness.
+        if a.tree:
+            raise self.fail(head, f"decoding a [region] head with tree={head.options['tree']}")
+        if a.classfix:
+            raise self.fail(head, f"decoding a [region] head with classfix={a.classfix}")
         self._classes = a.classes
         txy, twh, obj, cls, grid = self.split_head(x, anchors, entries, hh, ww)
         txy = self.node("Sigmoid", [txy])

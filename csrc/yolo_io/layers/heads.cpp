@@ -165,6 +165,10 @@ Built build_region(Options& o, Ctx& ctx, LayerInfo& L) {
                          std::to_string(num * (classes + coords + 1)) + " channels");
     check_anchor_count(o, num);
     auto pairs = anchors(o, sat_mul(num, 2), false, true);
+    // get_region_detections(): a softmax tree (tree=, any value) or
+    // classfix= change how the output is decoded.
+    const bool tree = o.find("tree") != nullptr;
+    const i64 classfix = o.i("classfix", 0);
     o.mark(kRegionKeys);
     L.output_shape = ctx.in;
     attr(ctx, "classes", classes);
@@ -172,6 +176,8 @@ Built build_region(Options& o, Ctx& ctx, LayerInfo& L) {
     attr(ctx, "num", num);
     attr(ctx, "anchors", std::move(pairs));
     attr(ctx, "softmax", softmax);
+    attr(ctx, "tree", tree);
+    attr(ctx, "classfix", classfix);
     return {ctx.in, ctx.inputs};
 }
 

@@ -37,10 +37,12 @@ Built build_softmax(Options& o, Ctx& ctx, LayerInfo& L) {
     double temperature = o.f("temperature", 1);
     // parse_softmax() stores the float option in an int member.
     auto spatial = static_cast<i64>(o.f("spatial", 0));
-    o.mark({"tree", "noloss"});
+    const bool tree = o.find("tree") != nullptr;  // option_find_str(): any value
+    o.mark({"noloss"});
     attr(ctx, "groups", groups);
     attr(ctx, "temperature", temperature);
     attr(ctx, "spatial", spatial != 0);
+    attr(ctx, "tree", tree);
     return same_shape(ctx, L);
 }
 
