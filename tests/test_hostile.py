@@ -239,6 +239,30 @@ CASES: dict[str, tuple[str, str, str]] = {
         "def edit(h): h['__metadata__']['cfg'] = NET + conv(filters=8) + conv(filters=2, size=1)\n"
         "report(lambda: yolo_io.load(rewrite_safetensors(src, 'x.safetensors', edit)))"),
         "FormatError", r"\(its cfg\).*does not match|does not match.*\(its cfg\)"),
+    "safetensors: 2 million metadata keys": (  # 29 MB: 150-290 MB and 2.5 s before
+        ("w, c = small_model()\n"
+        "src = yolo_io.save_safetensors('s.safetensors', yolo_io.load(w, c))\n"
+        "def edit(h): h['__metadata__'].update((f'k{i}', '') for i in range(2 * 10**6))\n"
+        "path = rewrite_safetensors(src, 'x.safetensors', edit)\n"
+        "report(lambda: yolo_io.load(path))"),
+        "FormatError", (r"x\.safetensors is not a valid safetensors file: its header has more "
+                       r"than 10000 metadata keys")),
+    "safetensors: a million tensors": (
+        ("w, c = small_model()\n"
+        "src = yolo_io.save_safetensors('s.safetensors', yolo_io.load(w, c))\n"
+        "def edit(h): h.update((f't{i}', {'dtype': 'F32', 'shape': [0], 'data_offsets': [0, 0]})\n"
+        "                      for i in range(10**6))\n"
+        "path = rewrite_safetensors(src, 'x.safetensors', edit)\n"
+        "report(lambda: yolo_io.load(path))"),
+        "FormatError", (r"x\.safetensors is not a valid safetensors file: its header has more "
+                       r"than 200000 tensors")),
+    "safetensors: a shape of a million dimensions": (
+        ("w, c = small_model()\n"
+        "src = yolo_io.save_safetensors('s.safetensors', yolo_io.load(w, c))\n"
+        "def edit(h): h['0.biases']['shape'] = [1] * 10**6\n"
+        "path = rewrite_safetensors(src, 'x.safetensors', edit)\n"
+        "report(lambda: yolo_io.load(path))"),
+        "FormatError", r"has a shape of more than 64 dimensions \(tensor \"0\.biases\"\)"),
     # -- save ----------------------------------------------------------------
     "save into a read-only folder": (
         ("w, c = small_model()\nos.mkdir('ro')\nos.chmod('ro', 0o555)\n"

@@ -366,11 +366,20 @@ TensorEntry read_tensor(JsonReader& json, std::string name, const std::string& p
             e.dtype = json.string();
             dtype = true;
         } else if (key == "shape") {
-            json.array("a shape", [&] { e.shape.push_back(to_i64(json, json.integer("a dimension"), "a dimension")); });
+            json.array("a shape", [&] {
+                if (static_cast<std::int64_t>(e.shape.size()) == kMaxSafetensorsDims) {
+                    json.fail("has a shape of more than " + std::to_string(kMaxSafetensorsDims) +
+                              " dimensions (" + where + ")");
+                }
+                e.shape.push_back(to_i64(json, json.integer("a dimension"), "a dimension"));
+            });
             shape = true;
         } else if (key == "data_offsets") {
             std::vector<std::int64_t> v;
-            json.array("data_offsets", [&] { v.push_back(to_i64(json, json.integer("an offset"), "an offset")); });
+            json.array("data_offsets", [&] {
+                v.push_back(to_i64(json, json.integer("an offset"), "an offset"));
+                if (v.size() > 2) json.fail("has more than 2 data_offsets (" + where + ")");
+            });
             if (v.size() != 2) {
                 throw FormatError(path + " is not a valid safetensors file: " + where +
                                   " has data_offsets of " + std::to_string(v.size()) +
@@ -498,6 +507,12 @@ SafetensorsFile::SafetensorsFile(std::shared_ptr<const MappedFile> file) : file_
         if (key == kMetadataKey) {
             if (json.literal_null()) return;
             json.object("the __metadata__ object", [&](const std::string& mkey) {
+                if (static_cast<std::int64_t>(metadata_.size()) == kMaxSafetensorsMetadata) {
+                    throw bad("its header has more than " +
+                              std::to_string(kMaxSafetensorsMetadata) +
+                              " metadata keys, more than any real file needs (refused at the "
+                              "first key past them)");
+                }
                 if (json.peek() != '"') {
                     json.fail("has the metadata value of " + quoted(mkey) +
                               " not a string (metadata map strings to strings)");
@@ -505,6 +520,11 @@ SafetensorsFile::SafetensorsFile(std::shared_ptr<const MappedFile> file) : file_
                 metadata_.emplace_back(mkey, json.string());
             });
             return;
+        }
+        if (static_cast<std::int64_t>(tensors_.size()) == kMaxSafetensorsTensors) {
+            throw bad("its header has more than " + std::to_string(kMaxSafetensorsTensors) +
+                      " tensors, more than any real file needs (refused at the first tensor "
+                      "past them)");
         }
         tensors_.push_back(read_tensor(json, key, path));
     });
@@ -579,6 +599,14 @@ const std::string* SafetensorsFile::meta(std::string_view key) const {
 }
 
 std::string safetensors_header(std::vector<TensorEntry>& tensors, const Metadata& metadata) {
+    if (static_cast<std::int64_t>(metadata.size()) > kMaxSafetensorsMetadata ||
+        static_cast<std::int64_t>(tensors.size()) > kMaxSafetensorsTensors) {
+        throw std::invalid_argument(
+            std::to_string(tensors.size()) + " tensors and " + std::to_string(metadata.size()) +
+            " metadata keys: more than a safetensors file may have for yolo_io (" +
+            std::to_string(kMaxSafetensorsTensors) + " and " +
+            std::to_string(kMaxSafetensorsMetadata) + "), which would refuse to read it");
+    }
     std::string json = "{";
     bool first = true;
     if (!metadata.empty()) {

@@ -26,6 +26,16 @@ class Weights;
 
 // The largest JSON header the reader accepts (the safetensors package's own limit).
 constexpr std::int64_t kMaxSafetensorsHeader = std::int64_t{100} << 20;
+// Counts the reader stops at, so that the memory and time a header costs are
+// bounded by these and not by its length (a few bytes of JSON per metadata
+// key or dimension cost ~100 bytes each, parsed): a yolo_io export has a
+// few metadata keys and up to 5 tensors per layer (real cfgs have under
+// 1,000 layers), checkpoints of other libraries a few thousand tensors,
+// NumPy arrays at most 64 dimensions. The writer refuses to write what the
+// reader would refuse.
+constexpr std::int64_t kMaxSafetensorsMetadata = 10000;
+constexpr std::int64_t kMaxSafetensorsTensors = 200000;
+constexpr std::int64_t kMaxSafetensorsDims = 64;
 
 // Bytes per element of a safetensors dtype ("F32" -> 4), 0 for one yolo_io
 // does not know (sub-byte float formats included).
