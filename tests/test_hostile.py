@@ -118,11 +118,18 @@ CASES: dict[str, tuple[str, str, str]] = {
     "a float of 1e999": (  # atof() gives inf
         "report(lambda: yolo_io.parse_cfg(NET + conv() + '[dropout]\\nprobability=1e999\\n'))",
         "CfgError", (r"<string>:13: \[dropout\] has probability=1e999, which is not a finite "
-                    r"number \(darknet's atof\(\) reads inf\)")),
+                    r"float32 \(darknet reads inf\)")),
+    "a float past float32": (  # atof() gives -1e39; darknet stores it as a float: -inf
+        "report(lambda: yolo_io.parse_cfg(NET + conv(filters=6) + '[yolo]\\nclasses=1\\nscale_x_y=-1e39\\n'))",
+        "CfgError", (r"<string>:14: \[yolo\] has scale_x_y=-1e39, which is not a finite "
+                     r"float32 \(darknet reads -inf\)")),
+    "the largest float32 is finite": (
+        "report(lambda: yolo_io.parse_cfg(NET + conv() + '[dropout]\\nprobability=3.4e38\\n')[1].attrs)",
+        "ok", r"probability=3\.4e\+38"),
     "an anchor of nan": (
         ("report(lambda: yolo_io.parse_cfg(NET + conv(filters=6) + "
          "'[yolo]\\nclasses=1\\nnum=1\\nanchors=nan,3\\n'))"),
-        "CfgError", r"\[yolo\] has anchors=nan, which is not a finite number"),
+        "CfgError", r"\[yolo\] has anchors=nan, which is not a finite float32"),
     "a 0-sized head": (
         "report(lambda: yolo_io.parse_cfg(NET + conv(filters=5) + '[yolo]\\nmask=\\nnum=0\\n'))",
         "CfgError", r"\[yolo\] has num=0; it must be at least 1"),

@@ -51,7 +51,7 @@ void Options::check_int32(std::string_view key, std::string_view text) const {
 void Options::not_finite(std::string_view key, std::string_view text, double v) const {
     std::size_t n = std::min(text.find(','), text.size());
     fail_at(key, "has " + std::string(key) + "=" + printable(text.substr(0, n)) +
-                     ", which is not a finite number (darknet's atof() reads " +
+                     ", which is not a finite float32 (darknet reads " +
                      (std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf") + ")");
 }
 

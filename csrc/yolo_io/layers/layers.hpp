@@ -54,8 +54,9 @@ class Options {
     }
     // atoi()/atof() of `text`, the value of `key` or one part of its list: a
     // CfgError at the key's line for an integer outside int32 (darknet's
-    // atoi() wraps it to another number) or a float that is not finite
-    // ("1e999", "inf", "nan": no layer means it).
+    // atoi() wraps it to another number) or a float that is not finite as
+    // the float32 darknet stores it in ("1e39", "1e999", "inf", "nan": no
+    // layer means it).
     i64 int_value(std::string_view key, std::string_view text) const {
         const i64 v = c_atoi(text);
         if (v >= kInt32Max || v <= kInt32Min) check_int32(key, text);  // saturated?
@@ -63,7 +64,7 @@ class Options {
     }
     double real_value(std::string_view key, std::string_view text) const {
         const double v = c_atof(text);
-        if (!std::isfinite(v)) not_finite(key, text, v);
+        if (!std::isfinite(static_cast<float>(v))) not_finite(key, text, v);
         return v;
     }
     std::string_view s(std::string_view key, std::string_view def) {
