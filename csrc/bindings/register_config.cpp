@@ -239,8 +239,8 @@ void register_config(py::module_& m) {
     m.def("layer_types", &layer_types, "Canonical names of every layer type.");
     m.def(
         "atoi", [](std::string_view s) { return c_atoi(s); }, "text"_a,
-        "darknet's atoi() of an option value (or a .data value): a sign and digits after "
-        "leading spaces, 0 without; saturated to int32.");
+        "darknet's atoi() of an option value (or a .data value), whose whitespace darknet "
+        "deleted: a sign and digits, 0 without; saturated to int32.");
     m.def(
         "sniff_file", [](const std::string& path) { return kind_name(sniff_file(path)); },
         "path"_a, "What the first 4 KiB of a file look like: 'cfg', 'weights', 'safetensors' or "

@@ -277,8 +277,9 @@ class Config(Sequence[CfgLayer]):
 
 def atoi(text: str) -> int:
     """C's ``atoi()``, as darknet reads an int option (``option_find_int``)
-    or a ``.data`` value: leading spaces, a sign, ASCII digits; 0 without (the
-    core's, for text the core does not type: later copies of a key, .data)."""
+    or a ``.data`` value from its whitespace-free text: a sign, ASCII digits;
+    0 without (the core's, for text the core does not type: later copies of
+    a key, .data files)."""
     return _core.atoi(text)
 
 
