@@ -100,6 +100,12 @@ CASES: dict[str, tuple[str, str, str]] = {
         ("report(lambda: yolo_io.parse_cfg(NET.replace('channels=3', 'channels=4') "
         "+ conv(filters=3, extra='groups=2\\n')))"),
         "CfgError", r"groups=2, which does not divide its filters=3"),
+    "[crnn] groups that do not divide its convolutions": (
+        "report(lambda: yolo_io.parse_cfg(NET + '[crnn]\\noutput=4\\nhidden=6\\ngroups=2\\n'))",
+        "CfgError", r"<string>:8: \[crnn\] has groups=2, which does not divide 3, the channels"),
+    "[conv_lstm] dilation=0": (
+        "report(lambda: yolo_io.parse_cfg(NET + '[conv_lstm]\\noutput=4\\nsize=3\\ndilation=0\\n'))",
+        "CfgError", r"<string>:8: \[conv_lstm\] has dilation=0; it must be at least 1"),
     "width=0": ("report(lambda: yolo_io.parse_cfg(NET.replace('width=16', 'width=0') + conv()))",
                 "CfgError", r"\[net\] sets no input size"),
     "filters=4294967300": (  # darknet's atoi() gives 4; was read as 2147483647

@@ -76,6 +76,15 @@ Built build_recurrent_conv(Options& o, Ctx& ctx, LayerInfo& L) {
     if (size != 1) need_positive(o, "dilation", dilation);
     if (!pad) need_at_least(o, "padding", padding, 0);
     i64 c = ctx.in.c;
+    // Each inner convolution divides its channels and filters by groups, as
+    // [convolutional] does (darknet would drop the remainder).
+    for (i64 v : {c, hidden, output}) {
+        if (v % groups != 0) {
+            o.fail_at("groups", "has groups=" + std::to_string(groups) + ", which does not "
+                                "divide " + std::to_string(v) + ", the channels or filters of "
+                                "one of its convolutions (darknet would drop the remainder)");
+        }
+    }
     if (crnn) {
         need_positive(o, "hidden", hidden);
         conv_block(o, L, "input_layer", hidden, c, groups, size, bn, false);
