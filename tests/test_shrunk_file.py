@@ -115,6 +115,7 @@ READERS: dict[str, Reader] = {
     "Layer.params": Reader("[float(v.sum()) for layer in net for v in layer.params.values()]"),
     "Layer.source_params": Reader(
         "[float(v.sum()) for layer in net for v in layer.source_params.values()]"),
+    "Network.raw": Reader("int(net.raw.sum())"),
     "Layer.fused": Reader("[layer.fused() for layer in net if layer.fusion]"),
     "Layer.fused(HWIO, float16, threads=2)": Reader(
         "[layer.fused('HWIO' if layer.fusion == 'conv' else 'IO', 'float16', threads=2) "

@@ -250,7 +250,8 @@ class Network(Sequence[Layer]):
     @property
     def raw(self) -> npt.NDArray[np.uint8]:
         """The whole file as a read-only uint8 view (shares memory with every
-        ``params`` view)."""
+        ``params`` view). FormatError when the file was truncated since it
+        was loaded, as for :attr:`Layer.params`."""
         return self._live().raw
 
     def fused_all(
