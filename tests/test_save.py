@@ -249,9 +249,9 @@ def test_save_over_the_mapped_file(tmp_path: Path) -> None:
 
 def test_saves_the_mapped_bytes_after_the_source_path_changes(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """The core reads the source by path only while the path names the mapped
-    file; replaced, or relative after a change of folder, it copies from the
-    mapping. Either way the output holds the bytes that were loaded."""
+    """The core reads the source through the descriptor its mapping keeps,
+    not by path: replaced, or relative after a change of folder, the output
+    holds the bytes that were loaded."""
     cfg = tmp_path / "tiny.cfg"
     cfg.write_text(TINY_CFG)
     path = write_weights(tmp_path / "a.weights", cfg, seed=5)

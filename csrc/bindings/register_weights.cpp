@@ -253,7 +253,16 @@ void register_weights(py::module_& m) {
         .def_property_readonly("path", [](const PyWeights& s) { return s.weights->file()->path(); })
         .def_property_readonly("covered_layers",
                                [](const PyWeights& s) { return s.weights->covered_layers(); })
-        .def_property_readonly("raw", [](const PyWeights& s) { return s.raw; })
+        .def_property_readonly("raw",
+                               [](const PyWeights& s) {
+                                   // The first layer lost, if a layer's data is.
+                                   s.weights->check_held(0, s.weights->covered_layers());
+                                   const MappedFile& file = *s.weights->file();
+                                   file.check_holds(0, file.size(), [] {
+                                       return std::string("the whole file (raw)");
+                                   });
+                                   return s.raw;
+                               })
         .def(
             "offset",
             [](const PyWeights& s, std::int64_t i) {

@@ -22,11 +22,13 @@ struct Found {
     const ParamSpec* spec = nullptr;
 };
 
-Found find(const Weights& w, int index, std::string_view name) {
+// `data` is layer_data(index), which checks that the file still holds the
+// layer's bytes: the plan is made before any worker thread reads them.
+Found find(const Weights& w, int index, const float* data, std::string_view name) {
     const LayerInfo& layer = w.config().layers[static_cast<std::size_t>(index)];
     for (const auto& p : layer.params) {
         if (p.prefix.empty() && p.base == name) {
-            return {w.layer_data(index) + p.offset, &p};
+            return {data + p.offset, &p};
         }
     }
     return {};
@@ -116,8 +118,9 @@ FusePlan plan_fused(const Weights& w, int index, const FuseOptions& options) {
     if (!w.loaded(src)) {
         throw std::out_of_range(where(w, src) + " is past the end of this partial file");
     }
-    const Found weights = find(w, src, "weights");
-    const Found biases = find(w, src, "biases");
+    const float* data = w.layer_data(src);
+    const Found weights = find(w, src, data, "weights");
+    const Found biases = find(w, src, data, "biases");
     if (weights.data == nullptr || biases.data == nullptr) {
         throw std::invalid_argument(where(w, index) + " stores no weights (dontload=1)");
     }
@@ -126,9 +129,9 @@ FusePlan plan_fused(const Weights& w, int index, const FuseOptions& options) {
     plan.conv = conv;
     plan.dtype = dtype;
     if (options.fuse) {
-        plan.bn.scales = find(w, src, "scales").data;
-        plan.bn.mean = find(w, src, "rolling_mean").data;
-        plan.bn.variance = find(w, src, "rolling_variance").data;
+        plan.bn.scales = find(w, src, data, "scales").data;
+        plan.bn.mean = find(w, src, data, "rolling_mean").data;
+        plan.bn.variance = find(w, src, data, "rolling_variance").data;
     }
     const ParamSpec& p = *weights.spec;
     const std::vector<i64> st = w.element_strides(p);

@@ -54,16 +54,15 @@ MappedFile::MappedFile(std::string path, bool copy) : path_(std::move(path)), co
     copied_ = true;
 #endif
     struct stat st {};
-    // The descriptor is closed on return; the mapping stays valid without it.
-    const UniqueFd fd = open_checked(path_, st, [&](const struct stat& s) {
+    // A copy closes the descriptor on return; a mapping keeps it, to check
+    // the file's size before a read (check_holds) and to read it (reopen).
+    UniqueFd fd = open_checked(path_, st, [&](const struct stat& s) {
         if (const char* kind = special_file_kind(s.st_mode)) {
             throw FormatError(path_ + " is " + kind + ", not a regular file: yolo_io maps the " +
                               "whole file, so save a stream or a download to a file first");
         }
     });
     size_ = static_cast<std::int64_t>(st.st_size);
-    device_ = static_cast<std::uint64_t>(st.st_dev);
-    inode_ = static_cast<std::uint64_t>(st.st_ino);
     if (size_ == 0) return;
     const auto bytes = static_cast<std::size_t>(size_);
     if (copied_) {
@@ -89,25 +88,36 @@ MappedFile::MappedFile(std::string path, bool copy) : path_(std::move(path)), co
     void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_SHARED, fd.get(), 0);
     if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), path_);
     data_ = static_cast<const std::uint8_t*>(p);
+    fd_ = fd.release();
 }
 
 int MappedFile::reopen() const noexcept {
     // A copy is the snapshot to read; the file may have changed since.
-    if (copied_) return -1;
-    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) return -1;
+    if (fd_ < 0) return -1;
+    return ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+}
+
+std::int64_t MappedFile::current_size() const {
+    if (fd_ < 0) return size_;
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
-        static_cast<std::uint64_t>(st.st_dev) != device_ ||
-        static_cast<std::uint64_t>(st.st_ino) != inode_) {
-        // Replaced, or the working folder changed under a relative path.
-        ::close(fd);
-        return -1;
-    }
-    return fd;
+    if (::fstat(fd_, &st) != 0) throw std::system_error(errno, std::generic_category(), path_);
+    return static_cast<std::int64_t>(st.st_size);
+}
+
+void MappedFile::check_holds(std::int64_t begin, std::int64_t end,
+                             const std::function<std::string()>& what) const {
+    if (fd_ < 0 || begin >= end) return;
+    const std::int64_t now = current_size();
+    if (now >= end) return;
+    throw FormatError(path_ + " was truncated since it was loaded: " + what() + " needs bytes " +
+                      std::to_string(begin) + ".." + std::to_string(end) +
+                      ", but the file now ends at byte " + std::to_string(now) + " (it held " +
+                      std::to_string(size_) + " bytes when it was loaded); load(copy=True) "
+                      "takes a snapshot that later changes cannot affect");
 }
 
 MappedFile::~MappedFile() {
+    if (fd_ >= 0) ::close(fd_);
     if (data_ == nullptr) return;
 #ifdef YOLO_IO_FUZZ
     delete[] data_;

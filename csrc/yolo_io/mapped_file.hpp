@@ -22,6 +22,12 @@ class UniqueFd {
     UniqueFd& operator=(const UniqueFd&) = delete;
     UniqueFd& operator=(UniqueFd&&) = delete;
     int get() const noexcept { return fd_; }
+    // Gives up the descriptor: the caller closes it.
+    int release() noexcept {
+        const int fd = fd_;
+        fd_ = -1;
+        return fd;
+    }
 
   private:
     int fd_;
@@ -64,11 +70,23 @@ class MappedFile {
     // not be dropped with MADV_DONTNEED, which would zero them.
     bool copied() const noexcept { return copied_; }
 
-    // A new read-only descriptor for the mapped file, opened by path() and
-    // returned only if it is still the very file that was mapped (same
-    // device and inode); else -1. The caller closes it. Reading it with
-    // pread() sees the bytes the mapping sees without faulting them in.
+    // A new read-only descriptor for the mapped file (a duplicate of the one
+    // the mapping keeps, so the very file that was mapped, even after its
+    // path was replaced); -1 for a copy or when none can be made. The caller
+    // closes it. Reading it with pread() sees the bytes the mapping sees
+    // without faulting them in.
     int reopen() const noexcept;
+    // The file's size now (fstat() of the descriptor the mapping keeps), which
+    // is less than size() when the file was truncated since it was mapped:
+    // reading the mapping past it is SIGBUS. size() for a copy.
+    std::int64_t current_size() const;
+    // Throws FormatError, naming the file, `what` and the sizes, when the file
+    // no longer holds bytes [begin, end): callers check before they read the
+    // mapping, so that a truncated file is an error, not a SIGBUS (a file
+    // truncated between the check and the read still is one). No-op for a
+    // copy.
+    void check_holds(std::int64_t begin, std::int64_t end,
+                     const std::function<std::string()>& what) const;
     // Reads `want` bytes at offset `at` of `fd` (from reopen()) into `into`.
     // A read that ends early (the file was truncated since it was mapped) is
     // a FormatError, an I/O error a std::system_error naming the file.
@@ -79,8 +97,7 @@ class MappedFile {
 
   private:
     std::string path_;
-    std::uint64_t device_ = 0;
-    std::uint64_t inode_ = 0;
+    int fd_ = -1;  // kept open while mapped, for current_size() and reopen()
     const std::uint8_t* data_ = nullptr;
     std::int64_t size_ = 0;
     bool copied_ = false;

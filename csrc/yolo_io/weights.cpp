@@ -309,10 +309,26 @@ void Weights::evict(int i) const noexcept {
               static_cast<std::size_t>(end - begin), MADV_DONTNEED);
 }
 
+void Weights::check_held(int first, int last) const {
+    first = std::max(first, 0);
+    last = std::min(last, covered_);
+    if (first >= last) return;
+    const std::int64_t now = file_->current_size();
+    if (now >= offsets_[static_cast<std::size_t>(last - 1)] + nbytes(last - 1)) return;
+    for (int i = first; i < last; ++i) {
+        const std::int64_t begin = offsets_[static_cast<std::size_t>(i)];
+        if (begin + nbytes(i) <= now) continue;
+        file_->check_holds(begin, begin + nbytes(i), [&] {
+            return "the data of " + layer_desc(*config_, static_cast<std::size_t>(i));
+        });
+    }
+}
+
 const float* Weights::layer_data(int i) const {
     if (!loaded(i)) {
         throw std::out_of_range("layer " + std::to_string(i) + " is not in the file");
     }
+    check_held(i, i + 1);
     const std::uint8_t* p = file_->data() + offsets_[static_cast<std::size_t>(i)];
     // Data starts at byte 16 or 20 of a page-aligned mapping (a safetensors
     // data region at a multiple of 8 when written by us): 4-byte aligned.
@@ -389,6 +405,15 @@ void Weights::copy_params(const std::vector<ParamCopy>& copies, int threads) con
         }
     }
     if (parts.empty()) return;
+    // A truncated file: the error names the first of these layers it no
+    // longer holds (read_at below still catches one truncated meanwhile).
+    const std::int64_t now = file_->current_size();
+    int short_layer = -1;
+    for (const ParamCopy& c : copies) {
+        const std::int64_t end = offsets_[static_cast<std::size_t>(c.layer)] + nbytes(c.layer);
+        if (end > now && (short_layer < 0 || c.layer < short_layer)) short_layer = c.layer;
+    }
+    if (short_layer >= 0) check_held(short_layer, short_layer + 1);
     const UniqueFd reopened(file_->reopen());
     const int fd = reopened.get();
     for_each_in_turn(parts.size(), threads, [&](std::size_t k, std::size_t) {
@@ -397,10 +422,13 @@ void Weights::copy_params(const std::vector<ParamCopy>& copies, int threads) con
             file_->read_at(fd, part.buffers.data(), static_cast<int>(part.buffers.size()), part.at);
             return;
         }
+        // No descriptor to spare (EMFILE): from the mapping, checked first.
         std::int64_t at = part.at;
         for (const struct iovec& buffer : part.buffers) {
+            const auto len = static_cast<std::int64_t>(buffer.iov_len);
+            file_->check_holds(at, at + len, [] { return std::string("a parameter"); });
             std::memcpy(buffer.iov_base, file_->data() + at, buffer.iov_len);
-            at += static_cast<std::int64_t>(buffer.iov_len);
+            at += len;
         }
     });
 }

@@ -92,7 +92,14 @@ class Weights {
     // (MADV_DONTNEED; the page cache keeps them and a later access maps them
     // again): streaming exports call it after each layer. No-op if not loaded.
     void evict(int i) const noexcept;
-    // Pointer to layer i's first float; requires loaded(i).
+    // Throws FormatError, naming the file, the first of layers first..last-1
+    // whose data it no longer holds and the sizes, when the file was
+    // truncated since it was loaded (one fstat; no-op for a copy). Every
+    // read of the file's layers checks first: through the mapping, such a
+    // read would be SIGBUS.
+    void check_held(int first, int last) const;
+    // Pointer to layer i's first float; requires loaded(i). Every read of
+    // the mapping starts here, so it checks check_held(i, i + 1).
     const float* layer_data(int i) const;
     // Element strides of a parameter as stored in this file: C-contiguous,
     // the planned strides of a flipped conv, or [inputs][outputs] for a
@@ -109,8 +116,8 @@ class Weights {
     // Copies every parameter of `copies` out of the file with `threads`
     // threads, in parts of about a megabyte taken in turn. The file is read
     // with pread() through a new descriptor (reopen()), so the mapping is
-    // not faulted in page by page; from the mapping only when the path no
-    // longer names the mapped file. Checks every copy before the first byte:
+    // not faulted in page by page; from the mapping only for a copy or when
+    // no descriptor can be made. Checks every copy before the first byte:
     // std::out_of_range for a layer not in the file or an unknown parameter,
     // std::invalid_argument for a parameter that is not C-contiguous in the
     // file (a legacy transposed matrix, a flipped conv). FormatError: the

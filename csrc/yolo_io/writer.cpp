@@ -278,20 +278,24 @@ void write_mapped_layers(const Weights& source, int layers, AtomicFile& out,
     const std::int64_t begin = source.data_begin();
     const std::int64_t end = expected_bytes_upto(source.config(), begin, n);
     const MappedFile& file = *source.file();
+    // A truncated file: the error names the first layer it no longer holds
+    // (read_at still catches one truncated meanwhile).
+    source.check_held(0, n);
     const UniqueFd fd(file.reopen());
     if (fd.get() >= 0) {
         copy_from_descriptor(fd.get(), file, begin, end, out, progress);
         return;
     }
-    // The path no longer names the mapped file (replaced, or a relative path
-    // after a change of folder): copy from the mapping, in 16 MiB parts so
-    // that the kernel pages it in and out as it goes.
+    // No descriptor (a copy, or none to spare): copy from the mapping, in
+    // 16 MiB parts so that the kernel pages it in and out as it goes, each
+    // checked to be still in the file first.
     const auto* base = file.data();
     constexpr std::int64_t kPart = std::int64_t{16} << 20;
     const auto page = static_cast<std::int64_t>(::sysconf(_SC_PAGESIZE));
     for (std::int64_t at = begin; at < end; at += kPart) {
         const std::int64_t len = std::min(kPart, end - at);
         const std::int64_t from = at / page * page;
+        file.check_holds(at, at + len, [] { return std::string("the layers' data"); });
 #ifdef MADV_POPULATE_READ
         // Fault the part in with one call (Linux 5.14+), not one fault per
         // page as write() touches it: on first use, the difference is ~2x.

@@ -63,7 +63,10 @@ class Layer(CfgLayer):
         ``weights`` of shape (filters, channels/groups, size, size). A view
         keeps the mapping alive after the Network is closed or dropped; copy it
         (``a.copy()``) to get a writeable array. Empty for layers that store
-        nothing and for layers past the end of a partial file.
+        nothing and for layers past the end of a partial file. FormatError
+        when the file no longer holds the layer's bytes (truncated since it
+        was loaded; a view taken before and read then is SIGBUS, see the
+        README's *Lifetimes*).
         """
         return MappingProxyType(self._net._live().params(self.index))
 
@@ -248,7 +251,8 @@ class Network(Sequence[Layer]):
     @property
     def raw(self) -> npt.NDArray[np.uint8]:
         """The whole file as a read-only uint8 view (shares memory with every
-        ``params`` view)."""
+        ``params`` view). FormatError when the file was truncated since it
+        was loaded, as for :attr:`Layer.params`."""
         return self._live().raw
 
     def fused_all(
