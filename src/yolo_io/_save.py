@@ -199,7 +199,9 @@ def network_inputs(net: Network, *, rewrite: str | None = None) -> list[tuple[st
     the file is replaced atomically, the old mapping stays valid, and the new
     file loads as the same model). A file of another kind (a raw export
     replaced by a ``.weights`` file loses its cfg) stays an input."""
-    inputs = [("the network's cfg", net.config.path)]
+    inputs: list[tuple[str, str]] = []
+    if net.config.path != "<string>" and not net.config.path.endswith(" (its cfg)"):
+        inputs.append(("the network's cfg", net.config.path))  # not cfg text or an export's
     try:
         same_kind = rewrite is not None and _core.sniff_file(net.path) == rewrite
     except OSError:
@@ -250,7 +252,8 @@ def _header(header: HeaderArg, seen: int | None, current: Header | None) -> Head
         h = current if current is not None else Header(0, 2, 5, 0, 20, False)
         major, minor, revision, old_seen = h.major, h.minor, h.revision, h.seen
     elif isinstance(header, Header):
-        major, minor, revision, old_seen = header.major, header.minor, header.revision, header.seen
+        major, minor, revision, old_seen = (_integer(f"the header's {n}", getattr(header, n))
+                                            for n in ("major", "minor", "revision", "seen"))
     else:
         values = tuple(header)
         if len(values) not in (3, 4):
