@@ -171,6 +171,7 @@ def test_a_command_refuses_its_input_as_output(model: Model, capsys: pytest.Capt
     code = _cli.main(argv)
     captured = capsys.readouterr()
     assert code == _cli.EXIT_USAGE, (argv, captured.err)
+    assert "an output that is one of the inputs" in (_cli.__doc__ or "").replace("\n      ", " ")
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("yolo-io: error: "), captured.err
     assert f"is the input {name}" in lines[0] and "Traceback" not in captured.err

@@ -9,7 +9,8 @@ Exit codes:
       the ONNX model matches OpenCV within tolerance (``verify``)
 1     the model has a problem: the diagnosis or the error message says which;
       ``verify``: a layer or output above tolerance, or OpenCV cannot check it
-2     usage error: unknown command or option, missing argument
+2     usage error: unknown command or option, missing argument, an output
+      that is one of the inputs (the same file by inode)
 3     a file cannot be read or written (missing, permission, a directory)
 4     an optional dependency is missing (matplotlib for ``doctor --plot``; onnx,
       onnxruntime, OpenCV < 5 for ``export`` and ``verify``)
