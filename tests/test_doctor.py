@@ -422,6 +422,43 @@ def test_plot_without_findings_or_batch_norm(tmp_path: Path) -> None:
     assert png_size(data) == (1200, 700) and len(data) > 10_000
 
 
+def test_plot_is_atomic_and_keeps_the_mode(net: yolo_io.Network, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22: the PNG is written under a temporary name and renamed over
+    the target, which keeps its mode; a failure halfway leaves it as it was."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    target = tmp_path / "p.png"
+    target.write_bytes(b"old plot")
+    os.chmod(target, 0o640)
+    real = Figure.savefig
+
+    def half(self: Figure, fname: Any, **kwargs: Any) -> None:
+        fname.write(b"\x89PNG half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", half)
+    with pytest.raises(OSError, match="No space"):
+        plot(net, target)
+    assert target.read_bytes() == b"old plot"
+    assert not list(tmp_path.glob(".yolo_io-*"))
+    monkeypatch.setattr(Figure, "savefig", real)
+    plot(net, target)
+    assert png_size(target.read_bytes()) == (1200, 700)
+    assert os.stat(target).st_mode & 0o777 == 0o640
+    assert not list(tmp_path.glob(".yolo_io-*"))
+
+
+def test_plot_refuses_the_networks_files(net: yolo_io.Network) -> None:
+    pytest.importorskip("matplotlib")
+    for path in (net.path,):  # its cfg is text here; the catalogue test has a cfg file
+        before = Path(path).read_bytes()
+        with pytest.raises(yolo_io.OutputIsInputError, match="is the network's"):
+            plot(net, path)
+        assert Path(path).read_bytes() == before
+
+
 def test_plot_needs_matplotlib(net: yolo_io.Network, tmp_path: Path,
                                monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("matplotlib", "matplotlib.figure"):

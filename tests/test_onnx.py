@@ -726,6 +726,7 @@ def test_saving_keeps_the_mode_and_survives_concurrent_saves(tmp_path: Path) -> 
     assert target.stat().st_mode & 0o777 == 0o600
     assert onnx.load(str(target)) == yonnx.export(net)
     assert [p.name for p in tmp_path.iterdir() if "m.onnx" in p.name] == ["m.onnx"]
+    assert not list(tmp_path.glob(".yolo_io-*"))
     with pytest.raises(FileNotFoundError, match=r"nowhere/m\.onnx'"):
         yonnx.export(net, tmp_path / "nowhere" / "m.onnx")
 
@@ -745,4 +746,5 @@ def test_saving_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
         yonnx.export(net, target)
     assert target.read_bytes() == b"precious"
     assert [p.name for p in tmp_path.iterdir() if "m.onnx" in p.name] == ["m.onnx"]
+    assert not list(tmp_path.glob(".yolo_io-*"))
 

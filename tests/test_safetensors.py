@@ -468,3 +468,36 @@ def test_state_dict_export_loads_into_darknet2any(tmp_path: Path) -> None:
         model = d2p.Darknet(str(cfg))
     state = {k: torch.from_numpy(v) for k, v in load_file(out).items()}
     model.load_state_dict(state, strict=True)
+
+
+@pytest.mark.parametrize(("edit", "found"), [
+    (("major", "-1"), "negative version"),
+    (("minor", "-3"), "negative version"),
+    (("revision", "-7"), None),  # kept, as in a .weights file
+    (("revision", "-2147483648"), None),
+    (("revision", "2147483648"), "int32"),
+])
+def test_the_metadata_header_follows_the_weights_rule(tiny: yolo_io.Network, tmp_path: Path,
+                                                      edit: tuple[str, str],
+                                                      found: str | None) -> None:
+    """Issue 22: the raw export's header is judged by the core's one rule, as
+    a .weights header is on load and on save."""
+    data = yolo_io.save_safetensors(tmp_path / "t.safetensors", tiny).read_bytes()
+    n = struct.unpack("<Q", data[:8])[0]
+    head = json.loads(data[8:8 + n])
+    key, value = edit
+    header = json.loads(head["__metadata__"]["header"])
+    header[key] = int(value)
+    head["__metadata__"]["header"] = json.dumps(header)
+    text = json.dumps(head).encode()
+    text += b" " * (-len(text) % 8)  # the data region stays aligned
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data[8 + n:])
+    if found is None:
+        net = yolo_io.load(path)
+        assert net.header.revision == int(value)
+        assert yolo_io.load(yolo_io.save(tmp_path / "x.weights", net),
+                            TINY_CFG).header.revision == int(value)
+    else:
+        with pytest.raises(yolo_io.FormatError, match=found):
+            yolo_io.load(path)

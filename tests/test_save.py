@@ -279,6 +279,7 @@ def test_a_source_truncated_after_loading_is_a_format_error(tmp_path: Path) -> N
         yolo_io.save(tmp_path / "out.weights", net)
     assert not (tmp_path / "out.weights").exists()
     assert not list(tmp_path.glob("out.weights*"))
+    assert not list(tmp_path.glob(".yolo_io-*"))
 
 
 def test_keeps_the_mode_of_the_replaced_file(tmp_path: Path) -> None:
@@ -363,6 +364,7 @@ def test_core_copy_reports_progress_and_stops_on_an_exception(tmp_path: Path) ->
             save(target, net, progress=stop)
         assert target.read_bytes() == b"precious"
         assert [p.name for p in tmp_path.glob("target*")] == ["target.weights"]
+        assert not list(tmp_path.glob(".yolo_io-*"))
 
 
 _INTERRUPTED = """
@@ -374,13 +376,13 @@ target = Path(sys.argv[3])
 class Alarm(Exception):
     pass
 def on_alarm(signum, frame):
-    temporary, = target.parent.glob(target.name + ".*.tmp")
+    temporary, = target.parent.glob(".yolo_io-*.tmp")
     raise Alarm(temporary.stat().st_size)
 signal.signal(signal.SIGALRM, on_alarm)
 def copying():
     # past the 20-byte header: the core's copy has started
     try:
-        return any(p.stat().st_size > 20 for p in target.parent.glob(target.name + ".*.tmp"))
+        return any(p.stat().st_size > 20 for p in target.parent.glob(".yolo_io-*.tmp"))
     except FileNotFoundError:
         return False
 def alarm_once_writing():
@@ -413,6 +415,7 @@ def test_a_signal_stops_the_core_copy(tmp_path: Path) -> None:
     assert int(written) < weights.stat().st_size - (8 << 20)
     assert target.read_bytes() == b"precious"
     assert [p.name for p in tmp_path.glob("target*")] == ["target.weights"]
+    assert not list(tmp_path.glob(".yolo_io-*"))
 
 
 _FULL_DISK = """
@@ -524,7 +527,7 @@ def test_header_values_out_of_range(tmp_path: Path) -> None:
     net = yolo_io.load(write_weights(tmp_path / "a.weights", cfg), cfg)
     with pytest.raises(ValueError, match="seen must be in"):
         yolo_io.save(tmp_path / "b.weights", net, seen=2**64)
-    with pytest.raises(ValueError, match="major must be in"):
+    with pytest.raises(ValueError, match="do not fit the header's int32"):
         yolo_io.save(tmp_path / "b.weights", net, header=(2**31, 0, 0))
 
 
@@ -534,3 +537,93 @@ def test_a_fused_state_dict_is_named_as_such(tmp_path: Path) -> None:
     net = yolo_io.load(write_weights(tmp_path / "a.weights", cfg), cfg)
     with pytest.raises(yolo_io.ConversionError, match="a fused state dict"):
         yolo_io.save(tmp_path / "b.weights", net.state_dict(fuse=True), cfg)
+
+
+# -- issue 22: one header rule, integer headers, temporary names ---------------------
+
+
+def test_a_negative_revision_round_trips(tmp_path: Path) -> None:
+    """darknet reads the revision as an int32 and never interprets it (AlexeyAB's
+    load_weights_upto): any value loads, and every writer writes it back."""
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    original = write_weights(tmp_path / "a.weights", cfg, version=(0, 2, -1), seed=2)
+    net = yolo_io.load(original, cfg)
+    assert net.header.revision == -1
+    assert filecmp.cmp(yolo_io.save(tmp_path / "b.weights", net), original, shallow=False)
+    raw = yolo_io.load(yolo_io.save_safetensors(tmp_path / "b.safetensors", net))
+    assert raw.header.revision == -1
+    assert filecmp.cmp(yolo_io.save(tmp_path / "c.weights", raw), original, shallow=False)
+    fused, _ = yolo_io.save_fused(tmp_path / "f.weights", tmp_path / "f.cfg", net)
+    assert yolo_io.load(fused, tmp_path / "f.cfg").header.revision == -1
+    out = yolo_io.save(tmp_path / "d.weights", net, header=(0, 2, -2**31, 7))
+    assert yolo_io.load(out, cfg).header[:4] == (0, 2, -2**31, 7)
+
+
+def test_a_negative_major_is_refused_on_load_and_on_save(tmp_path: Path) -> None:
+    """The same rule, from the core, both ways: a negative major or minor."""
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    bad = write_weights(tmp_path / "a.weights", cfg, version=(-1, 2, 0))
+    with pytest.raises(yolo_io.FormatError, match="negative version"):
+        yolo_io.load(bad, cfg)
+    net = yolo_io.load(write_weights(tmp_path / "b.weights", cfg), cfg)
+    for header in ((-1, 2, 0), (0, -2, 0)):
+        with pytest.raises(ValueError, match="negative version"):
+            yolo_io.save(tmp_path / "c.weights", net, header=header)
+    with pytest.raises(ValueError, match="int32"):
+        yolo_io.save(tmp_path / "c.weights", net, header=(0, 2, 2**31))
+    assert not (tmp_path / "c.weights").exists()
+
+
+@pytest.mark.parametrize("header", [(0.5, 2.7, 5), (0, 2, 5.0), (True, 2, 5), (0, 2, "5"),
+                                    (0, 2, 5, 1.5)])
+def test_header_parts_must_be_integers(tmp_path: Path, header: tuple[object, ...]) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "a.weights", cfg), cfg)
+    with pytest.raises(TypeError, match="must be an integer"):
+        yolo_io.save(tmp_path / "b.weights", net, header=header)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="seen must be an integer"):
+        yolo_io.save(tmp_path / "b.weights", net, seen=2.0)  # type: ignore[arg-type]
+    assert not (tmp_path / "b.weights").exists()
+    out = yolo_io.save(tmp_path / "b.weights", net, header=(np.int32(0), 2, np.int64(5)))
+    assert yolo_io.load(out, cfg).header[:3] == (0, 2, 5)
+
+
+def _name_max(folder: Path) -> int:
+    return os.pathconf(folder, "PC_NAME_MAX")
+
+
+def test_names_of_any_valid_length_are_written(tmp_path: Path) -> None:
+    """The temporary is a fixed-length name in the target's folder: every
+    name that fits the folder can be written (255 bytes here), by every
+    writer, and nothing is left behind."""
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "a.weights", cfg, realistic=True), cfg)
+    longest = _name_max(tmp_path)
+
+    def name(suffix: str, stem: str = "n") -> Path:
+        return tmp_path / (stem * (longest - len(suffix)) + suffix)
+
+    yolo_io.save(name(".weights"), net)
+    yolo_io.save(name(".weights", "u"), net, upto=2)
+    yolo_io.save_safetensors(name(".safetensors"), net)
+    yolo_io.save_safetensors(name(".safetensors", "f"), net, fuse=True)
+    yolo_io.save_npz(name(".npz"), net)
+    w, c = yolo_io.save_fused(name(".weights", "w"), name(".cfg", "c"), net)
+    yolo_io.load(w, c)
+    pytest.importorskip("onnx")
+    from yolo_io.onnx import export
+
+    export(net, name(".onnx"))
+    pytest.importorskip("matplotlib")
+    from yolo_io._doctor import plot
+
+    plot(net, name(".png"))
+    written = [p for p in tmp_path.iterdir() if len(p.name) == longest]
+    assert len(written) == 9
+    assert not list(tmp_path.glob(".yolo_io-*"))
+    with pytest.raises(OSError, match="too long"):
+        yolo_io.save(name(".weights", "x").with_name("x" * (longest + 1)), net)

@@ -453,6 +453,21 @@ def test_network_from_cfg_text(tmp_path: Path) -> None:
     yolo_io.load(tmp_path / "out.weights", tmp_path / "out.cfg")
 
 
+def test_network_from_a_raw_safetensors_export(tmp_path: Path, tiny_net: yolo_io.Network) -> None:
+    """Issue 22: the cfg a raw export holds is the one rewritten (there is no
+    cfg file: its config.path names the export)."""
+    raw = yolo_io.load(yolo_io.save_safetensors(tmp_path / "m.safetensors", tiny_net))
+    w, c = save_fused(tmp_path / "a.weights", tmp_path / "a.cfg", tiny_net)
+    w2, c2 = save_fused(tmp_path / "b.weights", tmp_path / "b.cfg", raw)
+    assert c2.read_bytes() == c.read_bytes()
+    assert w2.read_bytes() == w.read_bytes()
+    # Its own export may not be replaced by a .weights file (its cfg would be lost).
+    before = (tmp_path / "m.safetensors").read_bytes()
+    with pytest.raises(yolo_io.OutputIsInputError, match="weights file"):
+        save_fused(tmp_path / "m.safetensors", tmp_path / "m.cfg", raw)
+    assert (tmp_path / "m.safetensors").read_bytes() == before
+
+
 def test_cfg_file_changed_since_load(tmp_path: Path, tiny_net: yolo_io.Network) -> None:
     Path(tiny_net.config.path).write_text("# edited\n" + TINY_CFG)
     before = snapshot(tmp_path)
@@ -475,9 +490,9 @@ def test_bad_arguments(tmp_path: Path, tiny_net: yolo_io.Network) -> None:
     before = snapshot(tmp_path)
     with pytest.raises(ValueError, match="both"):
         save_fused(tmp_path / "out.x", tmp_path / "out.x", tiny_net)
-    with pytest.raises(ValueError, match=r"network's \.weights"):
+    with pytest.raises(yolo_io.OutputIsInputError, match=r"network's weights file"):
         save_fused(tmp_path / "out.weights", tiny_net.path, tiny_net)
-    with pytest.raises(ValueError, match=r"network's \.cfg"):
+    with pytest.raises(yolo_io.OutputIsInputError, match=r"network's \.cfg"):
         save_fused(tiny_net.config.path, tmp_path / "out.cfg", tiny_net)
     with pytest.raises(TypeError, match="Network"):
         save_fused(tmp_path / "out.weights", tmp_path / "out.cfg", tiny_net.config)  # type: ignore[arg-type]

@@ -47,7 +47,7 @@ void register_writer(py::module_& m) {
 
     m.def(
         "header_bytes",
-        [](std::int32_t major, std::int32_t minor, std::int32_t revision, std::uint64_t seen) {
+        [](std::int64_t major, std::int64_t minor, std::int64_t revision, std::uint64_t seen) {
             return py::bytes(header_bytes(major, minor, revision, seen));
         },
         "major"_a, "minor"_a, "revision"_a, "seen"_a,

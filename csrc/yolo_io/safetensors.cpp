@@ -727,10 +727,18 @@ Header raw_export_header_of(const SafetensorsFile& file) {
     JsonReader json(*text, where);
     std::uint64_t values[4] = {0, 0, 0, 0};
     bool got[4] = {false, false, false, false};
+    bool negative[4] = {false, false, false, false};
     static constexpr const char* kKeys[4] = {"major", "minor", "revision", "seen"};
     json.object("a JSON object", [&](const std::string& key) {
         for (int k = 0; k < 4; ++k) {
             if (key == kKeys[k]) {
+                // A sign is read for the version's parts, which the one rule
+                // of header_version_problem() then judges (a revision may be
+                // negative, as in a .weights file).
+                if (k < 3 && json.peek() == '-') {
+                    json.expect('-', "a minus sign");
+                    negative[k] = true;
+                }
                 values[k] = json.integer(kKeys[k]);
                 got[k] = true;
                 return;
@@ -739,16 +747,24 @@ Header raw_export_header_of(const SafetensorsFile& file) {
         json.fail("has the unknown key " + quoted(key) + " (expected major, minor, revision, seen)");
     });
     if (!json.at_end()) json.fail("has text after its closing '}'");
+    std::int64_t version[3] = {0, 0, 0};
     for (int k = 0; k < 4; ++k) {
         if (!got[k]) json.fail(std::string("has no \"") + kKeys[k] + "\"");
-        if (k < 3 && values[k] > static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max())) {
+        if (k < 3 && values[k] > static_cast<std::uint64_t>(std::numeric_limits<std::int32_t>::max()) + 1) {
             json.fail(std::string("has a \"") + kKeys[k] + "\" that is not an int32");
         }
+        if (k < 3) {
+            const auto v = static_cast<std::int64_t>(values[k]);
+            version[k] = negative[k] ? -v : v;
+        }
+    }
+    if (auto problem = header_version_problem(version[0], version[1], version[2])) {
+        json.fail(*problem);
     }
     Header h;
-    h.major = static_cast<std::int32_t>(values[0]);
-    h.minor = static_cast<std::int32_t>(values[1]);
-    h.revision = static_cast<std::int32_t>(values[2]);
+    h.major = static_cast<std::int32_t>(version[0]);
+    h.minor = static_cast<std::int32_t>(version[1]);
+    h.revision = static_cast<std::int32_t>(version[2]);
     h.seen = values[3];
     h.size = header_size_for(h.major, h.minor);
     h.transpose = h.major > 1000 || h.minor > 1000;

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 #include <system_error>
 #include <string>
@@ -118,16 +119,29 @@ std::optional<NotWeights> why_not_weights(const FileHead& f) {
     const std::int32_t major = read_i32(f.head.data());
     const std::int32_t minor = read_i32(f.head.data() + 4);
     const std::int32_t revision = read_i32(f.head.data() + 8);
-    if (major < 0 || minor < 0) {
-        return is("bad-header", "its header has a negative version (" + std::to_string(major) +
-                                    "." + std::to_string(minor) + "." +
-                                    std::to_string(revision) + ")");
+    if (auto problem = header_version_problem(major, minor, revision)) {
+        return is("bad-header", "its header " + *problem);
     }
     const std::int64_t size = header_size_for(major, minor);
     if (f.size < size) {
         return is("too-short", "its header (version " + std::to_string(major) + "." +
                                    std::to_string(minor) + ") needs " + std::to_string(size) +
                                    " bytes but the file has " + std::to_string(f.size));
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> header_version_problem(std::int64_t major, std::int64_t minor,
+                                                  std::int64_t revision) {
+    constexpr std::int64_t lo = std::numeric_limits<std::int32_t>::min();
+    constexpr std::int64_t hi = std::numeric_limits<std::int32_t>::max();
+    const std::string version =
+        std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(revision);
+    if (major < 0 || minor < 0) {
+        return "has a negative version (" + version + "): major and minor are 0 or more";
+    }
+    if (major > hi || minor > hi || revision < lo || revision > hi) {
+        return "has a version (" + version + ") whose parts do not fit the header's int32";
     }
     return std::nullopt;
 }

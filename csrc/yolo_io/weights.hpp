@@ -29,6 +29,18 @@ struct Header {
 // AlexeyAB's) does not overflow on legacy float headers.
 std::int64_t header_size_for(std::int32_t major, std::int32_t minor);
 
+// The one rule for a header's version, on reading a .weights file or a raw
+// safetensors export and on writing either: major and minor are int32 >= 0
+// (a negative one is taken for another kind of file, never written by
+// darknet); the revision is any int32 and is kept as it is, because darknet
+// reads it with fread(&revision, sizeof(int), ...) and never interprets it
+// (AlexeyAB's load_weights_upto accepts any value, save_weights_upto writes
+// its own constant). Returns why (major, minor, revision) break the rule, or
+// nullopt; the values are taken as int64 so that a caller's out-of-range
+// value is reported, not wrapped.
+std::optional<std::string> header_version_problem(std::int64_t major, std::int64_t minor,
+                                                  std::int64_t revision);
+
 // The first bytes of a file as the header checks read them: `head` holds the
 // first min(size, 64) bytes or more of a file of `size` bytes; `path` names
 // it in messages.

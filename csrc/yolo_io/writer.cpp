@@ -145,10 +145,16 @@ AtomicFile::AtomicFile(std::string target) : target_(std::move(target)) {
     }
     const mode_t mode = new_file_mode(target_);
     std::random_device rd;
+    // A short name of fixed length, not the target's name plus a suffix: it
+    // fits in the folder whenever the target's name does (a 255-byte name
+    // plus a suffix would be ENAMETOOLONG). The `.yolo_io-` prefix says whose
+    // it is if a killed process leaves it behind.
+    const std::string folder = folder_of(target_);
     for (int attempt = 0; attempt < 100; ++attempt) {
-        char suffix[32];
-        std::snprintf(suffix, sizeof suffix, ".%08x.tmp", static_cast<unsigned>(rd()));
-        temp_ = target_ + suffix;
+        char name[48];
+        std::snprintf(name, sizeof name, ".yolo_io-%08x%08x.tmp", static_cast<unsigned>(rd()),
+                      static_cast<unsigned>(rd()));
+        temp_ = folder + (folder == "/" ? "" : "/") + name;
         fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
         if (fd_ >= 0) break;
         if (errno != EEXIST) fail(errno, target_ + " (creating the temporary file " + temp_ + ")");
@@ -212,12 +218,15 @@ void AtomicFile::commit() {
     }
 }
 
-std::string header_bytes(std::int32_t major, std::int32_t minor, std::int32_t revision,
+std::string header_bytes(std::int64_t major64, std::int64_t minor64, std::int64_t revision64,
                          std::uint64_t seen) {
-    if (major < 0 || minor < 0) {
-        throw std::invalid_argument("a header version cannot be negative (" +
-                                    std::to_string(major) + "." + std::to_string(minor) + ")");
+    // The rule the readers apply (weights.cpp): what is written loads back.
+    if (auto problem = header_version_problem(major64, minor64, revision64)) {
+        throw std::invalid_argument("the header " + *problem);
     }
+    const auto major = static_cast<std::int32_t>(major64);
+    const auto minor = static_cast<std::int32_t>(minor64);
+    const auto revision = static_cast<std::int32_t>(revision64);
     std::string out(12, '\0');
     std::memcpy(out.data(), &major, 4);
     std::memcpy(out.data() + 4, &minor, 4);

@@ -14,7 +14,9 @@
 
 namespace yolo_io {
 
-// A file written under a temporary name in the target's folder and renamed
+// A file written under a temporary name in the target's folder
+// (`.yolo_io-` and 16 hex digits, `.tmp`: short, so that it fits wherever the
+// target's name does) and renamed
 // over the target by commit() after an fsync (then the folder is fsynced).
 // Until then the target is untouched; destroying an uncommitted AtomicFile
 // removes the temporary. The new file takes the mode of the file it replaces,
@@ -43,8 +45,10 @@ class AtomicFile {
 
 // The header darknet writes: major, minor, revision (int32), then `seen` as
 // uint64 (20-byte header) or uint32 (16 bytes) by header_size_for(). Throws
-// std::invalid_argument for a negative version or a `seen` too large for 32 bits.
-std::string header_bytes(std::int32_t major, std::int32_t minor, std::int32_t revision,
+// std::invalid_argument for a version header_version_problem() refuses (the
+// readers' rule: a negative major or minor, a part outside int32) or a `seen`
+// too large for 32 bits.
+std::string header_bytes(std::int64_t major, std::int64_t minor, std::int64_t revision,
                          std::uint64_t seen);
 
 // Element strides of parameter `p` as stored in a file whose header does or

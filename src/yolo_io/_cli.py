@@ -9,7 +9,8 @@ Exit codes:
       the ONNX model matches OpenCV within tolerance (``verify``)
 1     the model has a problem: the diagnosis or the error message says which;
       ``verify``: a layer or output above tolerance, or OpenCV cannot check it
-2     usage error: unknown command or option, missing argument
+2     usage error: unknown command or option, missing argument, an output
+      that is one of the inputs (the same file by inode)
 3     a file cannot be read or written (missing, permission, a directory)
 4     an optional dependency is missing (matplotlib for ``doctor --plot``; onnx,
       onnxruntime, OpenCV < 5 for ``export`` and ``verify``)
@@ -262,6 +263,7 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     from ._doctor import doctor, plot
 
     _check_paths("doctor", args.cfg, args.weights)
+    _check_outputs(args, args.plot)
     net = _load_or_fail(args.weights, args.cfg, args.partial)
     if args.plot:
         _require("matplotlib", "plot")
@@ -325,19 +327,20 @@ def _saving_bar(total: int, desc: str) -> Iterator[Callable[[int], object] | Non
         bar.close()
 
 
-def _check_outputs(args: argparse.Namespace, *outputs: str | None) -> None:
-    """Refuses an output that is one of the inputs (it would be replaced)."""
+def _check_outputs(args: argparse.Namespace, *outputs: str | os.PathLike[str] | None) -> None:
+    """Refuses an output that is one of the inputs (it would be replaced): the
+    same file by inode (through symbolic and hard links), as every writer of
+    the library checks it (refuse_inputs)."""
+    from ._errors import OutputIsInputError
+    from ._save import refuse_inputs
+
     for out in outputs:
         if out is None:
             continue
-        for name, given in (("CFG", args.cfg), ("WEIGHTS", args.weights)):
-            try:
-                same = os.path.samefile(out, given)
-            except OSError:
-                same = False
-            if same:
-                raise _Failure(f"{out} is the input {name}: writing it would replace the file "
-                               f"being read; choose another output", EXIT_USAGE)
+        try:
+            refuse_inputs(out, [("the input CFG", args.cfg), ("the input WEIGHTS", args.weights)])
+        except OutputIsInputError as err:
+            raise _Failure(str(err), EXIT_USAGE) from err
 
 
 def _cmd_partial(args: argparse.Namespace) -> int:
@@ -377,12 +380,16 @@ def _convert(args: argparse.Namespace) -> int:
     from ._save import save, save_npz
 
     _check_paths("convert", args.cfg, args.weights)
-    _check_outputs(args, args.output, args.cfg_output)
     if args.cfg_output and not args.fuse:
         raise _Failure("--cfg-output is where --fuse writes its cfg; it needs --fuse", EXIT_USAGE)
     if args.seen is not None and args.seen < 0:
         raise _Failure(f"--seen must be >= 0, got {args.seen}", EXIT_USAGE)
     suffix = Path(args.output).suffix.lower()
+    # --fuse to .weights also writes a cfg: --cfg-output, else OUT with .cfg,
+    # which is checked against the inputs like any output.
+    cfg_out = (Path(args.cfg_output or Path(args.output).with_suffix(".cfg"))
+               if suffix == ".weights" and args.fuse else None)
+    _check_outputs(args, args.output, cfg_out or args.cfg_output)
     if suffix not in _CONVERT_SUFFIXES:
         raise _Failure(f"-o {args.output}: the format comes from the suffix, one of "
                        f"{', '.join(_CONVERT_SUFFIXES)}", EXIT_USAGE)
@@ -393,7 +400,7 @@ def _convert(args: argparse.Namespace) -> int:
         if args.layout or args.naming or args.dtype != "float32":
             raise _Failure("--layout, --naming and --dtype do not apply to a darknet model",
                            EXIT_USAGE)
-        cfg_out = Path(args.cfg_output or Path(args.output).with_suffix(".cfg"))
+        assert cfg_out is not None
         header = None if args.version is None else _version(args.version)
         weights_out, cfg_written = save_fused(args.output, cfg_out, net, header=header)
         sys.stdout.write(f"wrote {cfg_written} (batch norm folded) and {weights_out} "
@@ -486,7 +493,10 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if args.intermediates:
         names.append("layer_{i} for every layer")
     data = out.with_name(out.name + ".data")
-    external = data.is_file() and data.stat().st_mtime >= started - 1
+    try:
+        external = data.is_file() and data.stat().st_mtime >= started - 1
+    except OSError:  # OUT's name leaves no room for ".data" (ENAMETOOLONG): none written
+        external = False
     sys.stdout.write(f"wrote {out} ({out.stat().st_size:,} bytes"
                      + (f"; weights in {data}, {data.stat().st_size:,} bytes" if external
                         else "")

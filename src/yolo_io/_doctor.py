@@ -263,7 +263,10 @@ def plot(net: Network, path: str | os.PathLike[str],
 
     Args:
         net: a loaded network, not closed.
-        path: where to write the PNG (replaced if it exists).
+        path: where to write the PNG: atomically, as :func:`yolo_io.save`
+            writes (a temporary in the same folder, fsync, rename; a replaced
+            file keeps its mode). One of the network's files (by inode) is
+            refused with OutputIsInputError.
         findings: findings to mark, typically ``doctor(net)``.
 
     Returns:
@@ -271,6 +274,8 @@ def plot(net: Network, path: str | os.PathLike[str],
 
     Raises:
         ImportError: matplotlib is not installed (``pip install 'yolo_io[plot]'``).
+        OutputIsInputError: ``path`` is the network's weights or cfg file.
+        OSError: ``path`` cannot be written; it is left as it was.
 
     Example:
         >>> yolo_io.plot(net, "yolov4.png", yolo_io.doctor(net))
@@ -282,6 +287,10 @@ def plot(net: Network, path: str | os.PathLike[str],
     except ImportError as err:
         raise ImportError("yolo_io's plot() needs matplotlib: pip install 'yolo_io[plot]'") \
             from err
+    from ._save import network_inputs, refuse_inputs, resolve_target
+
+    target = resolve_target(path)
+    refuse_inputs(target, network_inputs(net))
 
     index: list[int] = []
     stats: list[tuple[float | None, ...]] = []
@@ -308,9 +317,17 @@ def plot(net: Network, path: str | os.PathLike[str],
     warns = sum(f.severity == "warning" for f in findings)
     fig.suptitle(f"{Path(net.path).name}: weights and batch-norm statistics per layer "
                  f"({errors} error(s), {warns} warning(s) marked)")
-    out = Path(path)
-    fig.savefig(out, dpi=_DPI, format="png")
-    return out
+    from . import _core
+    from ._save import WriterStream
+
+    writer = _core.WeightsWriter(target)  # the core's atomic file
+    try:
+        fig.savefig(WriterStream(writer), dpi=_DPI, format="png")  # type: ignore[arg-type]
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return Path(path)
 
 
 def _layer_stats(params: Mapping[str, Array]) -> tuple[float | None, ...]:

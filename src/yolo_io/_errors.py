@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["CfgError", "CfgWarning", "ConversionError", "FormatError", "ModelMismatchError",
-           "PrecisionWarning",
+           "OutputIsInputError", "PrecisionWarning",
            "SwappedArgumentsError", "WeightsSizeError", "YoloIOError"]
 
 
@@ -67,6 +67,22 @@ class WeightsSizeError(FormatError):
 class ConversionError(YoloIOError, ValueError):
     """A model that the requested target (a state-dict naming) cannot express
     faithfully: the message names the layer, its cfg line and the reason."""
+
+
+class OutputIsInputError(YoloIOError, ValueError):
+    """A writer was asked to write over one of the files it reads (the same
+    file by device and inode: through a symbolic or hard link too). Nothing
+    is written.
+
+    Attributes:
+        output: the output path as given.
+        input: the input path it is the same file as.
+    """
+
+    def __init__(self, message: str, *, output: str = "", input: str = "") -> None:
+        super().__init__(message)
+        self.output = output
+        self.input = input
 
 
 class ModelMismatchError(ConversionError):

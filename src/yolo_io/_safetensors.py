@@ -22,7 +22,7 @@ import numpy.typing as npt
 from . import _core
 from ._errors import ConversionError
 from ._network import Layer, Network
-from ._save import resolve_target
+from ._save import network_inputs, refuse_inputs, resolve_target
 
 Pair = tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]
 
@@ -61,8 +61,10 @@ def save_safetensors(
 
     Args:
         path: the file to write; written under a temporary name in the same
-            folder, flushed and renamed over ``path`` (a failed save leaves
-            ``path`` as it was).
+            folder (``.yolo_io-XXXXXXXXXXXXXXXX.tmp``), flushed and renamed
+            over ``path`` (a failed save leaves ``path`` as it was and removes
+            the temporary; a killed process or a folder renamed meanwhile
+            leaves it behind).
         net: a loaded Network (not a partial one).
         fuse: fold batch norms in (as :meth:`Network.state_dict`).
         layout: the convolutions' layout (``"OIHW"``, ``"HWIO"``, ``"OHWI"``).
@@ -77,6 +79,9 @@ def save_safetensors(
 
     Raises:
         ConversionError: a partial network; a layer the naming cannot hold.
+        OutputIsInputError: ``path`` is one of the network's files (its
+            weights file, its cfg), by inode; a raw export may replace the
+            raw export the network maps (the old mapping stays valid).
         ValueError: an unknown naming, layout or dtype.
         OSError: the folder is not writable, the disk is full; ``path`` is
             left as it was.
@@ -90,7 +95,9 @@ def save_safetensors(
         raise ConversionError(f"{net.path} holds only the first {net.covered_layers} of "
                               f"{len(net)} layers: a safetensors export needs them all")
     target = resolve_target(path)
-    if naming is None and not fuse and layout is None and dtype == "float32":
+    raw = naming is None and not fuse and layout is None and dtype == "float32"
+    refuse_inputs(target, network_inputs(net, rewrite="safetensors" if raw else None))
+    if raw:
         header = _core.raw_safetensors_header(source)
         writer = _core.WeightsWriter(target)
         try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import io
 import os
+import secrets
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,12 @@ import numpy.typing as npt
 
 from . import _core
 from ._config import Config, core_config, parse
-from ._errors import ConversionError
+from ._errors import ConversionError, OutputIsInputError
 from ._network import Header, Network
 from ._state_dict import as_array, from_state_dict
 
-__all__ = ["resolve_target", "save", "save_npz"]
+__all__ = ["WriterStream", "network_inputs", "refuse_inputs", "resolve_target", "save",
+           "save_npz", "temp_name"]
 
 HeaderArg = Header | tuple[int, int, int] | tuple[int, int, int, int] | None
 Params = Mapping[str, Any]
@@ -41,7 +43,13 @@ def save(
         path: the file to write. It is written under a temporary name in the
             same folder, flushed to disk and renamed over ``path``: an
             interrupted or failed save leaves ``path`` as it was. Saving over
-            the file ``source`` maps works.
+            the ``.weights`` file ``source`` maps works (the old mapping stays
+            valid); any other input (the cfg, a raw safetensors export the
+            network was loaded from) is refused with OutputIsInputError. The
+            temporary is ``.yolo_io-XXXXXXXXXXXXXXXX.tmp`` (fixed length, so
+            any name that fits the folder can be written); it is removed on
+            any error, but a process killed mid-save, or a folder renamed or
+            removed during the save, leaves it behind.
         source: a :class:`Network` (its file's bytes are copied by the core
             in 1 MiB parts, so memory does not grow with the model); a mapping of layer index to a dict of darknet's
             parameter names to arrays (e.g. ``{i: dict(net[i].params)}`` with
@@ -73,12 +81,22 @@ def save(
         ConversionError: an array is missing, extra, of another shape, or not
             floating point; the message names the layer, its cfg line and the
             expected and found shapes. Nothing is written then.
+        OutputIsInputError: ``path`` is the cfg (or, for a network loaded
+            from a safetensors file, that file). Nothing is written then.
+        TypeError: a ``header`` part or ``seen`` that is not an integer.
+        ValueError: a header version darknet cannot read back (a negative
+            major or minor, a part outside int32; the core's rule, which
+            :func:`load` applies too).
         OSError: the folder is not writable, the disk is full, ``path`` is a
             directory; ``path`` is left as it was.
     """
     target = resolve_target(path)
     net = source if isinstance(source, Network) else None
     config = _config_for(source, cfg)
+    inputs = [("the cfg", config.path)]
+    if net is not None:
+        inputs += network_inputs(net, rewrite="weights")
+    refuse_inputs(target, inputs)
     n = len(config) if upto is None else _check_upto(upto, len(config))
     if net is not None and net.covered_layers < n:
         raise ConversionError(f"{net.path} holds the first {net.covered_layers} layers of "
@@ -141,6 +159,67 @@ def resolve_target(path: str | os.PathLike[str]) -> str:
     return target
 
 
+Inputs = Iterable[tuple[str, "str | os.PathLike[str] | None"]]
+
+
+def refuse_inputs(output: str | os.PathLike[str], inputs: Inputs) -> None:
+    """Raises :class:`OutputIsInputError` when ``output`` is the same file as
+    one of ``inputs`` (``(what, path)`` pairs, ``what`` naming the input in
+    the message, e.g. ``"the input CFG"``): the same device and inode by
+    ``os.stat``, so through symbolic links and hard links and whatever the
+    names. An output or input that does not exist (or a path that is not a
+    file name, such as cfg text) is no match. Every writer calls this before
+    it writes a byte."""
+    try:
+        out = os.stat(output)
+    except (OSError, ValueError):
+        return
+    for what, path in inputs:
+        if path is None:
+            continue
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError, TypeError):
+            continue
+        if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
+            shown, given = os.fsdecode(output), os.fsdecode(path)
+            also = "" if os.path.abspath(shown) == os.path.abspath(given) else f" ({given})"
+            raise OutputIsInputError(
+                f"{shown} is {what}{also}: writing it would replace the file being read; "
+                f"choose another output", output=shown, input=given)
+
+
+def network_inputs(net: Network, *, rewrite: str | None = None) -> list[tuple[str, str]]:
+    """The files a writer of ``net`` reads: its weights (or safetensors) file
+    and its cfg file (none for cfg text or a safetensors file's own cfg).
+
+    ``rewrite`` is the kind of file the writer makes (``"weights"``,
+    ``"safetensors"`` for a raw export): a network's own file of that kind is
+    left out, because writing it again in place is allowed (a new header, say:
+    the file is replaced atomically, the old mapping stays valid, and the new
+    file loads as the same model). A file of another kind (a raw export
+    replaced by a ``.weights`` file loses its cfg) stays an input."""
+    inputs: list[tuple[str, str]] = []
+    if net.config.path != "<string>" and not net.config.path.endswith(" (its cfg)"):
+        inputs.append(("the network's cfg", net.config.path))  # not cfg text or an export's
+    try:
+        same_kind = rewrite is not None and _core.sniff_file(net.path) == rewrite
+    except OSError:
+        same_kind = False
+    if not same_kind:
+        inputs.insert(0, ("the network's weights file", net.path))
+    return inputs
+
+
+def temp_name(target: str | os.PathLike[str]) -> str:
+    """A new temporary file name in ``target``'s folder: ``.yolo_io-`` and 16
+    hex digits, ``.tmp``, as the core's atomic writer names its own. Its
+    length is fixed, so it fits wherever the target's name does (the target's
+    name plus a suffix would not, for names near the 255-byte limit)."""
+    head = os.path.dirname(os.path.abspath(os.fspath(target)))
+    return os.path.join(head, f".yolo_io-{secrets.token_hex(8)}.tmp")
+
+
 def _check_upto(upto: int, n: int) -> int:
     if isinstance(upto, bool) or not isinstance(upto, (int, np.integer)) or not 0 <= upto <= n:
         raise ValueError(f"upto must be a layer count in 0..{n}, got {upto!r}")
@@ -173,21 +252,34 @@ def _header(header: HeaderArg, seen: int | None, current: Header | None) -> Head
         h = current if current is not None else Header(0, 2, 5, 0, 20, False)
         major, minor, revision, old_seen = h.major, h.minor, h.revision, h.seen
     elif isinstance(header, Header):
-        major, minor, revision, old_seen = header.major, header.minor, header.revision, header.seen
+        major, minor, revision, old_seen = (_integer(f"the header's {n}", getattr(header, n))
+                                            for n in ("major", "minor", "revision", "seen"))
     else:
-        values = tuple(int(v) for v in header)
+        values = tuple(header)
         if len(values) not in (3, 4):
             raise ValueError(f"header must be (major, minor, revision[, seen]), got {header!r}")
-        major, minor, revision = values[:3]
-        old_seen = values[3] if len(values) == 4 else (current.seen if current else 0)
-    value = old_seen if seen is None else int(seen)
+        names = ("major", "minor", "revision", "seen")
+        major, minor, revision = (_integer(f"the header's {n}", v)
+                                  for n, v in zip(names, values[:3], strict=False))
+        old_seen = (_integer("the header's seen", values[3]) if len(values) == 4
+                    else (current.seen if current else 0))
+    value = old_seen if seen is None else _integer("seen", seen)
     if not 0 <= value < 2**64:
         raise ValueError(f"seen must be in 0..2**64-1, got {value}")
     for name, v in (("major", major), ("minor", minor), ("revision", revision)):
-        if not 0 <= v < 2**31:
-            raise ValueError(f"the header's {name} must be in 0..2**31-1, got {v}")
+        if not -2**63 <= v < 2**63:  # the core's int64 (its rule then says int32)
+            raise ValueError(f"the header's {name} ({v}) does not fit the header's int32")
+    _core.header_bytes(major, minor, revision, 0)  # the core's rule: ValueError
     size = _core.header_size_for(major, minor)
     return Header(major, minor, revision, value, size, major > 1000 or minor > 1000)
+
+
+def _integer(what: str, value: object) -> int:
+    """``value`` as an int: an int or NumPy integer, not a bool or a float
+    (0.5 was truncated to 0 without a word)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an integer, not {type(value).__name__} {value!r}")
+    return int(value)
 
 
 def _arrays(source: object, config: Config, n: int) -> dict[int, Params]:
@@ -268,8 +360,10 @@ def save_npz(
     """Write ``net.state_dict(fuse=, layout=, naming=)`` to an ``.npz`` file,
     float arrays in ``dtype`` (float32 or float16), atomically as :func:`save`
     writes (a temporary in the same folder, fsync, rename; the replaced file's
-    mode kept). ``np.load`` reads it."""
+    mode kept). ``np.load`` reads it. A ``path`` that is one of the network's
+    files (by inode) raises OutputIsInputError."""
     target = Path(resolve_target(path))
+    refuse_inputs(target, network_inputs(net))
     kind = np.dtype(dtype)
     if kind not in (np.dtype(np.float32), np.dtype(np.float16)):
         raise ValueError(f"dtype must be float32 or float16, not {kind}")
@@ -277,7 +371,7 @@ def save_npz(
     arrays = {k: v.astype(kind) if v.dtype.kind == "f" else v for k, v in state.items()}
     writer = _core.WeightsWriter(str(target))
     try:
-        np.savez(_Stream(writer), **arrays)  # type: ignore[arg-type]
+        np.savez(WriterStream(writer), **arrays)  # type: ignore[arg-type]
         writer.commit()
     except BaseException:
         writer.abort()
@@ -285,7 +379,7 @@ def save_npz(
     return target
 
 
-class _Stream(io.RawIOBase):
+class WriterStream(io.RawIOBase):
     """The core's atomic writer as a write-only, unseekable stream for
     ``np.savez`` (zipfile writes such a stream with data descriptors)."""
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import stat
 import warnings
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ from . import _core
 from ._config import CfgLayer, Config, atoi
 from ._errors import CfgWarning, ConversionError, YoloIOError
 from ._network import Header, Network, load
-from ._save import resolve_target, save
+from ._save import network_inputs, refuse_inputs, resolve_target, save, temp_name
 
 __all__ = ["save_fused"]
 
@@ -68,7 +67,8 @@ def save_fused(
         cfg_text: the cfg text (str or bytes) the network was loaded from.
             Needed only when it was loaded from text (its ``config.path`` is
             ``"<string>"``); by default the cfg file ``net.config.path`` is
-            read. Either way it must parse to the network's cfg (same
+            read, or, for a network loaded from a raw safetensors export
+            without a cfg, the cfg the export holds. Either way it must parse to the network's cfg (same
             sections, options and line numbers), else ConversionError. Its
             line endings are kept: pass bytes, or text read with
             ``newline=""``, to keep CRLF.
@@ -76,7 +76,9 @@ def save_fused(
     Returns:
         ``(weights_path, cfg_path)`` as Paths.
 
-    Both files are written under temporary names in their folders, the new
+    Both files are written under temporary names in their folders
+    (``.yolo_io-XXXXXXXXXXXXXXXX.tmp``: fixed length, so any name that fits
+    can be written; a folder renamed meanwhile keeps them), the new
     pair is loaded back with :func:`yolo_io.load` and checked, and only then
     is each renamed over its target (``os.replace``): a failure before that
     leaves both targets as they were, and neither target is ever partly
@@ -90,9 +92,12 @@ def save_fused(
             conv without batch norm reads the arrays of a conv that is folded
             (it would read the folded ones); the new pair does not load back
             as expected. Nothing is written then.
+        OutputIsInputError: ``cfg_path`` is the network's weights file,
+            ``weights_path`` its cfg (or the raw safetensors export it was
+            loaded from), or the two are one file by inode.
         ValueError: the network was loaded from cfg text and no ``cfg_text``
-            was given; both targets are the same file. (ConversionError is a
-            ValueError too.)
+            was given; both targets are the same file. (ConversionError and
+            OutputIsInputError are ValueErrors too.)
         TypeError: ``net`` is not a Network.
         OSError: a file cannot be read or written; the targets are left as
             they were.
@@ -119,8 +124,8 @@ def save_fused(
     arrays = _arrays(net, fused)
     head = net.header if header is None else header
 
-    tmp_cfg = _temp_name(cfg_target)
-    tmp_weights = _temp_name(weights_target)
+    tmp_cfg = temp_name(cfg_target)
+    tmp_weights = temp_name(weights_target)
     try:
         _write_file(tmp_cfg, new_text)
         save(tmp_weights, arrays, new_config, header=head)
@@ -140,23 +145,18 @@ def save_fused(
 
 
 def _check_targets(weights: str, cfg: str, net: Network) -> None:
-    def same(a: str, b: str) -> bool:
-        if os.path.abspath(a) == os.path.abspath(b):
-            return True
-        try:
-            return os.path.samefile(a, b)
-        except OSError:
-            return False
-
-    if same(weights, cfg):
+    if os.path.abspath(weights) == os.path.abspath(cfg):
         raise ValueError(f"save_fused() writes two files: weights_path and cfg_path are both "
                          f"{weights}")
-    if same(cfg, net.path):
-        raise ValueError(f"cfg_path {cfg} is the network's .weights file; the arguments are "
-                         f"(weights_path, cfg_path, net)")
-    if net.config.path != "<string>" and same(weights, net.config.path):
-        raise ValueError(f"weights_path {weights} is the network's .cfg file; the arguments are "
-                         f"(weights_path, cfg_path, net)")
+    refuse_inputs(weights, [("cfg_path", cfg)])
+    hint = "; the arguments are (weights_path, cfg_path, net)"
+    # Each file may replace its own kind in place (the network's .weights file,
+    # its cfg file), never the other: a cfg over the weights or a raw
+    # safetensors export (whose cfg is inside), weights over the cfg.
+    refuse_inputs(cfg, [(f"the network's weights file{hint}", net.path)])
+    own = [(what, path) for what, path in network_inputs(net, rewrite="weights")
+           if path == net.path]  # a raw safetensors export; a .weights file may be replaced
+    refuse_inputs(weights, [(f"the network's .cfg file{hint}", net.config.path), *own])
 
 
 def _original_text(net: Network, cfg_text: str | bytes | None) -> bytes:
@@ -169,6 +169,11 @@ def _original_text(net: Network, cfg_text: str | bytes | None) -> bytes:
         else:
             raise TypeError(f"cfg_text must be str or bytes, not {type(cfg_text).__name__}")
         source = "cfg_text"
+    elif net.config.path == f"{net.path} (its cfg)":
+        # A raw safetensors export brings its cfg: the bytes the network was
+        # parsed from, kept by its Config.
+        data = net.config.source
+        source = net.config.path
     elif net.config.path == "<string>":
         raise ValueError("the network was loaded from cfg text, not a file: save_fused() "
                          "rewrites the cfg's lines, so pass that text as cfg_text=..., or "
@@ -319,11 +324,6 @@ def _check_written(weights: str, cfg: str, arrays: Mapping[int, Mapping[str, npt
                 if not np.array_equal(params[name], want):  # pragma: no cover
                     raise ConversionError(f"{check[i].location}: {name!r} reads back other "
                                           f"values than were written")
-
-
-def _temp_name(target: str) -> str:
-    head, tail = os.path.split(os.path.abspath(target))
-    return os.path.join(head, f".{tail}.{secrets.token_hex(6)}.fused.tmp")
 
 
 def _write_file(path: str, data: bytes) -> None:

@@ -25,7 +25,6 @@ import errno
 import importlib.util
 import json
 import os
-import secrets
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -121,8 +120,10 @@ def export(
     Args:
         net: a loaded network (every layer's weights present: not a partial file).
         path: where to save the model (atomically: a temporary file in the same
-            folder, then a rename). Models over 2 GB keep their weights in
-            ``<path>.data`` beside it (ONNX external data).
+            folder, ``.yolo_io-XXXXXXXXXXXXXXXX.tmp``, then a rename). Models
+            over 2 GB keep their weights in ``<path>.data`` beside it (ONNX
+            external data). One of the network's files (by inode) is refused
+            with OutputIsInputError.
         opset: the ONNX opset, 13 or later.
         outputs: ``"raw"``: each head's input, ``head_{i}`` of shape
             ``(batch, anchors*(5+classes), h, w)`` (``"output"`` for a
@@ -313,7 +314,7 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
     first)."""
     from onnx import TensorProto
 
-    from ._save import resolve_target
+    from ._save import network_inputs, refuse_inputs, resolve_target, temp_name
     from ._save_fused import _keep_mode
 
     target = Path(resolve_target(path))
@@ -321,16 +322,23 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
         raise FileNotFoundError(errno.ENOENT, "no such folder", str(target))
     external = sum(a.nbytes for _, a in tensors) > _EXTERNAL_DATA_LIMIT
     data_path = target.with_name(target.name + ".data")
+    inputs = network_inputs(fill.net)
+    refuse_inputs(target, inputs)
+    refuse_inputs(data_path, inputs)  # written, or removed as orphaned
 
-    def temporary(final: Path) -> Path:  # unique per call, not only per process
-        return final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp")
+    def temporary(final: Path) -> Path:  # unique per call; fits wherever `final` does
+        return Path(temp_name(final))
 
     temporaries = [(temporary(target), target)]
     if external:
         temporaries.insert(0, (temporary(data_path), data_path))
     # The model replaced may have kept its weights in <path>.data: once the
     # new model (with its weights inside) is in place, that file is orphaned.
-    orphan = not external and data_path.is_file() and _uses_external_data(target, data_path)
+    try:  # (a target name near the length limit leaves no room for ".data": none there)
+        orphan = (not external and data_path.is_file()
+                  and _uses_external_data(target, data_path))
+    except OSError:
+        orphan = False
     pieces: list[bytes | npt.NDArray[Any] | _Lazy] = []
     try:
         offset = 0

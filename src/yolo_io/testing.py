@@ -14,6 +14,7 @@ import numpy as np
 
 from . import _core
 from ._config import Config, parse
+from ._save import refuse_inputs
 
 __all__ = ["header_bytes", "write_weights"]
 
@@ -46,7 +47,8 @@ def write_weights(
     gives the same bytes. Memory use is one layer at a time.
 
     Args:
-        path: the file to write (replaced if it exists).
+        path: the file to write (replaced if it exists; the cfg's own file
+            is refused with OutputIsInputError).
         cfg: a path, cfg text or Config.
         version: header (major, minor, revision); below 0.2 the header has a
             32-bit ``seen`` (16 bytes), otherwise 64-bit (20 bytes).
@@ -65,6 +67,7 @@ def write_weights(
         The path written.
     """
     config = parse(cfg, stacklevel=2)
+    refuse_inputs(path, [("the cfg", config.path)])
     n = len(config) if layers is None else layers
     if not 0 <= n <= len(config):
         raise ValueError(f"layers must be in 0..{len(config)}, got {layers}")
