@@ -215,7 +215,7 @@ class Verification:
     def complete(self) -> bool:
         """Every layer could be compared with OpenCV and at least one graph
         output was: ``ok`` then vouches for the whole model, not a prefix."""
-        return self.compared_until >= self.layer_count and bool(self.outputs)
+        return self.compared_until >= self.layer_count and any(o.compared for o in self.outputs)
 
     @property
     def first_divergence(self) -> LayerComparison | None:
@@ -324,21 +324,26 @@ def _summary_lines(v: Verification, all_layers: bool) -> list[str]:
         lines.append("layers: none compared" + _not_compared(v))
     if v.outputs:
         lines.append("outputs:")
-        rows = [[o.name, _dims(o.shape), o.reference, _num(o.max_abs), _num(o.max_rel),
+        # An output of which no value was compared (scores: OpenCV's all 0)
+        # shows no error and no verdict.
+        rows = [[o.name, _dims(o.shape), o.reference, "-", "-", "not compared"]
+                if o.ok and not o.compared else
+                [o.name, _dims(o.shape), o.reference, _num(o.max_abs), _num(o.max_rel),
                  "ok" if o.ok else "DIVERGES"] for o in v.outputs]
         lines += _table(["name", "shape", "compared with", "max abs", "max rel", ""], rows,
                         {3, 4})
     if v.notes:
         lines.append("notes:")
         lines += [f"  - {n}" for n in v.notes]
+    compared = sum(1 for o in v.outputs if o.compared)
     if v.ok and not v.complete:
         lines.append(f"PARTIAL: within tolerance where compared, but only "
                      f"{_count(len(v.layers), 'layer')} of {v.layer_count} and "
-                     f"{_count(len(v.outputs), 'output')} could be compared with OpenCV "
+                     f"{_count(compared, 'output')} could be compared with OpenCV "
                      f"(see the notes; --strict makes this exit 1)")
     elif v.ok:
         lines.append(f"ok: the ONNX model matches OpenCV within tolerance "
-                     f"({_count(len(v.layers), 'layer')}, {_count(len(v.outputs), 'output')} "
+                     f"({_count(len(v.layers), 'layer')}, {_count(compared, 'output')} "
                      f"compared)")
     else:
         first = v.first_divergence

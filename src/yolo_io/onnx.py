@@ -147,7 +147,8 @@ def export(
         intermediates: also output every layer's result as ``layer_{i}``
             (what ``yolo-io verify`` compares layer by layer).
         score_threshold, iou_threshold, max_detections: the NMS settings
-            (``max_detections`` per class and image).
+            (``max_detections`` per class and image): thresholds in [0, 1],
+            ``max_detections`` at least 1; checked whatever ``outputs`` is.
 
     Returns:
         Without ``path``, the model (an ``onnx.ModelProto``). With ``path``,
@@ -157,6 +158,8 @@ def export(
     Raises:
         ConversionError: a layer type, activation or option that has no
             faithful export, naming the layer and its cfg line.
+        ValueError: an option out of range (``opset``, ``mish``, the NMS
+            settings), naming the option and the value.
         ImportError: the ``onnx`` package is missing.
     """
     if importlib.util.find_spec("onnx") is None:  # pragma: no cover - depends on the environment
@@ -178,6 +181,7 @@ def export(
         raise ValueError(f"mish must be 'auto', 'decomposed' or 'native', not {mish!r}")
     if mish == "native" and opset < 18:
         raise ValueError("the Mish operator needs opset 18 or later")
+    _check_nms_options(score_threshold, iou_threshold, max_detections)
     if net.partial:
         raise ConversionError(f"{net.path} holds only the first {net.covered_layers} of "
                               f"{len(net)} layers: an export needs them all")
@@ -193,6 +197,24 @@ def export(
         return _with_data(model, builder.initializers, fill)
     finally:
         fill.close()
+
+
+def _check_nms_options(score_threshold: object, iou_threshold: object,
+                       max_detections: object) -> None:
+    """Refuses NMS settings that ONNX ``NonMaxSuppression`` would take but that
+    mean nothing (a threshold outside [0, 1] or NaN, no box kept), whatever
+    ``outputs`` is, so that a caller learns of them before the graph is built."""
+    for name, value in (("score_threshold", score_threshold), ("iou_threshold", iou_threshold)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                             np.floating)):
+            raise TypeError(f"{name} must be a number in [0, 1], not {type(value).__name__}")
+        if not 0 <= value <= 1:  # NaN fails too
+            raise ValueError(f"{name} must be in [0, 1], got {float(value):g}")
+    if isinstance(max_detections, bool) or not isinstance(max_detections, (int, np.integer)):
+        raise TypeError(f"max_detections must be an int, not {type(max_detections).__name__}")
+    if not 1 <= max_detections < 2**63:
+        raise ValueError(f"max_detections must be at least 1 (boxes kept per class and image), "
+                         f"got {int(max_detections)}")
 
 
 def _varint(n: int) -> bytes:
