@@ -55,6 +55,7 @@ from ._attrs import (
 from ._config import CfgLayer, Config, parse_cfg
 from ._errors import YoloIOError
 from ._network import Network, load
+from ._paths import shown
 
 __all__ = ["main"]
 
@@ -194,17 +195,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int
 
 
 def _check_paths(command: str, cfg: str, weights: str | None, *, swap: bool = True) -> None:
-    """Refuses file names the core cannot take, and swapped arguments, with
-    the command line the right way round."""
-    for path in (cfg, weights):
-        if path is None:
-            continue
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _Failure(f"{path.encode('utf-8', 'backslashreplace').decode()}: yolo_io "
-                           f"cannot open a file whose name is not valid UTF-8; rename it or "
-                           f"use a symbolic link", EXIT_IO) from None
+    """Refuses swapped arguments, with the command line the right way round.
+    (A file name in any encoding is fine: argv's bytes that are not UTF-8
+    arrive as surrogate escapes, which every yolo_io function takes.)"""
     if not swap or weights is None:
         return
     from ._network import file_kinds
@@ -897,7 +890,7 @@ def _message(err: BaseException) -> tuple[str, int]:
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: TextIO | None = None, line: str | None = None) -> None:
-    for text in str(message).splitlines():
+    for text in shown(str(message)).splitlines():
         sys.stderr.write(f"{PROG}: warning: {text}\n")
 
 
@@ -908,13 +901,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parser().parse_args(argv)
     except _UsageError as err:  # argparse's own report, and a JSON document if asked for
         err.parser.print_usage(sys.stderr)
-        sys.stderr.write(f"{err.parser.prog}: error: {err}\n")
+        sys.stderr.write(f"{err.parser.prog}: error: {shown(str(err))}\n")
         options = argv[:argv.index("--")] if "--" in argv else argv
         if any(len(a) > 2 and "--json".startswith(a) for a in options):
-            json.dump({"error": str(err), "exit_code": EXIT_USAGE}, sys.stdout)
+            json.dump({"error": shown(str(err)), "exit_code": EXIT_USAGE}, sys.stdout)
             sys.stdout.write("\n")
         return EXIT_USAGE
     debug = getattr(args, "debug", False)
+    # A file name that is not UTF-8 is printed as its bytes, as ls prints it.
+    errors = getattr(sys.stdout, "errors", None)
+    if errors is not None:
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdout.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -931,7 +929,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         text, code = _message(err)
-        text = " ".join(text.split())
+        text = " ".join(shown(text).split())
         if len(text) > _MAX_ERROR:
             text = text[:_MAX_ERROR] + f"... ({len(text) - _MAX_ERROR} more characters)"
         sys.stderr.write(f"{PROG}: error: {text}\n")
@@ -939,3 +937,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dump({"error": text, "exit_code": code}, sys.stdout)
             sys.stdout.write("\n")
         return code
+    finally:
+        if errors is not None:
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                sys.stdout.reconfigure(errors=errors)  # type: ignore[union-attr]

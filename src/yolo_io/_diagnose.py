@@ -24,6 +24,7 @@ from ._attrs import DetectionAttrs, RegionAttrs, YoloAttrs
 from ._config import CfgLayer, Config, atoi, cfg_text, core_config, parse
 from ._errors import CfgError, CfgWarning, WeightsSizeError
 from ._network import file_kinds
+from ._paths import PathArg, fs_path
 from ._published import Published, published_with_size
 
 __all__ = ["CfgEdit", "Diagnosis", "Finding", "LayerRef", "diagnose"]
@@ -164,11 +165,11 @@ class Diagnosis:
 
 
 def diagnose(
-    weights: str | os.PathLike[str],
-    cfg: str | os.PathLike[str] | Config,
+    weights: PathArg,
+    cfg: PathArg | Config,
     *,
-    data: str | os.PathLike[str] | None = None,
-    names: str | os.PathLike[str] | None = None,
+    data: PathArg | None = None,
+    names: PathArg | None = None,
     partial: bool = False,
 ) -> Diagnosis:
     """Say why ``weights`` and ``cfg`` do not load together, and what to change.
@@ -186,9 +187,12 @@ def diagnose(
     heads.
 
     Args:
-        weights: the ``.weights`` file.
+        weights: the ``.weights`` file (every path: str, bytes or
+            os.PathLike, a file name in any encoding).
         cfg: the ``.cfg`` file, or its text, or a Config from :func:`parse_cfg`
-            (then the class-count fixes need the file it was read from).
+            (then the class-count fixes need the file it was read from). A
+            str is cfg text only when it contains a newline and is not the
+            name of an existing file, as for :func:`parse_cfg`.
         data: darknet's ``.data`` file (``classes=``, ``names=``), optional.
         names: a ``.names`` file (one class per line), optional; by default the
             one the ``.data`` file names, if it exists.
@@ -202,9 +206,12 @@ def diagnose(
     Raises:
         FileNotFoundError, PermissionError, IsADirectoryError: a file cannot be read.
     """
-    weights_path = os.fspath(weights)
+    weights_path = fs_path(weights, "weights")
     source = cfg_text(cfg)
-    cfg_path = cfg.path if isinstance(cfg, Config) else "<string>" if source else os.fspath(cfg)
+    cfg_path = (cfg.path if isinstance(cfg, Config) else "<string>" if source
+                else fs_path(cfg, "cfg"))
+    data = None if data is None else fs_path(data, "data")
+    names = None if names is None else fs_path(names, "names")
     findings: list[Finding] = []
     # Only regular files are sniffed: a cfg may also come from a pipe (<(...)).
     given_file = not isinstance(cfg, Config) and source is None

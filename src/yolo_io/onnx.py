@@ -39,6 +39,7 @@ from . import _attrs as A
 from ._config import CfgLayer
 from ._errors import ConversionError
 from ._network import Network
+from ._paths import PathArg, fs_path, shown
 from ._verify import LayerComparison, OutputComparison, Verification, verify
 
 if TYPE_CHECKING:
@@ -88,7 +89,7 @@ def export(
 @overload
 def export(
     net: Network,
-    path: str | os.PathLike[str],
+    path: PathArg,
     *,
     opset: int = 17,
     outputs: Literal["raw", "decoded", "nms"] = "raw",
@@ -104,7 +105,7 @@ def export(
 
 def export(
     net: Network,
-    path: str | os.PathLike[str] | None = None,
+    path: PathArg | None = None,
     *,
     opset: int = 17,
     outputs: Literal["raw", "decoded", "nms"] = "raw",
@@ -193,7 +194,7 @@ def export(
     fill = _Filler(net, dtype, builder.initializers)
     try:
         if path is not None:
-            return _save(model, builder.initializers, Path(path), fill)
+            return _save(model, builder.initializers, Path(fs_path(path)), fill)
         return _with_data(model, builder.initializers, fill)
     finally:
         fill.close()
@@ -621,7 +622,7 @@ class _Builder:
                 "letter_box": int(options.get("letter_box", "0") or 0)}),
             "yolo_io.omitted_layers": json.dumps(self.omitted),
             "yolo_io.weights_dtype": self.dtype,
-            "yolo_io.cfg": Path(str(net.config.path)).name,
+            "yolo_io.cfg": shown(Path(str(net.config.path)).name),  # UTF-8 in any case
         }
 
     # -- layers --------------------------------------------------------------
