@@ -251,6 +251,17 @@ class Network(Sequence[Layer]):
         ``params`` view)."""
         return self._live().raw
 
+    def fusable_layers(self) -> list[Layer]:
+        """The layers whose :meth:`Layer.fused` works: those of a kind that
+        stores weights and fuses (``fusion``, from the core's kind table:
+        convolutional, connected), present in the file (a partial file holds
+        only the first ones). ``fused()`` of any other layer raises.
+
+        Example:
+            >>> fused = [layer.fused() for layer in net.fusable_layers()]
+        """
+        return [layer for layer in self if layer.fusion is not None and layer.loaded]
+
     def fused_all(
         self,
         layout: str | None = None,
