@@ -607,6 +607,12 @@ def test_messages_name_the_cli_flags(tiny: tuple[Path, Path], tmp_path: Path) ->
     assert "(loaded with --partial)" in run("check", cfg, backbone, "--partial").stdout
     out = run("partial", cfg, weights, 2, "-o", tmp_path / "p.weights").stdout
     assert out.rstrip().endswith("load it with --partial")
+    line = one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.weights", "--seen",
+                              2**64, code=2))
+    assert "--seen must be in 0..2**64-1" in line
+    line = one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.npz", "--layout",
+                              "XYZ", code=2))
+    assert "--layout must be 'OIHW'" in line
     # the library's own messages keep the Python spelling
     with pytest.raises(yolo_io.WeightsSizeError, match="pass partial=True"):
         yolo_io.load(backbone, cfg)

@@ -99,6 +99,8 @@ _CLI_WORDS = (
     ("score_threshold", "--score-threshold"),
     ("iou_threshold", "--iou-threshold"),
     ("max_detections", "--max-detections"),
+    ("seen must be", "--seen must be"),
+    ("layout must be", "--layout must be"),
 )
 
 
