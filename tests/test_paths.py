@@ -217,3 +217,20 @@ def test_text_is_a_str_with_a_newline(tmp_path: Path) -> None:
     odd = tmp_path / "a\nb.cfg"
     odd.write_text(TINY_CFG)
     assert yolo_io.parse_cfg(str(odd)).path == str(odd)
+
+
+def test_onnx_external_data_needs_a_utf8_name(pair: tuple[str, str], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX names its external data file in a UTF-8 string: a model over 2 GB
+    with another name is refused before anything is written."""
+    pytest.importorskip("onnx")
+    import yolo_io.onnx
+
+    monkeypatch.setattr(yolo_io.onnx, "_EXTERNAL_DATA_LIMIT", 0)
+    monkeypatch.setattr(yolo_io.onnx, "_EXTERNAL_TENSOR_MIN", 0)
+    before = sorted(os.listdir(tmp_path))
+    with yolo_io.load(pair[1], pair[0]) as net:
+        with pytest.raises(ValueError, match=r"o\\xfd\.onnx\.data, which the model names in UTF-8"):
+            yolo_io.onnx.export(net, named(tmp_path, b"o\xfd.onnx"))
+        assert sorted(os.listdir(tmp_path)) == before
+        assert yolo_io.onnx.export(net, tmp_path / "o.onnx").with_name("o.onnx.data").is_file()

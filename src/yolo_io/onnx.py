@@ -344,6 +344,10 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
         raise FileNotFoundError(errno.ENOENT, "no such folder", str(target))
     external = sum(a.nbytes for _, a in tensors) > _EXTERNAL_DATA_LIMIT
     data_path = target.with_name(target.name + ".data")
+    if external and shown(data_path.name) != data_path.name:  # before any byte is written
+        raise ValueError(f"{shown(str(target))}: a model over 2 GB keeps its weights in "
+                         f"{shown(data_path.name)}, which the model names in UTF-8 (ONNX "
+                         f"strings are UTF-8); give the model a UTF-8 file name")
 
     def temporary(final: Path) -> Path:  # unique per call, not only per process
         return final.with_name(f".{final.name}.{secrets.token_hex(6)}.tmp")
