@@ -206,7 +206,7 @@ def test_fuse_targets(benchmark: pytest.FixtureDef, measured: Timings) -> None:
     for name, what in (("OIHW x2", "fused_all OIHW, 2 threads"),
                        ("OIHW x1", "fused_all OIHW, 1 thread"),
                        ("HWIO x2", "fused_all HWIO, 2 threads"),
-                       ("loop", "layer.fused() of every layer"),
+                       ("loop", "layer.fused() of every layer with weights"),
                        ("numpy from file", "NumPy converter: fromfile, then a fuse per layer")):
         record(benchmark, f"{what}, yolov4", "steady state: one process, file mapped and paged "
                "in, results dropped, memory reused", measured.times, name, "fromfile")

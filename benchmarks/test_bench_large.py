@@ -6,7 +6,7 @@
   last, past 4 GiB in the 5 GB file) equal the generator's values, which
   shows they were read at the right offsets. Runs in the smoke run too (the
   files are sparse: made in a second).
-- The layer iterator, ``layer.fused()`` of every layer, each result dropped:
+- The layer iterator, ``layer.fused()`` of every layer with weights, each result dropped:
   its peak RSS growth is reported, not bounded. Today it is the whole file
   (~2.0 and ~5.0 GB): the mapping's pages stay mapped, file-backed and
   reclaimable, after each layer is read (the export evicts them). With
@@ -129,7 +129,7 @@ def test_layer_iterator_over_a_large_checkpoint(benchmark: pytest.FixtureDef, na
     grown = benchmark.pedantic(
         lambda: fresh_process_number(ITERATE, weights, cfg, Path(__file__).parent, out=unused),
         rounds=1, iterations=1)
-    print(f"\n{name}: layer.fused() of every layer, results dropped: peak RSS "
+    print(f"\n{name}: layer.fused() of every layer with weights, results dropped: peak RSS "
           f"+{grown / MB:.0f} MB (file {weights.stat().st_size / MB:.0f} MB; reported, not "
           "bounded)")
     benchmark.extra_info["rss_growth_mb"] = grown / MB

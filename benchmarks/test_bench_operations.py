@@ -67,10 +67,10 @@ OPERATIONS = {
     "read every array (np.array of each view)":
         ("", "net = yolo_io.load(w, c)\n"
          + "kept = [np.array(a) for l in net for a in l.params.values()]", "np.fromfile"),
-    "layer.fused() of every layer, OIHW":
+    "layer.fused() of every layer with weights, OIHW":
         ("", "net = yolo_io.load(w, c)\nkept = [l.fused() for l in net if l.fusion]",
          "np.fromfile"),
-    "layer.fused(layout='HWIO') of every layer":
+    "layer.fused(layout='HWIO') of every layer with weights":
         ("", "net = yolo_io.load(w, c)\nkept = [l.fused('HWIO') for l in net if l.fusion]",
          "np.fromfile"),
     "fused_all OIHW, 1 thread":
@@ -150,12 +150,12 @@ def test_every_operation_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[P
     print("\nfirst use, yolov4: " + "; ".join(medians_ms(times)) + "\n" + "\n".join(lines))
 
 
-LOOP = "layer.fused() of every layer, OIHW"
+LOOP = "layer.fused() of every layer with weights, OIHW"
 FUSED_ALL_2 = "fused_all OIHW, 2 threads"
 # Issue 13's first-use targets: (operation, baseline, at most).
 FIRST_USE_TARGETS = (
     (LOOP, "np.fromfile", 0.5),
-    ("layer.fused(layout='HWIO') of every layer", "np.fromfile", 0.6),
+    ("layer.fused(layout='HWIO') of every layer with weights", "np.fromfile", 0.6),
     ("read every array (np.array of each view)", "np.fromfile", 0.5),
     (FUSED_ALL_2, "np.fromfile", 0.4),
     (LOOP, FUSED_ALL_2, 1.5),
@@ -208,9 +208,9 @@ def test_every_operation_steady_state(benchmark: pytest.FixtureDef,
         "yolo_io.load (lazy)": lambda: yolo_io.load(weights, cfg),
         "read every array (np.array of each view)":
             lambda: [np.array(a) for layer in net for a in layer.params.values()],
-        "layer.fused() of every layer, OIHW":
+        "layer.fused() of every layer with weights, OIHW":
             lambda: [layer.fused() for layer in net if layer.fusion],
-        "layer.fused(layout='HWIO') of every layer":
+        "layer.fused(layout='HWIO') of every layer with weights":
             lambda: [layer.fused("HWIO") for layer in net if layer.fusion],
         "fused_all OIHW, 1 thread": lambda: net.fused_all("OIHW", threads=1),
         "fused_all OIHW, 2 threads": lambda: net.fused_all("OIHW", threads=2),

@@ -156,4 +156,4 @@ def test_cfg_path_and_text_and_config_are_accepted(tmp_path: pytest.TempPathFact
     assert a.path == str(p) and b.path == str(p) and c.path == "<string>"
     assert yolo_io.parse_cfg(a) is a
     with pytest.raises(TypeError):
-        yolo_io.parse_cfg(b"[net]")  # type: ignore[arg-type]
+        yolo_io.parse_cfg(b"[net]\n")

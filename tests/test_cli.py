@@ -423,11 +423,13 @@ def test_json_errors_are_a_document(tiny: tuple[Path, Path], tmp_path: Path) -> 
     assert doc["exit_code"] == 3 and "No such file" in doc["error"]
 
 
-def test_non_utf8_file_name_is_an_io_error(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+def test_non_utf8_file_name_is_a_file_name(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """Any encoding is fine (tests/test_paths.py has each command); a missing
+    one is shown with its bytes as \\xNN."""
     cfg, _ = tiny
     name = os.fsdecode(bytes(tmp_path) + b"/w\xfe.weights")
     line = one_line_error(run("check", cfg, name, code=3))
-    assert "not valid UTF-8" in line
+    assert line.endswith("w\\xfe.weights: No such file or directory")
 
 
 def test_long_error_lines_are_cut(tmp_path: Path) -> None:
@@ -554,3 +556,63 @@ def test_outputs_that_are_inputs_and_bad_options(tiny: tuple[Path, Path], tmp_pa
     assert "32-bit `seen`" in line
     one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.weights", "--cfg-output",
                        tmp_path / "x.cfg", code=2))
+
+
+# -- usage errors with --json, and the CLI's own spellings ----------------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ("inspect", "--json"),  # a missing argument
+    ("inspect", "CFG", "--json", "--no-such-option"),  # an unknown option
+    ("check", "CFG", "WEIGHTS", "--js", "--data"),  # an option without its value
+    ("doctor", "CFG", "--json"),
+    ("verify", "CFG", "WEIGHTS", "--json", "--atol", "small"),  # a bad value
+    ("partial", "CFG", "WEIGHTS", "N", "-o", "OUT", "--json"),  # --json where none is
+], ids=["missing", "unknown", "no-value", "doctor", "bad-value", "no-json-option"])
+def test_json_usage_errors_are_a_document(tiny: tuple[Path, Path], args: tuple[str, ...]
+                                          ) -> None:
+    cfg, weights = tiny
+    given = {"CFG": cfg, "WEIGHTS": weights, "N": 1, "OUT": cfg.with_name("out.weights")}
+    proc = run(*(given.get(a, a) for a in args), code=2)
+    doc = json.loads(proc.stdout)
+    assert doc["exit_code"] == 2 and doc["error"] in proc.stderr
+    assert proc.stderr.startswith("usage: yolo-io ")
+    assert not cfg.with_name("out.weights").exists()
+    # without --json, a usage error leaves stdout empty
+    plain = run(*(given.get(a, a) for a in args if a not in ("--json", "--js")), code=None)
+    assert plain.stdout == "" or plain.returncode == 0
+
+
+def test_inspect_of_a_weights_file_alone_says_the_cfg_comes_first(
+        tiny: tuple[Path, Path]) -> None:
+    _, weights = tiny
+    line = one_line_error(run("inspect", weights, code=2))
+    assert f"{weights} is a Darknet .weights file, not a cfg; the cfg comes first: " \
+           f"yolo-io inspect CFG [WEIGHTS]" in line
+    assert "is it a cfg?" not in line
+
+
+def test_messages_name_the_cli_flags(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """The library says partial=True; shown by the CLI, the flag is --partial."""
+    cfg, weights = tiny
+    backbone = write_weights(tmp_path / "backbone.weights", cfg, layers=2)
+    for command in ("inspect", "doctor", "convert"):
+        extra = ("-o", tmp_path / "x.npz") if command == "convert" else ()
+        line = one_line_error(run(command, cfg, backbone, *extra, code=1))
+        assert "pass --partial" in line and "partial=True" not in line, line
+    text = run("check", cfg, backbone, code=1).stdout
+    assert "load it with --partial;" in text and "partial=True" not in text
+    doc = json.loads(run("check", cfg, backbone, "--json", code=1).stdout)
+    assert "partial=True" not in json.dumps(doc)
+    assert "(loaded with --partial)" in run("check", cfg, backbone, "--partial").stdout
+    out = run("partial", cfg, weights, 2, "-o", tmp_path / "p.weights").stdout
+    assert out.rstrip().endswith("load it with --partial")
+    line = one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.weights", "--seen",
+                              2**64, code=2))
+    assert "--seen must be in 0..2**64-1" in line
+    line = one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.npz", "--layout",
+                              "XYZ", code=2))
+    assert "--layout must be 'OIHW'" in line
+    # the library's own messages keep the Python spelling
+    with pytest.raises(yolo_io.WeightsSizeError, match="pass partial=True"):
+        yolo_io.load(backbone, cfg)

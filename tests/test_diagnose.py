@@ -253,11 +253,53 @@ def test_swapped_arguments(tmp_path: Path) -> None:
 
 def test_cfg_error_is_a_finding(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.cfg"
-    cfg.write_text(TINY_CFG.replace("classes=1", "classes=2"))
+    cfg.write_text(TINY_CFG + "\n[bogus]\n")
     weights = write_weights(tmp_path / "w.weights", _tiny(tmp_path))
     report = diagnose(weights, cfg)
     assert kinds(report) == ["cfg-error"]
     assert re.search(r"bad\.cfg:\d+:", report.findings[0].message)
+
+
+def test_classes_changed_without_filters_names_every_filters_line(corpus: Path,
+                                                                   tmp_path: Path) -> None:
+    """classes=3 in both [yolo] sections of yolov3-tiny, filters=255 left: one
+    finding with both filters= lines to change (not one head per run, not the
+    section's line), and the class count the weights fit."""
+    stock = corpus / "yolov3-tiny.cfg"
+    weights = write_weights(tmp_path / "coco.weights", stock, sparse=True)
+    text = stock.read_text()
+    cfg = tmp_path / "three.cfg"
+    cfg.write_text(text.replace("classes=80", "classes=3"))
+    filters = [n for n, line in enumerate(text.split("\n"), 1) if line == "filters=255"]
+    classes = [n for n, line in enumerate(text.split("\n"), 1) if line == "classes=80"]
+    assert len(filters) == len(classes) == 2
+    for given in (cfg, str(cfg), cfg.read_text()):
+        report = diagnose(weights, given)
+        assert kinds(report) == ["head-filters"]
+        found = report.findings[0]
+        where = str(cfg) if given != cfg.read_text() else "<string>"
+        assert triples(found.edits) == [(n, "filters=255", "filters=24") for n in filters]
+        assert [str(e).split("   ")[0] for e in found.edits] == [
+            f"{where}:{n}: filters=255  ->  filters=24" for n in filters]
+        assert f"{weights} fits the cfg as it is with classes=80" in found.message
+        assert found.fix is not None and "change these 2 filters= lines for classes=3" in found.fix
+        assert ("set classes=80 back at " + ", ".join(f"{where}:{n}" for n in classes)
+                in found.fix)
+        assert "fix the cfg line the message names" not in str(report)
+    # the changed lines parse, and the weights trained for 3 classes fit them
+    lines = cfg.read_text().split("\n")
+    for n in filters:
+        lines[n - 1] = "filters=24"
+    retrained = write_weights(tmp_path / "three.weights", "\n".join(lines), sparse=True)
+    found = diagnose(retrained, cfg).findings[0]
+    assert found.kind == "head-filters" and f"{retrained} fits the cfg with these lines " \
+        "changed" in found.message
+    # one head only: the one line
+    one = tmp_path / "one.cfg"
+    one.write_text(text.replace("classes=80", "classes=3", 1))
+    found = diagnose(weights, one).findings[0]
+    assert found.kind == "head-filters" and triples(found.edits) == [
+        (filters[0], "filters=255", "filters=24")]
 
 
 def _tiny(tmp_path: Path) -> Path:

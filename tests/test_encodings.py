@@ -118,9 +118,13 @@ def test_bom_is_skipped_with_a_warning(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text", ["\ufeff[net]\nwidth=8\nheight=8\nchannels=3\n[maxpool]\n",
                                   "\ufeff[net] width=8 height=8 channels=3"], ids=["lines", "one-line"])
 def test_bom_in_text(tmp_path: Path, text: str) -> None:
-    """A str starting with U+FEFF is cfg text, not a path."""
+    """A str starting with U+FEFF is cfg text when it has a newline; without
+    one it is a path (the rule: text only when it contains a newline)."""
     code = f"import warnings\nwarnings.simplefilter('error', yolo_io.CfgWarning)\nyolo_io.parse_cfg({text!r})"
-    message = raises(code, tmp_path, "CfgWarning" if "\n" in text else "CfgError")
+    if "\n" not in text:
+        assert "No such file" in raises(code, tmp_path, "FileNotFoundError")
+        return
+    message = raises(code, tmp_path, "CfgWarning")
     assert message.startswith("<string>:1: ")
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import conv_cfg
+from conftest import TINY_CFG, conv_cfg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import conv2d, fuse, layout, to_bfloat16_bits
@@ -215,3 +215,23 @@ def test_share_index_and_partial(tmp_path: Path) -> None:
     assert part[1].fused()[0].shape == (3, 3, 3, 3)  # shares layer 0, which is in the file
     with pytest.raises(IndexError, match="past the end of this partial file"):
         part[2].fused()
+
+
+def test_fusable_layers_are_those_whose_fused_works(tmp_path: Path) -> None:
+    """net.fusable_layers(): every layer whose fused() works, and only those
+    (a partial file's missing layers left out)."""
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    for layers in (None, 1):
+        weights = write_weights(tmp_path / f"w{layers}.weights", cfg, seed=1, layers=layers)
+        with yolo_io.load(weights, cfg, partial=layers is not None) as net:
+            fusable = {layer.index for layer in net.fusable_layers()}
+            assert fusable
+            for layer in net:
+                if layer.index in fusable:
+                    w, b = layer.fused()
+                    assert w.shape[0] == b.shape[0]
+                else:
+                    with pytest.raises((ValueError, IndexError)):
+                        layer.fused()
+            assert set(net.fused_all()) == fusable

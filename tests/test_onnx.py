@@ -748,3 +748,25 @@ def test_saving_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert [p.name for p in tmp_path.iterdir() if "m.onnx" in p.name] == ["m.onnx"]
     assert not list(tmp_path.glob(".yolo_io-*"))
 
+
+
+@pytest.mark.parametrize(("option", "value", "error"), [
+    ("max_detections", -1, ValueError), ("max_detections", 0, ValueError),
+    ("max_detections", 2**63, ValueError), ("max_detections", 2.0, TypeError),
+    ("max_detections", True, TypeError),
+    ("score_threshold", 2, ValueError), ("score_threshold", -0.1, ValueError),
+    ("score_threshold", float("nan"), ValueError), ("score_threshold", "0.3", TypeError),
+    ("iou_threshold", float("nan"), ValueError), ("iou_threshold", float("inf"), ValueError),
+])
+def test_nms_options_out_of_range_are_refused(tmp_path: Path, option: str, value: object,
+                                              error: type[Exception]) -> None:
+    """The library checks the NMS settings, so that every caller (not only the
+    CLI) is told, before anything is written."""
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg), cfg)
+    with pytest.raises(error, match=option):
+        yonnx.export(net, tmp_path / "m.onnx", outputs="nms", **{option: value})  # type: ignore[call-overload]
+    assert not list(tmp_path.glob("m.onnx*"))
+    # the edges of the ranges are fine
+    yonnx.export(net, outputs="nms", score_threshold=0, iou_threshold=1, max_detections=1)

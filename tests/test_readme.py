@@ -82,3 +82,27 @@ def test_performance_tables_are_one_report_run() -> None:
     data = json.loads((root / "docs" / "benchmarks.json").read_text())
     assert block.group(1) == report.markdown(data).rstrip("\n") + "\n"
     assert "](docs/benchmarks.png)" in text and (root / "docs" / "benchmarks.png").is_file()
+
+
+def test_every_file_the_readme_and_agents_name_exists() -> None:
+    """A source file named in README.md or AGENTS.md (`model.cpp`, ...) is in
+    the repository, under that name somewhere."""
+    root = README.parent
+    files = {p.name for p in root.rglob("*")
+             if not any(part.startswith(".") or part == "build"
+                        for part in p.relative_to(root).parts)}
+    for doc in (README, root / "AGENTS.md"):
+        named = set(re.findall(r"`([\w.-]+\.(?:cpp|hpp|py|pyi|json|png|toml|sh))`", doc.read_text()))
+        assert named, doc
+        assert not sorted(named - files), f"{doc.name} names files that do not exist"
+
+
+def test_readme_claims_the_code_keeps() -> None:
+    """Sentences once untrue (issue 22, item 26): the sniffed bytes are
+    kSniffBytes, a max-pool pads with -inf through ConstantPad2d."""
+    text = README.read_text()
+    sniff = (README.parent / "csrc" / "yolo_io" / "sniff.hpp").read_text()
+    assert "kSniffBytes = 4096;" in sniff and "sniffs the first 4 KiB" in text
+    assert "first 64 bytes" not in text and "ZeroPad2d" not in text
+    assert "about 15 s" not in text
+    assert "of every layer," not in text  # fused() raises on layers without weights

@@ -511,6 +511,12 @@ def test_export_options_and_usage_errors(demo: tuple[Path, Path], tmp_path: Path
     assert "must be in [0, 1]" in one_line_error(
         call(capsys, "export", cfg, weights, "-o", out, "--outputs", "nms", "--iou-threshold",
              "2", code=2))
+    assert "--max-detections must be at least 1 (boxes kept per class and image), got 0" in (
+        one_line_error(call(capsys, "export", cfg, weights, "-o", out, "--outputs", "nms",
+                            "--max-detections", "0", code=2)))
+    assert "--score-threshold must be in [0, 1], got nan" in one_line_error(
+        call(capsys, "export", cfg, weights, "-o", out, "--outputs", "nms",
+             "--score-threshold", "nan", code=2))
     assert "opset 18 or later" in one_line_error(
         call(capsys, "export", cfg, weights, "-o", out, "--mish", "native", code=2))
     assert "is the input WEIGHTS" in one_line_error(
@@ -567,3 +573,21 @@ def test_missing_dependency_exits_4(demo: tuple[Path, Path], tmp_path: Path,
     line = one_line_error(proc)
     assert "pip install 'yolo_io[" in line and module in line
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_an_output_of_which_nothing_was_compared_says_so() -> None:
+    """scores where OpenCV's are all 0: no value compared, no error of 0 and no "ok"."""
+    from yolo_io._verify import OutputComparison
+
+    result = Verification(cfg="m.cfg", weights="m.weights", onnx=None, image="x", dtype="float32",
+                          atol=1e-3, rtol=1e-4, compared_until=3, layer_count=3)
+    result.outputs = [
+        OutputComparison("boxes", (1, 8, 4), "OpenCV yolo_1", 1e-5, 1e-6, True, 32),
+        OutputComparison("scores", (1, 8, 2), "OpenCV yolo_1, where > 0", 0.0, 0.0, True, 0)]
+    text = result.summary()
+    row = next(line for line in text.splitlines() if line.lstrip().startswith("scores"))
+    assert row.rstrip().endswith("not compared") and "0.00e+00" not in row
+    assert text.splitlines()[-1].endswith("(0 layers, 1 output compared)")
+    assert result.to_dict()["outputs"][1]["compared"] == 0
+    result.outputs = result.outputs[1:]  # no output compared at all: not complete
+    assert result.ok and not result.complete

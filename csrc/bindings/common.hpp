@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
 
 #include <memory>
 #include <string_view>
@@ -41,6 +42,18 @@ struct PyWeights {
 inline py::str to_py_str(std::string_view s) {
     PyObject* str =
         PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "backslashreplace");
+    if (str == nullptr) {
+        throw py::error_already_set();
+    }
+    return py::reinterpret_steal<py::str>(str);
+}
+
+// A file name from the core as a Python str, decoded as os.fsdecode() does
+// (surrogateescape): a name in any encoding comes back as the same name, and
+// goes back to the core unchanged. File names come in as std::filesystem::path
+// (str, bytes or os.PathLike, encoded as os.fsencode() does).
+inline py::str to_py_path(std::string_view s) {
+    PyObject* str = PyUnicode_DecodeFSDefaultAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
     if (str == nullptr) {
         throw py::error_already_set();
     }

@@ -151,7 +151,7 @@ void register_config(py::module_& m) {
             "transpose: the header's legacy flag.");
 
     py::class_<PyConfig>(m, "Config", "A parsed .cfg: [net] and the layer model.")
-        .def_property_readonly("path", [](const PyConfig& c) { return to_py_str(c.ptr->path); })
+        .def_property_readonly("path", [](const PyConfig& c) { return to_py_path(c.ptr->path); })
         .def_property_readonly(
             "net_options",
             [](const PyConfig& c) { return section_options(c.ptr->net_section()); })
@@ -221,19 +221,19 @@ void register_config(py::module_& m) {
 
     m.def(
         "parse_cfg_text",
-        [](const std::string& text, const std::string& path) {
-            return PyConfig{parse_config(text, path)};
+        [](const std::string& text, const std::filesystem::path& path) {
+            return PyConfig{parse_config(text, path.string())};
         },
-        "text"_a, "path"_a = "<string>", "Parse cfg text.");
+        "text"_a, "path"_a = std::filesystem::path("<string>"), "Parse cfg text.");
     m.def(
         "parse_cfg_file",
-        [](const std::string& path) {
+        [](const std::filesystem::path& path) {
             std::string text;
             {
                 py::gil_scoped_release release;  // a pipe's writer may take its time
-                text = read_text_file(path);
+                text = read_text_file(path.string());
             }
-            return PyConfig{parse_config(text, path)};
+            return PyConfig{parse_config(text, path.string())};
         },
         "path"_a, "Read and parse a .cfg file.");
     m.def("layer_types", &layer_types, "Canonical names of every layer type.");
@@ -242,7 +242,8 @@ void register_config(py::module_& m) {
         "darknet's atoi() of an option value (or a .data value), whose whitespace darknet "
         "deleted: a sign and digits, 0 without; saturated to int32.");
     m.def(
-        "sniff_file", [](const std::string& path) { return kind_name(sniff_file(path)); },
+        "sniff_file",
+        [](const std::filesystem::path& path) { return kind_name(sniff_file(path.string())); },
         "path"_a, "What the first 4 KiB of a file look like: 'cfg', 'weights', 'safetensors' or "
         "'other'.");
 }

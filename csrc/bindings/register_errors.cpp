@@ -28,7 +28,7 @@ void register_errors(py::module_& m) {
             }
         } catch (const CfgError& e) {
             raise("CfgError", e.what(),
-                  py::dict("path"_a = to_py_str(e.path()), "line"_a = e.line()));
+                  py::dict("path"_a = to_py_path(e.path()), "line"_a = e.line()));
         } catch (const WeightsSizeError& e) {
             py::dict attrs("expected"_a = e.expected(), "actual"_a = e.actual());
             attrs["layer"] = e.layer() >= 0 ? py::object(py::int_(e.layer())) : py::none();
@@ -52,7 +52,7 @@ void register_errors(py::module_& m) {
             }
             py::object exc = py::reinterpret_steal<py::object>(PyObject_CallFunction(
                 PyExc_OSError, "isO", e.code().value(), reason.c_str(),
-                to_py_str(path).ptr()));
+                to_py_path(path).ptr()));
             if (!exc) {
                 return;  // the call itself raised; leave that error set
             }

@@ -21,11 +21,11 @@ struct PySafetensors {
 void register_safetensors(py::module_& m) {
     py::class_<PySafetensors>(m, "SafetensorsFile",
                               "A mapped .safetensors file whose header has been validated.")
-        .def(py::init([](const std::string& path, bool copy) {
+        .def(py::init([](const std::filesystem::path& path, bool copy) {
                  std::shared_ptr<const MappedFile> mapped;
                  {
                      py::gil_scoped_release release;  // copy=True reads the whole file
-                     mapped = std::make_shared<const MappedFile>(path, copy);
+                     mapped = std::make_shared<const MappedFile>(path.string(), copy);
                  }
                  return PySafetensors{std::make_shared<const SafetensorsFile>(mapped)};
              }),

@@ -234,12 +234,12 @@ void register_weights(py::module_& m) {
     py::class_<PyMapping>(m, "Mapping", "Owner of a read-only file mapping.");
 
     py::class_<PyWeights>(m, "Weights", "A mapped .weights file checked against a Config.")
-        .def(py::init([](const PyConfig& config, const std::string& path, bool partial,
+        .def(py::init([](const PyConfig& config, const std::filesystem::path& path, bool partial,
                          bool copy) {
                  std::shared_ptr<const MappedFile> file;
                  {
                      py::gil_scoped_release release;  // copy=True reads the whole file
-                     file = std::make_shared<const MappedFile>(path, copy);
+                     file = std::make_shared<const MappedFile>(path.string(), copy);
                  }
                  return wrap_weights(std::make_shared<const Weights>(config.ptr, file, partial));
              }),
@@ -250,7 +250,7 @@ void register_weights(py::module_& m) {
                                    return py::make_tuple(h.major, h.minor, h.revision, h.seen,
                                                          h.size, h.transpose);
                                })
-        .def_property_readonly("path", [](const PyWeights& s) { return s.weights->file()->path(); })
+        .def_property_readonly("path", [](const PyWeights& s) { return to_py_path(s.weights->file()->path()); })
         .def_property_readonly("covered_layers",
                                [](const PyWeights& s) { return s.weights->covered_layers(); })
         .def_property_readonly("raw",
@@ -319,11 +319,12 @@ void register_weights(py::module_& m) {
           "Unmap the cached arena of a freed fused_all() result; bytes released.");
     m.def(
         "weights_problem",
-        [](const std::string& path) -> py::object {
-            const MappedFile file(path);
+        [](const std::filesystem::path& path) -> py::object {
+            const MappedFile file(path.string());
             const auto* data = reinterpret_cast<const char*>(file.data());
             auto problem = why_not_weights(FileHead{
-                std::string_view(data, static_cast<std::size_t>(file.size())), file.size(), path});
+                std::string_view(data, static_cast<std::size_t>(file.size())), file.size(),
+                path.string()});
             if (!problem) return py::none();
             return py::make_tuple(problem->kind, to_py_str(problem->why));
         },
@@ -332,8 +333,8 @@ void register_weights(py::module_& m) {
         "else None.");
     m.def(
         "read_header",
-        [](const std::string& path) {
-            const MappedFile file(path);
+        [](const std::filesystem::path& path) {
+            const MappedFile file(path.string());
             const Header h = read_header(file);
             return py::make_tuple(h.major, h.minor, h.revision, h.seen, h.size, h.transpose,
                                   file.size());

@@ -11,7 +11,10 @@ void register_writer(py::module_& m) {
     py::class_<AtomicFile>(m, "WeightsWriter",
                            "A file written under a temporary name and renamed over the target "
                            "by commit(); abort() or garbage collection removes the temporary.")
-        .def(py::init<std::string>(), "path"_a)
+        .def(py::init([](const std::filesystem::path& path) {
+                 return std::make_unique<AtomicFile>(path.string());
+             }),
+             "path"_a)
         .def(
             "write",
             [](AtomicFile& f, const py::buffer& data) {

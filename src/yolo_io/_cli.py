@@ -39,7 +39,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from . import __version__
 from ._attrs import (
@@ -56,6 +56,7 @@ from ._attrs import (
 from ._config import CfgLayer, Config, parse_cfg
 from ._errors import YoloIOError
 from ._network import Network, load
+from ._paths import shown
 
 __all__ = ["main"]
 
@@ -72,6 +73,55 @@ class _Failure(Exception):
     def __init__(self, message: str, code: int = EXIT_PROBLEM) -> None:
         super().__init__(message)
         self.code = code
+
+
+class _UsageError(Exception):
+    """argparse's complaint about the command line, raised for :func:`main` to
+    report (on stdout too with ``--json``) instead of exiting on the spot."""
+
+    def __init__(self, message: str, parser: argparse.ArgumentParser) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """The parser of ``yolo-io`` and (by inheritance) of its commands."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(message, self)
+
+
+# The library's messages name Python keywords; shown by this command, they
+# name its flags (longest spelling first).
+_CLI_WORDS = (
+    ("load it with partial=True (yolo_io.load(..., partial=True))", "load it with --partial"),
+    ("yolo_io.load(..., partial=True)", "--partial"),
+    ("partial=True", "--partial"),
+    ("score_threshold", "--score-threshold"),
+    ("iou_threshold", "--iou-threshold"),
+    ("max_detections", "--max-detections"),
+    ("seen must be", "--seen must be"),
+    ("layout must be", "--layout must be"),
+)
+
+
+def _cli_words(text: str) -> str:
+    """``text`` with the library's keyword spellings replaced by this
+    command's flags ("pass partial=True" becomes "pass --partial")."""
+    for python, flag in _CLI_WORDS:
+        text = text.replace(python, flag)
+    return text
+
+
+def _cli_words_in(doc: Any) -> Any:
+    """:func:`_cli_words` applied to every string of a JSON document."""
+    if isinstance(doc, str):
+        return _cli_words(doc)
+    if isinstance(doc, list):
+        return [_cli_words_in(v) for v in doc]
+    if isinstance(doc, dict):
+        return {k: _cli_words_in(v) for k, v in doc.items()}
+    return doc
 
 
 # -- inspect --------------------------------------------------------------------
@@ -148,17 +198,9 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int
 
 
 def _check_paths(command: str, cfg: str, weights: str | None, *, swap: bool = True) -> None:
-    """Refuses file names the core cannot take, and swapped arguments, with
-    the command line the right way round."""
-    for path in (cfg, weights):
-        if path is None:
-            continue
-        try:
-            path.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _Failure(f"{path.encode('utf-8', 'backslashreplace').decode()}: yolo_io "
-                           f"cannot open a file whose name is not valid UTF-8; rename it or "
-                           f"use a symbolic link", EXIT_IO) from None
+    """Refuses swapped arguments, with the command line the right way round.
+    (A file name in any encoding is fine: argv's bytes that are not UTF-8
+    arrive as surrogate escapes, which every yolo_io function takes.)"""
     if not swap or weights is None:
         return
     from ._network import file_kinds
@@ -181,6 +223,15 @@ def _load_or_fail(weights: str, cfg: Config | str, partial: bool) -> Network:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     _check_paths("inspect", args.cfg, args.weights)
+    if args.weights is None:
+        from ._network import file_kinds
+
+        kind = (file_kinds(args.cfg, args.cfg) or ("", ""))[0]
+        if kind in ("weights", "safetensors"):
+            what = "Darknet .weights" if kind == "weights" else ".safetensors"
+            raise _Failure(f"{args.cfg} is a {what} file, not a cfg; the cfg comes first: "
+                           f"{PROG} inspect CFG [WEIGHTS], e.g. {PROG} inspect model.cfg "
+                           f"{shlex.quote(args.cfg)}", EXIT_USAGE)
     config = parse_cfg(Path(args.cfg))
     net = _load_or_fail(args.weights, config, args.partial) if args.weights else None
     rows = [_layer_row(layer, net) for layer in config]
@@ -241,10 +292,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
     report = diagnose(args.weights, args.cfg, data=args.data, names=args.names,
                       partial=args.partial)
     if args.json:
-        json.dump(report.to_dict(), sys.stdout, indent=1)
+        json.dump(_cli_words_in(report.to_dict()), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(_check_text(report) + "\n")
+        sys.stdout.write(_cli_words(_check_text(report)) + "\n")
     return EXIT_OK if report.ok else EXIT_PROBLEM
 
 
@@ -358,7 +409,7 @@ def _cmd_partial(args: argparse.Namespace) -> int:
     kept = f"layers 0..{args.layers - 1}" if args.layers else "no layer"
     sys.stdout.write(f"wrote {out}: darknet partial's header (version 0.2.5, seen 0) and {kept} "
                      f"of {net.path}, {out.stat().st_size:,} bytes; load it with "
-                     f"partial=True\n")
+                     f"--partial\n")
     return EXIT_OK
 
 
@@ -459,13 +510,6 @@ def _cmd_export(args: argparse.Namespace) -> int:
     given = [name for name, value in nms.items() if value is not None]
     if given and args.outputs != "nms":
         raise _Failure(f"{', '.join(given)} apply to --outputs nms", EXIT_USAGE)
-    for name in ("--score-threshold", "--iou-threshold"):
-        value = nms[name]
-        if value is not None and not 0 <= value <= 1:
-            raise _Failure(f"{name} must be in [0, 1], got {value:g}", EXIT_USAGE)
-    if args.max_detections is not None and args.max_detections < 1:
-        raise _Failure(f"--max-detections must be at least 1, got {args.max_detections}",
-                       EXIT_USAGE)
     _require("onnx", "onnx")
     from .onnx import export, head_output_names
 
@@ -483,7 +527,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         out = Path(export(net, args.output, opset=args.opset, outputs=args.outputs,
                           dtype=args.dtype, dynamic_batch=not args.static_batch,
                           mish=args.mish, intermediates=args.intermediates, **options))
-    except ValueError as err:  # an option the export cannot take (opset, mish)
+    except ValueError as err:  # an option the export cannot take (opset, mish, NMS settings)
         if isinstance(err, YoloIOError):  # ConversionError: the model's problem
             raise
         raise _Failure(str(err), EXIT_USAGE) from err
@@ -680,18 +724,18 @@ def _run(argv: list[str]) -> int:
 def _parser() -> argparse.ArgumentParser:
     from ._verify import TOLERANCES
 
-    common = argparse.ArgumentParser(add_help=False)
+    common = _ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the traceback of an error")
     # The CFG WEIGHTS pair most commands take, and the option that accepts a
     # partial (backbone) weights file.
-    pair = argparse.ArgumentParser(add_help=False)
+    pair = _ArgumentParser(add_help=False)
     pair.add_argument("cfg", metavar="CFG", help="the .cfg file")
     pair.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
-    backbone = argparse.ArgumentParser(add_help=False)
+    backbone = _ArgumentParser(add_help=False)
     backbone.add_argument("--partial", action="store_true",
                           help="accept a partial (backbone) weights file as the input")
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog=PROG, parents=[common],
         description="Inspect, check and diagnose Darknet (YOLO) .cfg + .weights pairs.",
         epilog="Exit codes: 0 ok; 1 the model has a problem; 2 usage error; 3 a file cannot be "
@@ -845,27 +889,42 @@ def _parser() -> argparse.ArgumentParser:
 
 def _message(err: BaseException) -> tuple[str, int]:
     if isinstance(err, _Failure):
-        return str(err), err.code
+        return _cli_words(str(err)), err.code
     if isinstance(err, OSError):
         where = err.filename if err.filename is not None else ""
         text = err.strerror or str(err)
         return (f"{where}: {text}" if where else text), EXIT_IO
     if isinstance(err, YoloIOError):
-        return str(err).split("\n", 1)[0], EXIT_PROBLEM
+        return _cli_words(str(err).split("\n", 1)[0]), EXIT_PROBLEM
     return (f"internal error: {type(err).__name__}: {err} (run again with --debug and report "
             f"it)"), EXIT_INTERNAL
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
                   file: TextIO | None = None, line: str | None = None) -> None:
-    for text in str(message).splitlines():
+    for text in shown(str(message)).splitlines():
         sys.stderr.write(f"{PROG}: warning: {text}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``yolo-io`` with ``argv`` (default: the command line); returns the exit code."""
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except _UsageError as err:  # argparse's own report, and a JSON document if asked for
+        err.parser.print_usage(sys.stderr)
+        sys.stderr.write(f"{err.parser.prog}: error: {shown(str(err))}\n")
+        options = argv[:argv.index("--")] if "--" in argv else argv
+        if any(len(a) > 2 and "--json".startswith(a) for a in options):
+            json.dump({"error": shown(str(err)), "exit_code": EXIT_USAGE}, sys.stdout)
+            sys.stdout.write("\n")
+        return EXIT_USAGE
     debug = getattr(args, "debug", False)
+    # A file name that is not UTF-8 is printed as its bytes, as ls prints it.
+    errors = getattr(sys.stdout, "errors", None)
+    if errors is not None:
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdout.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -882,7 +941,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         text, code = _message(err)
-        text = " ".join(text.split())
+        text = " ".join(shown(text).split())
         if len(text) > _MAX_ERROR:
             text = text[:_MAX_ERROR] + f"... ({len(text) - _MAX_ERROR} more characters)"
         sys.stderr.write(f"{PROG}: error: {text}\n")
@@ -890,3 +949,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dump({"error": text, "exit_code": code}, sys.stdout)
             sys.stdout.write("\n")
         return code
+    finally:
+        if errors is not None:
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                sys.stdout.reconfigure(errors=errors)  # type: ignore[union-attr]

@@ -13,6 +13,7 @@ import numpy as np
 from . import _attrs, _core
 from ._attrs import LayerAttrs, NetAttrs
 from ._errors import CfgWarning
+from ._paths import PathArg, fs_path, is_path
 
 __all__ = ["CfgLayer", "Config", "ParamSpec", "parse_cfg"]
 
@@ -315,28 +316,28 @@ def core_config(config: Config) -> _core.Config:
 
 
 def cfg_text(cfg: object) -> bytes | None:
-    """The bytes of a cfg given as text (a str containing a newline or starting
-    with ``[``, after an optional byte-order mark), else None (a path, a Config)."""
-    if isinstance(cfg, str) and ("\n" in cfg or cfg.removeprefix("\ufeff").lstrip().startswith("[")):
+    """The bytes of a cfg given as text, else None (a path, a Config).
+
+    The rule: a str is cfg text when it contains a newline and is not the
+    name of an existing file; any other str (``"[net].cfg"`` too), bytes and
+    os.PathLike is a path."""
+    if isinstance(cfg, str) and "\n" in cfg and not os.path.lexists(cfg):
         # surrogateescape: text read with errors="surrogateescape" parses as its bytes
         return cfg.encode("utf-8", "surrogateescape")
     return None
 
 
-def parse(cfg: str | os.PathLike[str] | Config, stacklevel: int) -> Config:
+def parse(cfg: PathArg | Config, stacklevel: int) -> Config:
     """:func:`parse_cfg`, with warnings attributed ``stacklevel`` frames up."""
     if isinstance(cfg, Config):
         return cfg
-    if isinstance(cfg, os.PathLike):
-        core = _core.parse_cfg_file(os.fspath(cfg))
-    elif isinstance(cfg, str):
-        text = cfg_text(cfg)
-        core = _core.parse_cfg_file(cfg) if text is None else _core.parse_cfg_text(text)
-    elif isinstance(cfg, bytes):
-        raise TypeError("cfg must be a path, cfg text (str) or a Config, not bytes; "
-                        "decode it or pass a path")
-    else:
+    if isinstance(cfg, bytes) and b"\n" in cfg:
+        raise TypeError("cfg text must be a str, not bytes (bytes are a file name); decode "
+                        "it or pass a path")
+    if not is_path(cfg):
         raise TypeError(f"cfg must be a path, cfg text or a Config, not {type(cfg).__name__}")
+    text = cfg_text(cfg)
+    core = _core.parse_cfg_file(fs_path(cfg)) if text is None else _core.parse_cfg_text(text)
     _warn(core, stacklevel + 1)
     return Config(core)
 
@@ -349,13 +350,15 @@ def parse_bytes(text: bytes, path: str, stacklevel: int) -> Config:
     return Config(core)
 
 
-def parse_cfg(cfg: str | os.PathLike[str] | Config) -> Config:
+def parse_cfg(cfg: PathArg | Config) -> Config:
     """Parse a Darknet ``.cfg`` with darknet's exact grammar, without weights.
 
     Args:
-        cfg: a path, the cfg text itself (a str containing a newline or
-            starting with ``[``, after an optional byte-order mark), or an
-            already parsed Config (returned as is).
+        cfg: a path (str, bytes or os.PathLike; a file name in any
+            encoding), the cfg text itself, or an already parsed Config
+            (returned as is). A str is cfg text only when it contains a
+            newline and is not the name of an existing file: ``"[net].cfg"``
+            is a file name, ``"[net]\\nwidth=416\\n..."`` text.
 
     Returns:
         The Config: layers, shapes, and :meth:`Config.expected_size`.

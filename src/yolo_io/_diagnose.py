@@ -22,8 +22,9 @@ from typing import Any, Literal
 from . import _core
 from ._attrs import DetectionAttrs, RegionAttrs, YoloAttrs
 from ._config import CfgLayer, Config, atoi, cfg_text, core_config, parse
-from ._errors import CfgError, CfgWarning, WeightsSizeError
+from ._errors import CfgError, CfgWarning, WeightsSizeError, YoloIOError
 from ._network import file_kinds
+from ._paths import PathArg, fs_path
 from ._published import Published, published_with_size
 
 __all__ = ["CfgEdit", "Diagnosis", "Finding", "LayerRef", "diagnose"]
@@ -39,7 +40,7 @@ _SUGGESTION_KINDS = ("class-count", "anchors-per-head", "header-seen-32bit",
 _FIT_KINDS = frozenset({"empty-file", "text-file", "archive", "too-short", "bad-header",
                         *_SUGGESTION_KINDS, "size-short", "size-long"})
 # The order of findings of the same severity.
-_ORDER = ("swapped-arguments", "cfg-error", "empty-file", "text-file", "archive", "too-short",
+_ORDER = ("swapped-arguments", "cfg-error", "head-filters", "empty-file", "text-file", "archive", "too-short",
           "bad-header", *_SUGGESTION_KINDS, "size-short", "size-long")
 
 # A file type the core recognises -> (finding kind, severity).
@@ -89,6 +90,8 @@ class Finding:
     ``"bad-header"``, ``"size-short"``, ``"size-long"``, ``"partial-file"``,
     ``"class-count"``, ``"anchors-per-head"``, ``"header-seen-32bit"``,
     ``"header-seen-64bit"``, ``"published-model"``, ``"heads-disagree"``,
+    ``"head-filters"`` (the cfg does not parse: convolutions whose
+    ``filters=`` do not fit their heads' ``classes=``/``mask=``),
     ``"data-classes"``, ``"names-count"``, ``"data-names"``, ``"names-missing"``,
     ``"cfg-warning"``;
     and from :func:`yolo_io.doctor` (the values): ``"non-finite"``,
@@ -164,11 +167,11 @@ class Diagnosis:
 
 
 def diagnose(
-    weights: str | os.PathLike[str],
-    cfg: str | os.PathLike[str] | Config,
+    weights: PathArg,
+    cfg: PathArg | Config,
     *,
-    data: str | os.PathLike[str] | None = None,
-    names: str | os.PathLike[str] | None = None,
+    data: PathArg | None = None,
+    names: PathArg | None = None,
     partial: bool = False,
 ) -> Diagnosis:
     """Say why ``weights`` and ``cfg`` do not load together, and what to change.
@@ -186,9 +189,12 @@ def diagnose(
     heads.
 
     Args:
-        weights: the ``.weights`` file.
+        weights: the ``.weights`` file (every path: str, bytes or
+            os.PathLike, a file name in any encoding).
         cfg: the ``.cfg`` file, or its text, or a Config from :func:`parse_cfg`
-            (then the class-count fixes need the file it was read from).
+            (then the class-count fixes need the file it was read from). A
+            str is cfg text only when it contains a newline and is not the
+            name of an existing file, as for :func:`parse_cfg`.
         data: darknet's ``.data`` file (``classes=``, ``names=``), optional.
         names: a ``.names`` file (one class per line), optional; by default the
             one the ``.data`` file names, if it exists.
@@ -202,9 +208,12 @@ def diagnose(
     Raises:
         FileNotFoundError, PermissionError, IsADirectoryError: a file cannot be read.
     """
-    weights_path = os.fspath(weights)
+    weights_path = fs_path(weights, "weights")
     source = cfg_text(cfg)
-    cfg_path = cfg.path if isinstance(cfg, Config) else "<string>" if source else os.fspath(cfg)
+    cfg_path = (cfg.path if isinstance(cfg, Config) else "<string>" if source
+                else fs_path(cfg, "cfg"))
+    data = None if data is None else fs_path(data, "data")
+    names = None if names is None else fs_path(names, "names")
     findings: list[Finding] = []
     # Only regular files are sniffed: a cfg may also come from a pipe (<(...)).
     given_file = not isinstance(cfg, Config) and source is None
@@ -224,9 +233,11 @@ def diagnose(
             config = (cfg if isinstance(cfg, Config)
                       else parse(cfg if source else cfg_path, stacklevel=2))
     except CfgError as err:
+        heads = None if kinds[1] == "weights" else _head_inputs(cfg_path, source, err,
+                                                                   weights_path)
         fix = ("pass the .cfg file as the cfg" if kinds[1] == "weights"
                else "fix the cfg line the message names")
-        findings.append(Finding("cfg-error", "error", str(err), fix=fix))
+        findings.append(heads or Finding("cfg-error", "error", str(err), fix=fix))
         return _done(weights_path, cfg_path, findings)
     findings.extend(Finding("cfg-warning", "info", w) for w in config.warnings)
     findings.extend(_head_findings(config))
@@ -414,16 +425,24 @@ class _Text:
     """The cfg's lines, to parse again with some of them changed: ``source``,
     or else the file the config was read from."""
 
-    def __init__(self, config: Config, source: bytes | None = None) -> None:
-        self.path = config.path
+    def __init__(self, config: Config | str, source: bytes | None = None) -> None:
+        self.path = config.path if isinstance(config, Config) else config
         if source is None:
-            source = _read_text_file(config.path)
+            source = _read_text_file(self.path)
         self.lines = source.split(b"\n")
 
     def old(self, line: int) -> str:
         return self.lines[line - 1].decode("utf-8", "replace").rstrip("\r").strip()
 
     def size_with(self, edits: Sequence[CfgEdit], header_size: int) -> int | None:
+        try:
+            core = _core.parse_cfg_text(self.text_with(edits))
+        except CfgError:
+            return None
+        return int(core.expected_bytes(header_size, -1))
+
+    def text_with(self, edits: Sequence[CfgEdit]) -> bytes:
+        """The cfg's bytes with ``edits`` made."""
         lines = list(self.lines)
         inserts: dict[int, list[bytes]] = {}
         for e in edits:
@@ -435,11 +454,101 @@ class _Text:
         for i, text in enumerate(lines, start=1):
             out.append(text)
             out.extend(inserts.get(i, ()))
+        return b"\n".join(out)
+
+
+# The core's message for a head whose input does not hold what it decodes
+# (heads.cpp, check_head_input): the convolution before it and its filters=.
+_HEAD_INPUT = re.compile(r"its input, layer (?P<layer>\d+) \(convolutional, line "
+                         r"(?P<line>\d+)\), outputs \S+: set filters=(?P<filters>\d+) there")
+
+
+def _head_inputs(path: str, source: bytes | None, err: CfgError,
+                 weights: str) -> Finding | None:
+    """For a cfg refused because a head's convolution has the wrong
+    ``filters=`` (the classes= changed, the filters= left): every such
+    convolution at once, with its ``filters=`` line, checked by parsing the cfg
+    again with them all changed; and the class count the weights fit."""
+    try:
+        text = _Text(path, source)
+    except OSError:
+        return None
+    edits: list[CfgEdit] = []
+    error: CfgError | None = err
+    for _ in range(len(text.lines)):  # one head per round
+        match = _HEAD_INPUT.search(str(error)) if error is not None else None
+        if error is None or match is None or error.line <= 1:
+            break
+        # The layers before the head's section parse: the convolution is the last.
+        lines = text.text_with(edits).split(b"\n")[:error.line - 1]
         try:
-            core = _core.parse_cfg_text(b"\n".join(out))
+            before = Config(_core.parse_cfg_text(b"\n".join(lines), path))
         except CfgError:
             return None
-        return int(core.expected_bytes(header_size, -1))
+        conv = before[int(match["layer"])] if int(match["layer"]) < len(before) else None
+        if conv is None or conv.line != int(match["line"]):
+            return None
+        edits.append(_edit(text, conv, "filters", int(match["filters"])))
+        try:
+            fixed = _core.parse_cfg_text(text.text_with(edits), path)
+        except CfgError as again:
+            error = again
+            continue
+        return _head_input_finding(path, text, edits, Config(fixed), weights)
+    return None
+
+
+def _head_input_finding(path: str, text: _Text, edits: list[CfgEdit], config: Config,
+                        weights: str) -> Finding:
+    heads = [h for h in _heads(config) or [] if any(e.layer == h.producer.index for e in edits)]
+    sections = "[" + "]/[".join(sorted({h.head.section.strip("[]") for h in heads})) + "]"
+    classes = "/".join(map(str, sorted({h.classes for h in heads})))
+    listing = "; ".join(f"layer {e.layer} (line {e.line}) has {e.old or 'no filters='}, its "
+                        f"head needs {e.new}" for e in edits)
+    message = (f"{path}: the filters= of the convolution before {len(edits)} "
+               f"{sections} head{'s' * (len(edits) > 1)} do not fit the heads' classes={classes} "
+               f"(filters = anchors in mask x (classes + values per box)): {listing}")
+    fit = _weights_classes(text, edits, config, weights)
+    fix = f"change these {len(edits)} filters= lines for classes={classes}"
+    if fit is not None:
+        k, back = fit
+        if k is None:
+            message += f"; {weights} fits the cfg with these lines changed"
+        else:
+            message += (f"; {weights} fits the cfg as it is with classes={k} (what the "
+                        f"filters= say): it was trained for {k} class{'es' * (k != 1)}")
+            fix += (f" (then train: these weights fit only the layers before layer "
+                    f"{min(e.layer for e in edits)}), or, to use these weights, keep the "
+                    f"filters= and set classes={k} back at "
+                    + ", ".join(f"{path}:{e.line}" for e in back))
+    return Finding("head-filters", "error", message, fix=fix, edits=tuple(edits),
+                   layer=_ref(heads[0].head) if heads else None)
+
+
+def _weights_classes(text: _Text, edits: list[CfgEdit], config: Config, weights: str
+                     ) -> tuple[int | None, list[CfgEdit]] | None:
+    """(None, []) when ``weights`` fits the cfg with ``edits`` made; (k, the
+    ``classes=`` lines to set) when it fits with classes=k at every head;
+    None when neither (or it cannot be read)."""
+    try:
+        _, _, _, _, header_size, _, actual = _core.read_header(weights)
+    except (OSError, YoloIOError):
+        return None
+    fixed = _Text(text.path, text.text_with(edits))
+    if fixed.size_with((), header_size) == actual:
+        return None, []
+    heads = _heads(config)
+    if not heads:
+        return None
+
+    def size_for_classes(k: int) -> int | None:
+        return fixed.size_with(_class_edits(fixed, heads, k), 20)
+
+    k = _solve_linear(size_for_classes, actual - header_size + 20)
+    if k is None:
+        return None
+    back = [e for e in _changed(_class_edits(fixed, heads, k)) if e.new.startswith("classes=")]
+    return k, back
 
 
 def _edit(text: _Text, layer: CfgLayer, key: str, value: int | str) -> CfgEdit:

@@ -12,7 +12,6 @@ reductions that copy no array; :func:`doctor` reads each value about twice.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ import numpy.typing as npt
 
 from ._attrs import DeconvolutionalAttrs, ImplicitAttrs, LocalAttrs, ShortcutAttrs
 from ._diagnose import Finding, LayerRef
+from ._paths import PathArg, shown
 from ._progress import progress_bar
 
 if TYPE_CHECKING:
@@ -249,7 +249,7 @@ _FIGSIZE = (12.0, 7.0)  # inches; at _DPI: 1200 x 700 pixels
 _DPI = 100
 
 
-def plot(net: Network, path: str | os.PathLike[str],
+def plot(net: Network, path: PathArg,
          findings: Sequence[Finding] = ()) -> Path:
     """Draw the weight magnitudes and batch-norm statistics of ``net`` per layer.
 
@@ -315,7 +315,7 @@ def plot(net: Network, path: str | os.PathLike[str],
     ax_bn.set_xlabel("layer index")
     errors = sum(f.severity == "error" for f in findings)
     warns = sum(f.severity == "warning" for f in findings)
-    fig.suptitle(f"{Path(net.path).name}: weights and batch-norm statistics per layer "
+    fig.suptitle(f"{shown(Path(net.path).name)}: weights and batch-norm statistics per layer "
                  f"({errors} error(s), {warns} warning(s) marked)")
     from . import _core
     from ._save import WriterStream
@@ -327,7 +327,7 @@ def plot(net: Network, path: str | os.PathLike[str],
     except BaseException:
         writer.abort()
         raise
-    return Path(path)
+    return Path(target)
 
 
 def _layer_stats(params: Mapping[str, Array]) -> tuple[float | None, ...]:

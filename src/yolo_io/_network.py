@@ -24,6 +24,7 @@ from ._config import (
 )
 from ._errors import CfgError, SwappedArgumentsError, WeightsSizeError, YoloIOError
 from ._fusion import as_bfloat16, bn_for_eps, plain_bits, threads_arg, warn_overflow
+from ._paths import PathArg, fs_path, is_path
 
 __all__ = ["Header", "Layer", "Network", "load"]
 
@@ -255,6 +256,17 @@ class Network(Sequence[Layer]):
         was loaded, as for :attr:`Layer.params`."""
         return self._live().raw
 
+    def fusable_layers(self) -> list[Layer]:
+        """The layers whose :meth:`Layer.fused` works: those of a kind that
+        stores weights and fuses (``fusion``, from the core's kind table:
+        convolutional, connected), present in the file (a partial file holds
+        only the first ones). ``fused()`` of any other layer raises.
+
+        Example:
+            >>> fused = [layer.fused() for layer in net.fusable_layers()]
+        """
+        return [layer for layer in self if layer.fusion is not None and layer.loaded]
+
     def fused_all(
         self,
         layout: str | None = None,
@@ -457,8 +469,8 @@ def _refuse_overlaps(targets: Mapping[int, tuple[npt.NDArray[np.generic], npt.ND
 
 
 def load(
-    weights: str | os.PathLike[str],
-    cfg: str | os.PathLike[str] | Config | None = None,
+    weights: PathArg,
+    cfg: PathArg | Config | None = None,
     *,
     partial: bool = False,
     copy: bool = False,
@@ -471,13 +483,16 @@ def load(
     ``params`` are used (and then through the page cache, not a copy).
 
     Args:
-        weights: path of the ``.weights`` file, or of a ``.safetensors`` file
+        weights: path (str, bytes or os.PathLike; a file name in any
+            encoding) of the ``.weights`` file, or of a ``.safetensors`` file
             (recognised from its first bytes): a raw yolo_io export, whose
             metadata holds the cfg and the darknet header and whose tensors
             are the darknet arrays in file order. Its ``params`` are views
             into its data region, and :func:`yolo_io.save` writes the
             original ``.weights`` back, byte for byte.
-        cfg: a path, cfg text, or a Config from :func:`parse_cfg`. Required
+        cfg: a path, cfg text, or a Config from :func:`parse_cfg` (a str is
+            cfg text only when it contains a newline and is not the name of
+            an existing file, as for :func:`parse_cfg`). Required
             for a ``.weights`` file; for a safetensors export, it replaces the
             stored cfg (and must plan exactly its tensors).
         partial: accept a file that ends exactly on a layer boundary, such as
@@ -514,32 +529,31 @@ def load(
         >>> net[0].params["weights"].shape
         (32, 3, 3, 3)
     """
-    if not isinstance(weights, (str, os.PathLike)):
-        raise TypeError(f"weights must be a path, not {type(weights).__name__}")
-    kind = _core.sniff_file(os.fspath(weights))
+    path = fs_path(weights, "weights")
+    kind = _core.sniff_file(path)
     if kind == "safetensors" or (kind in ("other", "weights") and cfg is None
-                                 and os.fspath(weights).endswith(".safetensors")):
+                                 and path.endswith(".safetensors")):
         # A damaged .safetensors file does not sniff as one (its first bytes
         # can even look like a weights header): without a cfg, read it as
         # what its name says, for the FormatError that says what is wrong.
-        return _load_safetensors(os.fspath(weights), cfg, copy)
+        return _load_safetensors(path, cfg, copy)
     if cfg is None:
-        raise TypeError(f"load() of the .weights file {os.fspath(weights)} needs its cfg: "
+        raise TypeError(f"load() of the .weights file {path} needs its cfg: "
                         "load(weights, cfg) (only a raw safetensors export brings its own)")
     try:
         config = parse(cfg, stacklevel=2)
     except CfgError as err:
-        _raise_if_swapped(weights, cfg, err)
+        _raise_if_swapped(path, cfg, err)
         raise
     try:
-        core = _core.Weights(core_config(config), os.fspath(weights), bool(partial), bool(copy))
+        core = _core.Weights(core_config(config), path, bool(partial), bool(copy))
     except WeightsSizeError as err:
-        _add_suggestion(err, config, os.fspath(weights), cfg)
+        _add_suggestion(err, config, path, cfg)
         raise
     return Network(config, core)
 
 
-def _load_safetensors(path: str, cfg: str | os.PathLike[str] | Config | None,
+def _load_safetensors(path: str, cfg: PathArg | Config | None,
                       copy: bool = False) -> Network:
     """A Network on a raw yolo_io safetensors export (every check in the core)."""
     file = _core.SafetensorsFile(path, copy)
@@ -589,9 +603,9 @@ def file_kinds(weights: str, cfg: str) -> tuple[str, str] | None:
 def _raise_if_swapped(weights: object, cfg: object, err: CfgError) -> None:
     """Raises SwappedArgumentsError when the cfg that failed to parse is a
     weights file and ``weights`` a cfg (the core reads 4 KiB of each)."""
-    if not (isinstance(weights, (str, os.PathLike)) and isinstance(cfg, (str, os.PathLike))):
+    if not (is_path(weights) and is_path(cfg)):
         return
-    real_weights, real_cfg = os.fspath(cfg), os.fspath(weights)
+    real_weights, real_cfg = fs_path(cfg), fs_path(weights)
     if file_kinds(real_cfg, real_weights) == ("cfg", "weights"):
         call = f"yolo_io.load({json.dumps(real_weights)}, {json.dumps(real_cfg)})"
         raise SwappedArgumentsError(

@@ -11,7 +11,6 @@ layout of the raw export are the core's (``csrc/yolo_io/safetensors.cpp``).
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy.typing as npt
 from . import _core
 from ._errors import ConversionError
 from ._network import Layer, Network
+from ._paths import PathArg
 from ._save import network_inputs, refuse_inputs, resolve_target
 
 Pair = tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]
@@ -32,7 +32,7 @@ _DTYPES = ("float32", "float16", "bfloat16")
 
 
 def save_safetensors(
-    path: str | os.PathLike[str],
+    path: PathArg,
     net: Network,
     *,
     fuse: bool = False,

@@ -18,6 +18,7 @@ from . import _core
 from ._config import Config, core_config, parse
 from ._errors import ConversionError, OutputIsInputError
 from ._network import Header, Network
+from ._paths import PathArg, fs_path
 from ._state_dict import as_array, from_state_dict
 
 __all__ = ["WriterStream", "network_inputs", "refuse_inputs", "resolve_target", "save",
@@ -28,9 +29,9 @@ Params = Mapping[str, Any]
 
 
 def save(
-    path: str | os.PathLike[str],
+    path: PathArg,
     source: Network | Mapping[Any, Any],
-    cfg: str | os.PathLike[str] | Config | None = None,
+    cfg: PathArg | Config | None = None,
     *,
     header: HeaderArg = None,
     seen: int | None = None,
@@ -134,11 +135,11 @@ def save(
     return Path(target)
 
 
-def resolve_target(path: str | os.PathLike[str]) -> str:
+def resolve_target(path: PathArg) -> str:
     """The file a save replaces: a symbolic link's target (written through,
     as darknet's ``fopen`` would), and only a regular file or a new name; a
     device, FIFO, socket or directory is refused (OSError)."""
-    target = os.fspath(path)
+    target = fs_path(path)  # str, bytes or os.PathLike, a name in any encoding
     if not target:
         raise FileNotFoundError(errno.ENOENT, "an empty path is no file name", target)
     try:
@@ -226,7 +227,7 @@ def _check_upto(upto: int, n: int) -> int:
     return int(upto)
 
 
-def _config_for(source: object, cfg: str | os.PathLike[str] | Config | None) -> Config:
+def _config_for(source: object, cfg: PathArg | Config | None) -> Config:
     if isinstance(source, Network):
         if cfg is None:
             return source.config
@@ -349,7 +350,7 @@ def _layer_buffer(info: _core.LayerInfo, params: Params, transpose: bool) -> npt
 
 
 def save_npz(
-    path: str | os.PathLike[str],
+    path: PathArg,
     net: Network,
     *,
     fuse: bool = False,

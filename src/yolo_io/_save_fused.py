@@ -19,6 +19,7 @@ from . import _core
 from ._config import CfgLayer, Config, atoi
 from ._errors import CfgWarning, ConversionError, YoloIOError
 from ._network import Header, Network, load
+from ._paths import PathArg
 from ._save import network_inputs, refuse_inputs, resolve_target, save, temp_name
 
 __all__ = ["save_fused"]
@@ -30,8 +31,8 @@ _BN_KEYS = ("batch_normalize", "cbn")
 
 
 def save_fused(
-    weights_path: str | os.PathLike[str],
-    cfg_path: str | os.PathLike[str],
+    weights_path: PathArg,
+    cfg_path: PathArg,
     net: Network,
     *,
     header: HeaderArg = None,

@@ -75,6 +75,7 @@ from ._attrs import (
 from ._config import CfgLayer, Config, parse
 from ._errors import ConversionError, YoloIOError
 from ._network import Network, load
+from ._paths import PathArg, fs_path, shown
 
 __all__ = ["TOLERANCES", "LayerComparison", "OutputComparison", "Verification",
            "darknet_image", "opencv_layer_names", "verify"]
@@ -215,7 +216,7 @@ class Verification:
     def complete(self) -> bool:
         """Every layer could be compared with OpenCV and at least one graph
         output was: ``ok`` then vouches for the whole model, not a prefix."""
-        return self.compared_until >= self.layer_count and bool(self.outputs)
+        return self.compared_until >= self.layer_count and any(o.compared for o in self.outputs)
 
     @property
     def first_divergence(self) -> LayerComparison | None:
@@ -324,21 +325,26 @@ def _summary_lines(v: Verification, all_layers: bool) -> list[str]:
         lines.append("layers: none compared" + _not_compared(v))
     if v.outputs:
         lines.append("outputs:")
-        rows = [[o.name, _dims(o.shape), o.reference, _num(o.max_abs), _num(o.max_rel),
+        # An output of which no value was compared (scores: OpenCV's all 0)
+        # shows no error and no verdict.
+        rows = [[o.name, _dims(o.shape), o.reference, "-", "-", "not compared"]
+                if o.ok and not o.compared else
+                [o.name, _dims(o.shape), o.reference, _num(o.max_abs), _num(o.max_rel),
                  "ok" if o.ok else "DIVERGES"] for o in v.outputs]
         lines += _table(["name", "shape", "compared with", "max abs", "max rel", ""], rows,
                         {3, 4})
     if v.notes:
         lines.append("notes:")
         lines += [f"  - {n}" for n in v.notes]
+    compared = sum(1 for o in v.outputs if o.compared)
     if v.ok and not v.complete:
         lines.append(f"PARTIAL: within tolerance where compared, but only "
                      f"{_count(len(v.layers), 'layer')} of {v.layer_count} and "
-                     f"{_count(len(v.outputs), 'output')} could be compared with OpenCV "
+                     f"{_count(compared, 'output')} could be compared with OpenCV "
                      f"(see the notes; --strict makes this exit 1)")
     elif v.ok:
         lines.append(f"ok: the ONNX model matches OpenCV within tolerance "
-                     f"({_count(len(v.layers), 'layer')}, {_count(len(v.outputs), 'output')} "
+                     f"({_count(len(v.layers), 'layer')}, {_count(compared, 'output')} "
                      f"compared)")
     else:
         first = v.first_divergence
@@ -423,7 +429,7 @@ def _letterbox(im: npt.NDArray[np.float32], w: int, h: int) -> npt.NDArray[np.fl
     return boxed
 
 
-def darknet_image(config: Config, image: str | os.PathLike[str] | None = None
+def darknet_image(config: Config, image: PathArg | None = None
                   ) -> tuple[npt.NDArray[np.float32], str]:
     """The network input darknet makes of an image for ``config``: RGB (or
     gray for one channel), scaled by 1/255, resized to the cfg's width and
@@ -454,12 +460,15 @@ def darknet_image(config: Config, image: str | os.PathLike[str] | None = None
             pixels = np.asarray(_opencv().cvtColor(pixels, _opencv().COLOR_RGB2GRAY))
     else:
         cv2 = _opencv()
-        path = os.fspath(image)
+        path = fs_path(image, "image")
         if not os.path.exists(path):
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
         if os.path.isdir(path):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-        read = cv2.imread(path, cv2.IMREAD_GRAYSCALE if c == 1 else cv2.IMREAD_COLOR)
+        with open(path, "rb") as f:  # Python opens a name in any encoding; imread cannot
+            encoded = np.frombuffer(f.read(), dtype=np.uint8)
+        read = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE if c == 1 else cv2.IMREAD_COLOR
+                            ) if encoded.size else None
         if read is None:
             raise OSError(errno.EINVAL, "not an image OpenCV can decode", path)
         pixels = np.asarray(read if c == 1 else read[:, :, ::-1])  # BGR -> RGB
@@ -652,11 +661,11 @@ def _within(max_abs: float, max_rel: float, atol: float, rtol: float) -> bool:
 
 
 def verify(
-    weights: str | os.PathLike[str] | Network,
-    cfg: str | os.PathLike[str] | Config | None = None,
+    weights: PathArg | Network,
+    cfg: PathArg | Config | None = None,
     *,
-    onnx_path: str | os.PathLike[str] | None = None,
-    image: str | os.PathLike[str] | None = None,
+    onnx_path: PathArg | None = None,
+    image: PathArg | None = None,
     dtype: str | None = None,
     atol: float | None = None,
     rtol: float | None = None,
@@ -701,7 +710,7 @@ def verify(
     cv2 = _opencv()
     if dtype is not None and dtype not in TOLERANCES:
         raise ValueError(f"dtype must be one of {', '.join(TOLERANCES)}, not {dtype!r}")
-    onnx_file = None if onnx_path is None else Path(onnx_path)
+    onnx_file = None if onnx_path is None else Path(fs_path(onnx_path, "onnx_path"))
     if onnx_file is not None and not onnx_file.is_file():
         code = errno.EISDIR if onnx_file.is_dir() else errno.ENOENT
         raise (IsADirectoryError if code == errno.EISDIR else FileNotFoundError)(
@@ -722,7 +731,7 @@ def verify(
 
 
 def _verify(net: Network, cv2: Any, ort: Any, onnx_file: Path | None,
-            image: str | os.PathLike[str] | None, dtype: str | None, atol: float | None,
+            image: PathArg | None, dtype: str | None, atol: float | None,
             rtol: float | None, opset: int, say: Callable[[str], object]) -> Verification:
     config = net.config
     if net.partial:
@@ -793,7 +802,10 @@ def _export(net: Network, folder: Path, dtype: str, opset: int, notes: list[str]
 
 def _session(ort: Any, path: Path) -> Any:
     try:
-        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        # onnxruntime takes UTF-8 names: another name's model is given as its bytes
+        utf8 = shown(str(path)) == str(path)
+        model = str(path) if utf8 else path.read_bytes()
+        return ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise YoloIOError(f"{path}: onnxruntime cannot load it: {first}") from err

@@ -38,6 +38,7 @@ from . import _attrs as A
 from ._config import CfgLayer
 from ._errors import ConversionError
 from ._network import Network
+from ._paths import PathArg, fs_path, shown
 from ._verify import LayerComparison, OutputComparison, Verification, verify
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def export(
 @overload
 def export(
     net: Network,
-    path: str | os.PathLike[str],
+    path: PathArg,
     *,
     opset: int = 17,
     outputs: Literal["raw", "decoded", "nms"] = "raw",
@@ -103,7 +104,7 @@ def export(
 
 def export(
     net: Network,
-    path: str | os.PathLike[str] | None = None,
+    path: PathArg | None = None,
     *,
     opset: int = 17,
     outputs: Literal["raw", "decoded", "nms"] = "raw",
@@ -148,7 +149,8 @@ def export(
         intermediates: also output every layer's result as ``layer_{i}``
             (what ``yolo-io verify`` compares layer by layer).
         score_threshold, iou_threshold, max_detections: the NMS settings
-            (``max_detections`` per class and image).
+            (``max_detections`` per class and image): thresholds in [0, 1],
+            ``max_detections`` at least 1; checked whatever ``outputs`` is.
 
     Returns:
         Without ``path``, the model (an ``onnx.ModelProto``). With ``path``,
@@ -158,6 +160,8 @@ def export(
     Raises:
         ConversionError: a layer type, activation or option that has no
             faithful export, naming the layer and its cfg line.
+        ValueError: an option out of range (``opset``, ``mish``, the NMS
+            settings), naming the option and the value.
         ImportError: the ``onnx`` package is missing.
     """
     if importlib.util.find_spec("onnx") is None:  # pragma: no cover - depends on the environment
@@ -179,6 +183,7 @@ def export(
         raise ValueError(f"mish must be 'auto', 'decomposed' or 'native', not {mish!r}")
     if mish == "native" and opset < 18:
         raise ValueError("the Mish operator needs opset 18 or later")
+    _check_nms_options(score_threshold, iou_threshold, max_detections)
     if net.partial:
         raise ConversionError(f"{net.path} holds only the first {net.covered_layers} of "
                               f"{len(net)} layers: an export needs them all")
@@ -190,10 +195,28 @@ def export(
     fill = _Filler(net, dtype, builder.initializers)
     try:
         if path is not None:
-            return _save(model, builder.initializers, Path(path), fill)
+            return _save(model, builder.initializers, Path(fs_path(path)), fill)
         return _with_data(model, builder.initializers, fill)
     finally:
         fill.close()
+
+
+def _check_nms_options(score_threshold: object, iou_threshold: object,
+                       max_detections: object) -> None:
+    """Refuses NMS settings that ONNX ``NonMaxSuppression`` would take but that
+    mean nothing (a threshold outside [0, 1] or NaN, no box kept), whatever
+    ``outputs`` is, so that a caller learns of them before the graph is built."""
+    for name, value in (("score_threshold", score_threshold), ("iou_threshold", iou_threshold)):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer,
+                                                             np.floating)):
+            raise TypeError(f"{name} must be a number in [0, 1], not {type(value).__name__}")
+        if not 0 <= value <= 1:  # NaN fails too
+            raise ValueError(f"{name} must be in [0, 1], got {float(value):g}")
+    if isinstance(max_detections, bool) or not isinstance(max_detections, (int, np.integer)):
+        raise TypeError(f"max_detections must be an int, not {type(max_detections).__name__}")
+    if not 1 <= max_detections < 2**63:
+        raise ValueError(f"max_detections must be at least 1 (boxes kept per class and image), "
+                         f"got {int(max_detections)}")
 
 
 def _varint(n: int) -> bytes:
@@ -325,6 +348,10 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
     inputs = network_inputs(fill.net)
     refuse_inputs(target, inputs)
     refuse_inputs(data_path, inputs)  # written, or removed as orphaned
+    if external and shown(data_path.name) != data_path.name:  # before any byte is written
+        raise ValueError(f"{shown(str(target))}: a model over 2 GB keeps its weights in "
+                         f"{shown(data_path.name)}, which the model names in UTF-8 (ONNX "
+                         f"strings are UTF-8); give the model a UTF-8 file name")
 
     def temporary(final: Path) -> Path:  # unique per call; fits wherever `final` does
         return Path(temp_name(final))
@@ -613,7 +640,7 @@ class _Builder:
                 "letter_box": int(net.config.net.letter_box)}),
             "yolo_io.omitted_layers": json.dumps(self.omitted),
             "yolo_io.weights_dtype": self.dtype,
-            "yolo_io.cfg": Path(str(net.config.path)).name,
+            "yolo_io.cfg": shown(Path(str(net.config.path)).name),  # UTF-8 in any case
         }
 
     # -- layers --------------------------------------------------------------

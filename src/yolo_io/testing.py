@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from . import _core
 from ._config import Config, parse
+from ._paths import PathArg, fs_path
 from ._save import refuse_inputs
 
 __all__ = ["header_bytes", "write_weights"]
@@ -30,8 +30,8 @@ def header_bytes(version: tuple[int, int, int] = (0, 2, 5), seen: int = 0) -> by
 
 
 def write_weights(
-    path: str | os.PathLike[str],
-    cfg: str | os.PathLike[str] | Config,
+    path: PathArg,
+    cfg: PathArg | Config,
     *,
     version: tuple[int, int, int] = (0, 2, 5),
     seen: int = 0,
@@ -72,7 +72,7 @@ def write_weights(
     if not 0 <= n <= len(config):
         raise ValueError(f"layers must be in 0..{len(config)}, got {layers}")
     rng = np.random.default_rng(seed)
-    out = Path(path)
+    out = Path(fs_path(path))
     with out.open("wb") as f:
         f.write(header_bytes(version, seen))
         if sparse:
