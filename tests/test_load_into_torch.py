@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -396,6 +397,25 @@ def test_a_mapping_of_the_wrong_kind_is_named(tmp_path: Path) -> None:
         f"torch layer '2' (Conv2d) does not fit darknet layer 0 ([convolutional], "
         f"{net.config.path} line 5): expected conv 3x3 3->4")
     assert info.value.darknet_layer == 0
+
+
+def test_a_bad_mapping_is_a_typed_error_naming_the_layer(tmp_path: Path) -> None:
+    net = small_net(tmp_path, CONV_THEN_BATCHNORM)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1), nn.BatchNorm2d(4), nn.Conv2d(4, 5, 1))
+    loc = rf"layer 0 \(\[convolutional\], {re.escape(net.config.path)} line 5\)"
+    for mapping, message in [
+            ({0: model[0]}, (rf"mapping\[0\] \({loc}\) is a Conv2d object: the mapping's "
+                            r"values are torch layer names")),
+            ({0: ["0", model[1]]}, r"mapping\[0\] .* is a list object"),
+            ({0: ()}, r"mapping\[0\] .* is \(\)"),
+            ({7: "0"}, r"mapping keys are darknet layer indices \(0\.\.2\) of .*, not 7"),
+            ({"0": "0"}, r"mapping keys are darknet layer indices .* not '0'"),
+            ({0: ("0", "2")}, rf"mapping\[0\] \({loc}\) names layers of two different units"),
+            ({0: "0", 2: "0"}, (r"mapping pairs torch layer '0' with two darknet layers: layer 0 "
+                               r".* and layer 2"))]:
+        with pytest.raises(yolo_io.ModelMismatchError, match=message):
+            unchanged_after(model, lambda m=mapping: yolo_io.torch.load_into(model, net,
+                                                                             mapping=m))
 
 
 TWO_CONVS = """\

@@ -706,14 +706,31 @@ def _fixed_pairs(config: Config, model: Model, dunits: Sequence[DUnit], funits: 
             if p is not None:
                 by_name[model.parts[p].name] = k
     out: dict[int, int] = {}
+    taken: dict[int, int] = {}  # darknet layer index -> framework unit
     for index, name in mapping.items():
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(config):
-            raise ValueError(f"mapping keys are darknet layer indices (0..{len(config) - 1}), "
-                             f"not {index!r}")
+            raise ModelMismatchError(
+                f"mapping keys are darknet layer indices (0..{len(config) - 1}) of "
+                f"{config.path}, not {index!r}",
+                framework_layer=name if isinstance(name, str) else None)
         if index not in by_layer:
             layer = config[index]
-            raise ValueError(f"mapping[{index}]: {layer.location} stores no parameters to load")
-        names = (name,) if isinstance(name, str) else tuple(name)
+            raise ModelMismatchError(
+                f"mapping[{index}]: {layer.location} stores no parameters to load",
+                framework_layer=name if isinstance(name, str) else None, darknet_layer=index,
+                line=layer.line)
+        if isinstance(name, str):
+            names: tuple[Any, ...] = (name,)
+        elif isinstance(name, (list, tuple)):
+            names = tuple(name)
+        else:
+            names = ()
+        if not names or not all(isinstance(n, str) for n in names):
+            raise ModelMismatchError(
+                f"mapping[{index}] ({config[index].location}) is {_name_text(name)}: the "
+                f"mapping's values are {model.framework} layer names (str; a conv and its "
+                "batch norm as a tuple of two), not layer objects",
+                darknet_layer=index, line=config[index].line)
         units = set()
         for n in names:
             if n not in by_name:
@@ -725,12 +742,28 @@ def _fixed_pairs(config: Config, model: Model, dunits: Sequence[DUnit], funits: 
                     line=config[index].line)
             units.add(by_name[n])
         if len(units) != 1:
-            raise ValueError(f"mapping[{index}] names layers of two different units: "
-                             f"{', '.join(map(repr, names))}")
-        out[by_layer[index]] = units.pop()
-    if len(set(out.values())) != len(out):
-        raise ValueError("mapping pairs one framework layer with two darknet layers")
+            raise ModelMismatchError(
+                f"mapping[{index}] ({config[index].location}) names layers of two different "
+                f"units: {', '.join(map(repr, names))}", framework_layer=names[0],
+                darknet_layer=index, line=config[index].line)
+        unit = units.pop()
+        twice = next((i for i, f in taken.items() if f == unit), None)
+        if twice is not None:
+            raise ModelMismatchError(
+                f"mapping pairs {model.framework} layer {_name_text(name)} with two darknet "
+                f"layers: {config[twice].location} and {config[index].location}",
+                framework_layer=names[0], darknet_layer=index, line=config[index].line)
+        taken[index] = unit
+        out[by_layer[index]] = unit
     return out
+
+
+def _name_text(name: Any) -> str:
+    """A mapping value in a message: its repr, or its type for an object."""
+    if isinstance(name, str) or (isinstance(name, (list, tuple)) and
+                                 all(isinstance(n, str) for n in name)):
+        return repr(name)
+    return f"a {type(name).__name__} object"
 
 
 # -- checks and diagnosis -------------------------------------------------------------------
