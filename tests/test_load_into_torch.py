@@ -436,6 +436,80 @@ activation=linear
 """
 
 
+def two_convs(**kwargs: Any) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1, **kwargs), nn.Conv2d(4, 5, 1, **kwargs))
+
+
+def test_a_model_on_the_meta_device_is_refused(tmp_path: Path) -> None:
+    """Nothing can be written into a meta tensor, and to_empty() would lose it."""
+    net = small_net(tmp_path, TWO_CONVS)
+    with torch.device("meta"):
+        model = two_convs()
+    assert yolo_io.torch.check_model(model, net).rows()[0]["status"] == "ok"  # shapes only
+    with pytest.raises(yolo_io.ModelMismatchError, match=r"torch tensor '0\.weight' is on the meta "
+                       r"device, .* Call model\.to_empty\(device='cpu'\) first, or build the "
+                       r"model on the CPU \(layer 0 \(\[convolutional\], .* line 5\) goes there\)"):
+        yolo_io.torch.load_into(model, net)
+    # Half on meta: its first parameter on meta is named.
+    model = two_convs()
+    model[1].bias = nn.Parameter(torch.empty(5, device="meta"))
+    with pytest.raises(yolo_io.ModelMismatchError, match=r"'1\.bias' is on the meta device"):
+        unchanged_after(model[:1], lambda: yolo_io.torch.load_into(model, net))
+    model.to_empty(device="cpu")
+    yolo_io.torch.load_into(model, net)
+    x = natural_image(3, 8, 8)
+    with torch.no_grad():
+        got = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+
+
+class Refuses(torch.Tensor):
+    """A tensor whose copy_ fails (as a copy to another device or dtype can)."""
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func is torch.Tensor.copy_ and isinstance(args[0], Refuses):
+            raise RuntimeError("this tensor refuses to be written")
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_tensors_a_write_would_fail_on_are_refused_before_the_first_write(
+        tmp_path: Path) -> None:
+    """"On any error the model is unchanged": what would make a write fail
+    (or succeed and lose values) is found before anything is written, and
+    a write that fails anyway puts back what was written before it."""
+    net = small_net(tmp_path, TWO_CONVS)
+    expanded = two_convs()
+    expanded[1].bias = nn.Parameter(torch.zeros(1).expand(5))
+    inference = two_convs()
+    with torch.inference_mode():
+        inference[1].bias = nn.Parameter(torch.zeros(5), requires_grad=False)
+    integer = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4),
+                            nn.Conv2d(4, 5, 1))
+    integer[1].running_var = torch.ones(4, dtype=torch.int64)
+    aliased = two_convs()
+    storage = torch.zeros(5 * 4 + 5)
+    aliased[1].weight = nn.Parameter(storage[:20].view(5, 4, 1, 1))
+    aliased[1].bias = nn.Parameter(storage[18:23])
+    bn_net = small_net(tmp_path, CONV_THEN_BATCHNORM)
+    for model, source, message in [
+            (expanded, net, (r"torch tensor '1\.bias' has elements that share memory \(an "
+                            r"expanded or as_strided tensor, strides \(0,\)\)")),
+            (inference, net, r"torch tensor '1\.bias' was created in torch\.inference_mode\(\)"),
+            (integer, bn_net, (r"torch tensor '1\.running_var' has dtype torch\.int64, which "
+                              r"cannot hold darknet's float values \(layer 1 \(\[batchnorm\]")),
+            (aliased, net, r"torch tensors '1\.weight' and '1\.bias' share memory")]:
+        with pytest.raises(yolo_io.ModelMismatchError, match=message):
+            unchanged_after(model, lambda m=model, n=source: yolo_io.torch.load_into(m, n))
+    # A copy that fails anyway: the tensors written before it are put back.
+    model = two_convs().double()
+    model[1].bias = nn.Parameter(torch.zeros(5, dtype=torch.float64).as_subclass(Refuses))
+    with pytest.raises(yolo_io.ConversionError, match=r"torch tensor '1\.bias' could not take "
+                       r"darknet's values \(RuntimeError: this tensor refuses to be written\); "
+                       r"the tensors written before it were put back"):
+        unchanged_after(model, lambda: yolo_io.torch.load_into(model, net))
+
+
 class CachesAGrid(nn.Module):
     """Registers its head first (so the order does not fit and the forward
     is traced) and caches a tensor on itself in forward(), as detection

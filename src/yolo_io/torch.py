@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import ConversionError, ModelMismatchError
+from ._errors import ConversionError, ModelMismatchError, YoloIOError
 from ._fusion import bn_for_eps, fold_bn, threads_arg
 from ._pairing import Model, Node, Pairing, Part, bn_past_partial_end, pair
 
@@ -309,8 +310,11 @@ class _Plan:
         # holds the tensors, so that the addresses stay valid.
         self.reads: list[tuple[int, str, int, int]] = []
         self.keep: list[Any] = []
-        self.fused: list[tuple[int, Any, Any]] = []  # layer, weight tensor, bias tensor
-        self.arrays: list[tuple[Any, npt.NDArray[np.float32]]] = []
+        # layer, weight tensor, bias tensor, their names
+        self.fused: list[tuple[int, Any, Any, str, str]] = []
+        self.arrays: list[tuple[Any, npt.NDArray[np.float32], str, CfgLayer]] = []
+        # (device, start, end, name, layer) of every tensor written: no two may overlap.
+        self.extents: list[tuple[str, int, int, str, CfgLayer]] = []
 
     @staticmethod
     def _shape_error(tensor_name: str, tensor: Any, shape: tuple[int, ...],
@@ -322,6 +326,52 @@ class _Plan:
                 framework_layer=tensor_name.rpartition(".")[0], darknet_layer=layer.index,
                 line=layer.line)
 
+    def target(self, tensor: Any, tensor_name: str, layer: CfgLayer) -> None:
+        """Refuses a tensor a write would fail on, or succeed on and lose
+        (checked for every tensor before the first write, so that an error
+        leaves the model as it was)."""
+        why = ""
+        if tensor.is_meta:
+            why = ("is on the meta device, which holds no values: what load_into wrote "
+                   "would be lost when to_empty() allocates the model. Call "
+                   "model.to_empty(device='cpu') first, or build the model on the CPU")
+        elif not (tensor.dtype.is_floating_point and not tensor.dtype.is_complex):
+            why = f"has dtype {tensor.dtype}, which cannot hold darknet's float values"
+        elif tensor.is_inference():
+            why = ("was created in torch.inference_mode(), so it cannot be written outside "
+                   "it: clone() it, or build the model outside inference mode")
+        elif tensor.layout != self.torch.strided:
+            why = f"has layout {tensor.layout}, not a dense (strided) tensor"
+        elif _self_overlapping(tuple(tensor.shape), tuple(tensor.stride())):
+            why = ("has elements that share memory (an expanded or as_strided tensor, "
+                   f"strides {tuple(tensor.stride())}): writing darknet's values into it "
+                   "would keep one value of each group; make it a real tensor "
+                   "(nn.Parameter(t.clone()))")
+        if why:
+            raise ModelMismatchError(
+                f"torch tensor {tensor_name!r} {why} ({layer.location} goes there)",
+                framework_layer=tensor_name.rpartition(".")[0], darknet_layer=layer.index,
+                line=layer.line)
+        if tensor.numel():
+            span = 1 + sum((n - 1) * st for n, st in zip(tensor.shape, tensor.stride(),
+                                                        strict=True))
+            start = tensor.data_ptr()
+            self.extents.append((str(tensor.device), start, start + span * tensor.element_size(),
+                                 tensor_name, layer))
+
+    def check_overlaps(self) -> None:
+        """Two tensors written that share memory (a bias that is a view into
+        a weight, say) would take each other's values."""
+        extents = sorted(self.extents, key=lambda e: e[:3])
+        for a, b in itertools.pairwise(extents):
+            if a[0] == b[0] and b[1] < a[2]:
+                raise ModelMismatchError(
+                    f"torch tensors {a[3]!r} and {b[3]!r} share memory (views of one "
+                    f"tensor?), but take the values of {a[4].location} and {b[4].location}: "
+                    "writing one would overwrite the other; give each its own tensor",
+                    framework_layer=b[3].rpartition(".")[0], darknet_layer=b[4].index,
+                    line=b[4].line)
+
     def fast(self, tensor: Any) -> bool:
         """The core can fill it in place: a CPU float32 C-contiguous tensor."""
         return bool(tensor.dtype == self.float32 and tensor.is_cpu and tensor.is_contiguous())
@@ -329,6 +379,7 @@ class _Plan:
     def read(self, layer: CfgLayer, src: _Source, name: str, tensor: Any,
              tensor_name: str) -> None:
         """``tensor`` takes ``layer``'s array ``name``."""
+        self.target(tensor, tensor_name, layer)
         if self.fast(tensor) and (src.plain_weights or name != "weights"):
             # The pairing matched this tensor's shape (its signature); the core
             # checks the byte count.
@@ -338,37 +389,82 @@ class _Plan:
         source = src[name]
         if tensor.shape != source.shape:
             self._shape_error(tensor_name, tensor, source.shape, layer)
-        self.arrays.append((tensor, np.asarray(source).reshape(tuple(tensor.shape))))
+        self.arrays.append((tensor, np.asarray(source).reshape(tuple(tensor.shape)), tensor_name,
+                            layer))
 
     def array(self, tensor: Any, values: npt.NDArray[np.float32], tensor_name: str,
               layer: CfgLayer) -> None:
+        self.target(tensor, tensor_name, layer)
         self._shape_error(tensor_name, tensor, values.shape, layer)
-        self.arrays.append((tensor, values))
+        self.arrays.append((tensor, values, tensor_name, layer))
+
+    def fuse(self, layer: CfgLayer, weight: Any, bias: Any, prefix: str) -> None:
+        """``weight`` and ``bias`` take ``layer``'s batch norm folded in."""
+        self.target(weight, prefix + ".weight", layer)
+        self.target(bias, prefix + ".bias", layer)
+        self.fused.append((layer.index, weight, bias, prefix + ".weight", prefix + ".bias"))
 
     def run(self, net: Network, threads: int) -> None:
+        """Writes every tensor: first those torch copies into (they are kept,
+        to be put back if a later write fails), then those filled in place."""
         torch = self.torch
+        self.check_overlaps()
+        fast = {i: (w.detach().numpy(), b.detach().numpy()) for i, w, b, _, _ in self.fused
+                if self.fast(w) and self.fast(b)}
+        kept: list[tuple[Any, Any]] = []  # (tensor, its values before) of tensors copied into
+        name = ""
+
+        def copy(tensor: Any, values: npt.NDArray[Any], tensor_name: str) -> None:
+            nonlocal name
+            name = tensor_name
+            before = tensor.detach().to("cpu", copy=True)
+            tensor.copy_(torch.from_numpy(np.array(values, np.float32)))
+            kept.append((tensor, before))
+
         with torch.no_grad():
-            if self.reads:
-                # Tensors checked by fast() (CPU, float32, contiguous), by
-                # address: no NumPy view per tensor.
-                net._live().read_params_into(self.reads, threads)
-            if self.fused:
-                fast = {i: (w.detach().numpy(), b.detach().numpy()) for i, w, b in self.fused
-                        if self.fast(w) and self.fast(b)}
-                if fast:
-                    net.fuse_into(fast, "OIHW", dense_layout="OI", flatten="CHW",
-                                  threads=threads)
-                for i, w, b in self.fused:
+            try:
+                for i, w, b, wname, bname in self.fused:
                     if i not in fast:
                         fw, fb = net[i].fused("OIHW" if net[i].fusion == "conv" else "OI",
                                               flatten="CHW")
-                        w.copy_(torch.from_numpy(fw))
-                        b.copy_(torch.from_numpy(fb))
-            for tensor, values in self.arrays:
-                if self.fast(tensor):
-                    np.copyto(tensor.detach().numpy(), values.reshape(tuple(tensor.shape)))
-                else:
-                    tensor.copy_(torch.from_numpy(np.array(values, np.float32)))
+                        copy(w, fw, wname)
+                        copy(b, fb, bname)
+                for tensor, values, tensor_name, _ in self.arrays:
+                    if not self.fast(tensor):
+                        copy(tensor, values, tensor_name)
+                name = ""
+                if self.reads:
+                    # Tensors checked by fast() (CPU, float32, contiguous), by
+                    # address: no NumPy view per tensor.
+                    net._live().read_params_into(self.reads, threads)
+                if fast:
+                    net.fuse_into(fast, "OIHW", dense_layout="OI", flatten="CHW",
+                                  threads=threads)
+                for tensor, values, _, _ in self.arrays:
+                    if self.fast(tensor):
+                        np.copyto(tensor.detach().numpy(), values.reshape(tuple(tensor.shape)))
+            except Exception as err:
+                for tensor, before in reversed(kept):
+                    tensor.copy_(before)
+                if isinstance(err, YoloIOError) or not name:
+                    raise
+                raise ConversionError(
+                    f"torch tensor {name!r} could not take darknet's values "
+                    f"({type(err).__name__}: {err}); the tensors written before it were put "
+                    "back") from err
+
+
+def _self_overlapping(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    """Whether two elements of a strided tensor share memory: with its
+    dimensions sorted by stride, each stride must pass the extent of the
+    dimensions before it."""
+    dims = sorted((st, n) for n, st in zip(shape, strides, strict=True) if n > 1)
+    extent = 0
+    for st, n in dims:
+        if st <= extent:
+            return True
+        extent += (n - 1) * st
+    return False
 
 
 class _Source:
@@ -421,7 +517,7 @@ def _plan(net: Network, pairing: Pairing, torch: Any) -> _Plan:
             continue
         if d.bn and f.bn is None:  # fold darknet's batch norm into the layer (fuse=True)
             plan._shape_error(main.name + ".weight", m.weight, src["weights"].shape, layer)
-            plan.fused.append((layer.index, m.weight, m.bias))
+            plan.fuse(layer, m.weight, m.bias, main.name)
             continue
         plan.read(layer, src, "weights", m.weight, main.name + ".weight")
         if d.bn:
@@ -582,8 +678,13 @@ def load_into(module: torch.nn.Module, net: Network, *, fuse: bool = False,
 
     Raises:
         ModelMismatchError: a module that does not fit (see
-            :func:`check_model`); the module is unchanged.
-        ConversionError: a darknet layer no torch layer type here takes.
+            :func:`check_model`), or a tensor that cannot take the values
+            (on the meta device: ``to_empty()`` first; not floating-point;
+            expanded or sharing memory with another; an inference tensor);
+            all checked before the first write: the module is unchanged.
+        ConversionError: a darknet layer no torch layer type here takes; a
+            copy that failed nonetheless (what was written before it is put
+            back).
     """
     pairing = _pairing(module, net, mapping=mapping, strict=strict, fuse=fuse, trace=trace,
                        example_input=example_input)
