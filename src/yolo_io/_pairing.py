@@ -16,16 +16,18 @@ pairing, so that the message can say "use fuse=True".
 Pairing, in order of preference:
 
 1. ``mapping``: pairs the caller names.
-2. The framework's order (torch: the order modules are registered in), when
-   its units' signatures are darknet's, one for one.
-3. The data flow: a graph of the framework model (Keras' functional graph; a
-   traced forward for torch), matched with darknet's own (route = ordered
+2. The data flow, whenever the framework gives a graph of the model (Keras'
+   functional graph or a traced call(); a traced forward for torch; a model
+   that connects its layers otherwise is refused even where its shapes line
+   up), matched with darknet's own (route = ordered
    concatenation, shortcut/sam/scale_channels = combination, every other
    layer passes its input on). Units are matched in darknet's order: a unit
    pairs with the framework unit of the same signature whose input is the
    counterpart of its input; where several could, each is tried in turn and
    the one that lets the rest of the graph match is kept (if two do, the
    error asks for a mapping).
+3. Without a graph, the framework's order (torch: the order modules are
+   registered in), when its units' signatures are darknet's, one for one.
 
 Framework layers that are not paired are errors with ``strict`` (the
 default), as are darknet layers without a counterpart.
@@ -70,6 +72,10 @@ class Part:
     obj: Any = None
     stride: tuple[int, int] | None = None  # a conv's (y, x)
     dilation: tuple[int, int] | None = None
+    # A conv's own padding, (top, bottom, left, right) for an input of (h, w),
+    # and what it pads with ("zeros", "reflect", ...).
+    padding: Callable[[int, int], tuple[int, int, int, int]] | None = None
+    padding_mode: str = "zeros"
 
     @property
     def kind(self) -> str | None:
@@ -81,11 +87,13 @@ class Node:
     """One operation of a framework model's data flow: ``"input"``, ``"part"``
     (a call of ``parts[part]``), ``"concat"`` (channel concatenation, preds in
     order), ``"combine"`` (an element-wise operation of several inputs, such as
-    an addition), or ``"op"`` (anything else; it passes its input on)."""
+    an addition), or ``"op"`` (anything else; it passes its input on; ``pad``:
+    it pads its input with zeros)."""
 
     kind: str
     preds: list[int] = field(default_factory=list)
     part: int = -1
+    pad: tuple[int, int, int, int] | None = None  # an op that zero-pads (top, bottom, left, right)
 
 
 @dataclass
@@ -586,8 +594,7 @@ def _next_unit(dnodes: Sequence[Node], order: Sequence[int], at: int) -> int:
 
 
 def pair(config: Config, model: Model, *, mapping: Mapping[int, Any] | None = None,
-         strict: bool = True, fuse: bool = False,
-         trace: Callable[[], list[Node] | None] | None = None) -> Pairing:
+         strict: bool = True, fuse: bool = False) -> Pairing:
     """Pairs ``config``'s units with ``model``'s (see the module docs) and
     checks them; raises ModelMismatchError (or ConversionError for a layer
     no framework type takes) naming the first that does not fit."""
@@ -609,13 +616,6 @@ def pair(config: Config, model: Model, *, mapping: Mapping[int, Any] | None = No
     matcher: _GraphMatch | None = None
     if model.graph is None:
         result = by_order()
-        if result is None and trace is not None:
-            model.graph = trace()
-            if model.graph is not None:
-                model.order = "the traced forward's data flow"
-                funits = framework_units(model)
-                fixed = _fixed_pairs(config, model, dunits, funits, mapping or {})
-                _check_fixed(config, model, dunits, funits, fixed, fuse)
     if result is None and model.graph is not None:
         dnodes = darknet_graph(config, dunits)
         matcher = _GraphMatch(dunits, dnodes, model, funits, fixed, strict)
@@ -973,6 +973,7 @@ def _missing(pairing: Pairing, d: DUnit, before: FUnit | None) -> None:
 
 def _check_pairs(pairing: Pairing, fuse: bool) -> None:
     model = pairing.model
+    node_of = {n.part: k for k, n in enumerate(model.graph or []) if n.kind == "part"}
     for p in pairing.pairs:
         d, f = p.dunit, p.funit
         if d is None or f is None:
@@ -984,7 +985,7 @@ def _check_pairs(pairing: Pairing, fuse: bool) -> None:
             _check_bn(pairing, d, main)
             continue
         if d.attrs is not None:
-            _check_conv_geometry(pairing, d, main)
+            _check_conv_geometry(pairing, d, main, node_of.get(f.main))
         if f.bn is not None:
             if not d.bn:
                 raise ModelMismatchError(
@@ -1019,9 +1020,9 @@ def _check_pairs(pairing: Pairing, fuse: bool) -> None:
                 pairing=pairing)
 
 
-def _check_conv_geometry(pairing: Pairing, d: DUnit, part: Part) -> None:
-    """Strides and dilation: the weights fit whatever they are, but the model
-    would compute something else."""
+def _check_conv_geometry(pairing: Pairing, d: DUnit, part: Part, node: int | None) -> None:
+    """Strides, dilation and padding: the weights fit whatever they are, but
+    the model would compute something else."""
     a = d.attrs
     checks = [("dilation", part.dilation, (a["dilation"], a["dilation"]))]
     if not a["antialiasing"]:  # antialiasing: the conv runs at stride 1, a blur strides
@@ -1034,6 +1035,71 @@ def _check_conv_geometry(pairing: Pairing, d: DUnit, part: Part) -> None:
                 f"{_pair_text(want)}: the weights fit, but the model computes something else",
                 framework_layer=part.name, darknet_layer=d.index, line=d.layer.line,
                 pairing=pairing)
+    _check_padding(pairing, d, part, node)
+
+
+def _check_padding(pairing: Pairing, d: DUnit, part: Part, node: int | None) -> None:
+    """Darknet pads ``pad * dilation`` zeros on each side (``pad``: size/2
+    with ``pad=1``, else ``padding=``; the core's attrs). The model's padding
+    is its conv's own plus the zero padding of the operations right before
+    it (a ZeroPad2d / ZeroPadding2D, F.pad), when its data flow is known. An
+    uneven padding computes the same when it pads the top and left as darknet
+    does and gives the same output size for the cfg's input (a ZeroPadding2D
+    of (1, 0) before a stride-2 "valid" conv, on an even size)."""
+    if part.padding is None:
+        return
+    a = d.attrs
+    _, h, w = d.layer.input_shape
+    framework = pairing.model.framework
+    found = list(part.padding(h, w))
+    graph = pairing.model.graph
+    if graph is not None and node is not None:
+        k = graph[node].preds[0] if graph[node].preds else -1
+        while k >= 0 and graph[k].pad is not None and len(graph[k].preds) == 1:
+            found = [x + y for x, y in zip(found, graph[k].pad, strict=True)]  # type: ignore[arg-type]
+            k = graph[k].preds[0]
+    want = a["pad"] * a["dilation"]
+    lines = [f"{o}= at line {d.layer.option_line(o)}" for o in ("pad", "padding")
+             if o in d.layer.options]
+    where = f" ({pairing.config.path}: {', '.join(lines)})" if lines else ""
+    why = ""
+    if part.padding_mode != "zeros" and any(found):
+        why = (f"pads with padding_mode={part.padding_mode!r}, but darknet "
+               f"{d.layer.location} pads with zeros")
+    elif found != [want] * 4 and not (
+            found[0] == found[2] == want and _even(h, found[0] + found[1], want, a, part, 0)
+            and _even(w, found[2] + found[3], want, a, part, 1)):
+        dil = f" (pad {a['pad']} x dilation {a['dilation']})" if a["dilation"] != 1 else ""
+        why = (f"pads {_padding_text(found)} for its {h}x{w} input, but darknet "
+               f"{d.layer.location} pads {want} on each side{dil}{where}")
+        if (graph is None or node is None) and all(x <= want for x in found):
+            # A padding layer before it may pad the rest: only its data flow says.
+            pairing._notes.append(
+                f"{framework} layer {part.name!r} {why}; its data flow is not known, so "
+                "whether a padding layer before it pads the rest was not checked")
+            return
+    if why:
+        raise ModelMismatchError(
+            f"{framework} layer {part.name!r} ({part.type_name}) {why}: the weights fit, but "
+            "the model computes something else", framework_layer=part.name,
+            darknet_layer=d.index, line=d.layer.line,
+            expected={"padding": (want,) * 4}, found={"padding": tuple(found)}, pairing=pairing)
+
+
+def _even(size: int, total: int, want: int, a: Mapping[str, Any], part: Part, axis: int) -> bool:
+    """The same output size along one axis with ``total`` padding as with
+    darknet's ``want`` on each side."""
+    k = a["size"]
+    dil = a["dilation"]
+    stride = part.stride[axis] if part.stride is not None else 1
+    span = dil * (k - 1) + 1
+    return bool((size + total - span) // stride == (size + 2 * want - span) // stride)
+
+
+def _padding_text(found: Sequence[int]) -> str:
+    if len(set(found)) == 1:
+        return f"{found[0]} on each side"
+    return "(" + ", ".join(map(str, found)) + ") (top, bottom, left, right)"
 
 
 def _pair_text(yx: Sequence[int]) -> str:

@@ -76,7 +76,8 @@ def _part(name: str, m: Any, nn: Any, lazy: Any) -> Part | None:
         out, in_g, kh, kw = shapes["weight"]
         return Part(name, kind.__name__, ("conv", in_g * m.groups, out, kh, kw, m.groups),
                     shapes, bias="bias" in shapes, obj=m, stride=tuple(m.stride),
-                    dilation=tuple(m.dilation))
+                    dilation=tuple(m.dilation), padding=_padding(m),
+                    padding_mode=str(m.padding_mode))
     if isinstance(m, nn.Linear):
         out, inp = shapes["weight"]
         return Part(name, kind.__name__, ("dense", inp, out), shapes, bias="bias" in shapes,
@@ -91,6 +92,21 @@ def _part(name: str, m: Any, nn: Any, lazy: Any) -> Part | None:
         return Part(name, kind.__name__, ("bn", m.num_features), shapes, eps=float(m.eps),
                     affine=bool(m.affine), obj=m)
     return Part(name, kind.__name__, None, shapes, obj=m)
+
+
+def _padding(m: Any) -> Any:
+    """A Conv2d's padding (top, bottom, left, right), as its forward pads:
+    ``"same"`` puts the odd pixel after (torch's ``Conv2d.__init__``)."""
+    if isinstance(m.padding, str):
+        if m.padding == "valid":
+            pads = (0, 0, 0, 0)
+        else:
+            (ty, tx) = (d * (k - 1) for d, k in zip(m.dilation, m.kernel_size, strict=True))
+            pads = (ty // 2, ty - ty // 2, tx // 2, tx - tx // 2)
+    else:
+        py, px = (int(v) for v in m.padding)
+        pads = (py, py, px, px)
+    return lambda h, w: pads
 
 
 def _expected_shapes(part: Part, sig: tuple[Any, ...]) -> dict[str, tuple[int, ...]]:
@@ -194,6 +210,8 @@ def _trace(module: Any, parts: list[Part], example: Any, torch: Any, notes: list
             dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
             if name in _CONCAT and dim in (1, -3):
                 nodes.append(Node("concat", ins))
+            elif name == "pad" and len(ins) == 1 and (pad := _zero_pad(args, kwargs)):
+                nodes.append(Node("op", ins, pad=pad))
             else:
                 # Even an op of one input is a node: a batch norm after an
                 # activation is not the conv's own (an in-place activation
@@ -261,6 +279,19 @@ def _trace(module: Any, parts: list[Part], example: Any, torch: Any, notes: list
             h.remove()
         _restore(saved)
     return nodes
+
+
+def _zero_pad(args: Any, kwargs: dict[str, Any]) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of an ``F.pad`` call that pads the last two
+    dimensions with zeros (ZeroPad2d's, say); None for any other."""
+    pad = kwargs.get("pad", args[1] if len(args) > 1 else None)
+    mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+    value = kwargs.get("value", args[3] if len(args) > 3 else None)
+    if mode != "constant" or value not in (None, 0) or not isinstance(pad, (tuple, list)) \
+            or len(pad) not in (2, 4) or not all(isinstance(v, int) for v in pad):
+        return None
+    left, right, top, bottom = (*pad, 0, 0)[:4]
+    return (top, bottom, left, right)
 
 
 Saved = list[tuple[Any, dict[str, Any], dict[str, Any]]]
@@ -589,21 +620,30 @@ def _pairing(module: Any, net: Network | Config, *, mapping: Mapping[int, Any] |
             first = next(iter(module.parameters()), None)
             example = torch.zeros(1, c, h, w) if first is None else \
                 torch.zeros(1, c, h, w, device=first.device, dtype=first.dtype)
-        graph = _trace(module, model.parts, example, torch, notes)
-        if graph is None:
-            model.order += "; " + notes[-1]
-        return graph
+        return _trace(module, model.parts, example, torch, notes)
 
-    if trace:
+    if trace is False:
+        notes.append("trace=False: its data flow (what feeds each layer, the order of a "
+                     "route's inputs) was not checked, only the shapes in " + model.order)
+    else:
         model.graph = traced()
         if model.graph is None:
-            raise ConversionError(f"trace=True, but the torch model's forward could not be "
-                                  f"traced: {notes[-1].removeprefix('its forward could not be traced ')}"
-                                  "; pass trace=None to pair by the order its modules are "
-                                  "registered in")
-        model.order = "the traced forward's data flow"
-    return pair(config, model, mapping=mapping, strict=strict, fuse=fuse,
-                trace=traced if trace is None else None)
+            if trace:
+                raise ConversionError(
+                    "trace=True, but the torch model's forward could not be traced: "
+                    f"{notes[-1].removeprefix('its forward could not be traced ')}; pass "
+                    "trace=False to pair by the order its modules are registered in, without "
+                    "checking the data flow")
+            model.order += "; " + notes[-1]
+            notes[-1] += ("; its data flow (what feeds each layer, the order of a route's "
+                          "inputs) was not checked, only the shapes in the order its modules "
+                          "are registered in (pass example_input= if the forward needs "
+                          "another input)")
+        else:
+            model.order = "the traced forward's data flow"
+    pairing = pair(config, model, mapping=mapping, strict=strict, fuse=fuse)
+    pairing._notes[:0] = notes
+    return pairing
 
 
 def check_model(module: torch.nn.Module, net: Network | Config, *,
@@ -638,14 +678,17 @@ def load_into(module: torch.nn.Module, net: Network, *, fuse: bool = False,
     batchnorm layers by structure, every shape is checked, and only then is
     anything written.
 
-    Pairing: ``mapping`` first; then the order the modules are registered in,
-    when their shapes are darknet's one for one; otherwise the data flow of a
-    traced forward pass (on the meta device when the model allows it, so
-    nothing is computed; else on ``example_input``, zeros of the network's
-    input shape by default), which copes with models that create their
-    branches in another order than darknet. Two look-alike modules registered
-    in swapped order with everything else in darknet's order are paired by
-    their order unless ``trace=True`` asks for the data flow as well.
+    Pairing: ``mapping`` first; then the data flow of a traced forward pass
+    (on the meta device when the model allows it, so nothing is computed;
+    else on ``example_input``, zeros of the network's input shape by
+    default), which copes with models that create their branches in another
+    order than darknet and refuses one that connects them otherwise (a
+    route's inputs concatenated in another order). A forward that cannot be
+    traced (or ``trace=False``) pairs by the order the modules are registered
+    in, comparing shapes only; the pairing's notes say so.
+
+    Every conv's stride, dilation and padding (amount, with any zero padding
+    traced right before it, and mode) must be darknet's.
 
     Values: OIHW weights and Linear (out, in) weights as darknet stores them;
     a batch norm's running_var is adjusted to the module's own ``eps`` (see
@@ -668,9 +711,13 @@ def load_into(module: torch.nn.Module, net: Network, *, fuse: bool = False,
         strict: every darknet layer with parameters has a module and every
             module with parameters a darknet layer (False: the ones without a
             counterpart are left alone, as for ``load_state_dict``).
-        trace: None: trace the forward only if the registration order does
-            not fit; True: always; False: never.
-        example_input: the input of the traced forward.
+        trace: None: pair by the traced forward's data flow, or by the
+            registration order (noted) if it cannot be traced; True: the
+            same, but a forward that cannot be traced is an error; False:
+            never trace (noted; for models whose forward needs more than an
+            image).
+        example_input: the input of the traced forward, when it does not
+            run on the meta device.
         threads: threads that read the file (default: all cores).
 
     Returns:
