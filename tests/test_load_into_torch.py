@@ -177,6 +177,22 @@ def test_darknet2any_model_equals_its_own_loader_and_opencv(tmp_path: Path) -> N
     assert_equal(heads, expected_heads(net, tmp_path))
 
 
+def test_darknet2any_model_with_a_swapped_route_is_refused(tmp_path: Path) -> None:
+    """The issue's case: yolov4-tiny's last route (layers=-1,23) concatenated
+    the other way round: every module in darknet's order and every shape
+    fits, and the second head computes something else; the traced data flow
+    refuses it."""
+    net = network(tmp_path)
+    model = darknet2any(Path(net.config.path))
+    route = max(i for i, b in enumerate(model.blocks[1:]) if b["type"] == "route"
+                and "," in b["layers"])
+    first, second = model.blocks[route + 1]["layers"].split(",")
+    model.blocks[route + 1]["layers"] = f"{second.strip()},{first.strip()}"
+    with pytest.raises(yolo_io.ModelMismatchError, match=rf"the torch model has no concatenation "
+                       rf"that matches darknet layer {route} \(\[route\]"):
+        unchanged_after(model, lambda: yolo_io.torch.load_into(model, net))
+
+
 @pytest.mark.parametrize("name", ["csdarknet53-omega", "pjreddie-darknet19", "pjreddie-resnet50",
                                   "yolov2-tiny", "yolov4-tiny-3l"])
 def test_darknet2any_corpus_models_equal_its_own_loader(tmp_path: Path, name: str) -> None:
@@ -640,6 +656,38 @@ def test_the_data_flow_is_checked_by_default(tmp_path: Path) -> None:
     with torch.no_grad():
         got = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
     assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+
+
+class MishModel(nn.Module):
+    """ROUTE_OF_TWO with darknet2any's mish, ``x * tanh(softplus(x))``: an
+    operation of two inputs that both come from one value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = RouteOfTwo()
+
+    def forward(self, x: Any) -> Any:
+        m = self.inner
+
+        def mish(t: Any) -> Any:
+            return t * torch.tanh(F.softplus(t))
+
+        x = mish(m.c0(x))
+        return m.c5(torch.cat([mish(m.c3(x)), mish(m.c1(x))], 1))
+
+
+@pytest.mark.parametrize("trace", [None, True])
+def test_an_activation_of_several_operations_passes_its_input_on(tmp_path: Path,
+                                                                 trace: bool | None) -> None:
+    net = small_net(tmp_path, ROUTE_OF_TWO.replace("activation=leaky", "activation=mish"))
+    model = MishModel()
+    pairing = yolo_io.torch.load_into(model, net, trace=trace)
+    assert {r["paired_by"] for r in pairing.rows()} == {"data flow"}
+    x = natural_image(3, 8, 8)
+    with torch.no_grad():
+        got = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+    assert "forward" not in model.inner.c0.__dict__
 
 
 class Untraceable(nn.Module):

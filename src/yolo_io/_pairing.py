@@ -404,11 +404,17 @@ def framework_units(model: Model) -> list[FUnit]:
 
 def _skip_ops(nodes: Sequence[Node], k: int) -> int:
     """The node whose value ``k`` passes on: ops of one input are skipped, a
-    concat of one input is its input."""
-    while (nodes[k].kind == "op" and len(nodes[k].preds) == 1) or \
-            (nodes[k].kind == "concat" and len(nodes[k].preds) == 1):
-        k = nodes[k].preds[0]
-    return k
+    concat of one input is its input, and so is an op whose inputs all come
+    from one value (an activation written as ``x * tanh(softplus(x))``)."""
+    while True:
+        n = nodes[k]
+        if n.kind in ("op", "concat") and len(n.preds) == 1:
+            k = n.preds[0]
+        elif n.kind == "op" and len(n.preds) > 1 and \
+                len(roots := {_skip_ops(nodes, p) for p in n.preds}) == 1:
+            k = roots.pop()
+        else:
+            return k
 
 
 def _canonical(nodes: Sequence[Node], k: int) -> tuple[str, tuple[int, ...]]:
