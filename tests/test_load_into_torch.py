@@ -892,3 +892,35 @@ def test_tracing_restores_what_a_forward_changes_in_a_list(tmp_path: Path) -> No
     yolo_io.torch.check_model(model, net)
     assert model.grid is grids and model.grid[0].device.type == "cpu"
     assert model.grid[0].shape == (1,)
+
+
+FORWARDS: list[bool] = []  # NeedsValues' batch norm had a stand-in (tracing restores its lists)
+
+
+class NeedsValues(nn.Module):
+    """A forward that reads a value (fails on the meta device), so it is
+    traced on real zeros, with its batch norm's own forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Conv2d(4, 5, 1)
+
+    def forward(self, x: Any) -> Any:
+        y = self.bn(self.conv(x))
+        FORWARDS.append("forward" in self.bn.__dict__)
+        if float(y.abs().max()) > 1e30:
+            raise ValueError("not a number")
+        return self.head(y)
+
+
+def test_a_forward_that_needs_values_is_traced_on_zeros(tmp_path: Path) -> None:
+    net = small_net(tmp_path, CONV_THEN_BATCHNORM.replace("[batchnorm]\n", "").replace(
+        "filters=4\n", "batch_normalize=1\nfilters=4\n", 1))
+    model = NeedsValues()
+    FORWARDS.clear()
+    pairing = yolo_io.torch.load_into(model, net)
+    assert {r["paired_by"] for r in pairing.rows()} == {"data flow"} and pairing.notes == []
+    assert FORWARDS == [True, False]  # on meta: its stand-in; on zeros: its own
+    assert "forward" not in model.bn.__dict__

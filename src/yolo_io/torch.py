@@ -248,12 +248,20 @@ def _trace(module: Any, parts: list[Part], example: Any, torch: Any, notes: list
                 mark(x, 0)
                 # A batch norm keeps the shape, and the meta device computes
                 # shapes only: its own forward (decomposed on meta) would cost
-                # two thirds of the trace. _restore() removes this forward.
-                for p in parts:
-                    if p.kind == "bn":
-                        p.obj.forward = _same_shape
-                with torch.device("meta"), Recorder():
-                    torch.func.functional_call(module, state, (x,), strict=False)
+                # about half of the trace.
+                bns = [p.obj for p in parts if p.kind == "bn"]
+                own = [m.__dict__.get("forward") for m in bns]
+                try:
+                    for m in bns:
+                        m.forward = _same_shape
+                    with torch.device("meta"), Recorder():
+                        torch.func.functional_call(module, state, (x,), strict=False)
+                finally:
+                    for m, f in zip(bns, own, strict=True):
+                        if f is None:
+                            del m.forward
+                        else:
+                            m.forward = f
             else:
                 mark(x, 0)
                 with Recorder():
