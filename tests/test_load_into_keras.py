@@ -9,6 +9,7 @@ torch backend here, so TensorFlow is not needed."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -724,3 +725,88 @@ def test_a_route_of_a_channels_first_model(tmp_path: Path) -> None:
     yolo_io.keras.load_into(model, net)
     x = natural_image(3, 8, 8)
     assert close(numpy(model(x)), darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+
+
+def test_a_conv_that_pads_otherwise_is_refused(tmp_path: Path) -> None:
+    """Keras' "valid" where darknet pads, or "same" at stride 2 (TensorFlow
+    pads the odd pixel after: windows start one pixel later than darknet's),
+    fit the weights and compute something else; a ZeroPadding2D of (1, 0)
+    before a "valid" stride-2 conv computes what darknet does."""
+    net = small_net(tmp_path, CONV_THEN_BATCHNORM)
+    where = rf"darknet layer 0 \(\[convolutional\], {re.escape(net.config.path)} line 5\)"
+    inp = keras.Input((6, 6, 3))
+    model = keras.Model(inp, layers.Conv2D(5, 1)(layers.BatchNormalization()(
+        layers.Conv2D(4, 3, padding="valid", name="valid")(inp))))
+    with pytest.raises(yolo_io.ModelMismatchError, match=(
+            rf"keras layer 'valid' \(Conv2D\) pads 0 on each side for its 6x6 input, but {where} "
+            rf"pads 1 on each side \({re.escape(net.config.path)}: pad= at line 9\): the weights "
+            r"fit, but the model computes something else")) as info:
+        unchanged_after(model, lambda: yolo_io.keras.load_into(model, net))
+    assert (info.value.framework_layer, info.value.darknet_layer, info.value.line) == \
+        ("valid", 0, 5)
+    net = small_net(tmp_path, CONV_THEN_BATCHNORM.replace("stride=1", "stride=2"))
+    x = natural_image(3, 6, 6)
+    same = layers.Conv2D(4, 3, 2, padding="same", name="same")
+    model = keras.Model(inp, layers.Conv2D(5, 1)(layers.BatchNormalization()(same(inp))))
+    with pytest.raises(yolo_io.ModelMismatchError, match=(
+            r"keras layer 'same' \(Conv2D\) pads \(0, 1, 0, 1\) \(top, bottom, left, right\) "
+            r"for its 6x6 input, but darknet layer 0 .* pads 1 on each side")):
+        unchanged_after(model, lambda: yolo_io.keras.load_into(model, net))
+    padded = layers.Conv2D(4, 3, 2, padding="valid")(layers.ZeroPadding2D(((1, 0), (1, 0)))(inp))
+    model = keras.Model(inp, layers.Conv2D(5, 1)(layers.BatchNormalization()(padded)))
+    yolo_io.keras.load_into(model, net)
+    got = numpy(model(x.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
+    assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+
+
+class SubclassedRoute(keras.Model):
+    """ROUTE_OF_TWO as a subclassed model; ``swapped``: its route
+    concatenates its inputs in the other order (every shape fits)."""
+
+    def __init__(self, swapped: bool = False) -> None:
+        super().__init__()
+        self.a = ConvBlock(4, 3)
+        self.b = ConvBlock(4, 1)
+        self.c = ConvBlock(6, 1)
+        self.swapped = swapped
+
+    def call(self, t: Any) -> Any:
+        a = self.a(t)
+        b = self.b(a)
+        return self.c(keras.ops.concatenate([a, b] if self.swapped else [b, a], axis=-1))
+
+
+def test_a_subclassed_models_call_is_traced(tmp_path: Path) -> None:
+    """As torch's forward: the data flow of a subclassed model (its call()
+    on a symbolic input) is checked, and where it cannot be, the pairing
+    says so."""
+    net = small_net(tmp_path, ROUTE_OF_TWO, seed=3)
+    x = natural_image(3, 8, 8)
+    swapped = SubclassedRoute(swapped=True)
+    swapped(x.transpose(0, 2, 3, 1))
+    with pytest.raises(yolo_io.ModelMismatchError, match=r"the keras model has no concatenation "
+                       r"that matches darknet layer 2 \(\[route\]"):
+        unchanged_after(swapped, lambda: yolo_io.keras.load_into(swapped, net))
+    model = SubclassedRoute()
+    model(x.transpose(0, 2, 3, 1))
+    inbound = [len(x._inbound_nodes) for x in model._flatten_layers(recursive=True)]
+    pairing = yolo_io.keras.load_into(model, net)
+    assert inbound == [len(x._inbound_nodes) for x in model._flatten_layers(recursive=True)]
+    assert {r["paired_by"] for r in pairing.rows()} == {"data flow"} and pairing.notes == []
+    got = numpy(model(x.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
+    assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+
+    class Untraceable(SubclassedRoute):
+        def call(self, t: Any) -> Any:
+            if not isinstance(t, np.ndarray | type(keras.ops.zeros(1))):
+                raise TypeError("wants a concrete tensor")
+            return super().call(t)
+
+    model = Untraceable()
+    model(x.transpose(0, 2, 3, 1))
+    pairing = yolo_io.keras.check_model(model, net)
+    assert {r["paired_by"] for r in pairing.rows()} == {"order"}
+    assert pairing.notes == [
+        ("its call() could not be traced on a symbolic input of shape (1, 8, 8, 3) (TypeError: "
+        "wants a concrete tensor); its data flow (what feeds each layer, the order of a route's "
+        "inputs) was not checked, only the shapes in the order of its layers")]

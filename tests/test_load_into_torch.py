@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,13 @@ def test_darknet2any_model_equals_its_own_loader_and_opencv(tmp_path: Path) -> N
     net = network(tmp_path)
     ours = darknet2any(Path(net.config.path))
     pairing = yolo_io.torch.load_into(ours, net)
-    assert {r["paired_by"] for r in pairing.rows()} == {"order"}  # its modules are in order
+    assert {r["paired_by"] for r in pairing.rows()} == {"data flow"} and pairing.notes == []
+    # Its modules are in darknet's order: without the trace, the same pairs.
+    by_order = yolo_io.torch.check_model(ours, net, trace=False)
+    assert [r["framework"] for r in by_order.rows()] == [r["framework"] for r in pairing.rows()]
+    assert {r["paired_by"] for r in by_order.rows()} == {"order"}
+    assert by_order.notes[0].startswith("trace=False: its data flow (what feeds each layer, the "
+                                        "order of a route's inputs) was not checked")
     theirs = darknet2any(Path(net.config.path))
     with contextlib.redirect_stdout(io.StringIO()):
         theirs.load_weights(str(net.path))
@@ -168,10 +175,22 @@ def test_darknet2any_model_equals_its_own_loader_and_opencv(tmp_path: Path) -> N
         ours(torch.from_numpy(np.ascontiguousarray(natural_image(3, SIZE, SIZE))))
     heads = [ours.outputs[layer.index - 1] for layer in net.config if layer.type == "yolo"]
     assert_equal(heads, expected_heads(net, tmp_path))
-    # The data flow of a traced forward pairs it the same way.
-    traced = yolo_io.torch.check_model(ours, net, trace=True)
-    assert [r["framework"] for r in traced.rows()] == [r["framework"] for r in pairing.rows()]
-    assert {r["paired_by"] for r in traced.rows()} == {"data flow"}
+
+
+def test_darknet2any_model_with_a_swapped_route_is_refused(tmp_path: Path) -> None:
+    """The issue's case: yolov4-tiny's last route (layers=-1,23) concatenated
+    the other way round: every module in darknet's order and every shape
+    fits, and the second head computes something else; the traced data flow
+    refuses it."""
+    net = network(tmp_path)
+    model = darknet2any(Path(net.config.path))
+    route = max(i for i, b in enumerate(model.blocks[1:]) if b["type"] == "route"
+                and "," in b["layers"])
+    first, second = model.blocks[route + 1]["layers"].split(",")
+    model.blocks[route + 1]["layers"] = f"{second.strip()},{first.strip()}"
+    with pytest.raises(yolo_io.ModelMismatchError, match=rf"the torch model has no concatenation "
+                       rf"that matches darknet layer {route} \(\[route\]"):
+        unchanged_after(model, lambda: yolo_io.torch.load_into(model, net))
 
 
 @pytest.mark.parametrize("name", ["csdarknet53-omega", "pjreddie-darknet19", "pjreddie-resnet50",
@@ -180,7 +199,7 @@ def test_darknet2any_corpus_models_equal_its_own_loader(tmp_path: Path, name: st
     """Every corpus cfg under 120 MB that darknet2any can build and load
     (besides yolov4-tiny above): load_into (by registration order) puts
     exactly what its load_weights puts, and the traced data flow pairs the
-    same modules."""
+    same modules; where its forward cannot be traced, the pairing says so."""
     cfg = SHARED_CFG / f"{name}.cfg"
     if not cfg.is_file():
         pytest.skip(f"{cfg} is not there (the real-cfg corpus lives beside the checkout in CI)")
@@ -196,9 +215,14 @@ def test_darknet2any_corpus_models_equal_its_own_loader(tmp_path: Path, name: st
         # darknet2any's own forward fails on these (a conv after its global
         # average pool gets a 2-d tensor; a shortcut of 64 and 256 channels).
         with pytest.raises(yolo_io.ConversionError, match=r"trace=True, but the torch model's "
-                           r"forward could not be traced: \(RuntimeError: .*; pass trace=None"):
+                           r"forward could not be traced: \(RuntimeError: .*; pass trace=False"):
             yolo_io.torch.check_model(theirs, net, trace=True)
+        assert {r["paired_by"] for r in pairing.rows()} == {"order"}
+        assert pairing.notes[0].startswith("its forward could not be traced (RuntimeError: ")
+        assert "its data flow (what feeds each layer, the order of a route's inputs) was not " \
+            "checked" in pairing.notes[0]
         return
+    assert {r["paired_by"] for r in pairing.rows()} == {"data flow"}
     traced = yolo_io.torch.check_model(theirs, net, trace=True)
     assert [r["framework"] for r in traced.rows()] == [r["framework"] for r in pairing.rows()]
     assert {r["paired_by"] for r in traced.rows()} == {"data flow"}
@@ -412,6 +436,25 @@ def test_a_mapping_of_the_wrong_kind_is_named(tmp_path: Path) -> None:
     assert info.value.darknet_layer == 0
 
 
+def test_a_bad_mapping_is_a_typed_error_naming_the_layer(tmp_path: Path) -> None:
+    net = small_net(tmp_path, CONV_THEN_BATCHNORM)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1), nn.BatchNorm2d(4), nn.Conv2d(4, 5, 1))
+    loc = rf"layer 0 \(\[convolutional\], {re.escape(net.config.path)} line 5\)"
+    for mapping, message in [
+            ({0: model[0]}, (rf"mapping\[0\] \({loc}\) is a Conv2d object: the mapping's "
+                            r"values are torch layer names")),
+            ({0: ["0", model[1]]}, r"mapping\[0\] .* is a list object"),
+            ({0: ()}, r"mapping\[0\] .* is \(\)"),
+            ({7: "0"}, r"mapping keys are darknet layer indices \(0\.\.2\) of .*, not 7"),
+            ({"0": "0"}, r"mapping keys are darknet layer indices .* not '0'"),
+            ({0: ("0", "2")}, rf"mapping\[0\] \({loc}\) names layers of two different units"),
+            ({0: "0", 2: "0"}, (r"mapping pairs torch layer '0' with two darknet layers: layer 0 "
+                               r".* and layer 2"))]:
+        with pytest.raises(yolo_io.ModelMismatchError, match=message):
+            unchanged_after(model, lambda m=mapping: yolo_io.torch.load_into(model, net,
+                                                                             mapping=m))
+
+
 TWO_CONVS = """\
 [net]
 width=8
@@ -428,6 +471,262 @@ filters=5
 size=1
 activation=linear
 """
+
+
+def two_convs(**kwargs: Any) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1, **kwargs), nn.Conv2d(4, 5, 1, **kwargs))
+
+
+def test_a_model_on_the_meta_device_is_refused(tmp_path: Path) -> None:
+    """Nothing can be written into a meta tensor, and to_empty() would lose it."""
+    net = small_net(tmp_path, TWO_CONVS)
+    with torch.device("meta"):
+        model = two_convs()
+    assert yolo_io.torch.check_model(model, net).rows()[0]["status"] == "ok"  # shapes only
+    with pytest.raises(yolo_io.ModelMismatchError, match=r"torch tensor '0\.weight' is on the meta "
+                       r"device, .* Call model\.to_empty\(device='cpu'\) first, or build the "
+                       r"model on the CPU \(layer 0 \(\[convolutional\], .* line 5\) goes there\)"):
+        yolo_io.torch.load_into(model, net)
+    # Half on meta: its first parameter on meta is named.
+    model = two_convs()
+    model[1].bias = nn.Parameter(torch.empty(5, device="meta"))
+    with pytest.raises(yolo_io.ModelMismatchError, match=r"'1\.bias' is on the meta device"):
+        unchanged_after(model[:1], lambda: yolo_io.torch.load_into(model, net))
+    model.to_empty(device="cpu")
+    yolo_io.torch.load_into(model, net)
+    x = natural_image(3, 8, 8)
+    with torch.no_grad():
+        got = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+
+
+class Refuses(torch.Tensor):
+    """A tensor whose copy_ fails (as a copy to another device or dtype can)."""
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func is torch.Tensor.copy_ and isinstance(args[0], Refuses):
+            raise RuntimeError("this tensor refuses to be written")
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+def test_tensors_a_write_would_fail_on_are_refused_before_the_first_write(
+        tmp_path: Path) -> None:
+    """"On any error the model is unchanged": what would make a write fail
+    (or succeed and lose values) is found before anything is written, and
+    a write that fails anyway puts back what was written before it."""
+    net = small_net(tmp_path, TWO_CONVS)
+    expanded = two_convs()
+    expanded[1].bias = nn.Parameter(torch.zeros(1).expand(5))
+    inference = two_convs()
+    with torch.inference_mode():
+        inference[1].bias = nn.Parameter(torch.zeros(5), requires_grad=False)
+    integer = nn.Sequential(nn.Conv2d(3, 4, 3, 1, 1, bias=False), nn.BatchNorm2d(4),
+                            nn.Conv2d(4, 5, 1))
+    integer[1].running_var = torch.ones(4, dtype=torch.int64)
+    aliased = two_convs()
+    storage = torch.zeros(5 * 4 + 5)
+    aliased[1].weight = nn.Parameter(storage[:20].view(5, 4, 1, 1))
+    aliased[1].bias = nn.Parameter(storage[18:23])
+    bn_net = small_net(tmp_path, CONV_THEN_BATCHNORM)
+    for model, source, message in [
+            (expanded, net, (r"torch tensor '1\.bias' has elements that share memory \(an "
+                            r"expanded or as_strided tensor, strides \(0,\)\)")),
+            (inference, net, r"torch tensor '1\.bias' was created in torch\.inference_mode\(\)"),
+            (integer, bn_net, (r"torch tensor '1\.running_var' has dtype torch\.int64, which "
+                              r"cannot hold darknet's float values \(layer 1 \(\[batchnorm\]")),
+            (aliased, net, r"torch tensors '1\.weight' and '1\.bias' share memory")]:
+        with pytest.raises(yolo_io.ModelMismatchError, match=message):
+            unchanged_after(model, lambda m=model, n=source: yolo_io.torch.load_into(m, n))
+    # A copy that fails anyway: the tensors written before it are put back.
+    model = two_convs().double()
+    model[1].bias = nn.Parameter(torch.zeros(5, dtype=torch.float64).as_subclass(Refuses))
+    with pytest.raises(yolo_io.ConversionError, match=r"torch tensor '1\.bias' could not take "
+                       r"darknet's values \(RuntimeError: this tensor refuses to be written\); "
+                       r"the tensors written before it were put back"):
+        unchanged_after(model, lambda: yolo_io.torch.load_into(model, net))
+
+
+def test_a_conv_that_pads_otherwise_is_refused(tmp_path: Path) -> None:
+    """Darknet pads pad x dilation zeros on each side: another amount or
+    mode fits the weights and computes something else. Padding done before
+    the conv (ZeroPad2d, F.pad) counts, and an uneven padding that computes
+    the same (top and left as darknet's, the same output size) loads."""
+    net = small_net(tmp_path, TWO_CONVS)
+    where = rf"darknet layer 0 \(\[convolutional\], {re.escape(net.config.path)} line 5\)"
+    for conv, message in [
+            (nn.Conv2d(3, 4, 3, 1, 1, padding_mode="reflect"),
+             (rf"torch layer '0' \(Conv2d\) pads with padding_mode='reflect', but {where} pads "
+             r"with zeros: the weights fit, but the model computes something else")),
+            (nn.Conv2d(3, 4, 3, 1, 1, padding_mode="circular"), r"padding_mode='circular'"),
+            (nn.Conv2d(3, 4, 3, 1, 0),
+             (rf"torch layer '0' \(Conv2d\) pads 0 on each side for its 8x8 input, but {where} "
+             rf"pads 1 on each side \({re.escape(net.config.path)}: pad= at line 9\)")),
+            (nn.Conv2d(3, 4, 3, 1, 3), r"pads 3 on each side for its 8x8 input"),
+            (nn.Conv2d(3, 4, 3, 1, (1, 0)),
+             r"pads \(1, 1, 0, 0\) \(top, bottom, left, right\) for its 8x8 input")]:
+        model = nn.Sequential(conv, nn.Conv2d(4, 5, 1))
+        with pytest.raises(yolo_io.ModelMismatchError, match=message) as info:
+            unchanged_after(model, lambda m=model: yolo_io.torch.load_into(m, net))
+        assert (info.value.framework_layer, info.value.darknet_layer, info.value.line) == \
+            ("0", 0, 5)
+        assert info.value.expected == {"padding": (1, 1, 1, 1)}
+    # A zero padding before a conv that pads nothing (traced), or "same".
+    x = natural_image(3, 8, 8)
+    for model in [nn.Sequential(nn.ZeroPad2d(1), nn.Conv2d(3, 4, 3), nn.Conv2d(4, 5, 1)),
+                  nn.Sequential(nn.Conv2d(3, 4, 3, padding="same"), nn.Conv2d(4, 5, 1))]:
+        yolo_io.torch.load_into(model, net)
+        with torch.no_grad():
+            got = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+        assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+    # Stride 2 on an even size: a (1, 0) padding computes what darknet's 1 does.
+    net = small_net(tmp_path, TWO_CONVS.replace("stride=1", "stride=2"))
+    model = nn.Sequential(nn.ZeroPad2d((1, 0, 1, 0)), nn.Conv2d(3, 4, 3, 2), nn.Conv2d(4, 5, 1))
+    yolo_io.torch.load_into(model, net)
+    with torch.no_grad():
+        got = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+    unpadded = nn.Sequential(nn.Conv2d(3, 4, 3, 2), nn.Conv2d(4, 5, 1))
+    with pytest.raises(yolo_io.ModelMismatchError, match=r"pads 0 on each side for its 8x8 "
+                       r"input, but darknet layer 0 .* pads 1 on each side"):
+        yolo_io.torch.load_into(unpadded, net)
+    # Without the trace, what a padding before it adds is not known: said so.
+    pairing = yolo_io.torch.check_model(unpadded, net, trace=False)
+    assert pairing.notes[1] == (
+        f"torch layer '0' pads 0 on each side for its 8x8 input, but darknet layer 0 "
+        f"([convolutional], {net.config.path} line 5) pads 1 on each side ({net.config.path}: "
+        "pad= at line 9); its data flow is not known, so whether a padding layer before it "
+        "pads the rest was not checked")
+
+
+ROUTE_OF_TWO = """\
+[net]
+width=8
+height=8
+channels=3
+[convolutional]
+filters=8
+size=3
+stride=2
+pad=1
+activation=leaky
+[convolutional]
+filters=4
+size=1
+activation=leaky
+[route]
+layers=-2
+[convolutional]
+filters=8
+size=1
+activation=leaky
+[route]
+layers=-1,-3
+[convolutional]
+filters=5
+size=1
+activation=linear
+"""
+
+
+class RouteOfTwo(nn.Module):
+    """ROUTE_OF_TWO, its modules registered in darknet's order; ``swapped``:
+    its route concatenates its inputs in the other order (the shapes fit)."""
+
+    def __init__(self, *, swapped: bool = False) -> None:
+        super().__init__()
+        self.c0 = nn.Conv2d(3, 8, 3, 2, 1)
+        self.c1 = nn.Conv2d(8, 4, 1)
+        self.c3 = nn.Conv2d(8, 8, 1)
+        self.c5 = nn.Conv2d(12, 5, 1)
+        self.swapped = swapped
+
+    def forward(self, x: Any) -> Any:
+        x = F.leaky_relu(self.c0(x), 0.1)
+        a, b = F.leaky_relu(self.c3(x), 0.1), F.leaky_relu(self.c1(x), 0.1)
+        return self.c5(torch.cat([b, a] if self.swapped else [a, b], 1))
+
+
+def test_the_data_flow_is_checked_by_default(tmp_path: Path) -> None:
+    """A route whose inputs are concatenated in the other order fits every
+    shape in registration order: the traced data flow (the default) refuses
+    it; trace=False pairs by order and says what it did not check."""
+    net = small_net(tmp_path, ROUTE_OF_TWO)
+    model = RouteOfTwo(swapped=True)
+    with pytest.raises(yolo_io.ModelMismatchError, match=r"the torch model has no "
+                       r"concatenation that matches darknet layer 4 \(\[route\], .* line 21\): "
+                       r"its inputs' counterparts are not combined that way in the model") as info:
+        unchanged_after(model, lambda: yolo_io.torch.load_into(model, net))
+    assert info.value.darknet_layer == 4
+    pairing = yolo_io.torch.check_model(model, net, trace=False)
+    assert {r["paired_by"] for r in pairing.rows()} == {"order"}
+    assert pairing.notes == [
+        ("trace=False: its data flow (what feeds each layer, the order of a route's inputs) was "
+        "not checked, only the shapes in the order its modules are registered in")]
+    model = RouteOfTwo()
+    pairing = yolo_io.torch.load_into(model, net)
+    assert {r["paired_by"] for r in pairing.rows()} == {"data flow"} and pairing.notes == []
+    x = natural_image(3, 8, 8)
+    with torch.no_grad():
+        got = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+
+
+class MishModel(nn.Module):
+    """ROUTE_OF_TWO with darknet2any's mish, ``x * tanh(softplus(x))``: an
+    operation of two inputs that both come from one value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = RouteOfTwo()
+
+    def forward(self, x: Any) -> Any:
+        m = self.inner
+
+        def mish(t: Any) -> Any:
+            return t * torch.tanh(F.softplus(t))
+
+        x = mish(m.c0(x))
+        return m.c5(torch.cat([mish(m.c3(x)), mish(m.c1(x))], 1))
+
+
+@pytest.mark.parametrize("trace", [None, True])
+def test_an_activation_of_several_operations_passes_its_input_on(tmp_path: Path,
+                                                                 trace: bool | None) -> None:
+    net = small_net(tmp_path, ROUTE_OF_TWO.replace("activation=leaky", "activation=mish"))
+    model = MishModel()
+    pairing = yolo_io.torch.load_into(model, net, trace=trace)
+    assert {r["paired_by"] for r in pairing.rows()} == {"data flow"}
+    x = natural_image(3, 8, 8)
+    with torch.no_grad():
+        got = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+    assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+    assert "forward" not in model.inner.c0.__dict__
+
+
+class Untraceable(nn.Module):
+    """A forward that needs more than the image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c0 = nn.Conv2d(3, 4, 3, 1, 1)
+        self.c1 = nn.Conv2d(4, 5, 1)
+
+    def forward(self, x: Any, scale: float) -> Any:
+        return self.c1(self.c0(x)) * scale
+
+
+def test_a_forward_that_cannot_be_traced_is_paired_by_order_and_says_so(
+        tmp_path: Path) -> None:
+    net = small_net(tmp_path, TWO_CONVS)
+    pairing = yolo_io.torch.load_into(Untraceable(), net)
+    assert {r["paired_by"] for r in pairing.rows()} == {"order"}
+    assert pairing.notes[0].startswith("its forward could not be traced (TypeError: ")
+    assert pairing.notes[0].endswith(
+        "its data flow (what feeds each layer, the order of a route's inputs) was not checked, "
+        "only the shapes in the order its modules are registered in (pass example_input= if "
+        "the forward needs another input)")
+    assert "note: its forward could not be traced" in str(pairing)
 
 
 class CachesAGrid(nn.Module):
@@ -532,16 +831,20 @@ class Csp(nn.Module):
         return torch.cat([F.leaky_relu(self.mix(a), 0.1), b], 1)
 
 
-def test_look_alikes_paired_by_order_are_noted_and_traced_on_request(tmp_path: Path) -> None:
+def test_look_alikes_are_told_apart_by_the_data_flow_and_noted_without_it(
+        tmp_path: Path) -> None:
     net = small_net(tmp_path, LOOK_ALIKES)
     model = Csp()
-    by_order = yolo_io.torch.check_model(model, net)
-    assert by_order.notes == [(
+    by_order = yolo_io.torch.check_model(model, net, trace=False)
+    assert by_order.notes[1:] == [(
         "darknet layers 1, 3 have the same shapes and the same input: the order its modules "
         "are registered in paired them; the data flow would tell them apart (torch: "
         "trace=True)")]
-    assert str(by_order).endswith(by_order.notes[0])
-    yolo_io.torch.load_into(model, net, trace=True)
+    assert str(by_order).endswith(by_order.notes[1])
+    assert [r["framework"] for r in by_order.rows()] == ["stem", "part_a", "part_b", "mix"]
+    pairing = yolo_io.torch.load_into(model, net)
+    assert [r["framework"] for r in pairing.rows()] == ["stem", "part_b", "part_a", "mix"]
+    assert pairing.notes == []
     x = natural_image(3, 8, 8)
     with torch.no_grad():
         got = model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
@@ -603,3 +906,35 @@ def test_tracing_restores_what_a_forward_changes_in_a_list(tmp_path: Path) -> No
     yolo_io.torch.check_model(model, net)
     assert model.grid is grids and model.grid[0].device.type == "cpu"
     assert model.grid[0].shape == (1,)
+
+
+FORWARDS: list[bool] = []  # NeedsValues' batch norm had a stand-in (tracing restores its lists)
+
+
+class NeedsValues(nn.Module):
+    """A forward that reads a value (fails on the meta device), so it is
+    traced on real zeros, with its batch norm's own forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, 1, 1, bias=False)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Conv2d(4, 5, 1)
+
+    def forward(self, x: Any) -> Any:
+        y = self.bn(self.conv(x))
+        FORWARDS.append("forward" in self.bn.__dict__)
+        if float(y.abs().max()) > 1e30:
+            raise ValueError("not a number")
+        return self.head(y)
+
+
+def test_a_forward_that_needs_values_is_traced_on_zeros(tmp_path: Path) -> None:
+    net = small_net(tmp_path, CONV_THEN_BATCHNORM.replace("[batchnorm]\n", "").replace(
+        "filters=4\n", "batch_normalize=1\nfilters=4\n", 1))
+    model = NeedsValues()
+    FORWARDS.clear()
+    pairing = yolo_io.torch.load_into(model, net)
+    assert {r["paired_by"] for r in pairing.rows()} == {"data flow"} and pairing.notes == []
+    assert FORWARDS == [True, False]  # on meta: its stand-in; on zeros: its own
+    assert "forward" not in model.bn.__dict__

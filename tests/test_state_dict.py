@@ -300,3 +300,45 @@ def test_corpus_state_dicts_have_the_shapes_torch_builds(tmp_path: Path, cfg: Pa
                         assert a.shape == want, (naming, fuse, lay, key)
                         seen.add(g)
                     assert seen == {g for f, g in expected if f == fuse}, (naming, fuse, lay)
+
+
+# --- saving a state dict: every odd value is a ConversionError naming its key ---
+
+
+@pytest.mark.parametrize("naming", ["yolo_io", "darknet2pytorch", "ultralytics"])
+def test_an_integer_running_var_is_refused_in_every_naming(tmp_path: Path, naming: str) -> None:
+    """One rule: an integer array where darknet stores floats is a mistake,
+    refused with its key (ultralytics used to cast it while adjusting the
+    variance to its epsilon, yolo_io refused it)."""
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text(CFG.split("[dropout]")[0].replace("groups=8\n", ""))
+    net = yolo_io.load(write_weights(tmp_path / "s.weights", cfg, seed=4), cfg)
+    state = net.state_dict(naming=naming)
+    key = next(k for k in state if k.endswith("running_var"))
+    state[key] = np.ones(state[key].shape, np.int64)
+    with pytest.raises(yolo_io.ConversionError, match=rf"state dict key '{re.escape(key)}' has "
+                       r"dtype int64; only floating-point"):
+        yolo_io.save(tmp_path / "out.weights", state, cfg)
+    assert not (tmp_path / "out.weights").exists()
+
+
+def test_tensors_without_numpy_values_are_refused_by_key(net: yolo_io.Network,
+                                                         tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    import yolo_io.torch
+
+    cfg = net.config
+    for make, what in [(lambda t: t.to("meta"), "on the meta device"),
+                       (lambda t: t.to(torch.float8_e4m3fn), "dtype torch.float8_e4m3fn")]:
+        state = dict(yolo_io.torch.state_dict(net))
+        state["layers.0.conv.weight"] = make(state["layers.0.conv.weight"])
+        with pytest.raises(yolo_io.ConversionError,
+                           match=rf"state dict key 'layers\.0\.conv\.weight' .*{what}"):
+            yolo_io.save(tmp_path / "out.weights", state, cfg)
+        assert not (tmp_path / "out.weights").exists()
+    # Arrays keyed by layer index: the layer and the array are named.
+    arrays = {i: dict(layer.params) for i, layer in enumerate(net) if layer.params}
+    arrays[0]["weights"] = torch.empty(arrays[0]["weights"].shape, device="meta")
+    with pytest.raises(yolo_io.ConversionError, match=r"layer 0 .*: array 'weights' is a tensor "
+                       r"on the meta device"):
+        yolo_io.save(tmp_path / "out.weights", arrays, cfg)

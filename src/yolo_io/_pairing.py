@@ -16,16 +16,18 @@ pairing, so that the message can say "use fuse=True".
 Pairing, in order of preference:
 
 1. ``mapping``: pairs the caller names.
-2. The framework's order (torch: the order modules are registered in), when
-   its units' signatures are darknet's, one for one.
-3. The data flow: a graph of the framework model (Keras' functional graph; a
-   traced forward for torch), matched with darknet's own (route = ordered
+2. The data flow, whenever the framework gives a graph of the model (Keras'
+   functional graph or a traced call(); a traced forward for torch; a model
+   that connects its layers otherwise is refused even where its shapes line
+   up), matched with darknet's own (route = ordered
    concatenation, shortcut/sam/scale_channels = combination, every other
    layer passes its input on). Units are matched in darknet's order: a unit
    pairs with the framework unit of the same signature whose input is the
    counterpart of its input; where several could, each is tried in turn and
    the one that lets the rest of the graph match is kept (if two do, the
    error asks for a mapping).
+3. Without a graph, the framework's order (torch: the order modules are
+   registered in), when its units' signatures are darknet's, one for one.
 
 Framework layers that are not paired are errors with ``strict`` (the
 default), as are darknet layers without a counterpart.
@@ -70,6 +72,10 @@ class Part:
     obj: Any = None
     stride: tuple[int, int] | None = None  # a conv's (y, x)
     dilation: tuple[int, int] | None = None
+    # A conv's own padding, (top, bottom, left, right) for an input of (h, w),
+    # and what it pads with ("zeros", "reflect", ...).
+    padding: Callable[[int, int], tuple[int, int, int, int]] | None = None
+    padding_mode: str = "zeros"
 
     @property
     def kind(self) -> str | None:
@@ -81,11 +87,13 @@ class Node:
     """One operation of a framework model's data flow: ``"input"``, ``"part"``
     (a call of ``parts[part]``), ``"concat"`` (channel concatenation, preds in
     order), ``"combine"`` (an element-wise operation of several inputs, such as
-    an addition), or ``"op"`` (anything else; it passes its input on)."""
+    an addition), or ``"op"`` (anything else; it passes its input on; ``pad``:
+    it pads its input with zeros)."""
 
     kind: str
     preds: list[int] = field(default_factory=list)
     part: int = -1
+    pad: tuple[int, int, int, int] | None = None  # an op that zero-pads (top, bottom, left, right)
 
 
 @dataclass
@@ -396,11 +404,17 @@ def framework_units(model: Model) -> list[FUnit]:
 
 def _skip_ops(nodes: Sequence[Node], k: int) -> int:
     """The node whose value ``k`` passes on: ops of one input are skipped, a
-    concat of one input is its input."""
-    while (nodes[k].kind == "op" and len(nodes[k].preds) == 1) or \
-            (nodes[k].kind == "concat" and len(nodes[k].preds) == 1):
-        k = nodes[k].preds[0]
-    return k
+    concat of one input is its input, and so is an op whose inputs all come
+    from one value (an activation written as ``x * tanh(softplus(x))``)."""
+    while True:
+        n = nodes[k]
+        if n.kind in ("op", "concat") and len(n.preds) == 1:
+            k = n.preds[0]
+        elif n.kind == "op" and len(n.preds) > 1 and \
+                len(roots := {_skip_ops(nodes, p) for p in n.preds}) == 1:
+            k = roots.pop()
+        else:
+            return k
 
 
 def _canonical(nodes: Sequence[Node], k: int) -> tuple[str, tuple[int, ...]]:
@@ -586,8 +600,7 @@ def _next_unit(dnodes: Sequence[Node], order: Sequence[int], at: int) -> int:
 
 
 def pair(config: Config, model: Model, *, mapping: Mapping[int, Any] | None = None,
-         strict: bool = True, fuse: bool = False,
-         trace: Callable[[], list[Node] | None] | None = None) -> Pairing:
+         strict: bool = True, fuse: bool = False) -> Pairing:
     """Pairs ``config``'s units with ``model``'s (see the module docs) and
     checks them; raises ModelMismatchError (or ConversionError for a layer
     no framework type takes) naming the first that does not fit."""
@@ -609,13 +622,6 @@ def pair(config: Config, model: Model, *, mapping: Mapping[int, Any] | None = No
     matcher: _GraphMatch | None = None
     if model.graph is None:
         result = by_order()
-        if result is None and trace is not None:
-            model.graph = trace()
-            if model.graph is not None:
-                model.order = "the traced forward's data flow"
-                funits = framework_units(model)
-                fixed = _fixed_pairs(config, model, dunits, funits, mapping or {})
-                _check_fixed(config, model, dunits, funits, fixed, fuse)
     if result is None and model.graph is not None:
         dnodes = darknet_graph(config, dunits)
         matcher = _GraphMatch(dunits, dnodes, model, funits, fixed, strict)
@@ -706,14 +712,31 @@ def _fixed_pairs(config: Config, model: Model, dunits: Sequence[DUnit], funits: 
             if p is not None:
                 by_name[model.parts[p].name] = k
     out: dict[int, int] = {}
+    taken: dict[int, int] = {}  # darknet layer index -> framework unit
     for index, name in mapping.items():
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(config):
-            raise ValueError(f"mapping keys are darknet layer indices (0..{len(config) - 1}), "
-                             f"not {index!r}")
+            raise ModelMismatchError(
+                f"mapping keys are darknet layer indices (0..{len(config) - 1}) of "
+                f"{config.path}, not {index!r}",
+                framework_layer=name if isinstance(name, str) else None)
         if index not in by_layer:
             layer = config[index]
-            raise ValueError(f"mapping[{index}]: {layer.location} stores no parameters to load")
-        names = (name,) if isinstance(name, str) else tuple(name)
+            raise ModelMismatchError(
+                f"mapping[{index}]: {layer.location} stores no parameters to load",
+                framework_layer=name if isinstance(name, str) else None, darknet_layer=index,
+                line=layer.line)
+        if isinstance(name, str):
+            names: tuple[Any, ...] = (name,)
+        elif isinstance(name, (list, tuple)):
+            names = tuple(name)
+        else:
+            names = ()
+        if not names or not all(isinstance(n, str) for n in names):
+            raise ModelMismatchError(
+                f"mapping[{index}] ({config[index].location}) is {_name_text(name)}: the "
+                f"mapping's values are {model.framework} layer names (str; a conv and its "
+                "batch norm as a tuple of two), not layer objects",
+                darknet_layer=index, line=config[index].line)
         units = set()
         for n in names:
             if n not in by_name:
@@ -725,12 +748,28 @@ def _fixed_pairs(config: Config, model: Model, dunits: Sequence[DUnit], funits: 
                     line=config[index].line)
             units.add(by_name[n])
         if len(units) != 1:
-            raise ValueError(f"mapping[{index}] names layers of two different units: "
-                             f"{', '.join(map(repr, names))}")
-        out[by_layer[index]] = units.pop()
-    if len(set(out.values())) != len(out):
-        raise ValueError("mapping pairs one framework layer with two darknet layers")
+            raise ModelMismatchError(
+                f"mapping[{index}] ({config[index].location}) names layers of two different "
+                f"units: {', '.join(map(repr, names))}", framework_layer=names[0],
+                darknet_layer=index, line=config[index].line)
+        unit = units.pop()
+        twice = next((i for i, f in taken.items() if f == unit), None)
+        if twice is not None:
+            raise ModelMismatchError(
+                f"mapping pairs {model.framework} layer {_name_text(name)} with two darknet "
+                f"layers: {config[twice].location} and {config[index].location}",
+                framework_layer=names[0], darknet_layer=index, line=config[index].line)
+        taken[index] = unit
+        out[by_layer[index]] = unit
     return out
+
+
+def _name_text(name: Any) -> str:
+    """A mapping value in a message: its repr, or its type for an object."""
+    if isinstance(name, str) or (isinstance(name, (list, tuple)) and
+                                 all(isinstance(n, str) for n in name)):
+        return repr(name)
+    return f"a {type(name).__name__} object"
 
 
 # -- checks and diagnosis -------------------------------------------------------------------
@@ -939,6 +978,7 @@ def _missing(pairing: Pairing, d: DUnit, before: FUnit | None) -> None:
 
 def _check_pairs(pairing: Pairing, fuse: bool) -> None:
     model = pairing.model
+    node_of = {n.part: k for k, n in enumerate(model.graph or []) if n.kind == "part"}
     for p in pairing.pairs:
         d, f = p.dunit, p.funit
         if d is None or f is None:
@@ -950,7 +990,7 @@ def _check_pairs(pairing: Pairing, fuse: bool) -> None:
             _check_bn(pairing, d, main)
             continue
         if d.attrs is not None:
-            _check_conv_geometry(pairing, d, main)
+            _check_conv_geometry(pairing, d, main, node_of.get(f.main))
         if f.bn is not None:
             if not d.bn:
                 raise ModelMismatchError(
@@ -985,9 +1025,9 @@ def _check_pairs(pairing: Pairing, fuse: bool) -> None:
                 pairing=pairing)
 
 
-def _check_conv_geometry(pairing: Pairing, d: DUnit, part: Part) -> None:
-    """Strides and dilation: the weights fit whatever they are, but the model
-    would compute something else."""
+def _check_conv_geometry(pairing: Pairing, d: DUnit, part: Part, node: int | None) -> None:
+    """Strides, dilation and padding: the weights fit whatever they are, but
+    the model would compute something else."""
     a = d.attrs
     checks = [("dilation", part.dilation, (a["dilation"], a["dilation"]))]
     if not a["antialiasing"]:  # antialiasing: the conv runs at stride 1, a blur strides
@@ -1000,6 +1040,71 @@ def _check_conv_geometry(pairing: Pairing, d: DUnit, part: Part) -> None:
                 f"{_pair_text(want)}: the weights fit, but the model computes something else",
                 framework_layer=part.name, darknet_layer=d.index, line=d.layer.line,
                 pairing=pairing)
+    _check_padding(pairing, d, part, node)
+
+
+def _check_padding(pairing: Pairing, d: DUnit, part: Part, node: int | None) -> None:
+    """Darknet pads ``pad * dilation`` zeros on each side (``pad``: size/2
+    with ``pad=1``, else ``padding=``; the core's attrs). The model's padding
+    is its conv's own plus the zero padding of the operations right before
+    it (a ZeroPad2d / ZeroPadding2D, F.pad), when its data flow is known. An
+    uneven padding computes the same when it pads the top and left as darknet
+    does and gives the same output size for the cfg's input (a ZeroPadding2D
+    of (1, 0) before a stride-2 "valid" conv, on an even size)."""
+    if part.padding is None:
+        return
+    a = d.attrs
+    _, h, w = d.layer.input_shape
+    framework = pairing.model.framework
+    found = list(part.padding(h, w))
+    graph = pairing.model.graph
+    if graph is not None and node is not None:
+        k = graph[node].preds[0] if graph[node].preds else -1
+        while k >= 0 and graph[k].pad is not None and len(graph[k].preds) == 1:
+            found = [x + y for x, y in zip(found, graph[k].pad, strict=True)]  # type: ignore[arg-type]
+            k = graph[k].preds[0]
+    want = a["pad"] * a["dilation"]
+    lines = [f"{o}= at line {d.layer.option_line(o)}" for o in ("pad", "padding")
+             if o in d.layer.options]
+    where = f" ({pairing.config.path}: {', '.join(lines)})" if lines else ""
+    why = ""
+    if part.padding_mode != "zeros" and any(found):
+        why = (f"pads with padding_mode={part.padding_mode!r}, but darknet "
+               f"{d.layer.location} pads with zeros")
+    elif found != [want] * 4 and not (
+            found[0] == found[2] == want and _even(h, found[0] + found[1], want, a, part, 0)
+            and _even(w, found[2] + found[3], want, a, part, 1)):
+        dil = f" (pad {a['pad']} x dilation {a['dilation']})" if a["dilation"] != 1 else ""
+        why = (f"pads {_padding_text(found)} for its {h}x{w} input, but darknet "
+               f"{d.layer.location} pads {want} on each side{dil}{where}")
+        if (graph is None or node is None) and all(x <= want for x in found):
+            # A padding layer before it may pad the rest: only its data flow says.
+            pairing._notes.append(
+                f"{framework} layer {part.name!r} {why}; its data flow is not known, so "
+                "whether a padding layer before it pads the rest was not checked")
+            return
+    if why:
+        raise ModelMismatchError(
+            f"{framework} layer {part.name!r} ({part.type_name}) {why}: the weights fit, but "
+            "the model computes something else", framework_layer=part.name,
+            darknet_layer=d.index, line=d.layer.line,
+            expected={"padding": (want,) * 4}, found={"padding": tuple(found)}, pairing=pairing)
+
+
+def _even(size: int, total: int, want: int, a: Mapping[str, Any], part: Part, axis: int) -> bool:
+    """The same output size along one axis with ``total`` padding as with
+    darknet's ``want`` on each side."""
+    k = a["size"]
+    dil = a["dilation"]
+    stride = part.stride[axis] if part.stride is not None else 1
+    span = dil * (k - 1) + 1
+    return bool((size + total - span) // stride == (size + 2 * want - span) // stride)
+
+
+def _padding_text(found: Sequence[int]) -> str:
+    if len(set(found)) == 1:
+        return f"{found[0]} on each side"
+    return "(" + ", ".join(map(str, found)) + ") (top, bottom, left, right)"
 
 
 def _pair_text(yx: Sequence[int]) -> str:

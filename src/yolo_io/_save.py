@@ -326,7 +326,7 @@ def _arrays(source: object, config: Config, n: int) -> dict[int, Params]:
                             "save_fused() writes a darknet model with batch norm folded)")
                 raise ConversionError(f"{layer.location}: array {s.name!r} {s.shape} is "
                                       f"missing{hint}")
-            a = as_array(given[s.name])
+            a = as_array(given[s.name], f"{layer.location}: array {s.name!r}")
             if a.dtype.kind != "f":
                 raise ConversionError(f"{layer.location}: array {s.name!r} has dtype {a.dtype}; "
                                       f"only floating-point arrays are written (as float32)")

@@ -268,7 +268,13 @@ def from_state_dict(config: Config, state: Mapping[str, Any], *,
 
     def take(key: str) -> Any:
         used.add(key)
-        return state[key]
+        a = as_array(state[key], f"state dict key {key!r}")
+        # One rule for every naming: darknet stores floats, and an integer
+        # array where one belongs is a mistake (not cast here and refused there).
+        if a.dtype.kind != "f":
+            raise ConversionError(f"state dict key {key!r} has dtype {a.dtype}; only "
+                                  "floating-point arrays are written (as float32)")
+        return a
 
     for layer in config:
         if layer.fusion == "conv":
@@ -305,7 +311,7 @@ def from_state_dict(config: Config, state: Mapping[str, Any], *,
                     if prefix + name in state:
                         params[name] = take(prefix + name)
         if "rolling_variance" in params and eps != 1e-5:
-            var = as_array(params["rolling_variance"]).astype(np.float64)
+            var = np.asarray(params["rolling_variance"]).astype(np.float64)
             params["rolling_variance"] = (var + eps - 1e-5).astype(np.float32)
         out[layer.index] = params
     extra = sorted(k for k in state if k not in used and not k.startswith("loss."))
@@ -316,13 +322,27 @@ def from_state_dict(config: Config, state: Mapping[str, Any], *,
     return out
 
 
-def as_array(value: Any) -> npt.NDArray[Any]:
+def as_array(value: Any, what: str = "the array") -> npt.NDArray[Any]:
     """An array from NumPy arrays, torch tensors (detached, on the CPU;
     bfloat16 as float32) or anything with ``__array__``, without a copy where
-    it can."""
+    it can. A tensor without values (on the meta device) or of a dtype NumPy
+    cannot hold (float8, quantized; a sparse layout) raises ConversionError
+    naming ``what``."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
-        value = value.detach().cpu()
-        if str(getattr(value, "dtype", "")) == "torch.bfloat16":
-            value = value.float()
-        value = value.numpy()
+        if getattr(value, "is_meta", False):
+            raise ConversionError(f"{what} is a tensor on the meta device, which holds no "
+                                  "values: load or compute its values before saving")
+        try:
+            value = value.detach().cpu()
+            if str(getattr(value, "dtype", "")) == "torch.bfloat16":
+                value = value.float()
+            value = value.numpy()
+        except (TypeError, RuntimeError, NotImplementedError) as err:
+            # float8 and quantized tensors usually come with scales kept
+            # elsewhere: casting their values alone would give wrong numbers.
+            raise ConversionError(
+                f"{what} is a torch tensor of dtype {getattr(value, 'dtype', '?')} and layout "
+                f"{getattr(value, 'layout', '?')} that has no NumPy equivalent ({err}); "
+                "convert it to a dense float32 tensor first (undoing any scaling it carries)"
+                ) from err
     return np.asarray(value)

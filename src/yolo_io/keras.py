@@ -89,14 +89,14 @@ def _part(layer: Any, keras: Any) -> Part | None:
         kh, kw, cin, mult = shapes["kernel"]
         return Part(name, kind, ("conv", cin, cin * mult, kh, kw, cin), shapes,
                     bias=bool(layer.use_bias), obj=layer, stride=tuple(layer.strides),
-                    dilation=tuple(layer.dilation_rate))
+                    dilation=tuple(layer.dilation_rate), padding=_padding(layer, kh, kw))
     if isinstance(layer, L.Conv2D) and not isinstance(layer, (L.Conv2DTranspose,
                                                                 L.SeparableConv2D)):
         kh, kw, in_g, out = shapes["kernel"]
         groups = int(getattr(layer, "groups", 1))
         return Part(name, kind, ("conv", in_g * groups, out, kh, kw, groups), shapes,
                     bias=bool(layer.use_bias), obj=layer, stride=tuple(layer.strides),
-                    dilation=tuple(layer.dilation_rate))
+                    dilation=tuple(layer.dilation_rate), padding=_padding(layer, kh, kw))
     if isinstance(layer, L.Dense):
         inp, out = shapes["kernel"]
         return Part(name, kind, ("dense", inp, out), shapes, bias=bool(layer.use_bias), obj=layer)
@@ -105,6 +105,21 @@ def _part(layer: Any, keras: Any) -> Part | None:
         return Part(name, kind, ("bn", channels), shapes, eps=float(layer.epsilon),
                     affine=bool(layer.center and layer.scale), obj=layer)
     return Part(name, kind, None, shapes, obj=layer)
+
+
+def _padding(layer: Any, kh: int, kw: int) -> Any:
+    """A conv's padding (top, bottom, left, right) for an input of (h, w):
+    ``"same"`` as TensorFlow (and Keras on every backend) pads, the odd pixel
+    after, by an amount that depends on the input size and the stride."""
+    if layer.padding != "same":
+        return lambda h, w: (0, 0, 0, 0)
+    (sy, sx), (dy, dx) = layer.strides, layer.dilation_rate
+
+    def same(size: int, k: int, s: int, d: int) -> tuple[int, int]:
+        total = max((-(-size // s) - 1) * s + d * (k - 1) + 1 - size, 0)
+        return total // 2, total - total // 2
+
+    return lambda h, w: (*same(h, kh, sy, dy), *same(w, kw, sx, dx))
 
 
 def _expected_shapes(part: Part, sig: tuple[Any, ...]) -> dict[str, tuple[int, ...]]:
@@ -131,14 +146,35 @@ def _functional(op: Any) -> Any:
     return op if hasattr(op, "_nodes_by_depth") else None
 
 
-def _graph(model: Any, parts: list[Part], keras: Any) -> list[Node] | None:
+def _graph(model: Any, parts: list[Part], keras: Any, config: Config, notes: list[str]
+           ) -> list[Node] | None:
     """Keras' functional graph as Nodes (nested models inlined, custom layers
-    that hold other layers traced); None for a subclassed model."""
+    that hold other layers traced); a subclassed model's call() traced on a
+    symbolic input of the cfg's shape. None (the reason in ``notes``) when
+    that call fails."""
     fn = _functional(model)
+    layout = _layout(model, keras)
+    walker = _Walker({id(p.obj): k for k, p in enumerate(parts)}, keras, _CHANNEL_AXES[layout])
     if fn is None:
-        return None
-    walker = _Walker({id(p.obj): k for k, p in enumerate(parts)}, keras,
-                     _CHANNEL_AXES[_layout(model, keras)])
+        c, h, w = config.input_shape
+        shape = (1, h, w, c) if layout == "channels_last" else (1, c, h, w)
+        layers = [model, *model._flatten_layers(include_self=False, recursive=True)]
+        lengths = [(x, len(x._inbound_nodes), len(x._outbound_nodes)) for x in layers]
+        try:
+            x = keras.Input(batch_shape=shape)
+            walker.nodes.append(Node("input"))
+            walker.resolve(list(keras.tree.flatten(model.call(x))), {id(x): 0})
+        except Exception as err:  # noqa: BLE001 - any error of the user's call()
+            notes.append(f"its call() could not be traced on a symbolic input of shape {shape} "
+                         f"({type(err).__name__}: {err}); its data flow (what feeds each "
+                         "layer, the order of a route's inputs) was not checked, only the "
+                         "shapes in the order of its layers")
+            return None
+        finally:
+            for layer, inbound, outbound in lengths:
+                del layer._inbound_nodes[inbound:]
+                del layer._outbound_nodes[outbound:]
+        return walker.nodes
     inputs = {}
     for kt in fn.inputs:
         walker.nodes.append(Node("input"))
@@ -201,6 +237,10 @@ class _Walker:
             return self.trace_composite(op, knode, preds)
         elif type(op).__name__ == "Concatenate" and getattr(op, "axis", -1) in self.channel_axes:
             self.nodes.append(Node("concat", preds))
+        elif isinstance(op, self.keras.layers.ZeroPadding2D) and len(preds) == 1:
+            (top, bottom), (left, right) = op.padding
+            self.nodes.append(Node("op", preds, pad=(int(top), int(bottom), int(left),
+                                                     int(right))))
         else:
             self.nodes.append(Node("op", list(dict.fromkeys(preds)) if preds else []))
             if not preds:
@@ -236,17 +276,27 @@ class _Walker:
                 del layer._outbound_nodes[outbound:]
 
 
-def _model(model: Any, keras: Any) -> Model:
+def _model(model: Any, keras: Any, config: Config, notes: list[str]) -> Model:
     if not isinstance(model, keras.layers.Layer):
         raise TypeError(f"expected a Keras model, not {type(model).__name__}")
     if not model.built:
         raise ModelMismatchError("the Keras model is not built yet: build it (or call it once) "
                                  "before loading into it")
     parts = [p for layer in _leaves(model) if (p := _part(layer, keras)) is not None]
-    graph = _graph(model, parts, keras)
-    return Model("keras", parts, graph,
-                 "its functional graph" if graph is not None else "the order of its layers",
-                 _expected_shapes)
+    graph = _graph(model, parts, keras, config, notes)
+    order = "the order of its layers"
+    if graph is not None:
+        order = "its functional graph" if _functional(model) is not None else "its traced call()"
+    elif notes:
+        order += "; " + notes[-1].partition("; ")[0]
+    return Model("keras", parts, graph, order, _expected_shapes)
+
+
+def _pair(model: Any, config: Config, keras: Any, **kwargs: Any) -> Pairing:
+    notes: list[str] = []
+    pairing = pair(config, _model(model, keras, config, notes), **kwargs)
+    pairing._notes[:0] = notes
+    return pairing
 
 
 def _layout(model: Any, keras: Any) -> str:
@@ -371,7 +421,7 @@ def check_model(model: Any, net: Network | Config, *, mapping: Mapping[int, Any]
 
     keras = _keras()
     config = net.config if isinstance(net, Network) else net
-    return pair(config, _model(model, keras), mapping=mapping, strict=strict, fuse=fuse)
+    return _pair(model, config, keras, mapping=mapping, strict=strict, fuse=fuse)
 
 
 def load_into(model: Any, net: Network, *, fuse: bool = False,
@@ -382,8 +432,11 @@ def load_into(model: Any, net: Network, *, fuse: bool = False,
 
     Conv2D (any ``groups``), DepthwiseConv2D, Dense and BatchNormalization
     layers are paired with darknet's convolutional, connected and batchnorm
-    layers by following the model's functional graph (a subclassed model: the
-    order of its layers), every shape is checked, and only then is anything
+    layers by following the model's functional graph (a subclassed model: its
+    ``call()`` traced on a symbolic input of the cfg's shape; where that
+    fails, the order of its layers, shapes only, and the pairing's notes say
+    so), every shape, stride, dilation and padding is checked (a
+    ZeroPadding2D right before a conv counts), and only then is anything
     assigned.
 
     Values: kernels in Keras' layouts (Conv2D HWIO, DepthwiseConv2D HWCM,
@@ -413,7 +466,7 @@ def load_into(model: Any, net: Network, *, fuse: bool = False,
         ConversionError: a darknet layer no Keras layer type here takes.
     """
     keras = _keras()
-    pairing = pair(net.config, _model(model, keras), mapping=mapping, strict=strict, fuse=fuse)
+    pairing = _pair(model, net.config, keras, mapping=mapping, strict=strict, fuse=fuse)
     assignments = _arrays(net, pairing, _flatten(model, keras), keras)
     for var, _, values in assignments:
         var.assign(values)

@@ -8,13 +8,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import ConversionError, ModelMismatchError
+from ._errors import ConversionError, ModelMismatchError, YoloIOError
 from ._fusion import bn_for_eps, fold_bn, threads_arg
 from ._pairing import Model, Node, Pairing, Part, bn_past_partial_end, pair
 
@@ -75,7 +76,8 @@ def _part(name: str, m: Any, nn: Any, lazy: Any) -> Part | None:
         out, in_g, kh, kw = shapes["weight"]
         return Part(name, kind.__name__, ("conv", in_g * m.groups, out, kh, kw, m.groups),
                     shapes, bias="bias" in shapes, obj=m, stride=tuple(m.stride),
-                    dilation=tuple(m.dilation))
+                    dilation=tuple(m.dilation), padding=_padding(m),
+                    padding_mode=str(m.padding_mode))
     if isinstance(m, nn.Linear):
         out, inp = shapes["weight"]
         return Part(name, kind.__name__, ("dense", inp, out), shapes, bias="bias" in shapes,
@@ -90,6 +92,21 @@ def _part(name: str, m: Any, nn: Any, lazy: Any) -> Part | None:
         return Part(name, kind.__name__, ("bn", m.num_features), shapes, eps=float(m.eps),
                     affine=bool(m.affine), obj=m)
     return Part(name, kind.__name__, None, shapes, obj=m)
+
+
+def _padding(m: Any) -> Any:
+    """A Conv2d's padding (top, bottom, left, right), as its forward pads:
+    ``"same"`` puts the odd pixel after (torch's ``Conv2d.__init__``)."""
+    if isinstance(m.padding, str):
+        if m.padding == "valid":
+            pads = (0, 0, 0, 0)
+        else:
+            (ty, tx) = (d * (k - 1) for d, k in zip(m.dilation, m.kernel_size, strict=True))
+            pads = (ty // 2, ty - ty // 2, tx // 2, tx - tx // 2)
+    else:
+        py, px = (int(v) for v in m.padding)
+        pads = (py, py, px, px)
+    return lambda h, w: pads
 
 
 def _expected_shapes(part: Part, sig: tuple[Any, ...]) -> dict[str, tuple[int, ...]]:
@@ -193,6 +210,8 @@ def _trace(module: Any, parts: list[Part], example: Any, torch: Any, notes: list
             dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
             if name in _CONCAT and dim in (1, -3):
                 nodes.append(Node("concat", ins))
+            elif name == "pad" and len(ins) == 1 and (pad := _zero_pad(args, kwargs)):
+                nodes.append(Node("op", ins, pad=pad))
             else:
                 # Even an op of one input is a node: a batch norm after an
                 # activation is not the conv's own (an in-place activation
@@ -227,8 +246,22 @@ def _trace(module: Any, parts: list[Part], example: Any, torch: Any, notes: list
                          for k, v in module.state_dict(keep_vars=True).items()}
                 x = example.to("meta")
                 mark(x, 0)
-                with torch.device("meta"), Recorder():
-                    torch.func.functional_call(module, state, (x,), strict=False)
+                # A batch norm keeps the shape, and the meta device computes
+                # shapes only: its own forward (decomposed on meta) would cost
+                # about half of the trace.
+                bns = [p.obj for p in parts if p.kind == "bn"]
+                own = [m.__dict__.get("forward") for m in bns]
+                try:
+                    for m in bns:
+                        m.forward = _same_shape
+                    with torch.device("meta"), Recorder():
+                        torch.func.functional_call(module, state, (x,), strict=False)
+                finally:
+                    for m, f in zip(bns, own, strict=True):
+                        if f is None:
+                            del m.forward
+                        else:
+                            m.forward = f
             else:
                 mark(x, 0)
                 with Recorder():
@@ -260,6 +293,24 @@ def _trace(module: Any, parts: list[Part], example: Any, torch: Any, notes: list
             h.remove()
         _restore(saved)
     return nodes
+
+
+def _zero_pad(args: Any, kwargs: dict[str, Any]) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of an ``F.pad`` call that pads the last two
+    dimensions with zeros (ZeroPad2d's, say); None for any other."""
+    pad = kwargs.get("pad", args[1] if len(args) > 1 else None)
+    mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+    value = kwargs.get("value", args[3] if len(args) > 3 else None)
+    if mode != "constant" or value not in (None, 0) or not isinstance(pad, (tuple, list)) \
+            or len(pad) not in (2, 4) or not all(isinstance(v, int) for v in pad):
+        return None
+    left, right, top, bottom = (*pad, 0, 0)[:4]
+    return (top, bottom, left, right)
+
+
+def _same_shape(x: Any) -> Any:
+    """A new tensor of the shape of ``x`` (a batch norm's output on meta)."""
+    return x.new_empty(x.shape)
 
 
 Saved = list[tuple[Any, dict[str, Any], dict[str, Any]]]
@@ -309,8 +360,11 @@ class _Plan:
         # holds the tensors, so that the addresses stay valid.
         self.reads: list[tuple[int, str, int, int]] = []
         self.keep: list[Any] = []
-        self.fused: list[tuple[int, Any, Any]] = []  # layer, weight tensor, bias tensor
-        self.arrays: list[tuple[Any, npt.NDArray[np.float32]]] = []
+        # layer, weight tensor, bias tensor, their names
+        self.fused: list[tuple[int, Any, Any, str, str]] = []
+        self.arrays: list[tuple[Any, npt.NDArray[np.float32], str, CfgLayer]] = []
+        # (device, start, end, name, layer) of every tensor written: no two may overlap.
+        self.extents: list[tuple[str, int, int, str, CfgLayer]] = []
 
     @staticmethod
     def _shape_error(tensor_name: str, tensor: Any, shape: tuple[int, ...],
@@ -322,6 +376,52 @@ class _Plan:
                 framework_layer=tensor_name.rpartition(".")[0], darknet_layer=layer.index,
                 line=layer.line)
 
+    def target(self, tensor: Any, tensor_name: str, layer: CfgLayer) -> None:
+        """Refuses a tensor a write would fail on, or succeed on and lose
+        (checked for every tensor before the first write, so that an error
+        leaves the model as it was)."""
+        why = ""
+        if tensor.is_meta:
+            why = ("is on the meta device, which holds no values: what load_into wrote "
+                   "would be lost when to_empty() allocates the model. Call "
+                   "model.to_empty(device='cpu') first, or build the model on the CPU")
+        elif not (tensor.dtype.is_floating_point and not tensor.dtype.is_complex):
+            why = f"has dtype {tensor.dtype}, which cannot hold darknet's float values"
+        elif tensor.is_inference():
+            why = ("was created in torch.inference_mode(), so it cannot be written outside "
+                   "it: clone() it, or build the model outside inference mode")
+        elif tensor.layout != self.torch.strided:
+            why = f"has layout {tensor.layout}, not a dense (strided) tensor"
+        elif _self_overlapping(tuple(tensor.shape), tuple(tensor.stride())):
+            why = ("has elements that share memory (an expanded or as_strided tensor, "
+                   f"strides {tuple(tensor.stride())}): writing darknet's values into it "
+                   "would keep one value of each group; make it a real tensor "
+                   "(nn.Parameter(t.clone()))")
+        if why:
+            raise ModelMismatchError(
+                f"torch tensor {tensor_name!r} {why} ({layer.location} goes there)",
+                framework_layer=tensor_name.rpartition(".")[0], darknet_layer=layer.index,
+                line=layer.line)
+        if tensor.numel():
+            span = 1 + sum((n - 1) * st for n, st in zip(tensor.shape, tensor.stride(),
+                                                        strict=True))
+            start = tensor.data_ptr()
+            self.extents.append((str(tensor.device), start, start + span * tensor.element_size(),
+                                 tensor_name, layer))
+
+    def check_overlaps(self) -> None:
+        """Two tensors written that share memory (a bias that is a view into
+        a weight, say) would take each other's values."""
+        extents = sorted(self.extents, key=lambda e: e[:3])
+        for a, b in itertools.pairwise(extents):
+            if a[0] == b[0] and b[1] < a[2]:
+                raise ModelMismatchError(
+                    f"torch tensors {a[3]!r} and {b[3]!r} share memory (views of one "
+                    f"tensor?), but take the values of {a[4].location} and {b[4].location}: "
+                    "writing one would overwrite the other; give each its own tensor",
+                    framework_layer=b[3].rpartition(".")[0], darknet_layer=b[4].index,
+                    line=b[4].line)
+
     def fast(self, tensor: Any) -> bool:
         """The core can fill it in place: a CPU float32 C-contiguous tensor."""
         return bool(tensor.dtype == self.float32 and tensor.is_cpu and tensor.is_contiguous())
@@ -329,6 +429,7 @@ class _Plan:
     def read(self, layer: CfgLayer, src: _Source, name: str, tensor: Any,
              tensor_name: str) -> None:
         """``tensor`` takes ``layer``'s array ``name``."""
+        self.target(tensor, tensor_name, layer)
         if self.fast(tensor) and (src.plain_weights or name != "weights"):
             # The pairing matched this tensor's shape (its signature); the core
             # checks the byte count.
@@ -338,37 +439,82 @@ class _Plan:
         source = src[name]
         if tensor.shape != source.shape:
             self._shape_error(tensor_name, tensor, source.shape, layer)
-        self.arrays.append((tensor, np.asarray(source).reshape(tuple(tensor.shape))))
+        self.arrays.append((tensor, np.asarray(source).reshape(tuple(tensor.shape)), tensor_name,
+                            layer))
 
     def array(self, tensor: Any, values: npt.NDArray[np.float32], tensor_name: str,
               layer: CfgLayer) -> None:
+        self.target(tensor, tensor_name, layer)
         self._shape_error(tensor_name, tensor, values.shape, layer)
-        self.arrays.append((tensor, values))
+        self.arrays.append((tensor, values, tensor_name, layer))
+
+    def fuse(self, layer: CfgLayer, weight: Any, bias: Any, prefix: str) -> None:
+        """``weight`` and ``bias`` take ``layer``'s batch norm folded in."""
+        self.target(weight, prefix + ".weight", layer)
+        self.target(bias, prefix + ".bias", layer)
+        self.fused.append((layer.index, weight, bias, prefix + ".weight", prefix + ".bias"))
 
     def run(self, net: Network, threads: int) -> None:
+        """Writes every tensor: first those torch copies into (they are kept,
+        to be put back if a later write fails), then those filled in place."""
         torch = self.torch
+        self.check_overlaps()
+        fast = {i: (w.detach().numpy(), b.detach().numpy()) for i, w, b, _, _ in self.fused
+                if self.fast(w) and self.fast(b)}
+        kept: list[tuple[Any, Any]] = []  # (tensor, its values before) of tensors copied into
+        name = ""
+
+        def copy(tensor: Any, values: npt.NDArray[Any], tensor_name: str) -> None:
+            nonlocal name
+            name = tensor_name
+            before = tensor.detach().to("cpu", copy=True)
+            tensor.copy_(torch.from_numpy(np.array(values, np.float32)))
+            kept.append((tensor, before))
+
         with torch.no_grad():
-            if self.reads:
-                # Tensors checked by fast() (CPU, float32, contiguous), by
-                # address: no NumPy view per tensor.
-                net._live().read_params_into(self.reads, threads)
-            if self.fused:
-                fast = {i: (w.detach().numpy(), b.detach().numpy()) for i, w, b in self.fused
-                        if self.fast(w) and self.fast(b)}
-                if fast:
-                    net.fuse_into(fast, "OIHW", dense_layout="OI", flatten="CHW",
-                                  threads=threads)
-                for i, w, b in self.fused:
+            try:
+                for i, w, b, wname, bname in self.fused:
                     if i not in fast:
                         fw, fb = net[i].fused("OIHW" if net[i].fusion == "conv" else "OI",
                                               flatten="CHW")
-                        w.copy_(torch.from_numpy(fw))
-                        b.copy_(torch.from_numpy(fb))
-            for tensor, values in self.arrays:
-                if self.fast(tensor):
-                    np.copyto(tensor.detach().numpy(), values.reshape(tuple(tensor.shape)))
-                else:
-                    tensor.copy_(torch.from_numpy(np.array(values, np.float32)))
+                        copy(w, fw, wname)
+                        copy(b, fb, bname)
+                for tensor, values, tensor_name, _ in self.arrays:
+                    if not self.fast(tensor):
+                        copy(tensor, values, tensor_name)
+                name = ""
+                if self.reads:
+                    # Tensors checked by fast() (CPU, float32, contiguous), by
+                    # address: no NumPy view per tensor.
+                    net._live().read_params_into(self.reads, threads)
+                if fast:
+                    net.fuse_into(fast, "OIHW", dense_layout="OI", flatten="CHW",
+                                  threads=threads)
+                for tensor, values, _, _ in self.arrays:
+                    if self.fast(tensor):
+                        np.copyto(tensor.detach().numpy(), values.reshape(tuple(tensor.shape)))
+            except Exception as err:
+                for tensor, before in reversed(kept):
+                    tensor.copy_(before)
+                if isinstance(err, YoloIOError) or not name:
+                    raise
+                raise ConversionError(
+                    f"torch tensor {name!r} could not take darknet's values "
+                    f"({type(err).__name__}: {err}); the tensors written before it were put "
+                    "back") from err
+
+
+def _self_overlapping(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    """Whether two elements of a strided tensor share memory: with its
+    dimensions sorted by stride, each stride must pass the extent of the
+    dimensions before it."""
+    dims = sorted((st, n) for n, st in zip(shape, strides, strict=True) if n > 1)
+    extent = 0
+    for st, n in dims:
+        if st <= extent:
+            return True
+        extent += (n - 1) * st
+    return False
 
 
 class _Source:
@@ -421,7 +567,7 @@ def _plan(net: Network, pairing: Pairing, torch: Any) -> _Plan:
             continue
         if d.bn and f.bn is None:  # fold darknet's batch norm into the layer (fuse=True)
             plan._shape_error(main.name + ".weight", m.weight, src["weights"].shape, layer)
-            plan.fused.append((layer.index, m.weight, m.bias))
+            plan.fuse(layer, m.weight, m.bias, main.name)
             continue
         plan.read(layer, src, "weights", m.weight, main.name + ".weight")
         if d.bn:
@@ -493,21 +639,30 @@ def _pairing(module: Any, net: Network | Config, *, mapping: Mapping[int, Any] |
             first = next(iter(module.parameters()), None)
             example = torch.zeros(1, c, h, w) if first is None else \
                 torch.zeros(1, c, h, w, device=first.device, dtype=first.dtype)
-        graph = _trace(module, model.parts, example, torch, notes)
-        if graph is None:
-            model.order += "; " + notes[-1]
-        return graph
+        return _trace(module, model.parts, example, torch, notes)
 
-    if trace:
+    if trace is False:
+        notes.append("trace=False: its data flow (what feeds each layer, the order of a "
+                     "route's inputs) was not checked, only the shapes in " + model.order)
+    else:
         model.graph = traced()
         if model.graph is None:
-            raise ConversionError(f"trace=True, but the torch model's forward could not be "
-                                  f"traced: {notes[-1].removeprefix('its forward could not be traced ')}"
-                                  "; pass trace=None to pair by the order its modules are "
-                                  "registered in")
-        model.order = "the traced forward's data flow"
-    return pair(config, model, mapping=mapping, strict=strict, fuse=fuse,
-                trace=traced if trace is None else None)
+            if trace:
+                raise ConversionError(
+                    "trace=True, but the torch model's forward could not be traced: "
+                    f"{notes[-1].removeprefix('its forward could not be traced ')}; pass "
+                    "trace=False to pair by the order its modules are registered in, without "
+                    "checking the data flow")
+            model.order += "; " + notes[-1]
+            notes[-1] += ("; its data flow (what feeds each layer, the order of a route's "
+                          "inputs) was not checked, only the shapes in the order its modules "
+                          "are registered in (pass example_input= if the forward needs "
+                          "another input)")
+        else:
+            model.order = "the traced forward's data flow"
+    pairing = pair(config, model, mapping=mapping, strict=strict, fuse=fuse)
+    pairing._notes[:0] = notes
+    return pairing
 
 
 def check_model(module: torch.nn.Module, net: Network | Config, *,
@@ -542,14 +697,17 @@ def load_into(module: torch.nn.Module, net: Network, *, fuse: bool = False,
     batchnorm layers by structure, every shape is checked, and only then is
     anything written.
 
-    Pairing: ``mapping`` first; then the order the modules are registered in,
-    when their shapes are darknet's one for one; otherwise the data flow of a
-    traced forward pass (on the meta device when the model allows it, so
-    nothing is computed; else on ``example_input``, zeros of the network's
-    input shape by default), which copes with models that create their
-    branches in another order than darknet. Two look-alike modules registered
-    in swapped order with everything else in darknet's order are paired by
-    their order unless ``trace=True`` asks for the data flow as well.
+    Pairing: ``mapping`` first; then the data flow of a traced forward pass
+    (on the meta device when the model allows it, so nothing is computed;
+    else on ``example_input``, zeros of the network's input shape by
+    default), which copes with models that create their branches in another
+    order than darknet and refuses one that connects them otherwise (a
+    route's inputs concatenated in another order). A forward that cannot be
+    traced (or ``trace=False``) pairs by the order the modules are registered
+    in, comparing shapes only; the pairing's notes say so.
+
+    Every conv's stride, dilation and padding (amount, with any zero padding
+    traced right before it, and mode) must be darknet's.
 
     Values: OIHW weights and Linear (out, in) weights as darknet stores them;
     a batch norm's running_var is adjusted to the module's own ``eps`` (see
@@ -572,9 +730,13 @@ def load_into(module: torch.nn.Module, net: Network, *, fuse: bool = False,
         strict: every darknet layer with parameters has a module and every
             module with parameters a darknet layer (False: the ones without a
             counterpart are left alone, as for ``load_state_dict``).
-        trace: None: trace the forward only if the registration order does
-            not fit; True: always; False: never.
-        example_input: the input of the traced forward.
+        trace: None: pair by the traced forward's data flow, or by the
+            registration order (noted) if it cannot be traced; True: the
+            same, but a forward that cannot be traced is an error; False:
+            never trace (noted; for models whose forward needs more than an
+            image).
+        example_input: the input of the traced forward, when it does not
+            run on the meta device.
         threads: threads that read the file (default: all cores).
 
     Returns:
@@ -582,8 +744,13 @@ def load_into(module: torch.nn.Module, net: Network, *, fuse: bool = False,
 
     Raises:
         ModelMismatchError: a module that does not fit (see
-            :func:`check_model`); the module is unchanged.
-        ConversionError: a darknet layer no torch layer type here takes.
+            :func:`check_model`), or a tensor that cannot take the values
+            (on the meta device: ``to_empty()`` first; not floating-point;
+            expanded or sharing memory with another; an inference tensor);
+            all checked before the first write: the module is unchanged.
+        ConversionError: a darknet layer no torch layer type here takes; a
+            copy that failed nonetheless (what was written before it is put
+            back).
     """
     pairing = _pairing(module, net, mapping=mapping, strict=strict, fuse=fuse, trace=trace,
                        example_input=example_input)
