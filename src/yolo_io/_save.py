@@ -163,7 +163,7 @@ def resolve_target(path: PathArg) -> str:
 Inputs = Iterable[tuple[str, "str | os.PathLike[str] | None"]]
 
 
-def refuse_inputs(output: str | os.PathLike[str], inputs: Inputs) -> None:
+def refuse_inputs(output: PathArg, inputs: Inputs) -> None:
     """Raises :class:`OutputIsInputError` when ``output`` is the same file as
     one of ``inputs`` (``(what, path)`` pairs, ``what`` naming the input in
     the message, e.g. ``"the input CFG"``): the same device and inode by
