@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import os
 import struct
 from pathlib import Path
 from typing import Any
@@ -117,12 +118,14 @@ def test_progress_and_atomic_replace(tiny: yolo_io.Network, tmp_path: Path) -> N
     assert seen == sorted(seen) and seen[-1] == out.stat().st_size
     plain = yolo_io.save_safetensors(tmp_path / "u.safetensors", tiny)
     assert filecmp.cmp(out, plain, shallow=False)
-    # Saving over the export a network maps: the old mapping stays valid.
+    # Replacing a file atomically: the old mapping of it stays valid.
     back = yolo_io.load(out)
     before = back[0].params["weights"].copy()
-    yolo_io.save_safetensors(out, back)
+    expected = plain.read_bytes()
+    yolo_io.save_safetensors(plain, back)  # over another export, not the one it maps
+    os.replace(plain, out)
     np.testing.assert_array_equal(back[0].params["weights"], before)
-    assert filecmp.cmp(out, plain, shallow=False)
+    assert out.read_bytes() == expected
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
@@ -501,3 +504,22 @@ def test_the_metadata_header_follows_the_weights_rule(tiny: yolo_io.Network, tmp
     else:
         with pytest.raises(yolo_io.FormatError, match=found):
             yolo_io.load(path)
+
+
+def test_an_export_over_the_raw_export_the_network_maps_is_refused(tmp_path: Path) -> None:
+    """The network's own file, even as a file of the same kind (issue 22):
+    no writer replaces the file it reads."""
+    cfg = tmp_path / "m.cfg"
+    cfg.write_text(TINY_CFG)
+    raw = yolo_io.save_safetensors(tmp_path / "m.safetensors",
+                                   yolo_io.load(write_weights(tmp_path / "m.weights", cfg), cfg))
+    before = raw.read_bytes()
+    net = yolo_io.load(raw)
+    for write in (lambda: yolo_io.save_safetensors(raw, net),
+                  lambda: yolo_io.save_safetensors(raw, net, fuse=True),
+                  lambda: yolo_io.save(raw, net),
+                  lambda: yolo_io.save_fused(raw, tmp_path / "f.cfg", net)):
+        with pytest.raises(yolo_io.OutputIsInputError, match=r"m\.safetensors"):
+            write()
+    assert raw.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.cfg", "m.safetensors", "m.weights"]

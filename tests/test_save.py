@@ -234,17 +234,18 @@ def test_accepts_float64_and_converts(tmp_path: Path) -> None:
     assert filecmp.cmp(original, out, shallow=False)
 
 
-def test_save_over_the_mapped_file(tmp_path: Path) -> None:
+def test_save_over_the_mapped_file_is_refused(tmp_path: Path) -> None:
+    """Even a file of the same kind: a save over the network's own file
+    would lose the only copy if it wrote something else (issue 22)."""
     cfg = tmp_path / "tiny.cfg"
     cfg.write_text(TINY_CFG)
     path = write_weights(tmp_path / "a.weights", cfg, seed=5)
     before = path.read_bytes()
     net = yolo_io.load(path, cfg)
-    view = net[0].params["weights"].copy()
-    yolo_io.save(path, net, seen=99)
-    assert path.read_bytes()[20:] == before[20:]
-    np.testing.assert_array_equal(net[0].params["weights"], view)  # old mapping still valid
-    assert yolo_io.load(path, cfg).header.seen == 99
+    with pytest.raises(yolo_io.OutputIsInputError, match="rename it over the old file"):
+        yolo_io.save(path, net, seen=99)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.weights", "tiny.cfg"]
 
 
 def test_saves_the_mapped_bytes_after_the_source_path_changes(tmp_path: Path,

@@ -10,10 +10,10 @@ submodules and their public classes: a new one fails
 input is given as each output three ways: its own name, a symbolic link to it
 and a hard link to it (the refusal compares device and inode, not names).
 
-The one exception, by design and documented (``save``'s docstring, README
-*Writing*): ``save()`` and ``save_fused()`` may rewrite a network's own
-``.weights`` file (and ``save_fused`` its own cfg) in place, atomically, the
-old mapping staying valid; those cases are checked to do so.
+The one exception, documented (README *Writing*): ``save()`` of arrays (no
+file is an input then) over the file those arrays are mapped from writes a
+new file atomically, the old mapping staying valid; that case is checked to
+do so. A network's own file is refused even as a file of the same kind.
 """
 
 from __future__ import annotations
@@ -245,9 +245,9 @@ PY_WRITERS: dict[str, Writer] = {
         {"path": lambda out, m: yolo_io.save(out, _load(m)),
          "path (arrays and a cfg path)": lambda out, m: yolo_io.save(
              out, {layer.index: dict(layer.params) for layer in _load(m)}, m.cfg)},
-        # Over the network's own .weights (or the file the arrays are
-        # mapped from): a new file of the same kind, atomically.
-        in_place=frozenset({("path", "WEIGHTS"), ("path (arrays and a cfg path)", "WEIGHTS")})),
+        # Arrays are no file: over the file they are mapped from, a new file
+        # of the same kind, atomically (the network's own file is refused).
+        in_place=frozenset({("path (arrays and a cfg path)", "WEIGHTS")})),
     "yolo_io.save_npz": Writer({"path": lambda out, m: yolo_io.save_npz(out, _load(m))}),
     "yolo_io.save_safetensors": Writer({
         "path": lambda out, m: yolo_io.save_safetensors(out, _load(m)),
@@ -255,8 +255,7 @@ PY_WRITERS: dict[str, Writer] = {
                                                                        fuse=True)}),
     "yolo_io.save_fused": Writer(
         {"weights_path": lambda out, m: yolo_io.save_fused(out, m.folder / "f.cfg", _load(m)),
-         "cfg_path": lambda out, m: yolo_io.save_fused(m.folder / "f.weights", out, _load(m))},
-        in_place=frozenset({("weights_path", "WEIGHTS"), ("cfg_path", "CFG")})),
+         "cfg_path": lambda out, m: yolo_io.save_fused(m.folder / "f.weights", out, _load(m))}),
     "yolo_io.onnx.export": Writer({"path": _onnx_export}),
     "yolo_io._doctor.plot": Writer({"path": _plot}),
     "yolo_io.testing.write_weights": Writer(

@@ -80,8 +80,8 @@ def save_safetensors(
     Raises:
         ConversionError: a partial network; a layer the naming cannot hold.
         OutputIsInputError: ``path`` is one of the network's files (its
-            weights file, its cfg), by inode; a raw export may replace the
-            raw export the network maps (the old mapping stays valid).
+            weights file or raw export, its cfg), by inode and through
+            links. Nothing is written then.
         ValueError: an unknown naming, layout or dtype.
         OSError: the folder is not writable, the disk is full; ``path`` is
             left as it was.
@@ -96,7 +96,7 @@ def save_safetensors(
                               f"{len(net)} layers: a safetensors export needs them all")
     target = resolve_target(path)
     raw = naming is None and not fuse and layout is None and dtype == "float32"
-    refuse_inputs(target, network_inputs(net, rewrite="safetensors" if raw else None))
+    refuse_inputs(target, network_inputs(net))
     if raw:
         header = _core.raw_safetensors_header(source)
         writer = _core.WeightsWriter(target)

@@ -43,10 +43,9 @@ def save(
     Args:
         path: the file to write. It is written under a temporary name in the
             same folder, flushed to disk and renamed over ``path``: an
-            interrupted or failed save leaves ``path`` as it was. Saving over
-            the ``.weights`` file ``source`` maps works (the old mapping stays
-            valid); any other input (the cfg, a raw safetensors export the
-            network was loaded from) is refused with OutputIsInputError. The
+            interrupted or failed save leaves ``path`` as it was. An input
+            (the cfg, the file the network was loaded from) is refused with
+            OutputIsInputError, even as a file of the same kind. The
             temporary is ``.yolo_io-XXXXXXXXXXXXXXXX.tmp`` (fixed length, so
             any name that fits the folder can be written); it is removed on
             any error, but a process killed mid-save, or a folder renamed or
@@ -82,8 +81,9 @@ def save(
         ConversionError: an array is missing, extra, of another shape, or not
             floating point; the message names the layer, its cfg line and the
             expected and found shapes. Nothing is written then.
-        OutputIsInputError: ``path`` is the cfg (or, for a network loaded
-            from a safetensors file, that file). Nothing is written then.
+        OutputIsInputError: ``path`` is the cfg, or the weights (or
+            safetensors) file ``source`` was loaded from, by inode and
+            through links. Nothing is written then.
         TypeError: a ``header`` part or ``seen`` that is not an integer.
         ValueError: a header version darknet cannot read back (a negative
             major or minor, a part outside int32; the core's rule, which
@@ -96,7 +96,7 @@ def save(
     config = _config_for(source, cfg)
     inputs = [("the cfg", config.path)]
     if net is not None:
-        inputs += network_inputs(net, rewrite="weights")
+        inputs += network_inputs(net)
     refuse_inputs(target, inputs)
     n = len(config) if upto is None else _check_upto(upto, len(config))
     if net is not None and net.covered_layers < n:
@@ -187,28 +187,19 @@ def refuse_inputs(output: PathArg, inputs: Inputs) -> None:
             also = "" if os.path.abspath(shown) == os.path.abspath(given) else f" ({given})"
             raise OutputIsInputError(
                 f"{shown} is {what}{also}: writing it would replace the file being read; "
-                f"choose another output", output=shown, input=given)
+                f"write to another name (and rename it over the old file yourself, once "
+                f"nothing reads it)", output=shown, input=given)
 
 
-def network_inputs(net: Network, *, rewrite: str | None = None) -> list[tuple[str, str]]:
+def network_inputs(net: Network) -> list[tuple[str, str]]:
     """The files a writer of ``net`` reads: its weights (or safetensors) file
     and its cfg file (none for cfg text or a safetensors file's own cfg).
-
-    ``rewrite`` is the kind of file the writer makes (``"weights"``,
-    ``"safetensors"`` for a raw export): a network's own file of that kind is
-    left out, because writing it again in place is allowed (a new header, say:
-    the file is replaced atomically, the old mapping stays valid, and the new
-    file loads as the same model). A file of another kind (a raw export
-    replaced by a ``.weights`` file loses its cfg) stays an input."""
-    inputs: list[tuple[str, str]] = []
+    No writer replaces one of them, not even with a file of the same kind: a
+    save that fails half-way or writes something else would lose the only
+    copy (write to a new name, then rename it over the old one yourself)."""
+    inputs = [("the network's weights file", net.path)]
     if net.config.path != "<string>" and not net.config.path.endswith(" (its cfg)"):
         inputs.append(("the network's cfg", net.config.path))  # not cfg text or an export's
-    try:
-        same_kind = rewrite is not None and _core.sniff_file(net.path) == rewrite
-    except OSError:
-        same_kind = False
-    if not same_kind:
-        inputs.insert(0, ("the network's weights file", net.path))
     return inputs
 
 

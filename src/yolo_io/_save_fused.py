@@ -60,7 +60,7 @@ def save_fused(
     Args:
         weights_path: the ``.weights`` file to write.
         cfg_path: the ``.cfg`` file to write. It must differ from
-            ``weights_path``; either may be the network's own file.
+            ``weights_path``; neither may be one of the network's files.
         net: an open, complete (not partial) :class:`Network`.
         header: the header of the new file, as for :func:`yolo_io.save`
             (a :class:`Header` or ``(major, minor, revision[, seen])``).
@@ -93,9 +93,9 @@ def save_fused(
             conv without batch norm reads the arrays of a conv that is folded
             (it would read the folded ones); the new pair does not load back
             as expected. Nothing is written then.
-        OutputIsInputError: ``cfg_path`` is the network's weights file,
-            ``weights_path`` its cfg (or the raw safetensors export it was
-            loaded from), or the two are one file by inode.
+        OutputIsInputError: ``weights_path`` or ``cfg_path`` is one of the
+            network's files (its weights file or raw safetensors export, its
+            cfg), by inode and through links, or the two are one file.
         ValueError: the network was loaded from cfg text and no ``cfg_text``
             was given; both targets are the same file. (ConversionError and
             OutputIsInputError are ValueErrors too.)
@@ -151,13 +151,9 @@ def _check_targets(weights: str, cfg: str, net: Network) -> None:
                          f"{weights}")
     refuse_inputs(weights, [("cfg_path", cfg)])
     hint = "; the arguments are (weights_path, cfg_path, net)"
-    # Each file may replace its own kind in place (the network's .weights file,
-    # its cfg file), never the other: a cfg over the weights or a raw
-    # safetensors export (whose cfg is inside), weights over the cfg.
-    refuse_inputs(cfg, [(f"the network's weights file{hint}", net.path)])
-    own = [(what, path) for what, path in network_inputs(net, rewrite="weights")
-           if path == net.path]  # a raw safetensors export; a .weights file may be replaced
-    refuse_inputs(weights, [(f"the network's .cfg file{hint}", net.config.path), *own])
+    inputs = [(what + hint, path) for what, path in network_inputs(net)]
+    refuse_inputs(cfg, inputs)
+    refuse_inputs(weights, inputs)
 
 
 def _original_text(net: Network, cfg_text: str | bytes | None) -> bytes:
