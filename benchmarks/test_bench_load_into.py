@@ -77,7 +77,9 @@ PROGRAMS = {"load_into": LOAD_INTO, "load_weights": LOAD_WEIGHTS}
     "~21 ms on tmpfs, as in a C program doing only that), which alone is 0.28x (disk) and "
     "0.34x (tmpfs) of load_weights; pairing, checks and yolo_io.load() add ~4.5 ms. Copying "
     "from the mapping with streaming stores saved ~1 ms, at the price of a SIGBUS instead of "
-    "a FormatError if the file shrinks during the copy, and was not taken"))
+    "a FormatError if the file shrinks during the copy, and was not taken. Those figures predate "
+    "the data-flow check as the default (issue 22): its trace on the meta device costs ~1 s in "
+    "a fresh process (PyTorch imports torch._dynamo for the meta kernels), far over the target"))
 def test_load_into_darknet2any_yolov4_first_use(benchmark: pytest.FixtureDef,
                                                 yolov4: tuple[Path, Path],
                                                 tmp_path: Path, place: str) -> None:
