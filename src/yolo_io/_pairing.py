@@ -1050,7 +1050,10 @@ def _check_padding(pairing: Pairing, d: DUnit, part: Part, node: int | None) -> 
     it (a ZeroPad2d / ZeroPadding2D, F.pad), when its data flow is known. An
     uneven padding computes the same when it pads the top and left as darknet
     does and gives the same output size for the cfg's input (a ZeroPadding2D
-    of (1, 0) before a stride-2 "valid" conv, on an even size)."""
+    of (1, 0) before a stride-2 "valid" conv, on an even size). Without the
+    data flow, what the conv itself proves wrong is refused (a mode other
+    than zeros; more than darknet's on a side: nothing before it takes
+    padding away), and less than darknet's is a note."""
     if part.padding is None:
         return
     a = d.attrs
@@ -1078,10 +1081,14 @@ def _check_padding(pairing: Pairing, d: DUnit, part: Part, node: int | None) -> 
         why = (f"pads {_padding_text(found)} for its {h}x{w} input, but darknet "
                f"{d.layer.location} pads {want} on each side{dil}{where}")
         if (graph is None or node is None) and all(x <= want for x in found):
-            # A padding layer before it may pad the rest: only its data flow says.
+            # Less than darknet on no side: a zero padding before it (ZeroPad2d, F.pad,
+            # ZeroPadding2D) may pad the rest, which only its data flow shows. More on a
+            # side is wrong whatever comes before: no layer takes padding away.
             pairing._notes.append(
-                f"{framework} layer {part.name!r} {why}; its data flow is not known, so "
-                "whether a padding layer before it pads the rest was not checked")
+                f"{framework} layer {part.name!r} ({part.type_name}) {why}: right only if a "
+                "zero padding right before it pads the rest, which the data flow would show, "
+                "but it was not traced, so this was not checked; pass trace=True to decide "
+                "(a model that cannot be traced is then an error)")
             return
     if why:
         raise ModelMismatchError(
