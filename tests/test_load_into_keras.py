@@ -752,6 +752,15 @@ def test_a_conv_that_pads_otherwise_is_refused(tmp_path: Path) -> None:
             r"keras layer 'same' \(Conv2D\) pads \(0, 1, 0, 1\) \(top, bottom, left, right\) "
             r"for its 6x6 input, but darknet layer 0 .* pads 1 on each side")):
         unchanged_after(model, lambda: yolo_io.keras.load_into(model, net))
+    # "same" pads for the input it sees: after a ZeroPadding2D of (1, 0) on 6x6,
+    # 7x7, (1, 1): (2, 1) in all, and a 4x4 output where darknet's is 3x3.
+    same = layers.Conv2D(4, 3, 2, padding="same", name="same")
+    model = keras.Model(inp, layers.Conv2D(5, 1)(layers.BatchNormalization()(
+        same(layers.ZeroPadding2D(((1, 0), (1, 0)))(inp)))))
+    with pytest.raises(yolo_io.ModelMismatchError, match=(
+            r"keras layer 'same' \(Conv2D\) pads \(2, 1, 2, 1\) \(top, bottom, left, right\) "
+            r"for its 6x6 input, but darknet layer 0 .* pads 1 on each side")):
+        unchanged_after(model, lambda: yolo_io.keras.load_into(model, net))
     padded = layers.Conv2D(4, 3, 2, padding="valid")(layers.ZeroPadding2D(((1, 0), (1, 0)))(inp))
     model = keras.Model(inp, layers.Conv2D(5, 1)(layers.BatchNormalization()(padded)))
     yolo_io.keras.load_into(model, net)

@@ -1059,13 +1059,16 @@ def _check_padding(pairing: Pairing, d: DUnit, part: Part, node: int | None) -> 
     a = d.attrs
     _, h, w = d.layer.input_shape
     framework = pairing.model.framework
-    found = list(part.padding(h, w))
+    before = [0, 0, 0, 0]
     graph = pairing.model.graph
     if graph is not None and node is not None:
         k = graph[node].preds[0] if graph[node].preds else -1
         while k >= 0 and graph[k].pad is not None and len(graph[k].preds) == 1:
-            found = [x + y for x, y in zip(found, graph[k].pad, strict=True)]  # type: ignore[arg-type]
+            before = [x + y for x, y in zip(before, graph[k].pad, strict=True)]  # type: ignore[arg-type]
             k = graph[k].preds[0]
+    # The conv's own padding for the input it sees (Keras' "same" depends on its size).
+    own = part.padding(h + before[0] + before[1], w + before[2] + before[3])
+    found = [x + y for x, y in zip(before, own, strict=True)]
     want = a["pad"] * a["dilation"]
     lines = [f"{o}= at line {d.layer.option_line(o)}" for o in ("pad", "padding")
              if o in d.layer.options]
