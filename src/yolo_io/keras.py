@@ -452,10 +452,11 @@ def load_into(model: Any, net: Network, *, fuse: bool = False,
     fails, or with ``trace=False``, the order of its layers, shapes only, and
     the pairing's notes say so), every shape, stride and dilation is checked,
     and so is every conv's padding (a ZeroPadding2D traced right before it
-    counts; without the data flow, a conv that pads more than darknet on a
-    side is refused, and one that pads less, which a ZeroPadding2D before it
-    may complete, is only noted: ``trace=True`` decides), and only then is
-    anything assigned.
+    counts; without the data flow, a padding that no ZeroPadding2D before it
+    could make darknet's is refused, such as more than darknet's on a side or
+    ``"same"`` at stride 2 on an even size, and the rest, such as ``"valid"``
+    where darknet pads, is only noted: ``trace=True`` decides), and only then
+    is anything assigned.
 
     Values: kernels in Keras' layouts (Conv2D HWIO, DepthwiseConv2D HWCM,
     Dense IO, with the rows of a Dense after a Flatten of an NHWC image in
