@@ -752,11 +752,85 @@ def test_a_conv_that_pads_otherwise_is_refused(tmp_path: Path) -> None:
             r"keras layer 'same' \(Conv2D\) pads \(0, 1, 0, 1\) \(top, bottom, left, right\) "
             r"for its 6x6 input, but darknet layer 0 .* pads 1 on each side")):
         unchanged_after(model, lambda: yolo_io.keras.load_into(model, net))
+    # "same" pads for the input it sees: after a ZeroPadding2D of (1, 0) on 6x6,
+    # 7x7, (1, 1): (2, 1) in all, and a 4x4 output where darknet's is 3x3.
+    same = layers.Conv2D(4, 3, 2, padding="same", name="same")
+    model = keras.Model(inp, layers.Conv2D(5, 1)(layers.BatchNormalization()(
+        same(layers.ZeroPadding2D(((1, 0), (1, 0)))(inp)))))
+    with pytest.raises(yolo_io.ModelMismatchError, match=(
+            r"keras layer 'same' \(Conv2D\) pads \(2, 1, 2, 1\) \(top, bottom, left, right\) "
+            r"for its 6x6 input, but darknet layer 0 .* pads 1 on each side")):
+        unchanged_after(model, lambda: yolo_io.keras.load_into(model, net))
     padded = layers.Conv2D(4, 3, 2, padding="valid")(layers.ZeroPadding2D(((1, 0), (1, 0)))(inp))
     model = keras.Model(inp, layers.Conv2D(5, 1)(layers.BatchNormalization()(padded)))
     yolo_io.keras.load_into(model, net)
     got = numpy(model(x.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
     assert close(got, darknet_output(net, x), atol=1e-5, rtol=1e-5) is None
+
+
+class UntraceableConv(keras.Model):
+    """CONV_THEN_BATCHNORM as a subclassed model around ``conv`` whose call()
+    wants a concrete tensor (it cannot be traced on a symbolic one)."""
+
+    def __init__(self, conv: Any) -> None:
+        super().__init__()
+        self.conv, self.bn, self.out = conv, layers.BatchNormalization(), layers.Conv2D(5, 1)
+
+    def call(self, t: Any) -> Any:
+        if not isinstance(t, np.ndarray | type(keras.ops.zeros(1))):
+            raise TypeError("wants a concrete tensor")
+        return self.out(self.bn(self.conv(t)))
+
+
+@pytest.mark.parametrize("trace", [None, False])
+def test_padding_without_a_trace(tmp_path: Path, trace: bool | None) -> None:
+    """A call() that cannot be traced (or trace=False): what the conv itself
+    proves wrong is refused ("same" at stride 1 pads size//2 on each side: more
+    than darknet's pad=0; "same" at stride 2 pads (0, 1) on an even size, and
+    no padding before it helps, as it changes the conv's own); "valid" where
+    darknet pads may be completed by a ZeroPadding2D before it, which only the
+    trace shows: a note naming the conv, both paddings and trace=True, which
+    refuses a call() it cannot trace."""
+    x = natural_image(3, 6, 6).transpose(0, 2, 3, 1)
+    for cfg, conv, message in [
+            (CONV_THEN_BATCHNORM.replace("pad=1", "pad=0"),
+             layers.Conv2D(4, 3, padding="same", name="c"),
+             (r"keras layer 'c' \(Conv2D\) pads 1 on each side for its 6x6 input, but darknet "
+             r"layer 0 .* pads 0 on each side")),
+            (CONV_THEN_BATCHNORM.replace("stride=1", "stride=2"),
+             layers.Conv2D(4, 3, 2, padding="same", name="c"),
+             (r"keras layer 'c' \(Conv2D\) pads \(0, 1, 0, 1\) \(top, bottom, left, right\) "
+             r"for its 6x6 input, but darknet layer 0 .* pads 1 on each side"))]:
+        net = small_net(tmp_path, cfg)
+        model = UntraceableConv(conv)
+        model(x)
+        with pytest.raises(yolo_io.ModelMismatchError, match=message):
+            unchanged_after(model, lambda m=model, n=net: yolo_io.keras.load_into(
+                m, n, trace=trace))
+    for cfg, conv, found in [
+            (CONV_THEN_BATCHNORM, layers.Conv2D(4, 3, padding="valid", name="c"),
+             "0 on each side"),
+            (CONV_THEN_BATCHNORM.replace("stride=1", "stride=2"),
+             layers.Conv2D(4, 3, 2, padding="valid", name="c"),
+             "0 on each side")]:
+        net = small_net(tmp_path, cfg)
+        model = UntraceableConv(conv)
+        model(x)
+        pairing = yolo_io.keras.load_into(model, net, trace=trace)
+        assert pairing.notes[1] == (
+            f"keras layer 'c' (Conv2D) pads {found} for its 6x6 input, but darknet layer 0 "
+            f"([convolutional], {net.config.path} line 5) pads 1 on each side "
+            f"({net.config.path}: pad= at line 9): right only if a zero padding right before "
+            "it pads the rest, which the data flow would show, but it was not traced, so this "
+            "was not checked; pass trace=True to decide (a model that cannot be traced is then "
+            "an error)")
+        with pytest.raises(yolo_io.ConversionError, match=(
+                r"trace=True, but the keras model's call\(\) could not be traced on a symbolic "
+                r"input of shape \(1, 6, 6, 3\) \(TypeError: wants a concrete tensor\); pass "
+                r"trace=False")):
+            unchanged_after(model, lambda m=model, n=net: yolo_io.keras.load_into(m, n, trace=True))
+    assert pairing.notes[0].startswith("trace=False: " if trace is False else
+                                       "its call() could not be traced")
 
 
 class SubclassedRoute(keras.Model):

@@ -593,10 +593,11 @@ def test_a_conv_that_pads_otherwise_is_refused(tmp_path: Path) -> None:
     # Without the trace, what a padding before it adds is not known: said so.
     pairing = yolo_io.torch.check_model(unpadded, net, trace=False)
     assert pairing.notes[1] == (
-        f"torch layer '0' pads 0 on each side for its 8x8 input, but darknet layer 0 "
+        f"torch layer '0' (Conv2d) pads 0 on each side for its 8x8 input, but darknet layer 0 "
         f"([convolutional], {net.config.path} line 5) pads 1 on each side ({net.config.path}: "
-        "pad= at line 9); its data flow is not known, so whether a padding layer before it "
-        "pads the rest was not checked")
+        "pad= at line 9): right only if a zero padding right before it pads the rest, which the "
+        "data flow would show, but it was not traced, so this was not checked; pass trace=True "
+        "to decide (a model that cannot be traced is then an error)")
 
 
 ROUTE_OF_TWO = """\
@@ -714,6 +715,50 @@ class Untraceable(nn.Module):
 
     def forward(self, x: Any, scale: float) -> Any:
         return self.c1(self.c0(x)) * scale
+
+
+class UntraceableConv(nn.Module):
+    """A forward that needs more than the image, around ``conv``."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.c0 = conv
+        self.c1 = nn.Conv2d(4, 5, 1)
+
+    def forward(self, x: Any, scale: float) -> Any:
+        return self.c1(self.c0(x)) * scale
+
+
+@pytest.mark.parametrize("trace", [None, False])
+def test_padding_without_a_trace(tmp_path: Path, trace: bool | None) -> None:
+    """A forward that cannot be traced (or trace=False): what the conv
+    itself proves wrong is refused (a mode other than zeros, more than
+    darknet's on a side: nothing before it takes padding away); less than
+    darknet's may be completed by an explicit pad in the forward, which only
+    the trace shows: a note naming the conv, both paddings and trace=True."""
+    net = small_net(tmp_path, TWO_CONVS.replace("stride=1", "stride=2"))
+    for conv, message in [
+            (nn.Conv2d(3, 4, 3, 2, 3), r"torch layer 'c0' \(Conv2d\) pads 3 on each side"),
+            (nn.Conv2d(3, 4, 3, 2, (2, 0)), r"pads \(2, 2, 0, 0\) \(top, bottom, left, right\)"),
+            (nn.Conv2d(3, 4, 3, 2, 1, padding_mode="reflect"), r"padding_mode='reflect'")]:
+        model = UntraceableConv(conv)
+        with pytest.raises(yolo_io.ModelMismatchError, match=message) as info:
+            unchanged_after(model, lambda m=model: yolo_io.torch.load_into(m, net, trace=trace))
+        assert (info.value.framework_layer, info.value.darknet_layer) == ("c0", 0)
+    for conv, found in [(nn.Conv2d(3, 4, 3, 2, 0), "0 on each side"),
+                        (nn.Conv2d(3, 4, 3, 2, (1, 0)),
+                         "(1, 1, 0, 0) (top, bottom, left, right)")]:
+        pairing = yolo_io.torch.load_into(UntraceableConv(conv), net, trace=trace)
+        assert pairing.notes[1] == (
+            f"torch layer 'c0' (Conv2d) pads {found} for its 8x8 input, but darknet layer 0 "
+            f"([convolutional], {net.config.path} line 5) pads 1 on each side "
+            f"({net.config.path}: pad= at line 9): right only if a zero padding right before "
+            "it pads the rest, which the data flow would show, but it was not traced, so this "
+            "was not checked; pass trace=True to decide (a model that cannot be traced is then "
+            "an error)")
+        with pytest.raises(yolo_io.ConversionError, match=r"trace=True, but the torch model's "
+                           r"forward could not be traced"):
+            yolo_io.torch.check_model(UntraceableConv(conv), net, trace=True)
 
 
 def test_a_forward_that_cannot_be_traced_is_paired_by_order_and_says_so(

@@ -400,7 +400,10 @@ class Network(Sequence[Layer]):
             ValueError: a target of the wrong shape, dtype or memory layout (the
                 message names the layer), or two targets sharing memory (a bias
                 inside a weight buffer, two layers' targets overlapping: the
-                message names both); nothing is written then.
+                message names both); nothing is written then. Overlap is
+                checked by virtual address: two different mappings of the
+                same file pages (two ``np.memmap`` of one file) are not
+                detected, and such targets get undefined values.
         """
         plain = {int(i): (plain_bits(w, dtype), plain_bits(b, dtype)) for i, (w, b) in targets.items()}
         _refuse_overlaps(plain)

@@ -1050,19 +1050,23 @@ def _check_padding(pairing: Pairing, d: DUnit, part: Part, node: int | None) -> 
     it (a ZeroPad2d / ZeroPadding2D, F.pad), when its data flow is known. An
     uneven padding computes the same when it pads the top and left as darknet
     does and gives the same output size for the cfg's input (a ZeroPadding2D
-    of (1, 0) before a stride-2 "valid" conv, on an even size)."""
+    of (1, 0) before a stride-2 "valid" conv, on an even size). Without the
+    data flow, what the conv itself proves wrong is refused (a mode other
+    than zeros; a padding no zero padding before it makes darknet's), and
+    the rest is a note."""
     if part.padding is None:
         return
     a = d.attrs
     _, h, w = d.layer.input_shape
     framework = pairing.model.framework
-    found = list(part.padding(h, w))
+    before = [0, 0, 0, 0]
     graph = pairing.model.graph
     if graph is not None and node is not None:
         k = graph[node].preds[0] if graph[node].preds else -1
         while k >= 0 and graph[k].pad is not None and len(graph[k].preds) == 1:
-            found = [x + y for x, y in zip(found, graph[k].pad, strict=True)]  # type: ignore[arg-type]
+            before = [x + y for x, y in zip(before, graph[k].pad, strict=True)]  # type: ignore[arg-type]
             k = graph[k].preds[0]
+    found = _padded(part, h, w, before)
     want = a["pad"] * a["dilation"]
     lines = [f"{o}= at line {d.layer.option_line(o)}" for o in ("pad", "padding")
              if o in d.layer.options]
@@ -1071,17 +1075,20 @@ def _check_padding(pairing: Pairing, d: DUnit, part: Part, node: int | None) -> 
     if part.padding_mode != "zeros" and any(found):
         why = (f"pads with padding_mode={part.padding_mode!r}, but darknet "
                f"{d.layer.location} pads with zeros")
-    elif found != [want] * 4 and not (
-            found[0] == found[2] == want and _even(h, found[0] + found[1], want, a, part, 0)
-            and _even(w, found[2] + found[3], want, a, part, 1)):
+    elif not _fits(found, h, w, want, a, part):
         dil = f" (pad {a['pad']} x dilation {a['dilation']})" if a["dilation"] != 1 else ""
         why = (f"pads {_padding_text(found)} for its {h}x{w} input, but darknet "
                f"{d.layer.location} pads {want} on each side{dil}{where}")
-        if (graph is None or node is None) and all(x <= want for x in found):
-            # A padding layer before it may pad the rest: only its data flow says.
+        if (graph is None or node is None) and _completable(part, h, w, want, a):
+            # A zero padding before it (ZeroPad2d, F.pad, ZeroPadding2D) may make it
+            # darknet's, which only its data flow shows. None can where the conv pads
+            # more on a side (no layer takes padding away), or where Keras' "same" at
+            # stride 2 pads (0, 1) on an even size (a padded input changes its own).
             pairing._notes.append(
-                f"{framework} layer {part.name!r} {why}; its data flow is not known, so "
-                "whether a padding layer before it pads the rest was not checked")
+                f"{framework} layer {part.name!r} ({part.type_name}) {why}: right only if a "
+                "zero padding right before it pads the rest, which the data flow would show, "
+                "but it was not traced, so this was not checked; pass trace=True to decide "
+                "(a model that cannot be traced is then an error)")
             return
     if why:
         raise ModelMismatchError(
@@ -1089,6 +1096,36 @@ def _check_padding(pairing: Pairing, d: DUnit, part: Part, node: int | None) -> 
             "the model computes something else", framework_layer=part.name,
             darknet_layer=d.index, line=d.layer.line,
             expected={"padding": (want,) * 4}, found={"padding": tuple(found)}, pairing=pairing)
+
+
+def _padded(part: Part, h: int, w: int, before: Sequence[int]) -> list[int]:
+    """The padding (top, bottom, left, right) of ``before`` and then the conv's
+    own for the input it sees (Keras' "same" depends on its size)."""
+    assert part.padding is not None
+    own = part.padding(h + before[0] + before[1], w + before[2] + before[3])
+    return [x + y for x, y in zip(before, own, strict=True)]
+
+
+def _fits(found: Sequence[int], h: int, w: int, want: int, a: Mapping[str, Any],
+          part: Part) -> bool:
+    """Padding ``found`` computes what darknet's ``want`` on each side does:
+    the same top and left, and the same output size."""
+    return found[0] == found[2] == want and _even(h, found[0] + found[1], want, a, part, 0) \
+        and _even(w, found[2] + found[3], want, a, part, 1)
+
+
+def _completable(part: Part, h: int, w: int, want: int, a: Mapping[str, Any]) -> bool:
+    """Some zero padding before the conv (at most ``want`` on a side) makes
+    its padding darknet's; each axis on its own, as they do not interact."""
+    def axis(k: int, size: int) -> bool:
+        for first, second in ((p, q) for p in range(want + 1) for q in range(want + 1)):
+            found = _padded(part, h, w, [first, second, 0, 0] if k == 0 else [0, 0, first, second])
+            if found[2 * k] == want and _even(size, found[2 * k] + found[2 * k + 1], want, a,
+                                               part, k):
+                return True
+        return False
+
+    return axis(0, h) and axis(1, w)
 
 
 def _even(size: int, total: int, want: int, a: Mapping[str, Any], part: Part, axis: int) -> bool:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import ModelMismatchError
+from ._errors import ConversionError, ModelMismatchError
 from ._fusion import bn_for_eps, fold_bn
 from ._pairing import Model, Node, Pairing, Part, bn_past_partial_end, pair
 
@@ -146,15 +146,20 @@ def _functional(op: Any) -> Any:
     return op if hasattr(op, "_nodes_by_depth") else None
 
 
-def _graph(model: Any, parts: list[Part], keras: Any, config: Config, notes: list[str]
-           ) -> list[Node] | None:
+def _graph(model: Any, parts: list[Part], keras: Any, config: Config, notes: list[str],
+           trace: bool | None) -> list[Node] | None:
     """Keras' functional graph as Nodes (nested models inlined, custom layers
     that hold other layers traced); a subclassed model's call() traced on a
     symbolic input of the cfg's shape. None (the reason in ``notes``) when
-    that call fails."""
+    that call fails (``trace=True``: ConversionError) or ``trace=False``."""
     fn = _functional(model)
     layout = _layout(model, keras)
     walker = _Walker({id(p.obj): k for k, p in enumerate(parts)}, keras, _CHANNEL_AXES[layout])
+    if fn is None and trace is False:
+        notes.append("trace=False: its data flow (what feeds each layer, the order of a "
+                     "route's inputs) was not checked, only the shapes in the order of its "
+                     "layers")
+        return None
     if fn is None:
         c, h, w = config.input_shape
         shape = (1, h, w, c) if layout == "channels_last" else (1, c, h, w)
@@ -164,7 +169,13 @@ def _graph(model: Any, parts: list[Part], keras: Any, config: Config, notes: lis
             x = keras.Input(batch_shape=shape)
             walker.nodes.append(Node("input"))
             walker.resolve(list(keras.tree.flatten(model.call(x))), {id(x): 0})
-        except Exception as err:  # noqa: BLE001 - any error of the user's call()
+        except Exception as err:  # any error of the user's call()
+            if trace:
+                raise ConversionError(
+                    "trace=True, but the keras model's call() could not be traced on a "
+                    f"symbolic input of shape {shape} ({type(err).__name__}: {err}); pass "
+                    "trace=False to pair by the order of its layers, without checking the "
+                    "data flow") from err
             notes.append(f"its call() could not be traced on a symbolic input of shape {shape} "
                          f"({type(err).__name__}: {err}); its data flow (what feeds each "
                          "layer, the order of a route's inputs) was not checked, only the "
@@ -276,25 +287,27 @@ class _Walker:
                 del layer._outbound_nodes[outbound:]
 
 
-def _model(model: Any, keras: Any, config: Config, notes: list[str]) -> Model:
+def _model(model: Any, keras: Any, config: Config, notes: list[str], trace: bool | None
+           ) -> Model:
     if not isinstance(model, keras.layers.Layer):
         raise TypeError(f"expected a Keras model, not {type(model).__name__}")
     if not model.built:
         raise ModelMismatchError("the Keras model is not built yet: build it (or call it once) "
                                  "before loading into it")
     parts = [p for layer in _leaves(model) if (p := _part(layer, keras)) is not None]
-    graph = _graph(model, parts, keras, config, notes)
+    graph = _graph(model, parts, keras, config, notes, trace)
     order = "the order of its layers"
     if graph is not None:
         order = "its functional graph" if _functional(model) is not None else "its traced call()"
-    elif notes:
+    elif notes and trace is not False:
         order += "; " + notes[-1].partition("; ")[0]
     return Model("keras", parts, graph, order, _expected_shapes)
 
 
-def _pair(model: Any, config: Config, keras: Any, **kwargs: Any) -> Pairing:
+def _pair(model: Any, config: Config, keras: Any, trace: bool | None, **kwargs: Any
+          ) -> Pairing:
     notes: list[str] = []
-    pairing = pair(config, _model(model, keras, config, notes), **kwargs)
+    pairing = pair(config, _model(model, keras, config, notes, trace), **kwargs)
     pairing._notes[:0] = notes
     return pairing
 
@@ -402,7 +415,7 @@ def _arrays(net: Network, pairing: Pairing, flatten: str, keras: Any
 
 
 def check_model(model: Any, net: Network | Config, *, mapping: Mapping[int, Any] | None = None,
-                strict: bool = True, fuse: bool = False) -> Pairing:
+                strict: bool = True, fuse: bool = False, trace: bool | None = None) -> Pairing:
     """Pair ``net``'s layers with the Keras ``model``'s, as :func:`load_into`
     would, and check every shape, without changing the model.
 
@@ -416,16 +429,18 @@ def check_model(model: Any, net: Network | Config, *, mapping: Mapping[int, Any]
             fit, with its name, the expected and found shapes, the darknet
             layer and its cfg line, and the likely cause (a class count, a
             layer too many or too few).
+        ConversionError: ``trace=True`` and a call() that cannot be traced.
     """
     from ._network import Network
 
     keras = _keras()
     config = net.config if isinstance(net, Network) else net
-    return _pair(model, config, keras, mapping=mapping, strict=strict, fuse=fuse)
+    return _pair(model, config, keras, trace, mapping=mapping, strict=strict, fuse=fuse)
 
 
 def load_into(model: Any, net: Network, *, fuse: bool = False,
-              mapping: Mapping[int, Any] | None = None, strict: bool = True) -> Pairing:
+              mapping: Mapping[int, Any] | None = None, strict: bool = True,
+              trace: bool | None = None) -> Pairing:
     """Load ``net``'s parameters into a Keras 3 model written by hand (a
     hunglc007-style YOLO, a custom backbone), whatever its layer names and
     whatever order Keras lists its layers in.
@@ -434,10 +449,14 @@ def load_into(model: Any, net: Network, *, fuse: bool = False,
     layers are paired with darknet's convolutional, connected and batchnorm
     layers by following the model's functional graph (a subclassed model: its
     ``call()`` traced on a symbolic input of the cfg's shape; where that
-    fails, the order of its layers, shapes only, and the pairing's notes say
-    so), every shape, stride, dilation and padding is checked (a
-    ZeroPadding2D right before a conv counts), and only then is anything
-    assigned.
+    fails, or with ``trace=False``, the order of its layers, shapes only, and
+    the pairing's notes say so), every shape, stride and dilation is checked,
+    and so is every conv's padding (a ZeroPadding2D traced right before it
+    counts; without the data flow, a padding that no ZeroPadding2D before it
+    could make darknet's is refused, such as more than darknet's on a side or
+    ``"same"`` at stride 2 on an even size, and the rest, such as ``"valid"``
+    where darknet pads, is only noted: ``trace=True`` decides), and only then
+    is anything assigned.
 
     Values: kernels in Keras' layouts (Conv2D HWIO, DepthwiseConv2D HWCM,
     Dense IO, with the rows of a Dense after a Flatten of an NHWC image in
@@ -456,6 +475,11 @@ def load_into(model: Any, net: Network, *, fuse: bool = False,
             structure cannot settle.
         strict: every darknet layer with parameters has a Keras layer and the
             reverse (False: those without a counterpart are left alone).
+        trace: for a subclassed model (a functional model's graph is always
+            followed): None: pair by its traced call()'s data flow, or by the
+            order of its layers (noted) if it cannot be traced; True: the
+            same, but a call() that cannot be traced is an error; False:
+            never trace (noted).
 
     Returns:
         The :class:`~yolo_io._pairing.Pairing` that was loaded (printable).
@@ -463,10 +487,11 @@ def load_into(model: Any, net: Network, *, fuse: bool = False,
     Raises:
         ModelMismatchError: a layer that does not fit (see
             :func:`check_model`); the model is unchanged.
-        ConversionError: a darknet layer no Keras layer type here takes.
+        ConversionError: a darknet layer no Keras layer type here takes;
+            ``trace=True`` and a call() that cannot be traced.
     """
     keras = _keras()
-    pairing = _pair(model, net.config, keras, mapping=mapping, strict=strict, fuse=fuse)
+    pairing = _pair(model, net.config, keras, trace, mapping=mapping, strict=strict, fuse=fuse)
     assignments = _arrays(net, pairing, _flatten(model, keras), keras)
     for var, _, values in assignments:
         var.assign(values)
