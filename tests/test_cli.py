@@ -554,6 +554,9 @@ def test_outputs_that_are_inputs_and_bad_options(tiny: tuple[Path, Path], tmp_pa
     line = one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.weights", "--version",
                               "0.1.0", "--seen", str(2**40), code=2))
     assert "32-bit `seen`" in line
+    line = one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.weights", "--version",
+                              "\u00b2.2.5", code=2))  # a superscript two is no ASCII digit
+    assert "--version must be MAJOR.MINOR.REVISION" in line and "invalid literal" not in line
     one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.weights", "--cfg-output",
                        tmp_path / "x.cfg", code=2))
 
@@ -568,7 +571,9 @@ def test_outputs_that_are_inputs_and_bad_options(tiny: tuple[Path, Path], tmp_pa
     ("doctor", "CFG", "--json"),
     ("verify", "CFG", "WEIGHTS", "--json", "--atol", "small"),  # a bad value
     ("partial", "CFG", "WEIGHTS", "N", "-o", "OUT", "--json"),  # --json where none is
-], ids=["missing", "unknown", "no-value", "doctor", "bad-value", "no-json-option"])
+    ("check", "CFG", "WEIGHTS", "--json=1"),  # a value given to the flag
+], ids=["missing", "unknown", "no-value", "doctor", "bad-value", "no-json-option",
+        "json-value"])
 def test_json_usage_errors_are_a_document(tiny: tuple[Path, Path], args: tuple[str, ...]
                                           ) -> None:
     cfg, weights = tiny
@@ -579,7 +584,7 @@ def test_json_usage_errors_are_a_document(tiny: tuple[Path, Path], args: tuple[s
     assert proc.stderr.startswith("usage: yolo-io ")
     assert not cfg.with_name("out.weights").exists()
     # without --json, a usage error leaves stdout empty
-    plain = run(*(given.get(a, a) for a in args if a not in ("--json", "--js")), code=None)
+    plain = run(*(given.get(a, a) for a in args if a not in ("--json", "--js", "--json=1")), code=None)
     assert plain.stdout == "" or plain.returncode == 0
 
 
