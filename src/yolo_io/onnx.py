@@ -172,6 +172,8 @@ def export(
         raise ValueError(f"outputs must be one of {_OUTPUTS}, not {outputs!r}")
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be 'float32' or 'float16', not {dtype!r}")
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)):
+        raise TypeError(f"opset must be an int, not {type(opset).__name__}")
     if opset < 13:
         raise ValueError(f"opset {opset} is too old: 13 or later")
     import onnx.defs
@@ -214,7 +216,10 @@ def _check_nms_options(score_threshold: object, iou_threshold: object,
             raise ValueError(f"{name} must be in [0, 1], got {float(value):g}")
     if isinstance(max_detections, bool) or not isinstance(max_detections, (int, np.integer)):
         raise TypeError(f"max_detections must be an int, not {type(max_detections).__name__}")
-    if not 1 <= max_detections < 2**63:
+    if max_detections >= 2**63:
+        raise ValueError(f"max_detections {int(max_detections)} is too large: at most 2**63 - 1 "
+                         f"(boxes kept per class and image)")
+    if max_detections < 1:
         raise ValueError(f"max_detections must be at least 1 (boxes kept per class and image), "
                          f"got {int(max_detections)}")
 
