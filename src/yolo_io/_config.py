@@ -331,7 +331,9 @@ def parse(cfg: PathArg | Config, stacklevel: int) -> Config:
     """:func:`parse_cfg`, with warnings attributed ``stacklevel`` frames up."""
     if isinstance(cfg, Config):
         return cfg
-    if isinstance(cfg, bytes) and b"\n" in cfg:
+    if isinstance(cfg, bytes) and b"\n" in cfg and not os.path.lexists(cfg):
+        # bytes are always a file name; a name holding a newline that names no file is
+        # most likely cfg text given as bytes
         raise TypeError("cfg text must be a str, not bytes (bytes are a file name); decode "
                         "it or pass a path")
     if not is_path(cfg):
