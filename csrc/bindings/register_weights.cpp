@@ -343,6 +343,10 @@ void register_weights(py::module_& m) {
         "(major, minor, revision, seen, header size, transpose, file size) of a .weights file.");
     m.def("header_size_for", &header_size_for, "major"_a, "minor"_a,
           "Header bytes (16 or 20) implied by a version.");
+    m.def("header_version_problem", &header_version_problem, "major"_a, "minor"_a,
+          "revision"_a,
+          "Why readers and writers refuse this header version (e.g. 'has a negative "
+          "version (-1.2.0): ...'), or None.");
 }
 
 }  // namespace yolo_io::bindings

@@ -237,8 +237,14 @@ class Config(Sequence[CfgLayer]):
 
         Raises:
             TypeError: ``layers`` is not an integer.
-            ValueError: ``layers`` is outside 0 to ``len(config)``.
+            ValueError: ``layers`` is outside 0 to ``len(config)``; a version
+                the readers and writers refuse (a negative major or minor, a
+                part outside int32).
         """
+        revision = version[2] if len(version) > 2 else 0
+        problem = _core.header_version_problem(version[0], version[1], revision)
+        if problem is not None:
+            raise ValueError(f"a .weights header {problem}; no reader or writer takes it")
         header = _core.header_size_for(version[0], version[1])
         if layers is None:
             return self._cfg.expected_bytes(header, -1)
