@@ -621,3 +621,25 @@ def test_messages_name_the_cli_flags(tiny: tuple[Path, Path], tmp_path: Path) ->
     # the library's own messages keep the Python spelling
     with pytest.raises(yolo_io.WeightsSizeError, match="pass partial=True"):
         yolo_io.load(backbone, cfg)
+
+
+def test_messages_name_the_file_and_the_fault(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """Review of issue 22: a folder given as --data was named by its descriptor
+    ("3: Is a directory"), an unreadable --names had no name, too many
+    detections were "at least 1", and an empty output name was the folder
+    "." (export) or nothing at all (doctor --plot "", which exited 0)."""
+    cfg, weights = tiny
+    line = one_line_error(run("check", cfg, weights, "--data", tmp_path, code=3))
+    assert f"{tmp_path}: Is a directory" in line
+    if os.path.exists("/proc/self/mem"):
+        line = one_line_error(run("check", cfg, weights, "--names", "/proc/self/mem", code=3))
+        assert "/proc/self/mem" in line
+    pytest.importorskip("onnx")
+    line = one_line_error(run("export", cfg, weights, "-o", tmp_path / "m.onnx", "--outputs",
+                              "nms", "--max-detections", "99999999999999999999", code=2))
+    assert "is too large" in line and "at least 1" not in line
+    line = one_line_error(run("export", cfg, weights, "-o", "", code=3))
+    assert "an empty path is no file name" in line
+    pytest.importorskip("matplotlib")
+    line = one_line_error(run("doctor", cfg, weights, "--plot", "", code=3))
+    assert "an empty path is no file name" in line

@@ -316,14 +316,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     _check_paths("doctor", args.cfg, args.weights)
     _check_outputs(args, args.plot)
     net = _load_or_fail(args.weights, args.cfg, args.partial)
-    if args.plot:
+    if args.plot is not None:  # --plot "" too: plot() refuses an empty name
         _require("matplotlib", "plot")
     progress = False if args.no_progress else None
     findings = doctor(net, progress=progress)
     arrays = sum(len(layer.param_specs) for layer in net if layer.loaded)
     floats = sum(layer.param_count for layer in net if layer.loaded)
     plotted = None
-    if args.plot:
+    if args.plot is not None:
         plotted = plot(net, args.plot, findings)
     errors = sum(f.severity == "error" for f in findings)
     if args.json:

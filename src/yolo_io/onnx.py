@@ -186,6 +186,8 @@ def export(
     if mish == "native" and opset < 18:
         raise ValueError("the Mish operator needs opset 18 or later")
     _check_nms_options(score_threshold, iou_threshold, max_detections)
+    if path is not None and not fs_path(path):  # Path("") would be the folder "."
+        raise FileNotFoundError(errno.ENOENT, "an empty path is no file name", "")
     if net.partial:
         raise ConversionError(f"{net.path} holds only the first {net.covered_layers} of "
                               f"{len(net)} layers: an export needs them all")
