@@ -676,3 +676,31 @@ def test_write_weights_replaces_a_mapped_file_atomically(tmp_path: Path) -> None
     assert link.is_symlink()
     assert weights.stat().st_size == yolo_io.parse_cfg(cfg).expected_size()
     assert not any(weights.read_bytes()[20:])
+
+
+def test_arrays_are_refused_over_the_file_they_are_mapped_from(tmp_path: Path) -> None:
+    """save(w, {i: dict(layer.params)}, cfg, upto=2) cut the only copy of the
+    arrays' bytes (review of issue 22): their base names the mapped file."""
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    weights = write_weights(tmp_path / "w.weights", cfg, seed=4)
+    before = weights.read_bytes()
+    net = yolo_io.load(weights, cfg)
+    arrays = {layer.index: dict(layer.params) for layer in net}
+    link = tmp_path / "link.weights"
+    link.symlink_to(weights)
+    for target in (weights, link, str(weights).encode()):
+        with pytest.raises(yolo_io.OutputIsInputError,
+                           match="is the file the arrays are mapped from") as err:
+            yolo_io.save(target, arrays, cfg, upto=2)
+        assert err.value.input == str(weights)
+    assert weights.read_bytes() == before
+    # a copy, or another file, is fine
+    copies = {i: {k: np.array(v) for k, v in p.items()} for i, p in arrays.items()}
+    yolo_io.save(weights, copies, cfg)
+    assert weights.read_bytes() == before
+    yolo_io.save(tmp_path / "other.weights", arrays, cfg)
+    with yolo_io.load(weights, cfg, copy=True) as copied:
+        own = {layer.index: dict(layer.params) for layer in copied}
+        yolo_io.save(weights, own, cfg)  # a private copy maps no file
+    assert weights.read_bytes() == before
