@@ -219,8 +219,9 @@ def refuse_mapped_arrays(output: PathArg, source: object) -> None:
             mapping = _mapped_file(array)
             if mapping is not None and mapping.file_id == (out.st_dev, out.st_ino):
                 shown, given = os.fsdecode(output), mapping.path
+                also = "" if os.path.abspath(shown) == os.path.abspath(given) else f" ({given})"
                 raise OutputIsInputError(
-                    f"{shown} is the file the arrays are mapped from ({given}): writing it "
+                    f"{shown} is the file the arrays are mapped from{also}: writing it "
                     f"would replace the only copy of their bytes; write to another name (or "
                     f"copy the arrays first)", output=shown, input=given)
 
