@@ -554,6 +554,9 @@ def test_outputs_that_are_inputs_and_bad_options(tiny: tuple[Path, Path], tmp_pa
     line = one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.weights", "--version",
                               "0.1.0", "--seen", str(2**40), code=2))
     assert "32-bit `seen`" in line
+    line = one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.weights", "--version",
+                              "\u00b2.2.5", code=2))  # a superscript two is no ASCII digit
+    assert "--version must be MAJOR.MINOR.REVISION" in line and "invalid literal" not in line
     one_line_error(run("convert", cfg, weights, "-o", tmp_path / "x.weights", "--cfg-output",
                        tmp_path / "x.cfg", code=2))
 
@@ -568,7 +571,9 @@ def test_outputs_that_are_inputs_and_bad_options(tiny: tuple[Path, Path], tmp_pa
     ("doctor", "CFG", "--json"),
     ("verify", "CFG", "WEIGHTS", "--json", "--atol", "small"),  # a bad value
     ("partial", "CFG", "WEIGHTS", "N", "-o", "OUT", "--json"),  # --json where none is
-], ids=["missing", "unknown", "no-value", "doctor", "bad-value", "no-json-option"])
+    ("check", "CFG", "WEIGHTS", "--json=1"),  # a value given to the flag
+], ids=["missing", "unknown", "no-value", "doctor", "bad-value", "no-json-option",
+        "json-value"])
 def test_json_usage_errors_are_a_document(tiny: tuple[Path, Path], args: tuple[str, ...]
                                           ) -> None:
     cfg, weights = tiny
@@ -579,7 +584,7 @@ def test_json_usage_errors_are_a_document(tiny: tuple[Path, Path], args: tuple[s
     assert proc.stderr.startswith("usage: yolo-io ")
     assert not cfg.with_name("out.weights").exists()
     # without --json, a usage error leaves stdout empty
-    plain = run(*(given.get(a, a) for a in args if a not in ("--json", "--js")), code=None)
+    plain = run(*(given.get(a, a) for a in args if a not in ("--json", "--js", "--json=1")), code=None)
     assert plain.stdout == "" or plain.returncode == 0
 
 
@@ -616,3 +621,25 @@ def test_messages_name_the_cli_flags(tiny: tuple[Path, Path], tmp_path: Path) ->
     # the library's own messages keep the Python spelling
     with pytest.raises(yolo_io.WeightsSizeError, match="pass partial=True"):
         yolo_io.load(backbone, cfg)
+
+
+def test_messages_name_the_file_and_the_fault(tiny: tuple[Path, Path], tmp_path: Path) -> None:
+    """Review of issue 22: a folder given as --data was named by its descriptor
+    ("3: Is a directory"), an unreadable --names had no name, too many
+    detections were "at least 1", and an empty output name was the folder
+    "." (export) or nothing at all (doctor --plot "", which exited 0)."""
+    cfg, weights = tiny
+    line = one_line_error(run("check", cfg, weights, "--data", tmp_path, code=3))
+    assert f"{tmp_path}: Is a directory" in line
+    if os.path.exists("/proc/self/mem"):
+        line = one_line_error(run("check", cfg, weights, "--names", "/proc/self/mem", code=3))
+        assert "/proc/self/mem" in line
+    pytest.importorskip("onnx")
+    line = one_line_error(run("export", cfg, weights, "-o", tmp_path / "m.onnx", "--outputs",
+                              "nms", "--max-detections", "99999999999999999999", code=2))
+    assert "is too large" in line and "at least 1" not in line
+    line = one_line_error(run("export", cfg, weights, "-o", "", code=3))
+    assert "an empty path is no file name" in line
+    pytest.importorskip("matplotlib")
+    line = one_line_error(run("doctor", cfg, weights, "--plot", "", code=3))
+    assert "an empty path is no file name" in line

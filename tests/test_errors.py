@@ -213,3 +213,13 @@ def test_expected_size_refuses_a_layer_count_outside_the_cfg(tiny_cfg: Path) -> 
             cfg.expected_size(layers=bad)
     with pytest.raises(TypeError, match="layers must be an integer, not float"):
         cfg.expected_size(layers=2.0)  # type: ignore[arg-type]
+
+
+def test_expected_size_refuses_the_versions_load_and_save_refuse(tiny_cfg: Path) -> None:
+    """(-1, 2) gave a size although load and save refuse a negative major: the
+    core's one header rule decides here too."""
+    cfg = yolo_io.parse_cfg(tiny_cfg)
+    for bad in ((-1, 2), (0, -2), (0, 2, 2**31), (2**31, 0)):
+        with pytest.raises(ValueError, match=r"a \.weights header has .*version"):
+            cfg.expected_size(bad)
+    assert cfg.expected_size((0, 1, -5)) == cfg.expected_size((0, 1)) == cfg.expected_size() - 4

@@ -293,11 +293,9 @@ CASES: dict[str, tuple[str, str, str]] = {
     "save over the file its arrays are mapped from": (
         ("w, c = small_model()\nbefore = open(w, 'rb').read()\nnet = yolo_io.load(w, c)\n"
         "arrays = {layer.index: dict(layer.params) for layer in net}\n"
-        "yolo_io.save(w, arrays, c)\n"
-        "report(lambda: open(w, 'rb').read() == before and all(\n"
-        "    (a == b).all() for layer in yolo_io.load(w, c) for a, b in zip(\n"
-        "        layer.params.values(), arrays[layer.index].values())))"),
-        "ok", r"^True$"),
+        "report(lambda: yolo_io.save(w, arrays, c, upto=2))\n"
+        "assert open(w, 'rb').read() == before"),
+        "OutputIsInputError", r"^small\.weights is the file the arrays are mapped from: "),
 }
 
 NEEDS_NON_ROOT = {"an unreadable weights file", "save into a read-only folder"}

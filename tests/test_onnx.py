@@ -709,6 +709,9 @@ def test_argument_errors(tmp_path: Path) -> None:
         yonnx.export(net, dtype="bfloat16")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="opset"):
         yonnx.export(net, opset=11)
+    for opset in (True, 17.0, "17"):  # no bool, float or text: True is not opset 1
+        with pytest.raises(TypeError, match="opset must be an int"):
+            yonnx.export(net, opset=opset)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Network"):
         yonnx.export(net.config)  # type: ignore[arg-type]
 
@@ -770,3 +773,11 @@ def test_nms_options_out_of_range_are_refused(tmp_path: Path, option: str, value
     assert not list(tmp_path.glob("m.onnx*"))
     # the edges of the ranges are fine
     yonnx.export(net, outputs="nms", score_threshold=0, iou_threshold=1, max_detections=1)
+
+
+def test_too_many_detections_are_called_too_large(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg), cfg)
+    with pytest.raises(ValueError, match="max_detections 99999999999999999999 is too large"):
+        yonnx.export(net, outputs="nms", max_detections=99999999999999999999)

@@ -217,6 +217,11 @@ def test_text_is_a_str_with_a_newline(tmp_path: Path) -> None:
     odd = tmp_path / "a\nb.cfg"
     odd.write_text(TINY_CFG)
     assert yolo_io.parse_cfg(str(odd)).path == str(odd)
+    # bytes are always a file name, a newline in it too
+    assert yolo_io.parse_cfg(os.fsencode(odd)).path == str(odd)
+    weights = write_weights(tmp_path / "w.weights", odd, seed=1)
+    with yolo_io.load(weights, os.fsencode(odd)) as net:
+        assert net.config.path == str(odd)
 
 
 def test_onnx_external_data_needs_a_utf8_name(pair: tuple[str, str], tmp_path: Path,

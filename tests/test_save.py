@@ -628,3 +628,79 @@ def test_names_of_any_valid_length_are_written(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".yolo_io-*"))
     with pytest.raises(OSError, match="too long"):
         yolo_io.save(name(".weights", "x").with_name("x" * (longest + 1)), net)
+
+
+_REWRITE_MAPPED = """
+import sys, numpy as np, yolo_io
+from yolo_io.testing import write_weights
+net = yolo_io.load(sys.argv[1], sys.argv[2])
+view = next(iter(net[0].params.values()))
+before = float(np.sum(view))
+write_weights(sys.argv[1], sys.argv[2], layers=0)  # the same name, a shorter file
+print(float(np.sum(view)) == before)
+"""
+
+
+def test_write_weights_replaces_a_mapped_file_atomically(tmp_path: Path) -> None:
+    """write_weights writes a temporary file and renames it, as save() does:
+    a Network that maps the old file keeps its bytes (no SIGBUS), and an
+    interrupted call leaves the old file as it was."""
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    weights = write_weights(tmp_path / "w.weights", cfg, seed=1)
+    env = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
+    proc = subprocess.run([sys.executable, "-c", _REWRITE_MAPPED, str(weights), str(cfg)],
+                          capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc
+    assert weights.stat().st_size == yolo_io.parse_cfg(cfg).expected_size(layers=0)
+    # interrupted mid-write: the old bytes stay, no temporary is left
+    before = weights.read_bytes()
+
+    class Interrupted(Exception):
+        pass
+
+    class Failing:
+        def standard_normal(self, *args: object, **kwargs: object) -> object:
+            raise Interrupted
+
+    with pytest.MonkeyPatch.context() as mp:  # the header is written, then this fails
+        mp.setattr(np.random, "default_rng", lambda seed: Failing())
+        with pytest.raises(Interrupted):
+            write_weights(weights, cfg, seed=2)
+    assert weights.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.cfg", "w.weights"]
+    # sparse files too, through a symbolic link to the target
+    link = tmp_path / "link.weights"
+    link.symlink_to(weights)
+    write_weights(link, cfg, sparse=True)
+    assert link.is_symlink()
+    assert weights.stat().st_size == yolo_io.parse_cfg(cfg).expected_size()
+    assert not any(weights.read_bytes()[20:])
+
+
+def test_arrays_are_refused_over_the_file_they_are_mapped_from(tmp_path: Path) -> None:
+    """save(w, {i: dict(layer.params)}, cfg, upto=2) cut the only copy of the
+    arrays' bytes (review of issue 22): their base names the mapped file."""
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    weights = write_weights(tmp_path / "w.weights", cfg, seed=4)
+    before = weights.read_bytes()
+    net = yolo_io.load(weights, cfg)
+    arrays = {layer.index: dict(layer.params) for layer in net}
+    link = tmp_path / "link.weights"
+    link.symlink_to(weights)
+    for target in (weights, link, str(weights).encode()):
+        with pytest.raises(yolo_io.OutputIsInputError,
+                           match="is the file the arrays are mapped from") as err:
+            yolo_io.save(target, arrays, cfg, upto=2)
+        assert err.value.input == str(weights)
+    assert weights.read_bytes() == before
+    # a copy, or another file, is fine
+    copies = {i: {k: np.array(v) for k, v in p.items()} for i, p in arrays.items()}
+    yolo_io.save(weights, copies, cfg)
+    assert weights.read_bytes() == before
+    yolo_io.save(tmp_path / "other.weights", arrays, cfg)
+    with yolo_io.load(weights, cfg, copy=True) as copied:
+        own = {layer.index: dict(layer.params) for layer in copied}
+        yolo_io.save(weights, own, cfg)  # a private copy maps no file
+    assert weights.read_bytes() == before

@@ -244,10 +244,8 @@ PY_WRITERS: dict[str, Writer] = {
     "yolo_io.save": Writer(
         {"path": lambda out, m: yolo_io.save(out, _load(m)),
          "path (arrays and a cfg path)": lambda out, m: yolo_io.save(
-             out, {layer.index: dict(layer.params) for layer in _load(m)}, m.cfg)},
-        # Arrays are no file: over the file they are mapped from, a new file
-        # of the same kind, atomically (the network's own file is refused).
-        in_place=frozenset({("path (arrays and a cfg path)", "WEIGHTS")})),
+             out, {layer.index: dict(layer.params) for layer in _load(m)}, m.cfg)}),
+        # Arrays mapped from a file are refused over it, as the network's own file is.
     "yolo_io.save_npz": Writer({"path": lambda out, m: yolo_io.save_npz(out, _load(m))}),
     "yolo_io.save_safetensors": Writer({
         "path": lambda out, m: yolo_io.save_safetensors(out, _load(m)),

@@ -1,5 +1,8 @@
 // yolo_io._core.Weights: a mapped .weights file bound to a Config, handing out
 // read-only zero-copy NumPy views whose base keeps the mapping alive.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <optional>
 #include <string>
 
@@ -231,7 +234,23 @@ PyWeights wrap_weights(std::shared_ptr<const Weights> weights) {
 }
 
 void register_weights(py::module_& m) {
-    py::class_<PyMapping>(m, "Mapping", "Owner of a read-only file mapping.");
+    py::class_<PyMapping>(m, "Mapping", "Owner of a read-only file mapping.")
+        .def_property_readonly("path", [](const PyMapping& s) { return to_py_path(s.file->path()); })
+        .def_property_readonly(
+            "file_id",
+            [](const PyMapping& s) -> py::object {
+                // (st_dev, st_ino) of the very file mapped (its kept descriptor, even
+                // after its name was replaced); None for a private copy.
+                const int fd = s.file->reopen();
+                if (fd < 0) return py::none();
+                struct stat st {};
+                const int rc = ::fstat(fd, &st);
+                ::close(fd);
+                if (rc != 0) return py::none();
+                return py::make_tuple(static_cast<std::uint64_t>(st.st_dev),
+                                      static_cast<std::uint64_t>(st.st_ino));
+            },
+            "(st_dev, st_ino) of the mapped file, or None for a private copy.");
 
     py::class_<PyWeights>(m, "Weights", "A mapped .weights file checked against a Config.")
         .def(py::init([](const PyConfig& config, const std::filesystem::path& path, bool partial,
@@ -343,6 +362,10 @@ void register_weights(py::module_& m) {
         "(major, minor, revision, seen, header size, transpose, file size) of a .weights file.");
     m.def("header_size_for", &header_size_for, "major"_a, "minor"_a,
           "Header bytes (16 or 20) implied by a version.");
+    m.def("header_version_problem", &header_version_problem, "major"_a, "minor"_a,
+          "revision"_a,
+          "Why readers and writers refuse this header version (e.g. 'has a negative "
+          "version (-1.2.0): ...'), or None.");
 }
 
 }  // namespace yolo_io::bindings

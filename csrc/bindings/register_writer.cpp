@@ -43,6 +43,9 @@ void register_writer(py::module_& m) {
             "source"_a, "layers"_a, "progress"_a = py::none(),
             "Appends the data of the first `layers` layers of a mapped weights file; "
             "`progress(written)` is called every few MiB.")
+        .def("extend_to", &AtomicFile::extend_to, "size"_a,
+             "Extends the file to `size` bytes with zeros (a hole where the file system "
+             "allows it).")
         .def_property_readonly("written", &AtomicFile::written)
         .def("commit", &AtomicFile::commit, py::call_guard<py::gil_scoped_release>(),
              "fsync, rename over the target, fsync the folder.")

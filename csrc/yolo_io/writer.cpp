@@ -196,6 +196,18 @@ void AtomicFile::write(const void* data, std::size_t n) {
     }
 }
 
+void AtomicFile::extend_to(std::int64_t size) {
+    if (fd_ < 0) throw std::logic_error("extend_to() after commit() or abort()");
+    if (size < written_) throw std::invalid_argument("extend_to() cannot shrink the file");
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0 ||
+        ::lseek(fd_, static_cast<off_t>(size), SEEK_SET) < 0) {
+        const int err = errno;
+        abort();
+        fail(err, target_);
+    }
+    written_ = size;
+}
+
 void AtomicFile::commit() {
     if (fd_ < 0) throw std::logic_error("commit() after commit() or abort()");
     if (::fsync(fd_) != 0 || ::close(fd_) != 0) {

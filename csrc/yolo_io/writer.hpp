@@ -30,6 +30,9 @@ class AtomicFile {
 
     void write(const void* data, std::size_t n);
     std::int64_t written() const noexcept { return written_; }
+    // Extends the file to `size` bytes with zeros (a hole where the file
+    // system allows it); later writes append after them.
+    void extend_to(std::int64_t size);
     void commit();
     // Removes the temporary now (also done by the destructor).
     void abort() noexcept;

@@ -316,14 +316,14 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     _check_paths("doctor", args.cfg, args.weights)
     _check_outputs(args, args.plot)
     net = _load_or_fail(args.weights, args.cfg, args.partial)
-    if args.plot:
+    if args.plot is not None:  # --plot "" too: plot() refuses an empty name
         _require("matplotlib", "plot")
     progress = False if args.no_progress else None
     findings = doctor(net, progress=progress)
     arrays = sum(len(layer.param_specs) for layer in net if layer.loaded)
     floats = sum(layer.param_count for layer in net if layer.loaded)
     plotted = None
-    if args.plot:
+    if args.plot is not None:
         plotted = plot(net, args.plot, findings)
     errors = sum(f.severity == "error" for f in findings)
     if args.json:
@@ -482,7 +482,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _version(text: str) -> tuple[int, int, int]:
     parts = text.split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    if len(parts) != 3 or not all(p and p.isascii() and p.isdigit() for p in parts):
         raise _Failure(f"--version must be MAJOR.MINOR.REVISION, e.g. 0.2.5, not {text!r}",
                        EXIT_USAGE)
     return int(parts[0]), int(parts[1]), int(parts[2])
@@ -915,7 +915,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.parser.print_usage(sys.stderr)
         sys.stderr.write(f"{err.parser.prog}: error: {shown(str(err))}\n")
         options = argv[:argv.index("--")] if "--" in argv else argv
-        if any(len(a) > 2 and "--json".startswith(a) for a in options):
+        names = [a.partition("=")[0] for a in options]  # --json=1 is a usage error too
+        if any(len(a) > 2 and "--json".startswith(a) for a in names):
             json.dump({"error": shown(str(err)), "exit_code": EXIT_USAGE}, sys.stdout)
             sys.stdout.write("\n")
         return EXIT_USAGE

@@ -237,8 +237,14 @@ class Config(Sequence[CfgLayer]):
 
         Raises:
             TypeError: ``layers`` is not an integer.
-            ValueError: ``layers`` is outside 0 to ``len(config)``.
+            ValueError: ``layers`` is outside 0 to ``len(config)``; a version
+                the readers and writers refuse (a negative major or minor, a
+                part outside int32).
         """
+        revision = version[2] if len(version) > 2 else 0
+        problem = _core.header_version_problem(version[0], version[1], revision)
+        if problem is not None:
+            raise ValueError(f"a .weights header {problem}; no reader or writer takes it")
         header = _core.header_size_for(version[0], version[1])
         if layers is None:
             return self._cfg.expected_bytes(header, -1)
@@ -331,7 +337,9 @@ def parse(cfg: PathArg | Config, stacklevel: int) -> Config:
     """:func:`parse_cfg`, with warnings attributed ``stacklevel`` frames up."""
     if isinstance(cfg, Config):
         return cfg
-    if isinstance(cfg, bytes) and b"\n" in cfg:
+    if isinstance(cfg, bytes) and b"\n" in cfg and not os.path.lexists(cfg):
+        # bytes are always a file name; a name holding a newline that names no file is
+        # most likely cfg text given as bytes
         raise TypeError("cfg text must be a str, not bytes (bytes are a file name); decode "
                         "it or pass a path")
     if not is_path(cfg):

@@ -681,14 +681,23 @@ def _read_text_file(path: str | os.PathLike[str]) -> bytes:
     """The bytes of a small text file (.data, .names, the cfg again): refuses,
     without blocking, a FIFO, a device or a socket, and a file over 64 MiB."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    with os.fdopen(fd, "rb") as f:
+    try:
+        # checked before os.fdopen, which would name a folder by its descriptor ("3: ...")
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
         if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)",
                           os.fspath(path))
-        data = f.read(_MAX_TEXT_BYTES + 1)
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            try:
+                data = f.read(_MAX_TEXT_BYTES + 1)
+            except OSError as err:  # e.g. EIO from /proc/self/mem: say which file
+                raise OSError(err.errno, err.strerror, os.fspath(path)) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
     if len(data) > _MAX_TEXT_BYTES:
         raise OSError(errno.EFBIG, "more than 64 MiB: not a darknet text file", os.fspath(path))
     return data

@@ -98,6 +98,8 @@ def save(
     if net is not None:
         inputs += network_inputs(net)
     refuse_inputs(target, inputs)
+    if net is None:
+        refuse_mapped_arrays(target, source)
     n = len(config) if upto is None else _check_upto(upto, len(config))
     if net is not None and net.covered_layers < n:
         raise ConversionError(f"{net.path} holds the first {net.covered_layers} layers of "
@@ -189,6 +191,39 @@ def refuse_inputs(output: PathArg, inputs: Inputs) -> None:
                 f"{shown} is {what}{also}: writing it would replace the file being read; "
                 f"write to another name (and rename it over the old file yourself, once "
                 f"nothing reads it)", output=shown, input=given)
+
+
+def _mapped_file(array: object) -> _core.Mapping | None:
+    """The core's mapping a loaded parameter array is a view of (its base is
+    a read-only array of the whole mapping, whose base is the mapping), else
+    None."""
+    base = getattr(array, "base", None)
+    while isinstance(base, np.ndarray):
+        base = base.base
+    return base if isinstance(base, _core.Mapping) else None
+
+
+def refuse_mapped_arrays(output: PathArg, source: object) -> None:
+    """Raises :class:`OutputIsInputError` when an array of ``source`` (a dict
+    of arrays, or of dicts of arrays) is a view of the file ``output`` names
+    (by device and inode): replacing that file would cut the only copy of
+    the bytes being written."""
+    try:
+        out = os.stat(output)
+    except (OSError, ValueError):
+        return
+    if not isinstance(source, Mapping):
+        return
+    for value in source.values():
+        for array in value.values() if isinstance(value, Mapping) else (value,):
+            mapping = _mapped_file(array)
+            if mapping is not None and mapping.file_id == (out.st_dev, out.st_ino):
+                shown, given = os.fsdecode(output), mapping.path
+                also = "" if os.path.abspath(shown) == os.path.abspath(given) else f" ({given})"
+                raise OutputIsInputError(
+                    f"{shown} is the file the arrays are mapped from{also}: writing it "
+                    f"would replace the only copy of their bytes; write to another name (or "
+                    f"copy the arrays first)", output=shown, input=given)
 
 
 def network_inputs(net: Network) -> list[tuple[str, str]]:

@@ -172,6 +172,8 @@ def export(
         raise ValueError(f"outputs must be one of {_OUTPUTS}, not {outputs!r}")
     if dtype not in ("float32", "float16"):
         raise ValueError(f"dtype must be 'float32' or 'float16', not {dtype!r}")
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)):
+        raise TypeError(f"opset must be an int, not {type(opset).__name__}")
     if opset < 13:
         raise ValueError(f"opset {opset} is too old: 13 or later")
     import onnx.defs
@@ -184,6 +186,8 @@ def export(
     if mish == "native" and opset < 18:
         raise ValueError("the Mish operator needs opset 18 or later")
     _check_nms_options(score_threshold, iou_threshold, max_detections)
+    if path is not None and not fs_path(path):  # Path("") would be the folder "."
+        raise FileNotFoundError(errno.ENOENT, "an empty path is no file name", "")
     if net.partial:
         raise ConversionError(f"{net.path} holds only the first {net.covered_layers} of "
                               f"{len(net)} layers: an export needs them all")
@@ -214,7 +218,10 @@ def _check_nms_options(score_threshold: object, iou_threshold: object,
             raise ValueError(f"{name} must be in [0, 1], got {float(value):g}")
     if isinstance(max_detections, bool) or not isinstance(max_detections, (int, np.integer)):
         raise TypeError(f"max_detections must be an int, not {type(max_detections).__name__}")
-    if not 1 <= max_detections < 2**63:
+    if max_detections >= 2**63:
+        raise ValueError(f"max_detections {int(max_detections)} is too large: at most 2**63 - 1 "
+                         f"(boxes kept per class and image)")
+    if max_detections < 1:
         raise ValueError(f"max_detections must be at least 1 (boxes kept per class and image), "
                          f"got {int(max_detections)}")
 

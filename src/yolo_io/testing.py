@@ -14,7 +14,7 @@ import numpy as np
 from . import _core
 from ._config import Config, parse
 from ._paths import PathArg, fs_path
-from ._save import refuse_inputs
+from ._save import refuse_inputs, resolve_target
 
 __all__ = ["header_bytes", "write_weights"]
 
@@ -47,8 +47,10 @@ def write_weights(
     gives the same bytes. Memory use is one layer at a time.
 
     Args:
-        path: the file to write (replaced if it exists; the cfg's own file
-            is refused with OutputIsInputError).
+        path: the file to write, atomically as :func:`yolo_io.save` writes
+            (a temporary file renamed over it: a file a Network maps keeps
+            its bytes, an interrupted call leaves it as it was); the cfg's
+            own file is refused with OutputIsInputError.
         cfg: a path, cfg text or Config.
         version: header (major, minor, revision); below 0.2 the header has a
             32-bit ``seen`` (16 bytes), otherwise 64-bit (20 bytes).
@@ -73,10 +75,12 @@ def write_weights(
         raise ValueError(f"layers must be in 0..{len(config)}, got {layers}")
     rng = np.random.default_rng(seed)
     out = Path(fs_path(path))
-    with out.open("wb") as f:
-        f.write(header_bytes(version, seen))
+    writer = _core.WeightsWriter(resolve_target(path))
+    try:
+        writer.write(header_bytes(version, seen))
         if sparse:
-            f.truncate(config.expected_size(version, layers=n))
+            writer.extend_to(config.expected_size(version, layers=n))
+            writer.commit()
             return out
         for i in range(n):
             layer = config[i]
@@ -101,5 +105,9 @@ def write_weights(
                 elif base == "rolling_variance":
                     np.abs(part, out=part)
                     part += np.float32(0.01)
-            f.write(data.tobytes())
+            writer.write(data)
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
     return out
