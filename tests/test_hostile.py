@@ -335,7 +335,8 @@ def test_hostile_input(name: str, tmp_path: Path) -> None:
     # million sections) take ~150 MB under AddressSanitizer; the most layers
     # a cfg may have, 100,000, ~250 MB once planned (more under it).
     limit = {"100,000 sections": 800, "a million sections": 300,
-             "8 million lines without '='": 300,
+             "8 million lines without '='": 400,  # 304 under AddressSanitizer
+             "safetensors: a million tensors": 200,  # 46 MB, 126 under AddressSanitizer
              "safetensors: 2 million metadata keys": 30}.get(name, 100)  # was 150-290 MB
     assert float(str(found["peak_growth_mb"])) < limit, found
 
