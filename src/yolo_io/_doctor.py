@@ -317,16 +317,10 @@ def plot(net: Network, path: PathArg,
     warns = sum(f.severity == "warning" for f in findings)
     fig.suptitle(f"{shown(Path(net.path).name)}: weights and batch-norm statistics per layer "
                  f"({errors} error(s), {warns} warning(s) marked)")
-    from . import _core
-    from ._save import WriterStream
+    from ._save import WriterStream, atomic_file
 
-    writer = _core.WeightsWriter(target)  # the core's atomic file
-    try:
+    with atomic_file(target) as writer:
         fig.savefig(WriterStream(writer), dpi=_DPI, format="png")  # type: ignore[arg-type]
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
     return Path(target)
 
 

@@ -22,7 +22,7 @@ from . import _core
 from ._errors import ConversionError
 from ._network import Layer, Network
 from ._paths import PathArg
-from ._save import network_inputs, refuse_inputs, resolve_target
+from ._save import atomic_file, network_inputs, refuse_inputs, resolve_target
 
 Pair = tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]
 
@@ -99,14 +99,9 @@ def save_safetensors(
     refuse_inputs(target, network_inputs(net))
     if raw:
         header = _core.raw_safetensors_header(source)
-        writer = _core.WeightsWriter(target)
-        try:
+        with atomic_file(target) as writer:
             writer.write(header)
             writer.write_layers(source, len(net), progress)
-            writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
         return Path(target)
     return _save_state_dict(target, net, fuse=fuse, layout=layout, dtype=dtype,
                             naming=naming or "yolo_io", progress=progress)
@@ -144,8 +139,7 @@ def _save_state_dict(target: str, net: Network, *, fuse: bool, layout: str | Non
     metadata = [("format", "yolo_io.state_dict"), ("naming", naming), ("fuse", str(int(fuse))),
                 ("layout", layout or "default"), ("dtype", dtype)]
     header = _core.safetensors_header(source, plan, metadata)
-    writer = _core.WeightsWriter(target)
-    try:
+    with atomic_file(target) as writer:
         writer.write(header)
         at = 0
         for i, part in enumerate(layer_parts(net, fuse=fuse, naming=naming, eps=eps,
@@ -159,10 +153,6 @@ def _save_state_dict(target: str, net: Network, *, fuse: bool, layout: str | Non
                 source.evict(i)  # read and written: out of the resident set
             if part and progress is not None:
                 progress(writer.written)
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
     return Path(target)
 
 

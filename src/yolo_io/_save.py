@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from ._network import Header, Network
 from ._paths import PathArg, fs_path
 from ._state_dict import as_array, from_state_dict
 
-__all__ = ["WriterStream", "network_inputs", "refuse_inputs", "resolve_target", "save",
+__all__ = ["WriterStream", "atomic_file", "network_inputs", "refuse_inputs", "resolve_target", "save",
            "save_npz", "temp_name"]
 
 HeaderArg = Header | tuple[int, int, int] | tuple[int, int, int, int] | None
@@ -116,8 +117,7 @@ def save(
         arrays = None  # the file's own bytes, streamed by the core
     else:
         arrays = _arrays(net if net is not None else source, config, n)
-    writer = _core.WeightsWriter(target)
-    try:
+    with atomic_file(target) as writer:
         writer.write(header_bytes)
         if arrays is None:
             assert net is not None
@@ -130,10 +130,6 @@ def save(
                     writer.write(_layer_buffer(core.layer(i), layer_params, transpose))
                     if progress is not None:
                         progress(writer.written)
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
     return Path(target)
 
 
@@ -162,6 +158,20 @@ def resolve_target(path: PathArg) -> str:
     return target
 
 
+@contextlib.contextmanager
+def atomic_file(target: str) -> Iterator[_core.WeightsWriter]:
+    """The core's atomic writer of ``target`` (a temporary file in its folder):
+    renamed over ``target`` when the block ends, removed when the block or
+    the commit raises, so ``target`` is never partly written."""
+    writer = _core.WeightsWriter(target)
+    try:
+        yield writer
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+
+
 Inputs = Iterable[tuple[str, "str | os.PathLike[str] | None"]]
 
 
@@ -185,12 +195,18 @@ def refuse_inputs(output: PathArg, inputs: Inputs) -> None:
         except (OSError, ValueError, TypeError):
             continue
         if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
-            shown, given = os.fsdecode(output), os.fsdecode(path)
-            also = "" if os.path.abspath(shown) == os.path.abspath(given) else f" ({given})"
-            raise OutputIsInputError(
-                f"{shown} is {what}{also}: writing it would replace the file being read; "
-                f"write to another name (and rename it over the old file yourself, once "
-                f"nothing reads it)", output=shown, input=given)
+            raise _refusal(output, what, os.fsdecode(path),
+                           "writing it would replace the file being read; write to another "
+                           "name (and rename it over the old file yourself, once nothing "
+                           "reads it)")
+
+
+def _refusal(output: PathArg, what: str, given: str, why: str) -> OutputIsInputError:
+    """The error for an ``output`` that is the file ``given`` (``what``),
+    naming ``given`` too when it is another name of that file."""
+    shown = os.fsdecode(output)
+    also = "" if os.path.abspath(shown) == os.path.abspath(given) else f" ({given})"
+    return OutputIsInputError(f"{shown} is {what}{also}: {why}", output=shown, input=given)
 
 
 def _mapped_file(array: object) -> _core.Mapping | None:
@@ -218,12 +234,9 @@ def refuse_mapped_arrays(output: PathArg, source: object) -> None:
         for array in value.values() if isinstance(value, Mapping) else (value,):
             mapping = _mapped_file(array)
             if mapping is not None and mapping.file_id == (out.st_dev, out.st_ino):
-                shown, given = os.fsdecode(output), mapping.path
-                also = "" if os.path.abspath(shown) == os.path.abspath(given) else f" ({given})"
-                raise OutputIsInputError(
-                    f"{shown} is the file the arrays are mapped from{also}: writing it "
-                    f"would replace the only copy of their bytes; write to another name (or "
-                    f"copy the arrays first)", output=shown, input=given)
+                raise _refusal(output, "the file the arrays are mapped from", mapping.path,
+                               "writing it would replace the only copy of their bytes; write "
+                               "to another name (or copy the arrays first)")
 
 
 def network_inputs(net: Network) -> list[tuple[str, str]]:
@@ -396,13 +409,8 @@ def save_npz(
         raise ValueError(f"dtype must be float32 or float16, not {kind}")
     state = net.state_dict(fuse=fuse, layout=layout, naming=naming)
     arrays = {k: v.astype(kind) if v.dtype.kind == "f" else v for k, v in state.items()}
-    writer = _core.WeightsWriter(str(target))
-    try:
+    with atomic_file(str(target)) as writer:
         np.savez(WriterStream(writer), **arrays)  # type: ignore[arg-type]
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
     return target
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from . import _core
 from ._config import Config, parse
 from ._paths import PathArg, fs_path
-from ._save import refuse_inputs, resolve_target
+from ._save import atomic_file, refuse_inputs, resolve_target
 
 __all__ = ["header_bytes", "write_weights"]
 
@@ -75,12 +75,10 @@ def write_weights(
         raise ValueError(f"layers must be in 0..{len(config)}, got {layers}")
     rng = np.random.default_rng(seed)
     out = Path(fs_path(path))
-    writer = _core.WeightsWriter(resolve_target(path))
-    try:
+    with atomic_file(resolve_target(path)) as writer:
         writer.write(header_bytes(version, seen))
         if sparse:
             writer.extend_to(config.expected_size(version, layers=n))
-            writer.commit()
             return out
         for i in range(n):
             layer = config[i]
@@ -106,8 +104,4 @@ def write_weights(
                     np.abs(part, out=part)
                     part += np.float32(0.01)
             writer.write(data)
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
     return out
