@@ -1,14 +1,17 @@
 """Seed corpora for the fuzz harnesses, written into fuzz/build/corpus/<harness>/.
 
 - fuzz_cfg: every cfg of ../shared/cfg (the real-cfg corpus beside the
-  checkout, when it is there) and the project's own small test cfgs.
+  checkout, when it is there), the project's own small test cfgs and the
+  committed seeds of fuzz/seeds/fuzz_cfg (cfgs that once overflowed, each a
+  case of tests/test_hostile.py).
 - fuzz_weights: each small test cfg, a NUL, and a complete .weights file for
   it (``yolo_io.testing.write_weights``), in both header versions; each real
-  cfg with the first 4 KiB of a file for it (a truncated download).
+  cfg with the first 4 KiB of a file for it (a truncated download); each
+  seed of fuzz/seeds/fuzz_cfg with a header (the planner runs first).
 - fuzz_safetensors: raw and state-dict exports of the small test models
   (``yolo_io.save_safetensors``).
 
-Nothing here is committed: the real cfgs must not be copied into the repo.
+Nothing written here is committed: the real cfgs must not be copied into the repo.
 
     python fuzz/make_corpus.py
 """
@@ -21,11 +24,12 @@ import tempfile
 from pathlib import Path
 
 import yolo_io
-from yolo_io.testing import write_weights
+from yolo_io.testing import header_bytes, write_weights
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SHARED_CFG = ROOT.parent / "shared" / "cfg"
+SEEDS = HERE / "seeds"
 OUT = HERE / "build" / "corpus"
 
 
@@ -56,6 +60,10 @@ def main() -> int:
                 except yolo_io.YoloIOError:
                     continue  # a layer that naming cannot hold
                 put("fuzz_safetensors", out.read_bytes())
+        for cfg in sorted((SEEDS / "fuzz_cfg").glob("*.cfg")):
+            text = cfg.read_bytes()
+            put("fuzz_cfg", text)
+            put("fuzz_weights", text + b"\0" + header_bytes())
         for cfg in real:
             text = cfg.read_bytes()
             put("fuzz_cfg", text)

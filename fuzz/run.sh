@@ -42,8 +42,12 @@ run_one() {
     # cfg, a NUL and a small weights file (inputs that need more, such as the
     # size caps, are cases of tests/test_hostile.py). Limits: 2 GB of RSS
     # and 10 s per input (anything beyond is a finding).
-    "./build/$harness" "build/corpus/$harness" -max_total_time="$SECONDS_EACH" \
-        -max_len=65536 -rss_limit_mb=2048 -malloc_limit_mb=2048 -timeout=10 \
+    # The cfg harnesses get a dictionary of large values and sizing keys.
+    local dict=()
+    [ "$harness" = fuzz_safetensors ] || dict=(-dict=cfg.dict)
+    "./build/$harness" "build/corpus/$harness" ${dict[@]+"${dict[@]}"} \
+        -max_total_time="$SECONDS_EACH" -max_len=65536 -rss_limit_mb=2048 \
+        -malloc_limit_mb=2048 -timeout=10 \
         -artifact_prefix="build/findings/$harness/" -print_final_stats=1 \
         >"build/$harness.log" 2>&1
 }

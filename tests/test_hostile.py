@@ -341,6 +341,30 @@ def test_hostile_input(name: str, tmp_path: Path) -> None:
     assert float(str(found["peak_growth_mb"])) < limit, found
 
 
+FUZZ_CFG_SEEDS = sorted((Path(__file__).resolve().parent.parent / "fuzz" / "seeds" / "fuzz_cfg")
+                        .glob("*.cfg"))
+
+
+@pytest.mark.parametrize("seed", FUZZ_CFG_SEEDS, ids=[p.stem for p in FUZZ_CFG_SEEDS])
+def test_fuzz_cfg_seed_is_refused(seed: Path, tmp_path: Path) -> None:
+    """The cfgs of fuzz/seeds/fuzz_cfg (issue 27: sizes from cfg values whose
+    sums and products overflowed int64, undefined behaviour that UBSan
+    reports) are each a CfgError naming the file, the layer and its line, with
+    the message their first line's ``# expect:`` regex gives. The fuzzers
+    start from them (fuzz/make_corpus.py); ``.ci/sanitize`` runs this test."""
+    first = seed.read_text().splitlines()[0]
+    assert first.startswith("# expect: "), f"{seed.name}: no '# expect: REGEX' first line"
+    found = run_case(f"report(lambda: yolo_io.parse_cfg({str(seed)!r}))", tmp_path)
+    assert found["result"] == "CfgError", found
+    assert re.search(re.escape(str(seed)) + r":\d+: " + first[len("# expect: "):],
+                     str(found["message"])), found
+    assert float(str(found["peak_growth_mb"])) < 100, found
+
+
+def test_there_are_fuzz_cfg_seeds() -> None:
+    assert {p.stem for p in FUZZ_CFG_SEEDS} >= {"share_index", "deconv", "route"}
+
+
 def test_a_cfg_from_a_pipe_is_read(tmp_path: Path) -> None:
     """yolo-io inspect <(curl ...): the cfg comes from a pipe whose writer is
     still writing; it is read to its end, as before the hostile-input checks."""

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <limits>
 #include <string_view>
 #include <memory>
 #include <string>
@@ -16,9 +17,63 @@
 
 namespace yolo_io {
 
-// Product that saturates at INT64_MAX (or INT64_MIN) instead of overflowing:
-// cfg values are attacker-controlled, and a saturated size is then refused.
-std::int64_t sat_mul(std::int64_t a, std::int64_t b);
+// Sum, difference and product that saturate at INT64_MAX (or INT64_MIN)
+// instead of overflowing (undefined behaviour): cfg values are
+// attacker-controlled, and a saturated size is then refused as too large.
+// GCC and Clang check with their overflow built-ins; other compilers (or
+// YOLO_IO_PORTABLE_ARITHMETIC) compare against the bounds by division first.
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(YOLO_IO_PORTABLE_ARITHMETIC)
+#define YOLO_IO_OVERFLOW_BUILTINS 1
+#else
+#define YOLO_IO_OVERFLOW_BUILTINS 0
+#endif
+
+inline std::int64_t sat_add(std::int64_t a, std::int64_t b) {
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+    constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+#if YOLO_IO_OVERFLOW_BUILTINS
+    std::int64_t r = 0;
+    if (__builtin_add_overflow(a, b, &r)) return b > 0 ? kMax : kMin;
+    return r;
+#else
+    if (b > 0 && a > kMax - b) return kMax;
+    if (b < 0 && a < kMin - b) return kMin;
+    return a + b;
+#endif
+}
+
+inline std::int64_t sat_sub(std::int64_t a, std::int64_t b) {
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+    constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+#if YOLO_IO_OVERFLOW_BUILTINS
+    std::int64_t r = 0;
+    if (__builtin_sub_overflow(a, b, &r)) return b < 0 ? kMax : kMin;
+    return r;
+#else
+    if (b < 0 && a > kMax + b) return kMax;
+    if (b > 0 && a < kMin + b) return kMin;
+    return a - b;
+#endif
+}
+
+inline std::int64_t sat_mul(std::int64_t a, std::int64_t b) {
+    constexpr std::int64_t kMax = std::numeric_limits<std::int64_t>::max();
+    constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+#if YOLO_IO_OVERFLOW_BUILTINS
+    std::int64_t r = 0;
+    if (__builtin_mul_overflow(a, b, &r)) return (a < 0) != (b < 0) ? kMin : kMax;
+    return r;
+#else
+    // The quotients truncate toward zero, which makes each comparison exact
+    // (CERT INT32-C).
+    if (a > 0) {
+        if (b > 0 ? a > kMax / b : b < kMin / a) return b > 0 ? kMax : kMin;
+    } else if (a < 0) {
+        if (b > 0 ? a < kMin / b : b < 0 && a < kMax / b) return b > 0 ? kMin : kMax;
+    }
+    return a * b;
+#endif
+}
 
 struct Shape3 {
     std::int64_t c = 0;

@@ -2,7 +2,6 @@
 // table (kinds.cpp), threading each layer's output into the next as darknet's
 // parse_network_cfg_custom() does.
 #include <algorithm>
-#include <limits>
 
 #include "yolo_io/layers/layers.hpp"
 
@@ -33,15 +32,6 @@ constexpr std::array<std::string_view, 76> kNetKeys = {
     "burnin_update", "train_only_bn", "dontload", "dontloadscales", "min_crop", "max_crop"};
 
 }  // namespace
-
-std::int64_t sat_mul(std::int64_t a, std::int64_t b) {
-    std::int64_t r = 0;
-    if (__builtin_mul_overflow(a, b, &r)) {
-        return (a < 0) != (b < 0) ? std::numeric_limits<std::int64_t>::min()
-                                  : std::numeric_limits<std::int64_t>::max();
-    }
-    return r;
-}
 
 int checked_layer_index(const Config& config, std::int64_t i) {
     auto n = static_cast<std::int64_t>(config.layers.size());
@@ -163,7 +153,7 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
                     continue;
                 }
                 p.offset = off;
-                off += p.count;
+                off = sat_add(off, p.count);
                 kept.push_back(std::move(p));
             }
             L.params = std::move(kept);
@@ -184,7 +174,7 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
                    shape_str(in));
         }
         L.output_size = b.record_outputs;
-        cfg->total_floats += L.nfloats;
+        cfg->total_floats = sat_add(cfg->total_floats, L.nfloats);
         if (cfg->total_floats > kMaxFloats) {
             o.fail("makes the network too large to address");
         }

@@ -98,7 +98,7 @@ void add_param(LayerInfo& L, std::string_view prefix, std::string_view base,
     p.offset = L.nfloats;
     p.count = count;
     p.legacy_transpose = legacy_transpose;
-    L.nfloats += count;
+    L.nfloats = sat_add(L.nfloats, count);  // saturated: refused with the network's total
     L.params.push_back(p);
 }
 
@@ -122,7 +122,7 @@ void conv_block(const Options& o, LayerInfo& L, std::string_view prefix, i64 n, 
     if (flipped) {
         // The file holds [K][n] (K = c/groups*size*size); view it as OIHW.
         add_param(L, prefix, "weights", {n, cg, size, size}, count,
-                  {1, size * size * n, size * n, n});
+                  {1, sat_mul(sat_mul(size, size), n), sat_mul(size, n), n});
     } else {
         add_param(L, prefix, "weights", {n, cg, size, size}, count);
     }
@@ -225,8 +225,8 @@ std::vector<int> index_list(const Options& o, const Ctx& ctx, std::string_view k
 Shape3 blur_out(const Shape3& host, i64 mode, i64 stride_x, i64 stride_y) {
     i64 size = mode == 2 ? 2 : 3;
     i64 pad = mode == 2 ? 0 : 1;
-    return {host.c, (host.h + 2 * pad - size) / stride_y + 1,
-            (host.w + 2 * pad - size) / stride_x + 1};
+    return {host.c, window_out(window_span(host.h, 2 * pad, size), stride_y),
+            window_out(window_span(host.w, 2 * pad, size), stride_x)};
 }
 
 namespace {

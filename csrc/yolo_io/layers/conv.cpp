@@ -70,8 +70,10 @@ Built build_convolutional(Options& o, Ctx& ctx, LayerInfo& L) {
     if (!pad) need_at_least(o, "padding", padding, 0);
     i64 sx = antialiasing ? 1 : stride_x;
     i64 sy = antialiasing ? 1 : stride_y;
-    Shape3 out{n, (ctx.in.h + 2 * padding - size) / sy + 1, (ctx.in.w + 2 * padding - size) / sx + 1};
-    if (ctx.in.h + 2 * padding - size < 0 || ctx.in.w + 2 * padding - size < 0) {
+    const i64 span_h = window_span(ctx.in.h, sat_mul(2, padding), size);
+    const i64 span_w = window_span(ctx.in.w, sat_mul(2, padding), size);
+    Shape3 out{n, window_out(span_h, sy), window_out(span_w, sx)};
+    if (span_h < 0 || span_w < 0) {
         o.fail("has size=" + std::to_string(size) + " larger than its padded input " +
                shape_str(ctx.in) + " (padding " + std::to_string(padding) + ")");
     }
@@ -105,7 +107,7 @@ Built build_convolutional(Options& o, Ctx& ctx, LayerInfo& L) {
         const bool conv = other.kind == Kind::convolutional;
         bool ok = conv && w != nullptr && w->shape[2] == size && w->shape[0] == n &&
                   other.input_shape.c == ctx.in.c &&
-                  w->count == (ctx.in.c / groups) * n * size * size;
+                  w->count == sat_mul(sat_mul(ctx.in.c / groups, n), sat_mul(size, size));
         if (conv && other.share_index >= 0) {
             ok = other.input_shape.c == ctx.in.c && other.output_shape.c == n;
         }
@@ -139,8 +141,8 @@ Built build_deconvolutional(Options& o, Ctx& ctx, LayerInfo& L) {
     need_positive(o, "size", size);
     need_positive(o, "stride", stride);
     if (!pad) need_at_least(o, "padding", padding, 0);
-    Shape3 out{n, sat_mul(ctx.in.h - 1, stride) + size - 2 * padding,
-               sat_mul(ctx.in.w - 1, stride) + size - 2 * padding};
+    Shape3 out{n, window_out_transposed(ctx.in.h, stride, size, sat_mul(2, padding)),
+               window_out_transposed(ctx.in.w, stride, size, sat_mul(2, padding))};
     need_output(o, ctx, out);
     add_param(L, {}, "biases", {n}, n);
     if (bn) {
@@ -184,8 +186,8 @@ Built build_local(Options& o, Ctx& ctx, LayerInfo& L) {
     need_positive(o, "size", size);
     need_positive(o, "stride", stride);
     // local_out_height(): h - (pad ? 1 : size), / stride, + 1.
-    i64 oh = (ctx.in.h - (pad ? 1 : size)) / stride + 1;
-    i64 ow = (ctx.in.w - (pad ? 1 : size)) / stride + 1;
+    i64 oh = window_out(window_span(ctx.in.h, 0, pad ? 1 : size), stride);
+    i64 ow = window_out(window_span(ctx.in.w, 0, pad ? 1 : size), stride);
     Shape3 out{n, oh, ow};
     if (oh < 1 || ow < 1) {
         o.fail("has an empty output " + shape_str(out) + " for input " + shape_str(ctx.in));

@@ -97,11 +97,12 @@ Built build_yolo(Options& o, Ctx& ctx, LayerInfo& L) {
     need_at_least(o, "classes", classes, 0);
     if (mask.empty()) need_at_least(o, "num", total, 1);  // a mask has at least one index
     i64 per = gaussian ? 9 : 5;
-    i64 expected = sat_mul(sat_mul(sat_mul(ctx.in.h, ctx.in.w), n), classes + per);
+    const i64 channels = sat_mul(n, sat_add(classes, per));
+    i64 expected = sat_mul(sat_mul(ctx.in.h, ctx.in.w), channels);
     check_head_input(o, ctx, expected,
                      std::to_string(n) + " anchors in mask x (classes=" + std::to_string(classes) +
-                         " + " + std::to_string(per) + ") = " +
-                         std::to_string(n * (classes + per)) + " channels");
+                         " + " + std::to_string(per) + ") = " + std::to_string(channels) +
+                         " channels");
     check_anchor_count(o, total);
     if (mask.empty()) {
         for (i64 k = 0; k < total; ++k) mask.push_back(k);  // make_yolo_layer()'s default
@@ -158,11 +159,12 @@ Built build_region(Options& o, Ctx& ctx, LayerInfo& L) {
     need_at_least(o, "classes", classes, 0);
     need_at_least(o, "coords", coords, 0);
     need_at_least(o, "num", num, 1);
-    i64 expected = sat_mul(sat_mul(sat_mul(ctx.in.h, ctx.in.w), num), classes + coords + 1);
+    const i64 channels = sat_mul(num, sat_add(sat_add(classes, coords), 1));
+    i64 expected = sat_mul(sat_mul(ctx.in.h, ctx.in.w), channels);
     check_head_input(o, ctx, expected,
                      "num=" + std::to_string(num) + " x (classes=" + std::to_string(classes) +
                          " + coords=" + std::to_string(coords) + " + 1) = " +
-                         std::to_string(num * (classes + coords + 1)) + " channels");
+                         std::to_string(channels) + " channels");
     check_anchor_count(o, num);
     auto pairs = anchors(o, sat_mul(num, 2), false, true);
     // get_region_detections(): a softmax tree (tree=, any value) or
@@ -193,7 +195,8 @@ Built build_detection(Options& o, Ctx& ctx, LayerInfo& L) {
     need_at_least(o, "coords", coords, 0);
     need_at_least(o, "num", num, 1);
     need_at_least(o, "side", side, 1);
-    i64 expected = sat_mul(sat_mul(side, side), sat_mul(1 + coords, num) + classes);
+    i64 expected =
+        sat_mul(sat_mul(side, side), sat_add(sat_mul(sat_add(coords, 1), num), classes));
     check_head_input(o, ctx, expected,
                      "side^2 x ((1 + coords) x num + classes) = " + std::to_string(expected) +
                          " values");

@@ -134,6 +134,21 @@ struct Built {
 
 // Product of sizes; fails for a negative factor or a product past kMaxFloats.
 i64 mul(const Options& o, std::initializer_list<i64> factors);
+
+// Output sizes of a sliding window along one axis (conv, pool, local, blur),
+// saturating (model.hpp): a hostile size then stays too large and is
+// refused, never wraps. `window_span` is how far the window's start moves,
+// in + pad_total - size (negative: the window does not fit the input);
+// `window_out` the number of positions, span / stride + 1.
+inline i64 window_span(i64 in, i64 pad_total, i64 size) {
+    return sat_sub(sat_add(in, pad_total), size);
+}
+inline i64 window_out(i64 span, i64 stride) { return sat_add(span / stride, 1); }
+// A transposed window (deconvolution): (in - 1) * stride + size - pad_total.
+inline i64 window_out_transposed(i64 in, i64 stride, i64 size, i64 pad_total) {
+    return sat_add(sat_mul(sat_sub(in, 1), stride), sat_sub(size, pad_total));
+}
+
 std::string shape_str(const Shape3& s);
 
 // The parameter plan (load_*_weights() order).

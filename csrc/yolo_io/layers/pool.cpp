@@ -12,7 +12,7 @@ Built build_pool(Options& o, Ctx& ctx, LayerInfo& L) {
     i64 stride_x = o.i("stride_x", stride);
     i64 stride_y = o.i("stride_y", stride);
     i64 size = o.i("size", stride);
-    i64 padding = o.i("padding", size - 1);
+    i64 padding = o.i("padding", sat_sub(size, 1));
     i64 depth = 0, out_channels = 1, antialiasing = 0;
     if (is_max) {
         depth = o.i("maxpool_depth", 0);
@@ -33,9 +33,10 @@ Built build_pool(Options& o, Ctx& ctx, LayerInfo& L) {
     } else {
         i64 sx = antialiasing ? 1 : stride_x;
         i64 sy = antialiasing ? 1 : stride_y;
-        out = {ctx.in.c, (ctx.in.h + padding - size) / sy + 1,
-               (ctx.in.w + padding - size) / sx + 1};
-        if (ctx.in.h + padding - size < 0 || ctx.in.w + padding - size < 0) {
+        const i64 span_h = window_span(ctx.in.h, padding, size);
+        const i64 span_w = window_span(ctx.in.w, padding, size);
+        out = {ctx.in.c, window_out(span_h, sy), window_out(span_w, sx)};
+        if (span_h < 0 || span_w < 0) {
             o.fail("has size=" + std::to_string(size) + " larger than its padded input " +
                    shape_str(ctx.in) + " (padding " + std::to_string(padding) + ")");
         }

@@ -96,7 +96,8 @@ Built build_recurrent_conv(Options& o, Ctx& ctx, LayerInfo& L) {
                 conv_block(o, L, name, output, output, groups, size, bn, false);
             }
         }
-        conv_block(o, L, "wf", output, bottleneck ? 2 * output : output, groups, size, bn, false);
+        conv_block(o, L, "wf", output, bottleneck ? sat_mul(2, output) : output, groups, size, bn,
+                   false);
         if (!bottleneck) {
             for (const char* name : {"wi", "wg", "wo"}) {
                 conv_block(o, L, name, output, output, groups, size, bn, false);
@@ -106,9 +107,10 @@ Built build_recurrent_conv(Options& o, Ctx& ctx, LayerInfo& L) {
             conv_block(o, L, name, output, c, groups, size, bn, false);
         }
     }
-    Shape3 out{output, (ctx.in.h + 2 * padding - size) / stride + 1,
-               (ctx.in.w + 2 * padding - size) / stride + 1};
-    if (ctx.in.h + 2 * padding - size < 0 || ctx.in.w + 2 * padding - size < 0) {
+    const i64 span_h = window_span(ctx.in.h, sat_mul(2, padding), size);
+    const i64 span_w = window_span(ctx.in.w, sat_mul(2, padding), size);
+    Shape3 out{output, window_out(span_h, stride), window_out(span_w, stride)};
+    if (span_h < 0 || span_w < 0) {
         o.fail("has size=" + std::to_string(size) + " larger than its padded input " +
                shape_str(ctx.in) + " (padding " + std::to_string(padding) + ")");
     }

@@ -29,7 +29,7 @@ Built build_route(Options& o, Ctx& ctx, LayerInfo& L) {
     for (std::size_t k = 0; k < L.inputs.size(); ++k) {
         auto idx = static_cast<std::size_t>(L.inputs[k]);
         const Shape3& next = ctx.record_out[idx];
-        outputs += ctx.record_outputs[idx];
+        outputs = sat_add(outputs, ctx.record_outputs[idx]);
         L.input_shapes.push_back(next);
         input_layers.push_back(L.inputs[k]);
         const i64 part = next.c / groups;
@@ -41,7 +41,15 @@ Built build_route(Options& o, Ctx& ctx, LayerInfo& L) {
                                     std::to_string(L.inputs[k]) + " (" + shape_str(next) +
                                     "), whose width and height differ");
         }
-        out.c += next.c;
+        out.c = sat_add(out.c, next.c);
+    }
+    // Each input holds at most kMaxFloats values, but a list of them can
+    // add up past what int64 holds: refused before the division by groups
+    // could bring a saturated sum back into range.
+    if (outputs > kMaxFloats || out.c > kMaxFloats) {
+        o.fail_at("layers", "concatenates " + std::to_string(L.inputs.size()) +
+                                " layers whose outputs add up to more values than yolo_io "
+                                "addresses (2^56)");
     }
     for (std::size_t k = 0; k < L.inputs.size(); ++k) {
         const Shape3& in = L.input_shapes[k];

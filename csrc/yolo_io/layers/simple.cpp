@@ -96,7 +96,7 @@ Built build_iseg(Options& o, Ctx& ctx, LayerInfo& L) {
     i64 ids = o.i("ids", 32);
     need_at_least(o, "classes", classes, 0);
     need_at_least(o, "ids", ids, 0);
-    L.output_shape = {classes + ids, ctx.in.h, ctx.in.w};
+    L.output_shape = {sat_add(classes, ids), ctx.in.h, ctx.in.w};
     need_output(o, ctx, L.output_shape);
     attr(ctx, "classes", classes);
     attr(ctx, "ids", ids);
