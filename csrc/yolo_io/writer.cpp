@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "yolo_io/errors.hpp"
+#include "yolo_io/mapped_file.hpp"
 
 namespace yolo_io {
 
@@ -33,14 +34,16 @@ std::string folder_of(const std::string& path) {
     return slash == 0 ? "/" : path.substr(0, slash);
 }
 
-mode_t new_file_mode(const std::string& target) {
+// The mode of the regular file `target` would replace, which the new file
+// keeps; -1 when there is none (the new file then gets 0666 minus the umask,
+// applied by open(): reading the umask would need umask(), which sets it for
+// every thread of the process at once).
+int replaced_file_mode(const std::string& target) {
     struct stat st {};
     if (::stat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-        return st.st_mode & 07777;
+        return static_cast<int>(st.st_mode & 07777);
     }
-    const mode_t mask = ::umask(0);
-    ::umask(mask);
-    return static_cast<mode_t>(0666 & ~mask);
+    return -1;
 }
 
 // Copies bytes [begin, end) of `fd` (the mapped file, opened again) to `out`
@@ -143,7 +146,7 @@ AtomicFile::AtomicFile(std::string target) : target_(std::move(target)) {
         // A device, FIFO or socket would be replaced by the rename: refused.
         if (!S_ISREG(st.st_mode)) fail(EINVAL, target_ + " is not a regular file");
     }
-    const mode_t mode = new_file_mode(target_);
+    const int replaced_mode = replaced_file_mode(target_);
     std::random_device rd;
     // A short name of fixed length, not the target's name plus a suffix: it
     // fits in the folder whenever the target's name does (a 255-byte name
@@ -155,13 +158,13 @@ AtomicFile::AtomicFile(std::string target) : target_(std::move(target)) {
         std::snprintf(name, sizeof name, ".yolo_io-%08x%08x.tmp", static_cast<unsigned>(rd()),
                       static_cast<unsigned>(rd()));
         temp_ = folder + (folder == "/" ? "" : "/") + name;
-        fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+        fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd_ >= 0) break;
         if (errno != EEXIST) fail(errno, target_ + " (creating the temporary file " + temp_ + ")");
     }
     if (fd_ < 0) fail(EEXIST, temp_);
-    // O_CREAT applies the umask; a replaced file keeps its own mode exactly.
-    if (::fchmod(fd_, mode) != 0) {
+    // O_CREAT applied the umask; a replaced file keeps its own mode exactly.
+    if (replaced_mode >= 0 && ::fchmod(fd_, static_cast<mode_t>(replaced_mode)) != 0) {
         const int err = errno;
         abort();
         fail(err, target_);
@@ -210,13 +213,14 @@ void AtomicFile::extend_to(std::int64_t size) {
 
 void AtomicFile::commit() {
     if (fd_ < 0) throw std::logic_error("commit() after commit() or abort()");
-    if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
+    // Owned here from now on: a failed fsync closes it too.
+    UniqueFd fd(fd_);
+    fd_ = -1;
+    if (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
         const int err = errno;
-        fd_ = -1;
         ::unlink(temp_.c_str());
         fail(err, target_);
     }
-    fd_ = -1;
     if (::rename(temp_.c_str(), target_.c_str()) != 0) {
         const int err = errno;
         ::unlink(temp_.c_str());
