@@ -148,6 +148,34 @@ def test_fuse_into_refuses_bad_targets(net: yolo_io.Network) -> None:
     assert not good[0].any()  # nothing written on error
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("which", [0, 1], ids=["weights", "bias"])
+def test_fuse_into_refuses_misaligned_targets(net: yolo_io.Network, dtype: str,
+                                              which: int) -> None:
+    """The kernels store through float* and uint16_t*: a target one byte off
+    (np.frombuffer(..., offset=1)) was accepted and written through a
+    misaligned pointer, undefined behaviour (issue 27, item 4)."""
+    np_dtype = {"float32": np.float32, "float16": np.float16, "bfloat16": np.uint16}[dtype]
+    shapes = ((8, 3, 3, 3), (8,))
+    targets = [np.zeros(shape, np_dtype) for shape in shapes]
+    n = int(np.prod(shapes[which])) * np.dtype(np_dtype).itemsize
+    odd = np.frombuffer(bytearray(n + 1), np_dtype, offset=1).reshape(shapes[which])
+    assert odd.flags.writeable and odd.flags.c_contiguous and not odd.flags.aligned
+    targets[which] = odd
+    name = ("weights", "biases")[which]
+    align = 4 if dtype == "float32" else 2
+    with pytest.raises(ValueError, match=(
+            rf"^layer 0 {name} \(targets\[0\]\[{which}\]\): the target's data at "
+            rf"0x{odd.ctypes.data:x} is not aligned to {align} bytes, as {dtype} needs")):
+        net.fuse_into({0: (targets[0], targets[1])}, "OIHW", dtype=dtype)
+    assert not any(t.any() for t in targets)  # nothing written
+    aligned = odd.copy()  # the fix the message suggests
+    targets[which] = aligned
+    net.fuse_into({0: (targets[0], targets[1])}, "OIHW", dtype=dtype)
+    expected = net[0].fused("OIHW", dtype=dtype)[which]
+    np.testing.assert_array_equal(aligned.view(np.uint8), expected.view(np.uint8))
+
+
 def test_fuse_into_refuses_overlapping_targets(net: yolo_io.Network) -> None:
     """A bias inside its own weight buffer, or two layers' targets sharing
     memory, were accepted and one of them written wrong (issue 22, item 7)."""

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <optional>
 #include <string>
 
@@ -49,11 +51,14 @@ py::dict layer_params(const PyWeights& self, std::int64_t index) {
 py::dtype numpy_dtype(DType t);
 
 // Hands an owned buffer to NumPy: one allocation, no copy; the capsule frees it.
+// The capsule exists before the buffer's owner lets go, so that whatever
+// throws in between (the capsule's creation, the array's) frees it once.
 py::array to_numpy(OwnedArray&& a) {
     py::dtype dt = numpy_dtype(a.dtype);
     std::vector<py::ssize_t> shape(a.shape.begin(), a.shape.end());
+    py::capsule owner(a.data.get(),
+                      [](void* p) noexcept { MallocFree{}(static_cast<std::uint8_t*>(p)); });
     std::uint8_t* data = a.data.release();
-    py::capsule owner(data, [](void* p) noexcept { MallocFree{}(static_cast<std::uint8_t*>(p)); });
     return py::array(dt, shape, data, owner);
 }
 
@@ -94,8 +99,10 @@ py::tuple fused_all(const PyWeights& self, const std::optional<std::string>& con
     std::uint8_t* base = arena->data.get();
     const py::dtype npdt = numpy_dtype(options.dtype);
     std::int64_t overflow = arena->report.overflow;
-    Arena* raw = arena.release();
-    py::capsule owner(raw, [](void* p) noexcept { delete static_cast<Arena*>(p); });
+    // As in to_numpy(): the capsule owns the arena before the unique_ptr
+    // lets go of it; a failure while the dict is built then frees it.
+    py::capsule owner(arena.get(), [](void* p) noexcept { delete static_cast<Arena*>(p); });
+    const Arena* raw = arena.release();
     py::dict out;
     for (const auto& e : raw->entries) {
         std::vector<py::ssize_t> shape(e.plan.weights_shape.begin(), e.plan.weights_shape.end());
@@ -128,7 +135,22 @@ void* checked_target(py::array a, const FusePlan& plan, bool weights, DType dt) 
     if (!(a.flags() & py::array::c_style) || !a.writeable()) {
         throw std::invalid_argument(what + ": the target must be C-contiguous and writeable");
     }
-    return a.mutable_data();
+    // The kernels store through float* / uint16_t*: a misaligned target
+    // (np.frombuffer(..., offset=1)) would be undefined behaviour.
+    void* data = a.mutable_data();
+    const std::size_t align = dt == DType::float32 ? alignof(float) : alignof(std::uint16_t);
+    const auto address = reinterpret_cast<std::uintptr_t>(data);
+    if (address % align != 0) {
+        char hex[2 + 2 * sizeof(std::uintptr_t) + 1];
+        std::snprintf(hex, sizeof hex, "0x%llx", static_cast<unsigned long long>(address));
+        throw std::invalid_argument(
+            what + " (targets[" + std::to_string(plan.layer) + "][" + (weights ? "0" : "1") +
+            "]): the target's data at " + hex + " is not aligned to " + std::to_string(align) +
+            " bytes, as " +
+            (dt == DType::float32 ? "float32" : dt == DType::float16 ? "float16" : "bfloat16") +
+            " needs; pass an aligned array (np.empty, or a copy)");
+    }
+    return data;
 }
 
 std::int64_t fuse_into(const PyWeights& self, const py::dict& targets,

@@ -391,14 +391,15 @@ class Network(Sequence[Layer]):
         without temporaries.
 
         Args:
-            targets: ``{layer index: (weights, bias)}`` of writeable, C-contiguous
-                arrays of exactly the shape and dtype :meth:`Layer.fused` would
-                return (bfloat16: uint16 or ``ml_dtypes.bfloat16``).
+            targets: ``{layer index: (weights, bias)}`` of writeable, C-contiguous,
+                aligned arrays of exactly the shape and dtype :meth:`Layer.fused`
+                would return (bfloat16: uint16 or ``ml_dtypes.bfloat16``).
             layout, dense_layout, dtype, flatten, threads: as for :meth:`fused_all`.
 
         Raises:
-            ValueError: a target of the wrong shape, dtype or memory layout (the
-                message names the layer), or two targets sharing memory (a bias
+            ValueError: a target of the wrong shape, dtype or memory layout, or
+                misaligned (``np.frombuffer(..., offset=1)``; the message names
+                the layer, the target and its address), or two targets sharing memory (a bias
                 inside a weight buffer, two layers' targets overlapping: the
                 message names both); nothing is written then. Overlap is
                 checked by virtual address: two different mappings of the
