@@ -85,8 +85,9 @@ def test_stub_signatures_and_properties_match_the_module() -> None:
     assert wrong == []
 
 
-# Test hooks: tests/test_kernels.py runs the portable and AVX2 kernels.
-TEST_HOOKS = {"_simd_active", "_set_simd"}
+# Test hooks: tests/test_kernels.py runs the portable and AVX2 kernels,
+# tests/test_pool.py watches the thread pool and makes its starts fail.
+TEST_HOOKS = {"_simd_active", "_set_simd", "_pool_stats", "_pool_reset_max", "_pool_fail_next"}
 
 
 def test_every_core_accessor_is_used_by_the_package() -> None:

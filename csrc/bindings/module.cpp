@@ -1,6 +1,7 @@
 // yolo_io._core: table of contents. Each area registers itself.
 #include "common.hpp"
 #include "yolo_io/kernels.hpp"
+#include "yolo_io/parallel.hpp"
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "yolo_io's compiled core (private; use the yolo_io package).";
@@ -14,4 +15,23 @@ PYBIND11_MODULE(_core, m) {
           "Whether the AVX2 fusion kernels are in use.");
     m.def("_set_simd", &yolo_io::kernels::set_simd, pybind11::arg("enabled"),
           "Enables or disables the AVX2 fusion kernels; returns the previous setting.");
+    // Test hooks: the thread pool (tests/test_pool.py).
+    m.def(
+        "_pool_stats",
+        [] {
+            const yolo_io::PoolStats s = yolo_io::pool_stats();
+            pybind11::dict d;
+            d["started"] = s.started;
+            d["max_active"] = s.max_active;
+            d["cap"] = s.cap;
+            d["alive"] = s.alive;
+            d["active"] = s.active;
+            return d;
+        },
+        "The pool's workers: started in this process, most active at once since "
+        "_pool_reset_max(), cap, alive, active now.");
+    m.def("_pool_reset_max", &yolo_io::pool_reset_max,
+          "Restarts the count of the most workers active at once from those active now.");
+    m.def("_pool_fail_next", &yolo_io::pool_fail_next, pybind11::arg("count"),
+          "The next `count` worker starts throw std::bad_alloc.");
 }

@@ -1,4 +1,4 @@
-// Work shared by threads that take items in turn.
+// Work shared by threads that take items in turn: the process's one pool.
 #pragma once
 
 #include <cstddef>
@@ -6,16 +6,34 @@
 
 namespace yolo_io {
 
-// Calls work(item, worker) for item = 0..items-1 on up to `threads` threads
-// (this one and threads-1 more), each taking the next item when it is done
-// with one, so that a slow item or a busy core does not leave the others
-// idle; worker (0..threads-1) names the thread, for per-thread results.
+// Calls work(item, worker) for item = 0..items-1 on up to `threads` threads:
+// this one and up to threads-1 workers of the process's pool (at most
+// pool_stats().cap of them), each taking the next item when it is done with
+// one, so that a slow item or a busy core does not leave the others idle;
+// worker (0..threads-1) names the thread, for per-thread results.
 // After the first exception no new item is started; it is rethrown once
 // every item started has finished. Returns once every item is done, without
-// waiting for a helper thread that started too late to take one (it exits by
-// itself). If no further thread can be created, the ones running take every
-// item.
+// waiting for a worker that came too late to take one. The pool is started
+// on the first call with threads > 1; a worker that cannot be started (any
+// exception) leaves the pool smaller and this thread does its share.
+// Callers on many threads share the pool; each gets the workers that are free.
 void for_each_in_turn(std::size_t items, int threads,
                       const std::function<void(std::size_t item, std::size_t worker)>& work);
+
+// The pool as tests see it: workers ever started in this process (a forked
+// child starts again from none), the most of them that ran items at once
+// since the last pool_reset_max(), the cap (one fewer than the cores, at
+// least 1), those alive, those running items now.
+struct PoolStats {
+    std::size_t started = 0;
+    std::size_t max_active = 0;
+    std::size_t cap = 0;
+    std::size_t alive = 0;
+    std::size_t active = 0;
+};
+PoolStats pool_stats();
+void pool_reset_max();
+// Test hook: the next `count` worker starts throw std::bad_alloc.
+void pool_fail_next(std::size_t count);
 
 }  // namespace yolo_io

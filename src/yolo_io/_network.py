@@ -116,8 +116,11 @@ class Layer(CfgLayer):
                 is a classic silent bug of hand-written converters); ``"CHW"``
                 or ``"HWC"`` force one.
             threads: threads for the weights of a large layer (default: all
-                cores), which share its parts of about a megabyte; a small
-                layer is computed on the calling thread. The GIL is released.
+                cores), which share its parts of about a megabyte: the calling
+                thread and up to ``threads - 1`` workers of the core's one
+                pool (started at the first call, at most one fewer than the
+                cores, shared by every call); a small layer is computed on the
+                calling thread. The GIL is released.
 
         Returns:
             Two new, writeable arrays (one allocation each, no further copy),
@@ -279,7 +282,8 @@ class Network(Sequence[Layer]):
     ) -> dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]]:
         """Every convolutional and connected layer's :meth:`Layer.fused` arrays
         at once: one 64-byte-aligned arena, filled in parallel over layers by
-        ``threads`` threads (default: all cores) with the GIL released.
+        ``threads`` threads (default: all cores; the calling thread and the
+        core's pool, as for :meth:`Layer.fused`) with the GIL released.
 
         Args:
             layout: the convolutions' layout (``"OIHW"``, ``"HWIO"``, ``"OHWI"``);
