@@ -86,7 +86,7 @@ def test_stub_signatures_and_properties_match_the_module() -> None:
 
 
 # Test hooks: tests/test_kernels.py runs the portable and AVX2 kernels.
-TEST_HOOKS = {"_simd_active", "_set_simd"}
+TEST_HOOKS = {"_simd_active", "_set_simd", "_arena_cached_bytes"}
 
 
 def test_every_core_accessor_is_used_by_the_package() -> None:

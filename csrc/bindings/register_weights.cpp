@@ -336,6 +336,8 @@ void register_weights(py::module_& m) {
 
     m.def("release_cached_memory", &arena_release_cached,
           "Unmap the cached arena of a freed fused_all() result; bytes released.");
+    m.def("_arena_cached_bytes", &arena_cached_bytes,
+          "Bytes of the cached arena now (for tests).");
     m.def(
         "weights_problem",
         [](const std::filesystem::path& path) -> py::object {

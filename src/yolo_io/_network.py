@@ -417,8 +417,11 @@ class Network(Sequence[Layer]):
         return self._weights is None
 
     def close(self) -> None:
-        """Drop this network's reference to the mapping (see the class docs)."""
+        """Drop this network's reference to the mapping (see the class docs),
+        and unmap the memory kept for the next :meth:`fused_all`
+        (:func:`yolo_io.release_cached_memory`)."""
         self._weights = None
+        _core.release_cached_memory()
 
     def __enter__(self) -> Network:
         return self
