@@ -86,7 +86,8 @@ def test_stub_signatures_and_properties_match_the_module() -> None:
 
 
 # Test hooks: tests/test_kernels.py runs the portable and AVX2 kernels.
-TEST_HOOKS = {"_simd_active", "_set_simd", "_arena_cached_bytes"}
+TEST_HOOKS = {"_simd_active", "_set_simd", "_arena_cached_bytes", "_fusion_parts",
+              "_shrink_before_fusion_reads"}
 
 
 def test_every_core_accessor_is_used_by_the_package() -> None:
