@@ -235,3 +235,54 @@ def test_fusable_layers_are_those_whose_fused_works(tmp_path: Path) -> None:
                     with pytest.raises((ValueError, IndexError)):
                         layer.fused()
             assert set(net.fused_all()) == fusable
+
+
+# 1024 inputs (a 16x8x8 image), 520 outputs: about half a million weights,
+# several of the fusion's parts, and a last part of fewer than 16 channels.
+BIG_CONNECTED = ("[net]\nwidth=8\nheight=8\nchannels=16\n"
+                 "[connected]\noutput=520\nbatch_normalize=1\nactivation=linear\n")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize(("lay", "flatten"), [("OI", "CHW"), ("OI", "HWC"), ("IO", "CHW"),
+                                              ("IO", "HWC")])
+def test_connected_layers_run_the_conv_kernels_in_parts(tmp_path: Path, lay: str, flatten: str,
+                                                        dtype: str) -> None:
+    # Issue 27, item 7: a connected layer is fused as the 1x1 convolution it
+    # is (OI as OIHW, IO as HWIO, HWC columns as OHWI/HWIO of the image),
+    # split among threads like one, with the same bits as darknet's
+    # arithmetic on either kernel path.
+    from yolo_io import _core
+
+    net = yolo_io.load(write_weights(tmp_path / "c.weights", BIG_CONNECTED, seed=3), BIG_CONNECTED)
+    layer = net[0]
+    p = layer.params
+    ref, ref_b = fuse(p["weights"], p["biases"], p["scales"], p["rolling_mean"],
+                      p["rolling_variance"])
+    if flatten == "HWC":
+        ref = ref.reshape(520, 16, 8, 8).transpose(0, 2, 3, 1).reshape(520, -1)
+    ref = np.ascontiguousarray(ref if lay == "OI" else ref.T)
+
+    def expected(a: np.ndarray) -> np.ndarray:
+        if dtype == "float32":
+            return a
+        if dtype == "float16":
+            return a.astype(np.float16)
+        return to_bfloat16_bits(a)
+
+    def bits(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a).view(np.uint8)
+
+    before = _core._fusion_parts()
+    w, b = layer.fused(lay, dtype, flatten=flatten, threads=2)
+    assert _core._fusion_parts() - before > 2, "the connected layer was not split into parts"
+    np.testing.assert_array_equal(bits(w), bits(expected(ref)))
+    np.testing.assert_array_equal(bits(b), bits(expected(ref_b)))
+    simd = _core._set_simd(False)
+    try:
+        portable = layer.fused(lay, dtype, flatten=flatten, threads=2)
+    finally:
+        _core._set_simd(simd)
+    np.testing.assert_array_equal(bits(portable[0]), bits(w))
+    both = net.fused_all(dtype=dtype, dense_layout=lay, flatten=flatten, threads=2)[0]
+    np.testing.assert_array_equal(bits(both[0]), bits(w))

@@ -262,3 +262,44 @@ def test_a_reader_survives_a_file_that_shrank_after_load(tmp_path: Path, reader:
         assert re.search(r"layer \d+ \(\w+, model\.cfg line \d+\)", found["message"]), where
         # Nothing written: no output, no temporary file left behind.
         assert found["files"] == ["model.cfg", "model.weights"], where
+
+
+# The fusion reads the file with pread(), not through the mapping (issue 27,
+# item 8): a file that shrinks after the layers were planned, while the
+# fusion runs with the GIL released, is a FormatError naming the layer, not a
+# SIGBUS. The core's hook truncates the file between the plans and the
+# first read, where checking the size beforehand cannot help.
+DURING = {name: READERS[name] for name in (
+    "Layer.fused", "Layer.fused(HWIO, float16, threads=2)", "Network.fused_all",
+    "Network.fused_all(HWIO, bfloat16, fuse=False)", "Network.fuse_into",
+    "Network.state_dict(fuse, HWIO, float16)", "save_fused")}
+DURING_SHRINKS = ("to zero", "to just past the header", "into the first layer's data")
+
+
+@pytest.mark.parametrize("reader", DURING)
+def test_a_fusion_survives_a_file_that_shrinks_while_it_runs(tmp_path: Path, reader: str) -> None:
+    call, setup, _, _ = DURING[reader]
+    shrinks = {name: SHRINKS[name] for name in DURING_SHRINKS}
+    # The child truncates nothing itself (its new size is the file's own):
+    # the hook does, inside the core's next fusion call.
+    hook = ("from yolo_io import _core\n"
+            "_core._shrink_before_fusion_reads('model.weights', int(os.environ['YOLO_IO_SHRINK']))\n")
+    child = CHILD.replace(
+        "    os.truncate(\"model.weights\", eval(new_size, {\"net\": net, \"size\": size}))\n",
+        "    os.environ['YOLO_IO_SHRINK'] = str(eval(new_size, {'net': net, 'size': size}))\n"
+        "    exec(HOOK)\n").replace("CFG, SETUP, CALL, SHRINKS = json.loads(sys.argv[1])",
+                               "CFG, SETUP, CALL, SHRINKS, HOOK = json.loads(sys.argv[1])")
+    assert child != CHILD
+    proc = subprocess.run([sys.executable, "-c", child, json.dumps([CFG, setup, call, shrinks, hook])],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode != -signal.SIGBUS and "AddressSanitizer" not in proc.stderr, (
+        f"{reader}: SIGBUS after the file shrank during the fusion")
+    assert proc.returncode == 0, proc.stderr
+    done = [json.loads(line) for line in proc.stdout.splitlines()
+            if line.startswith("{") and not json.loads(line).get("started")]
+    assert [line["shrink"] for line in done] == list(shrinks)
+    for found in done:
+        where = f"{reader}, the file shrunk {found['shrink']} during the fusion: {found}"
+        assert "FormatError" in found.get("bases", []), where
+        assert "model.weights" in found["message"], where
+        assert re.search(r"layer \d+ \(\w+, model\.cfg line \d+\)", found["message"]), where

@@ -3,9 +3,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
+#include <system_error>
 #include <string>
 
 #include "common.hpp"
@@ -358,6 +360,22 @@ void register_weights(py::module_& m) {
 
     m.def("release_cached_memory", &arena_release_cached,
           "Unmap the cached arena of a freed fused_all() result; bytes released.");
+    m.def("_arena_cached_bytes", &arena_cached_bytes,
+          "Bytes of the cached arena now (for tests).");
+    m.def("_fusion_parts", &fusion_parts_run,
+          "Parts of layers fused so far in this process (for tests).");
+    m.def(
+        "_shrink_before_fusion_reads",
+        [](const std::filesystem::path& path, std::int64_t size) {
+            set_fusion_read_hook([file = path.string(), size] {
+                if (::truncate(file.c_str(), static_cast<off_t>(size)) != 0) {
+                    throw std::system_error(errno, std::generic_category(), file);
+                }
+            });
+        },
+        "path"_a, "size"_a,
+        "Truncate path to size in the next fusion call, after its plans and before its first "
+        "read of the file (for tests).");
     m.def(
         "weights_problem",
         [](const std::filesystem::path& path) -> py::object {

@@ -10,22 +10,27 @@ namespace yolo_io {
 
 namespace {
 
-constexpr std::size_t kHuge = std::size_t{2} << 20;
+constexpr std::size_t kArenaHuge = std::size_t{2} << 20;
 
-struct Cache {
+struct ArenaCache {
     std::mutex mutex;
     ArenaBlock block;
+    std::size_t users = 0;  // live ArenaUser objects
 };
 
 // Never destroyed: capsules may free arenas during interpreter shutdown,
 // after static destructors would have run.
-Cache& cache() {
-    static Cache* c = new Cache;
+ArenaCache& arena_cache() {
+    static ArenaCache* c = new ArenaCache;
     return *c;
 }
 
-ArenaBlock map_fresh(std::size_t bytes) {
-    if (bytes < kHuge) {
+void arena_unmap(ArenaBlock block) noexcept {
+    if (block.data != nullptr) ::munmap(block.data, block.size);
+}
+
+ArenaBlock arena_map_fresh(std::size_t bytes) {
+    if (bytes < kArenaHuge) {
         void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) throw std::bad_alloc();
         return {p, bytes};
@@ -34,7 +39,7 @@ ArenaBlock map_fresh(std::size_t bytes) {
     // 2 MB or more at a 2 MB boundary (Linux 6.7+); over-mapping and trimming
     // it by hand, as before, cost two munmap calls per arena, and each can
     // wait for the other cores to flush their TLBs.
-    const std::size_t size = (bytes + kHuge - 1) / kHuge * kHuge;
+    const std::size_t size = (bytes + kArenaHuge - 1) / kArenaHuge * kArenaHuge;
     void* data = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (data == MAP_FAILED) throw std::bad_alloc();
 #ifdef MADV_HUGEPAGE
@@ -43,12 +48,12 @@ ArenaBlock map_fresh(std::size_t bytes) {
     return {data, size};
 }
 
-// Puts `block` in the cache slot and returns what was there.
-ArenaBlock exchange_cached(ArenaBlock block) noexcept {
-    Cache& c = cache();
+// Takes the cached block out of the cache.
+ArenaBlock arena_take_cached() noexcept {
+    ArenaCache& c = arena_cache();
     std::lock_guard<std::mutex> lock(c.mutex);
     const ArenaBlock old = c.block;
-    c.block = block;
+    c.block = {};
     return old;
 }
 
@@ -56,30 +61,70 @@ ArenaBlock exchange_cached(ArenaBlock block) noexcept {
 
 ArenaBlock arena_acquire(std::size_t bytes) {
     if (bytes == 0) bytes = 1;
-    const ArenaBlock cached = exchange_cached({});
+    const ArenaBlock cached = arena_take_cached();
     // Reuse a cached block that fits without wasting more than half of it.
-    if (cached.data != nullptr && cached.size >= bytes && cached.size / 2 <= bytes + kHuge) {
+    if (cached.data != nullptr && cached.size >= bytes && cached.size / 2 <= bytes + kArenaHuge) {
         return cached;
     }
-    if (cached.data != nullptr) ::munmap(cached.data, cached.size);
-    return map_fresh(bytes);
+    arena_unmap(cached);
+    return arena_map_fresh(bytes);
 }
 
 void arena_release(ArenaBlock block) noexcept {
     if (block.data == nullptr) return;
+    if (block.size > kArenaCacheMax) {
+        arena_unmap(block);
+        return;
+    }
 #ifdef MADV_FREE
-    // The kernel may take the pages back under memory pressure (reuse then
+    // Before the block is in the cache, where another thread may take it:
+    // the kernel may take the pages back under memory pressure (reuse then
     // faults in zeroed pages, as a fresh mapping would).
     ::madvise(block.data, block.size, MADV_FREE);
 #endif
-    const ArenaBlock old = exchange_cached(block);
-    if (old.data != nullptr) ::munmap(old.data, old.size);
+    ArenaBlock old = block;  // unmapped below: the block itself without a user
+    {
+        ArenaCache& c = arena_cache();
+        std::lock_guard<std::mutex> lock(c.mutex);
+        if (c.users > 0) {
+            old = c.block;
+            c.block = block;
+        }
+    }
+    arena_unmap(old);
 }
 
 std::size_t arena_release_cached() noexcept {
-    const ArenaBlock old = exchange_cached({});
-    if (old.data != nullptr) ::munmap(old.data, old.size);
+    const ArenaBlock old = arena_take_cached();
+    arena_unmap(old);
     return old.size;
+}
+
+std::size_t arena_cached_bytes() noexcept {
+    ArenaCache& c = arena_cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    return c.block.size;
+}
+
+ArenaUser::ArenaUser() noexcept {
+    ArenaCache& c = arena_cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    ++c.users;
+}
+
+ArenaUser::ArenaUser(const ArenaUser&) noexcept : ArenaUser() {}
+
+ArenaUser::~ArenaUser() {
+    ArenaBlock old;
+    {
+        ArenaCache& c = arena_cache();
+        std::lock_guard<std::mutex> lock(c.mutex);
+        if (--c.users == 0) {
+            old = c.block;
+            c.block = {};
+        }
+    }
+    arena_unmap(old);
 }
 
 }  // namespace yolo_io

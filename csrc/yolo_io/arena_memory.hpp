@@ -6,9 +6,14 @@
 // per page, which on yolov4 (257 MB) is as slow as the fusion itself. glibc
 // reuses freed memory only below its 32 MB mmap threshold, so per-layer
 // buffers (layer.fused()) are recycled but one large arena never is. The
-// cache keeps the most recently freed arena, with MADV_FREE so that the
-// kernel may still reclaim its pages under memory pressure, and hands it to
-// the next arena of a similar size. release_cached() unmaps it at once.
+// cache keeps the most recently freed arena of at most kArenaCacheMax bytes,
+// with MADV_FREE so that the kernel may still reclaim its pages under memory
+// pressure, and hands it to the next arena of a similar size.
+//
+// MADV_FREE does not lower the resident set (cgroups charge it), so the
+// cache is kept only while a network lives: every Weights holds an
+// ArenaUser, and when the last one goes the cached block is unmapped.
+// Network.close() and release_cached() unmap it at once.
 #pragma once
 
 #include <cstddef>
@@ -20,12 +25,28 @@ struct ArenaBlock {
     std::size_t size = 0;  // bytes mapped (>= the size asked for)
 };
 
+// The largest block the cache keeps (a larger one is unmapped when freed).
+constexpr std::size_t kArenaCacheMax = std::size_t{512} << 20;
+
 // At least `bytes` (> 0) of writable memory, page aligned. Throws
 // std::bad_alloc.
 ArenaBlock arena_acquire(std::size_t bytes);
-// Returns a block from arena_acquire; it may be cached for reuse.
+// Returns a block from arena_acquire; it is cached for reuse while an
+// ArenaUser lives and it is at most kArenaCacheMax bytes, else unmapped.
 void arena_release(ArenaBlock block) noexcept;
 // Unmaps the cached block, if any; returns the bytes released.
 std::size_t arena_release_cached() noexcept;
+// Bytes held by the cache now (for tests).
+std::size_t arena_cached_bytes() noexcept;
+
+// One user of the cache (a Weights): the cache keeps a block only while at
+// least one lives, and is emptied when the last is destroyed.
+class ArenaUser {
+  public:
+    ArenaUser() noexcept;
+    ArenaUser(const ArenaUser&) noexcept;
+    ArenaUser& operator=(const ArenaUser&) noexcept { return *this; }
+    ~ArenaUser();
+};
 
 }  // namespace yolo_io

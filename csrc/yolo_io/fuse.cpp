@@ -177,43 +177,42 @@ i64 hwio_row(const ConvSrc& s, i64 c) {
     return (y * s.w + x) * s.i + i;
 }
 
-// The float32 weights of part p in `layout`. `out` is where the part starts:
-// OIHW and OHWI parts (whole taps) are row-major from there; in HWIO/HWCM tap
-// c of channel o goes to out[row(c) * pitch + (o - o0)], with row(c) the HWIO
-// row (pitch O, straight into the result) or, `compact`, c - c0 (pitch
-// o1 - o0, a temporary holding just the part). `scale[o - o0]` is the BN
-// factor of channel o, null without BN (a bit-exact copy). `stream`: see
-// kernels::scale_rows.
-void conv_f32(const ConvSrc& s, const double* scale, ConvLayout layout, const ConvPart& p,
-              float* out, i64 pitch, bool compact, bool stream) {
+// The float32 weights of part p (every tap of channels o0..o1) in `layout`,
+// read from `in`. `out` is where the part starts: OIHW and OHWI parts are
+// row-major from there; in HWIO/HWCM tap c of channel o goes to
+// out[row(c) * pitch + (o - o0)], with row(c) the HWIO row (pitch O,
+// straight into the result) or, `compact`, c (pitch o1 - o0, a temporary
+// holding just the part). `scale[o - o0]` is the BN factor of channel o,
+// null without BN (a bit-exact copy). `stream`: see kernels::scale_rows.
+void conv_f32(const ConvSrc& s, const float* in, const double* scale, ConvLayout layout,
+              const ConvPart& p, float* out, i64 pitch, bool compact, bool stream) {
     const i64 I = s.i, H = s.h, W = s.w, K = I * H * W;
     const i64 rows = p.o1 - p.o0;
     if (layout == ConvLayout::OIHW && contiguous(s)) {
-        kernels::scale_rows(s.weights + p.o0 * K, out, rows, K, scale, stream);
+        kernels::scale_rows(in, out, rows, K, scale, stream);
         return;
     }
     if (hwio_like(layout) && contiguous(s)) {
-        std::vector<i64> dst_row(static_cast<std::size_t>(p.c1 - p.c0));
-        for (i64 c = p.c0; c < p.c1; ++c) {
-            dst_row[static_cast<std::size_t>(c - p.c0)] = (compact ? c - p.c0 : hwio_row(s, c)) * pitch;
+        std::vector<i64> dst_row(static_cast<std::size_t>(K));
+        for (i64 c = 0; c < K; ++c) {
+            dst_row[static_cast<std::size_t>(c)] = (compact ? c : hwio_row(s, c)) * pitch;
         }
-        kernels::transpose_scaled(s.weights + p.o0 * K + p.c0, rows, p.c1 - p.c0, K, scale,
-                                  dst_row.data(), out, stream);
+        kernels::transpose_scaled(in, rows, K, K, scale, dst_row.data(), out, stream);
         return;
     }
-    // Strided sources and OHWI; split_conv gives these parts of whole taps.
+    // Strided sources and OHWI.
     for (i64 o = p.o0; o < p.o1; ++o) {
         for (i64 i = 0; i < I; ++i) {
             for (i64 y = 0; y < H; ++y) {
                 for (i64 x = 0; x < W; ++x) {
-                    const float w = s.weights[o * s.so + i * s.si + y * s.sh + x * s.sw];
+                    const float w = in[(o - p.o0) * s.so + i * s.si + y * s.sh + x * s.sw];
                     const i64 c = (i * H + y) * W + x;
                     i64 at = 0;
                     switch (layout) {
                         case ConvLayout::OIHW: at = (o - p.o0) * K + c; break;
                         case ConvLayout::HWIO:
                         case ConvLayout::HWCM:
-                            at = (compact ? c - p.c0 : hwio_row(s, c)) * pitch + (o - p.o0);
+                            at = (compact ? c : hwio_row(s, c)) * pitch + (o - p.o0);
                             break;
                         case ConvLayout::OHWI: at = (((o - p.o0) * H + y) * W + x) * I + i; break;
                     }
@@ -226,18 +225,26 @@ void conv_f32(const ConvSrc& s, const double* scale, ConvLayout layout, const Co
 
 }  // namespace
 
+ConvSrc dense_as_conv(const DenseSrc& d) {
+    if (d.to_hwc) {
+        // Input j = (c*h + y)*w + x of the flattened image: strides of (c, y, x).
+        return {d.weights, d.o, d.c, d.h, d.w, d.so, d.si * d.h * d.w, d.si * d.w, d.si, d.biases};
+    }
+    return {d.weights, d.o, d.i, 1, 1, d.so, d.si, 1, 1, d.biases};
+}
+
+ConvLayout dense_as_conv_layout(const DenseSrc& d, DenseLayout layout) {
+    if (layout == DenseLayout::IO) return ConvLayout::HWIO;  // row (y*w + x)*c + i: the HWC column
+    return d.to_hwc ? ConvLayout::OHWI : ConvLayout::OIHW;
+}
+
 ConvPart whole_conv(const ConvSrc& src) { return {0, src.o, 0, src.i * src.h * src.w}; }
 
 std::vector<ConvPart> split_conv(const ConvSrc& s, ConvLayout layout, i64 target) {
+    (void)layout;  // every layout takes every tap of a range of channels
     const i64 K = s.i * s.h * s.w;
     std::vector<ConvPart> parts;
-    if (hwio_like(layout)) {
-        if (contiguous(s)) {
-            const i64 stripes = target / std::max<i64>(s.o, 1) / kernels::kTransposeStripe;
-            const i64 width = std::max<i64>(stripes, 1) * kernels::kTransposeStripe;
-            for (i64 c = 0; c < K; c += width) parts.push_back({0, s.o, c, std::min(K, c + width)});
-        }
-    } else {
+    if (contiguous(s)) {
         // Multiples of 16 channels keep every part's start 64-byte aligned.
         const i64 rows = (std::max<i64>(target / std::max<i64>(K, 1), 1) + 15) / 16 * 16;
         for (i64 o = 0; o < s.o; o += rows) parts.push_back({o, std::min(s.o, o + rows), 0, K});
@@ -246,81 +253,65 @@ std::vector<ConvPart> split_conv(const ConvSrc& s, ConvLayout layout, i64 target
     return parts;
 }
 
-FuseReport fuse_conv(const ConvSrc& s, const BatchNormSrc& bn, ConvLayout layout, DType dtype,
-                     void* out_w, void* out_b) {
-    return fuse_conv(s, bn, layout, dtype, out_w, out_b, whole_conv(s));
+PartSpan part_span(const ConvSrc& s, const ConvPart& p) {
+    if (p.o1 <= p.o0 || s.i * s.h * s.w == 0) return {p.o0 * s.so, 0};
+    // Strides are not negative: the span runs from weight (o0, 0, 0, 0) to
+    // weight (o1 - 1, i - 1, h - 1, w - 1).
+    const i64 last = (p.o1 - 1 - p.o0) * s.so + (s.i - 1) * s.si + (s.h - 1) * s.sh +
+                     (s.w - 1) * s.sw;
+    return {p.o0 * s.so, last + 1};
+}
+
+PartInput part_input(const ConvSrc& s, const BatchNormSrc& bn, const ConvPart& p) {
+    PartInput in;
+    in.weights = s.weights + part_span(s, p).first;
+    in.biases = s.biases + p.o0;
+    if (bn.present()) in.bn = {bn.scales + p.o0, bn.mean + p.o0, bn.variance + p.o0};
+    return in;
 }
 
 FuseReport fuse_conv(const ConvSrc& s, const BatchNormSrc& bn, ConvLayout layout, DType dtype,
+                     void* out_w, void* out_b) {
+    const ConvPart whole = whole_conv(s);
+    return fuse_conv(s, part_input(s, bn, whole), layout, dtype, out_w, out_b, whole);
+}
+
+FuseReport fuse_conv(const ConvSrc& s, const PartInput& in, ConvLayout layout, DType dtype,
                      void* out_w, void* out_b, const ConvPart& p) {
     const i64 O = s.o, K = s.i * s.h * s.w;
-    const i64 rows = p.o1 - p.o0, cols = p.c1 - p.c0;
+    const i64 rows = p.o1 - p.o0;
     std::vector<double> scale(static_cast<std::size_t>(rows));
     std::vector<float> bias(static_cast<std::size_t>(rows));
     for (i64 o = 0; o < rows; ++o) {
-        const ChannelFuse cf = channel(s.biases, bn, p.o0 + o);
+        const ChannelFuse cf = channel(in.biases, in.bn, o);
         scale[static_cast<std::size_t>(o)] = cf.scale;
         bias[static_cast<std::size_t>(o)] = cf.bias;
     }
-    const double* sc = bn.present() ? scale.data() : nullptr;
+    const double* sc = in.bn.present() ? scale.data() : nullptr;
     const bool hw = hwio_like(layout);
     FuseReport r;
     r.overflow = with_converter(dtype, [&](auto& cvt, auto* tag) {
         using Out = std::remove_pointer_t<decltype(tag)>;
-        if (p.c0 == 0) {
-            Out* b = static_cast<Out*>(out_b) + p.o0;
-            for (i64 o = 0; o < rows; ++o) b[o] = cvt(bias[static_cast<std::size_t>(o)]);
-        }
+        Out* b = static_cast<Out*>(out_b) + p.o0;
+        for (i64 o = 0; o < rows; ++o) b[o] = cvt(bias[static_cast<std::size_t>(o)]);
         Out* w = static_cast<Out*>(out_w) + (hw ? p.o0 : p.o0 * K);
         if constexpr (std::is_same_v<Out, float>) {
             // Streaming stores when the whole layer is large, whatever the part.
-            conv_f32(s, sc, layout, p, w, O, false, O * K * i64{4} >= kernels::kStreamBytes);
+            conv_f32(s, in.weights, sc, layout, p, w, O, false,
+                     O * K * i64{4} >= kernels::kStreamBytes);
         } else {
-            // float32 first, into a temporary the size of the part (about a
-            // megabyte, so it is read back from cache), then one conversion pass.
-            std::vector<float> tmp(static_cast<std::size_t>(rows * cols));
-            conv_f32(s, sc, layout, p, tmp.data(), rows, true, false);
+            // float32 first, into a temporary the size of the part (so it is
+            // read back from cache), then one conversion pass.
+            std::vector<float> tmp(static_cast<std::size_t>(rows * K));
+            conv_f32(s, in.weights, sc, layout, p, tmp.data(), rows, true, false);
             const bool bfloat = dtype == DType::bfloat16;
             if (hw) {
-                for (i64 j = 0; j < cols; ++j) {
-                    cvt.overflow += kernels::to_half(tmp.data() + j * rows,
-                                                     w + hwio_row(s, p.c0 + j) * O, rows, bfloat);
+                for (i64 c = 0; c < K; ++c) {
+                    cvt.overflow += kernels::to_half(tmp.data() + c * rows,
+                                                     w + hwio_row(s, c) * O, rows, bfloat);
                 }
             } else {
-                cvt.overflow += kernels::to_half(tmp.data(), w, rows * cols, bfloat);
-            }
-        }
-    });
-    return r;
-}
-
-FuseReport fuse_dense(const DenseSrc& s, const BatchNormSrc& bn, DenseLayout layout,
-                      DType dtype, void* out_w, void* out_b) {
-    const i64 O = s.o, I = s.i;
-    // Column permutation CHW -> HWC, when asked for.
-    std::vector<i64> col(static_cast<std::size_t>(I));
-    for (i64 i = 0; i < I; ++i) col[static_cast<std::size_t>(i)] = i;
-    if (s.to_hwc) {
-        for (i64 c = 0; c < s.c; ++c) {
-            for (i64 y = 0; y < s.h; ++y) {
-                for (i64 x = 0; x < s.w; ++x) {
-                    col[static_cast<std::size_t>((c * s.h + y) * s.w + x)] = (y * s.w + x) * s.c + c;
-                }
-            }
-        }
-    }
-    FuseReport r;
-    r.overflow = with_converter(dtype, [&](auto& cvt, auto* tag) {
-        using Out = std::remove_pointer_t<decltype(tag)>;
-        Out* w_out = static_cast<Out*>(out_w);
-        Out* b_out = static_cast<Out*>(out_b);
-        for (i64 o = 0; o < O; ++o) {
-            const ChannelFuse cf = channel(s.biases, bn, o);
-            b_out[o] = cvt(cf.bias);
-            for (i64 i = 0; i < I; ++i) {
-                const float v = scaled(s.weights[o * s.so + i * s.si], bn.present(), cf.scale);
-                const i64 j = col[static_cast<std::size_t>(i)];
-                w_out[layout == DenseLayout::OI ? o * I + j : j * O + o] = cvt(v);
+                cvt.overflow += kernels::to_half(tmp.data(), w, rows * K, bfloat);
             }
         }
     });

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,15 +53,17 @@ FuseOptions parse_fuse_options(std::string_view conv_layout, std::string_view de
 FuseOptions parse_layer_fuse_options(const LayerInfo& layer, std::string_view layout,
                                      std::string_view dtype, std::string_view flatten, bool fuse);
 
-// Everything needed to compute one layer's fused arrays: sources, shape, layout.
+// Everything needed to compute one layer's fused arrays: sources, shape,
+// layout. A connected layer is planned as the 1x1 convolution it is
+// (dense_as_conv), so that both kinds run the same kernels in parts.
 struct FusePlan {
     int layer = -1;
-    bool conv = true;
-    ConvSrc conv_src;
-    DenseSrc dense_src;
+    bool conv = true;  // the layer's kind: convolutional (else connected)
+    const Weights* source = nullptr;  // the file `src` and `bn` point into
+    int source_layer = -1;            // the layer whose data they are (share_index)
+    ConvSrc src;                      // pointers into source's mapping
     BatchNormSrc bn;
-    ConvLayout conv_layout = ConvLayout::OIHW;
-    DenseLayout dense_layout = DenseLayout::OI;
+    ConvLayout layout = ConvLayout::OIHW;  // src's layout for the kernels
     DType dtype = DType::float32;
     std::vector<std::int64_t> weights_shape;
     std::int64_t weights_count = 0;  // elements
@@ -69,8 +72,6 @@ struct FusePlan {
 
 // Validates and plans layer `index` (see fuse_layer for the errors).
 FusePlan plan_fused(const Weights& weights, int index, const FuseOptions& options);
-// Runs a plan into caller-provided buffers of the planned sizes.
-FuseReport run_fused(const FusePlan& plan, void* out_w, void* out_b);
 
 // Gives an arena's memory back to arena_memory.hpp.
 struct ArenaFree {
@@ -102,10 +103,22 @@ Arena fuse_network(const Weights& weights, const FuseOptions& options, int threa
 std::vector<FusePlan> plan_network(const Weights& weights, const FuseOptions& options,
                                    int first = 0, int last = -1);
 
-// Runs plans into caller buffers with `threads` threads; `outputs[k]` is the
-// (weights, biases) pair of plans[k].
+// Runs plans into caller buffers with `threads` threads, which take the
+// layers' parts (split_conv) in turn; `outputs[k]` is the (weights, biases)
+// pair of plans[k]. The parameters are read with pread() into a buffer per
+// thread, a part at a time (about 256 KiB, so that it is fused from the
+// cache), not through the mapping: a file truncated meanwhile is a
+// FormatError naming the layer, not a SIGBUS. From the mapping only for a
+// copy or when no descriptor can be made.
 FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
                               const std::vector<std::pair<void*, void*>>& outputs, int threads);
+
+// Parts of layers fused so far in this process (a test hook: a layer split
+// among threads adds several).
+std::int64_t fusion_parts_run() noexcept;
+// Calls `hook` once, in the next run_fused_parallel(), after the plans and
+// before the first read of the file (a test hook: it truncates the file).
+void set_fusion_read_hook(std::function<void()> hook);
 
 // (weights, biases) of convolutional layer `index` (batch norm fused when it
 // has one) or connected layer `index` (likewise), in the options' layout and

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "yolo_io/arena_memory.hpp"
 #include "yolo_io/mapped_file.hpp"
 #include "yolo_io/model.hpp"
 
@@ -143,6 +144,8 @@ class Weights {
     std::int64_t data_begin_ = 0;
     std::vector<std::int64_t> offsets_;
     int covered_ = 0;
+    // The fusion arenas' cache lives while a network does (arena_memory.hpp).
+    ArenaUser arena_user_;
 };
 
 }  // namespace yolo_io

@@ -83,11 +83,13 @@ LAYER_TYPES: tuple[str, ...] = tuple(_core.layer_types())
 def release_cached_memory() -> int:
     """Unmap the memory yolo_io keeps for the next :meth:`Network.fused_all`.
 
-    When every array of a ``fused_all()`` result has been freed, its arena is
-    kept (one at most, marked ``MADV_FREE`` so the kernel can reclaim it under
-    memory pressure) and reused by the next ``fused_all()`` of a similar size,
-    which then skips the page faults and zeroing of fresh memory. Call this to
-    return it to the system at once; returns the bytes released (0 if none).
+    When every array of a ``fused_all()`` result has been freed while a
+    Network is alive, its arena (up to 512 MiB) is kept, marked
+    ``MADV_FREE`` so the kernel can reclaim it under memory pressure, and
+    reused by the next ``fused_all()`` of a similar size, which then skips
+    the page faults and zeroing of fresh memory. It is unmapped when the last
+    Network is gone and by :meth:`Network.close`; call this to return it to
+    the system at once. Returns the bytes released (0 if none).
     """
     return int(_core.release_cached_memory())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import NamedTuple, final, overload
 
@@ -116,7 +116,7 @@ class Layer(CfgLayer):
                 is a classic silent bug of hand-written converters); ``"CHW"``
                 or ``"HWC"`` force one.
             threads: threads for the weights of a large layer (default: all
-                cores), which share its parts of about a megabyte: the calling
+                cores), which share its parts of about 256 KiB: the calling
                 thread and up to ``threads - 1`` workers of the core's one
                 pool (started at the first call, at most one fewer than the
                 cores, shared by every call); a small layer is computed on the
@@ -422,8 +422,11 @@ class Network(Sequence[Layer]):
         return self._weights is None
 
     def close(self) -> None:
-        """Drop this network's reference to the mapping (see the class docs)."""
+        """Drop this network's reference to the mapping (see the class docs),
+        and unmap the memory kept for the next :meth:`fused_all`
+        (:func:`yolo_io.release_cached_memory`)."""
         self._weights = None
+        _core.release_cached_memory()
 
     def __enter__(self) -> Network:
         return self
@@ -445,12 +448,33 @@ class Network(Sequence[Layer]):
 
     def __iter__(self) -> Iterator[Layer]:
         core = core_config(self._config)
+        step = evict_behind(self)
         for i in range(len(core)):
+            step(i)
             yield Layer(self, core.layer(i))
+        step(None)
 
     def __repr__(self) -> str:
         state = "closed" if self._weights is None else f"{self.header.major}.{self.header.minor}"
         return f"<Network {self._path!r} ({state}): {len(self)} layers from {self._config.path!r}>"
+
+
+def evict_behind(net: Network | None) -> Callable[[int | None], None]:
+    """For a reader that goes through ``net``'s layers in order: call the
+    result with each layer it goes on to (None when it is done), and the
+    pages of the mapping that the layer before it read leave this process's
+    resident set (``madvise(MADV_DONTNEED)``; the page cache keeps them and
+    views fault them back in), so that one pass over a large model does not
+    keep it all resident. Nothing for None, a closed network or a copy."""
+    previous: int | None = None
+
+    def step(i: int | None) -> None:
+        nonlocal previous
+        if previous is not None and previous != i and net is not None and net._weights is not None:
+            net._weights.evict(previous)
+        previous = i
+
+    return step
 
 
 def _refuse_overlaps(targets: Mapping[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]]) -> None:

@@ -18,7 +18,7 @@ import numpy.typing as npt
 from . import _core
 from ._config import Config, core_config, parse
 from ._errors import ConversionError, OutputIsInputError
-from ._network import Header, Network
+from ._network import Header, Network, evict_behind
 from ._paths import PathArg, fs_path
 from ._state_dict import as_array, from_state_dict
 
@@ -124,12 +124,15 @@ def save(
             writer.write_layers(net._live(), n, progress)
         else:
             core = core_config(config)
+            step = evict_behind(net)
             for i in range(n):
                 layer_params = arrays.get(i)
                 if layer_params:
+                    step(i)
                     writer.write(_layer_buffer(core.layer(i), layer_params, transpose))
                     if progress is not None:
                         progress(writer.written)
+            step(None)
     return Path(target)
 
 

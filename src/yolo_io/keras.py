@@ -334,10 +334,10 @@ def _flatten(model: Any, keras: Any) -> str:
 
 
 def _arrays(net: Network, pairing: Pairing, flatten: str, keras: Any
-            ) -> list[tuple[Any, str, npt.NDArray[np.float32]]]:
-    """(variable, name for messages, values) of every variable to assign,
-    every shape checked."""
-    out: list[tuple[Any, str, npt.NDArray[np.float32]]] = []
+            ) -> list[tuple[Any, str, npt.NDArray[np.float32], int]]:
+    """(variable, name for messages, values, darknet layer) of every
+    variable to assign, every shape checked."""
+    out: list[tuple[Any, str, npt.NDArray[np.float32], int]] = []
     parts = pairing.model.parts
 
     def put(part: Part, attr: str, values: npt.NDArray[Any], layer: Layer) -> None:
@@ -355,7 +355,7 @@ def _arrays(net: Network, pairing: Pairing, flatten: str, keras: Any
                 f"gives {tuple(values.shape)}", framework_layer=part.name,
                 darknet_layer=layer.index, line=layer.line,
                 expected={attr: tuple(values.shape)}, found={attr: shape})
-        out.append((var, f"{part.name}/{attr}", values))
+        out.append((var, f"{part.name}/{attr}", values, layer.index))
 
     def put_bn(part: Part, layer: Layer, mean: npt.NDArray[np.float32] | None = None) -> None:
         src = layer.source_params
@@ -493,6 +493,11 @@ def load_into(model: Any, net: Network, *, fuse: bool = False,
     keras = _keras()
     pairing = _pair(model, net.config, keras, trace, mapping=mapping, strict=strict, fuse=fuse)
     assignments = _arrays(net, pairing, _flatten(model, keras), keras)
-    for var, _, values in assignments:
+    from ._network import evict_behind
+
+    step = evict_behind(net)  # the pages of the layers assigned leave the resident set
+    for var, _, values, index in assignments:
+        step(index)
         var.assign(values)
+    step(None)
     return pairing

@@ -25,7 +25,7 @@ import errno
 import importlib.util
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +37,7 @@ import numpy.typing as npt
 from . import _attrs as A
 from ._config import CfgLayer
 from ._errors import ConversionError
-from ._network import Network
+from ._network import Network, evict_behind
 from ._paths import PathArg, fs_path, shown
 from ._verify import LayerComparison, OutputComparison, Verification, verify
 
@@ -196,6 +196,7 @@ def export(
     model = builder.build(outputs=outputs, intermediates=intermediates,
                           score_threshold=score_threshold, iou_threshold=iou_threshold,
                           max_detections=max_detections)
+    builder.params(None)
     fill = _Filler(net, dtype, builder.initializers)
     try:
         if path is not None:
@@ -458,8 +459,18 @@ class _Builder:
     initializers: Tensors = field(default_factory=list)
     omitted: list[int] = field(default_factory=list)
     _counter: int = 0
+    _behind: Callable[[int | None], None] | None = None
 
     # -- small helpers -------------------------------------------------------
+
+    def params(self, index: int | None) -> Mapping[str, npt.NDArray[np.float32]]:
+        """Layer ``index``'s arrays, which the builder copies into the graph's
+        own: the pages of the layer read before leave the resident set
+        (evict_behind); None: the last one's, and returns nothing."""
+        if self._behind is None:
+            self._behind = evict_behind(self.net)
+        self._behind(index)
+        return {} if index is None else self.net[index].params
 
     def name(self, hint: str) -> str:
         self._counter += 1
@@ -785,7 +796,7 @@ class _Builder:
             for dy in range(k):
                 for dx in range(k):
                     eye[(ci * k + dy) * k + dx, ci, dy, dx] = 1
-        p = self.net[layer.index].params
+        p = self.params(layer.index)
         dt = np.float16 if self.dtype == "float16" else np.float32
         patches = self.node("Conv", [x, self.const(eye, "im2col")], kernel_shape=[k, k],
                             strides=[a.stride, a.stride], pads=[a.pad] * 4)
@@ -819,7 +830,7 @@ class _Builder:
         if a.weights_type == "none":
             return None
         n = len(a.input_layers) + 1
-        w = np.asarray(self.net[layer.index].params["weights"], np.float64).reshape(n, -1)
+        w = np.asarray(self.params(layer.index)["weights"], np.float64).reshape(n, -1)
         if a.weights_normalization == "relu":
             v = np.maximum(w, 0)
             w = v / (0.0001 + v.sum(axis=0))
@@ -919,7 +930,7 @@ class _Builder:
         # forward_batchnorm_layer at inference: normalize_cpu (x - mean) /
         # sqrt(var + .00001f), then scale_bias and add_bias; folded here in
         # double precision into y = x * k + m.
-        p = self.net[layer.index].params
+        p = self.params(layer.index)
         var = np.asarray(p["rolling_variance"], np.float64)
         k = np.asarray(p["scales"], np.float64) / np.sqrt(var + 0.00001)
         m = np.asarray(p["biases"], np.float64) - np.asarray(p["rolling_mean"], np.float64) * k

@@ -479,8 +479,14 @@ class _Plan:
                                               flatten="CHW")
                         copy(w, fw, wname)
                         copy(b, fb, bname)
-                for tensor, values, tensor_name, _ in self.arrays:
+                # The pages each layer's arrays were read from leave the
+                # resident set behind the copies.
+                from ._network import evict_behind
+
+                step = evict_behind(net)
+                for tensor, values, tensor_name, layer in self.arrays:
                     if not self.fast(tensor):
+                        step(layer.index)
                         copy(tensor, values, tensor_name)
                 name = ""
                 if self.reads:
@@ -490,9 +496,11 @@ class _Plan:
                 if fast:
                     net.fuse_into(fast, "OIHW", dense_layout="OI", flatten="CHW",
                                   threads=threads)
-                for tensor, values, _, _ in self.arrays:
+                for tensor, values, _, layer in self.arrays:
                     if self.fast(tensor):
+                        step(layer.index)
                         np.copyto(tensor.detach().numpy(), values.reshape(tuple(tensor.shape)))
+                step(None)
             except Exception as err:
                 for tensor, before in reversed(kept):
                     tensor.copy_(before)
