@@ -5,6 +5,9 @@ misaligned caller buffers."""
 
 from __future__ import annotations
 
+import platform
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,3 +127,33 @@ def test_half_conversion_of_any_bits(tmp_path: Path, kernel: str, lay: str) -> N
                 np.testing.assert_array_equal(got16[~nan], expected16.view(np.uint16)[~nan])
             else:
                 np.testing.assert_array_equal(got16, to_bfloat16_bits(values))
+
+
+CROSS = {  # architecture: (compiler, emulator)
+    "aarch64": ("aarch64-linux-gnu-g++", "qemu-aarch64"),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(CROSS))
+def test_other_architectures_simd_kernels_match_the_portable_ones(tmp_path: Path, arch: str) -> None:
+    """AArch64's NEON kernels (CI runs on x86-64): tests/cross/ builds the
+    kernels without Python with a cross compiler and runs them under an
+    emulator against the portable ones, bit for bit."""
+    compiler, emulator = CROSS[arch]
+    native = platform.machine() in (arch, "arm64")
+    if native:
+        compiler, emulator = shutil.which("c++") or "c++", ""
+    elif shutil.which(compiler) is None or shutil.which(emulator) is None:
+        pytest.skip(f"no {compiler} or {emulator} (apt-get install g++-aarch64-linux-gnu qemu-user)")
+    root = Path(__file__).resolve().parents[1]
+    exe = tmp_path / "kernels_vs_portable"
+    build = subprocess.run(
+        [compiler, "-std=c++17", "-O2", "-static", "-Wall", "-Wextra", "-Wconversion", "-pedantic",
+         "-Werror", f"-I{root / 'csrc'}", str(root / "tests" / "cross" / "kernels_vs_portable.cpp"),
+         str(root / "csrc" / "yolo_io" / "kernels.cpp"), str(root / "csrc" / "yolo_io" / "fuse.cpp"),
+         "-o", str(exe)],
+        check=False, capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    run = subprocess.run([emulator, str(exe)] if emulator else [str(exe)], check=False,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"exit {run.returncode}: {run.stdout[-3000:]}{run.stderr[-3000:]}"
