@@ -120,3 +120,20 @@ def test_ci_lints_and_type_checks_before_the_tests() -> None:
     for command in ("ruff check src tests benchmarks", "mypy"):
         assert f"`{command}`" in (ROOT / "README.md").read_text()
         assert install < lines.index(command) < lines.index("python -m pytest")
+
+
+def test_ci_builds_with_clang_and_werror_before_the_sanitizers() -> None:
+    """.ci/run runs .ci/clang (a clang++ build, -Werror, the unity build)
+    after the GCC -Werror suite and before .ci/sanitize."""
+    run, clang = ROOT / ".ci" / "run", ROOT / ".ci" / "clang"
+    if not run.is_file() or not clang.is_file():
+        pytest.skip("no .ci scripts (not a checkout)")
+    lines = [line.strip() for line in run.read_text().splitlines()]
+    assert 'export SKBUILD_CMAKE_DEFINE="YOLO_IO_WERROR=ON"   # warnings are errors in CI' in lines
+    assert lines.index("python -m pytest") < lines.index("bash .ci/clang") < lines.index("bash .ci/sanitize")
+    script = clang.read_text()
+    assert "set -euo pipefail" in script
+    for needed in ('CXX="$CLANGXX"', "-Ccmake.define.YOLO_IO_WERROR=ON", "-Ccmake.define.YOLO_IO_UNITY=ON",
+                   "-Cbuild-dir=build/clang", ".clang-venv"):
+        assert needed in script, needed
+    assert ".clang-venv/" in (ROOT / ".gitignore").read_text().splitlines()
