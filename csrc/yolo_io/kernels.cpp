@@ -7,11 +7,13 @@
 
 // The SIMD paths, chosen at compile time by architecture and compiler; any
 // other target (or compiler: MSVC has neither <cpuid.h> nor GCC's target
-// attributes) builds the portable paths only.
+// attributes) builds the portable paths only, as does -DYOLO_IO_PORTABLE_ONLY
+// (tests/test_kernels.py compiles that with -Werror).
 // - x86-64 with GCC or Clang: AVX2 and F16C, used when CPUID reports them.
 // - AArch64: NEON (Advanced SIMD, part of every ARMv8-A CPU) and its native
 //   float16 conversion (FCVTN), always available.
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#if defined(YOLO_IO_PORTABLE_ONLY)
+#elif defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define YOLO_IO_X86 1
 #include <cpuid.h>
 #include <immintrin.h>
