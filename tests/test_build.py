@@ -57,20 +57,28 @@ def test_pip_wheel_writes_nothing_into_the_checkout(tmp_path: Path) -> None:
 WARNINGS = ["-Wall", "-Wextra", "-Wconversion", "-pedantic", "-Werror"]
 
 
-def test_core_and_bindings_build_with_the_same_warnings(tmp_path: Path) -> None:
-    """YOLO_IO_WERROR=ON: every translation unit of ours, bindings included,
-    gets the warnings and -Werror; pybind11 and Python are system headers."""
+def compile_commands(build: Path, *options: str) -> list[dict[str, str]]:
+    """Configures the project into `build` (nothing is compiled) and returns
+    its compile_commands.json."""
     if importlib.util.find_spec("pybind11") is None or shutil.which("cmake") is None:
         pytest.skip("cmake or pybind11 is not installed")
     import pybind11
 
     result = subprocess.run(
-        ["cmake", "-S", str(ROOT), "-B", str(tmp_path), "-DYOLO_IO_WERROR=ON",
+        ["cmake", "-S", str(ROOT), "-B", str(build), *options,
          "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON", f"-Dpybind11_DIR={pybind11.get_cmake_dir()}",
          f"-DPython_EXECUTABLE={sys.executable}"],
         check=False, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    commands = json.loads((tmp_path / "compile_commands.json").read_text())
+    commands: list[dict[str, str]] = json.loads((build / "compile_commands.json").read_text())
+    return commands
+
+
+def test_core_and_bindings_build_with_the_same_warnings(tmp_path: Path) -> None:
+    """YOLO_IO_WERROR=ON: every translation unit of ours, bindings included,
+    gets the warnings and -Werror; pybind11 and Python are system headers.
+    (File by file, YOLO_IO_UNITY=OFF, so that each file is named.)"""
+    commands = compile_commands(tmp_path, "-DYOLO_IO_WERROR=ON", "-DYOLO_IO_UNITY=OFF")
     sources = {Path(c["file"]).relative_to(ROOT).as_posix(): shlex.split(c["command"]) for c in commands}
     assert {s.split("/")[1] for s in sources} == {"yolo_io", "bindings"}
     for source, args in sources.items():
@@ -78,6 +86,25 @@ def test_core_and_bindings_build_with_the_same_warnings(tmp_path: Path) -> None:
         if source.startswith("csrc/bindings/"):
             includes = [a for a in args if a.startswith("-I")]
             assert includes == [f"-I{ROOT / 'csrc'}"], source  # the rest is -isystem
+
+
+def test_the_unity_build_is_the_default(tmp_path: Path) -> None:
+    """By default the core compiles as one translation unit and the bindings
+    as another, which together include every source file of csrc/, each once,
+    with the same warnings."""
+    commands = compile_commands(tmp_path, "-DYOLO_IO_WERROR=ON")
+    assert len(commands) == 2
+    included: list[str] = []
+    for c in commands:
+        unity = Path(c["file"])
+        assert unity.name.startswith("unity_") and unity.is_relative_to(tmp_path), unity
+        args = shlex.split(c["command"])
+        assert [w for w in WARNINGS if w not in args] == [], unity
+        for line in unity.read_text().splitlines():
+            if line.startswith("#include"):
+                included.append(Path(line.split('"')[1]).relative_to(ROOT).as_posix())
+    sources = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "csrc").rglob("*.cpp"))
+    assert sorted(included) == sources
 
 
 def test_ci_lints_and_type_checks_before_the_tests() -> None:
@@ -93,3 +120,20 @@ def test_ci_lints_and_type_checks_before_the_tests() -> None:
     for command in ("ruff check src tests benchmarks", "mypy"):
         assert f"`{command}`" in (ROOT / "README.md").read_text()
         assert install < lines.index(command) < lines.index("python -m pytest")
+
+
+def test_ci_builds_with_clang_and_werror_before_the_sanitizers() -> None:
+    """.ci/run runs .ci/clang (a clang++ build, -Werror, the unity build)
+    after the GCC -Werror suite and before .ci/sanitize."""
+    run, clang = ROOT / ".ci" / "run", ROOT / ".ci" / "clang"
+    if not run.is_file() or not clang.is_file():
+        pytest.skip("no .ci scripts (not a checkout)")
+    lines = [line.strip() for line in run.read_text().splitlines()]
+    assert 'export SKBUILD_CMAKE_DEFINE="YOLO_IO_WERROR=ON"   # warnings are errors in CI' in lines
+    assert lines.index("python -m pytest") < lines.index("bash .ci/clang") < lines.index("bash .ci/sanitize")
+    script = clang.read_text()
+    assert "set -euo pipefail" in script
+    for needed in ('CXX="$CLANGXX"', "-Ccmake.define.YOLO_IO_WERROR=ON", "-Ccmake.define.YOLO_IO_UNITY=ON",
+                   "-Cbuild-dir=build/clang", ".clang-venv"):
+        assert needed in script, needed
+    assert ".clang-venv/" in (ROOT / ".gitignore").read_text().splitlines()

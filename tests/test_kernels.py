@@ -5,6 +5,10 @@ misaligned caller buffers."""
 
 from __future__ import annotations
 
+import os
+import platform
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,3 +128,52 @@ def test_half_conversion_of_any_bits(tmp_path: Path, kernel: str, lay: str) -> N
                 np.testing.assert_array_equal(got16[~nan], expected16.view(np.uint16)[~nan])
             else:
                 np.testing.assert_array_equal(got16, to_bfloat16_bits(values))
+
+
+CROSS = {  # architecture: (compiler, emulator)
+    "aarch64": ("aarch64-linux-gnu-g++", "qemu-aarch64"),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(CROSS))
+def test_other_architectures_simd_kernels_match_the_portable_ones(tmp_path: Path, arch: str) -> None:
+    """AArch64's NEON kernels (CI runs on x86-64): tests/cross/ builds the
+    kernels without Python with a cross compiler and runs them under an
+    emulator against the portable ones, bit for bit."""
+    compiler, emulator = CROSS[arch]
+    native = platform.machine() in (arch, "arm64")
+    if native:
+        compiler, emulator = shutil.which("c++") or "c++", ""
+    elif shutil.which(compiler) is None or shutil.which(emulator) is None:
+        pytest.skip(f"no {compiler} or {emulator} (apt-get install g++-aarch64-linux-gnu qemu-user)")
+    exe = build_kernels_vs_portable(compiler, tmp_path, "-static")
+    run = subprocess.run([emulator, str(exe)] if emulator else [str(exe)], check=False,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"exit {run.returncode}: {run.stdout[-3000:]}{run.stderr[-3000:]}"
+
+
+def build_kernels_vs_portable(compiler: str, folder: Path, *flags: str) -> Path:
+    """tests/cross/kernels_vs_portable.cpp with the kernels, without Python,
+    with the project's warnings as errors."""
+    root = Path(__file__).resolve().parents[1]
+    exe = folder / "kernels_vs_portable"
+    build = subprocess.run(
+        [compiler, "-std=c++17", "-O2", *flags, "-Wall", "-Wextra", "-Wconversion", "-pedantic",
+         "-Werror", f"-I{root / 'csrc'}", str(root / "tests" / "cross" / "kernels_vs_portable.cpp"),
+         str(root / "csrc" / "yolo_io" / "kernels.cpp"), str(root / "csrc" / "yolo_io" / "fuse.cpp"),
+         "-o", str(exe)],
+        check=False, capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    return exe
+
+
+def test_the_portable_kernels_build_alone(tmp_path: Path) -> None:
+    """A target without SIMD paths (another architecture, MSVC) builds the
+    portable kernels only: YOLO_IO_PORTABLE_ONLY builds that here, without
+    warnings, and its SIMD switch stays off."""
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C++ compiler ({compiler})")
+    exe = build_kernels_vs_portable(compiler, tmp_path, "-DYOLO_IO_PORTABLE_ONLY")
+    run = subprocess.run([str(exe)], check=False, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stdout[-3000:]  # 2: the SIMD paths are not in use

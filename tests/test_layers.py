@@ -97,6 +97,17 @@ def test_dontload_and_dontloadscales() -> None:
     assert list(cfg[1].param_shapes) == ["biases", "weights"]
 
 
+def test_dontloadscales_is_honoured_by_the_kinds_whose_loader_reads_it() -> None:
+    # load_convolutional_weights() and load_connected_weights() skip the
+    # batch-norm arrays; a deconvolution keeps them in this plan.
+    dense = one("[connected]\noutput=4\nbatch_normalize=1\ndontloadscales=1\n")
+    assert list(dense.param_shapes) == ["biases", "weights"]
+    assert dense.param_count == 4 + 4 * 192
+    deconv = one("[deconvolutional]\nfilters=2\nbatch_normalize=1\ndontloadscales=1\n")
+    assert list(deconv.param_shapes) == ["biases", "scales", "rolling_mean",
+                                         "rolling_variance", "weights"]
+
+
 def test_cbn_means_batch_normalize() -> None:
     assert "scales" in one("[convolutional]\nfilters=2\ncbn=1\n").param_shapes
 
@@ -108,6 +119,17 @@ def test_conv_after_softmax_is_an_error_but_after_connected_is_1x1() -> None:
     layer = parse(net() + "[connected]\noutput=4\n[convolutional]\nfilters=2\n")[1]
     assert layer.input_shape == (4, 1, 1)
     assert layer.output_shape == (2, 1, 1)
+
+
+@pytest.mark.parametrize(("before", "kind"), [
+    ("[softmax]\n", "softmax"),
+    ("[cost]\n", "cost"),
+    ("[connected]\noutput=28\n[detection]\nclasses=2\ncoords=4\nside=2\nnum=1\n", "detection"),
+])
+def test_no_image_after_the_kinds_darknet_leaves_without_one(before: str, kind: str) -> None:
+    with pytest.raises(yolo_io.CfgError,
+                       match=rf"layer before it is \[{kind}\], whose output darknet leaves"):
+        parse(net() + before + "[maxpool]\n")
 
 
 @pytest.mark.parametrize("bad", ["filters=0", "size=0", "stride=-1", "size=99", "filters=-3"])
@@ -226,6 +248,16 @@ def test_yolo_head_mismatch_names_the_conv_and_the_fix() -> None:
     with pytest.raises(yolo_io.CfgError, match=r"set filters=255 there") as e:
         parse(net() + "[convolutional]\nfilters=24\n[yolo]\nmask=0,1,2\nclasses=80\nnum=9\n")
     assert e.value.line == 7
+
+
+def test_grid_heads_name_the_filters_and_detection_does_not() -> None:
+    with pytest.raises(yolo_io.CfgError, match=r"set filters=50 there"):
+        parse(net() + "[convolutional]\nfilters=24\n[region]\nclasses=5\nnum=5\n")
+    with pytest.raises(yolo_io.CfgError, match=r"set filters=36 there"):
+        parse(net() + "[convolutional]\nfilters=24\n[Gaussian_yolo]\nmask=0,1\nclasses=9\nnum=2\n")
+    with pytest.raises(yolo_io.CfgError, match=r"outputs 24x8x8 \(darknet") as e:
+        parse(net() + "[convolutional]\nfilters=24\n[detection]\nclasses=2\ncoords=4\nside=2\nnum=1\n")
+    assert "set filters" not in str(e.value)
 
 
 def test_yolo_mask_counts_up_to_hash() -> None:

@@ -15,7 +15,6 @@
 #include "yolo_io/weights.hpp"
 
 namespace py = pybind11;
-using namespace pybind11::literals;
 
 namespace yolo_io::bindings {
 

@@ -10,11 +10,11 @@ PYBIND11_MODULE(_core, m) {
     yolo_io::bindings::register_weights(m);
     yolo_io::bindings::register_writer(m);
     yolo_io::bindings::register_safetensors(m);
-    // Test hooks: the portable and AVX2 kernels must give the same bits.
+    // Test hooks: the portable and SIMD (AVX2/F16C, NEON) kernels must give the same bits.
     m.def("_simd_active", &yolo_io::kernels::simd_active,
-          "Whether the AVX2 fusion kernels are in use.");
+          "Whether the SIMD fusion kernels (AVX2/F16C or NEON) are in use.");
     m.def("_set_simd", &yolo_io::kernels::set_simd, pybind11::arg("enabled"),
-          "Enables or disables the AVX2 fusion kernels; returns the previous setting.");
+          "Enables or disables the SIMD fusion kernels; returns the previous setting.");
     // Test hooks: the thread pool (tests/test_pool.py).
     m.def(
         "_pool_stats",

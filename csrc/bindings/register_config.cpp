@@ -146,7 +146,7 @@ void register_config(py::module_& m) {
                 }
                 return out;
             },
-            "transpose"_a,
+            py::arg("transpose"),
             "Byte strides of each parameter as stored in a file (in param_specs order); "
             "transpose: the header's legacy flag.");
 
@@ -161,7 +161,7 @@ void register_config(py::module_& m) {
                 return section_options(c.ptr->section_of(
                     static_cast<std::size_t>(layer_at(c, i).index)));
             },
-            "i"_a, "Options of layer i as (key, value, line).")
+            py::arg("i"), "Options of layer i as (key, value, line).")
         .def(
             "layer_attrs",
             [](const PyConfig& c, std::int64_t i) {
@@ -172,7 +172,7 @@ void register_config(py::module_& m) {
                 }
                 return out;
             },
-            "i"_a, "Typed hyperparameters of layer i as (name, value).")
+            py::arg("i"), "Typed hyperparameters of layer i as (name, value).")
         .def_property_readonly("input_shape",
                                [](const PyConfig& c) { return shape_tuple(c.ptr->input_shape); })
         .def_property_readonly("input_size", [](const PyConfig& c) { return c.ptr->input_size; })
@@ -203,7 +203,7 @@ void register_config(py::module_& m) {
                                    return out;
                                })
         .def("__len__", [](const PyConfig& c) { return c.ptr->layers.size(); })
-        .def("layer", &layer_at, "i"_a, py::return_value_policy::reference_internal,
+        .def("layer", &layer_at, py::arg("i"), py::return_value_policy::reference_internal,
              "Layer i (0-based, darknet's index).")
         .def(
             "expected_bytes",
@@ -216,7 +216,7 @@ void register_config(py::module_& m) {
                 }
                 return expected_bytes_upto(*c.ptr, header_size, static_cast<int>(layers));
             },
-            "header_size"_a = 20, "layers"_a = -1,
+            py::arg("header_size") = 20, py::arg("layers") = -1,
             "Bytes a .weights file needs (all layers, or the first `layers`).");
 
     m.def(
@@ -224,7 +224,7 @@ void register_config(py::module_& m) {
         [](const std::string& text, const std::filesystem::path& path) {
             return PyConfig{parse_config(text, path.string())};
         },
-        "text"_a, "path"_a = std::filesystem::path("<string>"), "Parse cfg text.");
+        py::arg("text"), py::arg("path") = std::filesystem::path("<string>"), "Parse cfg text.");
     m.def(
         "parse_cfg_file",
         [](const std::filesystem::path& path) {
@@ -235,16 +235,16 @@ void register_config(py::module_& m) {
             }
             return PyConfig{parse_config(text, path.string())};
         },
-        "path"_a, "Read and parse a .cfg file.");
+        py::arg("path"), "Read and parse a .cfg file.");
     m.def("layer_types", &layer_types, "Canonical names of every layer type.");
     m.def(
-        "atoi", [](std::string_view s) { return c_atoi(s); }, "text"_a,
+        "atoi", [](std::string_view s) { return c_atoi(s); }, py::arg("text"),
         "darknet's atoi() of an option value (or a .data value), whose whitespace darknet "
         "deleted: a sign and digits, 0 without; saturated to int32.");
     m.def(
         "sniff_file",
         [](const std::filesystem::path& path) { return kind_name(sniff_file(path.string())); },
-        "path"_a, "What the first 4 KiB of a file look like: 'cfg', 'weights', 'safetensors' or "
+        py::arg("path"), "What the first 4 KiB of a file look like: 'cfg', 'weights', 'safetensors' or "
         "'other'.");
 }
 

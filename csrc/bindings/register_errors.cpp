@@ -28,9 +28,9 @@ void register_errors(py::module_& m) {
             }
         } catch (const CfgError& e) {
             raise("CfgError", e.what(),
-                  py::dict("path"_a = to_py_path(e.path()), "line"_a = e.line()));
+                  py::dict(py::arg("path") = to_py_path(e.path()), py::arg("line") = e.line()));
         } catch (const WeightsSizeError& e) {
-            py::dict attrs("expected"_a = e.expected(), "actual"_a = e.actual());
+            py::dict attrs(py::arg("expected") = e.expected(), py::arg("actual") = e.actual());
             attrs["layer"] = e.layer() >= 0 ? py::object(py::int_(e.layer())) : py::none();
             attrs["partial_layers"] = e.partial_layers() >= 0
                                           ? py::object(py::int_(e.partial_layers()))

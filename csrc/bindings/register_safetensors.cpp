@@ -29,7 +29,7 @@ void register_safetensors(py::module_& m) {
                  }
                  return PySafetensors{std::make_shared<const SafetensorsFile>(mapped)};
              }),
-             "path"_a, "copy"_a = false)
+             py::arg("path"), py::arg("copy") = false)
         .def(
             "raw_cfg",
             [](const PySafetensors& s) { return py::bytes(raw_export_cfg(*s.file)); },
@@ -40,12 +40,12 @@ void register_safetensors(py::module_& m) {
         [](const PyConfig& config, const PySafetensors& file) {
             return wrap_weights(std::make_shared<const Weights>(config.ptr, *file.file));
         },
-        "config"_a, "file"_a,
+        py::arg("config"), py::arg("file"),
         "A Weights on a raw yolo_io export, whose tensors must be exactly config's plan.");
     m.def(
         "raw_safetensors_header",
         [](const PyWeights& source) { return py::bytes(raw_export_header(*source.weights)); },
-        "source"_a,
+        py::arg("source"),
         "The header of the raw safetensors export of a mapped weights file; its data region "
         "is then WeightsWriter.write_layers(source, all layers).");
     m.def(
@@ -65,7 +65,7 @@ void register_safetensors(py::module_& m) {
             }
             return py::bytes(safetensors_header(entries, meta));
         },
-        "source"_a, "tensors"_a, "metadata"_a,
+        py::arg("source"), py::arg("tensors"), py::arg("metadata"),
         "Header bytes for tensors (name, dtype, shape) laid out back to back in this order, "
         "with the metadata pairs, then the source's cfg and header.");
 }

@@ -286,7 +286,7 @@ void register_weights(py::module_& m) {
                  }
                  return wrap_weights(std::make_shared<const Weights>(config.ptr, file, partial));
              }),
-             "config"_a, "path"_a, "partial"_a = false, "copy"_a = false)
+             py::arg("config"), py::arg("path"), py::arg("partial") = false, py::arg("copy") = false)
         .def_property_readonly("header",
                                [](const PyWeights& s) {
                                    const Header& h = s.weights->header();
@@ -311,24 +311,24 @@ void register_weights(py::module_& m) {
             [](const PyWeights& s, std::int64_t i) {
                 return s.weights->offset(checked_index(*s.weights, i));
             },
-            "i"_a, "Byte offset of layer i's data.")
+            py::arg("i"), "Byte offset of layer i's data.")
         .def(
             "loaded",
             [](const PyWeights& s, std::int64_t i) {
                 return s.weights->loaded(checked_index(*s.weights, i));
             },
-            "i"_a, "Whether layer i's data is in the file.")
+            py::arg("i"), "Whether layer i's data is in the file.")
         .def(
             "evict",
             [](const PyWeights& s, std::int64_t i) { s.weights->evict(checked_index(*s.weights, i)); },
-            "i"_a, "Drops layer i's pages from the resident set (the page cache keeps them).")
-        .def("params", &layer_params, "i"_a, "Read-only views of layer i's arrays.")
-        .def("fused", &fused, "i"_a, "layout"_a = py::none(), "dtype"_a = "float32",
-             "flatten"_a = "auto", "fuse"_a = true, "threads"_a = 1,
+            py::arg("i"), "Drops layer i's pages from the resident set (the page cache keeps them).")
+        .def("params", &layer_params, py::arg("i"), "Read-only views of layer i's arrays.")
+        .def("fused", &fused, py::arg("i"), py::arg("layout") = py::none(), py::arg("dtype") = "float32",
+             py::arg("flatten") = "auto", py::arg("fuse") = true, py::arg("threads") = 1,
              "(weights, biases, overflow count) of layer i, BN fused, in layout (None: the "
              "kind's default) and dtype; a large layer's parts shared by `threads` threads.")
-        .def("fused_all", &fused_all, "conv_layout"_a, "dense_layout"_a, "dtype"_a, "flatten"_a,
-             "threads"_a, "fuse"_a = true, "first"_a = 0, "last"_a = -1,
+        .def("fused_all", &fused_all, py::arg("conv_layout"), py::arg("dense_layout"), py::arg("dtype"), py::arg("flatten"),
+             py::arg("threads"), py::arg("fuse") = true, py::arg("first") = 0, py::arg("last") = -1,
              "({layer: (weights, biases)}, overflow count): one arena. dense_layout None: IO "
              "beside HWIO/OHWI, else OI. Only layers first..last-1 (last -1: to the end).")
         .def(
@@ -348,15 +348,15 @@ void register_weights(py::module_& m) {
                 }
                 return out;
             },
-            "conv_layout"_a, "dense_layout"_a, "dtype"_a, "flatten"_a, "fuse"_a,
+            py::arg("conv_layout"), py::arg("dense_layout"), py::arg("dtype"), py::arg("flatten"), py::arg("fuse"),
             "{layer: (weights shape, biases count)} of what fused_all() would compute, "
             "computing nothing.")
-        .def("read_params_into", &read_params_into, "targets"_a, "threads"_a,
+        .def("read_params_into", &read_params_into, py::arg("targets"), py::arg("threads"),
              "Copy parameters out of the file with pread and threads into [(layer, name, "
              "float32 C-contiguous array)] or [(layer, name, address, bytes)] (caller-owned "
              "memory); every target is checked before the first byte.")
-        .def("fuse_into", &fuse_into, "targets"_a, "conv_layout"_a, "dense_layout"_a, "dtype"_a,
-             "flatten"_a, "threads"_a, "Fill caller buffers {layer: (w, b)}; overflow count.");
+        .def("fuse_into", &fuse_into, py::arg("targets"), py::arg("conv_layout"), py::arg("dense_layout"), py::arg("dtype"),
+             py::arg("flatten"), py::arg("threads"), "Fill caller buffers {layer: (w, b)}; overflow count.");
 
     m.def("release_cached_memory", &arena_release_cached,
           "Unmap the cached arena of a freed fused_all() result; bytes released.");
@@ -387,7 +387,7 @@ void register_weights(py::module_& m) {
             if (!problem) return py::none();
             return py::make_tuple(problem->kind, to_py_str(problem->why));
         },
-        "path"_a,
+        py::arg("path"),
         "(kind, reason) when the file cannot be a .weights file (text, an archive, empty, ...), "
         "else None.");
     m.def(
@@ -398,12 +398,12 @@ void register_weights(py::module_& m) {
             return py::make_tuple(h.major, h.minor, h.revision, h.seen, h.size, h.transpose,
                                   file.size());
         },
-        "path"_a,
+        py::arg("path"),
         "(major, minor, revision, seen, header size, transpose, file size) of a .weights file.");
-    m.def("header_size_for", &header_size_for, "major"_a, "minor"_a,
+    m.def("header_size_for", &header_size_for, py::arg("major"), py::arg("minor"),
           "Header bytes (16 or 20) implied by a version.");
-    m.def("header_version_problem", &header_version_problem, "major"_a, "minor"_a,
-          "revision"_a,
+    m.def("header_version_problem", &header_version_problem, py::arg("major"), py::arg("minor"),
+          py::arg("revision"),
           "Why readers and writers refuse this header version (e.g. 'has a negative "
           "version (-1.2.0): ...'), or None.");
 }

@@ -14,7 +14,7 @@ void register_writer(py::module_& m) {
         .def(py::init([](const std::filesystem::path& path) {
                  return std::make_unique<AtomicFile>(path.string());
              }),
-             "path"_a)
+             py::arg("path"))
         .def(
             "write",
             [](AtomicFile& f, const py::buffer& data) {
@@ -26,7 +26,7 @@ void register_writer(py::module_& m) {
                 py::gil_scoped_release release;
                 f.write(info.ptr, n);
             },
-            "data"_a, "Appends the bytes of a contiguous buffer.")
+            py::arg("data"), "Appends the bytes of a contiguous buffer.")
         .def(
             "write_layers",
             [](AtomicFile& f, const PyWeights& source, int layers, const py::object& progress) {
@@ -40,10 +40,10 @@ void register_writer(py::module_& m) {
                 py::gil_scoped_release release;
                 write_mapped_layers(*source.weights, layers, f, report);
             },
-            "source"_a, "layers"_a, "progress"_a = py::none(),
+            py::arg("source"), py::arg("layers"), py::arg("progress") = py::none(),
             "Appends the data of the first `layers` layers of a mapped weights file; "
             "`progress(written)` is called every few MiB.")
-        .def("extend_to", &AtomicFile::extend_to, "size"_a,
+        .def("extend_to", &AtomicFile::extend_to, py::arg("size"),
              "Extends the file to `size` bytes with zeros (a hole where the file system "
              "allows it).")
         .def_property_readonly("written", &AtomicFile::written)
@@ -56,7 +56,7 @@ void register_writer(py::module_& m) {
         [](std::int64_t major, std::int64_t minor, std::int64_t revision, std::uint64_t seen) {
             return py::bytes(header_bytes(major, minor, revision, seen));
         },
-        "major"_a, "minor"_a, "revision"_a, "seen"_a,
+        py::arg("major"), py::arg("minor"), py::arg("revision"), py::arg("seen"),
         "The header darknet writes for this version: 16 or 20 bytes.");
 }
 

@@ -5,10 +5,21 @@
 #include <atomic>
 #include <cstring>
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// The SIMD paths, chosen at compile time by architecture and compiler; any
+// other target (or compiler: MSVC has neither <cpuid.h> nor GCC's target
+// attributes) builds the portable paths only, as does -DYOLO_IO_PORTABLE_ONLY
+// (tests/test_kernels.py compiles that with -Werror).
+// - x86-64 with GCC or Clang: AVX2 and F16C, used when CPUID reports them.
+// - AArch64: NEON (Advanced SIMD, part of every ARMv8-A CPU) and its native
+//   float16 conversion (FCVTN), always available.
+#if defined(YOLO_IO_PORTABLE_ONLY)
+#elif defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define YOLO_IO_X86 1
 #include <cpuid.h>
 #include <immintrin.h>
+#elif defined(__aarch64__) && defined(__ARM_NEON)
+#define YOLO_IO_NEON 1
+#include <arm_neon.h>
 #endif
 
 namespace yolo_io::kernels {
@@ -246,6 +257,126 @@ bool cpu_has_avx2_f16c() {
 }
 
 const bool kCpuSimd = cpu_has_avx2_f16c();
+
+#elif defined(YOLO_IO_NEON)
+
+// 4 floats times one double, rounded back to float (FCVTN rounds to nearest
+// even, as the scalar cast does): the exact scalar result.
+inline float32x4_t neon_mul4(float32x4_t v, float64x2_t s) {
+    const float64x2_t lo = vmulq_f64(vcvt_f64_f32(vget_low_f32(v)), s);
+    const float64x2_t hi = vmulq_f64(vcvt_high_f64_f32(v), s);
+    return vcvt_high_f32_f64(vcvt_f32_f64(lo), hi);
+}
+
+// One row. NEON has no non-temporal store that the compilers expose, so
+// `stream` is not used.
+void scale_row_neon(const float* in, float* out, i64 n, const double* scale) {
+    if (scale == nullptr) {
+        std::memcpy(out, in, static_cast<std::size_t>(n) * sizeof(float));
+        return;
+    }
+    const float64x2_t s = vdupq_n_f64(*scale);
+    i64 k = 0;
+    for (; k + 8 <= n; k += 8) {
+        vst1q_f32(out + k, neon_mul4(vld1q_f32(in + k), s));
+        vst1q_f32(out + k + 4, neon_mul4(vld1q_f32(in + k + 4), s));
+    }
+    for (; k + 4 <= n; k += 4) vst1q_f32(out + k, neon_mul4(vld1q_f32(in + k), s));
+    for (; k < n; ++k) out[k] = mul(in[k], *scale);
+}
+
+// In-register transpose of a 4x4 block: r[j] becomes column j.
+inline void neon_transpose4(float32x4_t r[4]) {
+    const float32x4x2_t t01 = vtrnq_f32(r[0], r[1]);  // a0 b0 a2 b2 | a1 b1 a3 b3
+    const float32x4x2_t t23 = vtrnq_f32(r[2], r[3]);  // c0 d0 c2 d2 | c1 d1 c3 d3
+    r[0] = vcombine_f32(vget_low_f32(t01.val[0]), vget_low_f32(t23.val[0]));
+    r[1] = vcombine_f32(vget_low_f32(t01.val[1]), vget_low_f32(t23.val[1]));
+    r[2] = vcombine_f32(vget_high_f32(t01.val[0]), vget_high_f32(t23.val[0]));
+    r[3] = vcombine_f32(vget_high_f32(t01.val[1]), vget_high_f32(t23.val[1]));
+}
+
+// Loads 4 rows x 4 columns at src (row stride `stride`), scaled per row.
+inline void neon_load4(float32x4_t r[4], const float* src, i64 stride, const double* scale) {
+    for (int j = 0; j < 4; ++j) {
+        r[j] = vld1q_f32(src + j * stride);
+        if (scale != nullptr) r[j] = neon_mul4(r[j], vdupq_n_f64(scale[j]));
+    }
+}
+
+void transpose_neon(const float* src, i64 rows, i64 cols, i64 stride, const double* scale,
+                    const i64* dst_row, float* out) {
+    // Blocks of 8 rows x 4 columns: two 4x4 transposes, then each of the 4
+    // output rows gets 8 contiguous values. Column stripes outermost, as in
+    // transpose_avx2.
+    const i64 rows8 = rows / 8 * 8;
+    const i64 cols4 = cols / 4 * 4;
+    constexpr i64 kStripe = kTransposeStripe;
+    float32x4_t a[4];
+    float32x4_t b[4];
+    for (i64 c0 = 0; c0 < cols4; c0 += kStripe) {
+        const i64 c1 = cols4 - c0 < kStripe ? cols4 : c0 + kStripe;
+        for (i64 o0 = 0; o0 < rows8; o0 += 8) {
+            const double* s = scale != nullptr ? scale + o0 : nullptr;
+            for (i64 k0 = c0; k0 < c1; k0 += 4) {
+                neon_load4(a, src + o0 * stride + k0, stride, s);
+                neon_load4(b, src + (o0 + 4) * stride + k0, stride, s != nullptr ? s + 4 : nullptr);
+                neon_transpose4(a);
+                neon_transpose4(b);
+                for (int j = 0; j < 4; ++j) {
+                    float* dst = out + dst_row[k0 + j] + o0;
+                    vst1q_f32(dst, a[j]);
+                    vst1q_f32(dst + 4, b[j]);
+                }
+            }
+        }
+    }
+    for (i64 k = cols4; k < cols; ++k) {  // leftover columns
+        for (i64 o = 0; o < rows8; ++o) {
+            const float v = src[o * stride + k];
+            out[dst_row[k] + o] = scale != nullptr ? mul(v, scale[o]) : v;
+        }
+    }
+    if (rows8 < rows) {  // leftover rows
+        transpose_portable(src + rows8 * stride, rows - rows8, cols, stride,
+                           scale != nullptr ? scale + rows8 : nullptr, dst_row, out + rows8);
+    }
+}
+
+// 4 values at a time: float16 with the native conversion (FCVTN, round to
+// nearest even: to_float16's bits for every finite value whose half is
+// finite, subnormals included), bfloat16 with integer rounding (to_bfloat16's
+// formula). Lanes holding NaN or turned into inf are redone by
+// to_half_counted, which also counts the overflows (as in to_half_avx2).
+i64 to_half_neon(const float* in, std::uint16_t* out, i64 n, bool bfloat) {
+    const uint16x4_t abs16 = vdup_n_u16(0x7fff);
+    const uint16x4_t inf16 = vdup_n_u16(bfloat ? 0x7f80 : 0x7c00);
+    const uint32x4_t round = vdupq_n_u32(0x7fff);
+    const uint32x4_t one = vdupq_n_u32(1);
+    i64 overflow = 0;
+    i64 k = 0;
+    for (; k + 4 <= n; k += 4) {
+        const float32x4_t v = vld1q_f32(in + k);
+        uint16x4_t h;
+        if (bfloat) {
+            const uint32x4_t x = vreinterpretq_u32_f32(v);
+            const uint32x4_t lsb = vandq_u32(vshrq_n_u32(x, 16), one);
+            h = vshrn_n_u32(vaddq_u32(x, vaddq_u32(round, lsb)), 16);
+        } else {
+            h = vreinterpret_u16_f16(vcvt_f16_f32(v));
+        }
+        vst1_u16(out + k, h);
+        const uint16x4_t inf = vceq_u16(vand_u16(h, abs16), inf16);
+        const uint32x4_t num = vceqq_f32(v, v);  // all ones unless NaN
+        if ((vmaxv_u16(inf) | static_cast<std::uint32_t>(~vminvq_u32(num))) != 0) {
+            for (i64 j = k; j < k + 4; ++j) out[j] = to_half_counted(in[j], bfloat, overflow);
+        }
+    }
+    for (; k < n; ++k) out[k] = to_half_counted(in[k], bfloat, overflow);
+    return overflow;
+}
+
+const bool kCpuSimd = true;
+
 #else
 const bool kCpuSimd = false;
 #endif
@@ -267,6 +398,13 @@ void scale_rows(const float* in, float* out, i64 rows, i64 n, const double* scal
         if (stream) _mm_sfence();
         return;
     }
+#elif defined(YOLO_IO_NEON)
+    if (simd_active()) {
+        for (i64 r = 0; r < rows; ++r) {
+            scale_row_neon(in + r * n, out + r * n, n, scale != nullptr ? scale + r : nullptr);
+        }
+        return;
+    }
 #endif
     (void)stream;
     for (i64 r = 0; r < rows; ++r) {
@@ -281,6 +419,11 @@ void transpose_scaled(const float* src, i64 rows, i64 cols, i64 src_stride, cons
         transpose_avx2(src, rows, cols, src_stride, scale, dst_row, out, stream);
         return;
     }
+#elif defined(YOLO_IO_NEON)
+    if (simd_active()) {
+        transpose_neon(src, rows, cols, src_stride, scale, dst_row, out);
+        return;
+    }
 #endif
     (void)stream;
     transpose_portable(src, rows, cols, src_stride, scale, dst_row, out);
@@ -293,8 +436,15 @@ namespace yolo_io::kernels {
 i64 to_half(const float* in, std::uint16_t* out, i64 n, bool bfloat) {
 #ifdef YOLO_IO_X86
     if (simd_active()) return to_half_avx2(in, out, n, bfloat);
+#elif defined(YOLO_IO_NEON)
+    if (simd_active()) return to_half_neon(in, out, n, bfloat);
 #endif
     return to_half_portable(in, out, n, bfloat);
 }
 
 }  // namespace yolo_io::kernels
+
+// A unity build compiles later files after this one: its macros end here.
+#undef YOLO_IO_X86
+#undef YOLO_IO_NEON
+#undef YOLO_IO_AVX2

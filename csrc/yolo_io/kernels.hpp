@@ -1,5 +1,7 @@
 // float32 inner loops of the fusion: a scaled copy and a scaled transpose,
-// each with a portable path and, on x86-64, an AVX2 path chosen at run time.
+// each with a portable path and a SIMD path: on x86-64 AVX2 (and F16C),
+// chosen at run time from CPUID; on AArch64 NEON and its native float16
+// conversion.
 // Both paths give the same bits: every product is float(double(w) * scale),
 // rounded to nearest even, as darknet's fuse_conv_batchnorm computes it.
 #pragma once
@@ -35,10 +37,10 @@ std::int64_t to_half(const float* in, std::uint16_t* out, std::int64_t n, bool b
 // splits at multiples of it to keep the same access pattern.
 constexpr std::int64_t kTransposeStripe = 512;
 
-// Whether the AVX2 paths are in use (the CPU has AVX2 and F16C, and they are
-// enabled).
+// Whether the SIMD paths are in use (they are enabled, and the CPU has them:
+// AVX2 and F16C on x86-64, always on AArch64; never elsewhere).
 bool simd_active();
-// Enables or disables the AVX2 paths (for tests of the portable path);
+// Enables or disables the SIMD paths (for tests of the portable path);
 // returns the previous setting. Enabling has no effect without CPU support.
 bool set_simd(bool enabled);
 

@@ -13,15 +13,18 @@ namespace {
 constexpr unsigned P = kStoresParams;
 constexpr unsigned F = kFlat;
 constexpr unsigned H = kHead;
+constexpr unsigned N = kNoImageOut;
+constexpr unsigned G = kGridHead;
+constexpr unsigned D = kDontloadscales;
 
-// One row per kind, in the enum's order (checked by kind_info()).
-constexpr std::array<KindInfo, 38> kKinds = {{
+// One row per kind, in the enum's order (checked below).
+constexpr std::array<KindInfo, kKindCount> kKinds = {{
     {Kind::net, "net", {"[net]", "[network]"}, nullptr, 0, FuseAs::none, ""},
-    {Kind::convolutional, "convolutional", {"[conv]", "[convolutional]"}, build_convolutional, P,
+    {Kind::convolutional, "convolutional", {"[conv]", "[convolutional]"}, build_convolutional, P | D,
      FuseAs::conv, "ConvolutionalAttrs"},
     {Kind::deconvolutional, "deconvolutional", {"[deconv]", "[deconvolutional]"},
      build_deconvolutional, P, FuseAs::none, "DeconvolutionalAttrs"},
-    {Kind::connected, "connected", {"[conn]", "[connected]"}, build_connected, P | F,
+    {Kind::connected, "connected", {"[conn]", "[connected]"}, build_connected, P | F | D,
      FuseAs::dense, "ConnectedAttrs"},
     {Kind::local, "local", {"[local]", ""}, build_local, P, FuseAs::none, "LocalAttrs"},
     {Kind::maxpool, "maxpool", {"[max]", "[maxpool]"}, build_pool, 0, FuseAs::none, "PoolAttrs"},
@@ -36,10 +39,12 @@ constexpr std::array<KindInfo, 38> kKinds = {{
     {Kind::upsample, "upsample", {"[upsample]", ""}, build_upsample, 0, FuseAs::none, "UpsampleAttrs"},
     {Kind::reorg, "reorg", {"[reorg]", ""}, build_reorg, 0, FuseAs::none, "ReorgAttrs"},
     {Kind::reorg3d, "reorg3d", {"[reorg3d]", ""}, build_reorg, 0, FuseAs::none, "ReorgAttrs"},
-    {Kind::yolo, "yolo", {"[yolo]", ""}, build_yolo, H, FuseAs::none, "YoloAttrs"},
-    {Kind::gaussian_yolo, "Gaussian_yolo", {"[Gaussian_yolo]", ""}, build_yolo, H, FuseAs::none, "GaussianYoloAttrs"},
-    {Kind::region, "region", {"[region]", ""}, build_region, H, FuseAs::none, "RegionAttrs"},
-    {Kind::detection, "detection", {"[detection]", ""}, build_detection, H | F, FuseAs::none, "DetectionAttrs"},
+    {Kind::yolo, "yolo", {"[yolo]", ""}, build_yolo, H | G, FuseAs::none, "YoloAttrs"},
+    {Kind::gaussian_yolo, "Gaussian_yolo", {"[Gaussian_yolo]", ""}, build_yolo, H | G, FuseAs::none,
+     "GaussianYoloAttrs"},
+    {Kind::region, "region", {"[region]", ""}, build_region, H | G, FuseAs::none, "RegionAttrs"},
+    {Kind::detection, "detection", {"[detection]", ""}, build_detection, H | F | N, FuseAs::none,
+     "DetectionAttrs"},
     {Kind::rnn, "rnn", {"[rnn]", ""}, build_recurrent_fc, P | F, FuseAs::none, "RnnAttrs"},
     {Kind::lstm, "lstm", {"[lstm]", ""}, build_recurrent_fc, P | F, FuseAs::none, "RecurrentAttrs"},
     {Kind::gru, "gru", {"[gru]", ""}, build_recurrent_fc, P | F, FuseAs::none, "RecurrentAttrs"},
@@ -47,8 +52,8 @@ constexpr std::array<KindInfo, 38> kKinds = {{
     {Kind::conv_lstm, "conv_lstm", {"[conv_lstm]", ""}, build_recurrent_conv, P, FuseAs::none, "ConvLstmAttrs"},
     {Kind::batchnorm, "batchnorm", {"[batchnorm]", ""}, build_batchnorm, P, FuseAs::none, "BatchnormAttrs"},
     {Kind::dropout, "dropout", {"[dropout]", ""}, build_dropout, F, FuseAs::none, "DropoutAttrs"},
-    {Kind::softmax, "softmax", {"[soft]", "[softmax]"}, build_softmax, F, FuseAs::none, "SoftmaxAttrs"},
-    {Kind::cost, "cost", {"[cost]", ""}, build_cost, F, FuseAs::none, "CostAttrs"},
+    {Kind::softmax, "softmax", {"[soft]", "[softmax]"}, build_softmax, F | N, FuseAs::none, "SoftmaxAttrs"},
+    {Kind::cost, "cost", {"[cost]", ""}, build_cost, F | N, FuseAs::none, "CostAttrs"},
     {Kind::normalization, "normalization", {"[lrn]", "[normalization]"}, build_normalization, 0,
      FuseAs::none, "NormalizationAttrs"},
     {Kind::activation, "activation", {"[activation]", ""}, build_activation, F, FuseAs::none, "ActivationAttrs"},
@@ -63,13 +68,25 @@ constexpr std::array<KindInfo, 38> kKinds = {{
     {Kind::l2norm, "l2norm", {"[l2norm]", ""}, build_passthrough, F, FuseAs::none, "EmptyAttrs"},
 }};
 
-constexpr bool rows_in_enum_order() {
+// Row i describes Kind i, with a name and a section: with the array's size
+// being kKindCount, every kind has its row (a missing row would be
+// value-initialised, Kind::net without a name). (The builders are not
+// checked here: GCC does not compare function addresses in a constant
+// expression under -fsanitize=address.)
+constexpr bool kinds_rows_complete() {
     for (std::size_t k = 0; k < kKinds.size(); ++k) {
-        if (static_cast<std::size_t>(kKinds[k].kind) != k) return false;
+        const KindInfo& row = kKinds[k];
+        if (static_cast<std::size_t>(row.kind) != k || row.name.empty() ||
+            row.sections[0].empty()) {
+            return false;
+        }
     }
     return true;
 }
-static_assert(rows_in_enum_order(), "kKinds rows must follow the Kind enum's order");
+static_assert(kKinds.size() == kKindCount, "one kind table row per Kind");
+static_assert(kinds_rows_complete(), "kKinds: row i must describe Kind i, with a name and a "
+                                     "section");
+static_assert(kKinds[0].kind == Kind::net, "kinds_begin() skips row 0, [net]");
 
 }  // namespace
 

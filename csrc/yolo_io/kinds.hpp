@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -52,7 +53,11 @@ enum class Kind : std::uint8_t {
     empty,
     logistic,
     l2norm,
+    count_,  // not a kind: the number of kinds (the table's size)
 };
+
+// The number of kinds, [net] included: the kind table has one row for each.
+constexpr std::size_t kKindCount = static_cast<std::size_t>(Kind::count_);
 
 // What fused()/fused_all() can compute for a kind, and its default layout.
 enum class FuseAs : std::uint8_t { none, conv, dense };
@@ -70,6 +75,16 @@ enum KindFlag : unsigned {
     // shape is no error, and the next layer's l.inputs is this l.outputs.
     kFlat = 1u << 1,
     kHead = 1u << 2,          // a detection head (yolo, region, ...)
+    // darknet leaves out_w/h/c at 0 (softmax, cost, detection): a layer that
+    // needs an image cannot follow it. We report the input shape, which is
+    // what such a layer computes on.
+    kNoImageOut = 1u << 3,
+    // A head that decodes a grid of per-cell predictions from an image
+    // (yolo, region): a convolution before it sets their number by filters=.
+    kGridHead = 1u << 4,
+    // Its darknet loader honours dontloadscales=1 (load_convolutional_weights,
+    // load_connected_weights): the batch-norm arrays are not read.
+    kDontloadscales = 1u << 5,
 };
 
 struct LayerInfo;

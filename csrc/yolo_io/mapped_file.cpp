@@ -73,7 +73,9 @@ MappedFile::MappedFile(std::string path, bool copy) : path_(std::move(path)), co
 #else
         void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) throw std::system_error(errno, std::generic_category(), path_);
+#ifdef MADV_HUGEPAGE  // Linux only (as in arena_memory.cpp); a hint
         ::madvise(p, bytes, MADV_HUGEPAGE);
+#endif
         try {
             read_at(fd.get(), static_cast<std::uint8_t*>(p), bytes, 0);
         } catch (...) {

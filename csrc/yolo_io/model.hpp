@@ -100,6 +100,8 @@ struct ParamSpec {
     // A connected-layer weight matrix (outputs, inputs): a legacy header
     // (major or minor > 1000) means the file holds it as [inputs][outputs].
     bool legacy_transpose = false;
+    // One of a batch-norm's scales, rolling_mean, rolling_variance (bn_params()).
+    bool bn_stat = false;
 
     std::string name() const {
         return prefix.empty() ? std::string(base) : std::string(prefix) + "." + std::string(base);

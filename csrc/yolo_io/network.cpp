@@ -141,15 +141,13 @@ std::shared_ptr<const Config> build_config(CfgText text_in) {
         L.attrs_end = cfg->attrs.attrs.size();
         o.mark(kCommonKeys);
         L.dontload = o.i("dontload", 0) != 0;
-        // load_convolutional_weights() and load_connected_weights(), the
-        // loaders of the fusable kinds, honour dontloadscales: the BN arrays
-        // are not read, so they leave the plan.
-        if (o.i("dontloadscales", 0) && kind.fuse != FuseAs::none) {
+        // The loaders of the kDontloadscales kinds do not read the batch-norm
+        // arrays under dontloadscales=1, so they leave the plan.
+        if (o.i("dontloadscales", 0) && kind.has(kDontloadscales)) {
             std::vector<ParamSpec> kept;
             i64 off = 0;
             for (auto p : L.params) {
-                if (p.base == "scales" || p.base == "rolling_mean" ||
-                    p.base == "rolling_variance") {
+                if (p.bn_stat) {
                     continue;
                 }
                 p.offset = off;

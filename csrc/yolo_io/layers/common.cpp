@@ -104,9 +104,10 @@ void add_param(LayerInfo& L, std::string_view prefix, std::string_view base,
 
 // scales, rolling_mean, rolling_variance: n each.
 void bn_params(LayerInfo& L, std::string_view prefix, i64 n) {
-    add_param(L, prefix, "scales", {n}, n);
-    add_param(L, prefix, "rolling_mean", {n}, n);
-    add_param(L, prefix, "rolling_variance", {n}, n);
+    for (std::string_view base : {"scales", "rolling_mean", "rolling_variance"}) {
+        add_param(L, prefix, base, {n}, n);
+        L.params.back().bn_stat = true;
+    }
 }
 
 // load_convolutional_weights(): biases, [scales, rolling_mean,
@@ -150,11 +151,11 @@ std::string_view activation(Options& o, Ctx& ctx, std::string_view key, std::str
 }
 
 void need_image(const Options& o, const Ctx& ctx, std::string_view what) {
-    // darknet leaves out_w/h/c of [softmax], [cost] and [detection] at 0 (we
-    // report their input shape, which is what they compute on).
+    // darknet leaves out_w/h/c of the kNoImageOut kinds at 0 (we report
+    // their input shape, which is what they compute on).
     if (ctx.index > 0) {
         const LayerInfo& prev = ctx.layers[static_cast<std::size_t>(ctx.index - 1)];
-        if (prev.kind == Kind::softmax || prev.kind == Kind::cost || prev.kind == Kind::detection) {
+        if (prev.kind_info().has(kNoImageOut)) {
             o.fail("needs an image input, but the layer before it is [" + std::string(prev.type) +
                    "], whose output darknet leaves without width, height and channels");
         }

@@ -71,7 +71,7 @@ void check_head_input(Options& o, Ctx& ctx, i64 expected, const std::string& why
         const LayerInfo& p = ctx.layers[static_cast<std::size_t>(ctx.index - 1)];
         prev = "; its input, layer " + std::to_string(p.index) + " (" + std::string(p.type) +
                ", line " + std::to_string(p.line) + "), outputs " + shape_str(p.output_shape);
-        if (p.kind == Kind::convolutional && ctx.kind != Kind::detection) {
+        if (p.kind == Kind::convolutional && kind_info(ctx.kind).has(kGridHead)) {
             i64 hw = sat_mul(ctx.in.h, ctx.in.w);
             prev += ": set filters=" + std::to_string(hw ? expected / hw : 0) + " there";
         }
