@@ -373,7 +373,7 @@ void register_weights(py::module_& m) {
                 }
             });
         },
-        "path"_a, "size"_a,
+        py::arg("path"), py::arg("size"),
         "Truncate path to size in the next fusion call, after its plans and before its first "
         "read of the file (for tests).");
     m.def(
