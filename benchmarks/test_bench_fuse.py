@@ -12,8 +12,10 @@ Targets (issue 3), checked when measuring (``--benchmark-only``):
   its 0.5x target); against a NumPy fuse of data already in memory it is an
   expected failure, for the reason its marker gives;
 - 2 threads >= 1.5x faster than 1: asserted for HWIO; for OIHW an expected
-  failure (memory-bound), with what is asserted instead: 2-thread OIHW is as
-  fast as a plain 2-thread copy of the same bytes, measured in the same run.
+  failure (memory-bound), with what was asserted instead: 2-thread OIHW is as
+  fast as a plain 2-thread copy of the same bytes, measured in the same run,
+  an expected failure too since issue 27 reads the file with pread (see its
+  marker).
 Ratios are paired: the median over rounds of the two contenders' times in the
 same round. The two last targets are asserted in the steady state only (see
 their docstrings).
@@ -257,6 +259,13 @@ def test_fuse_thread_scaling_hwio(measured: Timings) -> None:
     assert measured.ratio("HWIO x1", "HWIO x2") >= 1.5
 
 
+@pytest.mark.xfail(reason="since issue 27 the fusion reads the file with pread into each thread's "
+                          "cache-resident buffer, not through the mapping, so that a file shrunk "
+                          "during the call is a FormatError and not a SIGBUS: each byte is now "
+                          "copied out of the page cache by the kernel before it is fused. OIHW "
+                          "x2 over copy x2, steady state: 1.13x (08:25 UTC 2026-12-05, machine "
+                          "otherwise idle); 0.30-0.37x of np.fromfile, within issue 3's 0.5x",
+                   strict=False)
 def test_fuse_oihw_at_memory_speed(measured: Timings) -> None:
     """OIHW float32 reads and writes each byte once: with 2 threads it is no
     slower than a plain 2-thread copy of the same bytes in the same run, so no

@@ -241,12 +241,19 @@ ConvLayout dense_as_conv_layout(const DenseSrc& d, DenseLayout layout) {
 ConvPart whole_conv(const ConvSrc& src) { return {0, src.o, 0, src.i * src.h * src.w}; }
 
 std::vector<ConvPart> split_conv(const ConvSrc& s, ConvLayout layout, i64 target) {
-    (void)layout;  // every layout takes every tap of a range of channels
+    // Every layout takes every tap of a range of channels.
     const i64 K = s.i * s.h * s.w;
     std::vector<ConvPart> parts;
     if (contiguous(s)) {
         // Multiples of 16 channels keep every part's start 64-byte aligned.
-        const i64 rows = (std::max<i64>(target / std::max<i64>(K, 1), 1) + 15) / 16 * 16;
+        // HWIO and HWCM put the channels last: a part writes its `rows`
+        // channels into each of K output rows O apart, so it takes 64 of them
+        // at the least (256 bytes a row; with 16, a yolov4 HWIO call on one
+        // thread took 61-63 ms, with 64 44-45 ms, with 128 40 ms but half
+        // as many parts to share; steady state, issue 27).
+        const bool channels_last = layout == ConvLayout::HWIO || layout == ConvLayout::HWCM;
+        const i64 least = channels_last ? 64 : 16;
+        const i64 rows = (std::max<i64>(target / std::max<i64>(K, 1), least) + 15) / 16 * 16;
         for (i64 o = 0; o < s.o; o += rows) parts.push_back({o, std::min(s.o, o + rows), 0, K});
     }
     if (parts.size() <= 1) return {whole_conv(s)};
