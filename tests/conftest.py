@@ -7,16 +7,30 @@ import pty
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
+import yolo_io
 from yolo_io.testing import write_weights
 
 # ../shared/cfg next to the checkout (the project's CI layout). A user's clone
 # does not have it: tests that need it skip with a message.
 SHARED_CFG = Path(__file__).resolve().parents[2] / "shared" / "cfg"
 CORPUS_REASON = f"the real-cfg corpus is not at {SHARED_CFG} (it lives beside the checkout in CI)"
+
+
+def corpus_model(tmp_path_factory: pytest.TempPathFactory, name: str,
+                 seed: int = 0) -> tuple[Path, Path]:
+    """(weights, cfg): a corpus cfg with weights written for it, or a skip."""
+    cfg = SHARED_CFG / f"{name}.cfg"
+    if not cfg.is_file():
+        pytest.skip(CORPUS_REASON)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", yolo_io.CfgWarning)
+        weights = write_weights(tmp_path_factory.mktemp(name) / f"{name}.weights", cfg, seed=seed)
+    return weights, cfg
 
 
 def corpus_cfgs() -> list[Path]:

@@ -19,11 +19,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CFG
+import test_writers_catalogue
 from test_writers_catalogue import CLI_WRITERS, PY_WRITERS, Model
 
 from yolo_io import _cli
-from yolo_io.testing import write_weights
+
+model = test_writers_catalogue.model  # the catalogue's fixture: the same model, inputs apart
 
 pytestmark = pytest.mark.filterwarnings("ignore::yolo_io.CfgWarning")
 
@@ -59,15 +60,6 @@ NEEDS = {"yolo_io.onnx.export": "onnx", "export": "onnx",
 PY_CASES = [(writer, output) for writer, w in PY_WRITERS.items() for output in w.outputs]
 CLI_CASES = [(command, option) for command, options in CLI_WRITERS.items()
              for option in options]
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> Model:
-    cfg = tmp_path / "model.cfg"
-    cfg.write_text(TINY_CFG)
-    (tmp_path / "in").mkdir()
-    weights = write_weights(tmp_path / "in" / "model.weights", cfg, seed=4, realistic=True)
-    return Model(tmp_path, cfg, weights)
 
 
 @pytest.fixture

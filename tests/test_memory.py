@@ -18,9 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS_REASON, SHARED_CFG
-
-from yolo_io.testing import write_weights
+from conftest import corpus_model
 
 MB = 1 << 20
 
@@ -57,11 +55,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def yolov4(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    cfg = SHARED_CFG / "yolov4.cfg"
-    if not cfg.is_file():
-        pytest.skip(CORPUS_REASON)
-    weights = write_weights(tmp_path_factory.mktemp("memory") / "yolov4.weights", cfg, seed=0)
-    return weights, cfg
+    return corpus_model(tmp_path_factory, "yolov4")
 
 
 def run(yolov4: tuple[Path, Path], code: str, cwd: Path | None = None) -> dict[str, float]:

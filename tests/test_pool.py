@@ -21,32 +21,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CORPUS_REASON, SHARED_CFG
+from conftest import corpus_model
 
 import yolo_io
 from yolo_io import _core
-from yolo_io.testing import write_weights
-
-
-def corpus_model(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, Path]:
-    cfg = SHARED_CFG / f"{name}.cfg"
-    if not cfg.is_file():
-        pytest.skip(CORPUS_REASON)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", yolo_io.CfgWarning)
-        weights = write_weights(tmp_path_factory.mktemp(name) / f"{name}.weights", cfg, seed=4)
-    return weights, cfg
 
 
 @pytest.fixture(scope="module")
 def yolov4(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return corpus_model(tmp_path_factory, "yolov4")
+    return corpus_model(tmp_path_factory, "yolov4", seed=4)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """yolov4-tiny: layers of up to 2.4 M weights, cut into several parts."""
-    return corpus_model(tmp_path_factory, "yolov4-tiny")
+    return corpus_model(tmp_path_factory, "yolov4-tiny", seed=4)
 
 
 def load(model: tuple[Path, Path]) -> yolo_io.Network:
