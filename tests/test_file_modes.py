@@ -131,6 +131,21 @@ def test_a_replaced_file_keeps_its_mode(model: Model, umask_077: None, kind: str
     assert mode_of(out) == 0o640
 
 
+@pytest.mark.parametrize(("kind", "name", "option"), CASES, ids=IDS)
+def test_a_replaced_file_keeps_no_setuid_bit(model: Model, umask_077: None, kind: str, name: str,
+                                             option: str) -> None:
+    """The permission bits are kept, not setuid, setgid or sticky: the new
+    file belongs to whoever wrote it."""
+    suffix = (PY_SUFFIXES if kind == "python" else CLI_SUFFIXES)[(name, option)]
+    call = writing(kind, name, option)
+    out = model.folder / f"out{suffix}"
+    out.write_bytes(b"the old file")
+    os.chmod(out, 0o6755)
+    call(out, model)
+    assert out.read_bytes() != b"the old file"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+
+
 def test_nothing_in_the_core_calls_umask() -> None:
     """umask() sets the mask for the whole process: between umask(0) and
     umask(mask) a file any other thread creates gets no umask."""

@@ -148,6 +148,38 @@ def test_fuse_into_refuses_bad_targets(net: yolo_io.Network) -> None:
     assert not good[0].any()  # nothing written on error
 
 
+def test_fuse_into_refuses_targets_that_are_not_the_callers_arrays(
+        net: yolo_io.Network, tmp_path: Path) -> None:
+    """A target that is not an array would be converted into a temporary,
+    filled and thrown away; one mapped from the network's own file would
+    change the weights being read (issue 27's review)."""
+    good = np.zeros((8, 3, 3, 3), np.float32), np.zeros(8, np.float32)
+    with pytest.raises(TypeError, match="the bias target of layer 0 is a list, not a NumPy array"):
+        net.fuse_into({0: (good[0], [np.float32(0)] * 8)})  # type: ignore[dict-item]
+    buffer = bytearray(8 * 4 * 2)
+    with pytest.raises(TypeError, match="the bias target of layer 0 is a memoryview"):
+        net.fuse_into({0: (good[0], memoryview(buffer).cast("f")[:8])})  # type: ignore[dict-item]
+    with pytest.raises(IndexError, match="layer 1000000000000000000000000000000 is not in the network"):
+        net.fuse_into({10**30: good})
+    with pytest.raises(TypeError, match="not a layer index"):
+        net.fuse_into({"0": good})  # type: ignore[dict-item]
+    assert not good[0].any()
+    copy = tmp_path / "copy.weights"
+    copy.write_bytes(Path(net.path).read_bytes())
+    own = np.memmap(net.path, dtype=np.uint8, mode="r+")
+    other = np.memmap(copy, dtype=np.uint8, mode="r+")
+    before = bytes(own[:64])
+    for mapped, refused in ((own, True), (other, False)):
+        weights = mapped[:8 * 27 * 4].view(np.float32).reshape(8, 3, 3, 3)
+        if refused:
+            with pytest.raises(yolo_io.OutputIsInputError, match="the network's own file"):
+                net.fuse_into({0: (np.asarray(weights), good[1])})
+        else:
+            net.fuse_into({0: (weights, good[1])})
+            np.testing.assert_array_equal(weights, net[0].fused()[0])
+    assert bytes(own[:64]) == before
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("which", [0, 1], ids=["weights", "bias"])
 def test_fuse_into_refuses_misaligned_targets(net: yolo_io.Network, dtype: str,

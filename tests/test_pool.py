@@ -219,3 +219,36 @@ assert _core._pool_stats()["alive"] >= 1
 time.sleep({wait})
 """, tiny)
     assert (child.returncode, child.stderr) == (0, "")
+
+
+def test_a_huge_threads_value_asks_only_for_what_the_pool_has(tiny: tuple[Path, Path]) -> None:
+    """threads= is capped at the pool's cap + 1 before anything is sized by
+    it: the bulk call kept a report, a buffer pointer and its capacity per
+    requested thread (24 bytes each: threads=2**31 - 1 took 24 GB and the
+    OOM killer; 2**24, 384 MB). Peak resident growth in a child process."""
+    code = """
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    return 0
+first = next(layer.index for layer in net if layer.fusion)
+expected = [net[first].fused(threads=1), net.fused_all(threads=1)]
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+before = status("VmRSS:")
+got = [net[first].fused(threads=1 << 24), net.fused_all(threads=1 << 24)]
+grown = status("VmHWM:") - before
+import numpy as np
+same = all(np.array_equal(a, b) for a, b in zip(expected[0], got[0]))
+same = same and all(np.array_equal(x, y) for i in expected[1] for x, y in zip(expected[1][i], got[1][i]))
+print(json.dumps({"grown": grown, "same": same, "stats": _core._pool_stats()}))
+"""
+    proc = run_child(code, tiny)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.splitlines()[-1])
+    assert out["same"], out
+    assert out["stats"]["started"] <= out["stats"]["cap"], out
+    # fused_all's result itself is 24 MB (yolov4-tiny).
+    assert out["grown"] < 100 * (1 << 20), out

@@ -309,7 +309,8 @@ FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
             s.bn = {s.small.data() + o, s.small.data() + 2 * o, s.small.data() + 3 * o};
         }
     }
-    const auto workers = static_cast<std::size_t>(std::max(1, threads));
+    threads = threads_available(threads);
+    const auto workers = static_cast<std::size_t>(threads);
     std::vector<FuseReport> reports(workers);
     // Each worker's buffer, grown to its largest part.
     std::vector<std::unique_ptr<float[]>> buffers(workers);

@@ -239,6 +239,12 @@ void for_each_in_turn(std::size_t items, int threads,
     for (std::size_t k = 0; k < items; ++k) work(k, 0);
 }
 
+int threads_available(int threads) {
+    if (threads <= 1) return 1;
+    const std::size_t most = parallel_pool().cap() + 1;
+    return static_cast<int>(std::min(static_cast<std::size_t>(threads), most));
+}
+
 PoolStats pool_stats() { return parallel_pool().stats(); }
 
 void pool_reset_max() { parallel_pool().reset_max(); }

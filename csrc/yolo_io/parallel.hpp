@@ -20,6 +20,11 @@ namespace yolo_io {
 void for_each_in_turn(std::size_t items, int threads,
                       const std::function<void(std::size_t item, std::size_t worker)>& work);
 
+// The threads a call asking for `threads` can have at most: this one and the
+// pool's cap of workers (a `threads=` of 2**31 - 1 is not 2**31 - 1 of
+// anything). Per-thread storage is sized by it.
+int threads_available(int threads);
+
 // The pool as tests see it: workers ever started in this process (a forked
 // child starts again from none), the most of them that ran items at once
 // since the last pool_reset_max(), the cap (one fewer than the cores, at

@@ -35,13 +35,15 @@ std::string folder_of(const std::string& path) {
 }
 
 // The mode of the regular file `target` would replace, which the new file
-// keeps; -1 when there is none (the new file then gets 0666 minus the umask,
+// keeps, less setuid, setgid and sticky (the new file is the writer's, as
+// cp gives it: a setuid program replaced by weights must not stay setuid);
+// -1 when there is none (the new file then gets 0666 minus the umask,
 // applied by open(): reading the umask would need umask(), which sets it for
 // every thread of the process at once).
 int replaced_file_mode(const std::string& target) {
     struct stat st {};
     if (::stat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-        return static_cast<int>(st.st_mode & 07777);
+        return static_cast<int>(st.st_mode & 0777);
     }
     return -1;
 }

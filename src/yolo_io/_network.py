@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import operator
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
@@ -22,7 +23,13 @@ from ._config import (
     parse,
     parse_bytes,
 )
-from ._errors import CfgError, SwappedArgumentsError, WeightsSizeError, YoloIOError
+from ._errors import (
+    CfgError,
+    OutputIsInputError,
+    SwappedArgumentsError,
+    WeightsSizeError,
+    YoloIOError,
+)
 from ._fusion import as_bfloat16, bn_for_eps, plain_bits, threads_arg, warn_overflow
 from ._paths import PathArg, fs_path, is_path
 
@@ -401,6 +408,12 @@ class Network(Sequence[Layer]):
             layout, dense_layout, dtype, flatten, threads: as for :meth:`fused_all`.
 
         Raises:
+            TypeError: a target that is not a NumPy array (a list, a
+                memoryview: wrap the caller's memory with ``np.asarray`` or
+                ``tensor.numpy()``; a copy would be filled and thrown away).
+            IndexError: a layer index not in the network.
+            OutputIsInputError: a target mapped from the network's own file
+                (a writeable ``np.memmap`` of it).
             ValueError: a target of the wrong shape, dtype or memory layout, or
                 misaligned (``np.frombuffer(..., offset=1)``; the message names
                 the layer, the target and its address), or two targets sharing memory (a bias
@@ -410,7 +423,8 @@ class Network(Sequence[Layer]):
                 same file pages (two ``np.memmap`` of one file) are not
                 detected, and such targets get undefined values.
         """
-        plain = {int(i): (plain_bits(w, dtype), plain_bits(b, dtype)) for i, (w, b) in targets.items()}
+        plain = {index: (plain_bits(w, dtype), plain_bits(b, dtype))
+                 for index, (w, b) in _checked_targets(targets, len(self), self._path).items()}
         _refuse_overlaps(plain)
         overflow = self._live().fuse_into(plain, layout, dense_layout, dtype, flatten,
                                           threads_arg(threads))
@@ -475,6 +489,52 @@ def evict_behind(net: Network | None) -> Callable[[int | None], None]:
         previous = i
 
     return step
+
+
+def _checked_targets(targets: Mapping[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]],
+                     layers: int, network_file: str,
+                     ) -> dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]]:
+    """fuse_into's targets by layer index, each a NumPy array of the
+    caller's memory and none a mapping of the network's own file."""
+    try:
+        source = os.stat(network_file)
+        source_id: tuple[int, int] | None = (source.st_dev, source.st_ino)
+    except OSError:
+        source_id = None
+    checked = {}
+    for key, pair in targets.items():
+        try:
+            index = operator.index(key)
+        except TypeError:
+            raise TypeError(f"fuse_into: the key {key!r} is not a layer index") from None
+        if not 0 <= index < layers:
+            raise IndexError(f"fuse_into: layer {index} is not in the network (0..{layers - 1})")
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise TypeError(f"fuse_into: the targets of layer {index} are not a (weights, bias) pair")
+        for name, a in zip(("weights", "bias"), pair, strict=True):
+            if not isinstance(a, np.ndarray):
+                raise TypeError(
+                    f"fuse_into: the {name} target of layer {index} is a {type(a).__name__}, not "
+                    "a NumPy array: the fused values are written into the caller's memory, so "
+                    "a target must be an array over it (np.asarray(buffer), tensor.numpy()); a "
+                    "copy would be filled and thrown away")
+            base: object = a
+            while isinstance(base, np.ndarray):
+                filename = getattr(base, "filename", None)
+                if source_id is not None and isinstance(base, np.memmap) and filename:
+                    try:
+                        mapped = os.stat(filename)
+                    except OSError:
+                        mapped = None
+                    if mapped is not None and (mapped.st_dev, mapped.st_ino) == source_id:
+                        raise OutputIsInputError(
+                            f"fuse_into: the {name} target of layer {index} is mapped from "
+                            f"{filename}, the network's own file {network_file}: writing it would "
+                            "change the weights being read", output=str(filename),
+                            input=network_file)
+                base = base.base
+        checked[index] = (pair[0], pair[1])
+    return checked
 
 
 def _refuse_overlaps(targets: Mapping[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]]) -> None:

@@ -331,9 +331,10 @@ def _write_file(path: str, data: bytes) -> None:
 
 
 def _keep_mode(tmp: str, target: str) -> None:
-    """Give the new file the permissions of the file it replaces, as save() does."""
+    """Give the new file the permission bits of the file it replaces, as save()
+    does: not setuid, setgid or sticky (the new file is the writer's)."""
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
+        mode = stat.S_IMODE(os.stat(target).st_mode) & 0o777
     except OSError:
         return  # no target yet: the new file keeps the umask's mode
     os.chmod(tmp, mode)
