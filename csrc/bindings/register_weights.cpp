@@ -1,6 +1,5 @@
 // yolo_io._core.Weights: a mapped .weights file bound to a Config, handing out
 // read-only zero-copy NumPy views whose base keeps the mapping alive.
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <optional>

@@ -1,7 +1,6 @@
 #include "yolo_io/cfg.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <cstdio>
 #include <cstdlib>
@@ -133,7 +132,8 @@ bool starts_like_cfg(std::string_view head) {
 std::string read_text_file(const std::string& path) {
     platform::FileInfo st;
     const platform::UniqueFd fd = open_checked(path, st, [&](const platform::FileInfo& s) {
-        if (s.type == platform::FileType::fifo) return;  // a pipe (<(...)) or a named FIFO: read as a stream
+        // A pipe (<(...)) or a named FIFO: read as a stream.
+        if (s.type == platform::FileType::fifo) return;
         if (const char* kind = special_file_kind(s.type)) {
             throw CfgError(path + " is " + kind + ", not a regular file: a .cfg is read from a "
                                   "file or a pipe (pass its text to parse_cfg() to read it from "
