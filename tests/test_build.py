@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -105,6 +106,37 @@ def test_the_unity_build_is_the_default(tmp_path: Path) -> None:
                 included.append(Path(line.split('"')[1]).relative_to(ROOT).as_posix())
     sources = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "csrc").rglob("*.cpp"))
     assert sorted(included) == sources
+
+
+# The system headers and calls that only csrc/yolo_io/platform.cpp, the
+# platform layer (platform.hpp), may use: a port to another system replaces
+# that one file.
+POSIX_HEADER = re.compile(r"#\s*include\s*<(sys/[^>]*|unistd\.h|fcntl\.h)>")
+POSIX_CALL = re.compile(
+    r"(?<![\w:])::(open|close|read|write|pread|preadv|pwrite|pwritev|lseek|fstat|stat|lstat|"
+    r"fsync|fdatasync|fchmod|chmod|rename|unlink|truncate|ftruncate|fcntl|dup|dup2|mmap|munmap|"
+    r"madvise|mprotect|msync|sysconf|getpagesize|posix_memalign|posix_madvise)\s*\(")
+POSIX_NAME = re.compile(r"\b(MADV_\w+|MAP_\w+|PROT_\w+|O_[A-Z]+|S_IS\w+|_SC_\w+|struct (stat|iovec))\b")
+
+
+def test_only_the_platform_layer_calls_the_system() -> None:
+    """Building on macOS and Windows is a goal: the POSIX headers and calls
+    are in csrc/yolo_io/platform.cpp alone, behind platform.hpp."""
+    layer = ROOT / "csrc" / "yolo_io" / "platform.cpp"
+    sources = sorted(p for p in (ROOT / "csrc").rglob("*") if p.suffix in {".cpp", ".hpp", ".h"})
+    assert layer in sources
+    found = []
+    for source in sources:
+        if source == layer:
+            continue
+        for number, line in enumerate(source.read_text().splitlines(), 1):
+            code = line.split("//", 1)[0]
+            if POSIX_HEADER.search(code) or POSIX_CALL.search(code) or POSIX_NAME.search(code):
+                found.append(f"{source.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert found == [], "\n".join(found)
+    # The test sees what it looks for.
+    text = layer.read_text()
+    assert POSIX_HEADER.search(text) and POSIX_CALL.search(text) and POSIX_NAME.search(text)
 
 
 def test_ci_lints_and_type_checks_before_the_tests() -> None:

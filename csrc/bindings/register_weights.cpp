@@ -1,9 +1,5 @@
 // yolo_io._core.Weights: a mapped .weights file bound to a Config, handing out
 // read-only zero-copy NumPy views whose base keeps the mapping alive.
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
@@ -13,6 +9,7 @@
 #include "common.hpp"
 #include "yolo_io/arena_memory.hpp"
 #include "yolo_io/fused.hpp"
+#include "yolo_io/platform.hpp"
 
 namespace yolo_io::bindings {
 
@@ -265,14 +262,11 @@ void register_weights(py::module_& m) {
             [](const PyMapping& s) -> py::object {
                 // (st_dev, st_ino) of the very file mapped (its kept descriptor, even
                 // after its name was replaced); None for a private copy.
-                const int fd = s.file->reopen();
-                if (fd < 0) return py::none();
-                struct stat st {};
-                const int rc = ::fstat(fd, &st);
-                ::close(fd);
-                if (rc != 0) return py::none();
-                return py::make_tuple(static_cast<std::uint64_t>(st.st_dev),
-                                      static_cast<std::uint64_t>(st.st_ino));
+                const platform::UniqueFd fd(s.file->reopen());
+                if (fd.get() < 0) return py::none();
+                platform::FileInfo info;
+                if (!platform::try_stat_fd(fd.get(), info)) return py::none();
+                return py::make_tuple(info.device, info.inode);
             },
             "(st_dev, st_ino) of the mapped file, or None for a private copy.");
 
@@ -368,9 +362,7 @@ void register_weights(py::module_& m) {
         "_shrink_before_fusion_reads",
         [](const std::filesystem::path& path, std::int64_t size) {
             set_fusion_read_hook([file = path.string(), size] {
-                if (::truncate(file.c_str(), static_cast<off_t>(size)) != 0) {
-                    throw std::system_error(errno, std::generic_category(), file);
-                }
+                platform::truncate_path(file, size);
             });
         },
         py::arg("path"), py::arg("size"),

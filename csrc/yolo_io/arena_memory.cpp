@@ -1,10 +1,10 @@
 #include "yolo_io/arena_memory.hpp"
 
-#include <sys/mman.h>
-
 #include <cstdint>
 #include <mutex>
 #include <new>
+
+#include "yolo_io/platform.hpp"
 
 namespace yolo_io {
 
@@ -26,13 +26,14 @@ ArenaCache& arena_cache() {
 }
 
 void arena_unmap(ArenaBlock block) noexcept {
-    if (block.data != nullptr) ::munmap(block.data, block.size);
+    if (block.data != nullptr) platform::unmap(block.data, block.size);
 }
 
 ArenaBlock arena_map_fresh(std::size_t bytes) {
     if (bytes < kArenaHuge) {
-        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED) throw std::bad_alloc();
+        int error = 0;
+        void* p = platform::map_anonymous(bytes, error);
+        if (p == nullptr) throw std::bad_alloc();
         return {p, bytes};
     }
     // A whole number of huge pages. The kernel places an anonymous mapping of
@@ -40,11 +41,11 @@ ArenaBlock arena_map_fresh(std::size_t bytes) {
     // it by hand, as before, cost two munmap calls per arena, and each can
     // wait for the other cores to flush their TLBs.
     const std::size_t size = (bytes + kArenaHuge - 1) / kArenaHuge * kArenaHuge;
-    void* data = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (data == MAP_FAILED) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-    ::madvise(data, size, MADV_HUGEPAGE);  // one fault and one zeroing per 2 MB
-#endif
+    int error = 0;
+    void* data = platform::map_anonymous(size, error);
+    if (data == nullptr) throw std::bad_alloc();
+    // One fault and one zeroing per 2 MB (Linux; a no-op elsewhere).
+    platform::advise(data, size, platform::Advice::huge_page);
     return {data, size};
 }
 
@@ -76,12 +77,11 @@ void arena_release(ArenaBlock block) noexcept {
         arena_unmap(block);
         return;
     }
-#ifdef MADV_FREE
     // Before the block is in the cache, where another thread may take it:
     // the kernel may take the pages back under memory pressure (reuse then
-    // faults in zeroed pages, as a fresh mapping would).
-    ::madvise(block.data, block.size, MADV_FREE);
-#endif
+    // faults in zeroed pages, as a fresh mapping would). A no-op without
+    // MADV_FREE.
+    platform::advise(block.data, block.size, platform::Advice::free);
     ArenaBlock old = block;  // unmapped below: the block itself without a user
     {
         ArenaCache& c = arena_cache();

@@ -1,7 +1,6 @@
 #include "yolo_io/cfg.hpp"
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <cstdio>
 #include <cstdlib>
@@ -11,11 +10,8 @@
 
 #include "yolo_io/errors.hpp"
 #include "yolo_io/mapped_file.hpp"
+#include "yolo_io/platform.hpp"
 #include "yolo_io/sniff.hpp"
-
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace yolo_io {
 
@@ -134,20 +130,21 @@ bool starts_like_cfg(std::string_view head) {
 }
 
 std::string read_text_file(const std::string& path) {
-    struct stat st {};
-    const UniqueFd fd = open_checked(path, st, [&](const struct stat& s) {
-        if (S_ISFIFO(s.st_mode)) return;  // a pipe (<(...)) or a named FIFO: read as a stream
-        if (const char* kind = special_file_kind(s.st_mode)) {
+    platform::FileInfo st;
+    const platform::UniqueFd fd = open_checked(path, st, [&](const platform::FileInfo& s) {
+        // A pipe (<(...)) or a named FIFO: read as a stream.
+        if (s.type == platform::FileType::fifo) return;
+        if (const char* kind = special_file_kind(s.type)) {
             throw CfgError(path + " is " + kind + ", not a regular file: a .cfg is read from a "
                                   "file or a pipe (pass its text to parse_cfg() to read it from "
                                   "elsewhere)",
                            path, 0);
         }
     });
-    if (S_ISFIFO(st.st_mode)) {
+    if (st.type == platform::FileType::fifo) {
         // Reads block from here: a pipe's writer is on its way (<(curl ...));
         // a FIFO that no one has opened for writing reads as empty.
-        ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+        platform::set_blocking(fd.get());
     }
     auto too_large = [&](std::int64_t bytes) {
         return CfgError(path + " is " + std::to_string(bytes) + " bytes or more, more than the " +
@@ -155,9 +152,9 @@ std::string read_text_file(const std::string& path) {
                             "largest darknet cfgs are tens of kilobytes): is it a cfg?",
                         path, 0);
     };
-    if (st.st_size > kMaxCfgBytes) throw too_large(st.st_size);  // 0 for a pipe
+    if (st.size > kMaxCfgBytes) throw too_large(st.size);  // 0 for a pipe
     // One byte more than fstat() said, to see a file that grew since.
-    std::string out(static_cast<std::size_t>(st.st_size) + 1, '\0');
+    std::string out(static_cast<std::size_t>(st.size) + 1, '\0');
     std::size_t have = 0;
     for (;;) {
         if (have == out.size()) {
@@ -166,11 +163,10 @@ std::string read_text_file(const std::string& path) {
             }
             out.resize(std::min(out.size() * 2, static_cast<std::size_t>(kMaxCfgBytes) + 1));
         }
-        const ssize_t got = ::read(fd.get(), out.data() + have, out.size() - have);
-        if (got < 0 && errno == EINTR) continue;
-        if (got < 0) throw std::system_error(errno, std::generic_category(), path);
+        const std::size_t got = platform::read_some(fd.get(), out.data() + have,
+                                                    out.size() - have, path);
         if (got == 0) break;
-        have += static_cast<std::size_t>(got);
+        have += got;
     }
     out.resize(have);
     return out;

@@ -3,8 +3,7 @@
 #include "yolo_io/arena_memory.hpp"
 #include "yolo_io/errors.hpp"
 #include "yolo_io/parallel.hpp"
-
-#include <sys/mman.h>
+#include "yolo_io/platform.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -55,11 +54,9 @@ OwnedArray allocate(std::vector<i64> shape, DType dtype) {
     const auto bytes = static_cast<std::size_t>(n * dtype_size(dtype));
     void* p = nullptr;
     if (bytes >= kLargeOutput) {
-        if (::posix_memalign(&p, kHugePage, bytes) != 0) p = nullptr;
-#ifdef MADV_HUGEPAGE
+        p = platform::allocate_aligned(kHugePage, bytes);
         const std::size_t whole = bytes / kHugePage * kHugePage;
-        if (p != nullptr && whole > 0) ::madvise(p, whole, MADV_HUGEPAGE);
-#endif
+        if (p != nullptr && whole > 0) platform::advise(p, whole, platform::Advice::huge_page);
     } else {
         p = std::malloc(bytes + 1);
     }
@@ -281,7 +278,7 @@ FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
             throw std::invalid_argument("run_fused_parallel: plans of several files");
         }
     }
-    const UniqueFd reopened(file != nullptr ? file->reopen() : -1);
+    const platform::UniqueFd reopened(file != nullptr ? file->reopen() : -1);
     const int fd = reopened.get();
     std::vector<FusionSource> sources(fd >= 0 ? plans.size() : 0);
     for (std::size_t k = 0; k < sources.size(); ++k) {

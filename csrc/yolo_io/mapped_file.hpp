@@ -1,51 +1,28 @@
 // RAII read-only memory mapping of a whole file.
 #pragma once
 
-#include <sys/stat.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
 
-struct iovec;
+#include "yolo_io/platform.hpp"
 
 namespace yolo_io {
-
-// A file descriptor, closed when it goes out of scope (-1: none).
-class UniqueFd {
-  public:
-    explicit UniqueFd(int fd) noexcept : fd_(fd) {}
-    ~UniqueFd();
-    UniqueFd(UniqueFd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-    UniqueFd(const UniqueFd&) = delete;
-    UniqueFd& operator=(const UniqueFd&) = delete;
-    UniqueFd& operator=(UniqueFd&&) = delete;
-    int get() const noexcept { return fd_; }
-    // Gives up the descriptor: the caller closes it.
-    int release() noexcept {
-        const int fd = fd_;
-        fd_ = -1;
-        return fd;
-    }
-
-  private:
-    int fd_;
-};
 
 // What a file that is not a regular file is, in words for a message ("a FIFO
 // (named pipe)", "a character device", ...); nullptr for a regular file or a
 // directory (which the callers report as EISDIR).
-const char* special_file_kind(unsigned mode) noexcept;
+const char* special_file_kind(platform::FileType type) noexcept;
 
 // Opens `path` read-only to read its bytes. A directory is EISDIR and any
 // other failure a std::system_error naming the path. `check` throws to
 // refuse a kind of file: it runs on the path's stat() before the open, since
 // opening a device can have effects of its own, and again on the opened
 // file's fstat(), in case the path was replaced in between. The open does
-// not block on a FIFO (O_NONBLOCK). `st` is the opened file's fstat().
-UniqueFd open_checked(const std::string& path, struct stat& st,
-                      const std::function<void(const struct stat&)>& check);
+// not block on a FIFO (O_NONBLOCK). `info` is the opened file's fstat().
+platform::UniqueFd open_checked(const std::string& path, platform::FileInfo& info,
+                                const std::function<void(const platform::FileInfo&)>& check);
 
 class MappedFile {
   public:
@@ -92,8 +69,8 @@ class MappedFile {
     // a FormatError, an I/O error a std::system_error naming the file.
     void read_at(int fd, std::uint8_t* into, std::size_t want, std::int64_t at) const;
     // The same into several buffers that follow each other in the file
-    // (preadv; the iovecs are consumed).
-    void read_at(int fd, struct iovec* iov, int count, std::int64_t at) const;
+    // (preadv; the buffers are consumed).
+    void read_at(int fd, platform::IoBuffer* buffers, int count, std::int64_t at) const;
 
   private:
     std::string path_;

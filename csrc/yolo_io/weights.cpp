@@ -1,9 +1,5 @@
 #include "yolo_io/weights.hpp"
 
-#include <sys/mman.h>
-#include <sys/uio.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstring>
 #include <limits>
@@ -14,6 +10,7 @@
 #include "yolo_io/cfg.hpp"
 #include "yolo_io/errors.hpp"
 #include "yolo_io/parallel.hpp"
+#include "yolo_io/platform.hpp"
 #include "yolo_io/safetensors.hpp"
 #include "yolo_io/writer.hpp"
 
@@ -316,11 +313,11 @@ Weights::Weights(std::shared_ptr<const Config> config, const SafetensorsFile& fi
 
 void Weights::evict(int i) const noexcept {
     if (!loaded(i) || nbytes(i) == 0 || file_->copied()) return;
-    const auto page = static_cast<std::int64_t>(::sysconf(_SC_PAGESIZE));
+    const std::int64_t page = platform::page_size();
     const std::int64_t begin = offsets_[static_cast<std::size_t>(i)] / page * page;
     const std::int64_t end = offsets_[static_cast<std::size_t>(i)] + nbytes(i);
-    ::madvise(const_cast<std::uint8_t*>(file_->data()) + begin,
-              static_cast<std::size_t>(end - begin), MADV_DONTNEED);
+    platform::advise(const_cast<std::uint8_t*>(file_->data()) + begin,
+                     static_cast<std::size_t>(end - begin), platform::Advice::dont_need);
 }
 
 void Weights::check_held(int first, int last) const {
@@ -398,7 +395,7 @@ void Weights::copy_params(const std::vector<ParamCopy>& copies, int threads) con
     constexpr std::size_t kMaxBuffers = 64;
     struct Part {
         std::int64_t at;
-        std::vector<struct iovec> buffers;
+        std::vector<platform::IoBuffer> buffers;
     };
     std::sort(pieces.begin(), pieces.end(),
               [](const Piece& a, const Piece& b) { return a.at < b.at; });
@@ -428,7 +425,7 @@ void Weights::copy_params(const std::vector<ParamCopy>& copies, int threads) con
         if (end > now && (short_layer < 0 || c.layer < short_layer)) short_layer = c.layer;
     }
     if (short_layer >= 0) check_held(short_layer, short_layer + 1);
-    const UniqueFd reopened(file_->reopen());
+    const platform::UniqueFd reopened(file_->reopen());
     const int fd = reopened.get();
     for_each_in_turn(parts.size(), threads, [&](std::size_t k, std::size_t) {
         Part& part = parts[k];
@@ -438,10 +435,10 @@ void Weights::copy_params(const std::vector<ParamCopy>& copies, int threads) con
         }
         // No descriptor to spare (EMFILE): from the mapping, checked first.
         std::int64_t at = part.at;
-        for (const struct iovec& buffer : part.buffers) {
-            const auto len = static_cast<std::int64_t>(buffer.iov_len);
+        for (const platform::IoBuffer& buffer : part.buffers) {
+            const auto len = static_cast<std::int64_t>(buffer.size);
             file_->check_holds(at, at + len, [] { return std::string("a parameter"); });
-            std::memcpy(buffer.iov_base, file_->data() + at, buffer.iov_len);
+            std::memcpy(buffer.data, file_->data() + at, buffer.size);
             at += len;
         }
     });

@@ -1,10 +1,5 @@
 #include "yolo_io/writer.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
@@ -19,6 +14,7 @@
 
 #include "yolo_io/errors.hpp"
 #include "yolo_io/mapped_file.hpp"
+#include "yolo_io/platform.hpp"
 
 namespace yolo_io {
 
@@ -41,9 +37,9 @@ std::string folder_of(const std::string& path) {
 // applied by open(): reading the umask would need umask(), which sets it for
 // every thread of the process at once).
 int replaced_file_mode(const std::string& target) {
-    struct stat st {};
-    if (::stat(target.c_str(), &st) == 0 && S_ISREG(st.st_mode)) {
-        return static_cast<int>(st.st_mode & 0777);
+    platform::FileInfo info;
+    if (platform::try_stat_path(target, info) && info.type == platform::FileType::regular) {
+        return static_cast<int>(info.mode & 0777U);
     }
     return -1;
 }
@@ -142,11 +138,13 @@ void copy_from_descriptor(int fd, const MappedFile& file, std::int64_t begin, st
 }  // namespace
 
 AtomicFile::AtomicFile(std::string target) : target_(std::move(target)) {
-    struct stat st {};
-    if (::stat(target_.c_str(), &st) == 0) {
-        if (S_ISDIR(st.st_mode)) fail(EISDIR, target_);
+    platform::FileInfo info;
+    if (platform::try_stat_path(target_, info)) {
+        if (info.type == platform::FileType::directory) fail(EISDIR, target_);
         // A device, FIFO or socket would be replaced by the rename: refused.
-        if (!S_ISREG(st.st_mode)) fail(EINVAL, target_ + " is not a regular file");
+        if (info.type != platform::FileType::regular) {
+            fail(EINVAL, target_ + " is not a regular file");
+        }
     }
     const int replaced_mode = replaced_file_mode(target_);
     std::random_device rd;
@@ -160,16 +158,17 @@ AtomicFile::AtomicFile(std::string target) : target_(std::move(target)) {
         std::snprintf(name, sizeof name, ".yolo_io-%08x%08x.tmp", static_cast<unsigned>(rd()),
                       static_cast<unsigned>(rd()));
         temp_ = folder + (folder == "/" ? "" : "/") + name;
-        fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        const int err = platform::create_new(temp_, fd_);
         if (fd_ >= 0) break;
-        if (errno != EEXIST) fail(errno, target_ + " (creating the temporary file " + temp_ + ")");
+        if (err != EEXIST) fail(err, target_ + " (creating the temporary file " + temp_ + ")");
     }
     if (fd_ < 0) fail(EEXIST, temp_);
-    // O_CREAT applied the umask; a replaced file keeps its own mode exactly.
-    if (replaced_mode >= 0 && ::fchmod(fd_, static_cast<mode_t>(replaced_mode)) != 0) {
-        const int err = errno;
-        abort();
-        fail(err, target_);
+    // create_new() applied the umask; a replaced file keeps its own mode exactly.
+    if (replaced_mode >= 0) {
+        if (const int err = platform::set_mode(fd_, static_cast<unsigned>(replaced_mode))) {
+            abort();
+            fail(err, target_);
+        }
     }
 }
 
@@ -177,36 +176,25 @@ AtomicFile::~AtomicFile() { abort(); }
 
 void AtomicFile::abort() noexcept {
     if (fd_ >= 0) {
-        ::close(fd_);
+        platform::UniqueFd(fd_).close();
         fd_ = -1;
-        ::unlink(temp_.c_str());
+        platform::remove(temp_);
     }
 }
 
 void AtomicFile::write(const void* data, std::size_t n) {
     if (fd_ < 0) throw std::logic_error("write() after commit() or abort()");
-    const auto* p = static_cast<const char*>(data);
-    while (n > 0) {
-        const std::size_t chunk = std::min<std::size_t>(n, std::size_t{1} << 30);
-        const ssize_t got = ::write(fd_, p, chunk);
-        if (got < 0) {
-            if (errno == EINTR) continue;
-            const int err = errno;
-            abort();
-            fail(err, target_);
-        }
-        p += got;
-        n -= static_cast<std::size_t>(got);
-        written_ += got;
+    if (const int err = platform::write_all(fd_, data, n)) {
+        abort();
+        fail(err, target_);
     }
+    written_ += static_cast<std::int64_t>(n);
 }
 
 void AtomicFile::extend_to(std::int64_t size) {
     if (fd_ < 0) throw std::logic_error("extend_to() after commit() or abort()");
     if (size < written_) throw std::invalid_argument("extend_to() cannot shrink the file");
-    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0 ||
-        ::lseek(fd_, static_cast<off_t>(size), SEEK_SET) < 0) {
-        const int err = errno;
+    if (const int err = platform::resize_and_seek(fd_, size)) {
         abort();
         fail(err, target_);
     }
@@ -216,24 +204,20 @@ void AtomicFile::extend_to(std::int64_t size) {
 void AtomicFile::commit() {
     if (fd_ < 0) throw std::logic_error("commit() after commit() or abort()");
     // Owned here from now on: a failed fsync closes it too.
-    UniqueFd fd(fd_);
+    platform::UniqueFd fd(fd_);
     fd_ = -1;
-    if (::fsync(fd.get()) != 0 || ::close(fd.release()) != 0) {
-        const int err = errno;
-        ::unlink(temp_.c_str());
+    int err = platform::sync(fd.get());
+    if (err == 0) err = fd.close();
+    if (err != 0) {
+        platform::remove(temp_);
         fail(err, target_);
     }
-    if (::rename(temp_.c_str(), target_.c_str()) != 0) {
-        const int err = errno;
-        ::unlink(temp_.c_str());
-        fail(err, target_);
+    if (const int renamed = platform::replace(temp_, target_)) {
+        platform::remove(temp_);
+        fail(renamed, target_);
     }
     // The rename itself is durable once the folder is synced.
-    const int dir = ::open(folder_of(target_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir >= 0) {
-        ::fsync(dir);
-        ::close(dir);
-    }
+    platform::sync_folder(folder_of(target_));
 }
 
 std::string header_bytes(std::int64_t major64, std::int64_t minor64, std::int64_t revision64,
@@ -308,7 +292,7 @@ void write_mapped_layers(const Weights& source, int layers, AtomicFile& out,
     // A truncated file: the error names the first layer it no longer holds
     // (read_at still catches one truncated meanwhile).
     source.check_held(0, n);
-    const UniqueFd fd(file.reopen());
+    const platform::UniqueFd fd(file.reopen());
     if (fd.get() >= 0) {
         copy_from_descriptor(fd.get(), file, begin, end, out, progress);
         return;
@@ -318,26 +302,26 @@ void write_mapped_layers(const Weights& source, int layers, AtomicFile& out,
     // checked to be still in the file first.
     const auto* base = file.data();
     constexpr std::int64_t kPart = std::int64_t{16} << 20;
-    const auto page = static_cast<std::int64_t>(::sysconf(_SC_PAGESIZE));
+    const std::int64_t page = platform::page_size();
     for (std::int64_t at = begin; at < end; at += kPart) {
         const std::int64_t len = std::min(kPart, end - at);
         const std::int64_t from = at / page * page;
         file.check_holds(at, at + len, [] { return std::string("the layers' data"); });
-#ifdef MADV_POPULATE_READ
         // Fault the part in with one call (Linux 5.14+), not one fault per
         // page as write() touches it: on first use, the difference is ~2x.
         // Older kernels refuse it (EINVAL) and write() faults as before.
-        ::madvise(const_cast<std::uint8_t*>(base) + from,
-                  static_cast<std::size_t>(at + len - from), MADV_POPULATE_READ);
-#endif
+        platform::advise(const_cast<std::uint8_t*>(base) + from,
+                         static_cast<std::size_t>(at + len - from),
+                         platform::Advice::populate_read);
         out.write(base + at, static_cast<std::size_t>(len));
         // Written: drop the part from this process's resident set, so that
         // saving a large model does not grow RSS by the file's size. The pages
         // stay in the page cache; a later access maps them again. Not for a
         // private copy (load(copy=True)), whose pages it would zero.
         if (!file.copied()) {
-            ::madvise(const_cast<std::uint8_t*>(base) + from,
-                      static_cast<std::size_t>(at + len - from), MADV_DONTNEED);
+            platform::advise(const_cast<std::uint8_t*>(base) + from,
+                             static_cast<std::size_t>(at + len - from),
+                             platform::Advice::dont_need);
         }
         if (progress) progress(out.written());
     }
