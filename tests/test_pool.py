@@ -221,6 +221,37 @@ time.sleep({wait})
     assert (child.returncode, child.stderr) == (0, "")
 
 
+DAEMON_CALLS = {
+    "fused_all": "r = net.fused_all(threads=2, layout='HWIO', dtype='float16'); del r",
+    "a walk": "[layer.fused(threads=2) for layer in net if layer.fusion]",
+    "fuse_into": "net.fuse_into(targets, threads=2)",
+}
+
+
+@pytest.mark.parametrize("call", DAEMON_CALLS)
+def test_the_process_exits_with_daemon_threads_in_calls(yolov4: tuple[Path, Path], call: str) -> None:
+    """The interpreter exits while daemon threads are inside the core: CPython
+    ends each with pthread_exit when it takes the GIL back, and that unwind
+    must pass the bindings' GIL release (pybind11's noexcept one made it
+    std::terminate: exit status 134, "terminate called without an active
+    exception", in 13 of 15 runs)."""
+    code = f"""
+import threading, time
+import numpy as np
+targets = {{i: (np.empty(w.shape, w.dtype), np.empty(b.shape, b.dtype))
+           for i, (w, b) in net.fused_all().items()}}
+def loop():
+    while True:
+        {DAEMON_CALLS[call]}
+for _ in range(2):
+    threading.Thread(target=loop, daemon=True).start()
+time.sleep(0.5)
+"""
+    for _ in range(3):
+        child = run_child(code, yolov4)
+        assert (child.returncode, child.stderr) == (0, ""), child.stderr[-2000:]
+
+
 def test_a_huge_threads_value_asks_only_for_what_the_pool_has(tiny: tuple[Path, Path]) -> None:
     """threads= is capped at the pool's cap + 1 before anything is sized by
     it: the bulk call kept a report, a buffer pointer and its capacity per

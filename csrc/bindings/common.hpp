@@ -18,6 +18,23 @@ namespace py = pybind11;
 
 namespace yolo_io::bindings {
 
+// Releases the GIL around a core call, as py::gil_scoped_release does, but
+// its destructor may throw. A daemon thread that takes the GIL back while the
+// interpreter is finalizing is ended by CPython with pthread_exit, whose
+// forced unwind runs up through this destructor; through pybind11's noexcept
+// one it became std::terminate, an abort at exit while a daemon thread was in
+// a call (tests/test_pool.py). pybind11's dispatcher lets the unwind pass.
+class GilRelease {
+public:
+    GilRelease() : state_(PyEval_SaveThread()) {}
+    ~GilRelease() noexcept(false) { PyEval_RestoreThread(state_); }
+    GilRelease(const GilRelease&) = delete;
+    GilRelease& operator=(const GilRelease&) = delete;
+
+private:
+    PyThreadState* state_;
+};
+
 // Python holder of a parsed config (pybind11 holders cannot be shared_ptr<const T>).
 struct PyConfig {
     std::shared_ptr<const Config> ptr;

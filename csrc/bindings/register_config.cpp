@@ -230,7 +230,7 @@ void register_config(py::module_& m) {
         [](const std::filesystem::path& path) {
             std::string text;
             {
-                py::gil_scoped_release release;  // a pipe's writer may take its time
+                GilRelease release;  // a pipe's writer may take its time
                 text = read_text_file(path.string());
             }
             return PyConfig{parse_config(text, path.string())};

@@ -24,7 +24,7 @@ void register_safetensors(py::module_& m) {
         .def(py::init([](const std::filesystem::path& path, bool copy) {
                  std::shared_ptr<const MappedFile> mapped;
                  {
-                     py::gil_scoped_release release;  // copy=True reads the whole file
+                     GilRelease release;  // copy=True reads the whole file
                      mapped = std::make_shared<const MappedFile>(path.string(), copy);
                  }
                  return PySafetensors{std::make_shared<const SafetensorsFile>(mapped)};

@@ -69,7 +69,7 @@ py::tuple fused(const PyWeights& self, std::int64_t index, const std::optional<s
         w.config().layers[static_cast<std::size_t>(i)], layout.value_or(""), dtype, flatten, fuse);
     FusedLayer f;
     {
-        py::gil_scoped_release release;
+        GilRelease release;
         f = fuse_layer(w, i, options, threads);
     }
     return py::make_tuple(to_numpy(std::move(f.weights)), to_numpy(std::move(f.biases)),
@@ -92,7 +92,7 @@ py::tuple fused_all(const PyWeights& self, const std::optional<std::string>& con
                            fuse);
     auto arena = std::make_unique<Arena>();
     {
-        py::gil_scoped_release release;
+        GilRelease release;
         *arena = fuse_network(*self.weights, options, threads, first, last);
     }
     std::uint8_t* base = arena->data.get();
@@ -182,7 +182,7 @@ std::int64_t fuse_into(const PyWeights& self, const py::dict& targets,
     }
     FuseReport r;
     {
-        py::gil_scoped_release release;
+        GilRelease release;
         r = run_fused_parallel(plans, outputs, threads);
     }
     return r.overflow;
@@ -238,7 +238,7 @@ void read_params_into(const PyWeights& self, const py::list& targets, int thread
         copies.push_back({i, k, a.mutable_data()});
         keep.push_back(a);
     }
-    py::gil_scoped_release release;
+    GilRelease release;
     w.copy_params(copies, threads);
 }
 
@@ -275,7 +275,7 @@ void register_weights(py::module_& m) {
                          bool copy) {
                  std::shared_ptr<const MappedFile> file;
                  {
-                     py::gil_scoped_release release;  // copy=True reads the whole file
+                     GilRelease release;  // copy=True reads the whole file
                      file = std::make_shared<const MappedFile>(path.string(), copy);
                  }
                  return wrap_weights(std::make_shared<const Weights>(config.ptr, file, partial));

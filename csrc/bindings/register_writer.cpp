@@ -23,7 +23,7 @@ void register_writer(py::module_& m) {
                     throw std::invalid_argument("write() takes a contiguous 1-d buffer");
                 }
                 const auto n = static_cast<std::size_t>(info.size * info.itemsize);
-                py::gil_scoped_release release;
+                GilRelease release;
                 f.write(info.ptr, n);
             },
             py::arg("data"), "Appends the bytes of a contiguous buffer.")
@@ -37,7 +37,7 @@ void register_writer(py::module_& m) {
                     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
                     if (!progress.is_none()) progress(written);
                 };
-                py::gil_scoped_release release;
+                GilRelease release;
                 write_mapped_layers(*source.weights, layers, f, report);
             },
             py::arg("source"), py::arg("layers"), py::arg("progress") = py::none(),
@@ -47,7 +47,7 @@ void register_writer(py::module_& m) {
              "Extends the file to `size` bytes with zeros (a hole where the file system "
              "allows it).")
         .def_property_readonly("written", &AtomicFile::written)
-        .def("commit", &AtomicFile::commit, py::call_guard<py::gil_scoped_release>(),
+        .def("commit", &AtomicFile::commit, py::call_guard<GilRelease>(),
              "fsync, rename over the target, fsync the folder.")
         .def("abort", &AtomicFile::abort, "Removes the temporary file.");
 
