@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import corpus_model
+from test_memory import run as run_measured
 
 import yolo_io
 from yolo_io import _core
@@ -258,27 +259,18 @@ def test_a_huge_threads_value_asks_only_for_what_the_pool_has(tiny: tuple[Path, 
     requested thread (24 bytes each: threads=2**31 - 1 took 24 GB and the
     OOM killer; 2**24, 384 MB). Peak resident growth in a child process."""
     code = """
-def status(key):
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key):
-                return int(line.split()[1]) * 1024
-    return 0
+import numpy as np
 first = next(layer.index for layer in net if layer.fusion)
 expected = [net[first].fused(threads=1), net.fused_all(threads=1)]
-with open("/proc/self/clear_refs", "w") as f:
-    f.write("5")
-before = status("VmRSS:")
-got = [net[first].fused(threads=1 << 24), net.fused_all(threads=1 << 24)]
-grown = status("VmHWM:") - before
-import numpy as np
+got = []
+out["grown"] = peak_growth(lambda: got.extend(
+    [net[first].fused(threads=1 << 24), net.fused_all(threads=1 << 24)]))
 same = all(np.array_equal(a, b) for a, b in zip(expected[0], got[0]))
-same = same and all(np.array_equal(x, y) for i in expected[1] for x, y in zip(expected[1][i], got[1][i]))
-print(json.dumps({"grown": grown, "same": same, "stats": _core._pool_stats()}))
+out["same"] = same and all(np.array_equal(x, y) for i in expected[1]
+                           for x, y in zip(expected[1][i], got[1][i]))
+out["stats"] = _core._pool_stats()
 """
-    proc = run_child(code, tiny)
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout.splitlines()[-1])
+    out = run_measured(tiny, code)
     assert out["same"], out
     assert out["stats"]["started"] <= out["stats"]["cap"], out
     # fused_all's result itself is 24 MB (yolov4-tiny).
