@@ -253,6 +253,23 @@ time.sleep(0.5)
         assert (child.returncode, child.stderr) == (0, ""), child.stderr[-2000:]
 
 
+def test_a_core_call_in_an_atexit_callback_still_runs(yolov4: tuple[Path, Path]) -> None:
+    """Threads coming back from the core at exit sleep until the process ends,
+    but not the exiting thread itself: a callback that atexit runs after the
+    module's own (registered before yolo_io was imported) gets its result."""
+    code = f"""
+import atexit, sys
+def late():
+    print(len(net.fused_all(threads=2)))
+atexit.register(late)
+import yolo_io
+net = yolo_io.load({str(yolov4[0])!r}, {str(yolov4[1])!r})
+"""
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert (child.returncode, child.stderr, child.stdout.strip()) == (0, "", "110")
+
+
 def test_a_huge_threads_value_asks_only_for_what_the_pool_has(tiny: tuple[Path, Path]) -> None:
     """threads= is capped at the pool's cap + 1 before anything is sized by
     it: the bulk call kept a report, a buffer pointer and its capacity per

@@ -7,8 +7,11 @@
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string_view>
+#include <thread>
 
 #include "yolo_io/mapped_file.hpp"
 #include "yolo_io/model.hpp"
@@ -18,22 +21,63 @@ namespace py = pybind11;
 
 namespace yolo_io::bindings {
 
-// Releases the GIL around a core call, as py::gil_scoped_release does, but
-// its destructor may throw. A daemon thread that takes the GIL back while the
-// interpreter is finalizing is ended by CPython with pthread_exit, whose
-// forced unwind runs up through this destructor; through pybind11's noexcept
-// one it became std::terminate, an abort at exit while a daemon thread was in
-// a call (tests/test_pool.py). pybind11's dispatcher lets the unwind pass.
+// Threads coming back from the core once the interpreter exits. CPython ends
+// a daemon thread that takes the GIL back while the interpreter is finalizing
+// with pthread_exit, whose forced unwind ran up through pybind11's noexcept
+// gil_scoped_release into std::terminate, or through a py::object's
+// destructor without the GIL: an abort at exit while a daemon thread was in a
+// call (tests/test_pool.py). So on_interpreter_exit(), an atexit callback
+// (module.cpp) that Python runs on the exiting thread before finalization,
+// raises g_interpreter_exiting; from then on a thread other than the exiting
+// one coming back from the core sleeps until the process ends, as CPython
+// 3.14 does with such threads itself. g_returning counts the threads between
+// that check and having the GIL back; the callback lets them finish before
+// finalization can begin, so none is left asking for the GIL.
+inline std::atomic<bool> g_interpreter_exiting{false};
+inline std::atomic<int> g_returning{0};
+inline std::thread::id g_exiting_thread;
+
+// Releases the GIL around a core call, as py::gil_scoped_release does, except
+// at exit (above).
 class GilRelease {
 public:
     GilRelease() : state_(PyEval_SaveThread()) {}
-    ~GilRelease() noexcept(false) { PyEval_RestoreThread(state_); }
+    // noexcept(false): should a thread still be ended by CPython (the
+    // callback's wait is bounded), its forced unwind passes.
+    ~GilRelease() noexcept(false) {
+        g_returning.fetch_add(1);
+        if (g_interpreter_exiting.load() && std::this_thread::get_id() != g_exiting_thread) {
+            g_returning.fetch_sub(1);
+            for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+        }
+        PyEval_RestoreThread(state_);
+        g_returning.fetch_sub(1);
+    }
     GilRelease(const GilRelease&) = delete;
     GilRelease& operator=(const GilRelease&) = delete;
 
 private:
     PyThreadState* state_;
 };
+
+// The atexit callback (GIL held). Both sides use sequentially consistent
+// operations: either a returning thread sees the flag, or this sees its count
+// and gives it the GIL until it is back. Bounded, so that a count left wrong
+// can never hang the exit.
+inline void on_interpreter_exit() {
+    g_exiting_thread = std::this_thread::get_id();
+    g_interpreter_exiting.store(true);
+    for (int i = 0; i < 1000 && g_returning.load() != 0; ++i) {
+        Py_BEGIN_ALLOW_THREADS
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        Py_END_ALLOW_THREADS
+    }
+}
+
+// A fork's child has none of its parent's other threads, so none returning.
+inline void after_fork_in_child() {
+    g_returning.store(0);
+}
 
 // Python holder of a parsed config (pybind11 holders cannot be shared_ptr<const T>).
 struct PyConfig {

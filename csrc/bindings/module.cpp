@@ -5,6 +5,13 @@
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "yolo_io's compiled core (private; use the yolo_io package).";
+    // Threads coming back from the core once the interpreter exits (common.hpp).
+    yolo_io::bindings::g_interpreter_exiting.store(false);
+    pybind11::module_::import("atexit").attr("register")(
+        pybind11::cpp_function(&yolo_io::bindings::on_interpreter_exit));
+    pybind11::module_::import("os").attr("register_at_fork")(
+        pybind11::arg("after_in_child") =
+            pybind11::cpp_function(&yolo_io::bindings::after_fork_in_child));
     yolo_io::bindings::register_errors(m);
     yolo_io::bindings::register_config(m);
     yolo_io::bindings::register_weights(m);
