@@ -28,25 +28,36 @@ namespace yolo_io::bindings {
 // destructor without the GIL: an abort at exit while a daemon thread was in a
 // call (tests/test_pool.py). So on_interpreter_exit(), an atexit callback
 // (module.cpp) that Python runs on the exiting thread before finalization,
-// raises g_interpreter_exiting; from then on a thread other than the exiting
-// one coming back from the core sleeps until the process ends, as CPython
-// 3.14 does with such threads itself. g_returning counts the threads between
-// that check and having the GIL back; the callback lets them finish before
-// finalization can begin, so none is left asking for the GIL.
+// raises g_interpreter_exiting. From then on a thread coming back from a call
+// it began before that sleeps until the process ends, as CPython 3.14 does
+// with such threads itself; g_returning counts the threads between that check
+// and having the GIL back, and the callback lets them finish, so none is left
+// asking for the GIL. A call begun after the flag (a thread that an atexit
+// callback starts and joins, say) returns as usual unless the interpreter is
+// already finalizing by then.
 inline std::atomic<bool> g_interpreter_exiting{false};
 inline std::atomic<int> g_returning{0};
 inline std::thread::id g_exiting_thread;
+
+inline bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing() != 0;
+#else
+    return _Py_IsFinalizing() != 0;
+#endif
+}
 
 // Releases the GIL around a core call, as py::gil_scoped_release does, except
 // at exit (above).
 class GilRelease {
 public:
-    GilRelease() : state_(PyEval_SaveThread()) {}
-    // noexcept(false): should a thread still be ended by CPython (the
-    // callback's wait is bounded), its forced unwind passes.
+    GilRelease() : began_at_exit_(g_interpreter_exiting.load()), state_(PyEval_SaveThread()) {}
+    // noexcept(false): should a thread still be ended by CPython, its forced
+    // unwind passes.
     ~GilRelease() noexcept(false) {
         g_returning.fetch_add(1);
-        if (g_interpreter_exiting.load() && std::this_thread::get_id() != g_exiting_thread) {
+        if (g_interpreter_exiting.load() && std::this_thread::get_id() != g_exiting_thread &&
+            (!began_at_exit_ || interpreter_finalizing())) {
             g_returning.fetch_sub(1);
             for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
         }
@@ -57,6 +68,7 @@ public:
     GilRelease& operator=(const GilRelease&) = delete;
 
 private:
+    bool began_at_exit_;
     PyThreadState* state_;
 };
 
