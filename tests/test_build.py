@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,13 @@ def test_pip_wheel_writes_nothing_into_the_checkout(tmp_path: Path) -> None:
         check=False, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert [w.suffix for w in wheels.iterdir()] == [".whl"]
+    with zipfile.ZipFile(next(wheels.iterdir())) as wheel:  # the license travels with it
+        names = wheel.namelist()
+        licenses = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        assert licenses, names
+        assert wheel.read(licenses[0]) == (ROOT / "LICENSE").read_bytes()
+        metadata = wheel.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+        assert b"License-Expression: MIT" in metadata
     assert file_set(copy) - before == set()
     assert before - file_set(copy) == set()
 
