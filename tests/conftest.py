@@ -16,9 +16,15 @@ import yolo_io
 from yolo_io.testing import write_weights
 
 # ../shared/cfg next to the checkout (the project's CI layout). A user's clone
-# does not have it: tests that need it skip with a message.
+# does not have it: tests that need it skip with a message. In CI
+# (YOLO_IO_CI=1, set by .ci/run) a missing corpus stops the run instead.
 SHARED_CFG = Path(__file__).resolve().parents[2] / "shared" / "cfg"
 CORPUS_REASON = f"the real-cfg corpus is not at {SHARED_CFG} (it lives beside the checkout in CI)"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("YOLO_IO_CI") and not any(SHARED_CFG.glob("*.cfg")):
+        raise pytest.UsageError(f"{CORPUS_REASON}; YOLO_IO_CI is set, so this is a failure")
 
 
 def corpus_model(tmp_path_factory: pytest.TempPathFactory, name: str,

@@ -177,3 +177,24 @@ def test_ci_builds_with_clang_and_werror_before_the_sanitizers() -> None:
                    "-Cbuild-dir=build/clang", ".clang-venv"):
         assert needed in script, needed
     assert ".clang-venv/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_a_missing_corpus_fails_the_run_in_ci(tmp_path: Path) -> None:
+    """The corpus tests skip on a user's clone, which has no ../shared/cfg;
+    under YOLO_IO_CI (.ci/run) the run stops with an error instead."""
+    tests = tmp_path / "checkout" / "tests"
+    tests.mkdir(parents=True)
+    shutil.copy2(ROOT / "tests" / "conftest.py", tests / "conftest.py")
+    (tests / "test_one.py").write_text("def test_one():\n    pass\n")
+
+    def run(**env: str) -> subprocess.CompletedProcess[str]:
+        environ = {k: v for k, v in os.environ.items() if k != "YOLO_IO_CI"} | env
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               str(tests)], capture_output=True, text=True, check=False,
+                              timeout=300, cwd=tmp_path, env=environ)
+
+    user = run()
+    assert user.returncode == 0, user.stdout + user.stderr
+    ci = run(YOLO_IO_CI="1")
+    assert ci.returncode == pytest.ExitCode.USAGE_ERROR, ci.stdout + ci.stderr
+    assert "the real-cfg corpus is not at" in ci.stderr and "YOLO_IO_CI is set" in ci.stderr
