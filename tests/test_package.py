@@ -120,3 +120,22 @@ def test_no_cfg_option_text_is_parsed_in_python() -> None:
                 if name in ("options", "net_options", "opts"):
                     found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
     assert not found, "\n".join(found)
+
+
+def test_darknets_bn_epsilon_is_written_once_in_the_core() -> None:
+    """darknet's batch-norm epsilon is kBnEpsilon in csrc/yolo_io/fuse.hpp,
+    read in Python as _core.BN_EPSILON: no Python code spells 1e-5 itself
+    (it was written in 9 places; issue 23). Docstrings and comments may."""
+    from yolo_io import _core
+
+    assert _core.BN_EPSILON == 1e-5
+    found = []
+    for path in sorted(Path(yolo_io.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value == 1e-5 and type(node.value) is float:
+                found.append(f"{path.name}:{node.lineno}")
+    assert not found, found
+    sources = [p for p in sorted((ROOT / "csrc").rglob("*.[ch]pp"))
+               if re.search(r"(?<![\w.])(1e-0?5|0?\.00001)(?![\d])",
+                            re.sub(r"//[^\n]*", "", p.read_text()))]
+    assert [p.relative_to(ROOT).as_posix() for p in sources] == ["csrc/yolo_io/fuse.hpp"]

@@ -1,5 +1,6 @@
 // yolo_io._core: table of contents. Each area registers itself.
 #include "common.hpp"
+#include "yolo_io/fuse.hpp"
 #include "yolo_io/kernels.hpp"
 #include "yolo_io/parallel.hpp"
 
@@ -12,6 +13,7 @@ PYBIND11_MODULE(_core, m) {
     pybind11::module_::import("os").attr("register_at_fork")(
         pybind11::arg("after_in_child") =
             pybind11::cpp_function(&yolo_io::bindings::after_fork_in_child));
+    m.attr("BN_EPSILON") = yolo_io::kBnEpsilon;
     yolo_io::bindings::register_errors(m);
     yolo_io::bindings::register_config(m);
     yolo_io::bindings::register_weights(m);

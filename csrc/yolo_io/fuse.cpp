@@ -35,7 +35,7 @@ ChannelFuse channel(const float* biases, const BatchNormSrc& bn, i64 f) {
         out.bias = b;
         return out;
     }
-    const double denom = std::sqrt(static_cast<double>(bn.variance[f]) + .00001);
+    const double denom = std::sqrt(static_cast<double>(bn.variance[f]) + kBnEpsilon);
     out.bias = static_cast<float>(
         static_cast<double>(b) -
         static_cast<double>(bn.scales[f]) * static_cast<double>(bn.mean[f]) / denom);

@@ -9,6 +9,11 @@
 
 namespace yolo_io {
 
+// darknet's batch-norm epsilon: sqrt(var + .00001) in fuse_conv_batchnorm
+// (network.c) and normalize_cpu (blas.c). The one place it is written;
+// Python reads it as yolo_io._core.BN_EPSILON.
+inline constexpr double kBnEpsilon = .00001;
+
 enum class DType { float32, float16, bfloat16 };
 // OIHW: darknet, PyTorch, ONNX. HWIO: TF/Keras Conv2D. OHWI: TFLite.
 // HWCM: Keras DepthwiseConv2D (H, W, C, multiplier); the same bytes as HWIO.

@@ -5,6 +5,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+BN_EPSILON: float
+
 class LayerInfo:
     @property
     def index(self) -> int: ...

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from ._attrs import DeconvolutionalAttrs, ImplicitAttrs, LocalAttrs, ShortcutAttrs
 from ._diagnose import Finding, LayerRef
+from ._fusion import BN_EPSILON
 from ._paths import PathArg, shown
 from ._progress import progress_bar
 
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BN_EPS", "MAX_BN_GAIN", "MAX_BN_SCALE", "doctor", "plot"]
 
-BN_EPS = 1e-5
+BN_EPS = BN_EPSILON
 """The epsilon darknet adds to the variance: ``sqrt(rolling_variance + .00001)``."""
 MAX_BN_GAIN = 1e4
 """A batch-norm channel whose gain ``|scales| / sqrt(rolling_variance + BN_EPS)``

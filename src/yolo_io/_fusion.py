@@ -13,12 +13,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from . import _core
 from ._errors import PrecisionWarning
 
 if TYPE_CHECKING:
     from ._config import CfgLayer
 
 Array = npt.NDArray[np.generic]
+
+BN_EPSILON: float = _core.BN_EPSILON
+"""darknet's batch-norm epsilon, ``gamma * (x - mean) / sqrt(var + eps) +
+beta``, as the core defines it (every fold uses this one value)."""
 
 
 def threads_arg(threads: int | None) -> int:
@@ -64,9 +69,9 @@ def bn_for_eps(layer: CfgLayer, params: Mapping[str, npt.NDArray[np.float32]], e
     """New (gamma, running_var) of ``layer``'s batch norm ``params`` for a
     framework whose BN adds ``eps``, so that it reproduces darknet's
     ``gamma * (x - mean) / sqrt(var + 1e-5) + beta`` (see Layer.bn_params)."""
-    if eps == 1e-5:  # darknet's own: the stored arrays, bit for bit
+    if eps == BN_EPSILON:  # darknet's own: the stored arrays, bit for bit
         return params["scales"].copy(), params["rolling_variance"].copy()
-    var = params["rolling_variance"].astype(np.float64) + 1e-5
+    var = params["rolling_variance"].astype(np.float64) + BN_EPSILON
     gamma = params["scales"].astype(np.float64)
     adjusted = var - eps
     bad = adjusted < 0
@@ -76,7 +81,7 @@ def bn_for_eps(layer: CfgLayer, params: Mapping[str, npt.NDArray[np.float32]], e
         channels = np.flatnonzero(bad)
         warnings.warn(
             PrecisionWarning(
-                f"layer {layer.index} ({layer.type}, line {layer.line}): rolling_variance + 1e-5 "
+                f"layer {layer.index} ({layer.type}, line {layer.line}): rolling_variance + {BN_EPSILON:g} "
                 f"< eps={eps} in {channels.size} channels "
                 f"({channels[:8].tolist()}): their variance is 0 and their scales are rescaled "
                 "instead"
@@ -113,7 +118,7 @@ def fold_bn(weights: npt.NDArray[np.float32], biases: npt.NDArray[np.float32],
     rolling_mean and rolling_variance), folded into one: darknet's
     arithmetic, in double, ``s = scales / sqrt(var + 1e-5)``,
     ``w' = w * s`` along ``out_axis``, ``b' = bn_biases + (b - mean) * s``."""
-    s = bn["scales"].astype(np.float64) / np.sqrt(bn["rolling_variance"].astype(np.float64) + 1e-5)
+    s = bn["scales"].astype(np.float64) / np.sqrt(bn["rolling_variance"].astype(np.float64) + BN_EPSILON)
     shape = [1] * weights.ndim
     shape[out_axis] = -1
     w = (weights.astype(np.float64) * s.reshape(shape)).astype(np.float32)

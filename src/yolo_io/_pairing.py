@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConversionError, ModelMismatchError
+from ._fusion import BN_EPSILON
 
 if TYPE_CHECKING:
     from ._config import CfgLayer, Config
@@ -67,7 +68,7 @@ class Part:
     sig: Signature | None
     shapes: dict[str, tuple[int, ...]]
     bias: bool = False
-    eps: float = 1e-5
+    eps: float = BN_EPSILON
     affine: bool = True
     obj: Any = None
     stride: tuple[int, int] | None = None  # a conv's (y, x)

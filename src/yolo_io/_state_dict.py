@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from ._attrs import BatchnormAttrs
 from ._errors import ConversionError
-from ._fusion import bn_for_eps, cast
+from ._fusion import BN_EPSILON, bn_for_eps, cast
 
 if TYPE_CHECKING:
     from ._config import Config
@@ -44,9 +44,10 @@ if TYPE_CHECKING:
 
 NAMINGS = ("yolo_io", "darknet2pytorch", "ultralytics")
 
-# BatchNorm epsilon of each naming's framework: darknet's 1e-5 for ours and
-# darknet2pytorch (torch's default); ultralytics builds BatchNorm2d(eps=1e-4).
-BN_EPS = {"yolo_io": 1e-5, "darknet2pytorch": 1e-5, "ultralytics": 1e-4}
+# BatchNorm epsilon of each naming's framework: darknet's for ours, and for
+# darknet2pytorch, whose BatchNorm2d keeps torch's default, the same 1e-5;
+# ultralytics builds BatchNorm2d(eps=1e-4).
+BN_EPS = {"yolo_io": BN_EPSILON, "darknet2pytorch": BN_EPSILON, "ultralytics": 1e-4}
 
 # Sections darknet2pytorch's create_network() adds a module for (by their
 # literal cfg name); any other section adds none and shifts later indices.
@@ -310,9 +311,9 @@ def from_state_dict(config: Config, state: Mapping[str, Any], *,
                 for name in names:
                     if prefix + name in state:
                         params[name] = take(prefix + name)
-        if "rolling_variance" in params and eps != 1e-5:
+        if "rolling_variance" in params and eps != BN_EPSILON:
             var = np.asarray(params["rolling_variance"]).astype(np.float64)
-            params["rolling_variance"] = (var + eps - 1e-5).astype(np.float32)
+            params["rolling_variance"] = (var + eps - BN_EPSILON).astype(np.float32)
         out[layer.index] = params
     extra = sorted(k for k in state if k not in used and not k.startswith("loss."))
     if extra:

@@ -74,6 +74,7 @@ from ._attrs import (
 )
 from ._config import CfgLayer, Config, parse
 from ._errors import ConversionError, YoloIOError
+from ._fusion import BN_EPSILON
 from ._network import Network, load
 from ._paths import PathArg, fs_path, shown
 
@@ -97,7 +98,7 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 
 _EXTRA = "pip install 'yolo_io[verify]' (onnx, onnxruntime, opencv-python-headless<5)"
 _DEFAULT_IMAGE = "skimage.data.astronaut()"
-_BN_EPS_DARKNET = 1e-5
+_BN_EPS_DARKNET = BN_EPSILON
 _BN_EPS_OPENCV = 1e-6
 _HEADS = ("yolo", "Gaussian_yolo", "region", "detection")
 # The OpenCV layer kind each darknet layer type emits first (None: a route,

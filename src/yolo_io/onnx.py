@@ -37,6 +37,7 @@ import numpy.typing as npt
 from . import _attrs as A
 from ._config import CfgLayer
 from ._errors import ConversionError
+from ._fusion import BN_EPSILON
 from ._network import Network, evict_behind
 from ._paths import PathArg, fs_path, shown
 from ._verify import LayerComparison, OutputComparison, Verification, verify
@@ -932,7 +933,7 @@ class _Builder:
         # double precision into y = x * k + m.
         p = self.params(layer.index)
         var = np.asarray(p["rolling_variance"], np.float64)
-        k = np.asarray(p["scales"], np.float64) / np.sqrt(var + 0.00001)
+        k = np.asarray(p["scales"], np.float64) / np.sqrt(var + BN_EPSILON)
         m = np.asarray(p["biases"], np.float64) - np.asarray(p["rolling_mean"], np.float64) * k
         dt = np.float16 if self.dtype == "float16" else np.float32
         kk = self.weight(k.astype(dt).reshape(1, -1, 1, 1), f"bn_k{layer.index}")

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._errors import ConversionError, ModelMismatchError, YoloIOError
-from ._fusion import bn_for_eps, fold_bn, threads_arg
+from ._fusion import BN_EPSILON, bn_for_eps, fold_bn, threads_arg
 from ._pairing import Model, Node, Pairing, Part, bn_past_partial_end, pair
 
 if TYPE_CHECKING:
@@ -619,7 +619,7 @@ def _plan_bn(plan: _Plan, layer: CfgLayer, src: _Source, part: Part, *,
         plan.read(layer, src, "rolling_mean", bn.running_mean, part.name + ".running_mean")
     else:
         plan.array(bn.running_mean, mean, part.name + ".running_mean", layer)
-    if part.eps == 1e-5:  # darknet's epsilon: the stored arrays as they are
+    if part.eps == BN_EPSILON:  # darknet's epsilon: the stored arrays as they are
         plan.read(layer, src, "scales", bn.weight, part.name + ".weight")
         plan.read(layer, src, "rolling_variance", bn.running_var, part.name + ".running_var")
     else:
