@@ -24,9 +24,15 @@ def test_stub_matches_the_module() -> None:
                     assert hasattr(cls, item.name), f"{node.name}.{item.name}"
         elif isinstance(node, ast.FunctionDef):
             assert callable(getattr(_core, node.name)), node.name
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            value = getattr(_core, node.target.id)
+            assert type(value).__name__ == ast.unparse(node.annotation), node.target.id
+    constants = {n.target.id for n in tree.body
+                 if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
     public = {n for n in dir(_core) if not n.startswith("_")}
-    stubbed = {n.name for n in tree.body
-               if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and not n.name.startswith("_")}
+    stubbed = constants | {n.name for n in tree.body
+                           if isinstance(n, (ast.ClassDef, ast.FunctionDef))
+                           and not n.name.startswith("_")}
     assert public == stubbed
 
 
