@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = README.parent / "docs"
 
 
 def test_first_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -24,8 +25,7 @@ def test_first_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
 
 def test_converter_example_prints_what_the_readme_says(capsys: pytest.CaptureFixture[str]) -> None:
-    text = README.read_text()
-    section = text[text.index("### For converter authors"):text.index("### Fusion, layouts")]
+    section = (DOCS / "converters.md").read_text()
     code = re.search(r"```python\n(.*?)```", section, re.DOTALL)
     printed = re.search(r"prints\n\n```\n(.*?)```", section, re.DOTALL)
     assert code is not None and printed is not None
@@ -34,7 +34,7 @@ def test_converter_example_prints_what_the_readme_says(capsys: pytest.CaptureFix
 
 
 def test_check_example_is_what_the_cli_prints(tmp_path: Path) -> None:
-    """The "My model does not load" block is the command's real output."""
+    """The block of docs/troubleshooting.md is the command's real output."""
     import os
     import shutil
     import subprocess
@@ -46,8 +46,7 @@ def test_check_example_is_what_the_cli_prints(tmp_path: Path) -> None:
 
     if not SHARED_CFG.is_dir():
         pytest.skip(CORPUS_REASON)
-    text = README.read_text()
-    section = text[text.index("## My model does not load"):]
+    section = (DOCS / "troubleshooting.md").read_text()
     block = re.search(r"```\n\$ (yolo-io .*?)\n(.*?)```", section, re.DOTALL)
     assert block is not None
     shutil.copy(SHARED_CFG / "yolov4.cfg", tmp_path / "yolov4.cfg")
@@ -63,7 +62,7 @@ def test_check_example_is_what_the_cli_prints(tmp_path: Path) -> None:
 
 
 def test_performance_tables_are_one_report_run() -> None:
-    """The tables of *Performance* are exactly what benchmarks/report.py makes
+    """The tables of docs/performance.md are exactly what benchmarks/report.py makes
     of the run kept in docs/benchmarks.json (so they come from one run), and
     the chart the README shows is there."""
     import importlib.util
@@ -75,32 +74,32 @@ def test_performance_tables_are_one_report_run() -> None:
         pytest.skip("benchmarks/report.py or docs/benchmarks.json is not in this checkout")
     report = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(report)
-    text = README.read_text()
+    text = (DOCS / "performance.md").read_text()
     block = re.search(r"<!-- report.py docs/benchmarks.json: begin -->\n(.*?)"
                       r"<!-- report.py docs/benchmarks.json: end -->", text, re.DOTALL)
     assert block is not None
     data = json.loads((root / "docs" / "benchmarks.json").read_text())
     assert block.group(1) == report.markdown(data).rstrip("\n") + "\n"
-    assert "](docs/benchmarks.png)" in text and (root / "docs" / "benchmarks.png").is_file()
+    assert "](benchmarks.png)" in text and (root / "docs" / "benchmarks.png").is_file()
 
 
 def test_every_file_the_readme_and_agents_name_exists() -> None:
-    """A source file named in README.md or AGENTS.md (`model.cpp`, ...) is in
-    the repository, under that name somewhere."""
+    """A source file named in README.md, AGENTS.md or docs/*.md (`model.cpp`,
+    ...) is in the repository, under that name somewhere."""
     root = README.parent
     files = {p.name for p in root.rglob("*")
              if not any(part.startswith(".") or part == "build"
                         for part in p.relative_to(root).parts)}
-    for doc in (README, root / "AGENTS.md"):
+    for doc in (README, root / "AGENTS.md", *DOCS.glob("*.md")):
         named = set(re.findall(r"`([\w.-]+\.(?:cpp|hpp|py|pyi|json|png|toml|sh))`", doc.read_text()))
-        assert named, doc
+        assert named or doc.parent == DOCS or doc == README, doc
         assert not sorted(named - files), f"{doc.name} names files that do not exist"
 
 
 def test_readme_claims_the_code_keeps() -> None:
     """Sentences once untrue (issue 22, item 26): the sniffed bytes are
     kSniffBytes, a max-pool pads with -inf through ConstantPad2d."""
-    text = README.read_text()
+    text = "\n".join(p.read_text() for p in (README, *DOCS.glob("*.md")))
     sniff = (README.parent / "csrc" / "yolo_io" / "sniff.hpp").read_text()
     assert "kSniffBytes = 4096;" in sniff and "sniffs the first 4 KiB" in text
     assert "first 64 bytes" not in text
