@@ -164,6 +164,21 @@ def record(benchmark: Any, operation: str, regime: str, times: Mapping[str, list
     return ratio
 
 
+def record_target(benchmark: Any, target: str, measured: float, bound: float, *,
+                  at_least: bool = False, why: str = "") -> bool:
+    """Adds a performance target for ``benchmarks/report.py``, met or not:
+    ``measured`` (a ratio) against ``bound`` (at most, or ``at_least``), and
+    ``why`` a target is not met on these machines. Returns whether it is met.
+    A target the machines do not meet reliably is recorded here and shown in
+    the report's *Targets* table as not met, instead of an xfail marker that
+    could never fail; a target they meet is also asserted by its test."""
+    met = measured >= bound if at_least else measured <= bound
+    benchmark.extra_info.setdefault("report", []).append({
+        "target": target, "measured": measured, "bound": f"{'>=' if at_least else '<='} {bound}x",
+        "met": met, "why": why})
+    return met
+
+
 def record_memory(benchmark: Any, operation: str, grown: float, bound: float | None) -> None:
     """Adds a memory row for ``benchmarks/report.py``: RSS growth and its bound
     (bytes; None when only reported)."""

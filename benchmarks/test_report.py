@@ -28,6 +28,11 @@ DATA = {
              "rss_mb": 4.2, "bound_mb": 448.0},
             {"operation": "iterator", "regime": "fresh process, peak or current RSS",
              "rss_mb": 5115.0, "bound_mb": None}]}},
+        {"extra_info": {"report": [
+            {"target": "fused_all OIHW / np.fromfile, cold", "measured": 0.77, "bound": "<= 0.5x",
+             "met": False, "why": "fresh memory"},
+            {"target": "HWIO x1 / HWIO x2", "measured": 1.6, "bound": ">= 1.5x", "met": True,
+             "why": ""}]}},
     ],
 }
 
@@ -51,6 +56,9 @@ def test_tables_from_a_run(tmp_path: Path) -> None:
     assert "| load | 125 us | np.memmap: 34 us | 3.68x |" in text
     assert "| export | 4.2 MB | < 448 MB |" in text
     assert "| iterator | 5115.0 MB | reported |" in text
+    assert "| fused_all OIHW / np.fromfile, cold | 0.77x | <= 0.5x | **not met**: fresh memory |" \
+        in text
+    assert "| HWIO x1 / HWIO x2 | 1.60x | >= 1.5x | yes |" in text
 
 
 def test_chart_is_a_png(tmp_path: Path) -> None:
