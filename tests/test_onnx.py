@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -734,23 +737,35 @@ def test_saving_keeps_the_mode_and_survives_concurrent_saves(tmp_path: Path) -> 
         yonnx.export(net, tmp_path / "nowhere" / "m.onnx")
 
 
-def test_saving_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+_FULL_DISK = """
+import resource, signal, sys, yolo_io, yolo_io.onnx
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+net = yolo_io.load(sys.argv[1], sys.argv[2])
+resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+try:
+    yolo_io.onnx.export(net, sys.argv[3])
+except OSError as err:
+    print(type(err).__name__, err.errno, err)
+"""
+
+
+def test_saving_is_atomic(tmp_path: Path) -> None:
+    """A write that fails (RLIMIT_FSIZE: EFBIG past 1000 bytes, as a full disk
+    gives ENOSPC) in the core's atomic writer leaves the target as it was and
+    no temporary behind."""
     cfg = tmp_path / "tiny.cfg"
     cfg.write_text(TINY_CFG)
-    net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg), cfg)
+    weights = write_weights(tmp_path / "t.weights", cfg)
     target = tmp_path / "m.onnx"
     target.write_bytes(b"precious")
-
-    def boom(*args: object, **kwargs: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr("os.fsync", boom)
-    with pytest.raises(OSError, match="No space"):
-        yonnx.export(net, target)
+    proc = subprocess.run([sys.executable, "-c", _FULL_DISK, str(weights), str(cfg), str(target)],
+                          capture_output=True, text=True, timeout=120, check=False,
+                          env={**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("OSError 27 ") and str(target) in proc.stdout, proc.stdout
     assert target.read_bytes() == b"precious"
     assert [p.name for p in tmp_path.iterdir() if "m.onnx" in p.name] == ["m.onnx"]
     assert not list(tmp_path.glob(".yolo_io-*"))
-
 
 
 @pytest.mark.parametrize(("option", "value", "error"), [

@@ -139,3 +139,37 @@ def test_darknets_bn_epsilon_is_written_once_in_the_core() -> None:
                if re.search(r"(?<![\w.])(1e-0?5|0?\.00001)(?![\d])",
                             re.sub(r"//[^\n]*", "", p.read_text()))]
     assert [p.relative_to(ROOT).as_posix() for p in sources] == ["csrc/yolo_io/fuse.hpp"]
+
+
+def test_every_file_is_written_by_the_cores_atomic_writer() -> None:
+    """One atomic writer (issue 23, item 3): every file the library writes
+    (weights, safetensors, npz, save_fused's pair, ONNX and its external data,
+    the doctor's plot, the demo's files) goes through the core's WeightsWriter
+    (fsync, rename keeping the replaced file's mode, folder fsync), via
+    yolo_io._save.atomic_file or WriterStream; no module opens a file for
+    writing, renames or fsyncs by itself. The one exception: verify()'s
+    scratch cfgs for OpenCV, in a temporary folder of its own."""
+    scratch = {("_verify.py", "write_bytes")}
+    found = []
+    for path in sorted(Path(yolo_io.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            call = ast.unparse(node)
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(
+                node.func, "id", "")
+            receiver = ast.unparse(node.func.value) if isinstance(node.func, ast.Attribute) else ""
+            by_itself = (
+                (receiver == "os" and name in ("replace", "rename", "fsync"))
+                or (receiver == "os" and name == "open" and "devnull" not in call
+                    and any(flag in call for flag in ("O_CREAT", "O_WRONLY", "O_RDWR")))
+                or (receiver in ("np", "numpy") and name.startswith("save")
+                    and "WriterStream" not in call)
+                or (receiver == "shutil" and name in ("move", "copy", "copyfile", "copy2"))
+                or name in ("write_bytes", "write_text", "tofile")
+                or (name == "savefig" and "WriterStream" not in call)
+                or (name == "open" and any(isinstance(a, ast.Constant) and isinstance(a.value, str)
+                                           and set(a.value) & set("wax+") for a in node.args[1:2])))
+            if by_itself and (path.name, name) not in scratch:
+                found.append(f"{path.name}:{node.lineno}: {call}")
+    assert not found, "\n".join(found)

@@ -505,11 +505,12 @@ def test_failure_while_writing_leaves_both_targets(tmp_path: Path, tiny_net: yol
 
     before = snapshot(tmp_path)
 
-    def broken(path: str, *args: object, **kw: object) -> None:
-        Path(path).write_bytes(b"half a file")
-        raise OSError(28, "No space left on device")
+    class HalfWritten:  # the disk fills up after the cfg and part of the weights
+        def write(self, writer: object, progress: object = None) -> None:
+            writer.write(b"half a file")  # type: ignore[attr-defined]
+            raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(module, "save", broken)
+    monkeypatch.setattr(module, "plan_weights", lambda *args, **kw: HalfWritten())
     with pytest.raises(OSError, match="No space"):
         save_fused(tmp_path / "out.weights", tmp_path / "out.cfg", tiny_net)
     assert_untouched(tmp_path, before)  # no temporary file left either

@@ -47,6 +47,11 @@ void register_writer(py::module_& m) {
              "Extends the file to `size` bytes with zeros (a hole where the file system "
              "allows it).")
         .def_property_readonly("written", &AtomicFile::written)
+        .def_property_readonly(
+            "temporary",
+            [](const AtomicFile& f) { return std::filesystem::path(f.temporary()); },
+            "The temporary file's path (readable while it is written, e.g. to check it "
+            "before commit()).")
         .def("commit", &AtomicFile::commit, py::call_guard<GilRelease>(),
              "fsync, rename over the target, fsync the folder.")
         .def("abort", &AtomicFile::abort, "Removes the temporary file.");

@@ -657,6 +657,7 @@ def demo_cfg(classes: int = 2) -> str:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ._save import WriterStream, atomic_file
     from .testing import write_weights
 
     names = ("demo.cfg", "demo.weights", "demo-3classes.weights", "demo-fused-hwio.npz")
@@ -672,7 +673,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = sys.stdout
     try:
         cfg, weights = folder / "demo.cfg", folder / "demo.weights"
-        cfg.write_text(demo_cfg(2))
+        with atomic_file(str(cfg)) as writer:  # the one atomic writer, as every file
+            writer.write(demo_cfg(2).encode())
         write_weights(weights, cfg, seed=0, realistic=True)
         out.write(f"yolo-io demo: wrote {cfg} (a 2-class YOLO-style model written by yolo_io) "
                   f"and {weights} ({weights.stat().st_size:,} bytes of random weights from "
@@ -695,7 +697,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             arrays = {f"layer{i}.{k}": a for i, (w, b) in fused.items()
                       for k, a in (("weight", w), ("bias", b))}
             npz = folder / "demo-fused-hwio.npz"
-            np.savez(npz, **arrays)  # type: ignore[arg-type]
+            with atomic_file(str(npz)) as writer:
+                np.savez(WriterStream(writer), **arrays)  # type: ignore[arg-type]
             for i, (w, b) in fused.items():
                 out.write(f"  layer {i}: weight {_shape(w.shape)}, bias {_shape(b.shape)}\n")
         out.write(f"wrote {npz} ({npz.stat().st_size:,} bytes, {len(arrays)} arrays)\n")

@@ -6,9 +6,9 @@ import contextlib
 import errno
 import io
 import os
-import secrets
 import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,8 @@ from ._network import Header, Network, evict_behind
 from ._paths import PathArg, fs_path
 from ._state_dict import as_array, from_state_dict
 
-__all__ = ["WriterStream", "atomic_file", "network_inputs", "refuse_inputs", "resolve_target", "save",
-           "save_npz", "temp_name"]
+__all__ = ["WeightsPlan", "WriterStream", "atomic_file", "network_inputs", "plan_weights",
+           "refuse_inputs", "resolve_target", "save", "save_npz"]
 
 HeaderArg = Header | tuple[int, int, int] | tuple[int, int, int, int] | None
 Params = Mapping[str, Any]
@@ -92,6 +92,51 @@ def save(
         OSError: the folder is not writable, the disk is full, ``path`` is a
             directory; ``path`` is left as it was.
     """
+    plan = plan_weights(path, source, cfg, header=header, seen=seen, upto=upto)
+    with atomic_file(plan.target) as writer:
+        plan.write(writer, progress)
+    return Path(plan.target)
+
+
+@dataclass
+class WeightsPlan:
+    """What :func:`save` writes, checked against the cfg before any file is
+    opened: the target, the header's bytes, and either the source network's
+    own bytes (``arrays`` None) or the arrays of each layer."""
+
+    target: str
+    header_bytes: bytes
+    config: Config
+    layers: int
+    transpose: bool
+    net: Network | None
+    arrays: Mapping[int, Params] | None
+
+    def write(self, writer: _core.WeightsWriter,
+              progress: Callable[[int], object] | None = None) -> None:
+        """The file's bytes, into the core's atomic ``writer``."""
+        writer.write(self.header_bytes)
+        if self.arrays is None:
+            assert self.net is not None
+            writer.write_layers(self.net._live(), self.layers, progress)
+            return
+        core = core_config(self.config)
+        step = evict_behind(self.net)
+        for i in range(self.layers):
+            layer_params = self.arrays.get(i)
+            if layer_params:
+                step(i)
+                writer.write(_layer_buffer(core.layer(i), layer_params, self.transpose))
+                if progress is not None:
+                    progress(writer.written)
+        step(None)
+
+
+def plan_weights(path: PathArg, source: Network | Mapping[Any, Any],
+                 cfg: PathArg | Config | None = None, *, header: HeaderArg = None,
+                 seen: int | None = None, upto: int | None = None) -> WeightsPlan:
+    """Every check of :func:`save` (same arguments and errors), before a byte
+    is written: the plan of the file, for :meth:`WeightsPlan.write`."""
     target = resolve_target(path)
     net = source if isinstance(source, Network) else None
     config = _config_for(source, cfg)
@@ -117,23 +162,7 @@ def save(
         arrays = None  # the file's own bytes, streamed by the core
     else:
         arrays = _arrays(net if net is not None else source, config, n)
-    with atomic_file(target) as writer:
-        writer.write(header_bytes)
-        if arrays is None:
-            assert net is not None
-            writer.write_layers(net._live(), n, progress)
-        else:
-            core = core_config(config)
-            step = evict_behind(net)
-            for i in range(n):
-                layer_params = arrays.get(i)
-                if layer_params:
-                    step(i)
-                    writer.write(_layer_buffer(core.layer(i), layer_params, transpose))
-                    if progress is not None:
-                        progress(writer.written)
-            step(None)
-    return Path(target)
+    return WeightsPlan(target, header_bytes, config, n, transpose, net, arrays)
 
 
 def resolve_target(path: PathArg) -> str:
@@ -252,15 +281,6 @@ def network_inputs(net: Network) -> list[tuple[str, str]]:
     if net.config.path != "<string>" and not net.config.path.endswith(" (its cfg)"):
         inputs.append(("the network's cfg", net.config.path))  # not cfg text or an export's
     return inputs
-
-
-def temp_name(target: str | os.PathLike[str]) -> str:
-    """A new temporary file name in ``target``'s folder: ``.yolo_io-`` and 16
-    hex digits, ``.tmp``, as the core's atomic writer names its own. Its
-    length is fixed, so it fits wherever the target's name does (the target's
-    name plus a suffix would not, for names near the 255-byte limit)."""
-    head = os.path.dirname(os.path.abspath(os.fspath(target)))
-    return os.path.join(head, f".yolo_io-{secrets.token_hex(8)}.tmp")
 
 
 def _check_upto(upto: int, n: int) -> int:

@@ -3,10 +3,8 @@ convolutions, for runtimes that want no batch-norm layers."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import stat
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +18,13 @@ from ._config import CfgLayer, Config, atoi
 from ._errors import CfgWarning, ConversionError, YoloIOError
 from ._network import Header, Network, load
 from ._paths import PathArg
-from ._save import network_inputs, refuse_inputs, resolve_target, save, temp_name
+from ._save import (
+    atomic_file,
+    network_inputs,
+    plan_weights,
+    refuse_inputs,
+    resolve_target,
+)
 
 __all__ = ["save_fused"]
 
@@ -77,11 +81,13 @@ def save_fused(
     Returns:
         ``(weights_path, cfg_path)`` as Paths.
 
-    Both files are written under temporary names in their folders
+    Both files are written by the core's atomic writer, as :func:`save`
+    writes, under temporary names in their folders
     (``.yolo_io-XXXXXXXXXXXXXXXX.tmp``: fixed length, so any name that fits
-    can be written; a folder renamed meanwhile keeps them), the new
-    pair is loaded back with :func:`yolo_io.load` and checked, and only then
-    is each renamed over its target (``os.replace``): a failure before that
+    can be written; a folder renamed meanwhile keeps them); the new pair is
+    loaded back with :func:`yolo_io.load` and checked, and only then is each
+    fsynced and renamed over its target, cfg first, keeping the mode of the
+    file it replaces, and its folder fsynced: a failure before that
     leaves both targets as they were, and neither target is ever partly
     written. The two renames are not one transaction: if the second fails
     (rare: the folder vanished), the new cfg sits beside the old weights.
@@ -125,23 +131,14 @@ def save_fused(
     arrays = _arrays(net, fused)
     head = net.header if header is None else header
 
-    tmp_cfg = temp_name(cfg_target)
-    tmp_weights = temp_name(weights_target)
-    try:
-        _write_file(tmp_cfg, new_text)
-        save(tmp_weights, arrays, new_config, header=head)
-        _check_written(tmp_weights, tmp_cfg, arrays, fused)
-        _keep_mode(tmp_cfg, cfg_target)
-        _keep_mode(tmp_weights, weights_target)
-        os.replace(tmp_cfg, cfg_target)
-        os.replace(tmp_weights, weights_target)
-    except BaseException:
-        for tmp in (tmp_cfg, tmp_weights):
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        raise
-    for target in {os.path.dirname(os.path.abspath(t)) for t in (cfg_target, weights_target)}:
-        _fsync_dir(target)
+    plan = plan_weights(weights_target, arrays, new_config, header=head)
+    # The core's atomic writer for both: each is fsynced, keeps the mode of
+    # the file it replaces and is renamed over it (cfg first), then its
+    # folder is fsynced; any error before the renames removes both.
+    with atomic_file(weights_target) as weights, atomic_file(cfg_target) as cfg:
+        cfg.write(new_text)
+        plan.write(weights)
+        _check_written(os.fspath(weights.temporary), os.fspath(cfg.temporary), arrays, fused)
     return Path(weights_target), Path(cfg_target)
 
 
@@ -321,34 +318,3 @@ def _check_written(weights: str, cfg: str, arrays: Mapping[int, Mapping[str, npt
                 if not np.array_equal(params[name], want):  # pragma: no cover
                     raise ConversionError(f"{check[i].location}: {name!r} reads back other "
                                           f"values than were written")
-
-
-def _write_file(path: str, data: bytes) -> None:
-    with open(path, "xb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _keep_mode(tmp: str, target: str) -> None:
-    """Give the new file the permission bits of the file it replaces, as save()
-    does: not setuid, setgid or sticky (the new file is the writer's)."""
-    try:
-        mode = stat.S_IMODE(os.stat(target).st_mode) & 0o777
-    except OSError:
-        return  # no target yet: the new file keeps the umask's mode
-    os.chmod(tmp, mode)
-
-
-def _fsync_dir(path: str) -> None:
-    """Make the renames durable (POSIX); best effort elsewhere."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - e.g. Windows
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import errno
 import importlib.util
 import json
-import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -340,14 +339,16 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
     """Writes ``model`` (a graph without initializers) and its initializers'
     arrays, serialized piece by piece straight from the arrays: the bytes of a
     model whose graph holds these initializers, without building that model in
-    memory. A temporary file beside ``path`` is fsynced and renamed over it.
+    memory. The core's atomic writer (as :func:`yolo_io.save`'s) writes a
+    temporary file beside ``path``, fsyncs it, renames it over ``path``
+    keeping the replaced file's mode, and fsyncs the folder.
     Over protobuf's 2 GB limit, tensors of at least ``_EXTERNAL_TENSOR_MIN``
     bytes go to ``<path>.data`` (ONNX external data, renamed into place
     first)."""
     from onnx import TensorProto
 
-    from ._save import network_inputs, refuse_inputs, resolve_target, temp_name
-    from ._save_fused import _keep_mode
+    from . import _core
+    from ._save import network_inputs, refuse_inputs, resolve_target
 
     target = Path(resolve_target(path))
     if not target.parent.is_dir():
@@ -362,12 +363,6 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
                          f"{shown(data_path.name)}, which the model names in UTF-8 (ONNX "
                          f"strings are UTF-8); give the model a UTF-8 file name")
 
-    def temporary(final: Path) -> Path:  # unique per call; fits wherever `final` does
-        return Path(temp_name(final))
-
-    temporaries = [(temporary(target), target)]
-    if external:
-        temporaries.insert(0, (temporary(data_path), data_path))
     # The model replaced may have kept its weights in <path>.data: once the
     # new model (with its weights inside) is in place, that file is orphaned.
     try:  # (a target name near the length limit leaves no room for ".data": none there)
@@ -376,36 +371,34 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
     except OSError:
         orphan = False
     pieces: list[bytes | npt.NDArray[Any] | _Lazy] = []
+    writers: list[_core.WeightsWriter] = []
     try:
         offset = 0
-        data = open(temporaries[0][0], "wb", buffering=0) if external else None  # noqa: SIM115
-        try:
-            for proto, array in tensors:
-                if data is not None and array.nbytes >= _EXTERNAL_TENSOR_MIN:
-                    stored = TensorProto()
-                    stored.CopyFrom(proto)
-                    stored.data_location = TensorProto.EXTERNAL
-                    for key, value in (("location", data_path.name), ("offset", str(offset)),
-                                       ("length", str(array.nbytes))):
-                        entry = stored.external_data.add()
-                        entry.key, entry.value = key, value
-                    _write_all(data, fill(array))
-                    offset += array.nbytes
-                    head = stored.SerializeToString()
-                    pieces.append(_GRAPH_INITIALIZER + _varint(len(head)) + head)
-                    continue
-                head = proto.SerializeToString()
-                raw = _TENSOR_RAW_DATA + _varint(array.nbytes)
-                size = len(head) + len(raw) + array.nbytes
-                # With external data, what stays inline is small: computed now,
-                # so that the lazy arrays are filled in the order they come.
-                data_bytes = fill(array).tobytes() if data is not None else array
-                pieces += [_GRAPH_INITIALIZER + _varint(size) + head + raw, data_bytes]
-            if data is not None:
-                os.fsync(data.fileno())
-        finally:
-            if data is not None:
-                data.close()
+        data = None
+        if external:  # renamed into place before the model that names it
+            data = _core.WeightsWriter(str(data_path))
+            writers.append(data)
+        for proto, array in tensors:
+            if data is not None and array.nbytes >= _EXTERNAL_TENSOR_MIN:
+                stored = TensorProto()
+                stored.CopyFrom(proto)
+                stored.data_location = TensorProto.EXTERNAL
+                for key, value in (("location", data_path.name), ("offset", str(offset)),
+                                   ("length", str(array.nbytes))):
+                    entry = stored.external_data.add()
+                    entry.key, entry.value = key, value
+                data.write(_flat(fill(array)))
+                offset += array.nbytes
+                head = stored.SerializeToString()
+                pieces.append(_GRAPH_INITIALIZER + _varint(len(head)) + head)
+                continue
+            head = proto.SerializeToString()
+            raw = _TENSOR_RAW_DATA + _varint(array.nbytes)
+            size = len(head) + len(raw) + array.nbytes
+            # With external data, what stays inline is small: computed now,
+            # so that the lazy arrays are filled in the order they come.
+            data_bytes = fill(array).tobytes() if data is not None else array
+            pieces += [_GRAPH_INITIALIZER + _varint(size) + head + raw, data_bytes]
         graph = model.graph.SerializeToString()
         graph_size = len(graph) + sum(len(p) if isinstance(p, bytes) else p.nbytes
                                       for p in pieces)
@@ -414,19 +407,18 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
             head = model.SerializeToString()
         finally:
             model.graph.ParseFromString(graph)
-        with open(temporaries[-1][0], "wb", buffering=0) as f:
-            _write_all(f, head + _MODEL_GRAPH + _varint(graph_size) + graph)
-            for piece in pieces:
-                _write_all(f, piece if isinstance(piece, bytes) else fill(piece))
-            os.fsync(f.fileno())
-        for tmp, final in temporaries:
-            _keep_mode(str(tmp), str(final))
-            os.replace(tmp, final)
+        out = _core.WeightsWriter(str(target))
+        writers.append(out)
+        out.write(head + _MODEL_GRAPH + _varint(graph_size) + graph)
+        for piece in pieces:
+            out.write(piece if isinstance(piece, bytes) else _flat(fill(piece)))
+        for writer in writers:
+            writer.commit()
         if orphan:
             data_path.unlink(missing_ok=True)
     except BaseException:
-        for tmp, _ in temporaries:
-            tmp.unlink(missing_ok=True)
+        for writer in writers:
+            writer.abort()
         raise
     return target
 
@@ -443,10 +435,9 @@ def _uses_external_data(model: Path, data: Path) -> bool:
                for tensor in stored.graph.initializer for entry in tensor.external_data)
 
 
-def _write_all(f: Any, data: bytes | npt.NDArray[Any]) -> None:
-    view = (memoryview(data) if isinstance(data, bytes) else data.data).cast("B")
-    while view:
-        view = view[f.write(view):]
+def _flat(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """An array as the contiguous 1-d buffer the core's writer takes."""
+    return np.ascontiguousarray(array).reshape(-1)
 
 
 @dataclass
