@@ -33,6 +33,7 @@ def file_set(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
+@pytest.mark.slow
 def test_pip_wheel_writes_nothing_into_the_checkout(tmp_path: Path) -> None:
     files = tracked_files()
     missing = [m for m in ("scikit_build_core", "pybind11") if importlib.util.find_spec(m) is None]
@@ -160,6 +161,8 @@ def test_ci_lints_and_type_checks_before_the_tests() -> None:
     for command in ("ruff check src tests benchmarks", "mypy"):
         assert f"`{command}`" in (ROOT / "README.md").read_text()
         assert install < lines.index(command) < lines.index("python -m pytest")
+    # The README's command is the fast tier; the slow one runs right after it.
+    assert lines.index("python -m pytest") + 1 == lines.index("python -m pytest -m slow")
 
 
 def test_ci_builds_with_clang_and_werror_before_the_sanitizers() -> None:

@@ -391,6 +391,7 @@ def _zipped(tmp_path: Path) -> Path:
     return tmp_path / "model.weights"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_check_diagnoses(corpus: Path, tmp_path: Path, name: str) -> None:
     make, extra, kind, text = SCENARIOS[name]

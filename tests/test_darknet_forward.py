@@ -200,6 +200,7 @@ def opencv_weights(net: yolo_io.Network, path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(OPENCV_CASES))
 def test_matches_opencv(tmp_path: Path, name: str) -> None:
     if not SHARED_CFG.is_dir():

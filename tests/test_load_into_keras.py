@@ -210,6 +210,7 @@ def test_yolov4_tiny_port_equals_opencv(tmp_path: Path) -> None:
                                net[0].params["rolling_variance"] + 1e-5 - 1e-3, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_yolov3_port_equals_opencv(tmp_path: Path) -> None:
     net = network(tmp_path, "AlexeyAB-yolov3")
     model = yolov3()

@@ -118,6 +118,7 @@ PASSES: dict[str, tuple[str, str]] = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", PASSES)
 def test_a_pass_over_a_model_does_not_keep_it_resident(yolov4: tuple[Path, Path], tmp_path: Path,
                                                        name: str) -> None:

@@ -110,6 +110,7 @@ def test_every_corpus_cfg_is_covered() -> None:
     assert others <= names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", corpus_param(exclude=tuple(
     OPENCV_REJECTS | set(NUMPY_ORACLE) | set(EXPORT_REFUSES))))
 def test_corpus_raw_outputs_equal_opencv(tmp_path: Path, cfg: Path) -> None:
@@ -138,6 +139,7 @@ def test_corpus_refusals_name_the_reason_and_line(tmp_path: Path, name: str) -> 
 
 # -- where OpenCV is not an oracle: the NumPy darknet forward --------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(NUMPY_ORACLE))
 def test_layers_equal_numpy_darknet(tmp_path: Path, name: str) -> None:
     if not (SHARED_CFG / name).is_file():
@@ -340,6 +342,7 @@ def decoded_reference(net: yolo_io.Network, raws: dict[int, np.ndarray]
         return darknet_decode.decode_all(raws, net)  # type: ignore[no-any-return]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["yolov3-tiny.cfg", "yolov4-csp.cfg", "yolov2-tiny.cfg",
                                   "AlexeyAB-yolov2.cfg"])
 def test_decoded_equals_darknet_decode_of_opencv_heads(tmp_path: Path, name: str) -> None:
@@ -360,6 +363,7 @@ def test_decoded_equals_darknet_decode_of_opencv_heads(tmp_path: Path, name: str
         assert report is None, f"{name} {what}: {report}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["Gaussian_yolov3_BDD.cfg", "yolov7-tiny.cfg", "yolov1.cfg"])
 def test_decoded_equals_darknet_decode_of_our_raw_heads(tmp_path: Path, name: str) -> None:
     """Heads OpenCV cannot run ([Gaussian_yolo], [detection]) or that it

@@ -74,6 +74,7 @@ def assert_bitwise(a: np.ndarray, b: np.ndarray, where: str) -> None:
     assert a.tobytes() == b.tobytes(), where
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", corpus_param())
 def test_conv_arrays_bitwise_equal_opencv(tmp_path: Path, path: Path) -> None:
     with warnings.catch_warnings():

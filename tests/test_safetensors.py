@@ -69,6 +69,7 @@ def test_round_trip_every_storing_layer(tmp_path: Path, version: tuple[int, int,
     assert data.tobytes() == net.raw[net.header.size:].tobytes()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", corpus_param(exclude=("yolor_csp.cfg",)))
 def test_round_trip_corpus(cfg: Path, tmp_path: Path) -> None:
     original = write_weights(tmp_path / "a.weights", cfg, seed=1, seen=64_000)

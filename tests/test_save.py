@@ -125,6 +125,7 @@ def test_round_trip_every_storing_layer(storing: Path, tmp_path: Path,
     assert yolo_io.load(tmp_path / "c.weights", storing).header == net.header
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", corpus_param(exclude=("yolor_csp.cfg",)))
 def test_round_trip_corpus(cfg: Path, tmp_path: Path) -> None:
     original = write_weights(tmp_path / "a.weights", cfg, seed=1, seen=64_000)

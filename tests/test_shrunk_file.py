@@ -233,6 +233,7 @@ for name, new_size in SHRINKS.items():
 '''
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reader", READERS)
 def test_a_reader_survives_a_file_that_shrank_after_load(tmp_path: Path, reader: str) -> None:
     call, setup, needs, intact = READERS[reader]

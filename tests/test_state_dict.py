@@ -245,6 +245,7 @@ def generic_key(naming: str, key: str) -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cfg", corpus_param(exclude=("yolor_csp.cfg",)))
 def test_corpus_state_dicts_have_the_shapes_torch_builds(tmp_path: Path, cfg: Path) -> None:
     """Every naming x layout x fuse on every corpus cfg with convolutions: the

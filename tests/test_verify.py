@@ -159,6 +159,7 @@ num=3
 # -- the API on corpus cfgs --------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "head"), [
     ("yolov3-tiny.cfg", "decoded"), ("yolov4-tiny.cfg", "decoded"),
     ("yolov2-tiny.cfg", "region"), ("pjreddie-darknet19.cfg", "classifier")])
