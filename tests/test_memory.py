@@ -5,7 +5,7 @@ cached is not counted. The peak is ``VmHWM`` after resetting it to the
 current resident set (``/proc/self/clear_refs``), so a case's growth is
 its own; it counts the file's pages mapped in as well as anonymous memory.
 The bounds are well under the model's size, with room for
-AddressSanitizer's own allocations (``.ci/sanitize`` runs these too).
+AddressSanitizer's own allocations (``.ci/sanitize`` runs the fast tier's).
 """
 
 from __future__ import annotations
