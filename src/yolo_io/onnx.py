@@ -21,6 +21,7 @@ onnxruntime and OpenCV's darknet importer (the ``verify`` extra).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
 import json
@@ -347,8 +348,7 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
     first)."""
     from onnx import TensorProto
 
-    from . import _core
-    from ._save import network_inputs, refuse_inputs, resolve_target
+    from ._save import atomic_file, network_inputs, refuse_inputs, resolve_target
 
     target = Path(resolve_target(path))
     if not target.parent.is_dir():
@@ -371,13 +371,13 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
     except OSError:
         orphan = False
     pieces: list[bytes | npt.NDArray[Any] | _Lazy] = []
-    writers: list[_core.WeightsWriter] = []
-    try:
+    # atomic_file commits when its block ends and aborts on any error; the
+    # stack exits last-in first: the data file is renamed into place before
+    # the model that names it.
+    with contextlib.ExitStack() as files:
+        out = files.enter_context(atomic_file(str(target)))
+        data = files.enter_context(atomic_file(str(data_path))) if external else None
         offset = 0
-        data = None
-        if external:  # renamed into place before the model that names it
-            data = _core.WeightsWriter(str(data_path))
-            writers.append(data)
         for proto, array in tensors:
             if data is not None and array.nbytes >= _EXTERNAL_TENSOR_MIN:
                 stored = TensorProto()
@@ -407,19 +407,11 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
             head = model.SerializeToString()
         finally:
             model.graph.ParseFromString(graph)
-        out = _core.WeightsWriter(str(target))
-        writers.append(out)
         out.write(head + _MODEL_GRAPH + _varint(graph_size) + graph)
         for piece in pieces:
             out.write(piece if isinstance(piece, bytes) else _flat(fill(piece)))
-        for writer in writers:
-            writer.commit()
-        if orphan:
-            data_path.unlink(missing_ok=True)
-    except BaseException:
-        for writer in writers:
-            writer.abort()
-        raise
+    if orphan:
+        data_path.unlink(missing_ok=True)
     return target
 
 
