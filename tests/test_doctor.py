@@ -8,6 +8,7 @@ import os
 import select
 import struct
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -370,8 +371,13 @@ def test_progress_on_an_unsized_terminal(net: yolo_io.Network,
         monkeypatch.setattr(sys, "stderr", terminal)
         doctor(net)
         terminal.flush()
-        ready, _, _ = select.select([reader], [], [], 10)
-        bar = reader.read(65536).decode() if ready else ""
+        # The kernel hands a pseudo-terminal's output over in pieces (a work
+        # queue), so one read may see only the first frame: read until the last.
+        bar, deadline = "", time.monotonic() + 10
+        while "12.9k/12.9k" not in bar and time.monotonic() < deadline:
+            ready, _, _ = select.select([reader], [], [], 0.5)
+            if ready:
+                bar += reader.read(65536).decode()
     assert "doctor: 100%" in bar and "12.9k/12.9k" in bar
 
 
