@@ -8,7 +8,9 @@ import re
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -25,6 +27,44 @@ CORPUS_REASON = f"the real-cfg corpus is not at {SHARED_CFG} (it lives beside th
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("YOLO_IO_CI") and not any(SHARED_CFG.glob("*.cfg")):
         raise pytest.UsageError(f"{CORPUS_REASON}; YOLO_IO_CI is set, so this is a failure")
+
+
+# In CI (YOLO_IO_CI=1) a skip is a failure: every oracle (OpenCV, darknet2any,
+# onnxruntime), framework (torch, Keras), extra and the corpus is installed
+# there, so a test that skips has lost what it checks. Only these facts of
+# the machine may skip.
+CI_SKIPS_ALLOWED = ("this CPU has no AVX2",)
+
+
+def skip_reason(report: pytest.TestReport | pytest.CollectReport) -> str:
+    longrepr = report.longrepr
+    return str(longrepr[2] if isinstance(longrepr, tuple) else longrepr).removeprefix("Skipped: ")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport,
+                                                                         pytest.TestReport]:
+    return failed_in_ci((yield))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[
+        None, pytest.CollectReport, pytest.CollectReport]:
+    """A module that skips as a whole (a module-level importorskip)."""
+    return failed_in_ci((yield))
+
+
+Report = TypeVar("Report", pytest.TestReport, pytest.CollectReport)
+
+
+def failed_in_ci(report: Report) -> Report:
+    if (report.skipped and os.environ.get("YOLO_IO_CI") and not hasattr(report, "wasxfail")
+            and not skip_reason(report).startswith(CI_SKIPS_ALLOWED)):
+        reason = skip_reason(report)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under YOLO_IO_CI, where nothing may be missing: {reason}"
+    return report
 
 
 def corpus_model(tmp_path_factory: pytest.TempPathFactory, name: str,
@@ -62,9 +102,15 @@ def corpus() -> Path:
     return SHARED_CFG
 
 
-def corpus_param(exclude: tuple[str, ...] = ()) -> list[object]:
-    """Parametrize over corpus cfgs; a single skipping param when it is absent."""
+def corpus_param(exclude: tuple[str, ...] = (),
+                 where: Callable[[yolo_io.Config], bool] | None = None) -> list[object]:
+    """Parametrize over corpus cfgs (those whose Config ``where`` accepts);
+    a single skipping param when the corpus is absent."""
     cfgs = [c for c in corpus_cfgs() if c.name not in exclude]
+    if where is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", yolo_io.CfgWarning)
+            cfgs = [c for c in cfgs if where(yolo_io.parse_cfg(c))]
     if not cfgs:
         return [pytest.param(None, marks=pytest.mark.skip(reason=CORPUS_REASON), id="no-corpus")]
     return [pytest.param(c, id=c.name) for c in cfgs]

@@ -10,7 +10,7 @@ import warnings
 import pytest
 
 import yolo_io
-from yolo_io import _attrs
+from yolo_io._model import attrs as _attrs
 
 
 def net(w: int = 8, h: int = 8, c: int = 4) -> str:

@@ -201,3 +201,45 @@ def test_a_missing_corpus_fails_the_run_in_ci(tmp_path: Path) -> None:
     ci = run(YOLO_IO_CI="1")
     assert ci.returncode == pytest.ExitCode.USAGE_ERROR, ci.stdout + ci.stderr
     assert "the real-cfg corpus is not at" in ci.stderr and "YOLO_IO_CI is set" in ci.stderr
+
+
+def test_a_missing_oracle_or_framework_fails_the_run_in_ci(tmp_path: Path) -> None:
+    """A test that skips for a missing module (OpenCV, torch, Keras, an
+    oracle) skips on a user's machine; under YOLO_IO_CI it fails, while an
+    xfail stays an xfail and a fact of the machine (no AVX2) may skip."""
+    tests = tmp_path / "checkout" / "tests"
+    tests.mkdir(parents=True)
+    (tmp_path / "shared" / "cfg").mkdir(parents=True)  # a corpus beside the checkout
+    (tmp_path / "shared" / "cfg" / "one.cfg").write_text("[net]\n")
+    shutil.copy2(ROOT / "tests" / "conftest.py", tests / "conftest.py")
+    (tests / "test_oracles.py").write_text(
+        "import pytest\n"
+        "def test_needs_a_framework():\n"
+        "    pytest.importorskip('a_framework_that_is_not_installed')\n"
+        "def test_needs_avx2():\n"
+        "    pytest.skip('this CPU has no AVX2: only the portable kernels run here')\n"
+        "@pytest.mark.xfail(reason='a known departure')\n"
+        "def test_known():\n"
+        "    assert False\n")
+    (tests / "test_keras_only.py").write_text(  # a module that skips as a whole
+        "import pytest\n"
+        "pytest.importorskip('another_framework_that_is_not_installed')\n"
+        "def test_with_it():\n"
+        "    pass\n")
+
+    def run(**env: str) -> subprocess.CompletedProcess[str]:
+        environ = {k: v for k, v in os.environ.items() if k != "YOLO_IO_CI"} | env
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p",
+                               "no:cacheprovider", str(tests)], capture_output=True, text=True,
+                              check=False, timeout=300, cwd=ROOT, env=environ)
+
+    user = run()
+    assert user.returncode == 0 and "3 skipped, 1 xfailed" in user.stdout, user.stdout
+    ci = run(YOLO_IO_CI="1")  # a module that cannot be collected stops the run
+    assert ci.returncode == pytest.ExitCode.INTERRUPTED, ci.stdout + ci.stderr
+    assert "ERROR" in ci.stdout and "another_framework_that_is_not_installed" in ci.stdout
+    (tests / "test_keras_only.py").unlink()
+    ci = run(YOLO_IO_CI="1")
+    assert ci.returncode == pytest.ExitCode.TESTS_FAILED, ci.stdout + ci.stderr
+    assert "1 failed, 1 skipped, 1 xfailed" in ci.stdout, ci.stdout
+    assert "FAILED" in ci.stdout and "a_framework_that_is_not_installed" in ci.stdout

@@ -14,7 +14,7 @@ from conftest import SHARED_CFG, TINY_CFG
 
 import yolo_io
 from yolo_io import CfgEdit, diagnose
-from yolo_io._published import PUBLISHED, published_with_size
+from yolo_io._diagnosis.published import PUBLISHED, published_with_size
 from yolo_io.testing import write_weights
 
 # write_weights() parses corpus cfgs that have options darknet ignores.
@@ -342,7 +342,7 @@ def test_published_sizes_are_the_manifest_facts() -> None:
 @pytest.mark.parametrize("entry", PUBLISHED, ids=[p.file for p in PUBLISHED])
 def test_published_sizes_follow_from_the_cfgs(entry: object) -> None:
     p = entry
-    assert isinstance(p, yolo_io._published.Published)
+    assert isinstance(p, yolo_io._diagnosis.published.Published)
     names = {"yolov2.cfg": "AlexeyAB-yolov2.cfg", "yolov3.cfg": "AlexeyAB-yolov3.cfg",
              "alexnet.cfg (pjreddie/darknet)": "pjreddie-alexnet.cfg",
              "darknet53.cfg or yolov3.cfg": "darknet53.cfg",

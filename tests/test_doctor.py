@@ -19,8 +19,8 @@ import numpy.typing as npt
 import pytest
 
 import yolo_io
-from yolo_io._diagnose import Finding, LayerRef
-from yolo_io._doctor import BN_EPS, MAX_BN_GAIN, MAX_BN_SCALE, doctor, plot
+from yolo_io._diagnosis.diagnose import Finding, LayerRef
+from yolo_io._diagnosis.doctor import BN_EPS, MAX_BN_GAIN, MAX_BN_SCALE, doctor, plot
 from yolo_io.testing import write_weights
 
 # 0, 1: conv with batch norm; 2: maxpool (stores nothing); 3: conv without

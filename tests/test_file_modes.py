@@ -41,7 +41,7 @@ PY_SUFFIXES = {
     ("yolo_io.save_fused", "weights_path"): ".weights",
     ("yolo_io.save_fused", "cfg_path"): ".cfg",
     ("yolo_io.onnx.export", "path"): ".onnx",
-    ("yolo_io._doctor.plot", "path"): ".png",
+    ("yolo_io._diagnosis.doctor.plot", "path"): ".png",
     ("yolo_io.testing.write_weights", "path"): ".weights",
 }
 CLI_SUFFIXES = {
@@ -55,7 +55,7 @@ CLI_SUFFIXES = {
     ("export", "-o"): ".onnx",
 }
 NEEDS = {"yolo_io.onnx.export": "onnx", "export": "onnx",
-         "yolo_io._doctor.plot": "matplotlib", "doctor": "matplotlib"}
+         "yolo_io._diagnosis.doctor.plot": "matplotlib", "doctor": "matplotlib"}
 
 PY_CASES = [(writer, output) for writer, w in PY_WRITERS.items() for output in w.outputs]
 CLI_CASES = [(command, option) for command, options in CLI_WRITERS.items()

@@ -27,6 +27,7 @@ from yolo_io.testing import write_weights
 
 onnx = pytest.importorskip("onnx", reason="the onnx package is not installed (the onnx extra)")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (the test extra)")
+import yolo_io._export.onnx as yonnx_impl
 import yolo_io.onnx as yonnx
 
 pytestmark = pytest.mark.filterwarnings("ignore::yolo_io.CfgWarning")
@@ -518,8 +519,8 @@ def test_a_smaller_export_removes_the_data_file_of_the_model_it_replaces(
     cfg.write_text(TINY_CFG)
     net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg, realistic=True), cfg)
     with monkeypatch.context() as m:
-        m.setattr(yonnx, "_EXTERNAL_DATA_LIMIT", 100)
-        m.setattr(yonnx, "_EXTERNAL_TENSOR_MIN", 64)
+        m.setattr(yonnx_impl, "_EXTERNAL_DATA_LIMIT", 100)
+        m.setattr(yonnx_impl, "_EXTERNAL_TENSOR_MIN", 64)
         yonnx.export(net, tmp_path / "m.onnx")
     assert (tmp_path / "m.onnx.data").is_file()
     unrelated = tmp_path / "other.onnx.data"
@@ -548,8 +549,8 @@ def test_external_data_for_large_models(tmp_path: Path, monkeypatch: pytest.Monk
     cfg = tmp_path / "tiny.cfg"
     cfg.write_text(TINY_CFG)
     net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg, realistic=True), cfg)
-    monkeypatch.setattr(yonnx, "_EXTERNAL_DATA_LIMIT", 100)  # as if it were over 2 GB
-    monkeypatch.setattr(yonnx, "_EXTERNAL_TENSOR_MIN", 64)
+    monkeypatch.setattr(yonnx_impl, "_EXTERNAL_DATA_LIMIT", 100)  # as if it were over 2 GB
+    monkeypatch.setattr(yonnx_impl, "_EXTERNAL_TENSOR_MIN", 64)
     yonnx.export(net, tmp_path / "m.onnx")
     model = yonnx.export(net)
     assert (tmp_path / "m.onnx.data").is_file()

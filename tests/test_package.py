@@ -15,6 +15,7 @@ import yolo_io
 from yolo_io.testing import write_weights
 
 ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = Path(yolo_io.__file__).parent
 PYPROJECT = ROOT / "pyproject.toml"
 # Extras for developing yolo_io, not for using it.
 DEV_EXTRAS = {"test", "oracle"}
@@ -25,7 +26,8 @@ READER_EXTRAS = {"safetensors"}
 # Requirements of the dev extras that no test imports: command-line tools,
 # pytest plugins and the build backend.
 TOOLS = {"pytest", "pytest-benchmark", "ruff", "mypy", "scikit-build-core"}
-IMPORT_NAMES = {"opencv-python-headless": "cv2", "ml-dtypes": "ml_dtypes", "scikit-image": "skimage"}
+IMPORT_NAMES = {"opencv-python-headless": "cv2", "ml-dtypes": "ml_dtypes", "scikit-image": "skimage",
+                "import-linter": "importlinter"}
 
 
 def requirement_name(req: str) -> str:
@@ -110,7 +112,7 @@ def test_no_cfg_option_text_is_parsed_in_python() -> None:
     reads them as darknet does: int()/float()/atoi() of an option's raw text
     broke on inline comments (``letter_box=1 # keep aspect``; issue 22, item 11)."""
     found = []
-    for path in sorted(Path(yolo_io.__file__).parent.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                     and node.func.id in ("int", "float", "atoi")):
@@ -118,7 +120,7 @@ def test_no_cfg_option_text_is_parsed_in_python() -> None:
             for inner in (n for arg in node.args for n in ast.walk(arg)):
                 name = inner.attr if isinstance(inner, ast.Attribute) else getattr(inner, "id", "")
                 if name in ("options", "net_options", "opts"):
-                    found.append(f"{path.name}:{node.lineno}: {ast.unparse(node)}")
+                    found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {ast.unparse(node)}")
     assert not found, "\n".join(found)
 
 
@@ -130,10 +132,10 @@ def test_darknets_bn_epsilon_is_written_once_in_the_core() -> None:
 
     assert _core.BN_EPSILON == 1e-5
     found = []
-    for path in sorted(Path(yolo_io.__file__).parent.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and node.value == 1e-5 and type(node.value) is float:
-                found.append(f"{path.name}:{node.lineno}")
+                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert not found, found
     sources = [p for p in sorted((ROOT / "csrc").rglob("*.[ch]pp"))
                if re.search(r"(?<![\w.])(1e-0?5|0?\.00001)(?![\d])",
@@ -146,12 +148,12 @@ def test_every_file_is_written_by_the_cores_atomic_writer() -> None:
     (weights, safetensors, npz, save_fused's pair, ONNX and its external data,
     the doctor's plot, the demo's files) goes through the core's WeightsWriter
     (fsync, rename keeping the replaced file's mode, folder fsync), via
-    yolo_io._save.atomic_file or WriterStream; no module opens a file for
+    yolo_io._writing.atomic.atomic_file or WriterStream; no module opens a file for
     writing, renames or fsyncs by itself. The one exception: verify()'s
     scratch cfgs for OpenCV, in a temporary folder of its own."""
-    scratch = {("_verify.py", "write_bytes")}
+    scratch = {("_export/verify.py", "write_bytes")}
     found = []
-    for path in sorted(Path(yolo_io.__file__).parent.rglob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if not isinstance(node, ast.Call):
                 continue
@@ -170,6 +172,6 @@ def test_every_file_is_written_by_the_cores_atomic_writer() -> None:
                 or (name == "savefig" and "WriterStream" not in call)
                 or (name == "open" and any(isinstance(a, ast.Constant) and isinstance(a.value, str)
                                            and set(a.value) & set("wax+") for a in node.args[1:2])))
-            if by_itself and (path.name, name) not in scratch:
-                found.append(f"{path.name}:{node.lineno}: {call}")
+            if by_itself and (path.relative_to(PACKAGE).as_posix(), name) not in scratch:
+                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {call}")
     assert not found, "\n".join(found)

@@ -54,7 +54,7 @@ def _onnx(net: yolo_io.Network, out: Any) -> Any:
 
 def _plot(net: yolo_io.Network, out: Any) -> Any:
     pytest.importorskip("matplotlib")
-    from yolo_io._doctor import plot
+    from yolo_io._diagnosis.doctor import plot
 
     return plot(net, out, yolo_io.doctor(net))
 
@@ -88,7 +88,7 @@ def test_readers_take_any_file_name(pair: tuple[str, str], form: str) -> None:
         assert not yolo_io.doctor(net) or all(f.severity != "error" for f in yolo_io.doctor(net))
     report = yolo_io.diagnose(weights, cfg, names=cfg)  # the cfg's lines as class names
     assert report.weights == pair[1] and report.cfg == pair[0]
-    assert "\\xff" in yolo_io._paths.shown(str(report))  # printable
+    assert "\\xff" in yolo_io._base.paths.shown(str(report))  # printable
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -231,8 +231,8 @@ def test_onnx_external_data_needs_a_utf8_name(pair: tuple[str, str], tmp_path: P
     pytest.importorskip("onnx")
     import yolo_io.onnx
 
-    monkeypatch.setattr(yolo_io.onnx, "_EXTERNAL_DATA_LIMIT", 0)
-    monkeypatch.setattr(yolo_io.onnx, "_EXTERNAL_TENSOR_MIN", 0)
+    monkeypatch.setattr(yolo_io._export.onnx, "_EXTERNAL_DATA_LIMIT", 0)
+    monkeypatch.setattr(yolo_io._export.onnx, "_EXTERNAL_TENSOR_MIN", 0)
     before = sorted(os.listdir(tmp_path))
     with yolo_io.load(pair[1], pair[0]) as net:
         with pytest.raises(ValueError, match=r"o\\xfd\.onnx\.data, which the model names in UTF-8"):

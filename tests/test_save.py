@@ -621,7 +621,7 @@ def test_names_of_any_valid_length_are_written(tmp_path: Path) -> None:
 
     export(net, name(".onnx"))
     pytest.importorskip("matplotlib")
-    from yolo_io._doctor import plot
+    from yolo_io._diagnosis.doctor import plot
 
     plot(net, name(".png"))
     written = [p for p in tmp_path.iterdir() if len(p.name) == longest]

@@ -13,7 +13,7 @@ import pytest
 from conftest import SHARED_CFG, TINY_CFG
 
 import yolo_io
-from yolo_io._save_fused import save_fused
+from yolo_io._writing.fused import save_fused
 from yolo_io.testing import write_weights
 
 pytestmark = pytest.mark.filterwarnings("ignore::yolo_io.CfgWarning")
@@ -501,7 +501,7 @@ def test_bad_arguments(tmp_path: Path, tiny_net: yolo_io.Network) -> None:
 
 def test_failure_while_writing_leaves_both_targets(tmp_path: Path, tiny_net: yolo_io.Network,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import yolo_io._save_fused as module
+    import yolo_io._writing.fused as module
 
     before = snapshot(tmp_path)
 

@@ -152,9 +152,9 @@ READERS: dict[str, Reader] = {
     "onnx.export": Reader("yolo_io.onnx.export(net, 'out.onnx')", "import yolo_io.onnx", "onnx"),
     "onnx.export(float16)": Reader("yolo_io.onnx.export(net, 'out.onnx', dtype='float16')",
                                    "import yolo_io.onnx", "onnx"),
-    "verify": Reader("yolo_io._verify.verify(net)", "import yolo_io._verify", "cv2"),
+    "verify": Reader("yolo_io._export.verify.verify(net)", "import yolo_io._export.verify", "cv2"),
     "doctor": Reader("yolo_io.doctor(net)"),
-    "doctor plot": Reader("yolo_io._doctor.plot(net, 'out.png')", "import yolo_io._doctor",
+    "doctor plot": Reader("yolo_io._diagnosis.doctor.plot(net, 'out.png')", "import yolo_io._diagnosis.doctor",
                           "matplotlib"),
     # -- the adapters
     "torch.state_dict": Reader("yolo_io.torch.state_dict(net)", "import yolo_io.torch", "torch"),

@@ -104,7 +104,7 @@ def test_every_core_accessor_is_used_by_the_package() -> None:
     properties is named by the Python package (or is a test hook)."""
     package = Path(yolo_io.__file__).parent
     used: set[str] = set()
-    for path in package.glob("*.py"):
+    for path in package.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Attribute):
                 used.add(node.attr)

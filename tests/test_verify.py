@@ -19,7 +19,7 @@ from conftest import SHARED_CFG, yolo_io_on_a_terminal
 
 import yolo_io
 import yolo_io.onnx
-from yolo_io._verify import (
+from yolo_io._export.verify import (
     TOLERANCES,
     Verification,
     _letterbox,
@@ -85,7 +85,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """`yolo-io demo`'s 96x96 two-head model: fast enough for the CLI tests.
     Layers: 0 conv, 1 maxpool, 2 conv, 3 maxpool, 4 conv, 5 conv, 6 yolo, 7
     route, 8 upsample, 9 route, 10 conv, 11 yolo."""
-    from yolo_io._cli import demo_cfg
+    from yolo_io._cli.demo import demo_cfg
 
     folder = tmp_path_factory.mktemp("demo")
     cfg = folder / "demo.cfg"
@@ -219,7 +219,7 @@ def test_opencv_layer_names_follow_the_replay_rule() -> None:
     """The mapping on yolov3-tiny, and on every corpus cfg OpenCV loads: every
     layer maps (up to the first one OpenCV is known to get wrong), and the
     OpenCV list has exactly as many layers as the rule says."""
-    from yolo_io._verify import _expected_kinds, _opencv_limit
+    from yolo_io._export.verify import _expected_kinds, _opencv_limit
 
     cfg = corpus_cfg("yolov3-tiny.cfg")
     config = yolo_io.parse_cfg(cfg)
@@ -578,7 +578,7 @@ def test_missing_dependency_exits_4(demo: tuple[Path, Path], tmp_path: Path,
 
 def test_an_output_of_which_nothing_was_compared_says_so() -> None:
     """scores where OpenCV's are all 0: no value compared, no error of 0 and no "ok"."""
-    from yolo_io._verify import OutputComparison
+    from yolo_io._export.verify import OutputComparison
 
     result = Verification(cfg="m.cfg", weights="m.weights", onnx=None, image="x", dtype="float32",
                           atol=1e-3, rtol=1e-4, compared_until=3, layer_count=3)

@@ -35,7 +35,7 @@ from conftest import TINY_CFG
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before yolo_io.keras imports Keras
 
 import yolo_io
-import yolo_io._doctor
+import yolo_io._diagnosis.doctor
 from yolo_io import _cli
 from yolo_io.testing import write_weights
 
@@ -190,8 +190,8 @@ WRITER_PREFIXES = ("save", "export", "write", "plot", "dump")
 def public_modules() -> list[Any]:
     names = ["yolo_io"] + [f"yolo_io.{m.name}" for m in pkgutil.iter_modules(yolo_io.__path__)
                            if not m.name.startswith("_")]
-    # yolo_io._doctor.plot is not exported, but it is what `doctor --plot` calls.
-    return [importlib.import_module(n) for n in names] + [yolo_io._doctor]
+    # yolo_io._diagnosis.doctor.plot is not exported, but it is what `doctor --plot` calls.
+    return [importlib.import_module(n) for n in names] + [yolo_io._diagnosis.doctor]
 
 
 def discovered_writers() -> set[str]:
@@ -237,7 +237,7 @@ def _onnx_export(out: Path, m: Model) -> object:
 
 def _plot(out: Path, m: Model) -> object:
     net = _load(m)
-    return yolo_io._doctor.plot(net, out, yolo_io.doctor(net, progress=False))
+    return yolo_io._diagnosis.doctor.plot(net, out, yolo_io.doctor(net, progress=False))
 
 
 PY_WRITERS: dict[str, Writer] = {
@@ -255,7 +255,7 @@ PY_WRITERS: dict[str, Writer] = {
         {"weights_path": lambda out, m: yolo_io.save_fused(out, m.folder / "f.cfg", _load(m)),
          "cfg_path": lambda out, m: yolo_io.save_fused(m.folder / "f.weights", out, _load(m))}),
     "yolo_io.onnx.export": Writer({"path": _onnx_export}),
-    "yolo_io._doctor.plot": Writer({"path": _plot}),
+    "yolo_io._diagnosis.doctor.plot": Writer({"path": _plot}),
     "yolo_io.testing.write_weights": Writer(
         {"path": lambda out, m: write_weights(out, m.cfg)}, inputs=("CFG",)),
 }
@@ -273,7 +273,7 @@ PY_CASES = [(writer, output, name, mode) for writer, w in PY_WRITERS.items()
 def test_a_writer_refuses_its_input_as_output(model: Model, writer: str, output: str, name: str,
                                               mode: str) -> None:
     w = PY_WRITERS[writer]
-    if writer == "yolo_io._doctor.plot":
+    if writer == "yolo_io._diagnosis.doctor.plot":
         pytest.importorskip("matplotlib", reason="the plot needs matplotlib (the plot extra)")
     before = model.hashes()
     target = model.inputs()[name]

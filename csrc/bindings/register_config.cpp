@@ -238,6 +238,36 @@ void register_config(py::module_& m) {
         py::arg("path"), "Read and parse a .cfg file.");
     m.def("layer_types", &layer_types, "Canonical names of every layer type.");
     m.def(
+        "kind_table",
+        [] {
+            py::list rows;
+            for (const KindInfo* k = kinds_begin(); k != kinds_end(); ++k) {
+                py::list sections;
+                for (std::string_view s : k->sections) {
+                    if (!s.empty()) sections.append(to_py_str(s));
+                }
+                py::dict row;
+                row["name"] = to_py_str(k->name);
+                row["sections"] = py::tuple(sections);
+                row["stores_params"] = k->has(kStoresParams);
+                row["flat"] = k->has(kFlat);
+                row["head"] = k->has(kHead);
+                row["grid_head"] = k->has(kGridHead);
+                row["no_image_out"] = k->has(kNoImageOut);
+                row["dontloadscales"] = k->has(kDontloadscales);
+                row["training_only"] = k->has(kTrainingOnly);
+                row["fusion"] = none_if_empty(k->fuse == FuseAs::conv    ? "conv"
+                                              : k->fuse == FuseAs::dense ? "dense"
+                                                                         : "");
+                row["default_layout"] = none_if_empty(k->default_layout());
+                row["attrs"] = to_py_str(k->attrs);
+                rows.append(std::move(row));
+            }
+            return rows;
+        },
+        "Every layer kind's row of the core's kind table (kinds.cpp), [net] excluded, in "
+        "table order: its name, sections and facts.");
+    m.def(
         "atoi", [](std::string_view s) { return c_atoi(s); }, py::arg("text"),
         "darknet's atoi() of an option value (or a .data value), whose whitespace darknet "
         "deleted: a sign and digits, 0 without; saturated to int32.");

@@ -1,4 +1,4 @@
-// Translates core exceptions to the Python classes of yolo_io._errors, with
+// Translates core exceptions to the Python classes of yolo_io._base.errors, with
 // their attributes; std::system_error becomes OSError (FileNotFoundError, ...).
 #include <string>
 #include <string_view>
@@ -12,7 +12,7 @@ namespace yolo_io::bindings {
 namespace {
 
 void raise(const char* name, std::string_view message, const py::dict& attrs) {
-    py::object cls = py::module_::import("yolo_io._errors").attr(name);
+    py::object cls = py::module_::import("yolo_io._base.errors").attr(name);
     py::object exc = cls(to_py_str(message), **attrs);
     PyErr_SetObject(cls.ptr(), exc.ptr());
 }

@@ -16,6 +16,7 @@ constexpr unsigned H = kHead;
 constexpr unsigned N = kNoImageOut;
 constexpr unsigned G = kGridHead;
 constexpr unsigned D = kDontloadscales;
+constexpr unsigned T = kTrainingOnly;
 
 // One row per kind, in the enum's order (checked below).
 constexpr std::array<KindInfo, kKindCount> kKinds = {{
@@ -53,11 +54,11 @@ constexpr std::array<KindInfo, kKindCount> kKinds = {{
     {Kind::batchnorm, "batchnorm", {"[batchnorm]", ""}, build_batchnorm, P, FuseAs::none, "BatchnormAttrs"},
     {Kind::dropout, "dropout", {"[dropout]", ""}, build_dropout, F, FuseAs::none, "DropoutAttrs"},
     {Kind::softmax, "softmax", {"[soft]", "[softmax]"}, build_softmax, F | N, FuseAs::none, "SoftmaxAttrs"},
-    {Kind::cost, "cost", {"[cost]", ""}, build_cost, F | N, FuseAs::none, "CostAttrs"},
+    {Kind::cost, "cost", {"[cost]", ""}, build_cost, F | N | T, FuseAs::none, "CostAttrs"},
     {Kind::normalization, "normalization", {"[lrn]", "[normalization]"}, build_normalization, 0,
      FuseAs::none, "NormalizationAttrs"},
     {Kind::activation, "activation", {"[activation]", ""}, build_activation, F, FuseAs::none, "ActivationAttrs"},
-    {Kind::contrastive, "contrastive", {"[contrastive]", ""}, build_contrastive, F,
+    {Kind::contrastive, "contrastive", {"[contrastive]", ""}, build_contrastive, F | T,
      FuseAs::none, "ContrastiveAttrs"},
     {Kind::crop, "crop", {"[crop]", ""}, build_crop, 0, FuseAs::none, "CropAttrs"},
     {Kind::history, "history", {"[history]", ""}, build_history, 0, FuseAs::none, "HistoryAttrs"},

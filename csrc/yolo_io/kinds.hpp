@@ -85,6 +85,9 @@ enum KindFlag : unsigned {
     // Its darknet loader honours dontloadscales=1 (load_convolutional_weights,
     // load_connected_weights): the batch-norm arrays are not read.
     kDontloadscales = 1u << 5,
+    // Training only: darknet computes nothing at inference that another layer
+    // reads (cost, contrastive), so an inference graph leaves it out.
+    kTrainingOnly = 1u << 6,
 };
 
 struct LayerInfo;

@@ -14,9 +14,22 @@ except ImportError as err:  # pragma: no cover - only without a build
     err.add_note("yolo_io's extension is not built: run `python -m pip install -e .`")
     raise
 
-from importlib.metadata import PackageNotFoundError, version
-
-from ._attrs import (
+from ._base.errors import (
+    CfgError,
+    CfgWarning,
+    ConversionError,
+    FormatError,
+    ModelMismatchError,
+    OutputIsInputError,
+    PrecisionWarning,
+    SwappedArgumentsError,
+    WeightsSizeError,
+    YoloIOError,
+)
+from ._base.version import __version__
+from ._diagnosis.diagnose import CfgEdit, Diagnosis, Finding, LayerRef, diagnose
+from ._diagnosis.doctor import doctor
+from ._model.attrs import (
     ActivationAttrs,
     AvgpoolAttrs,
     BatchnormAttrs,
@@ -52,30 +65,12 @@ from ._attrs import (
     UpsampleAttrs,
     YoloAttrs,
 )
-from ._config import CfgLayer, Config, ParamSpec, parse_cfg
-from ._diagnose import CfgEdit, Diagnosis, Finding, LayerRef, diagnose
-from ._doctor import doctor
-from ._errors import (
-    CfgError,
-    CfgWarning,
-    ConversionError,
-    FormatError,
-    ModelMismatchError,
-    OutputIsInputError,
-    PrecisionWarning,
-    SwappedArgumentsError,
-    WeightsSizeError,
-    YoloIOError,
-)
-from ._network import Header, Layer, Network, load
-from ._safetensors import save_safetensors
-from ._save import save, save_npz
-from ._save_fused import save_fused
-
-try:
-    __version__ = version("yolo_io")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+from ._model.config import CfgLayer, Config, ParamSpec, parse_cfg
+from ._model.kinds import KindFacts
+from ._model.network import Header, Layer, Network, load
+from ._writing.fused import save_fused
+from ._writing.safetensors import save_safetensors
+from ._writing.weights import save, save_npz
 
 LAYER_TYPES: tuple[str, ...] = tuple(_core.layer_types())
 
@@ -125,6 +120,7 @@ __all__ = [
     "HistoryAttrs",
     "ImplicitAttrs",
     "IsegAttrs",
+    "KindFacts",
     "Layer",
     "LayerAttrs",
     "LayerRef",

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from . import _core
-from ._config import Config, parse
-from ._paths import PathArg, fs_path
-from ._save import atomic_file, refuse_inputs, resolve_target
+from ._base.paths import PathArg, fs_path
+from ._model.config import Config, parse
+from ._writing.atomic import atomic_file, refuse_inputs, resolve_target
 
 __all__ = ["header_bytes", "write_weights"]
 

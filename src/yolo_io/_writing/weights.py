@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import io
-import os
-import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,15 +10,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
-from ._config import Config, core_config, parse
-from ._errors import ConversionError, OutputIsInputError
-from ._network import Header, Network, evict_behind
-from ._paths import PathArg, fs_path
-from ._state_dict import as_array, from_state_dict
+from .. import _core
+from .._base.errors import ConversionError
+from .._base.paths import PathArg
+from .._model.config import Config, core_config, parse
+from .._model.network import Header, Network, core_weights, evict_behind
+from .._model.state_dict import as_array, from_state_dict
+from .atomic import (
+    WriterStream,
+    atomic_file,
+    network_inputs,
+    refuse_inputs,
+    refuse_mapped_arrays,
+    resolve_target,
+)
 
-__all__ = ["WeightsPlan", "WriterStream", "atomic_file", "network_inputs", "plan_weights",
-           "refuse_inputs", "resolve_target", "save", "save_npz"]
+__all__ = ["WeightsPlan", "plan_weights", "save", "save_npz"]
 
 HeaderArg = Header | tuple[int, int, int] | tuple[int, int, int, int] | None
 Params = Mapping[str, Any]
@@ -118,7 +120,7 @@ class WeightsPlan:
         writer.write(self.header_bytes)
         if self.arrays is None:
             assert self.net is not None
-            writer.write_layers(self.net._live(), self.layers, progress)
+            writer.write_layers(core_weights(self.net), self.layers, progress)
             return
         core = core_config(self.config)
         step = evict_behind(self.net)
@@ -163,124 +165,6 @@ def plan_weights(path: PathArg, source: Network | Mapping[Any, Any],
     else:
         arrays = _arrays(net if net is not None else source, config, n)
     return WeightsPlan(target, header_bytes, config, n, transpose, net, arrays)
-
-
-def resolve_target(path: PathArg) -> str:
-    """The file a save replaces: a symbolic link's target (written through,
-    as darknet's ``fopen`` would), and only a regular file or a new name; a
-    device, FIFO, socket or directory is refused (OSError)."""
-    target = fs_path(path)  # str, bytes or os.PathLike, a name in any encoding
-    if not target:
-        raise FileNotFoundError(errno.ENOENT, "an empty path is no file name", target)
-    try:
-        st = os.lstat(target)
-    except FileNotFoundError:
-        return target
-    if stat.S_ISLNK(st.st_mode):
-        target = os.path.realpath(target)
-        try:
-            st = os.stat(target)
-        except FileNotFoundError:
-            return target  # a dangling link: its target is created
-    if stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), target)
-    if not stat.S_ISREG(st.st_mode):
-        raise OSError(errno.EINVAL, "not a regular file (a device, FIFO or socket), which a "
-                      "save would replace", target)
-    return target
-
-
-@contextlib.contextmanager
-def atomic_file(target: str) -> Iterator[_core.WeightsWriter]:
-    """The core's atomic writer of ``target`` (a temporary file in its folder):
-    renamed over ``target`` when the block ends, removed when the block or
-    the commit raises, so ``target`` is never partly written."""
-    writer = _core.WeightsWriter(target)
-    try:
-        yield writer
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
-
-
-Inputs = Iterable[tuple[str, "str | os.PathLike[str] | None"]]
-
-
-def refuse_inputs(output: PathArg, inputs: Inputs) -> None:
-    """Raises :class:`OutputIsInputError` when ``output`` is the same file as
-    one of ``inputs`` (``(what, path)`` pairs, ``what`` naming the input in
-    the message, e.g. ``"the input CFG"``): the same device and inode by
-    ``os.stat``, so through symbolic links and hard links and whatever the
-    names. An output or input that does not exist (or a path that is not a
-    file name, such as cfg text) is no match. Every writer calls this before
-    it writes a byte."""
-    try:
-        out = os.stat(output)
-    except (OSError, ValueError):
-        return
-    for what, path in inputs:
-        if path is None:
-            continue
-        try:
-            st = os.stat(path)
-        except (OSError, ValueError, TypeError):
-            continue
-        if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
-            raise _refusal(output, what, os.fsdecode(path),
-                           "writing it would replace the file being read; write to another "
-                           "name (and rename it over the old file yourself, once nothing "
-                           "reads it)")
-
-
-def _refusal(output: PathArg, what: str, given: str, why: str) -> OutputIsInputError:
-    """The error for an ``output`` that is the file ``given`` (``what``),
-    naming ``given`` too when it is another name of that file."""
-    shown = os.fsdecode(output)
-    also = "" if os.path.abspath(shown) == os.path.abspath(given) else f" ({given})"
-    return OutputIsInputError(f"{shown} is {what}{also}: {why}", output=shown, input=given)
-
-
-def _mapped_file(array: object) -> _core.Mapping | None:
-    """The core's mapping a loaded parameter array is a view of (its base is
-    a read-only array of the whole mapping, whose base is the mapping), else
-    None."""
-    base = getattr(array, "base", None)
-    while isinstance(base, np.ndarray):
-        base = base.base
-    return base if isinstance(base, _core.Mapping) else None
-
-
-def refuse_mapped_arrays(output: PathArg, source: object) -> None:
-    """Raises :class:`OutputIsInputError` when an array of ``source`` (a dict
-    of arrays, or of dicts of arrays) is a view of the file ``output`` names
-    (by device and inode): replacing that file would cut the only copy of
-    the bytes being written."""
-    try:
-        out = os.stat(output)
-    except (OSError, ValueError):
-        return
-    if not isinstance(source, Mapping):
-        return
-    for value in source.values():
-        for array in value.values() if isinstance(value, Mapping) else (value,):
-            mapping = _mapped_file(array)
-            if mapping is not None and mapping.file_id == (out.st_dev, out.st_ino):
-                raise _refusal(output, "the file the arrays are mapped from", mapping.path,
-                               "writing it would replace the only copy of their bytes; write "
-                               "to another name (or copy the arrays first)")
-
-
-def network_inputs(net: Network) -> list[tuple[str, str]]:
-    """The files a writer of ``net`` reads: its weights (or safetensors) file
-    and its cfg file (none for cfg text or a safetensors file's own cfg).
-    No writer replaces one of them, not even with a file of the same kind: a
-    save that fails half-way or writes something else would lose the only
-    copy (write to a new name, then rename it over the old one yourself)."""
-    inputs = [("the network's weights file", net.path)]
-    if net.config.path != "<string>" and not net.config.path.endswith(" (its cfg)"):
-        inputs.append(("the network's cfg", net.config.path))  # not cfg text or an export's
-    return inputs
 
 
 def _check_upto(upto: int, n: int) -> int:
@@ -435,20 +319,3 @@ def save_npz(
     with atomic_file(str(target)) as writer:
         np.savez(WriterStream(writer), **arrays)  # type: ignore[arg-type]
     return target
-
-
-class WriterStream(io.RawIOBase):
-    """The core's atomic writer as a write-only, unseekable stream for
-    ``np.savez`` (zipfile writes such a stream with data descriptors)."""
-
-    def __init__(self, writer: _core.WeightsWriter) -> None:
-        super().__init__()
-        self._writer = writer
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        self._writer.write(view)
-        return view.nbytes

@@ -19,16 +19,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from ._attrs import DeconvolutionalAttrs, ImplicitAttrs, LocalAttrs, ShortcutAttrs
-from ._diagnose import Finding, LayerRef
-from ._fusion import BN_EPSILON
-from ._paths import PathArg, shown
-from ._progress import progress_bar
+from .._base.paths import PathArg, shown
+from .._base.progress import progress_bar
+from .._model.attrs import (
+    DeconvolutionalAttrs,
+    ImplicitAttrs,
+    LocalAttrs,
+    ShortcutAttrs,
+)
+from .._model.fusion import BN_EPSILON
+from .diagnose import Finding, LayerRef
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from ._network import Layer, Network
+    from .._model.network import Layer, Network
 
 __all__ = ["BN_EPS", "MAX_BN_GAIN", "MAX_BN_SCALE", "doctor", "plot"]
 
@@ -288,7 +293,7 @@ def plot(net: Network, path: PathArg,
     except ImportError as err:
         raise ImportError("yolo_io's plot() needs matplotlib: pip install 'yolo_io[plot]'") \
             from err
-    from ._save import network_inputs, refuse_inputs, resolve_target
+    from .._writing.atomic import network_inputs, refuse_inputs, resolve_target
 
     target = resolve_target(path)
     refuse_inputs(target, network_inputs(net))
@@ -318,7 +323,7 @@ def plot(net: Network, path: PathArg,
     warns = sum(f.severity == "warning" for f in findings)
     fig.suptitle(f"{shown(Path(net.path).name)}: weights and batch-norm statistics per layer "
                  f"({errors} error(s), {warns} warning(s) marked)")
-    from ._save import WriterStream, atomic_file
+    from .._writing.atomic import WriterStream, atomic_file
 
     with atomic_file(target) as writer:
         fig.savefig(WriterStream(writer), dpi=_DPI, format="png")  # type: ignore[arg-type]

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
-from ._errors import ConversionError
-from ._network import Layer, Network
-from ._paths import PathArg
-from ._save import atomic_file, network_inputs, refuse_inputs, resolve_target
+from .. import _core
+from .._base.errors import ConversionError
+from .._base.paths import PathArg
+from .._model.network import Network, core_weights, fused_layers
+from .atomic import atomic_file, network_inputs, refuse_inputs, resolve_target
 
 Pair = tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]
 
@@ -90,7 +90,7 @@ def save_safetensors(
         raise TypeError(f"save_safetensors() takes a Network, not {type(net).__name__}")
     if dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(map(repr, _DTYPES))}, not {dtype!r}")
-    source = net._live()
+    source = core_weights(net)
     if net.partial:
         raise ConversionError(f"{net.path} holds only the first {net.covered_layers} of "
                               f"{len(net)} layers: a safetensors export needs them all")
@@ -111,24 +111,25 @@ def _save_state_dict(target: str, net: Network, *, fuse: bool, layout: str | Non
                      naming: str, progress: Callable[[int], object] | None) -> Path:
     """The state dict, streamed: its keys, dtypes and shapes first (from the
     fusion plans, nothing fused), then one layer's arrays at a time."""
-    from ._state_dict import check, layer_parts
+    from .._model.state_dict import Layer as StateLayer
+    from .._model.state_dict import check, layer_parts
 
-    source = net._live()
+    source = core_weights(net)
     eps = check(net, naming, fuse, None)
     shapes = source.fused_shapes(layout, None, dtype, "auto", fuse)
     placeholder = np.zeros((), np.float32)
 
-    def planned(layer: Layer) -> Pair | None:
+    def planned(layer: StateLayer) -> Pair | None:
         if layer.index not in shapes:
             return None
         w, n = shapes[layer.index]
         return np.broadcast_to(placeholder, w), np.broadcast_to(placeholder, (n,))
 
-    def computed(layer: Layer) -> Pair | None:
+    def computed(layer: StateLayer) -> Pair | None:
         if layer.index not in shapes:
             return None
-        return net._fused_layers(layout, dtype=dtype, dense_layout=None, threads=None, fuse=fuse,
-                                 first=layer.index, last=layer.index + 1, stacklevel=4)[layer.index]
+        return fused_layers(net, layout, dtype=dtype, dense_layout=None, threads=None, fuse=fuse,
+                            first=layer.index, last=layer.index + 1, stacklevel=3)[layer.index]
 
     with warnings.catch_warnings():  # the planning pass; the writing pass warns
         warnings.simplefilter("ignore")

@@ -8,18 +8,27 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
-from ._errors import PrecisionWarning
-
-if TYPE_CHECKING:
-    from ._config import CfgLayer
+from .. import _core
+from .._base.errors import PrecisionWarning
 
 Array = npt.NDArray[np.generic]
+
+
+class Located(Protocol):
+    """What a warning about a layer names: a :class:`~yolo_io.CfgLayer` or a
+    loaded :class:`~yolo_io.Layer` (a Protocol, so this module needs neither)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def line(self) -> int: ...
 
 BN_EPSILON: float = _core.BN_EPSILON
 """darknet's batch-norm epsilon, ``gamma * (x - mean) / sqrt(var + eps) +
@@ -64,7 +73,7 @@ def plain_bits(a: Array, dtype: str) -> Array:
     return a
 
 
-def bn_for_eps(layer: CfgLayer, params: Mapping[str, npt.NDArray[np.float32]], eps: float,
+def bn_for_eps(layer: Located, params: Mapping[str, npt.NDArray[np.float32]], eps: float,
                stacklevel: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """New (gamma, running_var) of ``layer``'s batch norm ``params`` for a
     framework whose BN adds ``eps``, so that it reproduces darknet's

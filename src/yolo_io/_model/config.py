@@ -10,10 +10,12 @@ from typing import NamedTuple, overload
 
 import numpy as np
 
-from . import _attrs, _core
-from ._attrs import LayerAttrs, NetAttrs
-from ._errors import CfgWarning
-from ._paths import PathArg, fs_path, is_path
+from .. import _core
+from .._base.errors import CfgWarning
+from .._base.paths import PathArg, fs_path, is_path
+from . import attrs as _attrs
+from .attrs import LayerAttrs, NetAttrs
+from .kinds import KINDS, KindFacts
 
 __all__ = ["CfgLayer", "Config", "ParamSpec", "parse_cfg"]
 
@@ -56,6 +58,13 @@ class CfgLayer:
     def type(self) -> str:
         """Canonical darknet type name: ``"convolutional"``, ``"route"``, ..."""
         return self._info.type
+
+    @property
+    def kind(self) -> KindFacts:
+        """The facts of this layer's type from the core's kind table: is it a
+        head (``.head``), training only (``.training_only``), what does it
+        fuse as (``.fusion``), ... (see :class:`~yolo_io.KindFacts`)."""
+        return KINDS[self._info.type]
 
     @property
     def section(self) -> str:

@@ -61,10 +61,13 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from ._attrs import (
+from .._base.errors import ConversionError, YoloIOError
+from .._base.paths import PathArg, fs_path, shown
+from .._model.attrs import (
     ConnectedAttrs,
     ConvolutionalAttrs,
     PoolAttrs,
+    RegionAttrs,
     RouteAttrs,
     ScaleChannelsAttrs,
     ShortcutAttrs,
@@ -72,11 +75,10 @@ from ._attrs import (
     UpsampleAttrs,
     YoloAttrs,
 )
-from ._config import CfgLayer, Config, parse
-from ._errors import ConversionError, YoloIOError
-from ._fusion import BN_EPSILON
-from ._network import Network, load
-from ._paths import PathArg, fs_path, shown
+from .._model.config import CfgLayer, Config, parse
+from .._model.fusion import BN_EPSILON
+from .._model.kinds import Refused
+from .._model.network import Network, load
 
 __all__ = ["TOLERANCES", "LayerComparison", "OutputComparison", "Verification",
            "darknet_image", "opencv_layer_names", "verify"]
@@ -100,16 +102,6 @@ _EXTRA = "pip install 'yolo_io[verify]' (onnx, onnxruntime, opencv-python-headle
 _DEFAULT_IMAGE = "skimage.data.astronaut()"
 _BN_EPS_DARKNET = BN_EPSILON
 _BN_EPS_OPENCV = 1e-6
-_HEADS = ("yolo", "Gaussian_yolo", "region", "detection")
-# The OpenCV layer kind each darknet layer type emits first (None: a route,
-# which depends on its inputs and groups).
-_OPENCV_KIND = {
-    "convolutional": "conv", "connected": "fullyConnected", "maxpool": "pool",
-    "avgpool": "avgpool", "softmax": "softmax", "dropout": "identity", "cost": "identity",
-    "reorg": "reorg", "shortcut": "shortcut", "scale_channels": "scale_channels",
-    "sam": "sam", "upsample": "upsample", "yolo": "permute", "region": "permute",
-}
-_OPENCV_HEAD = {"yolo": "yolo", "region": "detection"}
 
 
 # -- results -----------------------------------------------------------------------
@@ -584,12 +576,11 @@ def _expected_kinds(layer: CfgLayer) -> list[str | None]:
     if isinstance(a, RouteAttrs):
         main: str | None = ("concat" if len(a.input_layers) > 1 else
                             "slice" if a.groups > 1 else "identity")
+        kinds: list[str | None] = [main]
     else:
-        main = _OPENCV_KIND.get(layer.type)
-    kinds: list[str | None] = [main]
-    if layer.type in _OPENCV_HEAD:
-        kinds.append(_OPENCV_HEAD[layer.type])
-    if layer.type in ("convolutional", "connected") and getattr(a, "batch_normalize", False):
+        emitted = OPENCV_TYPES_BY_KIND[layer.type]
+        kinds = [None] if isinstance(emitted, Refused) or not emitted else list(emitted)
+    if layer.fusion is not None and getattr(a, "batch_normalize", False):
         kinds.append("bn")
     # OpenCV adds the cfg's activation= to any layer, as darknet does not.
     activation = layer.options.get("activation", "linear")
@@ -604,7 +595,7 @@ def _opencv_weights(net: Network, path: Path, stop: int) -> float | None:
     the usual way round) with every rolling_variance raised by 9e-6: OpenCV's
     batch norm adds 1e-6 where darknet adds 1e-5, and var + 9e-6 + 1e-6 is
     darknet's var + 1e-5. Returns the smallest variance (None: no batch norm)."""
-    from ._save import save
+    from .._writing.weights import save
 
     save(path, net, header=(0, 2, 5, 0), upto=stop)
     data = np.memmap(path, dtype=np.uint8, mode="r+")
@@ -783,10 +774,10 @@ def _export(net: Network, folder: Path, dtype: str, opset: int, notes: list[str]
 
     say("exporting to ONNX")
     path = folder / "model.onnx"
-    heads = [layer for layer in net.config if layer.type in _HEADS]
+    heads = [layer for layer in net.config if layer.kind.head]
     weights: Literal["float32", "float16"] = "float16" if dtype == "float16" else "float32"
     outputs: Literal["raw", "decoded"] = (
-        "decoded" if heads and all(h.type == "yolo" for h in heads) else "raw")
+        "decoded" if heads and all(_plain_yolo(h) for h in heads) else "raw")
     try:
         yolo_onnx.export(net, path, opset=opset, outputs=outputs, dtype=weights,
                          intermediates=True)
@@ -881,7 +872,7 @@ def _run_opencv(cv2: Any, net: Network, x: npt.NDArray[np.float32], folder: Path
         result.notes.append(f"OpenCV has {len(names)} layers where {stop} darknet layers "
                             f"should make {sum(len(_expected_kinds(la)) for la in config[:stop])}")
     result.compared_until = count
-    heads_out = {i: name for i, name in mapped.items() if config[i].type == "yolo"}
+    heads_out = {i: name for i, name in mapped.items() if _plain_yolo(config[i])}
     wanted = sorted(set(mapped.values()) | set(heads_out.values()), key=names.index)
     cvnet.setInput(x)
     try:
@@ -916,11 +907,11 @@ def _compare_layers(config: Config, ours: dict[str, npt.NDArray[Any]],
         key = f"layer_{layer.index}"
         if key not in ours or layer.index in omitted:
             continue
-        head = layer.type in _HEADS
+        head = layer.kind.head
         source = layer.index - 1 if head else layer.index
         if source not in mapped:
             continue
-        if layer.type == "region" and not region_noted:
+        if isinstance(layer.attrs, RegionAttrs) and not region_noted:
             region_noted = True
             result.notes.append("OpenCV's [region] layer orders and thresholds its output "
                                 "unlike darknet: the region head's input is compared instead")
@@ -945,7 +936,7 @@ def _compare_outputs(config: Config, ours: dict[str, npt.NDArray[Any]],
                      theirs: dict[str, npt.NDArray[Any]], mapped: dict[int, str],
                      heads_out: dict[int, str], result: Verification) -> None:
     decoded = [n for n in ("boxes", "objectness", "scores") if n in ours]
-    last = max((i for i in range(len(config)) if config[i].type not in ("cost", "contrastive")),
+    last = max((i for i in range(len(config)) if not config[i].kind.training_only),
                default=len(config) - 1)
     for name, value in ours.items():
         if name.startswith("layer_") or name in decoded:
@@ -1031,8 +1022,8 @@ def _raw_sides(a: npt.NDArray[Any], b: npt.NDArray[Any], heads: Sequence[CfgLaye
 def _compare_decoded(config: Config, ours: dict[str, npt.NDArray[Any]],
                      theirs: dict[str, npt.NDArray[Any]], heads_out: dict[int, str],
                      result: Verification) -> None:
-    heads = [layer for layer in config if layer.type in _HEADS]
-    if not all(h.type == "yolo" for h in heads):
+    heads = [layer for layer in config if layer.kind.head]
+    if not all(_plain_yolo(h) for h in heads):
         result.notes.append("the decoded outputs are not compared: OpenCV decodes only "
                             "[yolo] heads the way darknet does")
         return
@@ -1083,3 +1074,56 @@ def _compare_decoded(config: Config, ours: dict[str, npt.NDArray[Any]],
                                                      f"{what} (w, h as raw values)", result))
             continue
         result.outputs.append(_output_comparison(name, shape, a, b, what, result))
+
+
+def _plain_yolo(layer: CfgLayer) -> bool:
+    """A [yolo] head (not Gaussian_yolo): the one head OpenCV decodes as
+    darknet does, and whose decoded outputs the export writes."""
+    return type(layer.attrs) is YoloAttrs
+
+
+_NO_OPENCV = Refused("OpenCV's darknet importer has no such layer")
+
+#: The OpenCV layer types each darknet layer kind becomes in OpenCV's darknet
+#: importer, in order (None: a route, which depends on its inputs and groups),
+#: or Refused: the importer has no such layer. tests/test_kinds.py checks that
+#: every kind of the core's table has an entry.
+OPENCV_TYPES_BY_KIND: dict[str, tuple[str, ...] | Refused | None] = {
+    "convolutional": ("conv",),
+    "deconvolutional": _NO_OPENCV,
+    "connected": ("fullyConnected",),
+    "local": _NO_OPENCV,
+    "maxpool": ("pool",),
+    "local_avgpool": _NO_OPENCV,
+    "avgpool": ("avgpool",),
+    "route": None,
+    "shortcut": ("shortcut",),
+    "scale_channels": ("scale_channels",),
+    "sam": ("sam",),
+    "upsample": ("upsample",),
+    "reorg": ("reorg",),
+    "reorg3d": _NO_OPENCV,
+    "yolo": ("permute", "yolo"),
+    "Gaussian_yolo": _NO_OPENCV,
+    "region": ("permute", "detection"),
+    "detection": _NO_OPENCV,
+    "rnn": _NO_OPENCV,
+    "lstm": _NO_OPENCV,
+    "gru": _NO_OPENCV,
+    "crnn": _NO_OPENCV,
+    "conv_lstm": _NO_OPENCV,
+    "batchnorm": _NO_OPENCV,
+    "dropout": ("identity",),
+    "softmax": ("softmax",),
+    "cost": ("identity",),
+    "normalization": _NO_OPENCV,
+    "activation": _NO_OPENCV,
+    "contrastive": _NO_OPENCV,
+    "crop": _NO_OPENCV,
+    "history": _NO_OPENCV,
+    "implicit": _NO_OPENCV,
+    "iseg": _NO_OPENCV,
+    "empty": _NO_OPENCV,
+    "logistic": _NO_OPENCV,
+    "l2norm": _NO_OPENCV,
+}

@@ -13,8 +13,16 @@ from typing import NamedTuple, final, overload
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
-from ._config import (
+from .. import _core
+from .._base.errors import (
+    CfgError,
+    OutputIsInputError,
+    SwappedArgumentsError,
+    WeightsSizeError,
+    YoloIOError,
+)
+from .._base.paths import PathArg, fs_path, is_path
+from .config import (
     CfgLayer,
     Config,
     Shape,
@@ -23,17 +31,10 @@ from ._config import (
     parse,
     parse_bytes,
 )
-from ._errors import (
-    CfgError,
-    OutputIsInputError,
-    SwappedArgumentsError,
-    WeightsSizeError,
-    YoloIOError,
-)
-from ._fusion import as_bfloat16, bn_for_eps, plain_bits, threads_arg, warn_overflow
-from ._paths import PathArg, fs_path, is_path
+from .fusion import as_bfloat16, bn_for_eps, plain_bits, threads_arg, warn_overflow
 
-__all__ = ["Header", "Layer", "Network", "load"]
+__all__ = ["Header", "Layer", "Network", "core_weights", "evict_behind",
+           "explain_size_errors_with", "file_kinds", "fused_layers", "layer_fused", "load"]
 
 
 class Header(NamedTuple):
@@ -382,7 +383,7 @@ class Network(Sequence[Layer]):
                 and cfg line.
             ValueError: an unknown naming or layout.
         """
-        from ._state_dict import build
+        from .state_dict import build
 
         return build(self, fuse=fuse, layout=layout, naming=naming, dense_layout=dense_layout,
                      bn_eps=bn_eps, threads=threads, dtype=dtype)
@@ -471,6 +472,29 @@ class Network(Sequence[Layer]):
     def __repr__(self) -> str:
         state = "closed" if self._weights is None else f"{self.header.major}.{self.header.minor}"
         return f"<Network {self._path!r} ({state}): {len(self)} layers from {self._config.path!r}>"
+
+
+def core_weights(net: Network) -> _core.Weights:
+    """The compiled core's weights behind a Network, for yolo_io's own
+    modules (as ``core_config`` for a Config); YoloIOError once it is closed."""
+    return net._live()
+
+
+def fused_layers(net: Network, layout: str | None, *, dtype: str, dense_layout: str | None,
+                 threads: int | None, fuse: bool, first: int = 0, last: int = -1,
+                 stacklevel: int) -> dict[int, tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]]:
+    """:meth:`Network.fused_all` of layers ``first..last-1`` (``last`` -1: to
+    the end), for yolo_io's own modules; PrecisionWarnings ``stacklevel``
+    frames above the caller."""
+    return net._fused_layers(layout, dtype=dtype, dense_layout=dense_layout, threads=threads,
+                             fuse=fuse, first=first, last=last, stacklevel=stacklevel + 1)
+
+
+def layer_fused(layer: Layer, layout: str | None, dtype: str, flatten: str, *,
+                fuse: bool) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]:
+    """:meth:`Layer.fused` with batch norm folded or not (``fuse``), for
+    yolo_io's own modules."""
+    return layer._fused(layout, dtype, flatten, fuse=fuse)
 
 
 def evict_behind(net: Network | None) -> Callable[[int | None], None]:
@@ -640,7 +664,8 @@ def load(
     try:
         core = _core.Weights(core_config(config), path, bool(partial), bool(copy))
     except WeightsSizeError as err:
-        _add_suggestion(err, config, path, cfg)
+        for explain in _size_error_explainers:
+            explain(err, config, path, cfg)
         raise
     return Network(config, core)
 
@@ -656,27 +681,18 @@ def _load_safetensors(path: str, cfg: PathArg | Config | None,
     return Network(config, _core.weights_from_safetensors(core_config(config), file))
 
 
-def _add_suggestion(err: WeightsSizeError, config: Config, path: str, cfg: object) -> None:
-    """Appends the best fix :func:`yolo_io.diagnose` finds (a class count with
-    the cfg lines to change, a header width, a published model) to the message."""
-    from ._config import cfg_text
-    from ._diagnose import suggest
+#: What explains a WeightsSizeError of :func:`load` with the likely fix
+#: (appended to its message): set by ``yolo_io._diagnosis`` when the package
+#: is imported, so that this lower layer does not import diagnosis.
+SizeErrorExplainer = Callable[[WeightsSizeError, Config, str, object], None]
+_size_error_explainers: list[SizeErrorExplainer] = []
 
-    try:
-        major, minor, revision, _, header_size, _, actual = _core.read_header(path)
-        found = suggest(config, path, actual=actual, header_size=header_size,
-                        version=(major, minor, revision), partial_layers=err.partial_layers,
-                        source=cfg_text(cfg))
-    except (OSError, YoloIOError):  # pragma: no cover - the file changed meanwhile
-        return
-    found = [f for f in found if not f.kind.startswith("header-")]  # the core says it already
-    if found:
-        best = found[0]
-        text = f"{err.args[0]}\nLikely cause: {best.message}."
-        if best.fix:
-            text += f" Fix: {best.fix}" + (":" if best.edits else ".")
-        text += "".join(f"\n  {edit}" for edit in best.edits)
-        err.args = (text,)
+
+def explain_size_errors_with(explainer: SizeErrorExplainer) -> None:
+    """Registers ``explainer(err, config, path, cfg)``, which :func:`load`
+    calls on a :class:`WeightsSizeError` before raising it."""
+    if explainer not in _size_error_explainers:
+        _size_error_explainers.append(explainer)
 
 
 def file_kinds(weights: str, cfg: str) -> tuple[str, str] | None:

@@ -38,18 +38,19 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from ._errors import ConversionError, ModelMismatchError
-from ._fusion import BN_EPSILON
+from .._base.errors import ConversionError, ModelMismatchError
+from .._model.attrs import GaussianYoloAttrs
+from .._model.config import core_config
+from .._model.fusion import BN_EPSILON
+from .._model.kinds import Refused
 
 if TYPE_CHECKING:
-    from ._config import CfgLayer, Config
+    from .._model.config import CfgLayer, Config
 
 Signature = tuple[Any, ...]
 
-_HEADS = frozenset({"yolo", "Gaussian_yolo", "region", "detection"})
-_COMBINE = frozenset({"shortcut", "sam", "scale_channels"})
 # A search over the ways to pair look-alike siblings gives up after this many steps.
 _BUDGET = 200_000
 
@@ -279,7 +280,7 @@ def darknet_units(config: Config) -> list[DUnit]:
         if fusion == "conv":
             # The attrs' (name, value) pairs, without building the record:
             # this runs for every conv of every load_into.
-            a = dict(config._cfg.layer_attrs(layer.index))
+            a = dict(core_config(config).layer_attrs(layer.index))
             if a["binary"] or a["xnor"]:
                 raise ConversionError(
                     f"{layer.location} is an XNOR/binary convolution: darknet binarises its "
@@ -291,12 +292,14 @@ def darknet_units(config: Config) -> list[DUnit]:
         elif fusion == "dense":
             o, i = shapes["weights"]
             out.append(DUnit(layer, ("dense", i, o), "scales" in shapes, owner=owner))
-        elif layer.type == "batchnorm":
+        elif PAIRING_ROLE_BY_KIND[layer.type] == "bn":
             out.append(DUnit(layer, ("bn", shapes["scales"][0]), True))
         elif layer.param_count > 0:
+            role = PAIRING_ROLE_BY_KIND[layer.type]
+            why = f": {role.reason}" if isinstance(role, Refused) else ""
             raise ConversionError(
                 f"{layer.location} stores parameters that no framework layer type yolo_io "
-                "pairs takes (it pairs convolutional, connected and batchnorm layers)")
+                f"pairs takes (it pairs convolutional, connected and batchnorm layers){why}")
         else:
             continue
         u = out[-1]
@@ -305,7 +308,7 @@ def darknet_units(config: Config) -> list[DUnit]:
         nxt = config[layer.index + 1]
         # Only through a linear activation is conv + [batchnorm] a conv and its
         # batch norm (bn(leaky(x)) is a conv, an activation, a batch norm).
-        if (nxt.type == "batchnorm" and layer.activation == "linear"
+        if (PAIRING_ROLE_BY_KIND[nxt.type] == "bn" and layer.activation == "linear"
                 and nxt.inputs == (layer.index,) and read_once(layer.index)
                 and nxt.param_count > 0):
             u.bn, u.bn_layer = True, nxt
@@ -326,9 +329,9 @@ def darknet_graph(config: Config, units: Sequence[DUnit]) -> list[Node]:
         preds = [i + 1 for i in layer.inputs] or [layer.index]
         if layer.index in unit_of:
             nodes.append(Node("part", preds[:1], unit_of[layer.index]))
-        elif layer.type == "route" and len(preds) > 1:
+        elif PAIRING_ROLE_BY_KIND[layer.type] == "concat" and len(preds) > 1:
             nodes.append(Node("concat", preds))
-        elif layer.type in _COMBINE and len(preds) > 1:
+        elif PAIRING_ROLE_BY_KIND[layer.type] == "combine" and len(preds) > 1:
             nodes.append(Node("combine", preds))
         else:
             nodes.append(Node("op", preds[:1]))
@@ -778,7 +781,7 @@ def _name_text(name: Any) -> str:
 
 def _head_after(config: Config, layer: CfgLayer) -> CfgLayer | None:
     nxt = layer.index + 1
-    if nxt < len(config) and config[nxt].type in _HEADS:
+    if nxt < len(config) and config[nxt].kind.head:
         return config[nxt]
     return None
 
@@ -791,10 +794,12 @@ def _classes_hint(config: Config, layer: CfgLayer, found_out: int) -> str:
         return ""
     classes = getattr(head.attrs, "classes", 0)
     expected_out = layer.output_shape[0]
-    if head.type == "detection":
+    if not head.kind.grid_head:  # [detection]: no filters= per anchor
         return ""
-    per = expected_out // max(1, classes + (5 if head.type != "Gaussian_yolo" else 9))
-    extra = 9 if head.type == "Gaussian_yolo" else 5
+    # Values per anchor besides the classes: x, y, w, h, objectness, and
+    # for Gaussian_yolo the uncertainty of each coordinate.
+    extra = 9 if isinstance(head.attrs, GaussianYoloAttrs) else 5
+    per = expected_out // max(1, classes + extra)
     if per <= 0 or found_out % per or found_out // per <= extra:
         return ""
     model_classes = found_out // per - extra
@@ -804,7 +809,7 @@ def _classes_hint(config: Config, layer: CfgLayer, found_out: int) -> str:
     # at each of them.
     flines, clines = [], []
     for h in config:
-        if h.type == head.type and h.index > 0 and "classes" in h.options:
+        if h.kind == head.kind and h.index > 0 and "classes" in h.options:
             conv = config[h.index - 1]
             if "filters" in conv.options and conv.output_shape[0] == expected_out:
                 flines.append(str(conv.option_line("filters")))
@@ -1182,3 +1187,55 @@ def _check_complete(pairing: Pairing) -> None:
                 f"{_shapes_text(part.shapes)}) has no counterpart in {pairing.config.path} "
                 "(pass strict=False to leave it as it is)", framework_layer=part.name,
                 found=part.shapes, pairing=pairing)
+
+
+Role = Literal["unit", "bn", "concat", "combine", "op"]
+
+_TAKES_NO_FRAMEWORK_LAYER = Refused("no framework layer type yolo_io pairs has its parameters")
+
+#: What each darknet layer kind is in the pairing: "unit" (a convolutional or
+#: connected layer: one framework layer with weights), "bn" (a [batchnorm]
+#: layer: a framework batch norm), "concat" (a route of several inputs),
+#: "combine" (shortcut, sam, scale_channels of several inputs), "op" (a node
+#: of the data flow without parameters), or Refused: a kind whose parameters
+#: no framework layer type takes (refused when it has some).
+#: tests/test_kinds.py checks that every kind of the core's table has an entry.
+PAIRING_ROLE_BY_KIND: dict[str, Role | Refused] = {
+    "convolutional": "unit",
+    "deconvolutional": _TAKES_NO_FRAMEWORK_LAYER,
+    "connected": "unit",
+    "local": _TAKES_NO_FRAMEWORK_LAYER,
+    "maxpool": "op",
+    "local_avgpool": "op",
+    "avgpool": "op",
+    "route": "concat",
+    "shortcut": "combine",
+    "scale_channels": "combine",
+    "sam": "combine",
+    "upsample": "op",
+    "reorg": "op",
+    "reorg3d": "op",
+    "yolo": "op",
+    "Gaussian_yolo": "op",
+    "region": "op",
+    "detection": "op",
+    "rnn": _TAKES_NO_FRAMEWORK_LAYER,
+    "lstm": _TAKES_NO_FRAMEWORK_LAYER,
+    "gru": _TAKES_NO_FRAMEWORK_LAYER,
+    "crnn": _TAKES_NO_FRAMEWORK_LAYER,
+    "conv_lstm": _TAKES_NO_FRAMEWORK_LAYER,
+    "batchnorm": "bn",
+    "dropout": "op",
+    "softmax": "op",
+    "cost": "op",
+    "normalization": "op",
+    "activation": "op",
+    "contrastive": "op",
+    "crop": "op",
+    "history": "op",
+    "implicit": _TAKES_NO_FRAMEWORK_LAYER,
+    "iseg": "op",
+    "empty": "op",
+    "logistic": "op",
+    "l2norm": "op",
+}

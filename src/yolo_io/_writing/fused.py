@@ -13,18 +13,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import _core
-from ._config import CfgLayer, Config, atoi
-from ._errors import CfgWarning, ConversionError, YoloIOError
-from ._network import Header, Network, load
-from ._paths import PathArg
-from ._save import (
-    atomic_file,
-    network_inputs,
-    plan_weights,
-    refuse_inputs,
-    resolve_target,
-)
+from .. import _core
+from .._base.errors import CfgWarning, ConversionError, YoloIOError
+from .._base.paths import PathArg
+from .._model.config import CfgLayer, Config, atoi
+from .._model.network import Header, Network, load
+from .atomic import atomic_file, network_inputs, refuse_inputs, resolve_target
+from .weights import plan_weights
 
 __all__ = ["save_fused"]
 
@@ -284,7 +279,7 @@ def _check_new_config(net: Network, text: bytes, fused: set[int], switched: set[
             want = [(s.name, s.shape) for s in specs]
         got = [(s.name, s.shape) for s in new.param_specs]
         bn = _bn_on(new)
-        if (got != want or new.output_shape != old.output_shape or new.type != old.type
+        if (got != want or new.output_shape != old.output_shape or new.kind != old.kind
                 or bn != (_bn_on(old) and old.index not in switched)):  # pragma: no cover
             raise ConversionError(f"{old.location}: the fused cfg plans {got} (output "
                                   f"{new.output_shape}, batch norm {bn}), expected {want} "

@@ -19,13 +19,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from . import _core
-from ._attrs import DetectionAttrs, RegionAttrs, YoloAttrs
-from ._config import CfgLayer, Config, atoi, cfg_text, core_config, parse
-from ._errors import CfgError, CfgWarning, WeightsSizeError, YoloIOError
-from ._network import file_kinds
-from ._paths import PathArg, fs_path
-from ._published import Published, published_with_size
+from .. import _core
+from .._base.errors import CfgError, CfgWarning, WeightsSizeError, YoloIOError
+from .._base.paths import PathArg, fs_path
+from .._model.attrs import DetectionAttrs, RegionAttrs, YoloAttrs
+from .._model.config import CfgLayer, Config, atoi, cfg_text, core_config, parse
+from .._model.network import explain_size_errors_with, file_kinds
+from .published import Published, published_with_size
 
 __all__ = ["CfgEdit", "Diagnosis", "Finding", "LayerRef", "diagnose"]
 
@@ -786,3 +786,25 @@ def _class_file_findings(config: Config, data: str | os.PathLike[str] | None,
                 fix="one class name per line, as many as classes="))
     return out
 
+
+def explain_size_error(err: WeightsSizeError, config: Config, path: str, cfg: object) -> None:
+    """Appends the best fix :func:`yolo_io.diagnose` finds (a class count with
+    the cfg lines to change, a header width, a published model) to the message."""
+    try:
+        major, minor, revision, _, header_size, _, actual = _core.read_header(path)
+        found = suggest(config, path, actual=actual, header_size=header_size,
+                        version=(major, minor, revision), partial_layers=err.partial_layers,
+                        source=cfg_text(cfg))
+    except (OSError, YoloIOError):  # pragma: no cover - the file changed meanwhile
+        return
+    found = [f for f in found if not f.kind.startswith("header-")]  # the core says it already
+    if found:
+        best = found[0]
+        text = f"{err.args[0]}\nLikely cause: {best.message}."
+        if best.fix:
+            text += f" Fix: {best.fix}" + (":" if best.edits else ".")
+        text += "".join(f"\n  {edit}" for edit in best.edits)
+        err.args = (text,)
+
+
+explain_size_errors_with(explain_size_error)

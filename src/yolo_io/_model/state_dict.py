@@ -29,18 +29,61 @@ something else.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from ._attrs import BatchnormAttrs
-from ._errors import ConversionError
-from ._fusion import BN_EPSILON, bn_for_eps, cast
+from .._base.errors import ConversionError
+from .attrs import BatchnormAttrs
+from .fusion import BN_EPSILON, Located, bn_for_eps, cast
 
 if TYPE_CHECKING:
-    from ._config import Config
-    from ._network import Layer, Network
+    from .attrs import LayerAttrs
+    from .config import Config, ParamSpec, Shape
+
+Pair = tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]
+
+
+class Layer(Located, Protocol):
+    """What a state dict reads of a loaded layer (:class:`yolo_io.Layer`): a
+    Protocol, so that this module, which ``Network.state_dict`` calls, does not
+    import ``network.py`` back."""
+
+    @property
+    def section(self) -> str: ...
+    @property
+    def input_shape(self) -> Shape: ...
+    @property
+    def attrs(self) -> LayerAttrs: ...
+    @property
+    def fusion(self) -> str | None: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def activation(self) -> str | None: ...
+    @property
+    def param_specs(self) -> tuple[ParamSpec, ...]: ...
+    @property
+    def param_count(self) -> int: ...
+    @property
+    def share_index(self) -> int | None: ...
+    @property
+    def params(self) -> Mapping[str, npt.NDArray[np.float32]]: ...
+    @property
+    def loaded(self) -> bool: ...
+    @property
+    def source_params(self) -> Mapping[str, npt.NDArray[np.float32]]: ...
+
+
+class Network(Protocol):
+    """What a state dict reads of a loaded network (:class:`yolo_io.Network`)."""
+
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Layer]: ...
+    def fused_all(self, layout: str | None = None, *, dtype: str = "float32",
+                  dense_layout: str | None = None, flatten: str = "auto",
+                  threads: int | None = None, fuse: bool = True) -> dict[int, Pair]: ...
 
 NAMINGS = ("yolo_io", "darknet2pytorch", "ultralytics")
 
@@ -131,9 +174,6 @@ def check(net: Network, naming: str, fuse: bool, bn_eps: float | None) -> float:
     elif naming == "ultralytics":
         _check_ultralytics(net)
     return BN_EPS[naming] if bn_eps is None else float(bn_eps)
-
-
-Pair = tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]
 
 
 def build(

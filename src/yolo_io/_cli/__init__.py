@@ -1,0 +1,301 @@
+"""The ``yolo-io`` command (also ``python -m yolo_io``).
+
+Commands: ``inspect``, ``check``, ``doctor``, ``partial``, ``convert``,
+``export``, ``verify``, ``demo``; ``yolo-io COMMAND --help`` describes each.
+Exit codes:
+
+====  =======================================================================
+0     success: the files are consistent (``check``), no errors (``doctor``),
+      the ONNX model matches OpenCV within tolerance (``verify``)
+1     the model has a problem: the diagnosis or the error message says which;
+      ``verify``: a layer or output above tolerance, or OpenCV cannot check it
+2     usage error: unknown command or option, missing argument, an output
+      that is one of the inputs (the same file by inode)
+3     a file cannot be read or written (missing, permission, a directory)
+4     an optional dependency is missing (matplotlib for ``doctor --plot``; onnx,
+      onnxruntime, OpenCV < 5 for ``export`` and ``verify``)
+70    internal error (a bug in yolo_io): run again with ``--debug`` and report it
+130   interrupted (Ctrl-C)
+====  =======================================================================
+
+Errors are one line on stderr (``yolo-io: error: ...``); ``--debug`` shows
+the traceback instead. Results go to stdout, as text or, with ``--json``, as
+one JSON document; with ``--json``, an error also prints
+``{"error": message, "exit_code": code}`` to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+from .._base.errors import YoloIOError
+from .._base.paths import shown
+from .._base.version import __version__
+from . import check, convert, demo, doctor, export, inspect, partial, verify
+from .common import (
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_IO,
+    EXIT_OK,
+    EXIT_PROBLEM,
+    EXIT_USAGE,
+    PROG,
+    ArgumentParser,
+    Failure,
+    UsageError,
+    cli_words,
+)
+
+__all__ = ["main"]
+
+_MAX_ERROR = 1000  # characters of an error line
+
+
+def _run(argv: list[str]) -> int:
+    """Runs a command of this CLI in this process."""
+    args = _parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    sys.stdout.flush()
+    return func(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .._export.verify import TOLERANCES
+
+    common = ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an error")
+    # The CFG WEIGHTS pair most commands take, and the option that accepts a
+    # partial (backbone) weights file.
+    pair = ArgumentParser(add_help=False)
+    pair.add_argument("cfg", metavar="CFG", help="the .cfg file")
+    pair.add_argument("weights", metavar="WEIGHTS", help="its .weights file")
+    backbone = ArgumentParser(add_help=False)
+    backbone.add_argument("--partial", action="store_true",
+                          help="accept a partial (backbone) weights file as the input")
+    parser = ArgumentParser(
+        prog=PROG, parents=[common],
+        description="Inspect, check and diagnose Darknet (YOLO) .cfg + .weights pairs.",
+        epilog="Exit codes: 0 ok; 1 the model has a problem; 2 usage error; 3 a file cannot be "
+               "read or written; 4 an optional dependency is missing; 70 internal error; "
+               "130 interrupted.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("inspect", parents=[common, backbone],
+                       help="one row per layer, with totals",
+                       description="One row per layer: index, type, cfg line, input and output "
+                                   "shapes, activation, main hyperparameters, parameters, bytes "
+                                   "and (with WEIGHTS) file offset.")
+    p.add_argument("cfg", metavar="CFG", help="the .cfg file")
+    p.add_argument("weights", metavar="WEIGHTS", nargs="?",
+                   help="its .weights file (optional: adds the header and file offsets)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=inspect.run)
+
+    p = sub.add_parser("check", parents=[common, pair, backbone],
+                       help="is this pair consistent? if not, why",
+                       description="Exit 0 when the weights fit the cfg; otherwise print the "
+                                   "diagnosis (what is wrong and which cfg lines to change) and "
+                                   "exit 1.")
+    p.add_argument("--data", metavar="FILE", help="darknet's .data file (classes=, names=)")
+    p.add_argument("--names", metavar="FILE", help="a .names file, one class per line")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=check.run)
+
+    p = sub.add_parser("doctor", parents=[common, pair, backbone],
+                       help="find broken values in the weights",
+                       description="Find NaN or Inf, zero or negative rolling variances, dead "
+                                   "(all-zero) filters and extreme batch-norm scales, each with "
+                                   "its layer. A progress bar shows on a terminal.")
+    p.add_argument("--plot", metavar="PNG",
+                   help="draw per-layer weight magnitudes and batch-norm statistics "
+                        "(needs matplotlib: pip install 'yolo_io[plot]')")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=doctor.run)
+
+    p = sub.add_parser("partial", parents=[common, pair, backbone],
+                       help="the first N layers, as darknet partial writes them",
+                       description="Write the first N layers of WEIGHTS byte for byte as "
+                                   "AlexeyAB's `darknet partial CFG WEIGHTS OUT N` does (a "
+                                   "backbone to train from, e.g. yolov4.conv.137): header "
+                                   "version 0.2.5, seen 0.")
+    p.add_argument("layers", metavar="N", type=int, help="how many layers to keep")
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help="the file to write")
+    p.set_defaults(func=partial.run)
+
+    p = sub.add_parser("convert", parents=[common, pair, backbone],
+                       help="write .weights, .safetensors or .npz",
+                       description="Write the model in the format of OUT's suffix: .weights "
+                                   "(another header version or seen; byte-exact otherwise; with "
+                                   "--fuse a darknet model with batch norm folded, cfg and "
+                                   "weights), .safetensors (a raw darknet export, or a state "
+                                   "dict with --naming/--fuse/--layout/--dtype) or .npz (a "
+                                   "state dict). Files are written atomically.")
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help="the file to write")
+    p.add_argument("--fuse", action="store_true",
+                   help="fold batch norm into the convolutions (.weights: also writes the cfg "
+                        "with batch_normalize=0, OUT with the suffix .cfg or --cfg-output)")
+    p.add_argument("--cfg-output", metavar="CFG_OUT",
+                   help="where --fuse writes the cfg of a .weights output")
+    p.add_argument("--layout", metavar="LAYOUT",
+                   help="OIHW, HWIO or OHWI (default: the layer kind's, OIHW)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
+                   help="of the arrays (.safetensors, .npz; bfloat16: .safetensors only)")
+    p.add_argument("--naming", choices=("yolo_io", "darknet2pytorch", "ultralytics"),
+                   help="parameter names (.safetensors: default a raw darknet export that "
+                        "yolo_io.load() reads without a cfg; .npz: default yolo_io)")
+    p.add_argument("--version", metavar="M.m.r",
+                   help="header version of a .weights output (default: the input's)")
+    p.add_argument("--seen", type=int, help="images-seen counter of a .weights output")
+    p.set_defaults(func=convert.run)
+
+    p = sub.add_parser("export", parents=[common, pair], help="write an ONNX model",
+                       description="Write the network as an ONNX model (needs the onnx "
+                                   "package: pip install 'yolo_io[onnx]'). Its input `input` "
+                                   "is N x C x H x W float32, RGB in [0, 1], resized (or "
+                                   "letterboxed) as darknet does. The file is written "
+                                   "atomically.")
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 or later (default 17)")
+    p.add_argument("--outputs", choices=("raw", "decoded", "nms"), default="raw",
+                   help="raw: each head's input (head_{i}), or `output` for a classifier; "
+                        "decoded: boxes, objectness, scores; nms: those plus `selected` "
+                        "(default raw)")
+    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                   help="of the stored weights; float16 halves the file, computation stays "
+                        "float32 (default float32)")
+    p.add_argument("--static-batch", action="store_true",
+                   help="a batch of 1 instead of a symbolic batch dimension")
+    p.add_argument("--mish", choices=("auto", "decomposed", "native"), default="auto",
+                   help="decomposed: x*tanh(softplus(x)) (any runtime); native: the Mish op "
+                        "(opset 18+); auto: native from opset 18")
+    p.add_argument("--intermediates", action="store_true",
+                   help="also output every layer as layer_{i} (what `verify` compares)")
+    p.add_argument("--score-threshold", type=float, metavar="S",
+                   help="with --outputs nms: minimum score (default 0.25)")
+    p.add_argument("--iou-threshold", type=float, metavar="T",
+                   help="with --outputs nms: IoU above which boxes are suppressed "
+                        "(default 0.45)")
+    p.add_argument("--max-detections", type=int, metavar="N",
+                   help="with --outputs nms: boxes kept per class and image (default 100)")
+    p.set_defaults(func=export.run)
+
+    p = sub.add_parser("verify", parents=[common, pair],
+                       help="the ONNX export against OpenCV's Darknet importer",
+                       description="Run one image through OpenCV's Darknet importer and "
+                                   "onnxruntime on the ONNX export, compare every layer both "
+                                   "expose and each output, and name the first layer that "
+                                   "diverges. Exit 0 within tolerance, 1 above it. Needs onnx, "
+                                   "onnxruntime and opencv-python-headless<5 (pip install "
+                                   "'yolo_io[verify]'); the default image needs scikit-image.")
+    p.add_argument("--onnx", metavar="MODEL",
+                   help="check this model (default: export one on the fly, with every layer "
+                        "as an output); layer by layer if it has layer_{i} outputs "
+                        "(export --intermediates), else its outputs only")
+    p.add_argument("--image", metavar="PATH",
+                   help="the image to feed (default: scikit-image's astronaut)")
+    p.add_argument("--dtype", choices=("float32", "float16"),
+                   help="the export's weights dtype, which sets the tolerance (default: "
+                        "float32, or --onnx's own)")
+    (atol32, rtol32), (atol16, rtol16) = TOLERANCES["float32"], TOLERANCES["float16"]
+    p.add_argument("--atol", type=float, metavar="A",
+                   help=f"absolute tolerance (default {atol32:g} float32, {atol16:g} float16)")
+    p.add_argument("--rtol", type=float, metavar="R",
+                   help=f"tolerance relative to a tensor's largest value (default {rtol32:g} "
+                        f"float32, {rtol16:g} float16); within tolerance: max abs <= A or "
+                        f"max rel <= R")
+    p.add_argument("--all-layers", action="store_true",
+                   help="list every compared layer, not only the worst")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 unless every layer and an output could be compared (a cfg "
+                        "OpenCV gets wrong from some layer on is otherwise verified up to it)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=verify.run)
+
+    p = sub.add_parser("demo", parents=[common], help="see the tool work, no downloads",
+                       description="Write a small YOLO-style model (a cfg written by yolo_io, "
+                                   "random weights from yolo_io.testing) and run inspect, check "
+                                   "and a fused export on it.")
+    p.add_argument("--dir", metavar="DIR",
+                   help="write the files here and keep them (default: a temporary folder, "
+                        "removed at the end)")
+    p.set_defaults(func=demo.run, run=_run)
+    return parser
+
+
+def _message(err: BaseException) -> tuple[str, int]:
+    if isinstance(err, Failure):
+        return cli_words(str(err)), err.code
+    if isinstance(err, OSError):
+        where = err.filename if err.filename is not None else ""
+        text = err.strerror or str(err)
+        return (f"{where}: {text}" if where else text), EXIT_IO
+    if isinstance(err, YoloIOError):
+        return cli_words(str(err).split("\n", 1)[0]), EXIT_PROBLEM
+    return (f"internal error: {type(err).__name__}: {err} (run again with --debug and report "
+            f"it)"), EXIT_INTERNAL
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: TextIO | None = None, line: str | None = None) -> None:
+    for text in shown(str(message)).splitlines():
+        sys.stderr.write(f"{PROG}: warning: {text}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs ``yolo-io`` with ``argv`` (default: the command line); returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as err:  # argparse's own report, and a JSON document if asked for
+        err.parser.print_usage(sys.stderr)
+        sys.stderr.write(f"{err.parser.prog}: error: {shown(str(err))}\n")
+        options = argv[:argv.index("--")] if "--" in argv else argv
+        names = [a.partition("=")[0] for a in options]  # --json=1 is a usage error too
+        if any(len(a) > 2 and "--json".startswith(a) for a in names):
+            json.dump({"error": shown(str(err)), "exit_code": EXIT_USAGE}, sys.stdout)
+            sys.stdout.write("\n")
+        return EXIT_USAGE
+    debug = getattr(args, "debug", False)
+    # A file name that is not UTF-8 is printed as its bytes, as ls prints it.
+    errors = getattr(sys.stdout, "errors", None)
+    if errors is not None:
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stdout.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args))
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`yolo-io inspect ... | head`): stop quietly.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    except Exception as err:
+        if debug:
+            raise
+        text, code = _message(err)
+        text = " ".join(shown(text).split())
+        if len(text) > _MAX_ERROR:
+            text = text[:_MAX_ERROR] + f"... ({len(text) - _MAX_ERROR} more characters)"
+        sys.stderr.write(f"{PROG}: error: {text}\n")
+        if getattr(args, "json", False):  # a JSON reader gets a document too
+            json.dump({"error": text, "exit_code": code}, sys.stdout)
+            sys.stdout.write("\n")
+        return code
+    finally:
+        if errors is not None:
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                sys.stdout.reconfigure(errors=errors)  # type: ignore[union-attr]
