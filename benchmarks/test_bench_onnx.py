@@ -33,7 +33,7 @@ import yolo_io, yolo_io.onnx, onnx
 warnings.simplefilter("ignore")
 t = time.perf_counter()
 net = yolo_io.load(sys.argv[1], sys.argv[2])
-yolo_io.onnx.export(net, sys.argv[3])
+yolo_io.onnx.export(sys.argv[3], net)
 print(time.perf_counter() - t)
 """
 FROMFILE = """

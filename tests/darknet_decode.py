@@ -40,7 +40,7 @@ F64 = npt.NDArray[np.float64]
 Decoded = tuple[F32, F32, F32]
 
 # The attrs records of the layers decode_head() understands.
-HEAD_ATTRS = (yolo_io.YoloAttrs, yolo_io.RegionAttrs, yolo_io.DetectionAttrs)
+HEAD_ATTRS = (yolo_io.attrs.YoloAttrs, yolo_io.attrs.RegionAttrs, yolo_io.attrs.DetectionAttrs)
 
 
 def _f32(x: Any) -> F32:
@@ -114,7 +114,7 @@ def _anchors(pairs: Iterable[tuple[float, float]]) -> tuple[F32, F32]:
     return arr[:, 0].reshape(1, -1, 1, 1), arr[:, 1].reshape(1, -1, 1, 1)
 
 
-def _decode_yolo(raw: F32, a: yolo_io.YoloAttrs, net_w: int, net_h: int) -> Decoded:
+def _decode_yolo(raw: F32, a: yolo_io.attrs.YoloAttrs, net_w: int, net_h: int) -> Decoded:
     t = _split(raw, 5 + a.classes, a.num, "[yolo]")
     lh, lw = t.shape[-2:]
     i, j = _grid(lh, lw)
@@ -146,7 +146,7 @@ def _decode_yolo(raw: F32, a: yolo_io.YoloAttrs, net_w: int, net_h: int) -> Deco
     return _result(bx, by, bw, bh, obj, probs)
 
 
-def _decode_gaussian(raw: F32, a: yolo_io.GaussianYoloAttrs, net_w: int, net_h: int) -> Decoded:
+def _decode_gaussian(raw: F32, a: yolo_io.attrs.GaussianYoloAttrs, net_w: int, net_h: int) -> Decoded:
     # gaussian_yolo_layer.c:405-410 entry_gaussian_index: 9 + classes entries per
     # anchor: 0 x, 1 sigma_x, 2 y, 3 sigma_y, 4 w, 5 sigma_w, 6 h, 7 sigma_h,
     # 8 objectness, 9.. classes.
@@ -184,7 +184,7 @@ def _decode_gaussian(raw: F32, a: yolo_io.GaussianYoloAttrs, net_w: int, net_h: 
     return _result(bx, by, bw, bh, obj, probs)
 
 
-def _decode_region(raw: F32, a: yolo_io.RegionAttrs, options: dict[str, str]) -> Decoded:
+def _decode_region(raw: F32, a: yolo_io.attrs.RegionAttrs, options: dict[str, str]) -> Decoded:
     if a.coords != 4:
         # region_layer.c:387-397 get_region_boxes strides by classes + 5: any
         # other coords would be read misaligned by darknet itself.
@@ -219,7 +219,7 @@ def _decode_region(raw: F32, a: yolo_io.RegionAttrs, options: dict[str, str]) ->
     return _result(bx, by, bw, bh, obj, probs)
 
 
-def _decode_detection(raw: F32, a: yolo_io.DetectionAttrs) -> Decoded:
+def _decode_detection(raw: F32, a: yolo_io.attrs.DetectionAttrs) -> Decoded:
     """YOLOv1: a flat vector of side*side*classes class scores, then
     side*side*num confidences, then side*side*num*4 coordinates, all cell-major
     (detection_layer.c:298-300)."""
@@ -290,13 +290,13 @@ def decode_head(raw: np.ndarray, layer: yolo_io.CfgLayer | yolo_io.Layer, net_w:
     """
     a = layer.attrs
     x = _f32(raw)
-    if isinstance(a, yolo_io.GaussianYoloAttrs):
+    if isinstance(a, yolo_io.attrs.GaussianYoloAttrs):
         return _decode_gaussian(x, a, net_w, net_h)
-    if isinstance(a, yolo_io.YoloAttrs):
+    if isinstance(a, yolo_io.attrs.YoloAttrs):
         return _decode_yolo(x, a, net_w, net_h)
-    if isinstance(a, yolo_io.RegionAttrs):
+    if isinstance(a, yolo_io.attrs.RegionAttrs):
         return _decode_region(x, a, dict(getattr(layer, "options", {})))
-    if isinstance(a, yolo_io.DetectionAttrs):
+    if isinstance(a, yolo_io.attrs.DetectionAttrs):
         return _decode_detection(x, a)
     raise TypeError(f"layer {layer.index} ({layer.type}) is not a detection head")
 

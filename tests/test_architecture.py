@@ -160,6 +160,38 @@ def _private_definitions() -> dict[str, set[str]]:
             for pkg, names in defined.items()}
 
 
+def private_uses(source: str, rel: str, private: dict[str, set[str]]) -> list[str]:
+    """The private names of other packages of yolo_io that ``source`` (the
+    module at ``rel`` in the package) imports or reads: ``from .x import
+    _name`` (relative or absolute), ``obj._name`` and ``getattr(obj,
+    "_name")``, where ``_name`` is private to another package (even if this
+    package has a private name spelled alike); ``self._x`` and ``cls._x`` are
+    the object's own."""
+    own = rel.split("/")[0] if "/" in rel else ""
+    others = set().union(*(names for pkg, names in private.items() if pkg != own))
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = (node.module or "").split(".")
+                target = parts[0] if node.level > 1 or not own else own
+            else:
+                parts = (node.module or "").split(".")
+                if parts[0] != "yolo_io":
+                    continue
+                target = parts[1] if len(parts) > 1 else ""
+            for alias in node.names:
+                if (alias.name.startswith("_") and alias.name != "_core"
+                        and not alias.name.startswith("__") and target != own):
+                    found.append(f"{rel}:{node.lineno}: {alias.name}")
+        elif (isinstance(node, ast.Attribute) and node.attr in others
+              and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))) or (isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("getattr", "setattr")
+              and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)
+              and node.args[1].value in others):
+            found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
 def test_no_private_name_of_one_package_is_used_by_another() -> None:
     """``from .x import _name`` across packages, or ``obj._name`` where
     ``_name`` is private to another package of yolo_io (``net._live()`` from
@@ -168,18 +200,41 @@ def test_no_private_name_of_one_package_is_used_by_another() -> None:
     private = _private_definitions()
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
-        own = _package_of(path)
-        others = set().union(*(names for pkg, names in private.items() if pkg != own))
-        others -= private.get(own, set())
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                parts = (node.module or "").split(".")
-                target = parts[0] if node.level > 1 or not own else own
-                for alias in node.names:
-                    if (alias.name.startswith("_") and alias.name != "_core"
-                            and not alias.name.startswith("__") and target != own):
-                        found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {alias.name}")
-            elif (isinstance(node, ast.Attribute) and node.attr in others
-                  and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
-                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {ast.unparse(node)}")
+        found += private_uses(path.read_text(), path.relative_to(PACKAGE).as_posix(), private)
     assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("source", [
+    "from .._model.network import _raise_if_swapped\n",
+    "from yolo_io._model.network import _raise_if_swapped\n",
+    "def f(net):\n    return net._live()\n",
+    "_live = None\n\ndef f(net):\n    return net._live()\n",  # a name alike here
+    "def f(config):\n    return getattr(config, '_cfg')\n",
+])
+def test_the_private_name_check_finds_a_reach_in(source: str) -> None:
+    assert private_uses(source, "_writing/x.py", _private_definitions())
+
+
+def test_no_module_imports_yolo_io_by_a_string() -> None:
+    """``importlib.import_module("yolo_io._cli")`` or ``__import__`` would
+    hide an import from the layers and the circle checks: yolo_io imports
+    itself statically (a module name given at run time, as the CLI's check
+    of an optional dependency, must not be one of its own)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and (
+                    getattr(node.func, "attr", "") == "import_module"
+                    or getattr(node.func, "id", "") in ("__import__", "import_module"))):
+                continue
+            arg = node.args[0] if node.args else None
+            if not isinstance(arg, ast.Constant) or str(arg.value).startswith(("yolo_io", ".")):
+                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {ast.unparse(node)}")
+    # The one import by name: the CLI's check that an optional dependency
+    # (matplotlib, onnx) is installed, with a constant of the caller.
+    assert found == ["_cli/common.py:123: importlib.import_module(module)"]
+    required = [node.args[0] for path in PACKAGE.rglob("*.py")
+                for node in ast.walk(ast.parse(path.read_text()))
+                if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "require"]
+    assert required and all(isinstance(a, ast.Constant) and not str(a.value).startswith(
+        ("yolo_io", ".")) for a in required), [ast.unparse(a) for a in required]

@@ -37,7 +37,7 @@ def heads(cfg: yolo_io.Config) -> list[yolo_io.CfgLayer]:
 def grid(layer: yolo_io.CfgLayer) -> tuple[int, int, int]:
     """(anchors, rows, columns) of a head."""
     a = layer.attrs
-    if isinstance(a, yolo_io.DetectionAttrs):
+    if isinstance(a, yolo_io.attrs.DetectionAttrs):
         return a.num, a.side, a.side
     _, h, w = layer.input_shape
     return a.num, h, w  # type: ignore[attr-defined]
@@ -219,7 +219,7 @@ def test_matches_opencv(tmp_path: Path, name: str) -> None:
         np.testing.assert_allclose(rows[:, :4], boxes, rtol=RTOL, atol=3e-7)
         np.testing.assert_allclose(rows[:, 4], obj, rtol=RTOL, atol=ATOL)
         scores = rows[:, 5:]
-        if isinstance(layer.attrs, yolo_io.RegionAttrs):
+        if isinstance(layer.attrs, yolo_io.attrs.RegionAttrs):
             kept = scores > 0
             np.testing.assert_allclose(scores[kept], probs[kept], rtol=RTOL, atol=ATOL)
             assert check_region_nms(boxes, probs, scores) > 0

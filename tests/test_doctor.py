@@ -141,13 +141,13 @@ def ref(net: yolo_io.Network, index: int) -> LayerRef:
 # -- findings -----------------------------------------------------------------
 
 def test_clean_realistic_file_has_no_findings(net: yolo_io.Network) -> None:
-    assert doctor(net, progress=False) == ()
+    assert doctor(net, progress=False).findings == ()
 
 
 def test_clean_random_file_has_no_findings(tmp_path: Path) -> None:
     path = write_weights(tmp_path / "r.weights", CFG, seed=0)  # N(0, 1), not realistic
     with yolo_io.load(path, CFG) as n:
-        assert doctor(n, progress=False) == ()
+        assert doctor(n, progress=False).findings == ()
 
 
 def test_non_finite(clean: Path) -> None:
@@ -159,7 +159,7 @@ def test_non_finite(clean: Path) -> None:
     bad = corrupt(clean, CFG, {(0, "weights"): weights,
                                (3, "biases"): setter(4, -np.inf),
                                (5, "weights"): setter((1, 7), np.nan)})
-    findings = doctor(bad, progress=False)
+    findings = doctor(bad, progress=False).findings
     assert [(f.kind, f.severity, f.layer) for f in findings] == [
         ("non-finite", "error", ref(bad, 0)),
         ("non-finite", "error", ref(bad, 3)),
@@ -178,7 +178,7 @@ def test_non_finite(clean: Path) -> None:
 def test_non_finite_in_bn_arrays_is_not_also_extreme(clean: Path) -> None:
     bad = corrupt(clean, CFG, {(1, "scales"): setter(0, np.inf),
                                (1, "rolling_variance"): setter(1, np.nan)})
-    findings = doctor(bad, progress=False)
+    findings = doctor(bad, progress=False).findings
     assert sorted(f.kind for f in findings) == ["non-finite", "non-finite"]
     assert {f.layer for f in findings} == {ref(bad, 1)}
     assert "'scales'" in findings[0].message and "'rolling_variance'" in findings[1].message
@@ -190,7 +190,7 @@ def test_bad_variance(clean: Path) -> None:
         a[9] = -2.0
 
     bad = corrupt(clean, CFG, {(1, "rolling_variance"): variance})
-    f = only(doctor(bad, progress=False), "bad-variance")
+    f = only(doctor(bad, progress=False).findings, "bad-variance")
     assert (f.severity, f.layer) == ("error", ref(bad, 1))
     assert f.message.startswith(bad[1].location)
     assert "2 of 16 channels of 'rolling_variance' are negative (smallest -2; channels 3, 9)" \
@@ -204,7 +204,7 @@ def test_zero_variance(clean: Path) -> None:
         a[7] = -0.0  # also exactly zero
 
     bad = corrupt(clean, CFG, {(4, "rolling_variance"): variance})
-    findings = doctor(bad, progress=False)
+    findings = doctor(bad, progress=False).findings
     assert [(f.kind, f.severity, f.layer) for f in findings] == [
         ("zero-variance", "warning", ref(bad, 4))]
     assert "3 of 12 channels of 'rolling_variance' are exactly 0 (channels 0, 5, 7)" \
@@ -218,7 +218,7 @@ def test_dead_filters(clean: Path) -> None:
         a[3, 0, 0, 0] = 1e-30  # not all zero: alive
 
     bad = corrupt(clean, CFG, {(0, "weights"): weights, (5, "weights"): setter(2, -0.0)})
-    findings = doctor(bad, progress=False)
+    findings = doctor(bad, progress=False).findings
     assert [(f.kind, f.severity, f.layer) for f in findings] == [
         ("dead-filters", "warning", ref(bad, 0)), ("dead-filters", "warning", ref(bad, 5))]
     assert "2 of 8 output filters of 'weights' (8, 3, 3, 3)" in findings[0].message
@@ -228,14 +228,14 @@ def test_dead_filters(clean: Path) -> None:
 
 def test_dead_filters_lists_the_first_few(clean: Path) -> None:
     bad = corrupt(clean, CFG, {(1, "weights"): setter(slice(None), 0.0)})
-    f = only(doctor(bad, progress=False), "dead-filters")
+    f = only(doctor(bad, progress=False).findings, "dead-filters")
     assert "16 of 16 output filters" in f.message
     assert "filters 0, 1, 2, 3, 4, ... (11 more)" in f.message
 
 
 def test_extreme_bn_scale_by_scale(clean: Path) -> None:
     bad = corrupt(clean, CFG, {(0, "scales"): setter(2, -2 * MAX_BN_SCALE)})
-    f = only(doctor(bad, progress=False), "extreme-bn-scale")
+    f = only(doctor(bad, progress=False).findings, "extreme-bn-scale")
     assert (f.severity, f.layer) == ("warning", ref(bad, 0))
     assert f.message.startswith(bad[0].location)
     assert "1 of 8 batch-norm channels of 'scales'" in f.message
@@ -247,7 +247,7 @@ def test_extreme_bn_scale_by_gain(clean: Path) -> None:
     # |scale| 50 is a fine scale, but over sqrt(1e-6 + 1e-5) it is a gain of 15076.
     bad = corrupt(clean, CFG, {(4, "scales"): setter(1, 50.0),
                                (4, "rolling_variance"): setter(1, 1e-6)})
-    f = only(doctor(bad, progress=False), "extreme-bn-scale")
+    f = only(doctor(bad, progress=False).findings, "extreme-bn-scale")
     assert f.layer == ref(bad, 4)
     gain = 50 / np.sqrt(np.float32(1e-6) + BN_EPS)
     assert gain > MAX_BN_GAIN
@@ -259,13 +259,13 @@ def test_zero_variance_gain_threshold(clean: Path, scale: float, extreme: bool) 
     """Over sqrt(0 + 1e-5) a scale of 31 is a gain of 9803 (below 1e4), 32 of 10119."""
     bad = corrupt(clean, CFG, {(1, "scales"): setter(4, scale),
                                (1, "rolling_variance"): setter(4, 0.0)})
-    kinds = sorted(f.kind for f in doctor(bad, progress=False))
+    kinds = sorted(f.kind for f in doctor(bad, progress=False).findings)
     assert kinds == (["extreme-bn-scale", "zero-variance"] if extreme else ["zero-variance"])
 
 
 def test_negative_variance_is_not_also_extreme(clean: Path) -> None:
     bad = corrupt(clean, CFG, {(0, "rolling_variance"): setter(0, -1e-9)})
-    assert [f.kind for f in doctor(bad, progress=False)] == ["bad-variance"]
+    assert [f.kind for f in doctor(bad, progress=False).findings] == ["bad-variance"]
 
 
 def test_errors_come_first_then_layer_order(clean: Path) -> None:
@@ -273,7 +273,7 @@ def test_errors_come_first_then_layer_order(clean: Path) -> None:
                                (1, "rolling_variance"): setter(0, 0.0),
                                (4, "rolling_variance"): setter(0, -1.0),
                                (5, "biases"): setter(0, np.nan)})
-    findings = doctor(bad, progress=False)
+    findings = doctor(bad, progress=False).findings
     assert [(f.severity, f.kind, f.layer.index if f.layer else None) for f in findings] == [
         ("error", "bad-variance", 4), ("error", "non-finite", 5),
         ("warning", "dead-filters", 0), ("warning", "zero-variance", 1)]
@@ -284,7 +284,7 @@ def test_exotic_layouts_and_prefixed_names(tmp_path: Path) -> None:
     src = write_weights(tmp_path / "exotic.weights", EXOTIC_CFG, seed=1, realistic=True)
     with yolo_io.load(src, EXOTIC_CFG) as n:
         assert n[0].param_shapes["weights"] == (2, 6, 2, 2)  # (c, n, k, k)
-        assert doctor(n, progress=False) == ()
+        assert doctor(n, progress=False).findings == ()
 
     def deconv(a: npt.NDArray[np.float32]) -> None:
         a[:, 4] = 0.0  # output filter 4: axis 1
@@ -293,7 +293,7 @@ def test_exotic_layouts_and_prefixed_names(tmp_path: Path) -> None:
     bad = corrupt(src, EXOTIC_CFG, {(0, "weights"): deconv,
                                     (1, "self_layer.rolling_variance"): setter(2, -3.0),
                                     (1, "output_layer.weights"): setter(0, 0.0)})
-    findings = doctor(bad, progress=False)
+    findings = doctor(bad, progress=False).findings
     assert [(f.kind, f.layer) for f in findings] == [
         ("bad-variance", ref(bad, 1)), ("dead-filters", ref(bad, 0)),
         ("dead-filters", ref(bad, 1))]
@@ -306,7 +306,7 @@ def test_partial_network_checks_only_loaded_layers(tmp_path: Path) -> None:
     src = write_weights(tmp_path / "part.weights", CFG, seed=2, layers=2, realistic=True)
     bad = corrupt(src, CFG, {(1, "weights"): setter((0, 0, 0, 0), np.nan)}, partial=True)
     assert bad.partial and not bad[3].loaded
-    assert [(f.kind, f.layer) for f in doctor(bad, progress=False)] == [
+    assert [(f.kind, f.layer) for f in doctor(bad, progress=False).findings] == [
         ("non-finite", ref(bad, 1))]
 
 
@@ -319,8 +319,8 @@ def test_nothing_is_printed_or_warned(clean: Path, capsys: pytest.CaptureFixture
                                (3, "weights"): setter(0, np.nan)})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert len(doctor(bad, progress=False)) == 4
-        assert len(doctor(bad)) == 4  # stderr is not a terminal under capsys
+        assert len(doctor(bad, progress=False).findings) == 4
+        assert len(doctor(bad).findings) == 4  # stderr is not a terminal under capsys
     assert caught == []
     assert capsys.readouterr() == ("", "")
 
@@ -334,7 +334,7 @@ def test_progress_bar(net: yolo_io.Network, monkeypatch: pytest.MonkeyPatch) -> 
     tqdm = pytest.importorskip("tqdm")
     stream = io.StringIO()  # not a terminal: progress=True forces the bar
     monkeypatch.setattr(sys, "stderr", stream)
-    assert doctor(net, progress=True) == ()
+    assert doctor(net, progress=True).findings == ()
     text = stream.getvalue()
     total = sum(layer.nbytes for layer in net)
     assert text.startswith("\rdoctor:")
@@ -385,7 +385,7 @@ def test_progress_without_tqdm(net: yolo_io.Network, monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm raises ImportError
     stream = _Terminal()
     monkeypatch.setattr(sys, "stderr", stream)
-    assert doctor(net, progress=True) == ()
+    assert doctor(net, progress=True).findings == ()
     assert stream.getvalue() == ""
 
 
@@ -405,7 +405,7 @@ def test_plot(clean: Path, tmp_path: Path) -> None:
                                (4, "rolling_variance"): setter(slice(None), 0.0),
                                (4, "scales"): setter(0, np.inf),
                                (5, "weights"): setter(slice(None), 0.0)})
-    findings = doctor(bad, progress=False)
+    findings = doctor(bad, progress=False).findings
     assert {f.severity for f in findings} == {"error", "warning"}
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "Data has no positive values" and the like
@@ -478,7 +478,7 @@ def test_a_file_of_zeros_is_one_error(tmp_path: Path) -> None:
     cfg = tmp_path / "z.cfg"
     cfg.write_text(_ZERO_CFG)
     weights = write_weights(tmp_path / "z.weights", cfg, sparse=True)
-    found = doctor(yolo_io.load(weights, cfg))
+    found = doctor(yolo_io.load(weights, cfg)).findings
     assert [(f.kind, f.severity) for f in found] == [("all-zero", "error")]
     assert "never filled in" in found[0].message
 

@@ -149,7 +149,7 @@ def test_bn_params_reproduce_darknet_with_another_epsilon(tmp_path: Path, eps: f
     cfg = conv_cfg(2, 4, 1, 1, 1)
     layer = yolo_io.load(write_weights(tmp_path / "b.weights", cfg, seed=9), cfg)[0]
     p = layer.params
-    q = layer.bn_params(eps=eps)
+    q = layer.bn_params(bn_eps=eps)
     z = np.random.default_rng(1).standard_normal(4)
     darknet = p["scales"] * (z - p["rolling_mean"]) / np.sqrt(p["rolling_variance"] + 1e-5) + p["biases"]
     other = q["scales"] * (z - q["rolling_mean"]) / np.sqrt(q["rolling_variance"].astype(np.float64) + eps) + q["biases"]
@@ -164,7 +164,7 @@ def test_bn_params_with_tiny_variance_rescales_gamma_and_warns(tmp_path: Path) -
     path.write_bytes(header_bytes() + data.tobytes())
     layer = yolo_io.load(path, cfg)[0]
     with pytest.warns(yolo_io.PrecisionWarning, match=r"in 1 channels \(\[0\]\)"):
-        q = layer.bn_params(eps=1e-3)
+        q = layer.bn_params(bn_eps=1e-3)
     p = layer.params
     z = np.array([0.7, -1.3])
     darknet = p["scales"] * (z - p["rolling_mean"]) / np.sqrt(p["rolling_variance"] + 1e-5) + p["biases"]
@@ -274,13 +274,13 @@ def test_connected_layers_run_the_conv_kernels_in_parts(tmp_path: Path, lay: str
         return np.ascontiguousarray(a).view(np.uint8)
 
     before = _core._fusion_parts()
-    w, b = layer.fused(lay, dtype, flatten=flatten, threads=2)
+    w, b = layer.fused(lay, dtype=dtype, flatten=flatten, threads=2)
     assert _core._fusion_parts() - before > 2, "the connected layer was not split into parts"
     np.testing.assert_array_equal(bits(w), bits(expected(ref)))
     np.testing.assert_array_equal(bits(b), bits(expected(ref_b)))
     simd = _core._set_simd(False)
     try:
-        portable = layer.fused(lay, dtype, flatten=flatten, threads=2)
+        portable = layer.fused(lay, dtype=dtype, flatten=flatten, threads=2)
     finally:
         _core._set_simd(simd)
     np.testing.assert_array_equal(bits(portable[0]), bits(w))

@@ -38,9 +38,10 @@ def test_the_table_is_the_cores() -> None:
     assert [k for k, f in KINDS.items() if f.grid_head] == ["yolo", "Gaussian_yolo", "region"]
     assert {k: f.fusion for k, f in KINDS.items() if f.fusion} == {"convolutional": "conv",
                                                                    "connected": "dense"}
-    for name, facts in KINDS.items():  # each names its section and its attrs record
-        assert f"[{name}]" in facts.sections or name in ("convolutional",) or facts.sections
-        assert hasattr(yolo_io, facts.attrs), facts.attrs
+    for facts in KINDS.values():  # each names its sections and its attrs record
+        assert facts.sections and all(s.startswith("[") and s.endswith("]")
+                                      for s in facts.sections)
+        assert hasattr(yolo_io.attrs, facts.attrs), facts.attrs
 
 
 def test_a_layer_knows_its_kind(tiny_cfg: Path) -> None:
@@ -84,8 +85,17 @@ def test_the_onnx_export_names_why_a_kind_is_refused(tmp_path: Path) -> None:
     from yolo_io.testing import write_weights
 
     net = yolo_io.load(write_weights(tmp_path / "c.weights", cfg), cfg)
-    with pytest.raises(yolo_io.ConversionError, match=r"layer 1 .*crops at random"):
-        yolo_io.onnx.export(net, tmp_path / "c.onnx")
+    with pytest.raises(yolo_io.ConversionError, match=r"layer 1 .*: a crop layer; the ONNX"):
+        yolo_io.onnx.export(tmp_path / "c.onnx", net)
+
+
+def _is_type_attr(node: ast.AST) -> bool:
+    """``<anything>.type``: a layer's type name."""
+    return isinstance(node, ast.Attribute) and node.attr == "type"
+
+
+SECTIONS = {section for facts in KINDS.values() for section in facts.sections}
+RECORDS = {facts.attrs for facts in KINDS.values()}
 
 
 def _kind_names_in(node: ast.AST) -> list[str]:
@@ -94,32 +104,62 @@ def _kind_names_in(node: ast.AST) -> list[str]:
             if isinstance(v, ast.Constant) and isinstance(v.value, str) and v.value in KINDS]
 
 
-def _is_type_name(node: ast.AST) -> bool:
-    """``<anything>.type`` (a layer's type name) or a variable named so."""
-    return ((isinstance(node, ast.Attribute) and node.attr == "type")
-            or (isinstance(node, ast.Name) and node.id in ("type_name", "layer_type")))
+def _keyed_by_kind(node: ast.Dict, at_least: int = 2) -> bool:
+    """Most keys, and at least ``at_least``, are type names (a row of
+    fields with an "activation" key is not)."""
+    kinds = sum(bool(k is not None and _kind_names_in(k)) for k in node.keys)
+    return kinds >= at_least and 2 * kinds > len(node.keys)
 
 
-def _compares_a_type_name(node: ast.Compare) -> bool:
-    sides = [node.left, *node.comparators]
-    if not any(_is_type_name(s) for s in sides):
-        return False
-    others = [s for s in sides if not _is_type_name(s)]
-    if not others:  # new.type != old.type
-        return True
-    # `inputs[0].type != "tensor(float)"` compares no layer type: a string
-    # that names no kind is fine; a kind name, a collection or another
-    # layer's type is a comparison of type names.
-    return any(_kind_names_in(s) or not (isinstance(s, ast.Constant)
-                                         and isinstance(s.value, str)) for s in others)
+def _constants(node: ast.AST) -> set[str]:
+    values = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+    return {v.value for v in values if isinstance(v, ast.Constant) and isinstance(v.value, str)}
 
 
 def find_type_name_comparisons(source: str, rel: str) -> list[str]:
-    found = []
+    """Where ``source`` compares a layer's type name: ``x.type``, a name
+    bound to one (``kind = layer.type``), ``x.kind.name``, against anything
+    but a string that names no kind, by ``==``/``in``/``match``/a string
+    method; a section header or an attrs record's name compared; or a dict
+    or collection of type names outside a ``*_BY_KIND`` registry."""
     tree = ast.parse(source)
+    aliases = {"type_name", "layer_type"} | {
+        target.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
+        and _is_type_attr(node.value) for target in node.targets if isinstance(target, ast.Name)}
+
+    def is_type_name(node: ast.AST) -> bool:
+        return (_is_type_attr(node) or (isinstance(node, ast.Name) and node.id in aliases)
+                or (isinstance(node, ast.Attribute) and node.attr == "name"
+                    and isinstance(node.value, ast.Attribute) and node.value.attr == "kind"))
+
+    registries = {id(node.value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
+                  and getattr(node.targets[0] if isinstance(node, ast.Assign) else node.target,
+                              "id", "").endswith("_BY_KIND")}
+    found = []
+
+    def flag(node: ast.AST, what: str | None = None) -> None:
+        found.append(f"{rel}:{getattr(node, 'lineno', 0)}: {what or ast.unparse(node)}")
+
     for node in ast.walk(tree):
-        if isinstance(node, ast.Compare) and _compares_a_type_name(node):
-            found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+        if isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            if any(is_type_name(side) for side in sides):
+                others = [side for side in sides if not is_type_name(side)]
+                # `inputs[0].type != "tensor(float)"` compares no layer type.
+                if not others or any(_kind_names_in(side) or not (
+                        isinstance(side, ast.Constant) and isinstance(side.value, str))
+                        for side in others):
+                    flag(node)
+            elif any(_constants(side) & (SECTIONS | RECORDS) for side in sides):
+                flag(node)  # x.section == "[yolo]", type(a).__name__ == "YoloAttrs"
+        elif isinstance(node, ast.Match) and is_type_name(node.subject):
+            flag(node, f"match {ast.unparse(node.subject)}")
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and is_type_name(node.func.value)):
+            flag(node)  # layer.type.startswith("yolo")
+        elif isinstance(node, ast.Dict) and id(node) not in registries and _keyed_by_kind(node):
+            flag(node, "a dict keyed by type names")
     for node in tree.body:  # module-level collections of type names
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             target = node.targets[0] if isinstance(node, ast.Assign) else node.target
@@ -127,10 +167,12 @@ def find_type_name_comparisons(source: str, rel: str) -> list[str]:
             if name.endswith("_BY_KIND") or (rel, name) in NOT_KIND_NAMES:
                 continue
             value = node.value
-            if isinstance(value, ast.Call) and value.args:
+            if (isinstance(value, ast.Call) and getattr(value.func, "id", "") in (
+                    "frozenset", "set", "tuple", "list") and value.args):
                 value = value.args[0]
-            if value is not None and len(_kind_names_in(value)) > 1:
-                found.append(f"{rel}:{node.lineno}: {name}")
+            if value is not None and (_kind_names_in(value) or (
+                    isinstance(value, ast.Dict) and _keyed_by_kind(value, at_least=1))):
+                flag(node, name)
     return found
 
 
@@ -152,6 +194,18 @@ def test_no_python_code_compares_a_layer_type_name() -> None:
     ("same = new.type != old.type\n", ["m.py:1: new.type != old.type"]),
     ('if layer_type in HEADS:\n    pass\n', ["m.py:1: layer_type in HEADS"]),
     ('HEADS = frozenset({"region", "yolo"})\n', ["m.py:1: HEADS"]),
+    ('HEADS = ("yolo",)\n', ["m.py:1: HEADS"]),
+    ('kind = layer.type\nif kind == "route":\n    pass\n', ["m.py:2: kind == 'route'"]),
+    ('ok = layer.type.startswith("yolo")\n', ["m.py:1: layer.type.startswith('yolo')"]),
+    ('match layer.type:\n    case "yolo":\n        pass\n', ["m.py:1: match layer.type"]),
+    ('x = {"yolo": 1, "region": 2}.get(layer.type)\n', ["m.py:1: a dict keyed by type names"]),
+    ('MAP = {"yolo": "permute"}\n', ["m.py:1: MAP"]),
+    ('row = {"index": 1, "activation": "leaky", "line": 3}\n', []),
+    ('ok = layer.kind.name in ("yolo", "region")\n',
+     ["m.py:1: layer.kind.name in ('yolo', 'region')"]),
+    ('ok = layer.section == "[yolo]"\n', ["m.py:1: layer.section == '[yolo]'"]),
+    ('ok = type(layer.attrs).__name__ == "YoloAttrs"\n',
+     ["m.py:1: type(layer.attrs).__name__ == 'YoloAttrs'"]),
     ('if inputs[0].type != "tensor(float)":\n    pass\n', []),
     ('if name == "logistic":\n    pass\n', []),  # an activation's name
     ('EMIT_BY_KIND = {"yolo": 1, "region": 2}\n', []),

@@ -114,7 +114,7 @@ PASSES: dict[str, tuple[str, str]] = {
         "for layer in net:\n    for v in layer.params.values():\n        float(v.sum())", ""),
     # A save that transposes (a legacy header) copies every layer's arrays.
     "a transposing save": ("yolo_io.save('out.weights', net, header=(1001, 0, 0))", ""),
-    "an ONNX export": ("import yolo_io.onnx\nyolo_io.onnx.export(net, 'out.onnx')", "onnx"),
+    "an ONNX export": ("import yolo_io.onnx\nyolo_io.onnx.export('out.onnx', net)", "onnx"),
 }
 
 

@@ -116,7 +116,7 @@ def test_every_corpus_cfg_is_covered() -> None:
     OPENCV_REJECTS | set(NUMPY_ORACLE) | set(EXPORT_REFUSES))))
 def test_corpus_raw_outputs_equal_opencv(tmp_path: Path, cfg: Path) -> None:
     net = corpus_model(tmp_path, cfg)
-    model = yonnx.export(net, tmp_path / "m.onnx")
+    model = yonnx.export(tmp_path / "m.onnx", net)
     onnx.checker.check_model(str(tmp_path / "m.onnx"), full_check=True)
     x = natural_image(*net.input_shape)
     ours = run(model, x)
@@ -134,7 +134,7 @@ def test_corpus_refusals_name_the_reason_and_line(tmp_path: Path, name: str) -> 
         pytest.skip(f"{cfg} is not there (the real-cfg corpus lives beside the checkout in CI)")
     net = corpus_model(tmp_path, cfg)
     with pytest.raises(yolo_io.ConversionError, match=EXPORT_REFUSES[name]) as info:
-        yonnx.export(net)
+        yonnx.export(None, net)
     assert f"{cfg} line" in str(info.value)
 
 
@@ -153,7 +153,7 @@ def test_layers_equal_numpy_darknet(tmp_path: Path, name: str) -> None:
     cfg.write_text(text if size is None else resized(text, size))
     net = corpus_model(tmp_path, cfg)
     x = natural_image(*net.input_shape)
-    path = yonnx.export(net, tmp_path / "m.onnx", intermediates=True)
+    path = yonnx.export(tmp_path / "m.onnx", net, intermediates=True)
     onnx.checker.check_model(str(path), full_check=True)
     ours = run(path, x)
     reference = darknet_forward.forward(net, x)
@@ -263,9 +263,9 @@ def test_every_supported_layer_equals_numpy_darknet(tmp_path: Path) -> None:
     cfg.write_text(SYNTHETIC_CFG)
     net = yolo_io.load(write_weights(tmp_path / "all.weights", cfg, realistic=True), cfg)
     route = net.config[2].attrs
-    assert isinstance(route, yolo_io.RouteAttrs) and len(route.input_layers) == 2
+    assert isinstance(route, yolo_io.attrs.RouteAttrs) and len(route.input_layers) == 2
     x = natural_image(*net.input_shape, batch=2)
-    ours = run(yonnx.export(net, intermediates=True), x)
+    ours = run(yonnx.export(None, net, intermediates=True), x)
     reference = darknet_forward.forward(net, x)
     assert len(reference) == len(net)
     for index, want in reference.items():
@@ -286,7 +286,7 @@ def test_attention_layers_equal_darknets_own_outputs(tmp_path: Path) -> None:
     weights = tmp_path / "attention.weights"
     weights.write_bytes(data["weights"].tobytes())
     net = yolo_io.load(weights, DARKNET_DATA / "attention.cfg")
-    ours = run(yonnx.export(net, intermediates=True), data["x"])
+    ours = run(yonnx.export(None, net, intermediates=True), data["x"])
     compared = 0
     for key in data.files:
         if key.startswith("out"):
@@ -316,7 +316,7 @@ def test_activations_equal_numpy_darknet(tmp_path: Path, activation: str) -> Non
                    f"\n[activation]\nactivation={plain}\n")
     net = yolo_io.load(write_weights(tmp_path / "act.weights", cfg, realistic=True), cfg)
     x = np.random.default_rng(0).random((2, *net.input_shape), dtype=np.float32)
-    ours = run(yonnx.export(net, intermediates=True), x)
+    ours = run(yonnx.export(None, net, intermediates=True), x)
     for index, want in darknet_forward.forward(net, x).items():
         report = close(ours[f"layer_{index}"], want.reshape(ours[f"layer_{index}"].shape))
         assert report is None, f"{activation} layer {index}: {report}"
@@ -330,7 +330,7 @@ def test_swish_outside_a_conv_is_refused(tmp_path: Path) -> None:
                    "size=1\nactivation=linear\n\n[activation]\nactivation=swish\n")
     net = yolo_io.load(write_weights(tmp_path / "act.weights", cfg), cfg)
     with pytest.raises(yolo_io.ConversionError, match=r"layer 1 .*line 11.*darknet outputs 0"):
-        yonnx.export(net)
+        yonnx.export(None, net)
 
 
 # -- decoded outputs -----------------------------------------------------------
@@ -352,7 +352,7 @@ def test_decoded_equals_darknet_decode_of_opencv_heads(tmp_path: Path, name: str
         pytest.skip(f"{cfg} is not there (the real-cfg corpus lives beside the checkout in CI)")
     net = corpus_model(tmp_path, cfg)
     x = natural_image(*net.input_shape)
-    ours = run(yonnx.export(net, outputs="decoded"), x)
+    ours = run(yonnx.export(None, net, outputs="decoded"), x)
     heads = [layer.index for layer in net.config if layer.type in yonnx.HEAD_TYPES]
     raws = {i: r.reshape(1, *net.config[i].input_shape)
             for i, r in zip(heads, opencv_heads(cfg, opencv_weights(net, tmp_path / "cv.weights"),
@@ -375,8 +375,8 @@ def test_decoded_equals_darknet_decode_of_our_raw_heads(tmp_path: Path, name: st
         pytest.skip(f"{cfg} is not there (the real-cfg corpus lives beside the checkout in CI)")
     net = corpus_model(tmp_path, cfg)
     x = natural_image(*net.input_shape)
-    raw = run(yonnx.export(net), x)
-    ours = run(yonnx.export(net, outputs="decoded"), x)
+    raw = run(yonnx.export(None, net), x)
+    ours = run(yonnx.export(None, net, outputs="decoded"), x)
     raws = {int(k.split("_")[1]): v for k, v in raw.items()}
     boxes, objectness, scores = decoded_reference(net, raws)
     # darknet takes exp() of a raw size in double: above ~88.7 the float32
@@ -397,7 +397,7 @@ def test_nms_selects_from_the_decoded_boxes(tmp_path: Path) -> None:
         pytest.skip(f"{cfg} is not there")
     net = corpus_model(tmp_path, cfg)
     x = natural_image(*net.input_shape, batch=2)
-    out = run(yonnx.export(net, outputs="nms", score_threshold=0.2, iou_threshold=0.5,
+    out = run(yonnx.export(None, net, outputs="nms", score_threshold=0.2, iou_threshold=0.5,
                            max_detections=10), x)
     selected = out["selected"]
     assert selected.ndim == 2 and selected.shape[1] == 3 and len(selected)
@@ -417,7 +417,7 @@ def test_a_batch_of_two_gives_each_images_result(tmp_path: Path) -> None:
     if not cfg.is_file():
         pytest.skip(f"{cfg} is not there")
     net = corpus_model(tmp_path, cfg)
-    model = yonnx.export(net, outputs="decoded")
+    model = yonnx.export(None, net, outputs="decoded")
     x = natural_image(*net.input_shape, batch=2)
     both = run(model, x)
     for k in range(2):
@@ -432,8 +432,8 @@ def test_float16_export(tmp_path: Path) -> None:
         pytest.skip(f"{cfg} is not there")
     net = corpus_model(tmp_path, cfg)
     x = natural_image(*net.input_shape)
-    full = yonnx.export(net, tmp_path / "f32.onnx")
-    half = yonnx.export(net, tmp_path / "f16.onnx", dtype="float16")
+    full = yonnx.export(tmp_path / "f32.onnx", net)
+    half = yonnx.export(tmp_path / "f16.onnx", net, dtype="float16")
     assert half == tmp_path / "f16.onnx"
     onnx.checker.check_model(str(half), full_check=True)
     stored = onnx.load(str(half))
@@ -453,7 +453,7 @@ def test_static_batch_and_metadata(tmp_path: Path) -> None:
     if not cfg.is_file():
         pytest.skip(f"{cfg} is not there")
     net = corpus_model(tmp_path, cfg)
-    model = yonnx.export(net, dynamic_batch=False)
+    model = yonnx.export(None, net, dynamic_batch=False)
     dims = model.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [1, *net.input_shape]
     meta = {p.key: p.value for p in model.metadata_props}
@@ -461,7 +461,7 @@ def test_static_batch_and_metadata(tmp_path: Path) -> None:
     yolo = [layer for layer in net.config if layer.type == "yolo"]
     assert [h["layer"] for h in heads] == [layer.index for layer in yolo]
     first = yolo[0].attrs
-    assert isinstance(first, yolo_io.YoloAttrs)
+    assert isinstance(first, yolo_io.attrs.YoloAttrs)
     assert heads[0]["anchors"] == [list(p) for p in first.anchors]
     assert heads[0]["mask"] == list(first.mask)
     assert heads[0]["scale_x_y"] == first.scale_x_y and heads[0]["new_coords"] is True
@@ -479,9 +479,9 @@ def test_letter_box_with_an_inline_comment(tmp_path: Path) -> None:
     cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\nletter_box=1 # keep aspect\n\n"
                    "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n")
     net = yolo_io.load(write_weights(tmp_path / "lb.weights", cfg), cfg)
-    assert net.config.net == yolo_io.NetAttrs(width=8, height=8, channels=3, inputs=192,
+    assert net.config.net == yolo_io.attrs.NetAttrs(width=8, height=8, channels=3, inputs=192,
                                               letter_box=True)
-    meta = {p.key: p.value for p in yonnx.export(net).metadata_props}
+    meta = {p.key: p.value for p in yonnx.export(None, net).metadata_props}
     assert json.loads(meta["yolo_io.input"])["letter_box"] == 1
 
 
@@ -490,27 +490,27 @@ def test_mish_native_and_decomposed_agree(tmp_path: Path) -> None:
     cfg.write_text(TINY_CFG)
     net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg, realistic=True), cfg)
     x = np.random.default_rng(0).random((1, *net.input_shape), dtype=np.float32)
-    native = yonnx.export(net, opset=18, mish="native")
-    decomposed = yonnx.export(net, opset=18, mish="decomposed")
+    native = yonnx.export(None, net, opset=18, mish="native")
+    decomposed = yonnx.export(None, net, opset=18, mish="decomposed")
     assert any(n.op_type == "Mish" for n in native.graph.node)
     assert not any(n.op_type == "Mish" for n in decomposed.graph.node)
-    assert not any(n.op_type == "Mish" for n in yonnx.export(net, opset=17).graph.node)
+    assert not any(n.op_type == "Mish" for n in yonnx.export(None, net, opset=17).graph.node)
     a, b = run(native, x), run(decomposed, x)
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="opset 18"):
-        yonnx.export(net, opset=17, mish="native")
+        yonnx.export(None, net, opset=17, mish="native")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_the_streamed_file_is_the_model(tmp_path: Path, dtype: str) -> None:
-    """export(net, path) writes the model piece by piece from the arrays; it
-    parses to exactly the model export(net) builds in memory."""
+    """export(path, net) writes the model piece by piece from the arrays; it
+    parses to exactly the model export(None, net) builds in memory."""
     cfg = tmp_path / "tiny.cfg"
     cfg.write_text(TINY_CFG)
     net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg, realistic=True), cfg)
-    path = yonnx.export(net, tmp_path / "m.onnx", dtype=dtype, outputs="nms")  # type: ignore[call-overload]
-    assert onnx.load(str(path)) == yonnx.export(net, dtype=dtype, outputs="nms")  # type: ignore[call-overload]
+    path = yonnx.export(tmp_path / "m.onnx", net, dtype=dtype, outputs="nms")  # type: ignore[call-overload]
+    assert onnx.load(str(path)) == yonnx.export(None, net, dtype=dtype, outputs="nms")  # type: ignore[call-overload]
 
 
 def test_a_smaller_export_removes_the_data_file_of_the_model_it_replaces(
@@ -521,16 +521,16 @@ def test_a_smaller_export_removes_the_data_file_of_the_model_it_replaces(
     with monkeypatch.context() as m:
         m.setattr(yonnx_impl, "_EXTERNAL_DATA_LIMIT", 100)
         m.setattr(yonnx_impl, "_EXTERNAL_TENSOR_MIN", 64)
-        yonnx.export(net, tmp_path / "m.onnx")
+        yonnx.export(tmp_path / "m.onnx", net)
     assert (tmp_path / "m.onnx.data").is_file()
     unrelated = tmp_path / "other.onnx.data"
     unrelated.write_bytes(b"mine")
     (tmp_path / "other.onnx").write_bytes(b"not a model")
-    yonnx.export(net, tmp_path / "m.onnx")
-    yonnx.export(net, tmp_path / "other.onnx")
+    yonnx.export(tmp_path / "m.onnx", net)
+    yonnx.export(tmp_path / "other.onnx", net)
     assert not (tmp_path / "m.onnx.data").exists()  # orphaned: the new model holds its data
     assert unrelated.read_bytes() == b"mine"          # not the replaced model's: kept
-    assert onnx.load(str(tmp_path / "m.onnx")) == yonnx.export(net)
+    assert onnx.load(str(tmp_path / "m.onnx")) == yonnx.export(None, net)
 
 
 def test_float16_overflow_names_the_layer(tmp_path: Path) -> None:
@@ -542,7 +542,7 @@ def test_float16_overflow_names_the_layer(tmp_path: Path) -> None:
     big = yolo_io.load(yolo_io.save(tmp_path / "big.weights", arrays, cfg), cfg)
     for path in (None, tmp_path / "m.onnx"):
         with pytest.warns(yolo_io.PrecisionWarning, match=r"of layer 3 \(convolutional, .*tiny\.cfg line \d+\)"):
-            yonnx.export(big, path, dtype="float16")
+            yonnx.export(path, big, dtype="float16")
 
 
 def test_external_data_for_large_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -551,8 +551,8 @@ def test_external_data_for_large_models(tmp_path: Path, monkeypatch: pytest.Monk
     net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg, realistic=True), cfg)
     monkeypatch.setattr(yonnx_impl, "_EXTERNAL_DATA_LIMIT", 100)  # as if it were over 2 GB
     monkeypatch.setattr(yonnx_impl, "_EXTERNAL_TENSOR_MIN", 64)
-    yonnx.export(net, tmp_path / "m.onnx")
-    model = yonnx.export(net)
+    yonnx.export(tmp_path / "m.onnx", net)
+    model = yonnx.export(None, net)
     assert (tmp_path / "m.onnx.data").is_file()
     stored = onnx.load(str(tmp_path / "m.onnx"), load_external_data=False)
     assert sum(t.data_location == onnx.TensorProto.EXTERNAL for t in stored.graph.initializer) > 3
@@ -599,7 +599,7 @@ def test_unsupported_layers_name_the_layer_and_line(tmp_path: Path, body: str, w
     net = yolo_io.load(write_weights(tmp_path / "bad.weights", cfg), cfg)
     bad = next(layer for layer in reversed(list(net.config)) if layer.index > 0)
     with pytest.raises(yolo_io.ConversionError, match=what) as info:
-        yonnx.export(net)
+        yonnx.export(None, net)
     message = str(info.value)
     assert f"{cfg} line" in message and f"layer {bad.index}" in message, message
 
@@ -662,7 +662,7 @@ def test_the_nearest_valid_values_export_valid_models(tmp_path: Path, body: str)
     cfg = tmp_path / "good.cfg"
     cfg.write_text(VALUES_NET + body + "activation=linear\n")
     net = yolo_io.load(write_weights(tmp_path / "good.weights", cfg, realistic=True), cfg)
-    path = yonnx.export(net, tmp_path / "m.onnx")
+    path = yonnx.export(tmp_path / "m.onnx", net)
     onnx.checker.check_model(str(path), full_check=True)
     out = run(path, np.random.default_rng(0).random((1, *net.input_shape), dtype=np.float32))
     assert all(np.isfinite(v).all() for v in out.values())
@@ -677,13 +677,13 @@ def test_a_node_onnx_rejects_is_never_written(tmp_path: Path, monkeypatch: pytes
     real = yolo_io.CfgLayer.attrs.fget
     assert real is not None
 
-    def forced(layer: yolo_io.CfgLayer) -> yolo_io.LayerAttrs:
+    def forced(layer: yolo_io.CfgLayer) -> yolo_io.attrs.LayerAttrs:
         a = real(layer)
         return dataclasses.replace(a, dilation=0) if layer.index == 1 else a
 
     monkeypatch.setattr(yolo_io.CfgLayer, "attrs", property(forced))
     with pytest.raises(yolo_io.ConversionError, match=r"Conv node .*dilations .* must be at least 1"):
-        yonnx.export(net, tmp_path / "m.onnx")
+        yonnx.export(tmp_path / "m.onnx", net)
     assert list(tmp_path.glob("m.onnx*")) == []
 
 
@@ -699,7 +699,7 @@ def test_maxpool_padding_beyond_the_kernel_equals_numpy_darknet(tmp_path: Path,
                    f"[maxpool]\nsize=2\nstride=2\npadding={padding}\n")
     net = yolo_io.load(write_weights(tmp_path / "pool.weights", cfg, realistic=True), cfg)
     x = np.random.default_rng(0).random((1, *net.input_shape), dtype=np.float32)
-    path = yonnx.export(net, tmp_path / "m.onnx", intermediates=True)
+    path = yonnx.export(tmp_path / "m.onnx", net, intermediates=True)
     onnx.checker.check_model(str(path), full_check=True)
     ours = run(path, x)
     want = darknet_forward.forward(net, x)[1]
@@ -712,16 +712,16 @@ def test_argument_errors(tmp_path: Path) -> None:
     cfg.write_text(TINY_CFG)
     net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg), cfg)
     with pytest.raises(ValueError, match="outputs"):
-        yonnx.export(net, outputs="boxes")  # type: ignore[arg-type]
+        yonnx.export(None, net, outputs="boxes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="dtype"):
-        yonnx.export(net, dtype="bfloat16")  # type: ignore[arg-type]
+        yonnx.export(None, net, dtype="bfloat16")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="opset"):
-        yonnx.export(net, opset=11)
+        yonnx.export(None, net, opset=11)
     for opset in (True, 17.0, "17"):  # no bool, float or text: True is not opset 1
         with pytest.raises(TypeError, match="opset must be an int"):
-            yonnx.export(net, opset=opset)  # type: ignore[arg-type]
+            yonnx.export(None, net, opset=opset)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Network"):
-        yonnx.export(net.config)  # type: ignore[arg-type]
+        yonnx.export(None, net.config)  # type: ignore[arg-type]
 
 
 def test_saving_keeps_the_mode_and_survives_concurrent_saves(tmp_path: Path) -> None:
@@ -732,14 +732,14 @@ def test_saving_keeps_the_mode_and_survives_concurrent_saves(tmp_path: Path) -> 
     target.write_bytes(b"old")
     target.chmod(0o600)
     with ThreadPoolExecutor(4) as pool:
-        for result in [pool.submit(yonnx.export, net, target) for _ in range(4)]:
+        for result in [pool.submit(yonnx.export, target, net) for _ in range(4)]:
             assert result.result() == target
     assert target.stat().st_mode & 0o777 == 0o600
-    assert onnx.load(str(target)) == yonnx.export(net)
+    assert onnx.load(str(target)) == yonnx.export(None, net)
     assert [p.name for p in tmp_path.iterdir() if "m.onnx" in p.name] == ["m.onnx"]
     assert not list(tmp_path.glob(".yolo_io-*"))
     with pytest.raises(FileNotFoundError, match=r"nowhere/m\.onnx'"):
-        yonnx.export(net, tmp_path / "nowhere" / "m.onnx")
+        yonnx.export(tmp_path / "nowhere" / "m.onnx", net)
 
 
 _FULL_DISK = """
@@ -748,7 +748,7 @@ signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 net = yolo_io.load(sys.argv[1], sys.argv[2])
 resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
 try:
-    yolo_io.onnx.export(net, sys.argv[3])
+    yolo_io.onnx.export(sys.argv[3], net)
 except OSError as err:
     print(type(err).__name__, err.errno, err)
 """
@@ -789,10 +789,10 @@ def test_nms_options_out_of_range_are_refused(tmp_path: Path, option: str, value
     cfg.write_text(TINY_CFG)
     net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg), cfg)
     with pytest.raises(error, match=option):
-        yonnx.export(net, tmp_path / "m.onnx", outputs="nms", **{option: value})  # type: ignore[call-overload]
+        yonnx.export(tmp_path / "m.onnx", net, outputs="nms", **{option: value})  # type: ignore[call-overload]
     assert not list(tmp_path.glob("m.onnx*"))
     # the edges of the ranges are fine
-    yonnx.export(net, outputs="nms", score_threshold=0, iou_threshold=1, max_detections=1)
+    yonnx.export(None, net, outputs="nms", score_threshold=0, iou_threshold=1, max_detections=1)
 
 
 def test_too_many_detections_are_called_too_large(tmp_path: Path) -> None:
@@ -800,4 +800,4 @@ def test_too_many_detections_are_called_too_large(tmp_path: Path) -> None:
     cfg.write_text(TINY_CFG)
     net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg), cfg)
     with pytest.raises(ValueError, match="max_detections 99999999999999999999 is too large"):
-        yonnx.export(net, outputs="nms", max_detections=99999999999999999999)
+        yonnx.export(None, net, outputs="nms", max_detections=99999999999999999999)

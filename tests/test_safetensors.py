@@ -114,9 +114,16 @@ def test_non_utf8_cfg_is_kept_byte_for_byte(tmp_path: Path) -> None:
 
 
 def test_progress_and_atomic_replace(tiny: yolo_io.Network, tmp_path: Path) -> None:
-    seen: list[int] = []
-    out = yolo_io.save_safetensors(tmp_path / "t.safetensors", tiny, progress=seen.append)
-    assert seen == sorted(seen) and seen[-1] == out.stat().st_size
+    seen: list[tuple[int, int, str]] = []
+    out = yolo_io.save_safetensors(tmp_path / "t.safetensors", tiny,
+                                   progress=lambda *event: seen.append(event))
+    done = [d for d, _, _ in seen]
+    assert done == sorted(done) and done[-1] == out.stat().st_size
+    assert {total for _, total, _ in seen} == {out.stat().st_size}
+    state: list[tuple[int, int, str]] = []  # a state dict: planned, then streamed
+    named = yolo_io.save_safetensors(tmp_path / "s.safetensors", tiny, naming="yolo_io",
+                                     progress=lambda *event: state.append(event))
+    assert state[-1][:2] == (named.stat().st_size, named.stat().st_size)
     plain = yolo_io.save_safetensors(tmp_path / "u.safetensors", tiny)
     assert filecmp.cmp(out, plain, shallow=False)
     # Replacing a file atomically: the old mapping of it stays valid.
@@ -524,3 +531,23 @@ def test_an_export_over_the_raw_export_the_network_maps_is_refused(tmp_path: Pat
             write()
     assert raw.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.cfg", "m.safetensors", "m.weights"]
+
+
+@pytest.mark.parametrize("naming", ["yolo_io", "darknet2pytorch"])
+def test_an_overflow_warning_points_at_the_caller(tmp_path: Path, naming: str) -> None:
+    """A float16 overflow's PrecisionWarning names the line that called
+    save_safetensors (a state dict is planned and written in parts through
+    several frames)."""
+    cfg = tmp_path / "t.cfg"
+    cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=4\nsize=3\n"
+                   "pad=1\nactivation=linear\n")
+    weights = write_weights(tmp_path / "t.weights", cfg)
+    data = np.memmap(weights, dtype=np.float32, mode="r+", offset=20)
+    data[10] = 1e6  # a weight beyond float16's 65504
+    data.flush()
+    del data
+    net = yolo_io.load(weights, cfg)
+    with pytest.warns(yolo_io.PrecisionWarning) as record:
+        yolo_io.save_safetensors(tmp_path / "h.safetensors", net, dtype="float16",
+                                 naming=naming)
+    assert {w.filename for w in record} == {__file__}

@@ -183,7 +183,7 @@ def test_partial_equals_darknet_partial_yolov4_137(tmp_path: Path) -> None:
     # this repository, for 16- and 20-byte inputs): its own header, version
     # 0.2.5 with seen 0, then the first 137 layers' bytes as they were.
     data = out.read_bytes()
-    assert data[:20] == yolo_io.testing.header_bytes((0, 2, 5), 0)
+    assert data[:20] == yolo_io.testing.header_bytes((0, 2, 5), seen=0)
     assert data[20:] == net.raw[16:16 + 170038676 - 20].tobytes()
     part = yolo_io.load(out, cfg, partial=True)
     assert part.covered_layers == 137 and part.header == (0, 2, 5, 0, 20, False)
@@ -308,7 +308,7 @@ def test_errors_of_the_file_system(tmp_path: Path) -> None:
 _WRITER = """
 import sys, time, yolo_io
 net = yolo_io.load(sys.argv[1], sys.argv[2])
-slow = lambda written: time.sleep(0.05)
+slow = lambda done, total, what: time.sleep(0.05)
 print("start", flush=True)
 arrays = {layer.index: dict(layer.params) for layer in net}  # written layer by layer
 yolo_io.save(sys.argv[3], arrays, sys.argv[2], progress=slow)
@@ -347,16 +347,18 @@ def test_core_copy_reports_progress_and_stops_on_an_exception(tmp_path: Path) ->
     cfg.write_text(_BIG_CFG)
     weights = write_weights(tmp_path / "w.weights", cfg, sparse=True)
     net = yolo_io.load(weights, cfg)
-    seen: list[int] = []
-    yolo_io.save(tmp_path / "copy.weights", net, progress=seen.append)
+    seen: list[tuple[int, int, str]] = []
+    yolo_io.save(tmp_path / "copy.weights", net, progress=lambda *event: seen.append(event))
     size = weights.stat().st_size
-    assert len(seen) > 3 and seen == sorted(seen) and seen[-1] == size
+    done = [d for d, _, _ in seen]
+    assert len(seen) > 3 and done == sorted(done) and done[-1] == size
+    assert {total for _, total, _ in seen} == {size}
     assert filecmp.cmp(weights, tmp_path / "copy.weights", shallow=False)
 
     class Stop(Exception):
         pass
 
-    def stop(written: int) -> None:
+    def stop(written: int, total: int, what: str) -> None:
         raise Stop(written)
 
     target = tmp_path / "target.weights"
@@ -619,7 +621,7 @@ def test_names_of_any_valid_length_are_written(tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     from yolo_io.onnx import export
 
-    export(net, name(".onnx"))
+    export(name(".onnx"), net)
     pytest.importorskip("matplotlib")
     from yolo_io._diagnosis.doctor import plot
 

@@ -285,7 +285,7 @@ def test_cfg_crlf_comments_cbn_repeated_keys(tmp_path: Path) -> None:
     for layer in fused:
         if layer.index in ODD_FUSED:
             attrs = layer.attrs
-            assert isinstance(attrs, (yolo_io.ConvolutionalAttrs, yolo_io.ConnectedAttrs))
+            assert isinstance(attrs, (yolo_io.attrs.ConvolutionalAttrs, yolo_io.attrs.ConnectedAttrs))
             assert not attrs.batch_normalize
         else:  # [batchnorm], [deconvolutional] and [rnn] keep their BN arrays
             assert layer.param_shapes == net[layer.index].param_shapes
@@ -330,7 +330,7 @@ def test_share_index_with_bn_follows_its_source(tmp_path: Path) -> None:
                                                          14: b"batch_normalize=0"}
     fused = yolo_io.load(weights, cfg)
     attrs = fused[1].attrs
-    assert isinstance(attrs, yolo_io.ConvolutionalAttrs) and not attrs.batch_normalize
+    assert isinstance(attrs, yolo_io.attrs.ConvolutionalAttrs) and not attrs.batch_normalize
     assert fused[1].share_index == 0
     assert fused[0].params["weights"].tobytes() == net[0].fused()[0].tobytes()
 

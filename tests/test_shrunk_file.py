@@ -118,7 +118,7 @@ READERS: dict[str, Reader] = {
     "Network.raw": Reader("int(net.raw.sum())"),
     "Layer.fused": Reader("[layer.fused() for layer in net if layer.fusion]"),
     "Layer.fused(HWIO, float16, threads=2)": Reader(
-        "[layer.fused('HWIO' if layer.fusion == 'conv' else 'IO', 'float16', threads=2) "
+        "[layer.fused('HWIO' if layer.fusion == 'conv' else 'IO', dtype='float16', threads=2) "
         "for layer in net if layer.fusion]"),
     "Layer.bn_params": Reader("[layer.bn_params() for layer in convs]", CONVS,
                               intact=CONVS_INTACT),
@@ -149,8 +149,8 @@ READERS: dict[str, Reader] = {
     "save_npz(fuse=True)": Reader("yolo_io.save_npz('out.npz', net, fuse=True)"),
     "save_fused": Reader("yolo_io.save_fused('fused.weights', 'fused.cfg', net)"),
     # -- the exporters and the checks
-    "onnx.export": Reader("yolo_io.onnx.export(net, 'out.onnx')", "import yolo_io.onnx", "onnx"),
-    "onnx.export(float16)": Reader("yolo_io.onnx.export(net, 'out.onnx', dtype='float16')",
+    "onnx.export": Reader("yolo_io.onnx.export('out.onnx', net)", "import yolo_io.onnx", "onnx"),
+    "onnx.export(float16)": Reader("yolo_io.onnx.export('out.onnx', net, dtype='float16')",
                                    "import yolo_io.onnx", "onnx"),
     "verify": Reader("yolo_io._export.verify.verify(net)", "import yolo_io._export.verify", "cv2"),
     "doctor": Reader("yolo_io.doctor(net)"),

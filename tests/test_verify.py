@@ -207,7 +207,7 @@ def test_verify_a_given_model_reads_its_dtype(yolov3_tiny: tuple[Path, Path],
                                               tmp_path: Path) -> None:
     cfg, weights = yolov3_tiny
     with yolo_io.load(weights, cfg) as net:
-        path = yolo_io.onnx.export(net, tmp_path / "m.onnx", dtype="float16")
+        path = yolo_io.onnx.export(tmp_path / "m.onnx", net, dtype="float16")
     result = verify(weights, cfg, onnx_path=path)
     assert result.ok and result.dtype == "float16" and result.onnx == str(path)
     assert result.layers == []  # no layer_{i} outputs: the outputs only
@@ -284,7 +284,7 @@ def test_tampered_model_without_intermediates_fails_on_its_outputs(
         yolov3_tiny: tuple[Path, Path], tmp_path: Path) -> None:
     cfg, weights = yolov3_tiny
     with yolo_io.load(weights, cfg) as net:
-        model = yolo_io.onnx.export(net, tmp_path / "raw.onnx", dynamic_batch=False)
+        model = yolo_io.onnx.export(tmp_path / "raw.onnx", net, dynamic_batch=False)
     _tamper(model, 22)  # the second head's conv
     result = verify(weights, cfg, onnx_path=model)
     assert not result.ok and result.first_divergence is None
@@ -299,7 +299,7 @@ def test_opencv_mishandles_route_groups_over_several_inputs(
     weights = write_weights(tmp_path / "route-groups.weights", cfg, seed=2, realistic=True)
     # OpenCV itself: it builds more layers than its weights reader counts, so
     # batch norm blobs land on the wrong layers and the network cannot run.
-    # (If a future OpenCV runs it, re-check the note in yolo_io/_verify.py.)
+    # (If a future OpenCV runs it, re-check the note in yolo_io/_export/verify.py.)
     net = cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
     net.setInput(np.zeros((1, 3, 16, 16), np.float32))
     with pytest.raises(cv2.error):
@@ -370,7 +370,7 @@ def test_boxes_zeroed_or_infinite_on_one_side_fail(yolov3_tiny: tuple[Path, Path
 
     cfg, weights = yolov3_tiny
     with yolo_io.load(weights, cfg) as net:
-        model = yolo_io.onnx.export(net, tmp_path / "m.onnx", outputs="decoded",
+        model = yolo_io.onnx.export(tmp_path / "m.onnx", net, outputs="decoded",
                                     intermediates=True)
     proto = onnx.load(str(model))
     for t in proto.graph.initializer:
@@ -473,7 +473,7 @@ def test_image_and_model_errors(demo: tuple[Path, Path], tmp_path: Path,
     other.write_text(cfg.read_text().replace("width=96", "width=64").replace("height=96",
                                                                              "height=64"))
     with yolo_io.load(weights, other) as net:
-        yolo_io.onnx.export(net, tmp_path / "other.onnx")
+        yolo_io.onnx.export(tmp_path / "other.onnx", net)
     with pytest.raises(yolo_io.YoloIOError, match="not a model of this cfg"):
         verify(weights, cfg, onnx_path=tmp_path / "other.onnx")
 

@@ -232,7 +232,7 @@ def _load(m: Model) -> yolo_io.Network:
 def _onnx_export(out: Path, m: Model) -> object:
     from yolo_io.onnx import export
 
-    return export(_load(m), out)
+    return export(out, _load(m))
 
 
 def _plot(out: Path, m: Model) -> object:

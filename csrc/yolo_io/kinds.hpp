@@ -103,7 +103,7 @@ struct KindInfo {
     Builder build;                            // nullptr for net
     unsigned flags;
     FuseAs fuse;
-    // The Python record of its typed hyperparameters (yolo_io._attrs).
+    // The Python record of its typed hyperparameters (yolo_io.attrs).
     std::string_view attrs;
 
     bool has(KindFlag f) const { return (flags & f) != 0; }

@@ -14,6 +14,8 @@ except ImportError as err:  # pragma: no cover - only without a build
     err.add_note("yolo_io's extension is not built: run `python -m pip install -e .`")
     raise
 
+from . import attrs
+from ._base.deprecation import warn_deprecated
 from ._base.errors import (
     CfgError,
     CfgWarning,
@@ -29,42 +31,6 @@ from ._base.errors import (
 from ._base.version import __version__
 from ._diagnosis.diagnose import CfgEdit, Diagnosis, Finding, LayerRef, diagnose
 from ._diagnosis.doctor import doctor
-from ._model.attrs import (
-    ActivationAttrs,
-    AvgpoolAttrs,
-    BatchnormAttrs,
-    ConnectedAttrs,
-    ContrastiveAttrs,
-    ConvLstmAttrs,
-    ConvolutionalAttrs,
-    CostAttrs,
-    CrnnAttrs,
-    CropAttrs,
-    DeconvolutionalAttrs,
-    DetectionAttrs,
-    DropoutAttrs,
-    EmptyAttrs,
-    GaussianYoloAttrs,
-    HistoryAttrs,
-    ImplicitAttrs,
-    IsegAttrs,
-    LayerAttrs,
-    LocalAttrs,
-    NetAttrs,
-    NormalizationAttrs,
-    PoolAttrs,
-    RecurrentAttrs,
-    RegionAttrs,
-    ReorgAttrs,
-    RnnAttrs,
-    RouteAttrs,
-    SamAttrs,
-    ScaleChannelsAttrs,
-    ShortcutAttrs,
-    SoftmaxAttrs,
-    UpsampleAttrs,
-    YoloAttrs,
-)
 from ._model.config import CfgLayer, Config, ParamSpec, parse_cfg
 from ._model.kinds import KindFacts
 from ._model.network import Header, Layer, Network, load
@@ -92,62 +58,29 @@ def release_cached_memory() -> int:
 
 __all__ = [
     "LAYER_TYPES",
-    "ActivationAttrs",
-    "AvgpoolAttrs",
-    "BatchnormAttrs",
     "CfgEdit",
     "CfgError",
     "CfgLayer",
     "CfgWarning",
     "Config",
-    "ConnectedAttrs",
-    "ContrastiveAttrs",
-    "ConvLstmAttrs",
     "ConversionError",
-    "ConvolutionalAttrs",
-    "CostAttrs",
-    "CrnnAttrs",
-    "CropAttrs",
-    "DeconvolutionalAttrs",
-    "DetectionAttrs",
     "Diagnosis",
-    "DropoutAttrs",
-    "EmptyAttrs",
     "Finding",
     "FormatError",
-    "GaussianYoloAttrs",
     "Header",
-    "HistoryAttrs",
-    "ImplicitAttrs",
-    "IsegAttrs",
     "KindFacts",
     "Layer",
-    "LayerAttrs",
     "LayerRef",
-    "LocalAttrs",
     "ModelMismatchError",
-    "NetAttrs",
     "Network",
-    "NormalizationAttrs",
     "OutputIsInputError",
     "ParamSpec",
-    "PoolAttrs",
     "PrecisionWarning",
-    "RecurrentAttrs",
-    "RegionAttrs",
-    "ReorgAttrs",
-    "RnnAttrs",
-    "RouteAttrs",
-    "SamAttrs",
-    "ScaleChannelsAttrs",
-    "ShortcutAttrs",
-    "SoftmaxAttrs",
     "SwappedArgumentsError",
-    "UpsampleAttrs",
     "WeightsSizeError",
-    "YoloAttrs",
     "YoloIOError",
     "__version__",
+    "attrs",
     "diagnose",
     "doctor",
     "load",
@@ -158,3 +91,13 @@ __all__ = [
     "save_npz",
     "save_safetensors",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The attrs records' old home: ``yolo_io.ConvolutionalAttrs`` still
+    works for one release, with a DeprecationWarning (now
+    ``yolo_io.attrs.ConvolutionalAttrs``)."""
+    if name in attrs.__all__:
+        warn_deprecated(f"yolo_io.{name}", f"use yolo_io.attrs.{name}")
+        return getattr(attrs, name)
+    raise AttributeError(f"module 'yolo_io' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
     import yolo_io, yolo_io.onnx
     net = yolo_io.load("yolov4.weights", "yolov4.cfg")
-    yolo_io.onnx.export(net, "yolov4.onnx", outputs="decoded")
+    yolo_io.onnx.export("yolov4.onnx", net, outputs="decoded")
     print(yolo_io.onnx.verify(net, onnx_path="yolov4.onnx").summary())
 
 :func:`export` needs ``pip install onnx`` (the ``onnx`` extra); :func:`verify`

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _core
+from ._base.deprecation import keyword_only
 from ._base.paths import PathArg, fs_path
 from ._model.config import Config, parse
 from ._writing.atomic import atomic_file, refuse_inputs, resolve_target
@@ -19,7 +20,8 @@ from ._writing.atomic import atomic_file, refuse_inputs, resolve_target
 __all__ = ["header_bytes", "write_weights"]
 
 
-def header_bytes(version: tuple[int, int, int] = (0, 2, 5), seen: int = 0) -> bytes:
+@keyword_only("seen")
+def header_bytes(version: tuple[int, int, int] = (0, 2, 5), *, seen: int = 0) -> bytes:
     """The header darknet writes for ``version``: three int32, then ``seen`` as
     uint64 (versions 0.2 and later) or uint32 (earlier and legacy headers)."""
     major, minor, revision = version
@@ -76,7 +78,7 @@ def write_weights(
     rng = np.random.default_rng(seed)
     out = Path(fs_path(path))
     with atomic_file(resolve_target(path)) as writer:
-        writer.write(header_bytes(version, seen))
+        writer.write(header_bytes(version, seen=seen))
         if sparse:
             writer.extend_to(config.expected_size(version, layers=n))
             return out

@@ -1,13 +1,30 @@
-"""The progress bar of long work (doctor, save, convert): tqdm on stderr, only
-on a terminal; without tqdm (an optional dependency, extra ``cli``), none."""
+"""Progress of long work (save, save_safetensors, doctor, verify): the one
+``progress=`` type, :data:`Progress`, and the bar it draws by default: tqdm on
+stderr, only on a terminal; without tqdm (an optional dependency, extra
+``cli``), none."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
-from typing import Protocol, TextIO
+from collections.abc import Callable
+from typing import Protocol, TextIO, cast
 
-__all__ = ["Bar", "progress_bar"]
+from .deprecation import warn_deprecated
+
+__all__ = ["Bar", "Progress", "ProgressCallback", "Reporter", "progress_bar"]
+
+#: A progress callback: called as the work is done with ``(done, total,
+#: what)``, ``done`` and ``total`` in the call's unit (bytes for the writers
+#: and the doctor, stages for verify) and ``what`` a short text of what it is
+#: doing (``"writing"``, ``"exporting to ONNX"``, ...).
+ProgressCallback = Callable[[int, int, str], object]
+#: The ``progress=`` argument of every long call: None (the default) draws a
+#: bar on stderr when it is a terminal and tqdm is installed, True draws one
+#: wherever stderr goes, False draws nothing, and a :data:`ProgressCallback`
+#: is called instead.
+Progress = bool | ProgressCallback | None
 
 
 class Bar(Protocol):
@@ -17,7 +34,7 @@ class Bar(Protocol):
     def close(self) -> None: ...
 
 
-def progress_bar(total: int, progress: bool | None, desc: str) -> Bar | None:
+def progress_bar(total: int, progress: bool | None, desc: str, unit: str = "B") -> Bar | None:
     """A tqdm bar over ``total`` bytes on stderr, or None: not wanted
     (``progress`` False, or None and stderr is not a terminal), or no tqdm."""
     stream = sys.stderr
@@ -34,7 +51,7 @@ def progress_bar(total: int, progress: bool | None, desc: str) -> Bar | None:
         from tqdm import tqdm
     except ImportError:
         return None
-    bar: Bar = tqdm(total=total, unit="B", unit_scale=True, desc=desc, file=stream,
+    bar: Bar = tqdm(total=total, unit=unit, unit_scale=unit == "B", desc=desc, file=stream,
                      **_unsized_terminal(stream))
     return bar
 
@@ -48,3 +65,59 @@ def _unsized_terminal(stream: TextIO) -> dict[str, int]:
     except (AttributeError, OSError, ValueError):  # not a terminal, no fileno, closed
         return {}
     return {"ncols": 80, "nrows": 24} if size.columns <= 0 or size.lines <= 0 else {}
+
+
+def _takes(fn: Callable[..., object], n: int) -> bool:
+    """Whether ``fn`` can be called with ``n`` positional arguments (True
+    when Python cannot tell, e.g. for some builtins)."""
+    try:
+        inspect.signature(fn).bind(*range(n))
+    except TypeError:
+        return False
+    except ValueError:  # no signature
+        return True
+    return True
+
+
+class Reporter:
+    """Reports the progress of one call as its ``progress=`` asks: a bar, a
+    callback, or nothing. ``legacy``: how an old one-argument callback of
+    this call (deprecated) is called, given ``(done, what)``."""
+
+    def __init__(self, progress: Progress, total: int, desc: str, *, unit: str = "B",
+                 caller: str = "", legacy: Callable[[Callable[[object], object], int, str],
+                                                    object] | None = None) -> None:
+        self.total = total
+        self._bar: Bar | None = None
+        self._callback: ProgressCallback | None = None
+        self._done = 0
+        if progress is None or isinstance(progress, bool):
+            self._bar = progress_bar(total, progress, desc, unit)
+        elif not callable(progress):
+            raise TypeError(f"progress must be None, a bool or a callable (done, total, what), "
+                            f"not {type(progress).__name__}")
+        elif not _takes(progress, 3) and legacy is not None and _takes(progress, 1):
+            old = cast(Callable[[object], object], progress)
+            warn_deprecated(f"{caller}(progress=f) with a one-argument f",
+                            "pass f(done, total, what)", stacklevel=4)
+            self._callback = lambda done, _total, what: legacy(old, done, what)
+        else:
+            self._callback = progress
+
+    def __call__(self, done: int, what: str = "") -> None:
+        """``done`` of :attr:`total` so far (it only grows)."""
+        if self._callback is not None:
+            self._callback(done, self.total, what)
+        elif self._bar is not None:
+            self._bar.update(done - self._done)
+        self._done = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def __enter__(self) -> Reporter:  # noqa: PYI034 - typing.Self needs Python 3.11
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -8,10 +8,11 @@ import contextlib
 import os
 import shlex
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn, TextIO
 
 from .._base.errors import YoloIOError
+from .._base.progress import Progress, progress_bar
 from .._model.config import Config
 from .._model.network import Network, load
 
@@ -126,18 +127,16 @@ def require(module: str, extra: str) -> None:
 
 
 @contextlib.contextmanager
-def saving_bar(total: int, desc: str) -> Iterator[Callable[[int], object] | None]:
-    """The ``progress`` callback of a save, drawing a bar on a terminal (None
-    elsewhere); the bar is closed on leaving."""
-    from .._base.progress import progress_bar
-
+def saving_bar(total: int, desc: str) -> Iterator[Progress]:
+    """The ``progress`` of a save: a callback drawing a bar named ``desc`` on
+    a terminal (False elsewhere); the bar is closed on leaving."""
     bar = progress_bar(total, None, desc)
     if bar is None:
-        yield None
+        yield False
         return
     done = [0]
 
-    def update(written: int) -> None:
+    def update(written: int, _total: int, _what: str) -> None:
         bar.update(written - done[0])
         done[0] = written
 

@@ -25,25 +25,18 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:  # --plot "" too: plot() refuses an empty name
         require("matplotlib", "plot")
     progress = False if args.no_progress else None
-    findings = doctor(net, progress=progress)
-    arrays = sum(len(layer.param_specs) for layer in net if layer.loaded)
-    floats = sum(layer.param_count for layer in net if layer.loaded)
+    checkup = doctor(net, progress=progress)
     plotted = None
     if args.plot is not None:
-        plotted = plot(net, args.plot, findings)
-    errors = sum(f.severity == "error" for f in findings)
+        plotted = plot(net, args.plot, checkup)
     if args.json:
-        json.dump({"weights": net.path, "cfg": net.config.path, "ok": errors == 0,
-                   "arrays": arrays, "values": floats, "plot": str(plotted) if plotted else None,
-                   "findings": [f.to_dict() for f in findings]}, sys.stdout, indent=1)
+        doc = checkup.to_dict()
+        findings = doc.pop("findings")
+        json.dump({**doc, "plot": str(plotted) if plotted else None, "findings": findings},
+                  sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        for f in findings:
-            sys.stdout.write(f"{f}\n")
-        verdict = (f"{errors} error(s), {len(findings) - errors} warning(s)" if findings
-                   else "no problems found")
-        sys.stdout.write(f"doctor: {arrays} arrays, {floats:,} values in {net.path}: "
-                         f"{verdict}\n")
+        sys.stdout.write(f"{checkup}\n")
         if plotted:
             sys.stdout.write(f"plot: {plotted}\n")
-    return EXIT_PROBLEM if errors else EXIT_OK
+    return EXIT_OK if checkup.ok else EXIT_PROBLEM

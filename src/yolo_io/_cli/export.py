@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     stage(f"exporting {net.config.path} to ONNX")
     started = time.time()
     try:
-        out = Path(export(net, args.output, opset=args.opset, outputs=args.outputs,
+        out = Path(export(args.output, net, opset=args.opset, outputs=args.outputs,
                           dtype=args.dtype, dynamic_batch=not args.static_batch,
                           mish=args.mish, intermediates=args.intermediates, **options))
     except ValueError as err:  # an option the export cannot take (opset, mish, NMS settings)

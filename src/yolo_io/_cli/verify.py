@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     net = load_or_fail(args.weights, args.cfg, False)
     try:
         result = verify(net, onnx_path=args.onnx, image=args.image, dtype=args.dtype,
-                        atol=args.atol, rtol=args.rtol, progress=stage)
+                        atol=args.atol, rtol=args.rtol,
+                        progress=lambda _done, _total, what: stage(what))
     except ImportError as err:
         raise Failure(str(err), EXIT_DEPENDENCY) from err
     if args.json:

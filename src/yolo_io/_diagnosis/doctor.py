@@ -13,14 +13,17 @@ reductions that copy no array; :func:`doctor` reads each value about twice.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from .._base.deprecation import warn_deprecated
 from .._base.paths import PathArg, shown
-from .._base.progress import progress_bar
+from .._base.progress import Progress, Reporter
 from .._model.attrs import (
     DeconvolutionalAttrs,
     ImplicitAttrs,
@@ -28,14 +31,14 @@ from .._model.attrs import (
     ShortcutAttrs,
 )
 from .._model.fusion import BN_EPSILON
-from .diagnose import Finding, LayerRef
+from .diagnose import Diagnosis, Finding, LayerRef
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from .._model.network import Layer, Network
 
-__all__ = ["BN_EPS", "MAX_BN_GAIN", "MAX_BN_SCALE", "doctor", "plot"]
+__all__ = ["BN_EPS", "MAX_BN_GAIN", "MAX_BN_SCALE", "Checkup", "doctor", "plot"]
 
 BN_EPS = BN_EPSILON
 """The epsilon darknet adds to the variance: ``sqrt(rolling_variance + .00001)``."""
@@ -64,7 +67,7 @@ Array = npt.NDArray[np.float32]
 
 # -- doctor -------------------------------------------------------------------
 
-def doctor(net: Network, *, progress: bool | None = None) -> tuple[Finding, ...]:
+def doctor(net: Network, *, progress: Progress = None) -> Checkup:
     """Check the numbers of every array of ``net``.
 
     Walks the layers that store parameters (in a partial network, those the
@@ -88,42 +91,100 @@ def doctor(net: Network, *, progress: bool | None = None) -> tuple[Finding, ...]
 
     Args:
         net: a loaded network (:func:`yolo_io.load`), not closed.
-        progress: show a progress bar over the bytes checked on stderr (needs
-            ``tqdm``; without it there is no bar). None (the default): only
-            when stderr is a terminal. Nothing else is ever written.
+        progress: a bar over the bytes checked on stderr when it is a
+            terminal (None, the default; needs ``tqdm``), always (True) or
+            never (False), or a callback ``(done, total, what)`` with the
+            bytes checked so far. Nothing else is ever written.
 
     Returns:
-        The findings, errors first, each severity in layer order; empty for a
-        healthy network.
+        A :class:`Checkup`, in the style of :func:`diagnose`'s
+        :class:`Diagnosis`: its ``findings``, errors first, each severity in
+        layer order (none for a healthy network), ``ok``, ``errors``,
+        ``to_dict()`` and a printable summary.
 
     Example:
-        >>> for finding in yolo_io.doctor(net):
-        ...     print(finding)
+        >>> checkup = yolo_io.doctor(net)
+        >>> print(checkup)                  # each finding, then a summary line
+        >>> checkup.ok, checkup.findings
     """
     layers = [layer for layer in net if layer.param_specs and layer.loaded]
-    bar = progress_bar(sum(layer.nbytes for layer in layers), progress, "doctor")
+    total = sum(layer.nbytes for layer in layers)
     findings: list[Finding] = []
-    try:
-        with np.errstate(all="ignore"):
-            for layer in layers:
-                findings.extend(_check_layer(layer))
-                if bar is not None:
-                    bar.update(layer.nbytes)
-    finally:
-        if bar is not None:
-            bar.close()
+    with Reporter(progress, total, "doctor") as report, np.errstate(all="ignore"):
+        done = 0
+        for layer in layers:
+            findings.extend(_check_layer(layer))
+            done += layer.nbytes
+            report(done, f"layer {layer.index}")
+    result = partial(Checkup, net.path, net.config.path,
+                     arrays=sum(len(layer.param_specs) for layer in layers),
+                     values=sum(layer.param_count for layer in layers))
     if layers and all(f.kind in _ZERO_KINDS for f in findings) and _all_zero(layers):
         # A file that was never filled in (a sparse or stopped copy): one finding, not one
         # per layer.
-        total = sum(layer.nbytes for layer in layers)
-        return (Finding(
+        return result((Finding(
             "all-zero", "error",
             f"every value of the {len(layers)} layers that store data in {net.path} is 0 "
             f"({total} bytes): the file was never filled in (a copy or download that stopped, "
             f"a placeholder)",
-            fix="download or copy the file again and compare its size and checksum"),)
+            fix="download or copy the file again and compare its size and checksum"),))
     findings.sort(key=lambda f: _RANK[f.severity])  # stable: layer order within a severity
-    return tuple(findings)
+    return result(tuple(findings))
+
+
+@dataclass(frozen=True, eq=False)
+class Checkup(Diagnosis):
+    """What :func:`doctor` found in a network's values, in the style of
+    :func:`diagnose`'s :class:`Diagnosis`: ``findings`` (errors first), ``ok``
+    when none is an error, ``errors``, ``to_dict()``, and ``str()``: each
+    finding, then a summary line. ``arrays`` and ``values``: what was checked.
+
+    (doctor() used to return the tuple of findings: iterating, indexing,
+    ``len()`` and comparing with a tuple still work for one release, with a
+    DeprecationWarning; use ``.findings``.)"""
+
+    arrays: int = 0
+    values: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: ``weights``, ``cfg``, ``ok``, ``arrays``,
+        ``values`` and ``findings``."""
+        return {"weights": self.weights, "cfg": self.cfg, "ok": self.ok, "arrays": self.arrays,
+                "values": self.values, "findings": [f.to_dict() for f in self.findings]}
+
+    def __str__(self) -> str:
+        errors = len(self.errors)
+        verdict = (f"{errors} error(s), {len(self.findings) - errors} warning(s)" if self.findings
+                   else "no problems found")
+        summary = f"doctor: {self.arrays} arrays, {self.values:,} values in {self.weights}: {verdict}"
+        return "\n".join([*(str(f) for f in self.findings), summary])
+
+    # -- the old tuple of findings (deprecated) --
+
+    def _old(self) -> tuple[Finding, ...]:
+        warn_deprecated("using doctor()'s result as a tuple of findings",
+                        "use its .findings (and .ok)")
+        return self.findings
+
+    def __iter__(self) -> Iterator[Finding]:
+        return iter(self._old())
+
+    def __len__(self) -> int:
+        return len(self._old())
+
+    def __getitem__(self, i: int) -> Finding:
+        return self._old()[i]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, tuple):
+            return self._old() == other
+        if not isinstance(other, Checkup):
+            return NotImplemented
+        return (self.weights, self.cfg, self.findings, self.arrays, self.values) == (
+            other.weights, other.cfg, other.findings, other.arrays, other.values)
+
+    def __hash__(self) -> int:
+        return hash((self.weights, self.cfg, self.findings, self.arrays, self.values))
 
 
 _ZERO_KINDS = frozenset({"dead-filters", "zero-variance"})
@@ -256,7 +317,7 @@ _DPI = 100
 
 
 def plot(net: Network, path: PathArg,
-         findings: Sequence[Finding] = ()) -> Path:
+         findings: Diagnosis | Sequence[Finding] = ()) -> Path:
     """Draw the weight magnitudes and batch-norm statistics of ``net`` per layer.
 
     Two panels over the layer index, on log scales: the mean and the maximum
@@ -273,7 +334,8 @@ def plot(net: Network, path: PathArg,
             writes (a temporary in the same folder, fsync, rename; a replaced
             file keeps its mode). One of the network's files (by inode) is
             refused with OutputIsInputError.
-        findings: findings to mark, typically ``doctor(net)``.
+        findings: findings to mark, typically ``doctor(net)`` (or its
+            ``.findings``).
 
     Returns:
         ``path`` as a Path: a 1200 x 700 PNG (100 dpi).
@@ -286,6 +348,8 @@ def plot(net: Network, path: PathArg,
     Example:
         >>> yolo_io.plot(net, "yolov4.png", yolo_io.doctor(net))
     """
+    if isinstance(findings, Diagnosis):
+        findings = findings.findings
     try:
         # The object-oriented API draws with Agg without pyplot and without
         # touching the backend of the caller's own figures.

@@ -9,7 +9,7 @@ cfg line; nothing is silently replaced by an identity.
 
     import yolo_io, yolo_io.onnx
     net = yolo_io.load("yolov4.weights", "yolov4.cfg")
-    yolo_io.onnx.export(net, "yolov4.onnx", outputs="decoded")
+    yolo_io.onnx.export("yolov4.onnx", net, outputs="decoded")
     print(yolo_io.onnx.verify(net, onnx_path="yolov4.onnx").summary())
 
 The graph's input ``input`` is ``(batch, C, H, W)`` float32, RGB scaled to
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 import numpy.typing as npt
 
+from .._base.deprecation import warn_deprecated
 from .._base.errors import ConversionError
 from .._base.paths import PathArg, fs_path, shown
 from .._model import attrs as A
@@ -67,8 +68,8 @@ def head_output_names(net: Network | Any) -> list[str]:
 
 @overload
 def export(
+    path: None,
     net: Network,
-    path: None = None,
     *,
     opset: int = 17,
     outputs: Literal["raw", "decoded", "nms"] = "raw",
@@ -84,8 +85,8 @@ def export(
 
 @overload
 def export(
-    net: Network,
     path: PathArg,
+    net: Network,
     *,
     opset: int = 17,
     outputs: Literal["raw", "decoded", "nms"] = "raw",
@@ -100,8 +101,8 @@ def export(
 
 
 def export(
-    net: Network,
-    path: PathArg | None = None,
+    path: PathArg | None,
+    net: Network | None = None,
     *,
     opset: int = 17,
     outputs: Literal["raw", "decoded", "nms"] = "raw",
@@ -113,15 +114,20 @@ def export(
     iou_threshold: float = 0.45,
     max_detections: int = 100,
 ) -> onnx.ModelProto | Path:
-    """Export ``net`` as an ONNX model, and save it to ``path`` if given.
+    """Export ``net`` as an ONNX model, saved to ``path`` (None: returned).
+
+    The path comes first, as in every writer (``save(path, net)``); the old
+    order, ``export(net)`` and ``export(net, path)``, still works for one
+    release with a DeprecationWarning.
 
     Args:
-        net: a loaded network (every layer's weights present: not a partial file).
         path: where to save the model (atomically: a temporary file in the same
-            folder, ``.yolo_io-XXXXXXXXXXXXXXXX.tmp``, then a rename). Models
-            over 2 GB keep their weights in ``<path>.data`` beside it (ONNX
-            external data). One of the network's files (by inode) is refused
-            with OutputIsInputError.
+            folder, ``.yolo_io-XXXXXXXXXXXXXXXX.tmp``, then a rename), or None
+            for the model itself. Models over 2 GB keep their weights in
+            ``<path>.data`` beside it (ONNX external data). One of the
+            network's files (by inode) is refused with OutputIsInputError.
+        net: a loaded network (every layer's weights present: not a partial
+            file); required.
         opset: the ONNX opset, 13 or later.
         outputs: ``"raw"``: each head's input, ``head_{i}`` of shape
             ``(batch, anchors*(5+classes), h, w)`` (``"output"`` for a
@@ -163,8 +169,13 @@ def export(
     """
     if importlib.util.find_spec("onnx") is None:  # pragma: no cover - depends on the environment
         raise ImportError("yolo_io.onnx needs the onnx package: pip install 'yolo_io[onnx]'")
+    if isinstance(path, Network):  # the old order: export(net) or export(net, path)
+        warn_deprecated("yolo_io.onnx.export(net, path)",
+                        "call export(path, net), with path None for the model in memory")
+        path, net = net, path
     if not isinstance(net, Network):
-        raise TypeError(f"export() takes a Network, not {type(net).__name__}")
+        raise TypeError(f"export() takes a Network, not {type(net).__name__}: "
+                        "export(path, net)")
     if outputs not in _OUTPUTS:
         raise ValueError(f"outputs must be one of {_OUTPUTS}, not {outputs!r}")
     if dtype not in ("float32", "float16"):
@@ -1285,6 +1296,7 @@ class _Builder:
     _classes: int = 0
 
 
+_RECURRENT = Refused("a recurrent layer (its state carries over from one call to the next)")
 Emitter = Callable[[_Builder, CfgLayer, str, dict[int, str], Pair | None, str], str]
 
 #: The ONNX emitter of each layer kind (a method of _Builder), or why the kind
@@ -1292,7 +1304,7 @@ Emitter = Callable[[_Builder, CfgLayer, str, dict[int, str], Pair | None, str], 
 #: core's table has an entry.
 EMIT_BY_KIND: dict[str, Emitter | Refused] = {
     "convolutional": _Builder.emit_convolutional,
-    "deconvolutional": Refused("a deconvolutional layer, which the export does not lower yet"),
+    "deconvolutional": Refused("a deconvolutional layer"),
     "connected": _Builder.emit_connected,
     "local": _Builder.emit_local_layer,
     "maxpool": _Builder.emit_maxpool,
@@ -1310,26 +1322,25 @@ EMIT_BY_KIND: dict[str, Emitter | Refused] = {
     "Gaussian_yolo": _Builder.emit_identity,
     "region": _Builder.emit_identity,
     "detection": _Builder.emit_identity,
-    "rnn": Refused("a recurrent layer (state across calls), which ONNX inference has not"),
-    "lstm": Refused("a recurrent layer (state across calls), which ONNX inference has not"),
-    "gru": Refused("a recurrent layer (state across calls), which ONNX inference has not"),
-    "crnn": Refused("a recurrent layer (state across calls), which ONNX inference has not"),
-    "conv_lstm": Refused("a recurrent layer (state across calls), which ONNX inference has not"),
+    "rnn": _RECURRENT,
+    "lstm": _RECURRENT,
+    "gru": _RECURRENT,
+    "crnn": _RECURRENT,
+    "conv_lstm": _RECURRENT,
     "batchnorm": _Builder.emit_batchnorm_layer,
     # darknet's forward at inference copies its input (dropout_layer.c: only
     # `state.train` scales and drops).
     "dropout": _Builder.emit_identity,
     "softmax": _Builder.emit_softmax_layer,
-    "cost": Refused("a training-only layer (left out of the graph)"),
-    "normalization": Refused("a [normalization] (LRN) layer, which the export does not lower "
-                             "yet"),
+    "cost": Refused("a training-only layer"),  # left out before it gets here
+    "normalization": Refused("a local response normalization layer"),
     "activation": _Builder.emit_activation_layer,
-    "contrastive": Refused("a training-only layer (left out of the graph)"),
-    "crop": Refused("a [crop] layer, which crops at random while training"),
-    "history": Refused("a [history] layer (state across calls), which ONNX inference has not"),
-    "implicit": Refused("an [implicit] layer, which the export does not lower yet"),
-    "iseg": Refused("an [iseg] layer (a training loss)"),
-    "empty": Refused("an [empty] layer, which the export does not lower yet"),
-    "logistic": Refused("a [logistic] layer, which the export does not lower yet"),
-    "l2norm": Refused("an [l2norm] layer, which the export does not lower yet"),
+    "contrastive": Refused("a training-only layer"),  # left out before it gets here
+    "crop": Refused("a crop layer"),
+    "history": Refused("a history layer (its state carries over from one call to the next)"),
+    "implicit": Refused("an implicit layer"),
+    "iseg": Refused("an iseg layer"),
+    "empty": Refused("an empty layer"),
+    "logistic": Refused("a logistic layer"),
+    "l2norm": Refused("an l2norm layer"),
 }

@@ -63,6 +63,7 @@ import numpy.typing as npt
 
 from .._base.errors import ConversionError, YoloIOError
 from .._base.paths import PathArg, fs_path, shown
+from .._base.progress import Progress, Reporter
 from .._model.attrs import (
     ConnectedAttrs,
     ConvolutionalAttrs,
@@ -662,7 +663,7 @@ def verify(
     atol: float | None = None,
     rtol: float | None = None,
     opset: int = 17,
-    progress: Callable[[str], object] | None = None,
+    progress: Progress = None,
 ) -> Verification:
     """Run the ONNX export and OpenCV's Darknet importer on one image and
     compare them layer by layer.
@@ -684,7 +685,10 @@ def verify(
             Default: float32, or the given model's own (its metadata).
         atol, rtol: override the tolerance.
         opset: of the on-the-fly export.
-        progress: called with a short text as each stage starts.
+        progress: a bar over the stages (exporting, onnxruntime, OpenCV,
+            comparing) on a terminal (None, the default), always (True) or
+            never (False), or a callback ``(done, total, what)`` called as
+            each stage starts, ``what`` naming it.
 
     Returns:
         A :class:`Verification`; ``ok`` is False if a layer or an output is
@@ -697,7 +701,6 @@ def verify(
             refuses it, or cannot run it), or the ONNX model does not fit it.
         ConversionError: the network has no ONNX export.
     """
-    say = progress or (lambda _text: None)
     ort = _onnxruntime()
     cv2 = _opencv()
     if dtype is not None and dtype not in TOLERANCES:
@@ -715,11 +718,27 @@ def verify(
         if cfg is None:
             raise TypeError("verify() needs the cfg of a .weights file")
         net, owned = load(weights, parse(cfg, stacklevel=2)), True
-    try:
-        return _verify(net, cv2, ort, onnx_file, image, dtype, atol, rtol, opset, say)
-    finally:
-        if owned:
-            net.close()
+    stages = 3 if onnx_file is not None else 4
+    with Reporter(progress, stages, "verify", unit="stage", caller="yolo_io.onnx.verify",
+                  legacy=_stage_text) as report:
+        started = [0]
+
+        def say(what: str) -> None:
+            report(started[0], what)
+            started[0] += 1
+
+        try:
+            result = _verify(net, cv2, ort, onnx_file, image, dtype, atol, rtol, opset, say)
+        finally:
+            if owned:
+                net.close()
+        report(stages, "done")
+    return result
+
+
+def _stage_text(old: Callable[[object], object], done: int, what: str) -> object:
+    """The old one-argument progress callback: the text of each stage."""
+    return old(what)
 
 
 def _verify(net: Network, cv2: Any, ort: Any, onnx_file: Path | None,
@@ -779,13 +798,13 @@ def _export(net: Network, folder: Path, dtype: str, opset: int, notes: list[str]
     outputs: Literal["raw", "decoded"] = (
         "decoded" if heads and all(_plain_yolo(h) for h in heads) else "raw")
     try:
-        yolo_onnx.export(net, path, opset=opset, outputs=outputs, dtype=weights,
+        yolo_onnx.export(path, net, opset=opset, outputs=outputs, dtype=weights,
                          intermediates=True)
     except ConversionError:
         if outputs == "raw":
             raise
         outputs = "raw"
-        yolo_onnx.export(net, path, opset=opset, outputs=outputs, dtype=weights,
+        yolo_onnx.export(path, net, opset=opset, outputs=outputs, dtype=weights,
                          intermediates=True)
     notes.append(f"exported on the fly: yolo_io.onnx.export(opset={opset}, outputs={outputs!r}, "
                  f"dtype={dtype!r}, intermediates=True)")

@@ -421,7 +421,7 @@ def check_model(model: Any, net: Network | Config, *, mapping: Mapping[int, Any]
     would, and check every shape, without changing the model.
 
     Returns:
-        The :class:`~yolo_io._pairing.Pairing`: ``print()`` it for a table of
+        The :class:`~yolo_io.keras.Pairing`: ``print()`` it for a table of
         darknet layer, cfg line, Keras layer, shapes, how each pair was found
         and its status; ``.rows()`` for the same as dicts.
 
@@ -483,7 +483,7 @@ def load_into(model: Any, net: Network, *, fuse: bool = False,
             never trace (noted).
 
     Returns:
-        The :class:`~yolo_io._pairing.Pairing` that was loaded (printable).
+        The :class:`~yolo_io.keras.Pairing` that was loaded (printable).
 
     Raises:
         ModelMismatchError: a layer that does not fit (see

@@ -294,12 +294,10 @@ def darknet_units(config: Config) -> list[DUnit]:
             out.append(DUnit(layer, ("dense", i, o), "scales" in shapes, owner=owner))
         elif PAIRING_ROLE_BY_KIND[layer.type] == "bn":
             out.append(DUnit(layer, ("bn", shapes["scales"][0]), True))
-        elif layer.param_count > 0:
-            role = PAIRING_ROLE_BY_KIND[layer.type]
-            why = f": {role.reason}" if isinstance(role, Refused) else ""
+        elif layer.param_count > 0:  # a Refused kind, or a weighted shortcut
             raise ConversionError(
                 f"{layer.location} stores parameters that no framework layer type yolo_io "
-                f"pairs takes (it pairs convolutional, connected and batchnorm layers){why}")
+                "pairs takes (it pairs convolutional, connected and batchnorm layers)")
         else:
             continue
         u = out[-1]

@@ -37,18 +37,22 @@ def _torch() -> Any:
     return torch
 
 
-def state_dict(net: Network, **kwargs: Any) -> dict[str, torch.Tensor]:
+def state_dict(net: Network, *, fuse: bool = False, layout: str | None = None,
+               naming: str = "yolo_io", dense_layout: str | None = None,
+               bn_eps: float | None = None, threads: int | None = None,
+               dtype: str = "float32") -> dict[str, torch.Tensor]:
     """:meth:`Network.state_dict` as torch tensors that share memory with it:
     no copy beyond the one arena of fused/transposed weights.
 
-    Keyword arguments are those of :meth:`Network.state_dict` (``fuse``,
-    ``layout``, ``naming``, ``dense_layout``, ``bn_eps``, ``threads``).
+    The options are those of :meth:`Network.state_dict`.
 
     Raises:
         ImportError: torch is not installed.
     """
     torch = _torch()
-    return {key: torch.from_numpy(array) for key, array in net.state_dict(**kwargs).items()}
+    arrays = net.state_dict(fuse=fuse, layout=layout, naming=naming, dense_layout=dense_layout,
+                            bn_eps=bn_eps, threads=threads, dtype=dtype)
+    return {key: torch.from_numpy(array) for key, array in arrays.items()}
 
 
 # -- the model as the pairing sees it -----------------------------------------------------------
@@ -682,7 +686,7 @@ def check_model(module: torch.nn.Module, net: Network | Config, *,
     check every shape, without changing the module.
 
     Returns:
-        The :class:`~yolo_io._pairing.Pairing`: ``print()`` it for a table of
+        The :class:`~yolo_io.torch.Pairing`: ``print()`` it for a table of
         darknet layer, cfg line, torch module, shapes, how each pair was found
         and its status; ``.rows()`` for the same as dicts.
 
@@ -749,7 +753,7 @@ def load_into(module: torch.nn.Module, net: Network, *, fuse: bool = False,
         threads: threads that read the file (default: all cores).
 
     Returns:
-        The :class:`~yolo_io._pairing.Pairing` that was loaded (printable).
+        The :class:`~yolo_io.torch.Pairing` that was loaded (printable).
 
     Raises:
         ModelMismatchError: a module that does not fit (see

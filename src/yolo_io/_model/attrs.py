@@ -14,7 +14,7 @@ Example, the arguments a framework's layers would take::
 
     for layer in net:
         a = layer.attrs
-        if isinstance(a, yolo_io.ConvolutionalAttrs):
+        if isinstance(a, yolo_io.attrs.ConvolutionalAttrs):
             Conv2d(layer.input_shape[0], a.filters, a.size, (a.stride_y, a.stride_x),
                    a.pad, a.dilation, a.groups, bias=not a.batch_normalize)
 """

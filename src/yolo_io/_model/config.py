@@ -116,7 +116,7 @@ class CfgLayer:
         """The typed hyperparameters darknet builds from this section, defaults
         applied: a frozen record per kind (:class:`ConvolutionalAttrs`,
         :class:`PoolAttrs`, :class:`RouteAttrs`, :class:`YoloAttrs`, ...; see
-        ``yolo_io._attrs``), field names after darknet's ``layer`` struct."""
+        ``yolo_io.attrs``), field names after darknet's ``layer`` struct."""
         return _attrs.make(self._info.attrs_class, self._cfg.layer_attrs(self.index))
 
     @property

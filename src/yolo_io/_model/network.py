@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _core
+from .._base.deprecation import keyword_only, renamed
 from .._base.errors import (
     CfgError,
     OutputIsInputError,
@@ -94,8 +95,9 @@ class Layer(CfgLayer):
         """False for a layer beyond the end of a partial file."""
         return self._net._live().loaded(self.index)
 
+    @keyword_only("dtype")
     def fused(
-        self, layout: str | None = None, dtype: str = "float32", *, flatten: str = "auto",
+        self, layout: str | None = None, *, dtype: str = "float32", flatten: str = "auto",
         threads: int | None = None,
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]:
         """(weights, bias) with batch norm folded in, computed in the C++ core.
@@ -146,30 +148,32 @@ class Layer(CfgLayer):
         Example:
             >>> w, b = net[0].fused(layout="HWIO")      # Keras Conv2D kernel, bias
         """
-        return self._fused(layout, dtype, flatten, fuse=True, threads=threads)
+        # stacklevel 4: the caller of the keyword_only wrapper of this method
+        return self._fused(layout, dtype, flatten, fuse=True, threads=threads, stacklevel=4)
 
     def _fused(
         self, layout: str | None, dtype: str, flatten: str, *, fuse: bool,
-        threads: int | None = None,
+        threads: int | None = None, stacklevel: int = 3,
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]:
         w, b, overflow = self._net._live().fused(self.index, layout, dtype, flatten, fuse,
                                                   threads_arg(threads))
-        warn_overflow(overflow, dtype, self._where(), stacklevel=3)
+        warn_overflow(overflow, dtype, self._where(), stacklevel=stacklevel)
         return as_bfloat16(w, dtype), as_bfloat16(b, dtype)
 
     def _where(self) -> str:
         return f"layer {self.index} ({self.type}, {self._net.config.path} line {self.line})"
 
+    @renamed(eps="bn_eps")
     def bn_params(
-        self, layout: str | None = None, *, eps: float = 1e-3
+        self, layout: str | None = None, *, bn_eps: float = 1e-3
     ) -> dict[str, npt.NDArray[np.float32]]:
         """Unfused weights plus batch-norm arrays for a framework whose BN adds
         its own epsilon (Keras: 1e-3, PyTorch: 1e-5), adjusted so that it
         reproduces darknet's ``gamma * (x - mean) / sqrt(var + 1e-5) + beta``.
 
-        ``rolling_variance`` becomes ``var + 1e-5 - eps``. Where that would be
+        ``rolling_variance`` becomes ``var + 1e-5 - bn_eps``. Where that would be
         negative, the variance is set to 0 and ``scales`` (gamma) is rescaled by
-        ``sqrt(eps) / sqrt(var + 1e-5)`` instead, which is still exact, and a
+        ``sqrt(bn_eps) / sqrt(var + 1e-5)`` instead, which is still exact, and a
         PrecisionWarning names the channels.
 
         Returns:
@@ -184,7 +188,7 @@ class Layer(CfgLayer):
         if "scales" not in p:
             raise ValueError(f"layer {self.index} ({self.type}, line {self.line}) has no batch norm")
         w, beta = self._fused(layout, "float32", "auto", fuse=False)
-        gamma, var = bn_for_eps(self, p, eps, stacklevel=2)
+        gamma, var = bn_for_eps(self, p, bn_eps, stacklevel=3)  # above the renamed wrapper
         return {
             "weights": w.astype(np.float32, copy=False),
             "biases": beta.astype(np.float32, copy=False),

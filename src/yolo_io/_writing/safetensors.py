@@ -21,6 +21,7 @@ import numpy.typing as npt
 from .. import _core
 from .._base.errors import ConversionError
 from .._base.paths import PathArg
+from .._base.progress import Progress, Reporter
 from .._model.network import Network, core_weights, fused_layers
 from .atomic import atomic_file, network_inputs, refuse_inputs, resolve_target
 
@@ -39,7 +40,7 @@ def save_safetensors(
     layout: str | None = None,
     dtype: str = "float32",
     naming: str | None = None,
-    progress: Callable[[int], object] | None = None,
+    progress: Progress = None,
 ) -> Path:
     """Write a network as a ``.safetensors`` file, atomically and streamed.
 
@@ -71,8 +72,10 @@ def save_safetensors(
         dtype: ``"float32"``, ``"float16"`` or ``"bfloat16"`` for every
             floating-point tensor.
         naming: ``"yolo_io"``, ``"darknet2pytorch"`` or ``"ultralytics"``.
-        progress: called with the bytes written so far: after each layer,
-            or every few MiB when the core copies a raw export's bytes.
+        progress: a bar on a terminal (None, the default), always (True) or
+            never (False), or a callback ``(done, total, what)`` with the
+            bytes written so far and the file's size: after each layer, or
+            every few MiB when the core copies a raw export's bytes.
 
     Returns:
         The path written.
@@ -99,16 +102,24 @@ def save_safetensors(
     refuse_inputs(target, network_inputs(net))
     if raw:
         header = _core.raw_safetensors_header(source)
-        with atomic_file(target) as writer:
+        size = len(header) + net.config.expected_size(layers=len(net)) - \
+            net.config.expected_size(layers=0)
+        with Reporter(progress, size, "save", caller="yolo_io.save_safetensors",
+                      legacy=_written) as report, atomic_file(target) as writer:
             writer.write(header)
-            writer.write_layers(source, len(net), progress)
+            writer.write_layers(source, len(net), report)
         return Path(target)
     return _save_state_dict(target, net, fuse=fuse, layout=layout, dtype=dtype,
                             naming=naming or "yolo_io", progress=progress)
 
 
+def _written(old: Callable[[object], object], done: int, what: str) -> object:
+    """The old one-argument progress callback: the bytes written so far."""
+    return old(done)
+
+
 def _save_state_dict(target: str, net: Network, *, fuse: bool, layout: str | None, dtype: str,
-                     naming: str, progress: Callable[[int], object] | None) -> Path:
+                     naming: str, progress: Progress) -> Path:
     """The state dict, streamed: its keys, dtypes and shapes first (from the
     fusion plans, nothing fused), then one layer's arrays at a time."""
     from .._model.state_dict import Layer as StateLayer
@@ -129,7 +140,7 @@ def _save_state_dict(target: str, net: Network, *, fuse: bool, layout: str | Non
         if layer.index not in shapes:
             return None
         return fused_layers(net, layout, dtype=dtype, dense_layout=None, threads=None, fuse=fuse,
-                            first=layer.index, last=layer.index + 1, stacklevel=3)[layer.index]
+                            first=layer.index, last=layer.index + 1, stacklevel=6)[layer.index]
 
     with warnings.catch_warnings():  # the planning pass; the writing pass warns
         warnings.simplefilter("ignore")
@@ -140,11 +151,13 @@ def _save_state_dict(target: str, net: Network, *, fuse: bool, layout: str | Non
     metadata = [("format", "yolo_io.state_dict"), ("naming", naming), ("fuse", str(int(fuse))),
                 ("layout", layout or "default"), ("dtype", dtype)]
     header = _core.safetensors_header(source, plan, metadata)
-    with atomic_file(target) as writer:
+    size = len(header) + sum(int(np.prod(shape)) * _ITEMSIZE[st] for _, st, shape in plan)
+    with Reporter(progress, size, "save", caller="yolo_io.save_safetensors",
+                  legacy=_written) as report, atomic_file(target) as writer:
         writer.write(header)
         at = 0
         for i, part in enumerate(layer_parts(net, fuse=fuse, naming=naming, eps=eps,
-                                             dtype=dtype, pair_of=computed, stacklevel=3)):
+                                             dtype=dtype, pair_of=computed, stacklevel=4)):
             for key, a in part.items():
                 if plan[at] != (key, _st_dtype(a, dtype), tuple(a.shape)):  # pragma: no cover
                     raise AssertionError(f"{key}: the planned tensor was {plan[at]}")
@@ -152,12 +165,13 @@ def _save_state_dict(target: str, net: Network, *, fuse: bool, layout: str | Non
                 at += 1
             if i < len(net):
                 source.evict(i)  # read and written: out of the resident set
-            if part and progress is not None:
-                progress(writer.written)
+            if part:
+                report(writer.written)
     return Path(target)
 
 
 _ST_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+_ITEMSIZE = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8}
 
 
 def _st_dtype(a: npt.NDArray[np.generic], dtype: str) -> str:

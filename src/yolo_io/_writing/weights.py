@@ -13,6 +13,7 @@ import numpy.typing as npt
 from .. import _core
 from .._base.errors import ConversionError
 from .._base.paths import PathArg
+from .._base.progress import Progress, Reporter
 from .._model.config import Config, core_config, parse
 from .._model.network import Header, Network, core_weights, evict_behind
 from .._model.state_dict import as_array, from_state_dict
@@ -39,7 +40,7 @@ def save(
     header: HeaderArg = None,
     seen: int | None = None,
     upto: int | None = None,
-    progress: Callable[[int], object] | None = None,
+    progress: Progress = None,
 ) -> Path:
     """Write a Darknet ``.weights`` file from a network or from arrays.
 
@@ -73,7 +74,9 @@ def save(
             unless ``header``/``seen`` say otherwise, the header is darknet's
             own version 0.2.5 with ``seen`` 0, whatever the source's header
             (pass ``header=net.header`` to keep the source's).
-        progress: called with the bytes written so far: after each layer, or
+        progress: a bar on a terminal (None, the default), always (True) or
+            never (False), or a callback ``(done, total, what)`` with the
+            bytes written so far and the file's size: after each layer, or
             every few MiB when the core copies a Network's bytes. Ctrl-C
             stops a save between parts and leaves the target as it was.
 
@@ -95,8 +98,10 @@ def save(
             directory; ``path`` is left as it was.
     """
     plan = plan_weights(path, source, cfg, header=header, seen=seen, upto=upto)
-    with atomic_file(plan.target) as writer:
-        plan.write(writer, progress)
+    with Reporter(progress, plan.size, "save", caller="yolo_io.save",
+                  legacy=lambda f, done, what: f(done)) as report, \
+            atomic_file(plan.target) as writer:
+        plan.write(writer, report)
     return Path(plan.target)
 
 
@@ -113,6 +118,12 @@ class WeightsPlan:
     transpose: bool
     net: Network | None
     arrays: Mapping[int, Params] | None
+
+    @property
+    def size(self) -> int:
+        """The bytes of the file: its header and the layers' data."""
+        data = self.config.expected_size(layers=self.layers) - self.config.expected_size(layers=0)
+        return len(self.header_bytes) + data
 
     def write(self, writer: _core.WeightsWriter,
               progress: Callable[[int], object] | None = None) -> None:
