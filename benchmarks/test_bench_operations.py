@@ -222,7 +222,7 @@ def test_every_operation_steady_state(benchmark: pytest.FixtureDef,
         "save_safetensors (raw)": lambda: yolo_io.save_safetensors(
             out.with_suffix(".safetensors"), net),
         "ONNX export": lambda: importlib.import_module("yolo_io.onnx").export(
-            net, out.with_suffix(".onnx")),
+            out.with_suffix(".onnx"), net),
     }
     if importlib.util.find_spec("onnx") is None:
         del operations["ONNX export"]

@@ -26,10 +26,10 @@ MODULES = (yolo_io, yolo_io.onnx, yolo_io.torch, yolo_io.keras, yolo_io.testing)
 CLASSES = (yolo_io.Network, yolo_io.Layer, yolo_io.Config, yolo_io.CfgLayer)
 # Optional parameters that are not options but the call's second subject,
 # and so may be passed by position: a network's cfg, a fusion's layout, a
-# size's version; export's net (None only in the deprecated old order).
+# size's version.
 POSITIONAL = {("load", "cfg"), ("save", "cfg"), ("verify", "cfg"), ("fused", "layout"),
               ("fused_all", "layout"), ("fuse_into", "layout"), ("bn_params", "layout"),
-              ("expected_size", "version"), ("header_bytes", "version"), ("export", "net")}
+              ("expected_size", "version"), ("header_bytes", "version")}
 WRITERS: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
     "save": (yolo_io.save, ("path", "source")),
     "save_npz": (yolo_io.save_npz, ("path", "net")),
@@ -110,6 +110,12 @@ def test_the_progress_callback_gets_done_total_and_what(net: yolo_io.Network,
     assert events[-1][:2] == (total, total) and events[-1][2].startswith("layer ")
     with pytest.raises(TypeError, match="progress must be"):
         yolo_io.doctor(net, progress="yes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"called with \(done, total, what\)"):
+        yolo_io.doctor(net, progress=events.append)  # a one-argument callback, up front
+    assert yolo_io.doctor(net, progress=0).ok and yolo_io.doctor(net, progress=np.True_).ok
+    written: list[tuple[int, int, str]] = []
+    yolo_io.save(tmp_path / "c.weights", net, progress=lambda *event: written.append(event))
+    assert written[-1] == (written[-1][1], written[-1][1], "writing")
 
 
 # -- the old spellings -----------------------------------------------------------------
@@ -161,27 +167,44 @@ def test_export_with_the_network_first_is_deprecated(net: yolo_io.Network,
     with pytest.warns(DeprecationWarning, match=r"export\(path, net\)"):
         model = yolo_io.onnx.export(net)  # type: ignore[call-overload]
     assert model.SerializeToString() == yolo_io.onnx.export(None, net).SerializeToString()
-    with pytest.raises(TypeError, match=r"export\(path, net\)"):
+    for old_call in (lambda: yolo_io.onnx.export(net, path=tmp_path / "kw.onnx"),
+                     lambda: yolo_io.onnx.export(net=net)):
+        with pytest.warns(DeprecationWarning, match=r"export\(path, net\)") as record:
+            old_call()
+        assert {w.filename for w in record} == {__file__}
+    assert (tmp_path / "kw.onnx").read_bytes() == new.read_bytes()
+    assert yolo_io.onnx.export(net=net, path=tmp_path / "new2.onnx").read_bytes() == \
+        new.read_bytes()  # the new names, by name: no warning
+    with pytest.raises(TypeError, match="missing"):
         yolo_io.onnx.export(tmp_path / "x.onnx")  # type: ignore[call-overload]
+    with pytest.raises(TypeError, match="path must be a file name or None, not Config"):
+        yolo_io.onnx.export(net.config, tmp_path / "x.onnx")  # type: ignore[call-overload]
 
 
-@pytest.mark.parametrize("writer", [yolo_io.save, yolo_io.save_safetensors])
+@pytest.mark.parametrize(("writer", "options"), [
+    (yolo_io.save, {}), (yolo_io.save_safetensors, {}),
+    (yolo_io.save_safetensors, {"naming": "yolo_io"})])  # a state dict: one frame deeper
 def test_a_one_argument_progress_callback_is_deprecated(net: yolo_io.Network, tmp_path: Path,
-                                                        writer: Callable[..., Path]) -> None:
+                                                        writer: Callable[..., Path],
+                                                        options: dict[str, str]) -> None:
     written: list[int] = []
-    with pytest.warns(DeprecationWarning, match=r"f\(done, total, what\)"):
-        out = writer(tmp_path / "out.bin", net, progress=written.append)
+    with pytest.warns(DeprecationWarning, match=r"f\(done, total, what\)") as record:
+        out = writer(tmp_path / "out.bin", net, progress=written.append, **options)
     assert written[-1] == out.stat().st_size
+    assert [w.filename for w in record] == [__file__]
 
 
 def test_doctors_result_as_a_tuple_is_deprecated(net: yolo_io.Network) -> None:
     checkup = yolo_io.doctor(net, progress=False)
     with pytest.warns(DeprecationWarning, match=r"\.findings"):
         assert checkup == ()
-    with pytest.warns(DeprecationWarning, match=r"\.findings"):
-        assert len(checkup) == 0
-    with pytest.warns(DeprecationWarning, match=r"\.findings"):
-        assert list(checkup) == []
+    uses: list[tuple[Callable[[Any], object], object]] = [
+        (len, 0), (list, []), (bool, False), (lambda c: c == (), True)]
+    for old_use, was in uses:
+        fresh = yolo_io.doctor(net, progress=False)
+        with pytest.warns(DeprecationWarning, match=r"\.findings") as record:
+            assert old_use(fresh) == was
+        assert len(record) == 1 and record[0].filename == __file__  # once, at the caller
     assert checkup == yolo_io.doctor(net, progress=False)  # two reports compare as reports
 
 
@@ -195,7 +218,7 @@ def test_verifys_one_argument_progress_is_deprecated(tmp_path: Path) -> None:
     with pytest.warns(DeprecationWarning, match=r"f\(done, total, what\)"):
         yolo_io.onnx.verify(net, progress=stages.append)
     assert stages == ["exporting to ONNX", "running onnxruntime", "running OpenCV",
-                      "comparing", "done"]
+                      "comparing"]  # as before
     events: list[tuple[int, int, str]] = []
     yolo_io.onnx.verify(net, progress=lambda *event: events.append(event))
     assert [e[:2] for e in events] == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]

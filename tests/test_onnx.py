@@ -801,3 +801,35 @@ def test_too_many_detections_are_called_too_large(tmp_path: Path) -> None:
     net = yolo_io.load(write_weights(tmp_path / "t.weights", cfg), cfg)
     with pytest.raises(ValueError, match="max_detections 99999999999999999999 is too large"):
         yonnx.export(None, net, outputs="nms", max_detections=99999999999999999999)
+
+
+def test_external_data_replaces_a_link_and_an_unrelated_link_is_left(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``<model>.data`` is a regular file (ONNX's checker refuses external
+    data behind a symbolic link): a link there is replaced, its target left
+    as it was. When the weights fit inside the model, a ``<model>.data`` link
+    to the network's own weights is no output: neither refused nor touched."""
+    cfg = tmp_path / "tiny.cfg"
+    cfg.write_text(TINY_CFG)
+    weights = write_weights(tmp_path / "t.weights", cfg, realistic=True)
+    net = yolo_io.load(weights, cfg)
+    before = weights.read_bytes()
+    (tmp_path / "store").mkdir()
+    stored = tmp_path / "store" / "m.data"
+    stored.write_bytes(b"old")
+    (tmp_path / "m.onnx.data").symlink_to(stored)
+    with monkeypatch.context() as m:
+        m.setattr(yonnx_impl, "_EXTERNAL_DATA_LIMIT", 100)
+        m.setattr(yonnx_impl, "_EXTERNAL_TENSOR_MIN", 64)
+        yonnx.export(tmp_path / "m.onnx", net)
+    assert not (tmp_path / "m.onnx.data").is_symlink() and stored.read_bytes() == b"old"
+    onnx.checker.check_model(str(tmp_path / "m.onnx"), full_check=True)
+    (tmp_path / "n.onnx.data").symlink_to(weights)  # the weights fit inside n.onnx
+    yonnx.export(tmp_path / "n.onnx", net)
+    assert (tmp_path / "n.onnx.data").is_symlink() and weights.read_bytes() == before
+    with monkeypatch.context() as m:  # too big: writing through the link is refused
+        m.setattr(yonnx_impl, "_EXTERNAL_DATA_LIMIT", 100)
+        m.setattr(yonnx_impl, "_EXTERNAL_TENSOR_MIN", 64)
+        with pytest.raises(yolo_io.OutputIsInputError):
+            yonnx.export(tmp_path / "n.onnx", net)
+    assert weights.read_bytes() == before

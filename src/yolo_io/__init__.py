@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 try:
     from . import _core
 except ImportError as err:  # pragma: no cover - only without a build
@@ -28,9 +30,10 @@ from ._base.errors import (
     WeightsSizeError,
     YoloIOError,
 )
+from ._base.progress import Progress, ProgressCallback
 from ._base.version import __version__
 from ._diagnosis.diagnose import CfgEdit, Diagnosis, Finding, LayerRef, diagnose
-from ._diagnosis.doctor import doctor
+from ._diagnosis.doctor import Checkup, doctor
 from ._model.config import CfgLayer, Config, ParamSpec, parse_cfg
 from ._model.kinds import KindFacts
 from ._model.network import Header, Layer, Network, load
@@ -62,6 +65,7 @@ __all__ = [
     "CfgError",
     "CfgLayer",
     "CfgWarning",
+    "Checkup",
     "Config",
     "ConversionError",
     "Diagnosis",
@@ -76,6 +80,8 @@ __all__ = [
     "OutputIsInputError",
     "ParamSpec",
     "PrecisionWarning",
+    "Progress",
+    "ProgressCallback",
     "SwappedArgumentsError",
     "WeightsSizeError",
     "YoloIOError",
@@ -93,11 +99,115 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    """The attrs records' old home: ``yolo_io.ConvolutionalAttrs`` still
-    works for one release, with a DeprecationWarning (now
-    ``yolo_io.attrs.ConvolutionalAttrs``)."""
-    if name in attrs.__all__:
-        warn_deprecated(f"yolo_io.{name}", f"use yolo_io.attrs.{name}")
-        return getattr(attrs, name)
-    raise AttributeError(f"module 'yolo_io' has no attribute {name!r}")
+if TYPE_CHECKING:  # the old names, for type checkers (deprecated at run time)
+    from .attrs import (
+        ActivationAttrs as ActivationAttrs,
+    )
+    from .attrs import (
+        AvgpoolAttrs as AvgpoolAttrs,
+    )
+    from .attrs import (
+        BatchnormAttrs as BatchnormAttrs,
+    )
+    from .attrs import (
+        ConnectedAttrs as ConnectedAttrs,
+    )
+    from .attrs import (
+        ContrastiveAttrs as ContrastiveAttrs,
+    )
+    from .attrs import (
+        ConvLstmAttrs as ConvLstmAttrs,
+    )
+    from .attrs import (
+        ConvolutionalAttrs as ConvolutionalAttrs,
+    )
+    from .attrs import (
+        CostAttrs as CostAttrs,
+    )
+    from .attrs import (
+        CrnnAttrs as CrnnAttrs,
+    )
+    from .attrs import (
+        CropAttrs as CropAttrs,
+    )
+    from .attrs import (
+        DeconvolutionalAttrs as DeconvolutionalAttrs,
+    )
+    from .attrs import (
+        DetectionAttrs as DetectionAttrs,
+    )
+    from .attrs import (
+        DropoutAttrs as DropoutAttrs,
+    )
+    from .attrs import (
+        EmptyAttrs as EmptyAttrs,
+    )
+    from .attrs import (
+        GaussianYoloAttrs as GaussianYoloAttrs,
+    )
+    from .attrs import (
+        HistoryAttrs as HistoryAttrs,
+    )
+    from .attrs import (
+        ImplicitAttrs as ImplicitAttrs,
+    )
+    from .attrs import (
+        IsegAttrs as IsegAttrs,
+    )
+    from .attrs import (
+        LayerAttrs as LayerAttrs,
+    )
+    from .attrs import (
+        LocalAttrs as LocalAttrs,
+    )
+    from .attrs import (
+        NetAttrs as NetAttrs,
+    )
+    from .attrs import (
+        NormalizationAttrs as NormalizationAttrs,
+    )
+    from .attrs import (
+        PoolAttrs as PoolAttrs,
+    )
+    from .attrs import (
+        RecurrentAttrs as RecurrentAttrs,
+    )
+    from .attrs import (
+        RegionAttrs as RegionAttrs,
+    )
+    from .attrs import (
+        ReorgAttrs as ReorgAttrs,
+    )
+    from .attrs import (
+        RnnAttrs as RnnAttrs,
+    )
+    from .attrs import (
+        RouteAttrs as RouteAttrs,
+    )
+    from .attrs import (
+        SamAttrs as SamAttrs,
+    )
+    from .attrs import (
+        ScaleChannelsAttrs as ScaleChannelsAttrs,
+    )
+    from .attrs import (
+        ShortcutAttrs as ShortcutAttrs,
+    )
+    from .attrs import (
+        SoftmaxAttrs as SoftmaxAttrs,
+    )
+    from .attrs import (
+        UpsampleAttrs as UpsampleAttrs,
+    )
+    from .attrs import (
+        YoloAttrs as YoloAttrs,
+    )
+else:
+    def __getattr__(name: str) -> object:
+        """The attrs records' old home: ``yolo_io.ConvolutionalAttrs`` still
+        works for one release, with a DeprecationWarning (now
+        ``yolo_io.attrs.ConvolutionalAttrs``)."""
+        if name in attrs.__all__:
+            warn_deprecated(f"yolo_io.{name}", f"use yolo_io.attrs.{name}")
+            return getattr(attrs, name)
+        raise AttributeError(f"module 'yolo_io' has no attribute {name!r}")

@@ -30,6 +30,8 @@ Progress = bool | ProgressCallback | None
 class Bar(Protocol):
     """The part of a tqdm bar yolo_io uses."""
 
+    total: int | float | None
+
     def update(self, n: int) -> object: ...
     def close(self) -> None: ...
 
@@ -85,32 +87,49 @@ class Reporter:
     this call (deprecated) is called, given ``(done, what)``."""
 
     def __init__(self, progress: Progress, total: int, desc: str, *, unit: str = "B",
-                 caller: str = "", legacy: Callable[[Callable[[object], object], int, str],
-                                                    object] | None = None) -> None:
+                 what: str = "", caller: str = "",
+                 legacy: Callable[[Callable[[object], object], int, str], object] | None = None,
+                 stacklevel: int = 4) -> None:
         self.total = total
+        self.what = what
         self._bar: Bar | None = None
         self._callback: ProgressCallback | None = None
+        self._legacy = False
         self._done = 0
-        if progress is None or isinstance(progress, bool):
-            self._bar = progress_bar(total, progress, desc, unit)
+        if progress is None or (not callable(progress) and progress in (True, False)):
+            # (0 and 1, and NumPy's bools, as the bools they stand for)
+            self._bar = progress_bar(total, None if progress is None else bool(progress), desc,
+                                     unit)
         elif not callable(progress):
-            raise TypeError(f"progress must be None, a bool or a callable (done, total, what), "
-                            f"not {type(progress).__name__}")
-        elif not _takes(progress, 3) and legacy is not None and _takes(progress, 1):
+            raise TypeError(f"progress must be None, True, False or a callable (done, total, "
+                            f"what), not {type(progress).__name__}")
+        elif _takes(progress, 3):
+            self._callback = progress
+        elif legacy is not None and _takes(progress, 1):
             old = cast(Callable[[object], object], progress)
             warn_deprecated(f"{caller}(progress=f) with a one-argument f",
-                            "pass f(done, total, what)", stacklevel=4)
+                            "pass f(done, total, what)", stacklevel=stacklevel)
             self._callback = lambda done, _total, what: legacy(old, done, what)
+            self._legacy = True
         else:
-            self._callback = progress
+            raise TypeError(f"a progress callback is called with (done, total, what); "
+                            f"{progress!r} does not take them")
 
     def __call__(self, done: int, what: str = "") -> None:
-        """``done`` of :attr:`total` so far (it only grows)."""
+        """``done`` of :attr:`total` so far (it only grows); ``what``: the
+        work under way (default: this reporter's)."""
         if self._callback is not None:
-            self._callback(done, self.total, what)
+            self._callback(done, self.total, what or self.what)
         elif self._bar is not None:
             self._bar.update(done - self._done)
         self._done = done
+
+    def finish(self, what: str = "done") -> None:
+        """The work is done: a bar is completed and a callback called with
+        ``(total, total, what)``, unless it saw ``total`` already (an old
+        one-argument callback is not called: it had no such call)."""
+        if self._done != self.total and not self._legacy:
+            self(self.total, what)
 
     def close(self) -> None:
         if self._bar is not None:

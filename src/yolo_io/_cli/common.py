@@ -136,7 +136,9 @@ def saving_bar(total: int, desc: str) -> Iterator[Progress]:
         return
     done = [0]
 
-    def update(written: int, _total: int, _what: str) -> None:
+    def update(written: int, size: int, _what: str) -> None:
+        if size and size != bar.total:  # the writer knows the output's size
+            bar.total = size
         bar.update(written - done[0])
         done[0] = written
 

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = verify(net, onnx_path=args.onnx, image=args.image, dtype=args.dtype,
                         atol=args.atol, rtol=args.rtol,
-                        progress=lambda _done, _total, what: stage(what))
+                        progress=_stages)
     except ImportError as err:
         raise Failure(str(err), EXIT_DEPENDENCY) from err
     if args.json:
@@ -38,3 +38,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(result.summary(all_layers=args.all_layers) + "\n")
     return EXIT_OK if result.ok and (result.complete or not args.strict) else EXIT_PROBLEM
+
+
+def _stages(done: int, total: int, what: str) -> None:
+    """verify()'s progress: a line on a terminal as each stage starts."""
+    if done < total:
+        stage(what)

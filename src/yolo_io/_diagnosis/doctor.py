@@ -116,6 +116,7 @@ def doctor(net: Network, *, progress: Progress = None) -> Checkup:
             findings.extend(_check_layer(layer))
             done += layer.nbytes
             report(done, f"layer {layer.index}")
+        report.finish()
     result = partial(Checkup, net.path, net.config.path,
                      arrays=sum(len(layer.param_specs) for layer in layers),
                      values=sum(layer.param_count for layer in layers))
@@ -162,8 +163,12 @@ class Checkup(Diagnosis):
     # -- the old tuple of findings (deprecated) --
 
     def _old(self) -> tuple[Finding, ...]:
-        warn_deprecated("using doctor()'s result as a tuple of findings",
-                        "use its .findings (and .ok)")
+        # Once per result (list() calls __len__ and __iter__); stacklevel 4:
+        # the caller of the __len__/__iter__/... that called this.
+        if not self.__dict__.get("_warned"):
+            warn_deprecated("using doctor()'s result as a tuple of findings",
+                            "use its .findings (and .ok)", stacklevel=4)
+            object.__setattr__(self, "_warned", True)
         return self.findings
 
     def __iter__(self) -> Iterator[Finding]:
@@ -171,6 +176,9 @@ class Checkup(Diagnosis):
 
     def __len__(self) -> int:
         return len(self._old())
+
+    def __bool__(self) -> bool:  # as the tuple was: "any findings"
+        return bool(self._old())
 
     def __getitem__(self, i: int) -> Finding:
         return self._old()[i]

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import importlib.util
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -54,6 +56,7 @@ _OUTPUTS = ("raw", "decoded", "nms")
 _EXTERNAL_DATA_LIMIT = 2_000_000_000  # protobuf's 2 GiB limit, with room for the graph
 _EXTERNAL_TENSOR_MIN = 1024  # smaller tensors stay in the model file
 _AHEAD = 3  # layers the export's fusion may run ahead of the file writes
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def head_output_names(net: Network | Any) -> list[str]:
@@ -64,6 +67,30 @@ def head_output_names(net: Network | Any) -> list[str]:
     cfg = net.config if isinstance(net, Network) else net
     heads = [f"head_{layer.index}" for layer in cfg if layer.kind.head]
     return heads or ["output"]
+
+
+def _network_first_deprecated(fn: F) -> F:
+    """The old order of :func:`export`, ``export(net, path=None)`` (``net``
+    first, by position or by name, ``path`` optional), still works for one
+    release, with a DeprecationWarning; ``inspect.signature`` shows the new."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        first = args[0] if args else None
+        if isinstance(first, Network) or (not args and "path" not in kwargs and "net" in kwargs):
+            net = first if isinstance(first, Network) else kwargs.pop("net")
+            rest = args[1:]
+            if len(rest) > 1:
+                raise TypeError(f"export() takes 2 positional arguments, got {len(args)}")
+            if rest and "path" in kwargs:
+                raise TypeError("export() got multiple values for 'path'")
+            path = rest[0] if rest else kwargs.pop("path", None)
+            warn_deprecated("yolo_io.onnx.export(net, path)",
+                            "call export(path, net), with path None for the model in memory")
+            return fn(path, net, **kwargs)
+        return fn(*args, **kwargs)
+
+    return cast(F, wrapper)
 
 
 @overload
@@ -100,9 +127,10 @@ def export(
 ) -> Path: ...
 
 
+@_network_first_deprecated
 def export(
     path: PathArg | None,
-    net: Network | None = None,
+    net: Network,
     *,
     opset: int = 17,
     outputs: Literal["raw", "decoded", "nms"] = "raw",
@@ -169,13 +197,11 @@ def export(
     """
     if importlib.util.find_spec("onnx") is None:  # pragma: no cover - depends on the environment
         raise ImportError("yolo_io.onnx needs the onnx package: pip install 'yolo_io[onnx]'")
-    if isinstance(path, Network):  # the old order: export(net) or export(net, path)
-        warn_deprecated("yolo_io.onnx.export(net, path)",
-                        "call export(path, net), with path None for the model in memory")
-        path, net = net, path
+    if path is not None and not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"export(path, net): path must be a file name or None, not "
+                        f"{type(path).__name__}")
     if not isinstance(net, Network):
-        raise TypeError(f"export() takes a Network, not {type(net).__name__}: "
-                        "export(path, net)")
+        raise TypeError(f"export(path, net) takes a Network, not {type(net).__name__}")
     if outputs not in _OUTPUTS:
         raise ValueError(f"outputs must be one of {_OUTPUTS}, not {outputs!r}")
     if dtype not in ("float32", "float16"):
@@ -367,10 +393,15 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
     if not target.parent.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no such folder", str(target))
     external = sum(a.nbytes for _, a in tensors) > _EXTERNAL_DATA_LIMIT
-    data_path = target.with_name(target.name + ".data")
+    data_path = target.with_name(target.name + ".data")  # the name the model gives
     inputs = network_inputs(fill.net)
     refuse_inputs(target, inputs)
-    refuse_inputs(data_path, inputs)  # written, or removed as orphaned
+    # The data file is always a regular file: ONNX's checker refuses external
+    # data behind a symbolic link, so a link there is replaced (its target is
+    # left as it was). It is an output only when written: when the weights
+    # fit inside the model, at most an orphaned link or file is removed.
+    if external:
+        refuse_inputs(data_path, inputs)
     if external and shown(data_path.name) != data_path.name:  # before any byte is written
         raise ValueError(f"{shown(str(target))}: a model over 2 GB keeps its weights in "
                          f"{shown(data_path.name)}, which the model names in UTF-8 (ONNX "
@@ -424,7 +455,7 @@ def _save(model: onnx.ModelProto, tensors: Tensors, path: Path, fill: _Filler) -
         for piece in pieces:
             out.write(piece if isinstance(piece, bytes) else _flat(fill(piece)))
     if orphan:
-        data_path.unlink(missing_ok=True)
+        data_path.unlink(missing_ok=True)  # a link: the link alone
     return target
 
 

@@ -598,7 +598,7 @@ def _opencv_weights(net: Network, path: Path, stop: int) -> float | None:
     darknet's var + 1e-5. Returns the smallest variance (None: no batch norm)."""
     from .._writing.weights import save
 
-    save(path, net, header=(0, 2, 5, 0), upto=stop)
+    save(path, net, header=(0, 2, 5, 0), upto=stop, progress=False)
     data = np.memmap(path, dtype=np.uint8, mode="r+")
     offset = 20
     smallest: float | None = None
@@ -732,7 +732,7 @@ def verify(
         finally:
             if owned:
                 net.close()
-        report(stages, "done")
+        report.finish()
     return result
 
 

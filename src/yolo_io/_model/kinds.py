@@ -49,7 +49,7 @@ class KindFacts:
     fusion: Literal["conv", "dense"] | None
     #: The fusion's default layout (``"OIHW"``, ``"OI"``) or None.
     default_layout: str | None
-    #: The name of its attrs record in :mod:`yolo_io` (e.g. ``"YoloAttrs"``).
+    #: The name of its attrs record in :mod:`yolo_io.attrs` (e.g. ``"YoloAttrs"``).
     attrs: str
 
 

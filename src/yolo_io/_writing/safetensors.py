@@ -104,10 +104,12 @@ def save_safetensors(
         header = _core.raw_safetensors_header(source)
         size = len(header) + net.config.expected_size(layers=len(net)) - \
             net.config.expected_size(layers=0)
-        with Reporter(progress, size, "save", caller="yolo_io.save_safetensors",
-                      legacy=_written) as report, atomic_file(target) as writer:
+        with atomic_file(target) as writer, \
+                Reporter(progress, size, "save", what="writing",
+                         caller="yolo_io.save_safetensors", legacy=_written) as report:
             writer.write(header)
             writer.write_layers(source, len(net), report)
+            report.finish()
         return Path(target)
     return _save_state_dict(target, net, fuse=fuse, layout=layout, dtype=dtype,
                             naming=naming or "yolo_io", progress=progress)
@@ -152,8 +154,9 @@ def _save_state_dict(target: str, net: Network, *, fuse: bool, layout: str | Non
                 ("layout", layout or "default"), ("dtype", dtype)]
     header = _core.safetensors_header(source, plan, metadata)
     size = len(header) + sum(int(np.prod(shape)) * _ITEMSIZE[st] for _, st, shape in plan)
-    with Reporter(progress, size, "save", caller="yolo_io.save_safetensors",
-                  legacy=_written) as report, atomic_file(target) as writer:
+    with atomic_file(target) as writer, \
+            Reporter(progress, size, "save", what="writing", caller="yolo_io.save_safetensors",
+                     legacy=_written, stacklevel=5) as report:  # one frame deeper
         writer.write(header)
         at = 0
         for i, part in enumerate(layer_parts(net, fuse=fuse, naming=naming, eps=eps,
@@ -167,6 +170,7 @@ def _save_state_dict(target: str, net: Network, *, fuse: bool, layout: str | Non
                 source.evict(i)  # read and written: out of the resident set
             if part:
                 report(writer.written)
+        report.finish()
     return Path(target)
 
 

@@ -98,10 +98,11 @@ def save(
             directory; ``path`` is left as it was.
     """
     plan = plan_weights(path, source, cfg, header=header, seen=seen, upto=upto)
-    with Reporter(progress, plan.size, "save", caller="yolo_io.save",
-                  legacy=lambda f, done, what: f(done)) as report, \
-            atomic_file(plan.target) as writer:
+    with atomic_file(plan.target) as writer, \
+            Reporter(progress, plan.size, "save", what="writing", caller="yolo_io.save",
+                     legacy=lambda f, done, what: f(done)) as report:
         plan.write(writer, report)
+        report.finish()
     return Path(plan.target)
 
 
