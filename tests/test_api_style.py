@@ -123,6 +123,7 @@ def test_the_progress_callback_gets_done_total_and_what(net: yolo_io.Network,
 
 def test_attrs_records_at_the_top_level_are_deprecated() -> None:
     assert "ConvolutionalAttrs" not in yolo_io.__all__
+    assert "attrs" not in yolo_io.__all__  # a star import would shadow the attrs package
     assert "ConvolutionalAttrs" in yolo_io.attrs.__all__
     with pytest.warns(DeprecationWarning, match=r"yolo_io\.attrs\.ConvolutionalAttrs"):
         old = yolo_io.ConvolutionalAttrs  # type: ignore[attr-defined]

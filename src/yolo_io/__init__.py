@@ -86,7 +86,6 @@ __all__ = [
     "WeightsSizeError",
     "YoloIOError",
     "__version__",
-    "attrs",
     "diagnose",
     "doctor",
     "load",
@@ -100,108 +99,7 @@ __all__ = [
 
 
 if TYPE_CHECKING:  # the old names, for type checkers (deprecated at run time)
-    from .attrs import (
-        ActivationAttrs as ActivationAttrs,
-    )
-    from .attrs import (
-        AvgpoolAttrs as AvgpoolAttrs,
-    )
-    from .attrs import (
-        BatchnormAttrs as BatchnormAttrs,
-    )
-    from .attrs import (
-        ConnectedAttrs as ConnectedAttrs,
-    )
-    from .attrs import (
-        ContrastiveAttrs as ContrastiveAttrs,
-    )
-    from .attrs import (
-        ConvLstmAttrs as ConvLstmAttrs,
-    )
-    from .attrs import (
-        ConvolutionalAttrs as ConvolutionalAttrs,
-    )
-    from .attrs import (
-        CostAttrs as CostAttrs,
-    )
-    from .attrs import (
-        CrnnAttrs as CrnnAttrs,
-    )
-    from .attrs import (
-        CropAttrs as CropAttrs,
-    )
-    from .attrs import (
-        DeconvolutionalAttrs as DeconvolutionalAttrs,
-    )
-    from .attrs import (
-        DetectionAttrs as DetectionAttrs,
-    )
-    from .attrs import (
-        DropoutAttrs as DropoutAttrs,
-    )
-    from .attrs import (
-        EmptyAttrs as EmptyAttrs,
-    )
-    from .attrs import (
-        GaussianYoloAttrs as GaussianYoloAttrs,
-    )
-    from .attrs import (
-        HistoryAttrs as HistoryAttrs,
-    )
-    from .attrs import (
-        ImplicitAttrs as ImplicitAttrs,
-    )
-    from .attrs import (
-        IsegAttrs as IsegAttrs,
-    )
-    from .attrs import (
-        LayerAttrs as LayerAttrs,
-    )
-    from .attrs import (
-        LocalAttrs as LocalAttrs,
-    )
-    from .attrs import (
-        NetAttrs as NetAttrs,
-    )
-    from .attrs import (
-        NormalizationAttrs as NormalizationAttrs,
-    )
-    from .attrs import (
-        PoolAttrs as PoolAttrs,
-    )
-    from .attrs import (
-        RecurrentAttrs as RecurrentAttrs,
-    )
-    from .attrs import (
-        RegionAttrs as RegionAttrs,
-    )
-    from .attrs import (
-        ReorgAttrs as ReorgAttrs,
-    )
-    from .attrs import (
-        RnnAttrs as RnnAttrs,
-    )
-    from .attrs import (
-        RouteAttrs as RouteAttrs,
-    )
-    from .attrs import (
-        SamAttrs as SamAttrs,
-    )
-    from .attrs import (
-        ScaleChannelsAttrs as ScaleChannelsAttrs,
-    )
-    from .attrs import (
-        ShortcutAttrs as ShortcutAttrs,
-    )
-    from .attrs import (
-        SoftmaxAttrs as SoftmaxAttrs,
-    )
-    from .attrs import (
-        UpsampleAttrs as UpsampleAttrs,
-    )
-    from .attrs import (
-        YoloAttrs as YoloAttrs,
-    )
+    from .attrs import *
 else:
     def __getattr__(name: str) -> object:
         """The attrs records' old home: ``yolo_io.ConvolutionalAttrs`` still
