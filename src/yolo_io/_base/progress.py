@@ -81,6 +81,12 @@ def _takes(fn: Callable[..., object], n: int) -> bool:
     return True
 
 
+def bytes_written(old: Callable[[object], object], done: int, what: str) -> object:
+    """How a writer calls an old one-argument progress callback (deprecated):
+    with the bytes written so far."""
+    return old(done)
+
+
 class Reporter:
     """Reports the progress of one call as its ``progress=`` asks: a bar, a
     callback, or nothing. ``legacy``: how an old one-argument callback of

@@ -12,7 +12,6 @@ layout of the raw export are the core's (``csrc/yolo_io/safetensors.cpp``).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ import numpy.typing as npt
 from .. import _core
 from .._base.errors import ConversionError
 from .._base.paths import PathArg
-from .._base.progress import Progress, Reporter
+from .._base.progress import Progress, Reporter, bytes_written
 from .._model.network import Network, core_weights, fused_layers
 from .atomic import atomic_file, network_inputs, refuse_inputs, resolve_target
 
@@ -106,18 +105,13 @@ def save_safetensors(
             net.config.expected_size(layers=0)
         with atomic_file(target) as writer, \
                 Reporter(progress, size, "save", what="writing",
-                         caller="yolo_io.save_safetensors", legacy=_written) as report:
+                         caller="yolo_io.save_safetensors", legacy=bytes_written) as report:
             writer.write(header)
             writer.write_layers(source, len(net), report)
             report.finish()
         return Path(target)
     return _save_state_dict(target, net, fuse=fuse, layout=layout, dtype=dtype,
                             naming=naming or "yolo_io", progress=progress)
-
-
-def _written(old: Callable[[object], object], done: int, what: str) -> object:
-    """The old one-argument progress callback: the bytes written so far."""
-    return old(done)
 
 
 def _save_state_dict(target: str, net: Network, *, fuse: bool, layout: str | None, dtype: str,
@@ -156,7 +150,7 @@ def _save_state_dict(target: str, net: Network, *, fuse: bool, layout: str | Non
     size = len(header) + sum(int(np.prod(shape)) * _ITEMSIZE[st] for _, st, shape in plan)
     with atomic_file(target) as writer, \
             Reporter(progress, size, "save", what="writing", caller="yolo_io.save_safetensors",
-                     legacy=_written, stacklevel=5) as report:  # one frame deeper
+                     legacy=bytes_written, stacklevel=5) as report:  # one frame deeper
         writer.write(header)
         at = 0
         for i, part in enumerate(layer_parts(net, fuse=fuse, naming=naming, eps=eps,

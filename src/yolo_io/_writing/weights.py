@@ -13,7 +13,7 @@ import numpy.typing as npt
 from .. import _core
 from .._base.errors import ConversionError
 from .._base.paths import PathArg
-from .._base.progress import Progress, Reporter
+from .._base.progress import Progress, Reporter, bytes_written
 from .._model.config import Config, core_config, parse
 from .._model.network import Header, Network, core_weights, evict_behind
 from .._model.state_dict import as_array, from_state_dict
@@ -100,7 +100,7 @@ def save(
     plan = plan_weights(path, source, cfg, header=header, seen=seen, upto=upto)
     with atomic_file(plan.target) as writer, \
             Reporter(progress, plan.size, "save", what="writing", caller="yolo_io.save",
-                     legacy=lambda f, done, what: f(done)) as report:
+                     legacy=bytes_written) as report:
         plan.write(writer, report)
         report.finish()
     return Path(plan.target)
