@@ -20,7 +20,7 @@ PACKAGE = Path(yolo_io.__file__).parent
 # The registries of per-kind behaviour, by module: each must have an entry
 # (handled, or Refused with the reason) for every kind of the table.
 REGISTRIES = {
-    "yolo_io._export.onnx": "EMIT_BY_KIND",
+    "yolo_io._lowering.darknet": "LOWER_BY_KIND",
     "yolo_io._export.verify": "OPENCV_TYPES_BY_KIND",
     "yolo_io._frameworks.pairing": "PAIRING_ROLE_BY_KIND",
 }
@@ -85,8 +85,38 @@ def test_the_onnx_export_names_why_a_kind_is_refused(tmp_path: Path) -> None:
     from yolo_io.testing import write_weights
 
     net = yolo_io.load(write_weights(tmp_path / "c.weights", cfg), cfg)
-    with pytest.raises(yolo_io.ConversionError, match=r"layer 1 .*: a crop layer; the ONNX"):
+    with pytest.raises(yolo_io.ConversionError, match=r"layer 1 .*: a crop layer; yolo_io cannot build a model of it"):
         yolo_io.onnx.export(tmp_path / "c.onnx", net)
+
+
+# Each backend's table of emitters: one for every lowered operation.
+BACKENDS = {
+    "yolo_io._export.onnx": "EMIT_BY_OP",
+    "yolo_io._frameworks.torch_build": "EMIT_BY_OP",
+    "yolo_io._frameworks.keras_build": "EMIT_BY_OP",
+}
+
+
+@pytest.mark.parametrize(("module", "name"), sorted(BACKENDS.items()))
+def test_every_backend_emits_every_operation(module: str, name: str) -> None:
+    from yolo_io._lowering.ops import OPS
+
+    backend = importlib.import_module(module)
+    if module.endswith("torch_build"):  # its table is filled once torch is imported
+        pytest.importorskip("torch")
+        backend._module_class()
+    table = getattr(backend, name)
+    assert set(table) == set(OPS), sorted(o.__name__ for o in set(OPS) ^ set(table))
+
+
+def test_the_backends_are_all_listed() -> None:
+    found = set()
+    for info in pkgutil.walk_packages(yolo_io.__path__, "yolo_io."):
+        if info.name == "yolo_io.__main__":
+            continue
+        module = importlib.import_module(info.name)
+        found |= {(info.name, n) for n in vars(module) if n.endswith("_BY_OP")}
+    assert found == set(BACKENDS.items())
 
 
 def _is_type_attr(node: ast.AST) -> bool:

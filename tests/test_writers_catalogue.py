@@ -36,6 +36,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")  # before yolo_io.keras imports 
 
 import yolo_io
 import yolo_io._diagnosis.doctor
+import yolo_io.keras
 from yolo_io import _cli
 from yolo_io.testing import write_weights
 
@@ -128,6 +129,10 @@ CLI_WRITERS: dict[str, dict[str, CliCase]] = {
     },
     "export": {
         "-o": lambda out, m: ["export", str(m.cfg), str(m.weights), "-o", str(out)],
+        "-o --format tflite": lambda out, m: ["export", str(m.cfg), str(m.weights), "-o",
+                                              str(out), "--format", "tflite"],
+        "-o --format saved_model": lambda out, m: ["export", str(m.cfg), str(m.weights), "-o",
+                                                   str(out), "--format", "saved_model"],
     },
 }
 
@@ -255,6 +260,10 @@ PY_WRITERS: dict[str, Writer] = {
         {"weights_path": lambda out, m: yolo_io.save_fused(out, m.folder / "f.cfg", _load(m)),
          "cfg_path": lambda out, m: yolo_io.save_fused(m.folder / "f.weights", out, _load(m))}),
     "yolo_io.onnx.export": Writer({"path": _onnx_export}),
+    # Refused before TensorFlow is imported: no TensorFlow needed here.
+    "yolo_io.keras.export": Writer({
+        "path (tflite)": lambda out, m: yolo_io.keras.export(out, _load(m), format="tflite"),
+        "path (saved_model)": lambda out, m: yolo_io.keras.export(out, _load(m))}),
     "yolo_io._diagnosis.doctor.plot": Writer({"path": _plot}),
     "yolo_io.testing.write_weights": Writer(
         {"path": lambda out, m: write_weights(out, m.cfg)}, inputs=("CFG",)),

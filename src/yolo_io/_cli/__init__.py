@@ -158,24 +158,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seen", type=int, help="images-seen counter of a .weights output")
     p.set_defaults(func=convert.run)
 
-    p = sub.add_parser("export", parents=[common, pair], help="write an ONNX model",
+    p = sub.add_parser("export", parents=[common, pair],
+                       help="write an ONNX model, a TensorFlow SavedModel or a TFLite file",
                        description="Write the network as an ONNX model (needs the onnx "
-                                   "package: pip install 'yolo_io[onnx]'). Its input `input` "
+                                   "package: pip install 'yolo_io[onnx]'), a TensorFlow "
+                                   "SavedModel or a TFLite file (Keras on TensorFlow: pip "
+                                   "install 'yolo_io[tensorflow]'). The ONNX input `input` "
                                    "is N x C x H x W float32, RGB in [0, 1], resized (or "
-                                   "letterboxed) as darknet does. The file is written "
-                                   "atomically.")
-    p.add_argument("-o", "--output", metavar="OUT", required=True, help="the .onnx file to write")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 or later (default 17)")
+                                   "letterboxed) as darknet does; TensorFlow's is N x H x W x C. "
+                                   "Files are written atomically.")
+    p.add_argument("-o", "--output", metavar="OUT", required=True,
+                   help="the .onnx or .tflite file, or the SavedModel folder, to write")
+    p.add_argument("--format", choices=("onnx", "saved_model", "tflite"),
+                   help="default from OUT: .onnx is onnx, .tflite is tflite, a name without "
+                        "a suffix (or an existing SavedModel folder) is saved_model")
+    p.add_argument("--opset", type=int, help="ONNX opset, 13 or later (default 17)")
     p.add_argument("--outputs", choices=("raw", "decoded", "nms"), default="raw",
                    help="raw: each head's input (head_{i}), or `output` for a classifier; "
                         "decoded: boxes, objectness, scores; nms: those plus `selected` "
                         "(default raw)")
-    p.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+    p.add_argument("--dtype", choices=("float32", "float16"),
                    help="of the stored weights; float16 halves the file, computation stays "
                         "float32 (default float32)")
     p.add_argument("--static-batch", action="store_true",
                    help="a batch of 1 instead of a symbolic batch dimension")
-    p.add_argument("--mish", choices=("auto", "decomposed", "native"), default="auto",
+    p.add_argument("--mish", choices=("auto", "decomposed", "native"),
                    help="decomposed: x*tanh(softplus(x)) (any runtime); native: the Mish op "
                         "(opset 18+); auto: native from opset 18")
     p.add_argument("--intermediates", action="store_true",
@@ -187,6 +194,7 @@ def _parser() -> argparse.ArgumentParser:
                         "(default 0.45)")
     p.add_argument("--max-detections", type=int, metavar="N",
                    help="with --outputs nms: boxes kept per class and image (default 100)")
+    p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=export.run)
 
     p = sub.add_parser("verify", parents=[common, pair],

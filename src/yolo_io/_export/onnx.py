@@ -39,10 +39,14 @@ import numpy.typing as npt
 from .._base.deprecation import warn_deprecated
 from .._base.errors import ConversionError
 from .._base.paths import PathArg, fs_path, shown
+from .._lowering import INPUT, lower
+from .._lowering import head_output_names as _head_names
+from .._lowering import ops as O
+from .._lowering.ops import normalized_shortcut_weights
 from .._model import attrs as A
 from .._model.config import CfgLayer
 from .._model.fusion import BN_EPSILON
-from .._model.kinds import KINDS, Refused
+from .._model.kinds import KINDS
 from .._model.network import Network, evict_behind
 
 if TYPE_CHECKING:
@@ -64,9 +68,7 @@ def head_output_names(net: Network | Any) -> list[str]:
     every head layer ``i`` (``[yolo]``, ``[Gaussian_yolo]``, ``[region]``,
     ``[detection]``), in layer order; ``["output"]`` for a network without
     heads (a classifier: the last layer's output)."""
-    cfg = net.config if isinstance(net, Network) else net
-    heads = [f"head_{layer.index}" for layer in cfg if layer.kind.head]
-    return heads or ["output"]
+    return _head_names(net.config if isinstance(net, Network) else net)
 
 
 def _network_first_deprecated(fn: F) -> F:
@@ -486,6 +488,7 @@ class _Builder:
     nodes: list[Any] = field(default_factory=list)
     initializers: Tensors = field(default_factory=list)
     omitted: list[int] = field(default_factory=list)
+    fused: dict[int, tuple[Any, Any]] = field(default_factory=dict)
     _counter: int = 0
     _behind: Callable[[int | None], None] | None = None
 
@@ -552,9 +555,6 @@ class _Builder:
             return self.node("Cast", [name], hint=hint + "_f32", to=TensorProto.FLOAT)
         return name
 
-    def fail(self, layer: CfgLayer, reason: str) -> ConversionError:
-        return ConversionError(f"{layer.location}: {reason}; the ONNX export does not support it")
-
     # -- the graph -----------------------------------------------------------
 
     def build(self, *, outputs: str, intermediates: bool, score_threshold: float,
@@ -563,72 +563,39 @@ class _Builder:
         from onnx import TensorProto, helper
 
         net = self.net
-        cfg = net.config
-        c, h, w = cfg.input_shape
+        c, h, w = net.config.input_shape
         batch: str | int = "batch" if self.dynamic_batch else 1
-        fused = self.lazy_parameters()
-        tensors: dict[int, str] = {}
-        heads: list[CfgLayer] = []
-        x = "input"
-        for layer in cfg:
-            if layer.kind.training_only:  # left out (listed in the metadata)
-                self.omitted.append(layer.index)
-                continue
-            for src in layer.inputs:
-                if src in self.omitted:
-                    raise self.fail(layer, f"an input from layer {src} ({cfg[src].section}), "
-                                           "which computes nothing at inference")
-                if cfg[src].kind.head:
-                    # forward_yolo_layer & co. rewrite their output in place
-                    # (activations, scale_x_y): not the raw input exported here.
-                    raise self.fail(layer, f"an input from the head layer {src} "
-                                           f"({cfg[src].section}), whose output darknet "
-                                           "transforms in place")
-            tensors[layer.index] = self.layer(layer, x, tensors, fused.get(layer.index))
-            x = tensors[layer.index]
-            if layer.kind.head:
-                heads.append(layer)
+        graph = lower(net.config, outputs="raw" if outputs == "raw" else "decoded",
+                      intermediates=intermediates)
+        self.omitted = graph.omitted
+        self.fused = self.lazy_parameters()
+        names: dict[int, str] = {INPUT: "input"}
+        for node in graph.nodes:
+            emit = EMIT_BY_OP[type(node.op)]
+            names[node.output] = emit(self, node.op, [names[v] for v in node.inputs])
 
         graph_outputs: list[Any] = []
-
-        def output(name: str, source: str, shape: Sequence[int | str]) -> None:
-            self.node("Identity", [source], name)
-            graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, list(shape)))
-
-        if not heads:
-            last = cfg[len(cfg) - 1 - self._trailing_omitted(cfg)]
-            output("output", tensors[last.index], [batch, *last.output_shape])
-        elif outputs == "raw":
-            for head in heads:
-                output(f"head_{head.index}", tensors[head.index], [batch, *head.input_shape])
-        else:
-            boxes, objectness, scores, n, classes = self.decode(heads, tensors)
-            output("boxes", boxes, [batch, n, 4])
-            output("objectness", objectness, [batch, n])
-            output("scores", scores, [batch, n, classes])
-            if outputs == "nms":
-                per_class = self.node("Transpose", [scores], perm=[0, 2, 1])
-                selected = self.node(
-                    "NonMaxSuppression",
-                    [boxes, per_class, self.ints([max_detections]),
-                     self.const([iou_threshold], "iou"), self.const([score_threshold], "score")],
-                    center_point_box=1)
-                self.node("Identity", [selected], "selected")
-                graph_outputs.append(helper.make_tensor_value_info("selected", TensorProto.INT64,
-                                                                   ["selected", 3]))
-        if intermediates:
-            for index, tensor in tensors.items():
-                shape = cfg[index].output_shape
-                output(f"layer_{index}", tensor, [batch, *shape])
-
-        graph = helper.make_graph(
+        for out in graph.outputs:
+            self.node("Identity", [names[out.value]], out.name)
+            graph_outputs.append(helper.make_tensor_value_info(out.name, TensorProto.FLOAT,
+                                                               [batch, *out.shape]))
+        if outputs == "nms" and graph.heads:
+            boxes, scores = names[graph.outputs[0].value], names[graph.outputs[2].value]
+            per_class = self.node("Transpose", [scores], perm=[0, 2, 1])
+            self.node("NonMaxSuppression",
+                      [boxes, per_class, self.ints([max_detections]),
+                       self.const([iou_threshold], "iou"), self.const([score_threshold], "score")],
+                      "selected", center_point_box=1)
+            graph_outputs.insert(3, helper.make_tensor_value_info("selected", TensorProto.INT64,
+                                                                  ["selected", 3]))
+        onnx_graph = helper.make_graph(
             self.nodes, "darknet",
             [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, c, h, w])],
             graph_outputs)
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)],
+        model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", self.opset)],
                                   producer_name="yolo_io")
         model.ir_version = min(model.ir_version, 8 if self.opset < 19 else 9)
-        onnx.helper.set_model_props(model, self.metadata(heads))
+        onnx.helper.set_model_props(model, self.metadata(graph.heads))
         return model
 
     def lazy_parameters(self) -> dict[int, tuple[Any, Any]]:
@@ -649,14 +616,6 @@ class _Builder:
             out[layer.index] = (_Lazy(layer.index, 0, shape, shape, dt),
                                 _Lazy(layer.index, 1, (n,), (n,), dt))
         return out
-
-    def _trailing_omitted(self, cfg: Any) -> int:
-        n = 0
-        for layer in reversed(list(cfg)):
-            if layer.index not in self.omitted:
-                break
-            n += 1
-        return n
 
     def metadata(self, heads: list[CfgLayer]) -> dict[str, str]:
         net = self.net
@@ -689,689 +648,178 @@ class _Builder:
             "yolo_io.cfg": shown(Path(str(net.config.path)).name),  # UTF-8 in any case
         }
 
-    # -- layers --------------------------------------------------------------
 
-    def layer(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-              fused: Pair | None) -> str:
-        """The ONNX nodes of ``layer`` (its emitter in EMIT_BY_KIND)."""
-        emit = EMIT_BY_KIND[layer.type]
-        if isinstance(emit, Refused):
-            raise self.fail(layer, emit.reason)
-        return emit(self, layer, x, tensors, fused, f"t{layer.index}_{layer.type}")
+    # -- operations ----------------------------------------------------------
 
-    def emit_convolutional(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                           fused: Pair | None, out: str) -> str:
-        a = layer.attrs
-        assert isinstance(a, A.ConvolutionalAttrs) and fused is not None
-        if a.binary or a.xnor:
-            raise self.fail(layer, "binary (XNOR) convolution")
-        if a.antialiasing:
-            raise self.fail(layer, f"antialiasing={a.antialiasing}")
-        if a.size == 1 and a.stride_x == 1 and a.dilation == 1 and (a.stride_y != 1 or a.pad):
-            # forward_convolutional_layer's 1x1 path (l.size == 1 &&
-            # l.stride == 1, l.stride being stride_x) multiplies the
-            # unpadded input directly: darknet ignores stride_y and the
-            # padding here, and reads past its input.
-            raise self.fail(layer, f"a 1x1 conv with stride_y={a.stride_y} and padding "
-                                   f"{a.pad}, which darknet computes wrongly")
-        wname = self.weight(fused[0], f"w{layer.index}")
-        bname = self.weight(fused[1], f"b{layer.index}")
-        # forward_convolutional_layer pads by pad * dilation (im2col_cpu_ext).
-        y = self.node("Conv", [x, wname, bname], hint=f"conv{layer.index}",
-                      kernel_shape=[a.size, a.size], strides=[a.stride_y, a.stride_x],
-                      pads=[a.pad * a.dilation] * 4, dilations=[a.dilation] * 2,
-                      group=a.groups)
-        self.check_shape(layer, self.conv_shape(layer, a))
-        return self.activation(layer, a.activation, y, out, explicit=True)
+    def param_dtype(self) -> type:
+        return np.float16 if self.dtype == "float16" else np.float32
 
-    def emit_connected(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                       fused: Pair | None, out: str) -> str:
-        a = layer.attrs
-        assert isinstance(a, A.ConnectedAttrs) and fused is not None
-        weights, bias = fused
-        flat = self.node("Reshape", [x, self.ints([0, -1, 1, 1])])
-        wname = self.weight(weights.reshape(*weights.shape, 1, 1), f"w{layer.index}")
-        bname = self.weight(bias, f"b{layer.index}")
-        y = self.node("Conv", [flat, wname, bname], hint=f"fc{layer.index}", kernel_shape=[1, 1])
-        return self.activation(layer, a.activation, y, out)
+    def emit_conv(self, op: O.Conv, x: list[str]) -> str:
+        weights, bias = self.fused[op.layer]
+        wname = self.weight(weights, f"w{op.layer}")
+        bname = self.weight(bias, f"b{op.layer}")
+        return self.node("Conv", [x[0], wname, bname], hint=f"conv{op.layer}",
+                         kernel_shape=[op.size, op.size], strides=[op.stride_y, op.stride_x],
+                         pads=[op.pad] * 4, dilations=[op.dilation] * 2, group=op.groups)
 
-    def emit_local_layer(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                         fused: Pair | None, out: str) -> str:
-        a = layer.attrs
-        assert isinstance(a, A.LocalAttrs)
-        return self.local(layer, a, x, out)
+    def emit_dense(self, op: O.Dense, x: list[str]) -> str:
+        weights, bias = self.fused[op.layer]
+        return self.node("Gemm", [x[0], self.weight(weights, f"w{op.layer}"),
+                                  self.weight(bias, f"b{op.layer}")], hint=f"fc{op.layer}",
+                         transB=1)
 
-    def emit_maxpool(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                     fused: Pair | None, out: str) -> str:
-        a = layer.attrs
-        assert isinstance(a, A.PoolAttrs)
-        if a.maxpool_depth:
-            raise self.fail(layer, "maxpool_depth=1")
-        if a.antialiasing:
-            raise self.fail(layer, f"antialiasing={a.antialiasing}")
-        return self.pool(layer, a, x, out, "MaxPool")
-
-    def emit_local_avgpool(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                           fused: Pair | None, out: str) -> str:
-        a = layer.attrs
-        assert isinstance(a, A.PoolAttrs)
-        return self.pool(layer, a, x, out, "AveragePool")
-
-    def emit_avgpool(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                     fused: Pair | None, out: str) -> str:
-        return self.node("GlobalAveragePool", [x], out)
-
-    def emit_identity(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                      fused: Pair | None, out: str) -> str:
-        # dropout: darknet's forward at inference copies its input
-        # (dropout_layer.c: only `state.train` scales and drops); a head's
-        # output here is its raw input (decoding is added separately).
-        return self.node("Identity", [x], out)
-
-    def emit_route(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                   fused: Pair | None, out: str) -> str:
-        a = layer.attrs
-        assert isinstance(a, A.RouteAttrs)
-        parts = []
-        for src, (begin, end), shape in zip(a.input_layers, a.channel_slices,
-                                            layer.input_shapes, strict=True):
-            t = tensors[src]
-            if (begin, end) != (0, shape[0]):
-                t = self.node("Slice", [t, self.ints([begin]), self.ints([end]),
-                                        self.ints([1])])
-            parts.append(t)
-        if len(parts) == 1:
-            return self.node("Identity", parts, out)
-        return self.node("Concat", parts, out, axis=1)
-
-    def emit_shortcut(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                      fused: Pair | None, out: str) -> str:
-        a = layer.attrs
-        assert isinstance(a, A.ShortcutAttrs)
-        scales = self.shortcut_weights(layer, a)
-        y = x if scales is None else self.node("Mul", [x, scales[0]])
-        for k, (src, shape) in enumerate(zip(a.input_layers, layer.input_shapes[1:],
-                                             strict=True), 1):
-            if tuple(shape[1:]) != tuple(layer.input_shape[1:]):
-                # parse_shortcut (parser.c) asserts equal width and height.
-                raise self.fail(layer, f"a shortcut from layer {src} of {tuple(shape)} onto "
-                                       f"{tuple(layer.input_shape)}: darknet refuses inputs "
-                                       "of different width or height")
-            added = self.flat_fit(tensors[src], shape, layer.input_shape)
-            if scales is not None:
-                added = self.node("Mul", [added, scales[k]])
-            y = self.node("Add", [y, added])
-        return self.activation(layer, a.activation, y, out, explicit=True)
-
-    def emit_upsample(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                      fused: Pair | None, out: str) -> str:
-        a = layer.attrs
-        assert isinstance(a, A.UpsampleAttrs)
-        if a.reverse:
-            raise self.fail(layer, "upsample with a negative stride (downsampling)")
-        # upsample_cpu (blas.c): out[j][i] = scale * in[j / stride][i / stride].
-        y = self.node("Resize", [x, "", self.const([1, 1, a.stride, a.stride], "scales")],
-                      mode="nearest", coordinate_transformation_mode="asymmetric",
-                      nearest_mode="floor")
-        if a.scale != 1:
-            y = self.node("Mul", [y, self.const(np.float32(a.scale), "scale")])
-        return self.node("Identity", [y], out)
-
-    def emit_reorg_layer(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                         fused: Pair | None, out: str) -> str:
-        return self.reorg(layer, x, out, three_d=False)
-
-    def emit_reorg3d(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                     fused: Pair | None, out: str) -> str:
-        return self.reorg(layer, x, out, three_d=True)
-
-    def emit_scale_channels(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                            fused: Pair | None, out: str) -> str:
-        a = layer.attrs
-        assert isinstance(a, A.ScaleChannelsAttrs)
-        # forward_scale_channels_layer: out = from * input, the input
-        # (N, C, 1, 1) or, with scale_wh, (N, 1, H, W), broadcast.
-        y = self.node("Mul", [tensors[a.from_layer], x])
-        return self.activation(layer, a.activation, y, out)
-
-    def emit_sam(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                 fused: Pair | None, out: str) -> str:
-        a = layer.attrs
-        assert isinstance(a, A.SamAttrs)
-        y = self.node("Mul", [x, tensors[a.from_layer]])  # forward_sam_layer
-        return self.activation(layer, a.activation, y, out)
-
-    def emit_softmax_layer(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                           fused: Pair | None, out: str) -> str:
-        a = layer.attrs
-        assert isinstance(a, A.SoftmaxAttrs)
-        return self.softmax(layer, a, x, out)
-
-    def emit_batchnorm_layer(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                             fused: Pair | None, out: str) -> str:
-        return self.batchnorm(layer, x, out)
-
-    def emit_activation_layer(self, layer: CfgLayer, x: str, tensors: dict[int, str],
-                              fused: Pair | None, out: str) -> str:
-        a = layer.attrs
-        assert isinstance(a, A.ActivationAttrs)
-        return self.activation(layer, a.activation, x, out)
-
-    def local(self, layer: CfgLayer, a: A.LocalAttrs, x: str, out: str) -> str:
-        # forward_local_layer (local_layer.c): im2col with the cfg's `pad`
-        # value as the padding in pixels, then per output position j its own
-        # (n, c*size*size) matrix, weights[j]; biases per output element.
-        c, h, w = layer.input_shape
-        k = a.size
-        oh, ow = (h + 2 * a.pad - k) // a.stride + 1, (w + 2 * a.pad - k) // a.stride + 1
-        self.check_shape(layer, (a.filters, oh, ow))
+    def emit_local(self, op: O.Local, x: list[str]) -> str:
+        c, k, oh, ow = op.channels, op.size, op.out_h, op.out_w
         eye = np.zeros((c * k * k, c, k, k), np.float32)
         for ci in range(c):
             for dy in range(k):
                 for dx in range(k):
                     eye[(ci * k + dy) * k + dx, ci, dy, dx] = 1
-        p = self.params(layer.index)
-        dt = np.float16 if self.dtype == "float16" else np.float32
-        patches = self.node("Conv", [x, self.const(eye, "im2col")], kernel_shape=[k, k],
-                            strides=[a.stride, a.stride], pads=[a.pad] * 4)
+        p = self.params(op.layer)
+        dt = self.param_dtype()
+        patches = self.node("Conv", [x[0], self.const(eye, "im2col")], kernel_shape=[k, k],
+                            strides=[op.stride, op.stride], pads=[op.pad] * 4)
         cols = self.node("Reshape", [patches, self.ints([0, c * k * k, oh * ow])])
-        weights = self.weight(np.asarray(p["weights"]).astype(dt).reshape(oh * ow, a.filters,
+        weights = self.weight(np.asarray(p["weights"]).astype(dt).reshape(oh * ow, op.filters,
                                                                          c * k * k),
-                              f"w{layer.index}")
+                              f"w{op.layer}")
         y = self.node("Einsum", [cols, weights], equation="bkl,lfk->bfl")
-        y = self.node("Reshape", [y, self.ints([0, a.filters, oh, ow])])
-        bias = self.weight(np.asarray(p["biases"]).astype(dt).reshape(1, a.filters, oh, ow),
-                           f"b{layer.index}")
-        return self.activation(layer, a.activation, self.node("Add", [y, bias]), out)
+        y = self.node("Reshape", [y, self.ints([0, op.filters, oh, ow])])
+        bias = self.weight(np.asarray(p["biases"]).astype(dt).reshape(1, op.filters, oh, ow),
+                           f"b{op.layer}")
+        return self.node("Add", [y, bias])
 
-    def conv_shape(self, layer: CfgLayer, a: A.ConvolutionalAttrs) -> tuple[int, int, int]:
-        _, h, w = layer.input_shape
-        k = a.dilation * (a.size - 1) + 1
-        pad = a.pad * a.dilation
-        return (a.filters, (h + 2 * pad - k) // a.stride_y + 1, (w + 2 * pad - k) // a.stride_x + 1)
-
-    def check_shape(self, layer: CfgLayer, shape: tuple[int, int, int]) -> None:
-        if tuple(shape) != tuple(layer.output_shape):
-            raise self.fail(layer, f"an output of {tuple(layer.output_shape)} where the ONNX "
-                                   f"operator gives {tuple(shape)}")
-
-    def shortcut_weights(self, layer: CfgLayer, a: A.ShortcutAttrs) -> list[str] | None:
-        """The weight of each input of a weighted shortcut, normalized as
-        shortcut_multilayer_cpu (blas.c) normalizes them: per input, one
-        value (per_feature) or one per channel (per_channel); relu: relu(w) /
-        (1e-4 + sum of relu(w)); softmax: exp(w - max) / (1e-4 + sum of
-        exp(w - max)); none: w as stored. Computed here in double precision."""
-        if a.weights_type == "none":
-            return None
-        n = len(a.input_layers) + 1
-        w = np.asarray(self.params(layer.index)["weights"], np.float64).reshape(n, -1)
-        if a.weights_normalization == "relu":
-            v = np.maximum(w, 0)
-            w = v / (0.0001 + v.sum(axis=0))
-        elif a.weights_normalization == "softmax":
-            v = np.exp(w - w.max(axis=0))
-            w = v / (0.0001 + v.sum(axis=0))
-        dt = np.float16 if self.dtype == "float16" else np.float32
-        return [self.weight(row.astype(dt).reshape(1, -1, 1, 1), f"shortcut_w{layer.index}")
-                for row in w]
-
-    def flat_fit(self, t: str, shape: Sequence[int], target: Sequence[int]) -> str:
-        """``t`` (shape ``shape``) added to a tensor of ``target`` as darknet's
-        shortcut_multilayer_cpu (blas.c) adds it: element by element in flat
-        order, over the first min(sizes) elements (fewer channels are zero
-        padded, more are cut)."""
-        if tuple(shape) == tuple(target):
-            return t
-        n, m = int(np.prod(shape)), int(np.prod(target))
-        flat = self.node("Reshape", [t, self.ints([0, -1])])
-        if n < m:
-            flat = self.node("Pad", [flat, self.ints([0, 0, 0, m - n])], mode="constant")
-        else:
-            flat = self.node("Slice", [flat, self.ints([0]), self.ints([m]), self.ints([1])])
-        return self.node("Reshape", [flat, self.ints([0, *target])])
-
-    def pool(self, layer: CfgLayer, a: A.PoolAttrs, x: str, out: str, op: str) -> str:
-        # forward_maxpool_layer / forward_local_avgpool_layer (maxpool_layer.c):
-        # window origin -pad/2, cells outside the input ignored (max) or not
-        # counted (average).
-        c, h, w = layer.input_shape
-        _, oh, ow = layer.output_shape
-        before = a.pad_before
-        after_h = max(0, (oh - 1) * a.stride_y + a.size - h - before)
-        after_w = max(0, (ow - 1) * a.stride_x + a.size - w - before)
-        pads = [before, before, after_h, after_w]
-        attrs: dict[str, Any] = {"kernel_shape": [a.size, a.size],
-                                 "strides": [a.stride_y, a.stride_x]}
-        if max(pads) < a.size:
-            attrs["pads"] = pads
-        elif op == "MaxPool":
-            # ONNX pads must be smaller than the kernel: pad explicitly with
-            # darknet's -FLT_MAX (a window wholly outside gives -FLT_MAX too).
-            x = self.node("Pad", [x, self.ints([0, 0, before, before, 0, 0, after_h, after_w]),
-                                  self.const(np.float32(-np.finfo(np.float32).max), "lowest")])
-        else:
-            raise self.fail(layer, f"padding={a.pad} with size={a.size}: an average over "
-                                   "windows that can lie wholly outside the input")
-        if op == "AveragePool":
-            attrs["count_include_pad"] = 0
-        y = self.node(op, [x], out, **attrs)
-        got = ((h + before + after_h - a.size) // a.stride_y + 1,
-               (w + before + after_w - a.size) // a.stride_x + 1)
-        self.check_shape(layer, (c, *got))
-        return y
-
-    def reorg(self, layer: CfgLayer, x: str, out: str, *, three_d: bool) -> str:
-        a = layer.attrs
-        assert isinstance(a, A.ReorgAttrs)
-        if a.reverse:
-            raise self.fail(layer, "reverse=1")
-        # reorg_cpu (blas.c) with forward=0: out[b, (dy*s + dx)*C' + c, j, i] =
-        # x'[b, c, j*s + dy, i*s + dx], where the (w, h, c) it is given are the
-        # output's for [reorg3d] (so x' is the input: space to depth) and the
-        # input's for the old [reorg] (so x' is the input's memory read as
-        # (c/s^2, h*s, w*s): darknet's famous reinterpretation, kept exactly).
-        s = a.stride
-        oc, oh, ow = layer.output_shape
-        if three_d:
-            cw, ch, cc = ow, oh, oc
-        else:
-            cc, ch, cw = layer.input_shape
-        if cc % (s * s):
-            raise self.fail(layer, f"{cc} channels, not a multiple of stride^2 = {s * s}")
-        if three_d and (layer.input_shape[1] % s or layer.input_shape[2] % s):
-            # reorg_cpu then reads the input with the output's pitch: not a
-            # rearrangement of whole cells.
-            raise self.fail(layer, f"an input of {tuple(layer.input_shape)} that stride={s} "
-                                   "does not divide")
-        six = self.node("Reshape", [x, self.ints([0, cc // (s * s), ch, s, cw, s])])
-        moved = self.node("Transpose", [six], perm=[0, 3, 5, 1, 2, 4])
-        return self.node("Reshape", [moved, self.ints([0, oc, oh, ow])], out)
-
-    def softmax(self, layer: CfgLayer, a: A.SoftmaxAttrs, x: str, out: str) -> str:
-        # softmax_cpu (blas.c): over `groups` contiguous groups of the flat
-        # input, each divided by the temperature first.
-        if a.spatial:
-            raise self.fail(layer, "spatial softmax")
-        if a.tree:
-            raise self.fail(layer, "a softmax tree (tree=, YOLO9000)")
-        inputs = int(np.prod(layer.input_shape))
-        if inputs % a.groups:
-            raise self.fail(layer, f"groups={a.groups}, which does not divide its {inputs} inputs")
-        y = x
-        if a.temperature != 1:
-            y = self.node("Div", [y, self.const(np.float32(a.temperature), "temperature")])
-        grouped = self.node("Reshape", [y, self.ints([0, a.groups, -1])])
-        soft = self.node("Softmax", [grouped], axis=2)
-        return self.node("Reshape", [soft, self.ints([0, *layer.output_shape])], out)
-
-    def batchnorm(self, layer: CfgLayer, x: str, out: str) -> str:
-        # forward_batchnorm_layer at inference: normalize_cpu (x - mean) /
-        # sqrt(var + .00001f), then scale_bias and add_bias; folded here in
-        # double precision into y = x * k + m.
-        p = self.params(layer.index)
+    def emit_batchnorm(self, op: O.BatchNorm, x: list[str]) -> str:
+        # Folded in double precision into y = x * k + m.
+        p = self.params(op.layer)
         var = np.asarray(p["rolling_variance"], np.float64)
         k = np.asarray(p["scales"], np.float64) / np.sqrt(var + BN_EPSILON)
         m = np.asarray(p["biases"], np.float64) - np.asarray(p["rolling_mean"], np.float64) * k
-        dt = np.float16 if self.dtype == "float16" else np.float32
-        kk = self.weight(k.astype(dt).reshape(1, -1, 1, 1), f"bn_k{layer.index}")
-        mm = self.weight(m.astype(dt).reshape(1, -1, 1, 1), f"bn_m{layer.index}")
-        return self.node("Add", [self.node("Mul", [x, kk]), mm], out)
+        dt = self.param_dtype()
+        kk = self.weight(k.astype(dt).reshape(1, -1, 1, 1), f"bn_k{op.layer}")
+        mm = self.weight(m.astype(dt).reshape(1, -1, 1, 1), f"bn_m{op.layer}")
+        return self.node("Add", [self.node("Mul", [x[0], kk]), mm])
 
-    def activation(self, layer: CfgLayer, name: str, x: str, out: str, *,
-                   explicit: bool = False) -> str:
-        """darknet's activate_array (activations.c) for ``name``; ``explicit``:
-        the layer's forward calls swish, mish and hard_mish itself, as only
-        the convolutional and shortcut layers do."""
-        if name in ("swish", "mish", "hard_mish") and not explicit:
-            # In any other layer darknet's activate() has no case for them and
-            # outputs 0, which no one means.
-            raise self.fail(layer, f"activation={name} in a {layer.section} layer (darknet "
-                                   "outputs 0 there: activate() has no case for it)")
-        if name == "linear":
-            return self.node("Identity", [x], out)
-        if name in ("leaky", "revleaky"):  # activate(): REVLEAKY falls through to LEAKY
-            return self.node("LeakyRelu", [x], out, alpha=0.1)
-        if name == "relie":
-            return self.node("LeakyRelu", [x], out, alpha=0.01)
-        if name == "ramp":  # x*(x>0) + .1f*x
-            return self.node("Add", [self.node("Relu", [x]),
-                                     self.node("Mul", [x, self.const(np.float32(0.1), "c")])], out)
-        if name == "loggy":  # 2/(1+exp(-x)) - 1
-            two_sig = self.node("Mul", [self.node("Sigmoid", [x]), self.const(np.float32(2), "c")])
-            return self.node("Sub", [two_sig, self.const(np.float32(1), "c")], out)
-        if name == "hardtan":
-            return self.node("Clip", [x, self.const(np.float32(-1), "c"),
-                                      self.const(np.float32(1), "c")], out)
-        if name == "gelu":  # 0.5x(1 + tanh(0.797885x + 0.035677x^3))
-            cube = self.node("Mul", [self.node("Mul", [x, x]), x])
-            inner = self.node("Add", [self.node("Mul", [x, self.const(np.float32(0.797885), "c")]),
-                                      self.node("Mul", [cube, self.const(np.float32(0.035677),
-                                                                         "c")])])
-            half = self.node("Mul", [x, self.const(np.float32(0.5), "c")])
-            return self.node("Add", [half, self.node("Mul", [half, self.node("Tanh", [inner])])],
-                             out)
-        if name in ("plse", "lhtan"):
-            # plse: x < -4: .01(x+4); x > 4: .01(x-4)+1; else .125x+.5.
-            # lhtan: x < 0: .001x; x > 1: .001(x-1)+1; else x.
-            lo, hi, slope, mid_k, mid_b = ((-4, 4, 0.01, 0.125, 0.5) if name == "plse" else
-                                           (0, 1, 0.001, 1.0, 0.0))
-            f = np.float32
-            low = self.node("Mul", [self.node("Sub", [x, self.const(f(lo), "c")]),
-                                    self.const(f(slope), "c")])
-            high = self.node("Add", [self.node("Mul", [self.node("Sub", [x, self.const(f(hi), "c")]),
-                                                       self.const(f(slope), "c")]),
-                                     self.const(f(1), "c")])
-            middle = self.node("Add", [self.node("Mul", [x, self.const(f(mid_k), "c")]),
-                                       self.const(f(mid_b), "c")])
-            upper = self.node("Where", [self.node("Greater", [x, self.const(f(hi), "c")]), high,
-                                        middle])
-            return self.node("Where", [self.node("Less", [x, self.const(f(lo), "c")]), low, upper],
-                             out)
-        if name == "hard_mish":  # x > 0: x; x > -2: x*x/2 + x; else 0
-            f = np.float32
-            quad = self.node("Add", [self.node("Div", [self.node("Mul", [x, x]),
-                                                       self.const(f(2), "c")]), x])
-            neg = self.node("Where", [self.node("Greater", [x, self.const(f(-2), "c")]), quad,
-                                      self.const(f(0), "c")])
-            return self.node("Where", [self.node("Greater", [x, self.const(f(0), "c")]), x, neg],
-                             out)
-        if name == "relu":
-            return self.node("Relu", [x], out)
-        if name == "relu6":
-            # As darknet's GPU kernel computes it. Its CPU activate() has no
-            # relu6 case and outputs 0.
-            return self.node("Clip", [x, self.const(np.float32(0), "zero"),
-                                      self.const(np.float32(6), "six")], out)
-        if name == "logistic":
-            return self.node("Sigmoid", [x], out)
-        if name == "tanh":
-            return self.node("Tanh", [x], out)
-        if name == "elu":
-            return self.node("Elu", [x], out, alpha=1.0)
-        if name == "selu":
-            return self.node("Selu", [x], out, alpha=1.6732, gamma=1.0507)
-        if name == "swish":
-            return self.node("Mul", [x, self.node("Sigmoid", [x])], out)
-        if name == "mish":
-            if self.native_mish:
-                return self.node("Mish", [x], out)
-            # x * tanh(softplus(x)); darknet's softplus switches to x above 20
-            # and exp(x) below -20, which float32 cannot tell from log1p(exp(x)).
-            soft = self.node("Softplus", [x])
-            return self.node("Mul", [x, self.node("Tanh", [soft])], out)
-        raise self.fail(layer, f"activation={name}")
+    def emit_weighted_sum(self, op: O.WeightedSum, x: list[str]) -> str:
+        # The weights normalized in double precision, once (see O.WeightedSum).
+        w = normalized_shortcut_weights(self.params(op.layer)["weights"], op)
+        dt = self.param_dtype()
+        scales = [self.weight(row.astype(dt).reshape(1, -1, 1, 1), f"shortcut_w{op.layer}")
+                  for row in w]
+        y = self.node("Mul", [x[0], scales[0]])
+        for part, scale in zip(x[1:], scales[1:], strict=True):
+            y = self.node("Add", [y, self.node("Mul", [part, scale])])
+        return y
 
-    # -- heads ---------------------------------------------------------------
+    def emit_const(self, op: O.Const, x: list[str]) -> str:
+        return self.tensor(np.ascontiguousarray(op.value), op.hint)
 
-    def decode(self, heads: list[CfgLayer], tensors: dict[int, str]
-               ) -> tuple[str, str, str, int, int]:
-        parts: list[tuple[str, str, str]] = []
-        total = 0
-        classes = {h.attrs.classes for h in heads if hasattr(h.attrs, "classes")}
-        if len(classes) != 1:
-            raise ConversionError(f"heads with different class counts {sorted(classes)} cannot be "
-                                  "decoded into one scores tensor; export outputs='raw'")
-        n_classes = classes.pop()
-        _, net_h, net_w = self.net.config.input_shape
-        for head in heads:
-            a = head.attrs
-            if isinstance(a, A.GaussianYoloAttrs):
-                parts.append(self.decode_gaussian(head, a, tensors[head.index], net_w, net_h))
-            elif isinstance(a, A.YoloAttrs):
-                parts.append(self.decode_yolo(head, a, tensors[head.index], net_w, net_h))
-            elif isinstance(a, A.RegionAttrs):
-                parts.append(self.decode_region(head, a, tensors[head.index]))
-            elif isinstance(a, A.DetectionAttrs):
-                parts.append(self.decode_detection(head, a, tensors[head.index]))
-                total += a.num * a.side * a.side
-                continue
-            else:
-                raise self.fail(head, f"decoding a {head.section} head (export outputs='raw')")
-            _, hh, ww = head.input_shape
-            total += len(a.anchors) * hh * ww
-        if len(parts) == 1:
-            return (*parts[0], total, n_classes)
-        boxes = self.node("Concat", [p[0] for p in parts], axis=1)
-        objectness = self.node("Concat", [p[1] for p in parts], axis=1)
-        scores = self.node("Concat", [p[2] for p in parts], axis=1)
-        return boxes, objectness, scores, total, n_classes
+    def emit_arith(self, op: O.Arith, x: list[str]) -> str:
+        return self.node(op.kind.capitalize(), x)
 
-    def split_head(self, x: str, anchors: int, entries: int, hh: int, ww: int
-                   ) -> tuple[str, str, str, str, str]:
-        """(tx_ty, tw_th, objectness, classes, grid) of a head's (N, A*E, H, W)
-        input as (N, A, E', H*W) pieces."""
-        five = self.node("Reshape", [x, self.ints([0, anchors, entries, hh * ww])])
+    def emit_unary(self, op: O.Unary, x: list[str]) -> str:
+        if op.kind == "mish" and not self.native_mish:
+            return self.node("Mul", [x[0], self.node("Tanh", [self.node("Softplus", x)])])
+        return self.node(_UNARY[op.kind], x)
 
-        def piece(begin: int, end: int) -> str:
-            return self.node("Slice", [five, self.ints([begin]), self.ints([end]), self.ints([2])])
+    def emit_leaky_relu(self, op: O.LeakyRelu, x: list[str]) -> str:
+        return self.node("LeakyRelu", x, alpha=op.alpha)
 
-        grid_x, grid_y = np.meshgrid(np.arange(ww, dtype=np.float32),
-                                     np.arange(hh, dtype=np.float32))
-        grid = self.const(np.stack([grid_x.ravel(), grid_y.ravel()]).reshape(1, 1, 2, hh * ww),
-                          "grid")
-        return piece(0, 2), piece(2, 4), piece(4, 5), piece(5, entries), grid
+    def emit_elu(self, op: O.Elu, x: list[str]) -> str:
+        return self.node("Elu", x, alpha=op.alpha)
 
-    def finish_head(self, xy: str, wh: str, obj: str, cls: str
-                    ) -> tuple[str, str, str]:
-        """(N, A, 2, HW) x 2, (N, A, 1, HW), (N, A, C, HW) -> boxes (N, A*HW,
-        4), objectness (N, A*HW), scores (N, A*HW, C) in darknet's entry order."""
-        box = self.node("Concat", [xy, wh], axis=2)                      # (N, A, 4, HW)
-        boxes = self.node("Reshape", [self.node("Transpose", [box], perm=[0, 1, 3, 2]),
-                                      self.ints([0, -1, 4])])
-        objectness = self.node("Reshape", [obj, self.ints([0, -1])])
-        scores = self.node("Mul", [cls, obj])                            # (N, A, C, HW)
-        n_classes_last = self.node("Transpose", [scores], perm=[0, 1, 3, 2])
-        scores = self.node("Reshape", [n_classes_last, self.ints([0, -1, self._classes])])
-        return boxes, objectness, scores
+    def emit_selu(self, op: O.Selu, x: list[str]) -> str:
+        return self.node("Selu", x, alpha=op.alpha, gamma=op.gamma)
 
-    def decode_yolo(self, head: CfgLayer, a: A.YoloAttrs, x: str, net_w: int, net_h: int
-                    ) -> tuple[str, str, str]:
-        # forward_yolo_layer (yolo_layer.c): logistic on x, y, objectness and
-        # classes unless new_coords; then x, y <- x*scale_x_y - (scale_x_y-1)/2.
-        # get_yolo_box: bx = (col + x) / w, by = (row + y) / h, bw = exp(tw) *
-        # anchor_w / net_w (new_coords: tw*tw*4 * anchor_w / net_w).
-        # get_yolo_detections: score = objectness * class probability.
-        _, hh, ww = head.input_shape
-        anchors = len(a.anchors)
-        entries = 5 + a.classes
-        if head.input_shape[0] != anchors * entries:
-            raise self.fail(head, f"an input of {head.input_shape[0]} channels, not "
-                                  f"{anchors} anchors x {entries}")
-        self._classes = a.classes
-        txy, twh, obj, cls, grid = self.split_head(x, anchors, entries, hh, ww)
-        if not a.new_coords:
-            txy = self.node("Sigmoid", [txy])
-            obj = self.node("Sigmoid", [obj])
-            cls = self.node("Sigmoid", [cls])
-        s = np.float32(a.scale_x_y)
-        if s != 1:
-            txy = self.node("Sub", [self.node("Mul", [txy, self.const(s, "scale_x_y")]),
-                                    self.const(np.float32(0.5) * (s - np.float32(1)), "shift")])
-        size = self.const(np.array([ww, hh], np.float32).reshape(1, 1, 2, 1), "grid_size")
-        xy = self.node("Div", [self.node("Add", [txy, grid]), size])
-        anchor = self.const(np.array([[p[0] / net_w, p[1] / net_h] for p in a.anchors],
-                                     np.float32).reshape(1, anchors, 2, 1), "anchors")
-        if a.new_coords:
-            wh = self.node("Mul", [self.node("Mul", [twh, twh]),
-                                   self.node("Mul", [anchor, self.const(np.float32(4), "four")])])
+    def emit_clip(self, op: O.Clip, x: list[str]) -> str:
+        return self.node("Clip", [x[0], self.const(np.float32(op.low), "low"),
+                                  self.const(np.float32(op.high), "high")])
+
+    def emit_compare(self, op: O.Compare, x: list[str]) -> str:
+        return self.node(op.kind.capitalize(), x)
+
+    def emit_where(self, op: O.Where, x: list[str]) -> str:
+        return self.node("Where", x)
+
+    def emit_pool(self, op: O.Pool, x: list[str]) -> str:
+        top, left, bottom, right = op.pads
+        attrs: dict[str, Any] = {"kernel_shape": [op.size, op.size],
+                                 "strides": [op.stride_y, op.stride_x]}
+        y = x[0]
+        if max(op.pads) < op.size:
+            attrs["pads"] = [top, left, bottom, right]
         else:
-            wh = self.node("Mul", [self.node("Exp", [twh]), anchor])
-        return self.finish_head(xy, wh, obj, cls)
+            # ONNX pads must be smaller than the kernel: pad explicitly with
+            # darknet's -FLT_MAX (a window wholly outside gives -FLT_MAX too).
+            # The lowering refuses such an average.
+            assert op.kind == "max"
+            y = self.node("Pad", [y, self.ints([0, 0, top, left, 0, 0, bottom, right]),
+                                  self.const(np.float32(-np.finfo(np.float32).max), "lowest")])
+        if op.kind == "average":
+            attrs["count_include_pad"] = 0
+        return self.node("MaxPool" if op.kind == "max" else "AveragePool", [y], **attrs)
 
-    def decode_gaussian(self, head: CfgLayer, a: A.GaussianYoloAttrs, x: str, net_w: int,
-                        net_h: int) -> tuple[str, str, str]:
-        # forward_gaussian_yolo_layer (gaussian_yolo_layer.c): per anchor 9 +
-        # classes entries: x, sigma_x, y, sigma_y, w, sigma_w, h, sigma_h,
-        # objectness, classes. Logistic on all but w and h; scale_x_y on the
-        # means x and y. get_gaussian_yolo_box: as [yolo], then yolo_point
-        # moves a corner to the centre. get_gaussian_yolo_detections: score =
-        # objectness * class * (1 - mean of the four sigmas).
-        _, hh, ww = head.input_shape
-        anchors = len(a.anchors)
-        entries = 9 + a.classes
-        if head.input_shape[0] != anchors * entries:
-            raise self.fail(head, f"an input of {head.input_shape[0]} channels, not "
-                                  f"{anchors} anchors x {entries}")
-        self._classes = a.classes
-        five = self.node("Reshape", [x, self.ints([0, anchors, entries, hh * ww])])
-        act = self.node("Sigmoid", [five])
+    def emit_global_avg_pool(self, op: O.GlobalAvgPool, x: list[str]) -> str:
+        return self.node("GlobalAveragePool", x)
 
-        def piece(t: str, begin: int, end: int) -> str:
-            return self.node("Slice", [t, self.ints([begin]), self.ints([end]), self.ints([2])])
+    def emit_upsample(self, op: O.Upsample, x: list[str]) -> str:
+        return self.node("Resize", [x[0], "", self.const([1, 1, op.stride, op.stride], "scales")],
+                         mode="nearest", coordinate_transformation_mode="asymmetric",
+                         nearest_mode="floor")
 
-        means = self.node("Concat", [piece(act, 0, 1), piece(act, 2, 3)], axis=2)
-        sigmas = self.node("Concat", [piece(act, k, k + 1) for k in (1, 3, 5, 7)], axis=2)
-        twh = self.node("Concat", [piece(five, 4, 5), piece(five, 6, 7)], axis=2)
-        obj, cls = piece(act, 8, 9), piece(act, 9, entries)
-        s = np.float32(a.scale_x_y)
-        if s != 1:
-            means = self.node("Sub", [self.node("Mul", [means, self.const(s, "scale_x_y")]),
-                                      self.const(np.float32(0.5) * (s - np.float32(1)), "shift")])
-        grid_x, grid_y = np.meshgrid(np.arange(ww, dtype=np.float32),
-                                     np.arange(hh, dtype=np.float32))
-        grid = self.const(np.stack([grid_x.ravel(), grid_y.ravel()]).reshape(1, 1, 2, hh * ww),
-                          "grid")
-        size = self.const(np.array([ww, hh], np.float32).reshape(1, 1, 2, 1), "grid_size")
-        xy = self.node("Div", [self.node("Add", [means, grid]), size])
-        anchor = self.const(np.array([[p[0] / net_w, p[1] / net_h] for p in a.anchors],
-                                     np.float32).reshape(1, anchors, 2, 1), "anchors")
-        wh = self.node("Mul", [self.node("Exp", [twh]), anchor])
-        if a.yolo_point in ("left_top", "right_bottom"):
-            half = self.node("Div", [wh, self.const(np.float32(2), "two")])
-            xy = self.node("Add" if a.yolo_point == "left_top" else "Sub", [xy, half])
-        elif a.yolo_point != "center":
-            raise self.fail(head, f"yolo_point={a.yolo_point}")
-        certainty = self.node("Sub", [self.const(np.float32(1), "one"),
-                                      self.node("ReduceMean", [sigmas], axes=[2], keepdims=1)
-                                      if self.opset < 18 else
-                                      self.node("ReduceMean", [sigmas, self.ints([2])],
-                                                keepdims=1)])
-        boxes, objectness, scores = self.finish_head(xy, wh, obj,
-                                                     self.node("Mul", [cls, certainty]))
-        return boxes, objectness, scores
+    def emit_reshape(self, op: O.Reshape, x: list[str]) -> str:
+        return self.node("Reshape", [x[0], self.ints([0, *op.to])])
 
-    def decode_detection(self, head: CfgLayer, a: A.DetectionAttrs, x: str
-                         ) -> tuple[str, str, str]:
-        # forward_detection_layer / get_detection_detections (detection_layer.c):
-        # a flat input of side*side*classes class scores (softmax per cell if
-        # set), side*side*num confidences (no activation), side*side*num*4
-        # coordinates, all cell-major; bx = (x + col) / side, bw = w^2 with
-        # sqrt=1; score = confidence * class. Entries here: anchor, then cell.
-        s2, num, c = a.side * a.side, a.num, a.classes
-        if a.coords != 4 or int(np.prod(head.input_shape)) != s2 * (5 * num + c):
-            raise self.fail(head, f"a detection head with coords={a.coords} and "
-                                  f"{int(np.prod(head.input_shape))} inputs")
-        self._classes = c
-        flat = self.node("Reshape", [x, self.ints([0, -1])])
+    def emit_transpose(self, op: O.Transpose, x: list[str]) -> str:
+        return self.node("Transpose", x, perm=list(op.perm))
 
-        def part(begin: int, end: int, shape: Sequence[int]) -> str:
-            piece = self.node("Slice", [flat, self.ints([begin]), self.ints([end]),
-                                        self.ints([1])])
-            return self.node("Reshape", [piece, self.ints([0, *shape])])
+    def emit_slice(self, op: O.Slice, x: list[str]) -> str:
+        return self.node("Slice", [x[0], self.ints([op.begin]), self.ints([op.end]),
+                                   self.ints([op.axis])])
 
-        cls = part(0, s2 * c, [s2, c])
-        if a.softmax:
-            cls = self.node("Softmax", [cls], axis=2)
-        conf = part(s2 * c, s2 * (c + num), [s2, num])
-        box = part(s2 * (c + num), s2 * (c + 5 * num), [s2, num, 4])
-        cells = np.arange(s2)
-        grid = np.zeros((1, s2, 1, 4), np.float32)
-        grid[0, :, 0, 0], grid[0, :, 0, 1] = cells % a.side, cells // a.side
-        xy = self.node("Slice", [box, self.ints([0]), self.ints([2]), self.ints([3])])
-        wh = self.node("Slice", [box, self.ints([2]), self.ints([4]), self.ints([3])])
-        xy = self.node("Div", [self.node("Add", [xy, self.const(grid[..., :2], "cells")]),
-                               self.const(np.float32(a.side), "side")])
-        if a.sqrt:
-            wh = self.node("Mul", [wh, wh])
-        boxes = self.node("Transpose", [self.node("Concat", [xy, wh], axis=3)],
-                          perm=[0, 2, 1, 3])                              # (N, num, S2, 4)
-        boxes = self.node("Reshape", [boxes, self.ints([0, -1, 4])])
-        conf_t = self.node("Transpose", [conf], perm=[0, 2, 1])           # (N, num, S2)
-        objectness = self.node("Reshape", [conf_t, self.ints([0, -1])])
-        scores = self.node("Mul", [self.node("Unsqueeze", [conf_t, self.ints([3])]),
-                                   self.node("Unsqueeze", [cls, self.ints([1])])])
-        scores = self.node("Reshape", [scores, self.ints([0, -1, c])])
-        return boxes, objectness, scores
+    def emit_concat(self, op: O.Concat, x: list[str]) -> str:
+        return self.node("Concat", x, axis=op.axis)
 
-    def decode_region(self, head: CfgLayer, a: A.RegionAttrs, x: str) -> tuple[str, str, str]:
-        # forward_region_layer (region_layer.c): logistic on x, y and the
-        # objectness, softmax over the classes; get_region_box: bx = (col +
-        # x) / w, bw = exp(tw) * anchor_w / w (anchors in grid cells);
-        # get_region_detections: score = objectness * class probability.
-        _, hh, ww = head.input_shape
-        anchors = len(a.anchors)
-        entries = a.coords + 1 + a.classes
-        if a.coords != 4 or head.input_shape[0] != anchors * entries:
-            raise self.fail(head, f"a region head with coords={a.coords} and "
-                                  f"{head.input_shape[0]} input channels")
-        if not a.softmax:
-            raise self.fail(head, "decoding a [region] head without softmax")
-        # get_region_boxes: a softmax tree (hierarchy_predictions), or
-        # classfix=-1 zeroing a class below 0.5 objectness.
-        if a.tree:
-            raise self.fail(head, f"decoding a [region] head with tree={head.options['tree']}")
-        if a.classfix:
-            raise self.fail(head, f"decoding a [region] head with classfix={a.classfix}")
-        self._classes = a.classes
-        txy, twh, obj, cls, grid = self.split_head(x, anchors, entries, hh, ww)
-        txy = self.node("Sigmoid", [txy])
-        obj = self.node("Sigmoid", [obj])
-        cls = self.node("Softmax", [cls], axis=2)
-        size = self.const(np.array([ww, hh], np.float32).reshape(1, 1, 2, 1), "grid_size")
-        xy = self.node("Div", [self.node("Add", [txy, grid]), size])
-        anchor = self.const(np.array([[p[0] / ww, p[1] / hh] for p in a.anchors],
-                                     np.float32).reshape(1, anchors, 2, 1), "anchors")
-        wh = self.node("Mul", [self.node("Exp", [twh]), anchor])
-        return self.finish_head(xy, wh, obj, cls)
+    def emit_pad_end(self, op: O.PadEnd, x: list[str]) -> str:
+        return self.node("Pad", [x[0], self.ints([0, 0, 0, op.count])], mode="constant")
 
-    _classes: int = 0
+    def emit_softmax(self, op: O.Softmax, x: list[str]) -> str:
+        return self.node("Softmax", x, axis=op.axis)
+
+    def emit_mean(self, op: O.Mean, x: list[str]) -> str:
+        if self.opset < 18:
+            return self.node("ReduceMean", x, axes=[op.axis], keepdims=1)
+        return self.node("ReduceMean", [x[0], self.ints([op.axis])], keepdims=1)
 
 
-_RECURRENT = Refused("a recurrent layer (its state carries over from one call to the next)")
-Emitter = Callable[[_Builder, CfgLayer, str, dict[int, str], Pair | None, str], str]
+_UNARY = {"sigmoid": "Sigmoid", "tanh": "Tanh", "exp": "Exp", "relu": "Relu",
+          "softplus": "Softplus", "mish": "Mish", "identity": "Identity"}
 
-#: The ONNX emitter of each layer kind (a method of _Builder), or why the kind
-#: cannot be exported; tests/test_kinds.py checks that every kind of the
-#: core's table has an entry.
-EMIT_BY_KIND: dict[str, Emitter | Refused] = {
-    "convolutional": _Builder.emit_convolutional,
-    "deconvolutional": Refused("a deconvolutional layer"),
-    "connected": _Builder.emit_connected,
-    "local": _Builder.emit_local_layer,
-    "maxpool": _Builder.emit_maxpool,
-    "local_avgpool": _Builder.emit_local_avgpool,
-    "avgpool": _Builder.emit_avgpool,
-    "route": _Builder.emit_route,
-    "shortcut": _Builder.emit_shortcut,
-    "scale_channels": _Builder.emit_scale_channels,
-    "sam": _Builder.emit_sam,
-    "upsample": _Builder.emit_upsample,
-    "reorg": _Builder.emit_reorg_layer,
-    "reorg3d": _Builder.emit_reorg3d,
-    # A head's output here is its raw input (decoding is added separately).
-    "yolo": _Builder.emit_identity,
-    "Gaussian_yolo": _Builder.emit_identity,
-    "region": _Builder.emit_identity,
-    "detection": _Builder.emit_identity,
-    "rnn": _RECURRENT,
-    "lstm": _RECURRENT,
-    "gru": _RECURRENT,
-    "crnn": _RECURRENT,
-    "conv_lstm": _RECURRENT,
-    "batchnorm": _Builder.emit_batchnorm_layer,
-    # darknet's forward at inference copies its input (dropout_layer.c: only
-    # `state.train` scales and drops).
-    "dropout": _Builder.emit_identity,
-    "softmax": _Builder.emit_softmax_layer,
-    "cost": Refused("a training-only layer"),  # left out before it gets here
-    "normalization": Refused("a local response normalization layer"),
-    "activation": _Builder.emit_activation_layer,
-    "contrastive": Refused("a training-only layer"),  # left out before it gets here
-    "crop": Refused("a crop layer"),
-    "history": Refused("a history layer (its state carries over from one call to the next)"),
-    "implicit": Refused("an implicit layer"),
-    "iseg": Refused("an iseg layer"),
-    "empty": Refused("an empty layer"),
-    "logistic": Refused("a logistic layer"),
-    "l2norm": Refused("an l2norm layer"),
+#: The ONNX emitter of each lowered operation; tests/test_kinds.py checks that
+#: every operation has one.
+EMIT_BY_OP: dict[type[O.Op], Callable[[_Builder, Any, list[str]], str]] = {
+    O.Conv: _Builder.emit_conv,
+    O.Dense: _Builder.emit_dense,
+    O.Local: _Builder.emit_local,
+    O.BatchNorm: _Builder.emit_batchnorm,
+    O.WeightedSum: _Builder.emit_weighted_sum,
+    O.Const: _Builder.emit_const,
+    O.Arith: _Builder.emit_arith,
+    O.Unary: _Builder.emit_unary,
+    O.LeakyRelu: _Builder.emit_leaky_relu,
+    O.Elu: _Builder.emit_elu,
+    O.Selu: _Builder.emit_selu,
+    O.Clip: _Builder.emit_clip,
+    O.Compare: _Builder.emit_compare,
+    O.Where: _Builder.emit_where,
+    O.Pool: _Builder.emit_pool,
+    O.GlobalAvgPool: _Builder.emit_global_avg_pool,
+    O.Upsample: _Builder.emit_upsample,
+    O.Reshape: _Builder.emit_reshape,
+    O.Transpose: _Builder.emit_transpose,
+    O.Slice: _Builder.emit_slice,
+    O.Concat: _Builder.emit_concat,
+    O.PadEnd: _Builder.emit_pad_end,
+    O.Softmax: _Builder.emit_softmax,
+    O.Mean: _Builder.emit_mean,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import NamedTuple, overload
 
@@ -191,6 +191,17 @@ class Config(Sequence[CfgLayer]):
     def __init__(self, core: _core.Config) -> None:
         self._cfg = core
 
+    # A Config never changes: a copy is the same object, and a pickle its
+    # source, parsed again on the other side.
+    def __copy__(self) -> Config:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Config:
+        return self
+
+    def __reduce__(self) -> tuple[Callable[[bytes, str], Config], tuple[bytes, str]]:
+        return _unpickle, (self.source, self.path)
+
     @property
     def path(self) -> str:
         """The cfg file, or ``"<string>"`` for text passed directly."""
@@ -357,6 +368,10 @@ def parse(cfg: PathArg | Config, stacklevel: int) -> Config:
     core = _core.parse_cfg_file(fs_path(cfg)) if text is None else _core.parse_cfg_text(text)
     _warn(core, stacklevel + 1)
     return Config(core)
+
+
+def _unpickle(source: bytes, path: str) -> Config:
+    return Config(_core.parse_cfg_text(source, path))
 
 
 def parse_bytes(text: bytes, path: str, stacklevel: int) -> Config:

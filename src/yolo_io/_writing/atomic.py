@@ -22,7 +22,7 @@ from .._base.paths import PathArg, fs_path
 from .._model.network import Network
 
 __all__ = ["WriterStream", "atomic_file", "network_inputs", "refuse_inputs",
-           "refuse_mapped_arrays", "resolve_target"]
+           "refuse_mapped_arrays", "replace_folder", "resolve_target"]
 
 
 def resolve_target(path: PathArg) -> str:
@@ -158,3 +158,28 @@ class WriterStream(io.RawIOBase):
         view = memoryview(data).cast("B")
         self._writer.write(view)
         return view.nbytes
+
+
+def _fsync(path: str, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_folder(built: str, target: str, trash: str) -> None:
+    """Puts the folder ``built`` (written by another library, e.g. a SavedModel
+    by TensorFlow, beside ``target``) at ``target``: every file in it and the
+    folders fsynced, an earlier folder at ``target`` moved to ``trash`` (in the
+    same folder; the caller removes it), ``built`` renamed into place, the
+    parent fsynced. A folder has no atomic replacement on POSIX: between the
+    two renames ``target`` is briefly absent, never partly written."""
+    for root, _, files in os.walk(built):
+        for name in files:
+            _fsync(os.path.join(root, name), os.O_RDONLY)
+        _fsync(root, os.O_RDONLY | os.O_DIRECTORY)
+    if os.path.lexists(target):
+        os.rename(target, trash)
+    os.rename(built, target)
+    _fsync(os.path.dirname(os.path.abspath(target)), os.O_RDONLY | os.O_DIRECTORY)
