@@ -11,13 +11,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+from built_models import (
+    HEAD_NET,
+    HEADS,
+    PADDED_CFG,
+    activation_cfg,
+    assert_outputs_equal,
+    load,
+)
 from conftest import SHARED_CFG, resized
 from opencv_oracle import natural_image
 from test_onnx import ACTIVATIONS, SYNTHETIC_CFG, UNSUPPORTED, run
-from test_torch_build import HEADS, TOLERANCE
 
 import yolo_io
-from yolo_io.testing import write_weights
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 keras = pytest.importorskip("keras", reason="Keras 3 is not installed (the test extra)")
@@ -41,19 +47,7 @@ def assert_equal_to_onnx(net: yolo_io.Network, x: np.ndarray, outputs: str = "ra
     model = ykeras.build(net, outputs=outputs)  # type: ignore[arg-type]
     want = run(yonnx.export(None, net, outputs=outputs), x)  # type: ignore[arg-type]
     assert list(model.output_names) == list(want)
-    for name, got, ref in zip(want, forward(model, x), want.values(), strict=True):
-        assert got.shape == ref.shape, (what, name)
-        both = np.isfinite(ref)
-        np.testing.assert_array_equal(np.isfinite(got), both, err_msg=f"{what} {name}")
-        scale = float(np.abs(ref[both]).max(initial=0)) or 1.0
-        err = float(np.abs(got[both] - ref[both]).max(initial=0)) / scale
-        assert err <= TOLERANCE, f"{what} {name}: {err:.2e} of its largest magnitude {scale:.3g}"
-
-
-def load(tmp_path: Path, text: str, name: str = "m") -> yolo_io.Network:
-    cfg = tmp_path / f"{name}.cfg"
-    cfg.write_text(text)
-    return yolo_io.load(write_weights(tmp_path / f"{name}.weights", cfg, realistic=True), cfg)
+    assert_outputs_equal(want, forward(model, x), what)
 
 
 def test_every_supported_layer_equals_onnx(tmp_path: Path) -> None:
@@ -63,11 +57,7 @@ def test_every_supported_layer_equals_onnx(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_activations_equal_onnx(tmp_path: Path, activation: str) -> None:
-    plain = "leaky" if activation in ("swish", "mish", "hard_mish") else activation
-    net = load(tmp_path, "[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\nfilters=8\n"
-               "size=1\nactivation=linear\n\n[upsample]\nstride=1\nscale=8\n\n"
-               f"[convolutional]\nfilters=4\nsize=3\npad=1\nactivation={activation}\n"
-               f"\n[activation]\nactivation={plain}\n")
+    net = load(tmp_path, activation_cfg(activation))
     assert_equal_to_onnx(net, np.random.default_rng(0).random((2, *net.input_shape),
                                                                 dtype=np.float32), what=activation)
 
@@ -75,19 +65,12 @@ def test_activations_equal_onnx(tmp_path: Path, activation: str) -> None:
 @pytest.mark.parametrize("head", HEADS.values(), ids=HEADS.keys())
 @pytest.mark.parametrize("outputs", ["raw", "decoded"])
 def test_heads_equal_onnx(tmp_path: Path, head: str, outputs: str) -> None:
-    net = load(tmp_path, "[net]\nwidth=16\nheight=16\nchannels=3\n\n[convolutional]\n"
-               "batch_normalize=1\nfilters=8\nsize=3\nstride=2\npad=1\nactivation=leaky\n\n"
-               + head)
+    net = load(tmp_path, HEAD_NET + head)
     assert_equal_to_onnx(net, natural_image(*net.input_shape, batch=2), outputs)
 
 
 def test_padded_pooling_weighted_shortcuts_and_local_layers(tmp_path: Path) -> None:
-    net = load(tmp_path, "[net]\nwidth=7\nheight=7\nchannels=3\n\n[convolutional]\nfilters=4\n"
-               "size=1\nactivation=linear\n\n[convolutional]\nfilters=6\nsize=1\n"
-               "activation=linear\n\n[shortcut]\nfrom=-2\nweights_type=per_channel\n"
-               "weights_normalization=softmax\nactivation=linear\n\n[local_avgpool]\nsize=3\n"
-               "stride=1\npadding=2\n\n[local]\nfilters=3\nsize=3\nstride=1\npad=1\n"
-               "activation=leaky\n\n[maxpool]\nsize=2\nstride=2\npadding=5\n")
+    net = load(tmp_path, PADDED_CFG)
     assert_equal_to_onnx(net, natural_image(*net.input_shape, batch=2))
 
 

@@ -12,6 +12,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from built_models import (
+    HEAD_NET,
+    HEADS,
+    PADDED_CFG,
+    activation_cfg,
+    assert_outputs_equal,
+    load,
+)
 from conftest import SHARED_CFG, corpus_cfgs, corpus_param, resized
 from opencv_oracle import close, natural_image, opencv_heads, opencv_weights
 from test_onnx import (
@@ -33,7 +41,6 @@ import yolo_io.onnx as yonnx
 import yolo_io.torch as ytorch
 
 pytestmark = pytest.mark.filterwarnings("ignore::yolo_io.CfgWarning")
-TOLERANCE = 1e-4  # of each output's largest magnitude
 
 
 def forward(model: Any, x: np.ndarray) -> list[np.ndarray]:
@@ -47,20 +54,7 @@ def assert_equal_to_onnx(net: yolo_io.Network, x: np.ndarray, outputs: str = "ra
     model = ytorch.build(net, outputs=outputs).eval()  # type: ignore[arg-type]
     want = run(yonnx.export(None, net, outputs=outputs), x)  # type: ignore[arg-type]
     assert model.output_names == tuple(want)
-    for name, got, ref in zip(want, forward(model, x), want.values(), strict=True):
-        assert got.shape == ref.shape, (what, name)
-        scale = float(np.abs(ref[np.isfinite(ref)]).max(initial=0)) or 1.0
-        both = np.isfinite(ref)
-        np.testing.assert_array_equal(np.isfinite(got), both, err_msg=f"{what} {name}")
-        err = float(np.abs(got[both] - ref[both]).max(initial=0)) / scale
-        assert err <= TOLERANCE, f"{what} {name}: {err:.2e} of its largest magnitude {scale:.3g}"
-
-
-def load(tmp_path: Path, text: str, name: str = "m", **kwargs: Any) -> yolo_io.Network:
-    cfg = tmp_path / f"{name}.cfg"
-    cfg.write_text(text)
-    return yolo_io.load(write_weights(tmp_path / f"{name}.weights", cfg, realistic=True,
-                                      **kwargs), cfg)
+    assert_outputs_equal(want, forward(model, x), what)
 
 
 # -- the same numbers as the exporter ------------------------------------------
@@ -79,37 +73,15 @@ def test_every_supported_layer_equals_onnx_and_numpy_darknet(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_activations_equal_onnx(tmp_path: Path, activation: str) -> None:
-    plain = "leaky" if activation in ("swish", "mish", "hard_mish") else activation
-    net = load(tmp_path, "[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\nfilters=8\n"
-               "size=1\nactivation=linear\n\n[upsample]\nstride=1\nscale=8\n\n"
-               f"[convolutional]\nfilters=4\nsize=3\npad=1\nactivation={activation}\n"
-               f"\n[activation]\nactivation={plain}\n")
+    net = load(tmp_path, activation_cfg(activation))
     assert_equal_to_onnx(net, np.random.default_rng(0).random((2, *net.input_shape),
                                                                 dtype=np.float32), what=activation)
-
-
-HEADS = {
-    "yolo": ("[convolutional]\nfilters=21\nsize=1\nactivation=linear\n\n[yolo]\nmask=0,1,2\n"
-             "anchors=4,5, 8,9, 12,10\nclasses=2\nnum=3\nscale_x_y=1.05\n"),
-    "yolo new_coords": ("[convolutional]\nfilters=21\nsize=1\nactivation=logistic\n\n[yolo]\n"
-                        "mask=0,1,2\nanchors=4,5, 8,9, 12,10\nclasses=2\nnum=3\nnew_coords=1\n"
-                        "scale_x_y=2\n"),
-    "Gaussian_yolo": ("[convolutional]\nfilters=33\nsize=1\nactivation=linear\n\n"
-                      "[Gaussian_yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 12,10\nclasses=2\nnum=3\n"
-                      "yolo_point=left_top\n"),
-    "region": ("[convolutional]\nfilters=14\nsize=1\nactivation=linear\n\n[region]\n"
-               "anchors=1,2, 3,4\nclasses=2\nnum=2\ncoords=4\nsoftmax=1\n"),
-    "detection": ("[connected]\noutput=192\nactivation=linear\n\n[detection]\nclasses=2\n"
-                  "coords=4\nside=4\nnum=2\nsoftmax=1\nsqrt=1\n"),
-}
 
 
 @pytest.mark.parametrize("head", HEADS.values(), ids=HEADS.keys())
 @pytest.mark.parametrize("outputs", ["raw", "decoded"])
 def test_heads_equal_onnx(tmp_path: Path, head: str, outputs: str) -> None:
-    net = load(tmp_path, "[net]\nwidth=16\nheight=16\nchannels=3\n\n[convolutional]\n"
-               "batch_normalize=1\nfilters=8\nsize=3\nstride=2\npad=1\nactivation=leaky\n\n"
-               + head)
+    net = load(tmp_path, HEAD_NET + head)
     assert_equal_to_onnx(net, natural_image(*net.input_shape, batch=2), outputs)
 
 
@@ -126,12 +98,8 @@ def test_attention_layers_equal_darknets_own_outputs(tmp_path: Path) -> None:
     assert report is None, report
 
 
-def test_maxpool_padding_beyond_the_kernel_and_weighted_shortcuts(tmp_path: Path) -> None:
-    net = load(tmp_path, "[net]\nwidth=7\nheight=7\nchannels=3\n\n[convolutional]\nfilters=4\n"
-               "size=1\nactivation=linear\n\n[convolutional]\nfilters=6\nsize=1\n"
-               "activation=linear\n\n[shortcut]\nfrom=-2\nweights_type=per_channel\n"
-               "weights_normalization=softmax\nactivation=linear\n\n[local_avgpool]\nsize=3\n"
-               "stride=1\npadding=2\n\n[maxpool]\nsize=2\nstride=2\npadding=5\n")
+def test_padded_pooling_weighted_shortcuts_and_local_layers(tmp_path: Path) -> None:
+    net = load(tmp_path, PADDED_CFG)
     assert_equal_to_onnx(net, natural_image(*net.input_shape, batch=2))
 
 

@@ -71,9 +71,11 @@ def export(path: PathArg, net: Network, *,
         outputs: as :func:`yolo_io.keras.build`'s.
 
     Returns:
-        The path written. The model's input is ``(N, H, W, C)`` float32, RGB
-        in [0, 1], channels last; its outputs are
-        :func:`yolo_io.keras.build`'s (float32).
+        The path written. Its serving signature (``serving_default``; in a
+        TFLite file, the signature runner's) takes ``input``, ``(N, H, W, C)``
+        float32, RGB in [0, 1], channels last, and gives
+        :func:`yolo_io.keras.build`'s outputs by name (``head_{i}``, or
+        ``boxes``, ``objectness``, ``scores``; ``output`` for a classifier).
 
     Raises:
         ConversionError: what no model expresses, naming the layer and line.
@@ -100,11 +102,22 @@ def export(path: PathArg, net: Network, *,
                                   "replaced", str(target))
     if not target.parent.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no such folder", str(target))
-    tf, _ = _tensorflow_keras()
+    tf, keras = _tensorflow_keras()
     model = build(net, outputs=outputs)
+    names = list(model.output_names)
+
+    def serve(x: Any) -> dict[str, Any]:  # outputs by name, not output_0, output_1, ...
+        out = model(x, training=False)
+        return dict(zip(names, out if isinstance(out, (list, tuple)) else [out], strict=True))
+
+    c, h, w = net.input_shape
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(name="serve", fn=serve, input_signature=[
+        tf.TensorSpec((None, h, w, c), tf.float32, name="input")])
     with tempfile.TemporaryDirectory(prefix=".yolo_io-", dir=target.parent) as tmp:
         saved = Path(tmp) / "saved_model"
-        model.export(str(saved), format="tf_saved_model", verbose=False)
+        archive.write_out(str(saved), verbose=False)
         if format == "tflite":
             converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
             flat = converter.convert()
