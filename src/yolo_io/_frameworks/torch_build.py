@@ -212,8 +212,11 @@ def _define() -> Any:
         owner.bn = bn(op.outputs, 1, p)
         return lambda m, x: m.layers[i].bn(m.layers[i].linear(x))
 
-    def darknet_parameter(model: Any, index: int, name: str, shape: Sequence[int],
+    def darknet_parameter(model: Any, index: int, name: str,
                           init: Callable[[torch.Tensor], Any]) -> None:
+        """Layer ``index``'s darknet array ``name``, in darknet's shape (that
+        of the cfg's parameter spec, which yolo_io.save expects back)."""
+        shape = next(s.shape for s in model.config[index].param_specs if s.name == name)
         p = model.arrays(index)
         if p is not None:
             value = tensor(p[name], shape)
@@ -225,9 +228,8 @@ def _define() -> Any:
     def emit_local(model: Any, op: O.Local, shape: Any, ins: Any, v: int) -> Callable[..., Any]:
         ckk, positions = op.channels * op.size * op.size, op.out_h * op.out_w
         bound = 1 / math.sqrt(ckk)
-        darknet_parameter(model, op.layer, "weights", (positions * op.filters * ckk,),
-                          lambda t: nn.init.uniform_(t, -bound, bound))
-        darknet_parameter(model, op.layer, "biases", (op.filters * positions,), nn.init.zeros_)
+        darknet_parameter(model, op.layer, "weights", lambda t: nn.init.uniform_(t, -bound, bound))
+        darknet_parameter(model, op.layer, "biases", nn.init.zeros_)
 
         def local(m: Any, x: torch.Tensor) -> Any:
             weights, biases = m.layers[op.layer].weights, m.layers[op.layer].biases
@@ -247,7 +249,7 @@ def _define() -> Any:
                           ) -> Callable[..., Any]:
         per = shape[0] if op.per_channel else 1
         # darknet initialises them to 1 (make_shortcut_layer).
-        darknet_parameter(model, op.layer, "weights", (op.n * per,), nn.init.ones_)
+        darknet_parameter(model, op.layer, "weights", nn.init.ones_)
 
         def weighted(m: Any, *xs: torch.Tensor) -> Any:
             w = m.layers[op.layer].weights.reshape(op.n, per)
