@@ -54,6 +54,12 @@ CLI_SUFFIXES = {
     ("convert", "the derived cfg output"): ".cfg",
     ("export", "-o"): ".onnx",
 }
+# TensorFlow's writers run Keras on TensorFlow, which a process picks once (this
+# one runs Keras on torch): tests/test_tensorflow_export.py checks their modes
+# in a child process of their own.
+IN_A_CHILD = {("yolo_io.keras.export", "path (tflite)"),
+              ("yolo_io.keras.export", "path (saved_model)"),
+              ("export", "-o --format tflite"), ("export", "-o --format saved_model")}
 NEEDS = {"yolo_io.onnx.export": "onnx", "export": "onnx",
          "yolo_io._diagnosis.doctor.plot": "matplotlib", "doctor": "matplotlib"}
 
@@ -72,8 +78,9 @@ def umask_077() -> Iterator[None]:
 
 
 def test_the_catalogues_are_covered() -> None:
-    assert set(PY_SUFFIXES) == set(PY_CASES)
-    assert set(CLI_SUFFIXES) == set(CLI_CASES)
+    assert set(PY_SUFFIXES) | IN_A_CHILD >= set(PY_CASES)
+    assert set(CLI_SUFFIXES) | IN_A_CHILD >= set(CLI_CASES)
+    assert set(PY_SUFFIXES) | set(CLI_SUFFIXES) | IN_A_CHILD == set(PY_CASES) | set(CLI_CASES)
 
 
 def writing(kind: str, name: str, option: str) -> Callable[[Path, Model], None]:
@@ -99,7 +106,8 @@ def mode_of(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-CASES = ([("python", w, o) for w, o in PY_CASES] + [("cli", c, o) for c, o in CLI_CASES])
+CASES = ([("python", w, o) for w, o in PY_CASES if (w, o) not in IN_A_CHILD]
+         + [("cli", c, o) for c, o in CLI_CASES if (c, o) not in IN_A_CHILD])
 IDS = [f"{kind}:{name}:{option}" for kind, name, option in CASES]
 
 

@@ -90,6 +90,54 @@ def test_saved_model_and_tflite_equal_onnx(tmp_path: Path) -> None:
             assert err <= RELATIVE, f"{fmt} {name}: {err:.2e} of its largest magnitude"
 
 
+MODES_CHILD = r"""
+import json, os, stat, sys
+from pathlib import Path
+import yolo_io, yolo_io.keras
+
+weights, cfg, folder = sys.argv[1:]
+net = yolo_io.load(weights, cfg)
+os.umask(0o077)
+folder = Path(folder)
+out = {}
+new = folder / "new.tflite"
+yolo_io.keras.export(new, net, format="tflite")
+out["new tflite"] = oct(stat.S_IMODE(new.stat().st_mode))
+for mode in (0o640, 0o6755):
+    old = folder / f"old{mode:o}.tflite"
+    old.write_bytes(b"old")
+    os.chmod(old, mode)
+    yolo_io.keras.export(old, net, format="tflite")
+    out[f"replaced {mode:o} tflite"] = oct(stat.S_IMODE(old.stat().st_mode))
+saved = folder / "saved"
+yolo_io.keras.export(saved, net)
+out["saved_model"] = sorted({oct(stat.S_IMODE(p.stat().st_mode)) for p in saved.rglob("*")}
+                            | {oct(stat.S_IMODE(saved.stat().st_mode))})
+yolo_io.keras.export(saved, net)  # an earlier SavedModel is replaced
+out["left"] = sorted(p.name for p in folder.iterdir())
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_modes_and_replacement_under_umask_077(tmp_path: Path, tiny_cfg: Path) -> None:
+    """What test_file_modes.py checks of every other writer: a new file gets
+    0666 minus the umask, a replaced .tflite keeps its mode without setuid;
+    a SavedModel's files and folders get the umask; nothing is left behind."""
+    pytest.importorskip("tensorflow", reason="TensorFlow is not installed (the tensorflow extra)")
+    weights = write_weights(tmp_path / "t.weights", tiny_cfg)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    child = subprocess.run([sys.executable, "-c", MODES_CHILD, str(weights), str(tiny_cfg),
+                            str(out_dir)], capture_output=True, text=True, env=env(), check=False)
+    assert child.returncode == 0, child.stderr[-3000:]
+    got = json.loads(child.stdout.strip().splitlines()[-1])
+    assert got["new tflite"] == "0o600"
+    assert got["replaced 640 tflite"] == "0o640" and got["replaced 6755 tflite"] == "0o755"
+    assert set(got["saved_model"]) <= {"0o600", "0o700"}, got["saved_model"]
+    assert got["left"] == ["new.tflite", "old640.tflite", "old6755.tflite", "saved"]
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["-o", "m.onnx", "--format", "tflite", "--opset", "18"], "--opset apply to an ONNX export"),
     (["-o", "m.tflite", "--intermediates"], "--intermediates apply to an ONNX export, not tflite"),
