@@ -125,19 +125,48 @@ def test_what_no_model_computes_is_refused_naming_the_layer(tmp_path: Path, body
     assert f"{cfg} line" in str(info.value) and f"layer {bad}" in str(info.value)
 
 
-def test_what_keras_alone_cannot_express_is_refused(tmp_path: Path) -> None:
+def test_dilation_with_a_stride_and_a_local_layer_without_weights(tmp_path: Path) -> None:
+    """Keras' Conv2D refuses dilation with a stride: a stride-1 convolution,
+    then every stride-th row and column (exact). A [local] layer has weights
+    only from a network: from a cfg alone it is refused."""
+    net = load(tmp_path, "[net]\nwidth=16\nheight=16\nchannels=3\n\n[convolutional]\n"
+               "batch_normalize=1\nfilters=4\nsize=3\nstride=2\ndilation=2\npad=1\n"
+               "activation=leaky\n\n[convolutional]\nfilters=4\nsize=3\nstride_x=3\n"
+               "stride_y=2\ndilation=3\npad=1\nactivation=linear\n")
+    assert_equal_to_onnx(net, natural_image(*net.input_shape, batch=2))
     cfg = tmp_path / "c.cfg"
-    cfg.write_text("[net]\nwidth=16\nheight=16\nchannels=3\n\n[convolutional]\nfilters=4\n"
-                   "size=3\nstride=2\ndilation=2\npad=1\nactivation=leaky\n")
-    with pytest.raises(yolo_io.ConversionError, match=r"layer 0 .*line 6.*dilation=2 and a "
-                                                      r"stride.*Keras cannot express it"):
-        ykeras.build(cfg)
     cfg.write_text("[net]\nwidth=6\nheight=6\nchannels=3\n\n[local]\nfilters=2\nsize=3\n"
                    "stride=1\npad=1\nactivation=leaky\n")
-    with pytest.raises(yolo_io.ConversionError, match="no trainable LocallyConnected2D"):
+    with pytest.raises(yolo_io.ConversionError, match=r"layer 0 .*line 6.*no trainable "
+                                                      r"LocallyConnected2D.*Keras cannot"):
         ykeras.build(cfg)
-    # ... which a loaded network's weights make a model of
     assert ykeras.build(load(tmp_path, cfg.read_text(), "local")) is not None
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Keras on mixed precision
+def test_mixed_precision_pads_with_a_finite_value(tmp_path: Path) -> None:
+    """Under mixed_float16 a padded max pooling pads with float16's lowest
+    value, not float32's (which does not fit)."""
+    net = load(tmp_path, "[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\n"
+               "filters=4\nsize=3\npad=1\nactivation=leaky\n\n[maxpool]\nsize=2\n"
+               "stride=1\n")
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        out = forward(ykeras.build(net), natural_image(*net.input_shape))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert np.isfinite(out[0]).all()
+
+
+def test_dropout_drops_only_in_training(tmp_path: Path) -> None:
+    net = load(tmp_path, "[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\n"
+               "filters=8\nsize=3\npad=1\nactivation=leaky\n\n[dropout]\nprobability=.5\n")
+    model = ykeras.build(net)
+    x = natural_image(*net.input_shape).transpose(0, 2, 3, 1)
+    a, b = (model(x, training=False).detach().numpy() for _ in range(2))
+    np.testing.assert_array_equal(a, b)
+    dropped = model(x, training=True).detach().numpy()
+    assert (dropped == 0).mean() > 0.3 and not np.array_equal(dropped, a)
 
 
 def test_argument_errors(tmp_path: Path) -> None:

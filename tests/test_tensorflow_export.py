@@ -157,7 +157,6 @@ def test_format_usage_errors(tmp_path: Path, tiny_cfg: Path, args: list[str], me
 
 def test_a_folder_that_is_not_a_saved_model_is_not_replaced(tmp_path: Path,
                                                             tiny_cfg: Path) -> None:
-    pytest.importorskip("tensorflow", reason="TensorFlow is not installed (the tensorflow extra)")
     weights = write_weights(tmp_path / "t.weights", tiny_cfg)
     keep = tmp_path / "photos"
     keep.mkdir()
@@ -180,3 +179,38 @@ def test_the_weights_are_not_replaced_by_a_tflite_export(tmp_path: Path, tiny_cf
     assert weights.read_bytes() == before
     with pytest.raises(yolo_io.OutputIsInputError):
         yolo_io.keras.export(weights, yolo_io.load(weights, tiny_cfg), format="tflite")
+
+
+def fake_saved_model(folder: Path) -> Path:
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"pb")
+    (folder / "variables" / "variables.index").write_bytes(b"index")
+    return folder
+
+
+def test_a_saved_model_folder_holding_more_is_not_replaced(tmp_path: Path,
+                                                           tiny_cfg: Path) -> None:
+    """A SavedModel folder with anything else in it (labels, the cfg and
+    weights kept beside the model) is refused before TensorFlow runs, and an
+    input inside it is named as the input."""
+    saved = fake_saved_model(tmp_path / "sm")
+    (saved / "labels.txt").write_text("person\n")
+    weights = write_weights(tmp_path / "t.weights", tiny_cfg)
+    net = yolo_io.load(weights, tiny_cfg)
+    with pytest.raises(FileExistsError, match=r"holds files a SavedModel does not \(labels.txt\)"):
+        yolo_io.keras.export(saved, net)
+    (saved / "labels.txt").unlink()
+    inside = saved / "variables" / "model.weights"
+    inside.write_bytes(weights.read_bytes())
+    moved = yolo_io.load(inside, tiny_cfg)
+    with pytest.raises(yolo_io.OutputIsInputError, match="model.weights is the network's "
+                                                         "weights file"):
+        yolo_io.keras.export(saved, moved)
+    assert sorted(p.name for p in saved.rglob("*")) == [
+        "model.weights", "saved_model.pb", "variables", "variables.index"]
+    result = subprocess.run([sys.executable, "-m", "yolo_io", "export", str(tiny_cfg),
+                             str(weights), "-o", str(tmp_path / "m.tflite") + "/"],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 3, result.stderr
+    assert "a name ending in / names a folder" in result.stderr
+    assert not (tmp_path / "m.tflite").exists()

@@ -340,3 +340,74 @@ def test_argument_errors(tmp_path: Path) -> None:
         ytorch.build(cfg, "raw")  # type: ignore[misc]
     with pytest.raises(FileNotFoundError):
         ytorch.build(tmp_path / "missing.cfg")
+
+
+def test_the_model_pickles(tiny: yolo_io.Network, tmp_path: Path) -> None:
+    """torch.save of the whole model (and so multiprocessing's spawn): the
+    model holds no closures, and a Config pickles as its source."""
+    model = ytorch.build(tiny).eval()
+    torch.save(model, tmp_path / "m.pt")
+    again = torch.load(tmp_path / "m.pt", weights_only=False)
+    x = torch.from_numpy(natural_image(*tiny.input_shape))
+    with torch.no_grad():
+        for a, b in zip(model(x), again(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert again.config.path == tiny.config.path
+
+
+def test_dropout_drops_only_in_training(tmp_path: Path) -> None:
+    net = load(tmp_path, "[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\nfilters=8\n"
+               "size=3\npad=1\nactivation=leaky\n\n[dropout]\nprobability=.5\n")
+    model = ytorch.build(net)
+    x = torch.from_numpy(natural_image(*net.input_shape))
+    with torch.no_grad():
+        model.eval()
+        torch.testing.assert_close(model(x), model(x), rtol=0, atol=0)
+        kept = model(x)
+        model.train()
+        dropped = model(x)
+    assert (dropped == 0).float().mean() > 0.3
+    mask = dropped != 0
+    torch.testing.assert_close(dropped[mask], kept[mask] * 2)  # scaled by 1 / (1 - p)
+
+
+def test_dontloadscales_computes_as_the_export_and_dontload_is_refused(tmp_path: Path) -> None:
+    net = load(tmp_path, "[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\n"
+               "batch_normalize=1\ndontloadscales=1\nfilters=4\nsize=3\npad=1\n"
+               "activation=leaky\n")
+    assert_equal_to_onnx(net, natural_image(*net.input_shape))
+    out = yolo_io.save(tmp_path / "back.weights", ytorch.build(net).state_dict(), net.config)
+    assert out.read_bytes()[20:] == Path(net.path).read_bytes()[20:]
+    net = load(tmp_path, "[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\nfilters=4\n"
+               "size=3\npad=1\ndontload=1\nactivation=leaky\n", "dontload")
+    for build in (ytorch.build, lambda n: yonnx.export(None, n)):
+        with pytest.raises(yolo_io.ConversionError, match=r"layer 0 .*line 6\): dontload=1"):
+            build(net)
+
+
+@pytest.mark.parametrize(("body", "what"), [
+    # forward_shortcut_layer computes swish and mish itself; hard_mish goes to
+    # activate(), which has no case for it and outputs 0.
+    ("[convolutional]\nfilters=4\nsize=1\nactivation=linear\n\n[shortcut]\nfrom=-2\n"
+     "activation=hard_mish\n", r"layer 2 .*activation=hard_mish in a \[shortcut\]"),
+    # 5x5 by stride 2: darknet's reorg reads past its input
+    ("[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nactivation=leaky\n\n[reorg]\n"
+     "stride=2\n", r"layer 2 .*stride=2 does not divide"),
+])
+def test_what_darknet_computes_wrongly_is_refused_everywhere(tmp_path: Path, body: str,
+                                                             what: str) -> None:
+    import yolo_io.keras
+
+    net = load(tmp_path, "[net]\nwidth=10\nheight=10\nchannels=3\n\n[convolutional]\n"
+               "filters=4\nsize=1\nactivation=linear\n\n" + body)
+    for build in (ytorch.build, yolo_io.keras.build, lambda n: yonnx.export(None, n)):
+        with pytest.raises(yolo_io.ConversionError, match=what):
+            build(net)
+
+
+def test_a_head_that_cannot_be_decoded_says_raw_outputs_work(tmp_path: Path) -> None:
+    net = load(tmp_path, HEAD_NET + HEADS["region"].replace("softmax=1", "softmax=0"))
+    with pytest.raises(yolo_io.ConversionError, match=r"without softmax; no decoded outputs "
+                                                      r"for it .*--outputs raw"):
+        ytorch.build(net, outputs="decoded")
+    assert ytorch.build(net, outputs="raw") is not None

@@ -16,7 +16,9 @@ from typing import Any
 
 from .._base.errors import YoloIOError
 from .._base.paths import shown
+from .._writing.atomic import resolve_target
 from .common import (
+    EXIT_DEPENDENCY,
     EXIT_OK,
     EXIT_USAGE,
     Failure,
@@ -77,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(errno.ENOENT, "an empty path is no file name", "")
     check_outputs(args, args.output)
     fmt = output_format(args)
+    if fmt != "saved_model":  # a file: a folder name ("m.tflite/"), a device... refused now
+        resolve_target(args.output)
     nms = {"--score-threshold": args.score_threshold, "--iou-threshold": args.iou_threshold,
            "--max-detections": args.max_detections}
     given = [name for name, value in nms.items() if value is not None]
@@ -147,14 +151,18 @@ def _tensorflow(args: argparse.Namespace, fmt: str) -> int:
     net = load_or_fail(args.weights, args.cfg, False)
     stage(f"exporting {net.config.path} to {'a SavedModel' if fmt == 'saved_model' else fmt}")
     try:
-        with native_stderr_quiet(not getattr(args, "debug", False)):
-            require("tensorflow", "tensorflow")
-            from .._export.tensorflow import export
+        from .._export.tensorflow import export
 
+        with native_stderr_quiet(not getattr(args, "debug", False)):
+            # Its checks (outputs, folders) come before TensorFlow is imported.
             out = export(args.output, net, format=fmt, outputs=args.outputs)  # type: ignore[arg-type]
     except FileExistsError as err:
-        raise Failure(f"{shown(args.output)}: exists and is not a SavedModel folder; not "
-                      "replaced", EXIT_USAGE) from err
+        raise Failure(f"{shown(args.output)}: {err.strerror}", EXIT_USAGE) from err
+    except RuntimeError as err:  # Keras already running on another backend in this process
+        raise Failure(str(err), EXIT_DEPENDENCY) from err
+    except ImportError as err:  # TensorFlow missing
+        raise Failure(f"tensorflow cannot be imported ({err}): pip install "
+                      "'yolo_io[tensorflow]'", EXIT_DEPENDENCY) from err
     size = (out.stat().st_size if out.is_file() else
             sum(f.stat().st_size for f in out.rglob("*") if f.is_file()))
     from .._lowering import head_output_names

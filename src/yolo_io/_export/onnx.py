@@ -786,6 +786,9 @@ class _Builder:
     def emit_softmax(self, op: O.Softmax, x: list[str]) -> str:
         return self.node("Softmax", x, axis=op.axis)
 
+    def emit_dropout(self, op: O.Dropout, x: list[str]) -> str:
+        return self.node("Identity", x)  # an inference graph
+
     def emit_mean(self, op: O.Mean, x: list[str]) -> str:
         if self.opset < 18:
             return self.node("ReduceMean", x, axes=[op.axis], keepdims=1)
@@ -822,4 +825,5 @@ EMIT_BY_OP: dict[type[O.Op], Callable[[_Builder, Any, list[str]], str]] = {
     O.PadEnd: _Builder.emit_pad_end,
     O.Softmax: _Builder.emit_softmax,
     O.Mean: _Builder.emit_mean,
+    O.Dropout: _Builder.emit_dropout,
 }

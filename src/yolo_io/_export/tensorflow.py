@@ -54,6 +54,33 @@ def _tensorflow_keras() -> tuple[Any, Any]:
     return tf, keras
 
 
+#: What a SavedModel folder holds (Keras' export, TensorFlow's writer).
+SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "variables", "assets", "fingerprint.pb",
+                                 "keras_metadata.pb"})
+
+
+def _check_replaceable(target: Path, inputs: list[tuple[str, str]]) -> None:
+    """An existing output folder is replaced only if it is a SavedModel and
+    nothing else: no link, no other file (a cfg, weights, labels kept beside
+    the model would go with it), and none of the network's files inside."""
+    if target.is_symlink() or not target.is_dir() or not (target / "saved_model.pb").is_file():
+        raise FileExistsError(errno.EEXIST, "exists and is not a SavedModel folder: not "
+                              "replaced", str(target))
+    inside = [p for p in target.rglob("*") if p.is_file()]
+    for _, given in inputs:
+        try:
+            given_stat = os.stat(given)
+        except OSError:
+            continue
+        for p in inside:
+            if os.path.samestat(given_stat, p.stat()):
+                refuse_inputs(p, inputs)  # raises OutputIsInputError naming the input
+    others = sorted(p.name for p in target.iterdir() if p.name not in SAVED_MODEL_ENTRIES)
+    if others:
+        raise FileExistsError(errno.EEXIST, f"holds files a SavedModel does not ({', '.join(others[:3])}"
+                              f"{', ...' if len(others) > 3 else ''}): not replaced", str(target))
+
+
 def export(path: PathArg, net: Network, *,
            format: Literal["saved_model", "tflite"] = "saved_model",
            outputs: Literal["raw", "decoded"] = "raw") -> Path:
@@ -64,8 +91,9 @@ def export(path: PathArg, net: Network, *,
             written atomically (a temporary file beside it, then a rename);
             a SavedModel is built in a temporary folder beside ``path`` and
             renamed into place, replacing an earlier SavedModel there (a
-            folder holding anything else is refused). One of the network's
-            files is refused with OutputIsInputError.
+            folder holding anything else, a file or a link is refused with
+            FileExistsError). One of the network's files, as the output or
+            inside the folder replaced, is refused with OutputIsInputError.
         net: a loaded network.
         format: ``"saved_model"`` or ``"tflite"``.
         outputs: as :func:`yolo_io.keras.build`'s.
@@ -91,15 +119,16 @@ def export(path: PathArg, net: Network, *,
     if net.partial:
         raise ConversionError(f"{net.path} holds only the first {net.covered_layers} of "
                               f"{len(net)} layers: an export needs them all")
-    refuse_inputs(path, network_inputs(net))
+    if outputs not in ("raw", "decoded"):
+        raise ValueError(f"outputs must be 'raw' or 'decoded', not {outputs!r}")
+    inputs = network_inputs(net)
+    refuse_inputs(path, inputs)
     if format == "tflite":
         target = Path(resolve_target(fs_path(path)))
-    else:  # a folder: replaced only if it is a SavedModel (a link is no SavedModel)
+    else:
         target = Path(os.path.abspath(fs_path(path)))
-        if os.path.lexists(target) and (target.is_symlink() or not (
-                target.is_dir() and (target / "saved_model.pb").is_file())):
-            raise FileExistsError(errno.EEXIST, "exists and is not a SavedModel folder: not "
-                                  "replaced", str(target))
+        if os.path.lexists(target):
+            _check_replaceable(target, inputs)
     if not target.parent.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no such folder", str(target))
     tf, keras = _tensorflow_keras()
@@ -115,7 +144,12 @@ def export(path: PathArg, net: Network, *,
     archive.track(model)
     archive.add_endpoint(name="serve", fn=serve, input_signature=[
         tf.TensorSpec((None, h, w, c), tf.float32, name="input")])
-    with tempfile.TemporaryDirectory(prefix=".yolo_io-", dir=target.parent) as tmp:
+    try:
+        scratch = tempfile.TemporaryDirectory(prefix=".yolo_io-", dir=target.parent)
+    except OSError as err:  # a read-only or special folder: named as the output's
+        raise type(err)(err.errno, f"cannot write beside it ({err.strerror})",
+                        str(target)) from err
+    with scratch as tmp:
         saved = Path(tmp) / "saved_model"
         archive.write_out(str(saved), verbose=False)
         if format == "tflite":

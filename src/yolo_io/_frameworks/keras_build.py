@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["EMIT_BY_OP", "build"]
 
 _TO_NHWC, _TO_NCHW = (0, 2, 3, 1), (0, 3, 1, 2)
+# The largest finite value of each compute dtype (-it pads a max pooling).
+_LARGEST = {"float32": float(np.finfo(np.float32).max), "float16": 65504.0,
+            "bfloat16": 3.3895313892515355e38, "float64": float(np.finfo(np.float64).max)}
 _AXIS_NHWC = {1: 3, 2: 1, 3: 2}
 
 
@@ -148,13 +151,14 @@ class _Emitter:
 
     def emit_conv(self, op: O.Conv, xs: list[_Value], shape: Any) -> _Value:
         layers = self.keras.layers
-        if op.dilation > 1 and (op.stride_x > 1 or op.stride_y > 1):
-            raise self.fail(op.layer, f"a convolution with dilation={op.dilation} and a stride "
-                                      "above 1 (Keras' Conv2D refuses the pair)")
+        # Keras' Conv2D takes no dilation with a stride above 1: then the
+        # stride-1 convolution, every stride-th row and column kept (exact).
+        strided = op.dilation > 1 and (op.stride_x > 1 or op.stride_y > 1)
+        strides = (1, 1) if strided else (op.stride_y, op.stride_x)
         x = self.nhwc(xs[0])
         if op.pad:
             x = layers.ZeroPadding2D(op.pad, name=f"pad{op.layer}")(x)
-        conv = layers.Conv2D(op.filters, op.size, strides=(op.stride_y, op.stride_x),
+        conv = layers.Conv2D(op.filters, op.size, strides=strides,
                              padding="valid", dilation_rate=op.dilation, groups=op.groups,
                              use_bias=not op.batch_normalize, name=f"conv{op.layer}")
         y = conv(x)
@@ -164,6 +168,8 @@ class _Emitter:
                                                       op.size, op.size).transpose(2, 3, 1, 0)
             conv.set_weights([kernel] if op.batch_normalize else
                              [kernel, copy_array(p["biases"])])
+        if strided:
+            y = y[:, ::op.stride_y, ::op.stride_x, :]
         if op.batch_normalize:
             y = self.batch_norm(y, op.layer, op.filters)
         return _Value(y, nhwc=True)
@@ -182,27 +188,28 @@ class _Emitter:
         return _Value(y)
 
     def emit_local(self, op: O.Local, xs: list[_Value], shape: Any) -> _Value:
+        # The k*k shifted, strided views of the padded input side by side in
+        # (dy, dx, c) order (no im2col kernel: that constant grows as c^2),
+        # then per output position its own matrix.
         ops = self.ops
-        c, k = op.channels, op.size
+        c, k, s = op.channels, op.size, op.stride
         p = self.arrays(op.layer)
         if p is None:
             raise self.fail(op.layer, "a locally connected layer without weights to assign "
                                       "(Keras 3 has no trainable LocallyConnected2D)")
-        eye = np.zeros((k, k, c, c * k * k), np.float32)       # HWIO im2col, darknet's order
-        for ci in range(c):
-            for dy in range(k):
-                for dx in range(k):
-                    eye[dy, dx, ci, (ci * k + dy) * k + dx] = 1
         x = self.nhwc(xs[0])
         if op.pad:
             x = ops.pad(x, [[0, 0], [op.pad, op.pad], [op.pad, op.pad], [0, 0]])
-        cols = ops.conv(x, eye, strides=op.stride, padding="valid")   # (N, oh, ow, ckk)
-        positions = op.out_h * op.out_w
-        cols = ops.reshape(cols, (-1, positions, c * k * k))
-        weights = copy_array(p["weights"]).reshape(positions, op.filters, c * k * k)
-        y = ops.einsum("blk,lfk->blf", cols, weights)
-        bias = copy_array(p["biases"]).reshape(op.filters, op.out_h, op.out_w).transpose(1, 2, 0)
-        y = ops.reshape(y, (-1, op.out_h, op.out_w, op.filters)) + bias[None]
+        oh, ow = op.out_h, op.out_w
+        views = [x[:, dy:dy + s * (oh - 1) + 1:s, dx:dx + s * (ow - 1) + 1:s, :]
+                 for dy in range(k) for dx in range(k)]
+        cols = ops.reshape(ops.concatenate(views, axis=-1), (-1, oh * ow, k * k * c))
+        # darknet's (position, filter, c, dy, dx) as (position, filter, dy, dx, c)
+        weights = copy_array(p["weights"]).reshape(oh * ow, op.filters, c, k, k)
+        weights = weights.transpose(0, 1, 3, 4, 2).reshape(oh * ow, op.filters, k * k * c)
+        y = ops.einsum("blk,lfk->blf", cols, np.ascontiguousarray(weights))
+        bias = copy_array(p["biases"]).reshape(op.filters, oh, ow).transpose(1, 2, 0)
+        y = ops.reshape(y, (-1, oh, ow, op.filters)) + bias[None]
         return _Value(y, nhwc=True)
 
     def emit_batchnorm(self, op: O.BatchNorm, xs: list[_Value], shape: Any) -> _Value:
@@ -231,7 +238,8 @@ class _Emitter:
         k, s = op.size, (op.stride_y, op.stride_x)
         if op.kind == "max":
             if any(op.pads):  # darknet ignores cells outside: they never win
-                x = ops.pad(x, pads, constant_values=float(-np.finfo(np.float32).max))
+                dtype = self.keras.config.dtype_policy().compute_dtype  # mixed precision
+                x = ops.pad(x, pads, constant_values=-_LARGEST.get(dtype, _LARGEST["float32"]))
             return _Value(layers.MaxPooling2D(k, s, padding="valid")(x), nhwc=True)
         y = layers.AveragePooling2D(k, s, padding="valid")(
             ops.pad(x, pads) if any(op.pads) else x)
@@ -316,4 +324,6 @@ EMIT_BY_OP: dict[type[O.Op], Callable[[_Emitter, Any, list[_Value], Any], _Value
     O.PadEnd: _in_nchw(lambda e, op: lambda x: e.ops.pad(x, [[0, 0], [0, op.count]])),
     O.Softmax: _in_nchw(lambda e, op: lambda x: e.ops.softmax(x, axis=op.axis)),
     O.Mean: _in_nchw(lambda e, op: lambda x: e.ops.mean(x, axis=op.axis, keepdims=True)),
+    O.Dropout: lambda e, op, xs, shape: _Value(e.keras.layers.Dropout(op.probability)(
+        xs[0].tensor), nhwc=xs[0].nhwc),
 }

@@ -33,6 +33,12 @@ def fail(layer: CfgLayer, reason: str) -> ConversionError:
                            "(ONNX, PyTorch or Keras)")
 
 
+def fail_decoding(layer: CfgLayer, reason: str) -> ConversionError:
+    """The error for a head whose decoding no model computes (its raw input can)."""
+    return ConversionError(f"{layer.location}: {reason}; no decoded outputs for it (ask for "
+                           "the raw outputs: outputs='raw', or --outputs raw)")
+
+
 def head_output_names(config: Config) -> list[str]:
     """The raw outputs' names: ``head_{i}`` for every head layer ``i``, in
     layer order; ``["output"]`` for a network without heads."""
@@ -69,7 +75,10 @@ def lower(config: Config, *, outputs: OutputKind = "raw", intermediates: bool = 
         rule = LOWER_BY_KIND[layer.type]
         if isinstance(rule, Refused):
             raise fail(layer, rule.reason)
-        x = rule(g, layer, x)
+        try:
+            x = rule(g, layer, x)
+        except ValueError as err:  # an operation's shapes do not fit (ops.py)
+            raise fail(layer, f"{err}, which darknet computes past its buffers") from err
         if g.shapes[x] != tuple(layer.output_shape) and not layer.kind.flat:
             raise fail(layer, f"an output of {tuple(layer.output_shape)} where the lowering "
                               f"gives {g.shapes[x]}")
@@ -101,13 +110,14 @@ def lower(config: Config, *, outputs: OutputKind = "raw", intermediates: bool = 
 # -- activations -------------------------------------------------------------------
 
 
-def activation(g: Graph, layer: CfgLayer, name: str, x: int, *, explicit: bool = False) -> int:
+def activation(g: Graph, layer: CfgLayer, name: str, x: int, *,
+               explicit: tuple[str, ...] = ()) -> int:
     """darknet's activate_array (activations.c) for ``name``; ``explicit``:
-    the layer's forward calls swish, mish and hard_mish itself, as only the
-    convolutional and shortcut layers do."""
-    if name in ("swish", "mish", "hard_mish") and not explicit:
-        # In any other layer darknet's activate() has no case for them and
-        # outputs 0, which no one means.
+    the activations the layer's forward calls itself (forward_convolutional_layer:
+    swish, mish and hard_mish; forward_shortcut_layer: swish and mish)."""
+    if name in ("swish", "mish", "hard_mish") and name not in explicit:
+        # Anywhere else darknet's activate() has no case for them and outputs
+        # 0, which no one means.
         raise fail(layer, f"activation={name} in a {layer.section} layer (darknet outputs 0 "
                           "there: activate() has no case for it)")
     f = np.float32
@@ -169,6 +179,27 @@ def activation(g: Graph, layer: CfgLayer, name: str, x: int, *, explicit: bool =
 # -- layers ------------------------------------------------------------------------
 
 
+def _stored(layer: CfgLayer) -> set[str]:
+    """The arrays the weights file holds for ``layer``; a layer with
+    ``dontload=1`` (and no share_index) holds none, and darknet computes with
+    its random initialisation: refused."""
+    names = {s.name for s in layer.param_specs}
+    if not names and layer.share_index is None:
+        raise fail(layer, "dontload=1: the weights file holds no arrays for it, and darknet "
+                          "computes with random ones")
+    return names
+
+
+def _batch_norm(layer: CfgLayer, batch_normalize: int) -> bool:
+    """Whether the layer computes a batch norm from stored arrays: with
+    ``dontloadscales=1`` the file holds none, and yolo_io's fusion (so the
+    ONNX export) computes the layer without it."""
+    if layer.share_index is not None:
+        return bool(batch_normalize)
+    stored = _stored(layer)
+    return bool(batch_normalize) and "scales" in stored
+
+
 def _convolutional(g: Graph, layer: CfgLayer, x: int) -> int:
     a = layer.attrs
     assert isinstance(a, A.ConvolutionalAttrs)
@@ -185,15 +216,16 @@ def _convolutional(g: Graph, layer: CfgLayer, x: int) -> int:
     # forward_convolutional_layer pads by pad * dilation (im2col_cpu_ext).
     y = g.add(O.Conv(layer.index, layer.input_shape[0], a.filters, a.size, a.stride_y,
                      a.stride_x, a.pad * a.dilation, a.dilation, a.groups,
-                     bool(a.batch_normalize)), x)
-    return activation(g, layer, a.activation, y, explicit=True)
+                     _batch_norm(layer, a.batch_normalize)), x)
+    return activation(g, layer, a.activation, y, explicit=("swish", "mish", "hard_mish"))
 
 
 def _connected(g: Graph, layer: CfgLayer, x: int) -> int:
     a = layer.attrs
     assert isinstance(a, A.ConnectedAttrs)
-    n = int(np.prod(layer.input_shape))
-    y = g.add(O.Dense(layer.index, n, a.outputs, bool(a.batch_normalize)), g.reshape(x, n))
+    n = int(np.prod(g.shapes[x]))  # (a text model's first layer reads [net] inputs=)
+    y = g.add(O.Dense(layer.index, n, a.outputs, _batch_norm(layer, a.batch_normalize)),
+              g.reshape(x, n))
     y = activation(g, layer, a.activation, y)
     return g.reshape(y, *layer.output_shape)
 
@@ -247,10 +279,19 @@ def _avgpool(g: Graph, layer: CfgLayer, x: int) -> int:
 
 
 def _identity(g: Graph, layer: CfgLayer, x: int) -> int:
-    # dropout: darknet's forward at inference copies its input (dropout_layer.c:
-    # only `state.train` scales and drops); a head's output here is its raw
-    # input (the decoding is added after the last layer).
+    # A head's output here is its raw input (the decoding is added after the
+    # last layer).
     return x
+
+
+def _dropout(g: Graph, layer: CfgLayer, x: int) -> int:
+    # forward_dropout_layer (dropout_layer.c): at inference a copy of its
+    # input; in training each value dropped with `probability`, the rest
+    # scaled by 1 / (1 - probability). (dropblock=1 drops blocks in darknet's
+    # training; a model trains it as plain dropout.)
+    a = layer.attrs
+    assert isinstance(a, A.DropoutAttrs)
+    return g.add(O.Dropout(float(a.probability)), x) if a.probability > 0 else x
 
 
 def _route(g: Graph, layer: CfgLayer, x: int) -> int:
@@ -297,7 +338,7 @@ def _shortcut(g: Graph, layer: CfgLayer, x: int) -> int:
     else:
         y = g.add(O.WeightedSum(layer.index, len(parts), a.weights_type == "per_channel",
                                 a.weights_normalization), *parts)  # type: ignore[arg-type]
-    return activation(g, layer, a.activation, y, explicit=True)
+    return activation(g, layer, a.activation, y, explicit=("swish", "mish"))
 
 
 def _upsample(g: Graph, layer: CfgLayer, x: int) -> int:
@@ -328,7 +369,7 @@ def _reorg(g: Graph, layer: CfgLayer, x: int, *, three_d: bool) -> int:
         cc, ch, cw = layer.input_shape
     if cc % (s * s):
         raise fail(layer, f"{cc} channels, not a multiple of stride^2 = {s * s}")
-    if three_d and (layer.input_shape[1] % s or layer.input_shape[2] % s):
+    if layer.input_shape[1] % s or layer.input_shape[2] % s:
         # reorg_cpu then reads the input with the output's pitch: not a
         # rearrangement of whole cells.
         raise fail(layer, f"an input of {tuple(layer.input_shape)} that stride={s} does not "
@@ -420,7 +461,7 @@ LOWER_BY_KIND: dict[str, Lowering | Refused] = {
     "crnn": _RECURRENT,
     "conv_lstm": _RECURRENT,
     "batchnorm": _batchnorm,
-    "dropout": _identity,
+    "dropout": _dropout,
     "softmax": _softmax,
     "cost": Refused("a training-only layer"),  # left out before it gets here
     "normalization": Refused("a local response normalization layer"),
@@ -447,7 +488,8 @@ def _decode(g: Graph) -> Decoded:
     classes = {h.attrs.classes for h in g.heads if hasattr(h.attrs, "classes")}
     if len(classes) != 1:
         raise ConversionError(f"heads with different class counts {sorted(classes)} cannot be "
-                              "decoded into one scores tensor; ask for outputs='raw'")
+                              "decoded into one scores tensor; ask for the raw outputs "
+                              "(outputs='raw', or --outputs raw)")
     g.classes = classes.pop()
     _, net_h, net_w = g.config.input_shape
     parts: list[Decoded] = []
@@ -464,7 +506,7 @@ def _decode(g: Graph) -> Decoded:
         elif isinstance(a, A.DetectionAttrs):
             parts.append(_decode_detection(g, head, a, x))
         else:  # pragma: no cover - every head kind is above
-            raise fail(head, f"decoding a {head.section} head (ask for outputs='raw')")
+            raise fail_decoding(head, f"decoding a {head.section} head")
     g._layer = -1
     return (g.concat(1, *(p[0] for p in parts)), g.concat(1, *(p[1] for p in parts)),
             g.concat(1, *(p[2] for p in parts)))
@@ -520,8 +562,8 @@ def _decode_yolo(g: Graph, head: CfgLayer, a: A.YoloAttrs, x: int, net_w: int, n
     _, hh, ww = head.input_shape
     anchors, entries = len(a.anchors), 5 + a.classes
     if head.input_shape[0] != anchors * entries:
-        raise fail(head, f"an input of {head.input_shape[0]} channels, not {anchors} anchors x "
-                         f"{entries}")
+        raise fail_decoding(head, f"an input of {head.input_shape[0]} channels, not {anchors} "
+                                  f"anchors x {entries}")
     txy, twh, obj, cls = _split_head(g, x, anchors, entries, hh, ww)
     if not a.new_coords:
         txy, obj, cls = g.unary("sigmoid", txy), g.unary("sigmoid", obj), g.unary("sigmoid", cls)
@@ -546,10 +588,10 @@ def _decode_gaussian(g: Graph, head: CfgLayer, a: A.GaussianYoloAttrs, x: int, n
     _, hh, ww = head.input_shape
     anchors, entries = len(a.anchors), 9 + a.classes
     if head.input_shape[0] != anchors * entries:
-        raise fail(head, f"an input of {head.input_shape[0]} channels, not {anchors} anchors x "
-                         f"{entries}")
+        raise fail_decoding(head, f"an input of {head.input_shape[0]} channels, not {anchors} "
+                                  f"anchors x {entries}")
     if a.yolo_point not in ("center", "left_top", "right_bottom"):
-        raise fail(head, f"yolo_point={a.yolo_point}")
+        raise fail_decoding(head, f"yolo_point={a.yolo_point}")
     five = g.reshape(x, anchors, entries, hh * ww)
     act = g.unary("sigmoid", five)
     means = g.concat(2, g.slice(act, 2, 0, 1), g.slice(act, 2, 2, 3))
@@ -573,8 +615,8 @@ def _decode_detection(g: Graph, head: CfgLayer, a: A.DetectionAttrs, x: int) -> 
     # confidence * class. Entries here: anchor, then cell.
     s2, num, c = a.side * a.side, a.num, a.classes
     if a.coords != 4 or int(np.prod(head.input_shape)) != s2 * (5 * num + c):
-        raise fail(head, f"a detection head with coords={a.coords} and "
-                         f"{int(np.prod(head.input_shape))} inputs")
+        raise fail_decoding(head, f"a detection head with coords={a.coords} and "
+                                  f"{int(np.prod(head.input_shape))} inputs")
     flat = g.reshape(x, -1)
 
     def part(begin: int, end: int, *shape: int) -> int:
@@ -608,16 +650,16 @@ def _decode_region(g: Graph, head: CfgLayer, a: A.RegionAttrs, x: int) -> Decode
     _, hh, ww = head.input_shape
     anchors, entries = len(a.anchors), a.coords + 1 + a.classes
     if a.coords != 4 or head.input_shape[0] != anchors * entries:
-        raise fail(head, f"a region head with coords={a.coords} and {head.input_shape[0]} input "
-                         "channels")
+        raise fail_decoding(head, f"a region head with coords={a.coords} and "
+                                  f"{head.input_shape[0]} input channels")
     if not a.softmax:
-        raise fail(head, "decoding a [region] head without softmax")
+        raise fail_decoding(head, "decoding a [region] head without softmax")
     # get_region_boxes: a softmax tree (hierarchy_predictions), or classfix=-1
     # zeroing a class below 0.5 objectness.
     if a.tree:
-        raise fail(head, f"decoding a [region] head with tree={head.options['tree']}")
+        raise fail_decoding(head, f"decoding a [region] head with tree={head.options['tree']}")
     if a.classfix:
-        raise fail(head, f"decoding a [region] head with classfix={a.classfix}")
+        raise fail_decoding(head, f"decoding a [region] head with classfix={a.classfix}")
     txy, twh, obj, cls = _split_head(g, x, anchors, entries, hh, ww)
     xy = _xy(g, g.unary("sigmoid", txy), 1.0, hh, ww)
     obj = g.unary("sigmoid", obj)

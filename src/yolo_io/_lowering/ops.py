@@ -256,7 +256,18 @@ class Reshape(Op):
     def shape(self, inputs: list[Shape]) -> Shape:
         n = math.prod(inputs[0])
         known = math.prod(d for d in self.to if d != -1)
-        return tuple(n // known if d == -1 else d for d in self.to)
+        out = tuple(n // known if d == -1 else d for d in self.to)
+        if math.prod(out) != n:
+            raise ValueError(f"a reshape of {inputs[0]} ({n} values) to {self.to}")
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class Dropout(Op):
+    """darknet's dropout: the input at inference; in training each value
+    dropped with ``probability``, the rest scaled by 1 / (1 - probability)."""
+
+    probability: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -325,7 +336,7 @@ class Mean(Op):
 OPS: tuple[type[Op], ...] = (
     Conv, Dense, Local, BatchNorm, WeightedSum, Const, Arith, Unary, LeakyRelu, Elu, Selu,
     Clip, Compare, Where, Pool, GlobalAvgPool, Upsample, Reshape, Transpose, Slice, Concat,
-    PadEnd, Softmax, Mean)
+    PadEnd, Softmax, Mean, Dropout)
 
 
 def normalized_shortcut_weights(weights: npt.ArrayLike, op: WeightedSum) -> npt.NDArray[np.float64]:

@@ -32,6 +32,9 @@ def resolve_target(path: PathArg) -> str:
     target = fs_path(path)  # str, bytes or os.PathLike, a name in any encoding
     if not target:
         raise FileNotFoundError(errno.ENOENT, "an empty path is no file name", target)
+    if target.endswith(os.sep):
+        raise IsADirectoryError(errno.EISDIR, "a name ending in / names a folder, not a file",
+                                target)
     try:
         st = os.lstat(target)
     except FileNotFoundError:
