@@ -203,8 +203,8 @@ def test_a_saved_model_folder_holding_more_is_not_replaced(tmp_path: Path,
     inside = saved / "variables" / "model.weights"
     inside.write_bytes(weights.read_bytes())
     moved = yolo_io.load(inside, tiny_cfg)
-    with pytest.raises(yolo_io.OutputIsInputError, match="model.weights is the network's "
-                                                         "weights file"):
+    with pytest.raises(yolo_io.OutputIsInputError, match=r"model\.weights is the network's "
+                                                         r"weights file"):
         yolo_io.keras.export(saved, moved)
     assert sorted(p.name for p in saved.rglob("*")) == [
         "model.weights", "saved_model.pb", "variables", "variables.index"]

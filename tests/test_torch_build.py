@@ -388,11 +388,11 @@ def test_dontloadscales_computes_as_the_export_and_dontload_is_refused(tmp_path:
 @pytest.mark.parametrize(("body", "what"), [
     # forward_shortcut_layer computes swish and mish itself; hard_mish goes to
     # activate(), which has no case for it and outputs 0.
-    ("[convolutional]\nfilters=4\nsize=1\nactivation=linear\n\n[shortcut]\nfrom=-2\n"
-     "activation=hard_mish\n", r"layer 2 .*activation=hard_mish in a \[shortcut\]"),
+    (("[convolutional]\nfilters=4\nsize=1\nactivation=linear\n\n[shortcut]\nfrom=-2\n"
+     "activation=hard_mish\n"), r"layer 2 .*activation=hard_mish in a \[shortcut\]"),
     # 5x5 by stride 2: darknet's reorg reads past its input
-    ("[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nactivation=leaky\n\n[reorg]\n"
-     "stride=2\n", r"layer 2 .*stride=2 does not divide"),
+    (("[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nactivation=leaky\n\n[reorg]\n"
+     "stride=2\n"), r"layer 2 .*stride=2 does not divide"),
 ])
 def test_what_darknet_computes_wrongly_is_refused_everywhere(tmp_path: Path, body: str,
                                                              what: str) -> None:
