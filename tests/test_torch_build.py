@@ -250,19 +250,25 @@ def test_a_cfg_alone_builds_a_model_that_trains(tmp_path: Path) -> None:
         pytest.skip(f"{cfg} is not there (the real-cfg corpus lives beside the checkout in CI)")
     text = resized(cfg.read_text(), 96)
     (tmp_path / "c.cfg").write_text(text)
+    pytest.importorskip("cv2")
     for source in (tmp_path / "c.cfg", yolo_io.parse_cfg(tmp_path / "c.cfg")):
         torch.manual_seed(0)
         model = ytorch.build(source).train()
+        optimiser = torch.optim.SGD(model.parameters(), lr=1e-2, momentum=0.9)
         out = model(torch.rand(2, 3, 96, 96))
         sum((o ** 2).mean() for o in out).backward()
         assert all(p.grad is not None and torch.isfinite(p.grad).all()
                    for p in model.parameters())
+        optimiser.step()
         saved = yolo_io.save(tmp_path / "scratch.weights", model.state_dict(), tmp_path / "c.cfg")
         net = yolo_io.load(saved, tmp_path / "c.cfg")
         x = natural_image(*net.input_shape)
-        for a, b in zip(forward(model.eval(), x), forward(ytorch.build(net).eval(), x),
-                        strict=True):
+        ours = forward(model.eval(), x)
+        for a, b in zip(ours, forward(ytorch.build(net).eval(), x), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        for a, ref in zip(ours, opencv_heads(tmp_path / "c.cfg", saved, x), strict=True):
+            report = close(a, ref.reshape(a.shape))
+            assert report is None, report
 
 
 def test_a_partial_file_assigns_what_it_holds(tiny: yolo_io.Network, tmp_path: Path) -> None:
