@@ -669,20 +669,26 @@ class _Builder:
                          transB=1)
 
     def emit_local(self, op: O.Local, x: list[str]) -> str:
-        c, k, oh, ow = op.channels, op.size, op.out_h, op.out_w
-        eye = np.zeros((c * k * k, c, k, k), np.float32)
-        for ci in range(c):
-            for dy in range(k):
-                for dx in range(k):
-                    eye[(ci * k + dy) * k + dx, ci, dy, dx] = 1
+        # The k*k shifted, strided views of the padded input stacked in (dy,
+        # dx, c) order (no im2col kernel: that constant grows as c^2), then per
+        # output position its own (filters, k*k*c) matrix.
+        c, k, s, oh, ow = op.channels, op.size, op.stride, op.out_h, op.out_w
         p = self.params(op.layer)
         dt = self.param_dtype()
-        patches = self.node("Conv", [x[0], self.const(eye, "im2col")], kernel_shape=[k, k],
-                            strides=[op.stride, op.stride], pads=[op.pad] * 4)
-        cols = self.node("Reshape", [patches, self.ints([0, c * k * k, oh * ow])])
-        weights = self.weight(np.asarray(p["weights"]).astype(dt).reshape(oh * ow, op.filters,
-                                                                         c * k * k),
-                              f"w{op.layer}")
+        padded = x[0]
+        if op.pad:
+            padded = self.node("Pad", [padded, self.ints([0, 0, op.pad, op.pad, 0, 0, op.pad,
+                                                          op.pad])], mode="constant")
+        views = [self.node("Slice", [padded, self.ints([dy, dx]),
+                                     self.ints([dy + s * (oh - 1) + 1, dx + s * (ow - 1) + 1]),
+                                     self.ints([2, 3]), self.ints([s, s])])
+                 for dy in range(k) for dx in range(k)]
+        cols = self.node("Reshape", [self.node("Concat", views, axis=1),
+                                     self.ints([0, c * k * k, oh * ow])])
+        stored: npt.NDArray[Any] = np.asarray(p["weights"]).astype(dt).reshape(
+            oh * ow, op.filters, c, k, k)
+        weights = self.weight(np.ascontiguousarray(stored.transpose(0, 1, 3, 4, 2)).reshape(
+            oh * ow, op.filters, k * k * c), f"w{op.layer}")
         y = self.node("Einsum", [cols, weights], equation="bkl,lfk->bfl")
         y = self.node("Reshape", [y, self.ints([0, op.filters, oh, ow])])
         bias = self.weight(np.asarray(p["biases"]).astype(dt).reshape(1, op.filters, oh, ow),
