@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,6 +55,7 @@ class DarknetModel(nn.Module):
             for v in node.inputs:
                 last_use[v] = position
         kept = {o.value for o in graph.outputs}
+        fresh = {n.output for n in graph.nodes if isinstance(n.op, _FRESH)}
         steps: list[Step] = []
         for position, node in enumerate(graph.nodes):
             make = _MAKERS.get(type(node.op))
@@ -61,15 +63,21 @@ class DarknetModel(nn.Module):
                 make(self, node.op, net, graph.shapes[node.output], node.output)
             drop = tuple(v for v in dict.fromkeys(node.inputs)
                          if last_use[v] == position and v not in kept)
-            steps.append((node.op, node.inputs, node.output, drop))
+            op = node.op
+            if isinstance(op, (O.Unary, O.LeakyRelu)) and node.inputs[0] in drop and \
+                    node.inputs[0] in fresh:
+                # Its input is a tensor of its own, read by nothing else: the
+                # activation may overwrite it when no gradient is recorded.
+                op = _InPlace(op)
+            steps.append((op, node.inputs, node.output, drop))
         self._steps = steps
         self._outputs = tuple(o.value for o in graph.outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         values: dict[int, torch.Tensor] = {INPUT: x}
         for op, inputs, output, drop in self._steps:
-            values[output] = EMIT_BY_OP[type(op)](self, op, output,
-                                                  *[values[v] for v in inputs])
+            fn = _in_place if type(op) is _InPlace else EMIT_BY_OP[type(op)]
+            values[output] = fn(self, op, output, *[values[v] for v in inputs])
             for v in drop:
                 del values[v]
         if len(self._outputs) == 1:
@@ -236,6 +244,8 @@ def _pool(m: DarknetModel, op: O.Pool, v: int, x: torch.Tensor) -> torch.Tensor:
     top, left, bottom, right = op.pads
     pads, k, s = (left, right, top, bottom), op.size, (op.stride_y, op.stride_x)
     if op.kind == "max":
+        if top == left == bottom == right and 2 * top <= k:  # no window wholly outside
+            return F.max_pool2d(x, k, s, padding=top)
         if any(op.pads):  # darknet ignores cells outside: they never win
             x = F.pad(x, pads, value=-torch.finfo(x.dtype).max)
         return F.max_pool2d(x, k, s)
@@ -245,6 +255,33 @@ def _pool(m: DarknetModel, op: O.Pool, v: int, x: torch.Tensor) -> torch.Tensor:
     # window inside it.
     inside = F.avg_pool2d(F.pad(x.new_ones((1, 1, *x.shape[2:])), pads), k, s)
     return F.avg_pool2d(F.pad(x, pads), k, s) / inside
+
+
+# Operations whose output is a new tensor, never a view of another value.
+_FRESH = (O.Conv, O.Dense, O.BatchNorm, O.Local, O.WeightedSum)
+
+
+@dataclass(frozen=True, eq=False)
+class _InPlace(O.Op):
+    """An activation that may overwrite its input (see DarknetModel.__init__)."""
+
+    op: O.Unary | O.LeakyRelu
+
+
+_INPLACE: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "sigmoid": torch.sigmoid_, "tanh": torch.tanh_, "exp": torch.exp_, "relu": torch.relu_,
+    "mish": lambda x: F.mish(x, inplace=True)}
+
+
+def _in_place(m: DarknetModel, op: O.Op, v: int, x: torch.Tensor) -> torch.Tensor:
+    assert isinstance(op, _InPlace)
+    inner = op.op
+    if torch.is_grad_enabled():  # autograd needs the input: as usual
+        return EMIT_BY_OP[type(inner)](m, inner, v, x)
+    if isinstance(inner, O.LeakyRelu):
+        return F.leaky_relu(x, inner.alpha, inplace=True)
+    fn = _INPLACE.get(inner.kind)
+    return fn(x) if fn is not None else EMIT_BY_OP[O.Unary](m, inner, v, x)
 
 
 _ARITH: dict[str, Callable[..., torch.Tensor]] = {
