@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._base.errors import YoloIOError
 from .._base.paths import shown
@@ -28,6 +28,9 @@ from .common import (
     require,
     stage,
 )
+
+if TYPE_CHECKING:
+    from .._model.network import Network
 
 # Options of the ONNX export alone, and how each shows on the command line.
 _ONNX_ONLY = {"opset": "--opset", "dtype": "--dtype", "mish": "--mish",
@@ -73,6 +76,16 @@ def output_format(args: argparse.Namespace) -> str:
                   "say --format", EXIT_USAGE)
 
 
+def output_names(net: Network, outputs: str) -> list[str]:
+    """The outputs an export of ``net`` has, for ``--outputs`` (any format)."""
+    from .._lowering import head_output_names
+
+    heads = head_output_names(net.config)
+    if outputs == "raw" or heads == ["output"]:
+        return heads
+    return ["boxes", "objectness", "scores"] + (["selected"] if outputs == "nms" else [])
+
+
 def run(args: argparse.Namespace) -> int:
     check_paths("export", args.cfg, args.weights)
     if not args.output:
@@ -95,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
                           EXIT_USAGE)
         return _tensorflow(args, fmt)
     require("onnx", "onnx")
-    from .._export.onnx import export, head_output_names
+    from .._export.onnx import export
 
     net = load_or_fail(args.weights, args.cfg, False)
     options: dict[str, Any] = {}
@@ -117,9 +130,7 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(err, YoloIOError):  # ConversionError: the model's problem
             raise
         raise Failure(str(err), EXIT_USAGE) from err
-    heads = head_output_names(net)
-    names = (heads if args.outputs == "raw" or heads == ["output"] else
-             ["boxes", "objectness", "scores"] + (["selected"] if args.outputs == "nms" else []))
+    names = output_names(net, args.outputs)
     if args.intermediates:
         names.append("layer_{i} for every layer")
     data = out.with_name(out.name + ".data")
@@ -165,11 +176,7 @@ def _tensorflow(args: argparse.Namespace, fmt: str) -> int:
                       "'yolo_io[tensorflow]'", EXIT_DEPENDENCY) from err
     size = (out.stat().st_size if out.is_file() else
             sum(f.stat().st_size for f in out.rglob("*") if f.is_file()))
-    from .._lowering import head_output_names
-
-    names = head_output_names(net.config)
-    if args.outputs == "decoded" and names != ["output"]:
-        names = ["boxes", "objectness", "scores"]
+    names = output_names(net, args.outputs)
     if args.json:
         json.dump({"output": shown(str(out)), "format": fmt, "bytes": size, "outputs": names},
                   sys.stdout, indent=2)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from .._base.errors import ConversionError
 from .._base.paths import PathArg, fs_path
 from .._frameworks.keras_build import build
+from .._frameworks.source import OUTPUTS
 from .._model.network import Network
 from .._writing.atomic import (
     atomic_file,
@@ -119,7 +120,7 @@ def export(path: PathArg, net: Network, *,
     if net.partial:
         raise ConversionError(f"{net.path} holds only the first {net.covered_layers} of "
                               f"{len(net)} layers: an export needs them all")
-    if outputs not in ("raw", "decoded"):
+    if outputs not in OUTPUTS:
         raise ValueError(f"outputs must be 'raw' or 'decoded', not {outputs!r}")
     inputs = network_inputs(net)
     refuse_inputs(path, inputs)

@@ -139,7 +139,7 @@ class _Emitter:
 
     # -- operations with arrays ------------------------------------------------
 
-    def batch_norm(self, x: Any, index: int, channels: int) -> Any:
+    def batch_norm(self, x: Any, index: int) -> Any:
         layer = self.keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=0.99,
                                                      name=f"bn{index}")
         y = layer(x)
@@ -171,7 +171,7 @@ class _Emitter:
         if strided:
             y = y[:, ::op.stride_y, ::op.stride_x, :]
         if op.batch_normalize:
-            y = self.batch_norm(y, op.layer, op.filters)
+            y = self.batch_norm(y, op.layer)
         return _Value(y, nhwc=True)
 
     def emit_dense(self, op: O.Dense, xs: list[_Value], shape: Any) -> _Value:
@@ -184,7 +184,7 @@ class _Emitter:
             dense.set_weights([kernel] if op.batch_normalize else
                               [kernel, copy_array(p["biases"])])
         if op.batch_normalize:
-            y = self.batch_norm(y, op.layer, op.outputs)
+            y = self.batch_norm(y, op.layer)
         return _Value(y)
 
     def emit_local(self, op: O.Local, xs: list[_Value], shape: Any) -> _Value:
@@ -213,7 +213,7 @@ class _Emitter:
         return _Value(y, nhwc=True)
 
     def emit_batchnorm(self, op: O.BatchNorm, xs: list[_Value], shape: Any) -> _Value:
-        return _Value(self.batch_norm(self.nhwc(xs[0]), op.layer, op.channels), nhwc=True)
+        return _Value(self.batch_norm(self.nhwc(xs[0]), op.layer), nhwc=True)
 
     def emit_weighted_sum(self, op: O.WeightedSum, xs: list[_Value], shape: Any) -> _Value:
         p = self.arrays(op.layer)

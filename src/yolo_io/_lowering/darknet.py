@@ -55,7 +55,7 @@ def lower(config: Config, *, outputs: OutputKind = "raw", intermediates: bool = 
     (N, n, classes), as the ONNX export's. ``intermediates``: also every
     layer's output as ``layer_{i}``. Training-only layers (cost,
     contrastive) are left out and listed in ``Graph.omitted``."""
-    g = Graph(config, outputs)
+    g = Graph(config)
     x = INPUT
     for layer in config:
         if layer.kind.training_only:

@@ -45,10 +45,9 @@ class Graph:
     ``shapes[v]`` is value ``v``'s shape without the batch axis;
     ``layer_values[i]`` the value darknet layer ``i`` outputs (absent for a
     layer left out: ``omitted``); ``heads`` the detection heads in layer
-    order; ``kind`` the outputs asked for."""
+    order."""
 
     config: Config
-    kind: Literal["raw", "decoded"]
     nodes: list[Node] = field(default_factory=list)
     shapes: list[O.Shape] = field(default_factory=list)
     layer_values: dict[int, int] = field(default_factory=dict)
@@ -113,15 +112,3 @@ class Graph:
                 kept.append(node)
                 live.update(node.inputs)
         self.nodes = kept[::-1]
-
-    # -- reading ------------------------------------------------------------
-
-    def consumers(self) -> dict[int, int]:
-        """How many nodes and outputs read each value."""
-        count: dict[int, int] = {}
-        for node in self.nodes:
-            for v in node.inputs:
-                count[v] = count.get(v, 0) + 1
-        for out in self.outputs:
-            count[out.value] = count.get(out.value, 0) + 1
-        return count
