@@ -9,11 +9,9 @@ exactly the bytes the file has.
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import shlex
-import stat
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,6 +24,7 @@ from .._model.attrs import DetectionAttrs, RegionAttrs, YoloAttrs
 from .._model.config import CfgLayer, Config, atoi, cfg_text, core_config, parse
 from .._model.network import explain_size_errors_with, file_kinds
 from .published import Published, published_with_size
+from .text_files import read_data_file, read_names, read_text_file
 
 __all__ = ["CfgEdit", "Diagnosis", "Finding", "LayerRef", "diagnose"]
 
@@ -428,7 +427,7 @@ class _Text:
     def __init__(self, config: Config | str, source: bytes | None = None) -> None:
         self.path = config.path if isinstance(config, Config) else config
         if source is None:
-            source = _read_text_file(self.path)
+            source = read_text_file(self.path)
         self.lines = source.split(b"\n")
 
     def old(self, line: int) -> str:
@@ -674,54 +673,10 @@ def _anchor_edits(text: _Text, heads: Iterable[_Head], m: int, k: int) -> list[C
 
 # -- .data and .names ---------------------------------------------------------
 
-_MAX_TEXT_BYTES = 64 << 20  # as the core's limit for a .cfg
-
-
-def _read_text_file(path: str | os.PathLike[str]) -> bytes:
-    """The bytes of a small text file (.data, .names, the cfg again): refuses,
-    without blocking, a FIFO, a device or a socket, and a file over 64 MiB."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        # checked before os.fdopen, which would name a folder by its descriptor ("3: ...")
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
-        if not stat.S_ISREG(st.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or socket)",
-                          os.fspath(path))
-        with os.fdopen(fd, "rb") as f:
-            fd = -1
-            try:
-                data = f.read(_MAX_TEXT_BYTES + 1)
-            except OSError as err:  # e.g. EIO from /proc/self/mem: say which file
-                raise OSError(err.errno, err.strerror, os.fspath(path)) from None
-    finally:
-        if fd >= 0:
-            os.close(fd)
-    if len(data) > _MAX_TEXT_BYTES:
-        raise OSError(errno.EFBIG, "more than 64 MiB: not a darknet text file", os.fspath(path))
-    return data
-
-
-def _read_data(path: str) -> dict[str, tuple[str, int]]:
-    """darknet's read_data_cfg(): ``key=value`` lines, ``#``/``;`` comments."""
-    out: dict[str, tuple[str, int]] = {}
-    text = _read_text_file(path).decode("utf-8", "replace")
-    for n, raw in enumerate(text.split("\n"), start=1):
-        line = re.sub(r"\s", "", raw)
-        if not line or line[0] in "#;" or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        out.setdefault(key, (value, n))
-    return out
-
-
 def _count_names(path: str) -> tuple[int, int]:
     """(lines darknet counts, of them blank): darknet's get_labels() takes every
     line, blank ones too; many converters count only the non-blank ones."""
-    lines = _read_text_file(path).decode("utf-8", "replace").split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
+    lines = read_names(path)
     return len(lines), sum(1 for x in lines if not x.strip())
 
 
@@ -735,10 +690,10 @@ def _class_file_findings(config: Config, data: str | os.PathLike[str] | None,
     solved = [f for f in weight_findings if f.kind == "class-count"]
     if data is not None:
         data_path = os.fspath(data)
-        options = _read_data(data_path)
+        options = read_data_file(data_path)[0]
         if "classes" in options:
             value, line = options["classes"]
-            data_classes = atoi(value)
+            data_classes = atoi(value or "")
             if head_classes and head_classes != [data_classes]:
                 heads_text = "/".join(map(str, head_classes))
                 if solved and f"with classes={data_classes} " in solved[0].message:
@@ -755,8 +710,9 @@ def _class_file_findings(config: Config, data: str | os.PathLike[str] | None,
                     f"{config.path} have classes={heads_text}: darknet's detector reads the "
                     f"heads' count from the cfg and the .data count for the names, so they "
                     f"must agree", fix=fix))
-        if names is None and "names" in options:
+        if names is None and options.get("names", (None, 0))[0]:
             candidate, line = options["names"]
+            assert candidate is not None
             if os.path.isfile(candidate):
                 names = candidate
             else:
