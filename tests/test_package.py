@@ -27,7 +27,8 @@ READER_EXTRAS = {"safetensors"}
 # pytest plugins and the build backend.
 TOOLS = {"pytest", "pytest-benchmark", "ruff", "mypy", "scikit-build-core"}
 IMPORT_NAMES = {"opencv-python-headless": "cv2", "ml-dtypes": "ml_dtypes", "scikit-image": "skimage",
-                "import-linter": "importlinter", "tensorflow-cpu": "tensorflow"}
+                "import-linter": "importlinter", "tensorflow-cpu": "tensorflow",
+                "pillow": "PIL"}
 
 
 def requirement_name(req: str) -> str:

@@ -22,12 +22,11 @@ import yolo_io.onnx
 from yolo_io._export.verify import (
     TOLERANCES,
     Verification,
-    _letterbox,
-    _resize,
     darknet_image,
     opencv_layer_names,
     verify,
 )
+from yolo_io._lowering.image import letterbox, resize
 from yolo_io.testing import write_weights
 
 cv2 = pytest.importorskip("cv2", reason="opencv-python-headless<5 is not installed")
@@ -431,16 +430,16 @@ def _darknet_resize_loops(im: np.ndarray, w: int, h: int) -> np.ndarray:
 @pytest.mark.parametrize(("src", "dst"), [((7, 5), (4, 9)), ((9, 13), (13, 9)), ((4, 4), (4, 4))])
 def test_resize_is_darknets(src: tuple[int, int], dst: tuple[int, int]) -> None:
     im = np.random.default_rng(0).random((*src, 3), dtype=np.float32)
-    np.testing.assert_allclose(_resize(im, dst[1], dst[0]),
+    np.testing.assert_allclose(resize(im, dst[1], dst[0]),
                                _darknet_resize_loops(im, dst[1], dst[0]), rtol=0, atol=1e-6)
 
 
 def test_letterbox_and_darknet_image(tmp_path: Path) -> None:
     im = np.random.default_rng(0).random((10, 20, 3), dtype=np.float32)
-    boxed = _letterbox(im, 16, 16)  # 20x10 -> 16x8, centered on 0.5 gray
+    boxed = letterbox(im, 16, 16)  # 20x10 -> 16x8, centered on 0.5 gray
     assert boxed.shape == (16, 16, 3)
     assert np.all(boxed[:4] == 0.5) and np.all(boxed[12:] == 0.5)
-    np.testing.assert_array_equal(boxed[4:12], _resize(im, 16, 8))
+    np.testing.assert_array_equal(boxed[4:12], resize(im, 16, 8))
     cfg = "[net]\nwidth=16\nheight=16\nchannels=3\nletter_box={}\n[maxpool]\nsize=2\nstride=2\n"
     png = tmp_path / "im.png"
     pixels = (np.random.default_rng(1).random((10, 20, 3)) * 255).astype(np.uint8)
@@ -449,9 +448,9 @@ def test_letterbox_and_darknet_image(tmp_path: Path) -> None:
     assert x.shape == (1, 3, 16, 16) and x.dtype == np.float32
     assert desc == f"{png} (20x10), letterboxed to 16x16"
     rgb = pixels[:, :, ::-1].astype(np.float32) / 255  # OpenCV reads BGR
-    np.testing.assert_array_equal(x[0].transpose(1, 2, 0), _letterbox(rgb, 16, 16))
+    np.testing.assert_array_equal(x[0].transpose(1, 2, 0), letterbox(rgb, 16, 16))
     x, desc = darknet_image(yolo_io.parse_cfg(cfg.format(0)), png)
-    np.testing.assert_array_equal(x[0].transpose(1, 2, 0), _resize(rgb, 16, 16))
+    np.testing.assert_array_equal(x[0].transpose(1, 2, 0), resize(rgb, 16, 16))
     assert "resized to 16x16" in desc
 
 
@@ -463,9 +462,9 @@ def test_image_and_model_errors(demo: tuple[Path, Path], tmp_path: Path,
         darknet_image(config, tmp_path / "nope.png")
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not an image")
-    with pytest.raises(OSError, match="not an image OpenCV can decode"):
+    with pytest.raises(OSError, match=r"not an image .* can decode"):
         darknet_image(config, junk)
-    assert "not an image OpenCV can decode" in one_line_error(
+    assert "can decode" in one_line_error(
         call(capsys, "verify", cfg, weights, "--image", junk, code=3))
     assert "No such file" in one_line_error(
         call(capsys, "verify", cfg, weights, "--onnx", tmp_path / "nope.onnx", code=3))

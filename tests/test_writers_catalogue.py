@@ -35,6 +35,7 @@ from conftest import TINY_CFG
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before yolo_io.keras imports Keras
 
 import yolo_io
+import yolo_io._diagnosis.data
 import yolo_io._diagnosis.doctor
 import yolo_io.keras
 from yolo_io import _cli
@@ -108,7 +109,33 @@ def _derived_cfg(out: Path, m: Model) -> list[str]:
             "--fuse"]
 
 
+def _data_file(m: Model) -> str:
+    """A .data file beside the model, for ``check-data`` (its own checks
+    come after the refusal)."""
+    data = m.folder / "obj.data"
+    data.write_text("classes=1\ntrain=train.txt\n")
+    return str(data)
+
+
+def _detect_into(out: Path, m: Model) -> list[str]:
+    """``detect --out DIR`` writes ``DIR/<the image's name>``: an image named
+    as ``out`` (in a folder of its own) makes ``out`` the file written."""
+    from PIL import Image
+
+    images = m.folder / "images"
+    images.mkdir(exist_ok=True)
+    image = images / out.name
+    Image.new("RGB", (12, 10), (200, 30, 30)).save(image, format="PNG")
+    return ["detect", str(m.cfg), str(m.weights), str(image), "--out", str(out.parent),
+            "--no-progress"]
+
+
 CLI_WRITERS: dict[str, dict[str, CliCase]] = {
+    "detect": {"--out": _detect_into},
+    "check-data": {
+        "--plot": lambda out, m: ["check-data", _data_file(m), "--cfg", str(m.cfg),
+                                  "--no-progress", "--plot", str(out)],
+    },
     "doctor": {
         "--plot": lambda out, m: ["doctor", str(m.cfg), str(m.weights), "--no-progress",
                                   "--plot", str(out)],
@@ -156,8 +183,12 @@ def test_every_command_is_classified() -> None:
     assert not set(CLI_WRITERS) & set(CLI_NOT_WRITING)
 
 
+# The inputs of a command that does not take both (default: CFG and WEIGHTS).
+CLI_INPUTS = {"check-data": ("CFG",)}
+
 CLI_CASES = [(command, option, name, mode) for command, options in CLI_WRITERS.items()
-             for option in options for name in ("CFG", "WEIGHTS") for mode in MODES
+             for option in options for name in CLI_INPUTS.get(command, ("CFG", "WEIGHTS"))
+             for mode in MODES
              # the derived cfg output can only be the CFG (it ends in .cfg)
              if not (option == "the derived cfg output" and name == "WEIGHTS")]
 
@@ -195,8 +226,10 @@ WRITER_PREFIXES = ("save", "export", "write", "plot", "dump")
 def public_modules() -> list[Any]:
     names = ["yolo_io"] + [f"yolo_io.{m.name}" for m in pkgutil.iter_modules(yolo_io.__path__)
                            if not m.name.startswith("_")]
-    # yolo_io._diagnosis.doctor.plot is not exported, but it is what `doctor --plot` calls.
-    return [importlib.import_module(n) for n in names] + [yolo_io._diagnosis.doctor]
+    # yolo_io._diagnosis.doctor.plot is not exported, but it is what `doctor --plot` calls;
+    # yolo_io._diagnosis.data.plot is what `check-data --plot` calls.
+    return [importlib.import_module(n) for n in names] + [yolo_io._diagnosis.doctor,
+                                                          yolo_io._diagnosis.data]
 
 
 def discovered_writers() -> set[str]:
@@ -245,6 +278,13 @@ def _plot(out: Path, m: Model) -> object:
     return yolo_io._diagnosis.doctor.plot(net, out, yolo_io.doctor(net, progress=False))
 
 
+def _data_plot(out: Path, m: Model) -> object:
+    from yolo_io._diagnosis.data import check_data, plot
+
+    report = check_data(_data_file(m), cfg=m.cfg, root=m.folder, progress=False)
+    return plot(report, out)
+
+
 PY_WRITERS: dict[str, Writer] = {
     "yolo_io.save": Writer(
         {"path": lambda out, m: yolo_io.save(out, _load(m)),
@@ -265,6 +305,7 @@ PY_WRITERS: dict[str, Writer] = {
         "path (tflite)": lambda out, m: yolo_io.keras.export(out, _load(m), format="tflite"),
         "path (saved_model)": lambda out, m: yolo_io.keras.export(out, _load(m))}),
     "yolo_io._diagnosis.doctor.plot": Writer({"path": _plot}),
+    "yolo_io._diagnosis.data.plot": Writer({"path": _data_plot}, inputs=("CFG",)),
     "yolo_io.testing.write_weights": Writer(
         {"path": lambda out, m: write_weights(out, m.cfg)}, inputs=("CFG",)),
 }
@@ -282,7 +323,7 @@ PY_CASES = [(writer, output, name, mode) for writer, w in PY_WRITERS.items()
 def test_a_writer_refuses_its_input_as_output(model: Model, writer: str, output: str, name: str,
                                               mode: str) -> None:
     w = PY_WRITERS[writer]
-    if writer == "yolo_io._diagnosis.doctor.plot":
+    if writer in ("yolo_io._diagnosis.doctor.plot", "yolo_io._diagnosis.data.plot"):
         pytest.importorskip("matplotlib", reason="the plot needs matplotlib (the plot extra)")
     before = model.hashes()
     target = model.inputs()[name]

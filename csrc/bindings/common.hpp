@@ -141,5 +141,6 @@ void register_config(py::module_& m);
 void register_weights(py::module_& m);
 void register_writer(py::module_& m);
 void register_safetensors(py::module_& m);
+void register_detect(py::module_& m);
 
 }  // namespace yolo_io::bindings

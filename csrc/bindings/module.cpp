@@ -19,6 +19,7 @@ PYBIND11_MODULE(_core, m) {
     yolo_io::bindings::register_weights(m);
     yolo_io::bindings::register_writer(m);
     yolo_io::bindings::register_safetensors(m);
+    yolo_io::bindings::register_detect(m);
     // Test hooks: the portable and SIMD (AVX2/F16C, NEON) kernels must give the same bits.
     m.def("_simd_active", &yolo_io::kernels::simd_active,
           "Whether the SIMD fusion kernels (AVX2/F16C or NEON) are in use.");

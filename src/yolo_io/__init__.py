@@ -32,8 +32,10 @@ from ._base.errors import (
 )
 from ._base.progress import Progress, ProgressCallback
 from ._base.version import __version__
+from ._diagnosis.data import DataCheck, DataFinding, check_data
 from ._diagnosis.diagnose import CfgEdit, Diagnosis, Finding, LayerRef, diagnose
 from ._diagnosis.doctor import Checkup, doctor
+from ._inference.detect import Detection, Detector, detect, prepare_image
 from ._model.config import CfgLayer, Config, ParamSpec, parse_cfg
 from ._model.kinds import KindFacts
 from ._model.network import Header, Layer, Network, load
@@ -68,6 +70,10 @@ __all__ = [
     "Checkup",
     "Config",
     "ConversionError",
+    "DataCheck",
+    "DataFinding",
+    "Detection",
+    "Detector",
     "Diagnosis",
     "Finding",
     "FormatError",
@@ -86,10 +92,13 @@ __all__ = [
     "WeightsSizeError",
     "YoloIOError",
     "__version__",
+    "check_data",
+    "detect",
     "diagnose",
     "doctor",
     "load",
     "parse_cfg",
+    "prepare_image",
     "release_cached_memory",
     "save",
     "save_fused",

@@ -1,19 +1,26 @@
 """The ``yolo-io`` command (also ``python -m yolo_io``).
 
 Commands: ``inspect``, ``check``, ``doctor``, ``partial``, ``convert``,
-``export``, ``verify``, ``demo``; ``yolo-io COMMAND --help`` describes each.
+``export``, ``verify``, ``detect``, ``check-data``, ``demo``; ``yolo-io
+COMMAND --help`` describes each.
 Exit codes:
 
 ====  =======================================================================
 0     success: the files are consistent (``check``), no errors (``doctor``),
-      the ONNX model matches OpenCV within tolerance (``verify``)
+      the ONNX model matches OpenCV within tolerance (``verify``), the
+      dataset is ready to train (``check-data``)
 1     the model has a problem: the diagnosis or the error message says which;
-      ``verify``: a layer or output above tolerance, or OpenCV cannot check it
+      ``verify``: a layer or output above tolerance, or OpenCV cannot check it;
+      ``check-data``: a finding is an error
 2     usage error: unknown command or option, missing argument, an output
       that is one of the inputs (the same file by inode)
-3     a file cannot be read or written (missing, permission, a directory)
+3     a file cannot be read or written (missing, permission, a directory);
+      ``detect``: an image could not be read (the others were done);
+      ``check-data``: the .data file is missing or is not a .data file
 4     an optional dependency is missing (matplotlib for ``doctor --plot``; onnx,
-      onnxruntime, OpenCV < 5 for ``export`` and ``verify``)
+      onnxruntime, OpenCV < 5 for ``export`` and ``verify``; a backend or
+      Pillow for ``detect``; matplotlib for ``check-data --plot``, Pillow for
+      ``check-data --images``)
 70    internal error (a bug in yolo_io): run again with ``--debug`` and report it
 130   interrupted (Ctrl-C)
 ====  =======================================================================
@@ -38,7 +45,8 @@ from typing import TextIO
 from .._base.errors import YoloIOError
 from .._base.paths import shown
 from .._base.version import __version__
-from . import check, convert, demo, doctor, export, inspect, partial, verify
+from . import check, convert, demo, detect, doctor, export, inspect, partial, verify
+from . import check_data as check_data_command
 from .common import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -229,6 +237,40 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=verify.run)
 
+    p = sub.add_parser("detect", parents=[common, pair],
+                       help="detect objects in images, as darknet's detector test does",
+                       description="Run the network on each image and print its detections "
+                                   "as darknet's `detector test -ext_output` does (class: "
+                                   "probability, box in pixels), with the same preprocessing, "
+                                   "decoding, threshold and NMS; with --out, write each image "
+                                   "with its boxes drawn (Pillow). Images per second at the "
+                                   "end (stderr); a progress bar on a terminal. Needs "
+                                   "onnxruntime, PyTorch or OpenCV (pip install "
+                                   "'yolo_io[detect]'). Exit 3 if an image could not be read "
+                                   "(the others are still done).")
+    p.add_argument("images", metavar="IMAGE_OR_DIR", nargs="+",
+                   help="image files, folders of images, or darknet list files (.txt: one "
+                        "image path per line, relative to the current folder)")
+    names = p.add_mutually_exclusive_group()
+    names.add_argument("--names", metavar="FILE", help="a .names file, one class per line")
+    names.add_argument("--data", metavar="FILE",
+                       help="darknet's .data file (its names= file, from the current folder)")
+    p.add_argument("--thresh", type=float, default=0.25, metavar="T",
+                   help="keep a class whose probability is above T (default 0.25)")
+    p.add_argument("--nms", type=float, default=0.45, metavar="N",
+                   help="NMS overlap threshold (default 0.45, as darknet; 0: no NMS)")
+    p.add_argument("--letter-box", action="store_true",
+                   help="letterbox the images (default: the cfg's [net] letter_box)")
+    p.add_argument("--backend", choices=("onnxruntime", "torch", "opencv"),
+                   help="what runs the network (default: the first installed of onnxruntime, "
+                        "torch, opencv)")
+    p.add_argument("--out", metavar="DIR",
+                   help="write each image with its boxes drawn to DIR/<its name> (atomically; "
+                        "DIR is created)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=detect.run)
+
     p = sub.add_parser("demo", parents=[common], help="see the tool work, no downloads",
                        description="Write a small YOLO-style model (a cfg written by yolo_io, "
                                    "random weights from yolo_io.testing) and run inspect, check "
@@ -237,6 +279,27 @@ def _parser() -> argparse.ArgumentParser:
                    help="write the files here and keep them (default: a temporary folder, "
                         "removed at the end)")
     p.set_defaults(func=demo.run, run=_run)
+
+    p = sub.add_parser("check-data", parents=[common],
+                       help="the dataset darknet will train on, before it trains",
+                       description="Check a darknet .data file and what it names, as `darknet "
+                                   "detector train` reads them: the keys, the backup folder, "
+                                   "the .names count, the cfg's training options (--cfg), the "
+                                   "image lists and each image's label file. Each finding has "
+                                   "its file, line and fix. Exit 0 when nothing is an error.")
+    p.add_argument("data", metavar="DATA", help="darknet's .data file")
+    p.add_argument("--cfg", metavar="CFG", help="the .cfg to train (adds its checks)")
+    p.add_argument("--root", metavar="DIR",
+                   help="the folder darknet will run in, from which relative paths are "
+                        "resolved (default: the current folder)")
+    p.add_argument("--images", action="store_true",
+                   help="also read each image's header (needs Pillow)")
+    p.add_argument("--plot", metavar="PNG",
+                   help="draw the boxes per class (needs matplotlib: pip install "
+                        "'yolo_io[plot]')")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=check_data_command.run)
     return parser
 
 

@@ -64,6 +64,7 @@ import numpy.typing as npt
 from .._base.errors import ConversionError, YoloIOError
 from .._base.paths import PathArg, fs_path, shown
 from .._base.progress import Progress, Reporter
+from .._lowering.image import network_input, read_pixels
 from .._model.attrs import (
     ConnectedAttrs,
     ConvolutionalAttrs,
@@ -388,41 +389,6 @@ def _opencv() -> ModuleType:
 # -- the image ---------------------------------------------------------------------
 
 
-def _resize(im: npt.NDArray[np.float32], w: int, h: int) -> npt.NDArray[np.float32]:
-    """darknet's resize_image (image.c): bilinear, first along x, then along
-    y, with the last column and row taken from the source's last."""
-    ih, iw = im.shape[:2]
-    if w == 1 or iw == 1:
-        part = np.repeat(im[:, iw - 1:iw], w, axis=1)
-    else:
-        sx = np.arange(w, dtype=np.float32) * (np.float32(iw - 1) / np.float32(w - 1))
-        ix = np.minimum(sx.astype(np.int64), iw - 1)
-        dx = (sx - ix.astype(np.float32))[None, :, None]
-        part = (np.float32(1) - dx) * im[:, ix] + dx * im[:, np.minimum(ix + 1, iw - 1)]
-        part[:, w - 1] = im[:, iw - 1]
-    if h == 1 or ih == 1:
-        return np.ascontiguousarray(np.repeat(part[:1], h, axis=0), dtype=np.float32)
-    sy = np.arange(h, dtype=np.float32) * (np.float32(ih - 1) / np.float32(h - 1))
-    iy = np.minimum(sy.astype(np.int64), ih - 1)
-    dy = (sy - iy.astype(np.float32))[:, None, None]
-    out = (np.float32(1) - dy) * part[iy]
-    out[:h - 1] += dy[:h - 1] * part[np.minimum(iy[:h - 1] + 1, ih - 1)]
-    return np.ascontiguousarray(out, dtype=np.float32)
-
-
-def _letterbox(im: npt.NDArray[np.float32], w: int, h: int) -> npt.NDArray[np.float32]:
-    """darknet's letterbox_image: keep the aspect ratio, center on 0.5 gray."""
-    ih, iw = im.shape[:2]
-    if w / iw < h / ih:
-        new_w, new_h = w, (ih * w) // iw
-    else:
-        new_w, new_h = (iw * h) // ih, h
-    boxed = np.full((h, w, im.shape[2]), 0.5, dtype=np.float32)
-    top, left = (h - new_h) // 2, (w - new_w) // 2
-    boxed[top:top + new_h, left:left + new_w] = _resize(im, new_w, new_h)
-    return boxed
-
-
 def darknet_image(config: Config, image: PathArg | None = None
                   ) -> tuple[npt.NDArray[np.float32], str]:
     """The network input darknet makes of an image for ``config``: RGB (or
@@ -447,34 +413,15 @@ def darknet_image(config: Config, image: PathArg | None = None
             raise ImportError("no --image given, and scikit-image (whose astronaut() is the "
                               "default image) is not installed: pass --image PATH or pip "
                               "install scikit-image") from err
-        pixels = np.asarray(data.astronaut(),  # type: ignore[no-untyped-call,unused-ignore]
-                            dtype=np.uint8)
+        pixels, _ = read_pixels(np.asarray(data.astronaut(),  # type: ignore[no-untyped-call,unused-ignore]
+                                           dtype=np.uint8), c)
         what = _DEFAULT_IMAGE
-        if c == 1:
-            pixels = np.asarray(_opencv().cvtColor(pixels, _opencv().COLOR_RGB2GRAY))
     else:
-        cv2 = _opencv()
-        path = fs_path(image, "image")
-        if not os.path.exists(path):
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
-        if os.path.isdir(path):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-        with open(path, "rb") as f:  # Python opens a name in any encoding; imread cannot
-            encoded = np.frombuffer(f.read(), dtype=np.uint8)
-        read = cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE if c == 1 else cv2.IMREAD_COLOR
-                            ) if encoded.size else None
-        if read is None:
-            raise OSError(errno.EINVAL, "not an image OpenCV can decode", path)
-        pixels = np.asarray(read if c == 1 else read[:, :, ::-1])  # BGR -> RGB
-        what = path
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    im = pixels.astype(np.float32) / np.float32(255)
+        pixels, what = read_pixels(image, c)
     letter = config.net.letter_box
-    sized = _letterbox(im, w, h) if letter else _resize(im, w, h)
     how = "letterboxed" if letter else "resized"
     desc = f"{what} ({pixels.shape[1]}x{pixels.shape[0]}), {how} to {w}x{h}"
-    return np.ascontiguousarray(sized.transpose(2, 0, 1)[None]), desc
+    return network_input(pixels, w, h, letter)[None], desc
 
 
 # -- OpenCV ------------------------------------------------------------------------
