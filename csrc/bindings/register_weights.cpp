@@ -76,6 +76,20 @@ py::tuple fused(const PyWeights& self, std::int64_t index, const std::optional<s
                           f.report.overflow);
 }
 
+// Weights.fused() during a walk over the layers (Network.__iter__).
+py::tuple walk_fused(FusedWalk& walk, std::int64_t index, const std::optional<std::string>& layout,
+                     const std::string& dtype, const std::string& flatten, bool fuse,
+                     int threads) {
+    const int i = checked_index(walk.weights(), index);
+    FusedLayer f;
+    {
+        GilRelease release;
+        f = walk.fused(i, layout.value_or(""), dtype, flatten, fuse, threads);
+    }
+    return py::make_tuple(to_numpy(std::move(f.weights)), to_numpy(std::move(f.biases)),
+                          f.report.overflow);
+}
+
 py::dtype numpy_dtype(DType t) {
     return t == DType::float32   ? py::dtype::of<float>()
            : t == DType::float16 ? py::dtype("float16")
@@ -351,6 +365,22 @@ void register_weights(py::module_& m) {
              "memory); every target is checked before the first byte.")
         .def("fuse_into", &fuse_into, py::arg("targets"), py::arg("conv_layout"), py::arg("dense_layout"), py::arg("dtype"),
              py::arg("flatten"), py::arg("threads"), "Fill caller buffers {layer: (w, b)}; overflow count.");
+
+    py::class_<FusedWalk>(m, "FusedWalk",
+                          "Layer.fused() for a walk over a network's layers in order: the next "
+                          "layers are fused ahead by the core's pool (FusedWalk in fused.hpp).")
+        .def(py::init([](const PyWeights& w) { return std::make_unique<FusedWalk>(w.weights); }),
+             py::arg("weights"))
+        .def("fused", &walk_fused, py::arg("i"), py::arg("layout") = py::none(),
+             py::arg("dtype") = "float32", py::arg("flatten") = "auto", py::arg("fuse") = true,
+             py::arg("threads") = 1, "As Weights.fused(); the next layers are fused ahead.")
+        .def("cancel", [](FusedWalk& w) {
+                GilRelease release;
+                w.cancel();
+            }, "Stops the lookahead and drops what it fused.")
+        .def_property_readonly("ahead", &FusedWalk::ahead, "Layers fused ahead now (tests).")
+        .def_property_readonly("taken", &FusedWalk::taken,
+                               "Results taken from the lookahead so far (tests).");
 
     m.def("release_cached_memory", &arena_release_cached,
           "Unmap the cached arena of a freed fused_all() result; bytes released.");

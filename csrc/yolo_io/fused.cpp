@@ -208,14 +208,6 @@ std::int64_t fusion_file_offset(const MappedFile& file, const float* p) {
     return reinterpret_cast<const std::uint8_t*>(p) - file.data();
 }
 
-// A plan's sources as read from its file: its biases and batch norm (read
-// once, they are small), and a descriptor to pread the weights' parts.
-struct FusionSource {
-    std::vector<float> small;  // biases, then scales, mean, variance with BN
-    const float* biases = nullptr;
-    BatchNormSrc bn;
-};
-
 // Runs `read`, turning the FormatError of a file truncated meanwhile into
 // the one naming the layer whose data it no longer holds.
 template <class Read>
@@ -237,8 +229,13 @@ void set_fusion_read_hook(std::function<void()> hook) {
     g_fusion_read_hook = std::move(hook);
 }
 
-FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
-                              const std::vector<std::pair<void*, void*>>& outputs, int threads) {
+FusionRun::FusionRun(std::vector<FusePlan> plans, std::vector<std::pair<void*, void*>> outputs,
+                     int threads)
+    : plans_(std::move(plans)),
+      outputs_(std::move(outputs)),
+      // One descriptor per file (every plan of a call has the same one).
+      file_(plans_.empty() ? nullptr : plans_[0].source->file().get()),
+      fd_(file_ != nullptr ? file_->reopen() : -1) {
     // Layers are cut into parts of about 256 KiB (split_conv) that the
     // workers take in turn, biggest layers first: a static split by layer
     // left one worker idle for up to a third of an HWIO call, because a
@@ -248,19 +245,14 @@ FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
     // measured slower than 256 KiB: it no longer fits beside the output's
     // lines) for the fusion that follows.
     constexpr i64 kPartWeights = i64{1} << 16;
-    struct Item {
-        std::size_t plan;
-        ConvPart part;
-    };
-    std::vector<std::size_t> order(plans.size());
+    std::vector<std::size_t> order(plans_.size());
     for (std::size_t k = 0; k < order.size(); ++k) order[k] = k;
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-        return plans[a].weights_count > plans[b].weights_count;
+        return plans_[a].weights_count > plans_[b].weights_count;
     });
-    std::vector<Item> items;
     for (std::size_t k : order) {
-        for (const ConvPart& part : split_conv(plans[k].src, plans[k].layout, kPartWeights)) {
-            items.push_back({k, part});
+        for (const ConvPart& part : split_conv(plans_[k].src, plans_[k].layout, kPartWeights)) {
+            items_.push_back({k, part});
         }
     }
     {
@@ -271,19 +263,16 @@ FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
         }
         if (hook) hook();
     }
-    // One descriptor per file (every plan of a call has the same one).
-    const MappedFile* file = plans.empty() ? nullptr : plans[0].source->file().get();
-    for (const FusePlan& plan : plans) {
-        if (plan.source->file().get() != file) {
+    for (const FusePlan& plan : plans_) {
+        if (plan.source->file().get() != file_) {
             throw std::invalid_argument("run_fused_parallel: plans of several files");
         }
     }
-    const platform::UniqueFd reopened(file != nullptr ? file->reopen() : -1);
-    const int fd = reopened.get();
-    std::vector<FusionSource> sources(fd >= 0 ? plans.size() : 0);
-    for (std::size_t k = 0; k < sources.size(); ++k) {
-        const FusePlan& plan = plans[k];
-        FusionSource& s = sources[k];
+    const int fd = fd_.get();
+    sources_.resize(fd >= 0 ? plans_.size() : 0);
+    for (std::size_t k = 0; k < sources_.size(); ++k) {
+        const FusePlan& plan = plans_[k];
+        Source& s = sources_[k];
         const i64 o = plan.src.o;
         const float* arrays[4] = {plan.src.biases, plan.bn.scales, plan.bn.mean,
                                   plan.bn.variance};
@@ -295,9 +284,9 @@ FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
             for (int a = 0; a < n;) {
                 int b = a + 1;
                 while (b < n && arrays[b] == arrays[b - 1] + o) ++b;
-                file->read_at(fd, reinterpret_cast<std::uint8_t*>(s.small.data() + a * o),
-                              static_cast<std::size_t>((b - a) * o * 4),
-                              fusion_file_offset(*file, arrays[a]));
+                file_->read_at(fd, reinterpret_cast<std::uint8_t*>(s.small.data() + a * o),
+                               static_cast<std::size_t>((b - a) * o * 4),
+                               fusion_file_offset(*file_, arrays[a]));
                 a = b;
             }
         });
@@ -306,44 +295,55 @@ FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
             s.bn = {s.small.data() + o, s.small.data() + 2 * o, s.small.data() + 3 * o};
         }
     }
-    threads = threads_available(threads);
-    const auto workers = static_cast<std::size_t>(threads);
-    std::vector<FuseReport> reports(workers);
-    // Each worker's buffer, grown to its largest part.
-    std::vector<std::unique_ptr<float[]>> buffers(workers);
-    std::vector<i64> capacity(workers, 0);
-    for_each_in_turn(items.size(), threads, [&](std::size_t k, std::size_t t) {
-        const FusePlan& plan = plans[items[k].plan];
-        const ConvPart& part = items[k].part;
-        const auto& [w, b] = outputs[items[k].plan];
-        PartInput in;
-        if (fd < 0) {
-            in = part_input(plan.src, plan.bn, part);
-        } else {
-            const FusionSource& s = sources[items[k].plan];
-            const PartSpan span = part_span(plan.src, part);
-            if (capacity[t] < span.count) {
-                buffers[t].reset(new float[static_cast<std::size_t>(span.count)]);
-                capacity[t] = span.count;
-            }
-            fusion_read(plan, [&] {
-                file->read_at(fd, reinterpret_cast<std::uint8_t*>(buffers[t].get()),
-                              static_cast<std::size_t>(span.count * 4),
-                              fusion_file_offset(*file, plan.src.weights + span.first));
-            });
-            in.weights = buffers[t].get();
-            in.biases = s.biases + part.o0;
-            if (s.bn.present()) {
-                in.bn = {s.bn.scales + part.o0, s.bn.mean + part.o0, s.bn.variance + part.o0};
-            }
+    threads_ = threads_available(threads);
+    const auto workers = static_cast<std::size_t>(threads_);
+    reports_.resize(workers);
+    buffers_.resize(workers);
+    capacity_.assign(workers, 0);
+}
+
+void FusionRun::run_item(std::size_t k, std::size_t t) {
+    const FusePlan& plan = plans_[items_[k].plan];
+    const ConvPart& part = items_[k].part;
+    const auto& [w, b] = outputs_[items_[k].plan];
+    PartInput in;
+    if (fd_.get() < 0) {
+        in = part_input(plan.src, plan.bn, part);
+    } else {
+        const Source& s = sources_[items_[k].plan];
+        const PartSpan span = part_span(plan.src, part);
+        if (capacity_[t] < span.count) {
+            buffers_[t].reset(new float[static_cast<std::size_t>(span.count)]);
+            capacity_[t] = span.count;
         }
-        const FuseReport r = fuse_conv(plan.src, in, plan.layout, plan.dtype, w, b, part);
-        reports[t].overflow += r.overflow;
-        g_fusion_parts.fetch_add(1, std::memory_order_relaxed);
-    });
+        fusion_read(plan, [&] {
+            file_->read_at(fd_.get(), reinterpret_cast<std::uint8_t*>(buffers_[t].get()),
+                           static_cast<std::size_t>(span.count * 4),
+                           fusion_file_offset(*file_, plan.src.weights + span.first));
+        });
+        in.weights = buffers_[t].get();
+        in.biases = s.biases + part.o0;
+        if (s.bn.present()) {
+            in.bn = {s.bn.scales + part.o0, s.bn.mean + part.o0, s.bn.variance + part.o0};
+        }
+    }
+    const FuseReport r = fuse_conv(plan.src, in, plan.layout, plan.dtype, w, b, part);
+    reports_[t].overflow += r.overflow;
+    g_fusion_parts.fetch_add(1, std::memory_order_relaxed);
+}
+
+FuseReport FusionRun::report() const {
     FuseReport total;
-    for (const FuseReport& r : reports) total.overflow += r.overflow;
+    for (const FuseReport& r : reports_) total.overflow += r.overflow;
     return total;
+}
+
+FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
+                              const std::vector<std::pair<void*, void*>>& outputs, int threads) {
+    FusionRun run(plans, outputs, threads);
+    for_each_in_turn(run.items(), run.threads(),
+                     [&](std::size_t k, std::size_t t) { run.run_item(k, t); });
+    return run.report();
 }
 
 std::vector<FusePlan> plan_network(const Weights& w, const FuseOptions& options, int first,
@@ -393,6 +393,129 @@ Arena fuse_network(const Weights& w, const FuseOptions& options, int threads, in
     }
     arena.report = run_fused_parallel(plans, outputs, threads);
     return arena;
+}
+
+}  // namespace yolo_io
+
+namespace yolo_io {
+
+// A layer fused ahead: its new arrays, the parts' run and the posted work
+// that fills them. The work is cancelled (and waited for) before the arrays
+// and the run go.
+struct FusedWalk::Ahead {
+    int layer = -1;
+    Key key;
+    FusedLayer out;
+    std::unique_ptr<FusionRun> run;
+    std::shared_ptr<PostedWork> work;
+    ~Ahead() {
+        if (work) work->cancel();
+    }
+};
+
+FusedWalk::FusedWalk(std::shared_ptr<const Weights> weights) : weights_(std::move(weights)) {}
+
+FusedWalk::~FusedWalk() { cancel(); }
+
+void FusedWalk::drop_all() noexcept { ahead_.clear(); }
+
+void FusedWalk::cancel() noexcept {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cancelled_ = true;
+    drop_all();
+}
+
+int FusedWalk::ahead() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return static_cast<int>(ahead_.size());
+}
+
+std::int64_t FusedWalk::taken() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return taken_;
+}
+
+void FusedWalk::refill(int after, const Key& key) {
+    if (cancelled_ || threads_available(key.threads) <= 1) return;
+    const Weights& w = *weights_;
+    const Config& c = w.config();
+    const int n = static_cast<int>(c.layers.size());
+    const int next = ahead_.empty() ? after + 1 : ahead_.back()->layer + 1;
+    std::int64_t bytes = 0;
+    for (const auto& a : ahead_) {
+        std::int64_t count = 1;
+        for (std::int64_t d : a->out.weights.shape) count *= d;
+        bytes += count * dtype_size(a->out.weights.dtype);
+    }
+    for (int i = next; i < n && static_cast<int>(ahead_.size()) < kLayers; ++i) {
+        const LayerInfo& L = c.layers[static_cast<std::size_t>(i)];
+        const FuseAs as = L.kind_info().fuse;
+        if (as == FuseAs::none) continue;
+        const int src = as == FuseAs::conv && L.share_index >= 0 ? L.share_index : i;
+        if (!w.loaded(src) || L.dontload) return;  // fused() of it fails: leave it to the call
+        auto a = std::make_unique<Ahead>();
+        try {
+            const FuseOptions options =
+                parse_layer_fuse_options(L, key.layout, key.dtype, key.flatten, key.fuse);
+            FusePlan plan = plan_fused(w, i, options);
+            const std::int64_t size = plan.weights_count * dtype_size(options.dtype);
+            if (bytes + size > kBytes) return;
+            a->layer = i;
+            a->key = key;
+            a->out.weights = allocate(plan.weights_shape, options.dtype);
+            a->out.biases = allocate({plan.biases_count}, options.dtype);
+            a->run = std::make_unique<FusionRun>(
+                std::vector<FusePlan>{std::move(plan)},
+                std::vector<std::pair<void*, void*>>{
+                    {a->out.weights.data.get(), a->out.biases.data.get()}},
+                key.threads);
+            FusionRun* run = a->run.get();
+            a->work = PostedWork::post(run->items(), run->threads(),
+                                       [run](std::size_t k, std::size_t t) { run->run_item(k, t); });
+            bytes += size;
+        } catch (...) {
+            return;  // not ahead: the call for it meets the same failure, in its turn
+        }
+        ahead_.push_back(std::move(a));
+    }
+}
+
+FusedLayer FusedWalk::fused(int index, std::string_view layout, std::string_view dtype,
+                            std::string_view flatten, bool fuse, int threads) {
+    const Key key{std::string(layout), std::string(dtype), std::string(flatten), fuse, threads};
+    std::unique_ptr<Ahead> found;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        // What is behind this layer, or made with other arguments, is dropped.
+        auto keep = ahead_.begin();
+        while (keep != ahead_.end() && (*keep)->layer < index) ++keep;
+        if (keep != ahead_.end() && (*keep)->layer == index && (*keep)->key == key) {
+            found = std::move(*keep);
+            ++keep;
+        }
+        if (keep != ahead_.end() && !((*keep)->key == key)) keep = ahead_.end();
+        std::vector<std::unique_ptr<Ahead>> rest(std::make_move_iterator(keep),
+                                                 std::make_move_iterator(ahead_.end()));
+        ahead_.swap(rest);
+        rest.clear();  // cancels the dropped ones
+        refill(index, key);
+    }
+    if (found) {
+        try {
+            found->work->finish();
+            FusedLayer out = std::move(found->out);
+            out.report = found->run->report();
+            std::lock_guard<std::mutex> lock(mutex_);
+            ++taken_;
+            return out;
+        } catch (...) {
+            // fused again below, so that the call fails (or not) as fuse_layer() would
+        }
+        found.reset();
+    }
+    const LayerInfo& L = weights_->config().layers.at(static_cast<std::size_t>(index));
+    return fuse_layer(*weights_, index,
+                      parse_layer_fuse_options(L, layout, dtype, flatten, fuse), threads);
 }
 
 }  // namespace yolo_io

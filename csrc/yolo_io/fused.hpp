@@ -5,11 +5,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "yolo_io/fuse.hpp"
+#include "yolo_io/platform.hpp"
 #include "yolo_io/weights.hpp"
 
 namespace yolo_io {
@@ -113,6 +115,43 @@ std::vector<FusePlan> plan_network(const Weights& weights, const FuseOptions& op
 FuseReport run_fused_parallel(const std::vector<FusePlan>& plans,
                               const std::vector<std::pair<void*, void*>>& outputs, int threads);
 
+// run_fused_parallel() in steps: plans into caller buffers, cut into parts
+// (items()) that threads 0..threads()-1 run with run_item(k, thread), each
+// thread at most one item at a time. The constructor reads the plans' small
+// arrays (biases, batch norm) with pread; run_item() a part's weights.
+class FusionRun {
+public:
+    FusionRun(std::vector<FusePlan> plans, std::vector<std::pair<void*, void*>> outputs,
+              int threads);
+    std::size_t items() const { return items_.size(); }
+    int threads() const { return threads_; }
+    void run_item(std::size_t k, std::size_t thread);
+    FuseReport report() const;  // of the items run so far
+
+private:
+    struct Item {
+        std::size_t plan;
+        ConvPart part;
+    };
+    // A plan's sources as read from its file: its biases and batch norm
+    // (read once, they are small).
+    struct Source {
+        std::vector<float> small;  // biases, then scales, mean, variance with BN
+        const float* biases = nullptr;
+        BatchNormSrc bn;
+    };
+    std::vector<FusePlan> plans_;
+    std::vector<std::pair<void*, void*>> outputs_;
+    std::vector<Item> items_;
+    const MappedFile* file_ = nullptr;
+    platform::UniqueFd fd_{-1};
+    std::vector<Source> sources_;
+    int threads_ = 1;
+    std::vector<FuseReport> reports_;                  // by thread
+    std::vector<std::unique_ptr<float[]>> buffers_;    // by thread, grown to its largest part
+    std::vector<std::int64_t> capacity_;
+};
+
 // Parts of layers fused so far in this process (a test hook: a layer split
 // among threads adds several).
 std::int64_t fusion_parts_run() noexcept;
@@ -131,5 +170,63 @@ void set_fusion_read_hook(std::function<void()> hook);
 // (beta), only transposed and converted.
 FusedLayer fuse_layer(const Weights& weights, int index, const FuseOptions& options,
                       int threads = 1);
+
+class PostedWork;
+
+// fuse_layer() for a caller that goes through a network's layers in order
+// (Network.__iter__): each call for layer i returns what fuse_layer() would,
+// and hands the next fusable layers (after i, the same arguments) to the
+// pool's workers, which fuse them into their own new arrays while the caller
+// handles layer i. The lookahead is bounded: at most kLayers layers and
+// kBytes of output ahead, and none for a layer larger than kBytes (a large
+// layer is shared among the threads when it is asked for, as by fuse_layer).
+// A call for a layer fused ahead with the same arguments takes it, helping
+// with its parts still untaken; any other call drops what is ahead of it
+// that it does not take (a layer before it, other arguments). A layer whose
+// lookahead failed is fused again by the call, which then fails as
+// fuse_layer() does. cancel() (and the destructor) stops the lookahead for
+// good: parts not started never are, those running are waited for, and later
+// calls are fuse_layer() alone. Thread-safe.
+class FusedWalk {
+public:
+    static constexpr int kLayers = 4;
+    static constexpr std::int64_t kBytes = std::int64_t{32} << 20;
+
+    explicit FusedWalk(std::shared_ptr<const Weights> weights);
+    ~FusedWalk();
+    FusedWalk(const FusedWalk&) = delete;
+    FusedWalk& operator=(const FusedWalk&) = delete;
+
+    // As fuse_layer(weights, index, parse_layer_fuse_options(layer, layout,
+    // dtype, flatten, fuse), threads); threads <= 1: no lookahead.
+    FusedLayer fused(int index, std::string_view layout, std::string_view dtype,
+                     std::string_view flatten, bool fuse, int threads);
+    void cancel() noexcept;
+    const Weights& weights() const noexcept { return *weights_; }
+    // For tests: layers fused ahead now, and results taken from the lookahead so far.
+    int ahead() const;
+    std::int64_t taken() const;
+
+    struct Key {
+        std::string layout, dtype, flatten;
+        bool fuse = true;
+        int threads = 1;
+        bool operator==(const Key& o) const {
+            return layout == o.layout && dtype == o.dtype && flatten == o.flatten &&
+                   fuse == o.fuse && threads == o.threads;
+        }
+    };
+    struct Ahead;
+
+private:
+    void refill(int after, const Key& key);  // under mutex_
+    void drop_all() noexcept;                 // under mutex_
+
+    std::shared_ptr<const Weights> weights_;
+    mutable std::mutex mutex_;
+    std::vector<std::unique_ptr<Ahead>> ahead_;  // in layer order
+    std::int64_t taken_ = 0;
+    bool cancelled_ = false;  // no lookahead after cancel()
+};
 
 }  // namespace yolo_io

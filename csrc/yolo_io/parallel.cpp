@@ -23,15 +23,21 @@ namespace {
 
 using ParallelWork = std::function<void(std::size_t, std::size_t)>;
 
+}  // namespace
+
 // One call's items, on the heap: a worker holds it by shared_ptr, so one that
 // finishes late, or comes after every item was taken, touches only this,
 // never the caller's stack. `work` is called only for an item taken, and the
 // caller waits for every item taken, so it is valid whenever it is called.
-struct ParallelJob {
-    ParallelJob(std::size_t n, std::size_t s, const ParallelWork& w)
+// Posted work (PostedWork) owns its function (`owned`).
+struct PostedWork::State {
+    State(std::size_t n, std::size_t s, const ParallelWork& w)
         : items(n), slots(s), work(&w), errors(s) {}
+    State(std::size_t n, std::size_t s, ParallelWork&& w)
+        : items(n), slots(s), owned(std::move(w)), work(&owned), errors(s) {}
     const std::size_t items;
     const std::size_t slots;  // the caller's (0) and up to slots-1 workers'
+    const ParallelWork owned;
     const ParallelWork* const work;
     std::size_t joined = 1;  // slots handed out, under the pool's mutex
     std::atomic<std::size_t> next{0};
@@ -41,6 +47,10 @@ struct ParallelJob {
     std::mutex mutex;
     std::condition_variable all_done;
 };
+
+namespace {
+
+using ParallelJob = PostedWork::State;
 
 // Takes items until none is left; `work` is only called for an item taken.
 void parallel_take_turns(ParallelJob& job, std::size_t slot) {
@@ -108,14 +118,42 @@ public:
             }
         }
         for (std::size_t k = 0; k < wake; ++k) wakeup_.notify_one();
-        parallel_take_turns(*job, 0);
-        if (posted) {  // every item is taken: no worker needs to see it any more
+        if (!posted) {
+            parallel_take_turns(*job, 0);
+        } else {
+            take_rest_and_wait(job);
+        }
+        for (const std::exception_ptr& e : job->errors) {
+            if (e) std::rethrow_exception(e);
+        }
+    }
+
+    // Posts a job for the workers alone (slot 0 stays free for finish()).
+    void post(const std::shared_ptr<ParallelJob>& job, std::size_t helpers) {
+        std::size_t wake = 0;
+        {
             std::lock_guard<std::mutex> lock(mutex_);
-            jobs_.erase(std::find(jobs_.begin(), jobs_.end(), job));
+            if (alive_.load() == 0) return;  // finish() will do every item
+            jobs_.push_back(job);
+            ++posted_;
+            wake = std::min(helpers, parked_);
+        }
+        for (std::size_t k = 0; k < wake; ++k) wakeup_.notify_one();
+    }
+
+    // The caller's part of a job: takes the items left (as slot 0), then
+    // waits for those the workers took; the job is no longer posted after.
+    void take_rest_and_wait(const std::shared_ptr<ParallelJob>& job) {
+        parallel_take_turns(*job, 0);
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            const auto at = std::find(jobs_.begin(), jobs_.end(), job);
+            if (at != jobs_.end()) jobs_.erase(at);
         }
         // Wait for the workers' last items. Those are parts of about a
         // megabyte, so spin briefly before sleeping: a sleeping caller on a
         // VM can take milliseconds to be woken.
+        const std::size_t items = job->items;
         const auto spin_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2);
         while (job->done < items && std::chrono::steady_clock::now() < spin_until) {
             std::this_thread::yield();
@@ -123,9 +161,6 @@ public:
         if (job->done < items) {
             std::unique_lock<std::mutex> lock(job->mutex);
             job->all_done.wait(lock, [&] { return job->done == items; });
-        }
-        for (const std::exception_ptr& e : job->errors) {
-            if (e) std::rethrow_exception(e);
         }
     }
 
@@ -157,6 +192,14 @@ private:
         for (;;) {
             std::shared_ptr<ParallelJob> job;
             std::size_t slot = 0;
+            // Posted jobs whose items are all taken leave the list here
+            // (a caller's own job leaves it when the caller is done).
+            jobs_.erase(std::remove_if(jobs_.begin(), jobs_.end(),
+                                       [](const std::shared_ptr<ParallelJob>& j) {
+                                           return j->work == &j->owned &&
+                                                  j->next.load() >= j->items;
+                                       }),
+                        jobs_.end());
             for (const std::shared_ptr<ParallelJob>& j : jobs_) {
                 if (j->joined < j->slots && j->next.load() < j->items) {
                     job = j;
@@ -238,6 +281,39 @@ void for_each_in_turn(std::size_t items, int threads,
     }
     for (std::size_t k = 0; k < items; ++k) work(k, 0);
 }
+
+std::shared_ptr<PostedWork> PostedWork::post(std::size_t items, int threads, Work work) {
+    std::size_t helpers = 0;
+    ParallelPool* pool = nullptr;
+    if (threads > 1 && items > 0) {
+        pool = &parallel_pool();
+        pool->grow(static_cast<std::size_t>(threads) - 1);
+        helpers = std::min({static_cast<std::size_t>(threads) - 1, pool->cap(), items});
+    }
+    auto job = std::make_shared<ParallelJob>(items, helpers + 1, std::move(work));
+    if (pool != nullptr && helpers > 0) pool->post(job, helpers);
+    return std::shared_ptr<PostedWork>(new PostedWork(std::move(job)));
+}
+
+void PostedWork::finish() {
+    parallel_pool().take_rest_and_wait(job_);
+    for (const std::exception_ptr& e : job_->errors) {
+        if (e) std::rethrow_exception(e);
+    }
+}
+
+void PostedWork::cancel() noexcept {
+    job_->failed = true;  // items not yet started are skipped
+    try {
+        parallel_pool().take_rest_and_wait(job_);
+    } catch (...) {  // a wait that cannot block: spin
+        while (job_->done.load() < job_->items) std::this_thread::yield();
+    }
+}
+
+bool PostedWork::done() const noexcept { return job_->done.load() == job_->items; }
+
+PostedWork::~PostedWork() { cancel(); }
 
 int threads_available(int threads) {
     if (threads <= 1) return 1;

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <memory>
 
 namespace yolo_io {
 
@@ -19,6 +20,34 @@ namespace yolo_io {
 // Callers on many threads share the pool; each gets the workers that are free.
 void for_each_in_turn(std::size_t items, int threads,
                       const std::function<void(std::size_t item, std::size_t worker)>& work);
+
+// Work handed to the pool's workers while the caller goes on (a walk over a
+// network's layers fusing the next ones ahead): items 0..items-1 for up to
+// threads-1 workers, each calling work(item, worker) with worker 1..threads-1
+// (0 is the caller's, in finish()). Nothing runs when the pool has no
+// worker (threads <= 1, none could be started) until finish() does it.
+class PostedWork {
+public:
+    using Work = std::function<void(std::size_t item, std::size_t worker)>;
+    static std::shared_ptr<PostedWork> post(std::size_t items, int threads, Work work);
+    // Takes the items no worker has taken (on this thread, as worker 0),
+    // waits for those running, and rethrows the first exception of any.
+    void finish();
+    // No item not yet started will be; waits for those running. Idempotent;
+    // the destructor does it too.
+    void cancel() noexcept;
+    // Every item finished (or skipped after a failure or cancel()).
+    bool done() const noexcept;
+    ~PostedWork();
+    PostedWork(const PostedWork&) = delete;
+    PostedWork& operator=(const PostedWork&) = delete;
+
+    struct State;  // parallel.cpp's job
+
+private:
+    explicit PostedWork(std::shared_ptr<State> job) : job_(std::move(job)) {}
+    std::shared_ptr<State> job_;
+};
 
 // The threads a call asking for `threads` can have at most: this one and the
 // pool's cap of workers (a `threads=` of 2**31 - 1 is not 2**31 - 1 of

@@ -6,6 +6,7 @@ import itertools
 import json
 import operator
 import os
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import NamedTuple, final, overload
@@ -58,11 +59,13 @@ class Header(NamedTuple):
 class Layer(CfgLayer):
     """A layer of a loaded Network: the cfg facts plus its data in the file."""
 
-    __slots__ = ("_net",)
+    __slots__ = ("_net", "_walk")
 
-    def __init__(self, net: Network, info: _core.LayerInfo) -> None:
+    def __init__(self, net: Network, info: _core.LayerInfo,
+                 walk: _core.FusedWalk | None = None) -> None:
         super().__init__(core_config(net.config), info)
         self._net = net
+        self._walk = walk  # the lookahead of the walk that made this layer
 
     @property
     def params(self) -> Mapping[str, npt.NDArray[np.float32]]:
@@ -155,8 +158,10 @@ class Layer(CfgLayer):
         self, layout: str | None, dtype: str, flatten: str, *, fuse: bool,
         threads: int | None = None, stacklevel: int = 3,
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]:
-        w, b, overflow = self._net._live().fused(self.index, layout, dtype, flatten, fuse,
-                                                  threads_arg(threads))
+        live = self._net._live()
+        source = live if self._walk is None else self._walk
+        w, b, overflow = source.fused(self.index, layout, dtype, flatten, fuse,
+                                      threads_arg(threads))
         warn_overflow(overflow, dtype, self._where(), stacklevel=stacklevel)
         return as_bfloat16(w, dtype), as_bfloat16(b, dtype)
 
@@ -222,12 +227,22 @@ class Network(Sequence[Layer]):
     ``mmap.close()``, which refuses while exports exist.)
     """
 
-    __slots__ = ("_config", "_path", "_weights")
+    __slots__ = ("_config", "_path", "_walks", "_weights")
 
     def __init__(self, config: Config, weights: _core.Weights) -> None:
         self._config = config
         self._weights: _core.Weights | None = weights
         self._path = weights.path
+        # The lookaheads of walks over the layers, stopped by close().
+        self._walks: weakref.WeakSet[_core.FusedWalk] = weakref.WeakSet()
+
+    def _new_walk(self) -> _core.FusedWalk | None:
+        """A lookahead for a walk over the layers in order (None once closed)."""
+        if self._weights is None:
+            return None
+        walk = _core.FusedWalk(self._weights)
+        self._walks.add(walk)
+        return walk
 
     def _live(self) -> _core.Weights:
         if self._weights is None:
@@ -280,7 +295,10 @@ class Network(Sequence[Layer]):
         Example:
             >>> fused = [layer.fused() for layer in net.fusable_layers()]
         """
-        return [layer for layer in self if layer.fusion is not None and layer.loaded]
+        core = core_config(self._config)
+        walk = self._new_walk()  # stopped when the last of these layers is gone, or by close()
+        layers = (Layer(self, core.layer(i), walk) for i in range(len(core)))
+        return [layer for layer in layers if layer.fusion is not None and layer.loaded]
 
     def fused_all(
         self,
@@ -445,6 +463,8 @@ class Network(Sequence[Layer]):
         and unmap the memory kept for the next :meth:`fused_all`
         (:func:`yolo_io.release_cached_memory`)."""
         self._weights = None
+        for walk in list(self._walks):
+            walk.cancel()
         _core.release_cached_memory()
 
     def __enter__(self) -> Network:
@@ -466,12 +486,23 @@ class Network(Sequence[Layer]):
         return Layer(self, core_config(self._config).layer(normalize_index(i, len(self))))
 
     def __iter__(self) -> Iterator[Layer]:
+        """The layers in order. While the loop runs, each ``layer.fused()``
+        hands the next layers (the same arguments, up to 4 layers and 32 MiB
+        ahead) to the core's pool, which fuses them while the caller handles
+        this one; the pages of the mapping behind the loop leave this
+        process's resident set (see ``evict_behind``). Both stop when the loop
+        ends, early or not, and at :meth:`close`."""
         core = core_config(self._config)
         step = evict_behind(self)
-        for i in range(len(core)):
-            step(i)
-            yield Layer(self, core.layer(i))
-        step(None)
+        walk = self._new_walk()
+        try:
+            for i in range(len(core)):
+                step(i)
+                yield Layer(self, core.layer(i), walk)
+            step(None)
+        finally:
+            if walk is not None:
+                walk.cancel()
 
     def __repr__(self) -> str:
         state = "closed" if self._weights is None else f"{self.header.major}.{self.header.minor}"
