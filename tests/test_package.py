@@ -179,3 +179,45 @@ def test_every_file_is_written_by_the_cores_atomic_writer() -> None:
             if by_itself and (path.relative_to(PACKAGE).as_posix(), name) not in scratch:
                 found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}: {call}")
     assert not found, "\n".join(found)
+
+
+def _modules_after(code: str) -> set[str]:
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code + "\nimport sys\nprint('\\n'.join(sys.modules))"],
+                         capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+# Imported only by the calls that use them (issue 26: `import yolo_io` within
+# 40 ms of `import numpy`): the attrs records, the diagnosis, detection, the
+# lowering, the exports and writers, the CLI's other commands, and the
+# installed metadata (the version is a constant).
+_LAZY_MODULES = {"yolo_io._model.attrs", "yolo_io._diagnosis.data",
+                 "yolo_io._diagnosis.diagnose", "yolo_io._diagnosis.doctor",
+                 "yolo_io._inference.detect", "yolo_io._lowering", "yolo_io._export.verify",
+                 "yolo_io._writing.weights", "yolo_io._writing.safetensors",
+                 "importlib.metadata"}
+
+
+def test_import_yolo_io_imports_only_what_loading_needs() -> None:
+    loaded = _modules_after("import yolo_io")
+    assert not loaded & _LAZY_MODULES
+    # and every public name still resolves, importing its module on first use
+    loaded = _modules_after("import yolo_io\nfor n in yolo_io.__all__: getattr(yolo_io, n)\n"
+                            "yolo_io.attrs.ConvolutionalAttrs")
+    assert {"yolo_io._model.attrs", "yolo_io._inference.detect"} <= loaded
+    assert "attrs" in dir(yolo_io) and "detect" in dir(yolo_io)
+    with pytest.raises(AttributeError, match="no attribute 'detekt'"):
+        yolo_io.detekt  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_cli_command_imports_only_its_own_modules(tmp_path: Path, tiny_cfg: Path) -> None:
+    weights = write_weights(tmp_path / "t.weights", tiny_cfg)
+    loaded = _modules_after(f"import yolo_io._cli as c\nc.main(['check', {str(tiny_cfg)!r}, "
+                            f"{str(weights)!r}])")
+    assert "yolo_io._cli.check" in loaded and "yolo_io._diagnosis.diagnose" in loaded
+    others = {f"yolo_io._cli.{m}" for m in ("detect", "export", "verify", "demo", "inspect",
+                                            "convert", "check_data", "doctor", "partial")}
+    assert not loaded & (others | {"yolo_io._export.verify", "yolo_io._lowering",
+                                   "yolo_io._inference.detect", "importlib.metadata"})

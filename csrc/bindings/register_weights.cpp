@@ -378,8 +378,8 @@ void register_weights(py::module_& m) {
                 GilRelease release;
                 w.cancel();
             }, "Stops the lookahead and drops what it fused.")
-        .def_property_readonly("ahead", &FusedWalk::ahead, "Layers fused ahead now (tests).")
-        .def_property_readonly("taken", &FusedWalk::taken,
+        .def_property_readonly("_ahead", &FusedWalk::ahead, "Layers fused ahead now (tests).")
+        .def_property_readonly("_taken", &FusedWalk::taken,
                                "Results taken from the lookahead so far (tests).");
 
     m.def("release_cached_memory", &arena_release_cached,

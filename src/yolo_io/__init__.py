@@ -16,8 +16,6 @@ except ImportError as err:  # pragma: no cover - only without a build
     err.add_note("yolo_io's extension is not built: run `python -m pip install -e .`")
     raise
 
-from . import attrs
-from ._base.deprecation import warn_deprecated
 from ._base.errors import (
     CfgError,
     CfgWarning,
@@ -30,18 +28,60 @@ from ._base.errors import (
     WeightsSizeError,
     YoloIOError,
 )
-from ._base.progress import Progress, ProgressCallback
 from ._base.version import __version__
-from ._diagnosis.data import DataCheck, DataFinding, check_data
-from ._diagnosis.diagnose import CfgEdit, Diagnosis, Finding, LayerRef, diagnose
-from ._diagnosis.doctor import Checkup, doctor
-from ._inference.detect import Detection, Detector, detect, prepare_image
 from ._model.config import CfgLayer, Config, ParamSpec, parse_cfg
 from ._model.kinds import KindFacts
 from ._model.network import Header, Layer, Network, load
-from ._writing.fused import save_fused
-from ._writing.safetensors import save_safetensors
-from ._writing.weights import save, save_npz
+
+# Imported when first used (``yolo_io.detect``, ``yolo_io.attrs``, ...): a
+# command or a script pays only for what it calls. Each module's public names.
+_LAZY: dict[str, tuple[str, ...]] = {
+    "attrs": ("attrs",),
+    "_base.progress": ("Progress", "ProgressCallback"),
+    "_diagnosis.data": ("DataCheck", "DataFinding", "check_data"),
+    "_diagnosis.diagnose": ("CfgEdit", "Diagnosis", "Finding", "LayerRef", "diagnose"),
+    "_diagnosis.doctor": ("Checkup", "doctor"),
+    "_inference.detect": ("Detection", "Detector", "detect", "prepare_image"),
+    "_writing.fused": ("save_fused",),
+    "_writing.safetensors": ("save_safetensors",),
+    "_writing.weights": ("save", "save_npz"),
+}
+
+
+def _import_lazy(module: str) -> object:
+    """The module of :data:`_LAZY` named ``module`` (static imports, for the
+    layer checks)."""
+    if module == "attrs":  # not `from . import attrs`: its hasattr would recurse here
+        import yolo_io.attrs as m
+    elif module == "_base.progress":
+        from ._base import progress as m
+    elif module == "_diagnosis.data":
+        from ._diagnosis import data as m
+    elif module == "_diagnosis.diagnose":
+        from ._diagnosis import diagnose as m
+    elif module == "_diagnosis.doctor":
+        from ._diagnosis import doctor as m
+    elif module == "_inference.detect":
+        from ._inference import detect as m
+    elif module == "_writing.fused":
+        from ._writing import fused as m
+    elif module == "_writing.safetensors":
+        from ._writing import safetensors as m
+    else:
+        from ._writing import weights as m
+    return m
+
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs
+    from . import attrs as attrs
+    from ._base.progress import Progress, ProgressCallback
+    from ._diagnosis.data import DataCheck, DataFinding, check_data
+    from ._diagnosis.diagnose import CfgEdit, Diagnosis, Finding, LayerRef, diagnose
+    from ._diagnosis.doctor import Checkup, doctor
+    from ._inference.detect import Detection, Detector, detect, prepare_image
+    from ._writing.fused import save_fused
+    from ._writing.safetensors import save_safetensors
+    from ._writing.weights import save, save_npz
 
 LAYER_TYPES: tuple[str, ...] = tuple(_core.layer_types())
 
@@ -111,10 +151,24 @@ if TYPE_CHECKING:  # the old names, for type checkers (deprecated at run time)
     from .attrs import *
 else:
     def __getattr__(name: str) -> object:
-        """The attrs records' old home: ``yolo_io.ConvolutionalAttrs`` still
-        works for one release, with a DeprecationWarning (now
+        """The names of :data:`_LAZY`, imported on first use (and kept); the
+        attrs records' old home: ``yolo_io.ConvolutionalAttrs`` still works
+        for one release, with a DeprecationWarning (now
         ``yolo_io.attrs.ConvolutionalAttrs``)."""
+        for module, names in _LAZY.items():
+            if name in names:
+                found = _import_lazy(module)
+                value = found if name == "attrs" else getattr(found, name)
+                globals()[name] = value
+                return value
+        from . import attrs
+
         if name in attrs.__all__:
+            from ._base.deprecation import warn_deprecated
+
             warn_deprecated(f"yolo_io.{name}", f"use yolo_io.attrs.{name}")
             return getattr(attrs, name)
         raise AttributeError(f"module 'yolo_io' has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted(set(globals()) | set(__all__) | {"attrs"})

@@ -1,12 +1,10 @@
-"""The installed distribution's version (``yolo_io.__version__``)."""
+"""yolo_io's version (``yolo_io.__version__``): the one place it is written;
+the build reads it from here (pyproject.toml: scikit-build-core's regex
+provider), so the installed metadata says the same without
+``importlib.metadata`` at import time."""
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("yolo_io")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]

@@ -45,8 +45,6 @@ from typing import TextIO
 from .._base.errors import YoloIOError
 from .._base.paths import shown
 from .._base.version import __version__
-from . import check, convert, demo, detect, doctor, export, inspect, partial, verify
-from . import check_data as check_data_command
 from .common import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -74,8 +72,70 @@ def _run(argv: list[str]) -> int:
     return func(args)
 
 
+# Each command's module is imported when the command runs: a command pays
+# only for its own imports (static imports, for the layer checks).
+def _run_inspect(args: argparse.Namespace) -> int:
+    from .inspect import run
+
+    return run(args)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from .check import run
+
+    return run(args)
+
+
+def _run_doctor(args: argparse.Namespace) -> int:
+    from .doctor import run
+
+    return run(args)
+
+
+def _run_partial(args: argparse.Namespace) -> int:
+    from .partial import run
+
+    return run(args)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from .convert import run
+
+    return run(args)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import run
+
+    return run(args)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from .verify import run
+
+    return run(args)
+
+
+def _run_detect(args: argparse.Namespace) -> int:
+    from .detect import run
+
+    return run(args)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run
+
+    return run(args)
+
+
+def _run_check_data(args: argparse.Namespace) -> int:
+    from .check_data import run
+
+    return run(args)
+
+
 def _parser() -> argparse.ArgumentParser:
-    from .._export.verify import TOLERANCES
+    from .._export.tolerances import TOLERANCES
 
     common = ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
@@ -106,7 +166,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("weights", metavar="WEIGHTS", nargs="?",
                    help="its .weights file (optional: adds the header and file offsets)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=inspect.run)
+    p.set_defaults(func=_run_inspect)
 
     p = sub.add_parser("check", parents=[common, pair, backbone],
                        help="is this pair consistent? if not, why",
@@ -116,7 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="FILE", help="darknet's .data file (classes=, names=)")
     p.add_argument("--names", metavar="FILE", help="a .names file, one class per line")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=check.run)
+    p.set_defaults(func=_run_check)
 
     p = sub.add_parser("doctor", parents=[common, pair, backbone],
                        help="find broken values in the weights",
@@ -128,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
                         "(needs matplotlib: pip install 'yolo_io[plot]')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=doctor.run)
+    p.set_defaults(func=_run_doctor)
 
     p = sub.add_parser("partial", parents=[common, pair, backbone],
                        help="the first N layers, as darknet partial writes them",
@@ -138,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "version 0.2.5, seen 0.")
     p.add_argument("layers", metavar="N", type=int, help="how many layers to keep")
     p.add_argument("-o", "--output", metavar="OUT", required=True, help="the file to write")
-    p.set_defaults(func=partial.run)
+    p.set_defaults(func=_run_partial)
 
     p = sub.add_parser("convert", parents=[common, pair, backbone],
                        help="write .weights, .safetensors or .npz",
@@ -164,7 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", metavar="M.m.r",
                    help="header version of a .weights output (default: the input's)")
     p.add_argument("--seen", type=int, help="images-seen counter of a .weights output")
-    p.set_defaults(func=convert.run)
+    p.set_defaults(func=_run_convert)
 
     p = sub.add_parser("export", parents=[common, pair],
                        help="write an ONNX model, a TensorFlow SavedModel or a TFLite file",
@@ -203,7 +263,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-detections", type=int, metavar="N",
                    help="with --outputs nms: boxes kept per class and image (default 100)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=export.run)
+    p.set_defaults(func=_run_export)
 
     p = sub.add_parser("verify", parents=[common, pair],
                        help="the ONNX export against OpenCV's Darknet importer",
@@ -235,7 +295,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="exit 1 unless every layer and an output could be compared (a cfg "
                         "OpenCV gets wrong from some layer on is otherwise verified up to it)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=verify.run)
+    p.set_defaults(func=_run_verify)
 
     p = sub.add_parser("detect", parents=[common, pair],
                        help="detect objects in images, as darknet's detector test does",
@@ -269,7 +329,7 @@ def _parser() -> argparse.ArgumentParser:
                         "DIR is created)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=detect.run)
+    p.set_defaults(func=_run_detect)
 
     p = sub.add_parser("demo", parents=[common], help="see the tool work, no downloads",
                        description="Write a small YOLO-style model (a cfg written by yolo_io, "
@@ -278,7 +338,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dir", metavar="DIR",
                    help="write the files here and keep them (default: a temporary folder, "
                         "removed at the end)")
-    p.set_defaults(func=demo.run, run=_run)
+    p.set_defaults(func=_run_demo, run=_run)
 
     p = sub.add_parser("check-data", parents=[common],
                        help="the dataset darknet will train on, before it trains",
@@ -299,7 +359,7 @@ def _parser() -> argparse.ArgumentParser:
                         "'yolo_io[plot]')")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=check_data_command.run)
+    p.set_defaults(func=_run_check_data)
     return parser
 
 

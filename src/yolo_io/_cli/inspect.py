@@ -8,19 +8,8 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .._model.attrs import (
-    ConnectedAttrs,
-    ConvolutionalAttrs,
-    LayerAttrs,
-    PoolAttrs,
-    RegionAttrs,
-    RouteAttrs,
-    ShortcutAttrs,
-    UpsampleAttrs,
-    YoloAttrs,
-)
 from .._model.config import CfgLayer, parse_cfg
 from .._model.network import Network
 from .common import (
@@ -34,9 +23,23 @@ from .common import (
     table,
 )
 
+if TYPE_CHECKING:
+    from .._model.attrs import LayerAttrs
+
 
 def _details(layer: CfgLayer, attrs: LayerAttrs) -> str:
     """The main hyperparameters of a layer, compactly."""
+    from .._model.attrs import (  # the records, imported when a table is made
+        ConnectedAttrs,
+        ConvolutionalAttrs,
+        PoolAttrs,
+        RegionAttrs,
+        RouteAttrs,
+        ShortcutAttrs,
+        UpsampleAttrs,
+        YoloAttrs,
+    )
+
     if isinstance(attrs, ConvolutionalAttrs):
         stride = (str(attrs.stride_x) if attrs.stride_x == attrs.stride_y
                   else f"{attrs.stride_y},{attrs.stride_x}")

@@ -6,16 +6,17 @@ import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import NamedTuple, overload
+from typing import TYPE_CHECKING, NamedTuple, overload
 
 import numpy as np
 
 from .. import _core
 from .._base.errors import CfgWarning
 from .._base.paths import PathArg, fs_path, is_path
-from . import attrs as _attrs
-from .attrs import LayerAttrs, NetAttrs
 from .kinds import KINDS, KindFacts
+
+if TYPE_CHECKING:
+    from .attrs import LayerAttrs, NetAttrs
 
 __all__ = ["CfgLayer", "Config", "ParamSpec", "parse_cfg"]
 
@@ -117,7 +118,9 @@ class CfgLayer:
         applied: a frozen record per kind (:class:`ConvolutionalAttrs`,
         :class:`PoolAttrs`, :class:`RouteAttrs`, :class:`YoloAttrs`, ...; see
         ``yolo_io.attrs``), field names after darknet's ``layer`` struct."""
-        return _attrs.make(self._info.attrs_class, self._cfg.layer_attrs(self.index))
+        from . import attrs  # the records, imported when first asked for (~25 ms)
+
+        return attrs.make(self._info.attrs_class, self._cfg.layer_attrs(self.index))
 
     @property
     def fusion(self) -> str | None:
@@ -226,6 +229,8 @@ class Config(Sequence[CfgLayer]):
     def net(self) -> NetAttrs:
         """The ``[net]`` options inference needs, typed, as darknet reads them
         (width, height, channels, inputs, letter_box)."""
+        from .attrs import NetAttrs
+
         return NetAttrs(**dict(self._cfg.net_attrs))
 
     @property
