@@ -165,17 +165,18 @@ def record(benchmark: Any, operation: str, regime: str, times: Mapping[str, list
 
 
 def record_target(benchmark: Any, target: str, measured: float, bound: float, *,
-                  at_least: bool = False, why: str = "") -> bool:
+                  at_least: bool = False, why: str = "", unit: str = "x") -> bool:
     """Adds a performance target for ``benchmarks/report.py``, met or not:
-    ``measured`` (a ratio) against ``bound`` (at most, or ``at_least``), and
+    ``measured`` (a ratio, or a figure in ``unit``) against ``bound`` (at most, or ``at_least``), and
     ``why`` a target is not met on these machines. Returns whether it is met.
     A target the machines do not meet reliably is recorded here and shown in
     the report's *Targets* table as not met, instead of an xfail marker that
     could never fail; a target they meet is also asserted by its test."""
     met = measured >= bound if at_least else measured <= bound
     benchmark.extra_info.setdefault("report", []).append({
-        "target": target, "measured": measured, "bound": f"{'>=' if at_least else '<='} {bound}x",
-        "met": met, "why": why})
+        "target": target, "measured": measured,
+        "bound": f"{'>=' if at_least else '<='} {bound}{'' if unit == 'x' else ' '}{unit}",
+        "met": met, "why": why, "unit": unit})
     return met
 
 

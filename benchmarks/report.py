@@ -28,6 +28,12 @@ from pathlib import Path
 from typing import Any
 
 
+def _measured(row: dict[str, Any]) -> str:
+    """A target's measured figure: a ratio (``0.42x``) or a figure in its unit."""
+    unit = row.get("unit", "x")
+    return f"{row['measured']:.2f}x" if unit == "x" else f"{row['measured']:.1f} {unit}"
+
+
 def rows(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Every recorded row, in the order the benchmarks ran."""
     out: list[dict[str, Any]] = []
@@ -84,7 +90,7 @@ def markdown(data: dict[str, Any]) -> str:
     if targets:
         lines += ["*targets: each ratio above, against its bound*", "",
                   "| target | measured | bound | met |", "|---|---|---|---|"]
-        lines += [f"| {r['target']} | {r['measured']:.2f}x | {r['bound']} | "
+        lines += [f"| {r['target']} | {_measured(r)} | {r['bound']} | "
                   + ("yes |" if r["met"] else f"**not met**: {r['why']} |" if r["why"]
                      else "**not met** |")
                   for r in targets]

@@ -18,10 +18,14 @@ writers (save, safetensors and ONNX export) write to tmpfs where it has room.
 In both regimes "a plain copy of the file's bytes" (``np.memmap`` of the file,
 then ``.copy()``) is the memory floor of an eager read through a mapping.
 
-Targets (issue 13), first use, paired ratios to ``np.fromfile``: the
-``layer.fused()`` loop <= 0.5x, the HWIO loop <= 0.6x, reading every array
-<= 0.5x, ``fused_all`` with 2 threads <= 0.4x, and the loop <= 1.5x
-``fused_all`` with 2 threads of the same round.
+Targets (issue 26), first use, paired ratios: the ``layer.fused()`` loop at
+most 1.3x ``fused_all`` with 2 threads of the same round, and at most 0.5x
+the faster peer of the round (OpenCV's ``readNetFromDarknet`` or
+safetensors' ``load_file`` of the same tensors, whichever took less);
+``fused_all`` with 2 threads at most 0.3x that peer. darknet2any's
+``load_weights`` (its model built untimed) is in the table too. Issue 13's
+targets against ``np.fromfile`` are retired: its first-use sample swings 5x
+between runs with yolo_io's figures unchanged, so a ratio to it says little.
 
     python -m pytest benchmarks/test_bench_operations.py --benchmark-only -s
 """
@@ -38,7 +42,6 @@ from conftest import (
     first_use_times,
     interleaved_times,
     medians_ms,
-    paired_ratio,
     record,
     record_target,
 )
@@ -56,6 +59,8 @@ w, c = sys.argv[1], sys.argv[2]
 st = w[:-len(".weights")] + ".safetensors"
 sys.path.insert(0, {folder!r})
 """
+# Per round, the faster of OpenCV's importer and safetensors' load_file.
+PEER_NAME = "the faster peer (OpenCV's readNetFromDarknet or safetensors' load_file)"
 # operation -> (untimed setup, its code, what it is compared with); each code
 # keeps its results in `kept` until the clock stops. `st`: a raw safetensors
 # export of the same network.
@@ -67,22 +72,22 @@ OPERATIONS = {
     "yolo_io.load (lazy)": ("", "kept = yolo_io.load(w, c)", "np.memmap"),
     "read every array (np.array of each view)":
         ("", "net = yolo_io.load(w, c)\n"
-         + "kept = [np.array(a) for l in net for a in l.params.values()]", "np.fromfile"),
+         + "kept = [np.array(a) for l in net for a in l.params.values()]", PEER_NAME),
     "layer.fused() of every layer with weights, OIHW":
         ("", "net = yolo_io.load(w, c)\nkept = [l.fused() for l in net if l.fusion]",
-         "np.fromfile"),
+         PEER_NAME),
     "layer.fused(layout='HWIO') of every layer with weights":
         ("", "net = yolo_io.load(w, c)\nkept = [l.fused('HWIO') for l in net if l.fusion]",
-         "np.fromfile"),
+         PEER_NAME),
     "fused_all OIHW, 1 thread":
-        ("", "net = yolo_io.load(w, c)\nkept = net.fused_all('OIHW', threads=1)", "np.fromfile"),
+        ("", "net = yolo_io.load(w, c)\nkept = net.fused_all('OIHW', threads=1)", PEER_NAME),
     "fused_all OIHW, 2 threads":
-        ("", "net = yolo_io.load(w, c)\nkept = net.fused_all('OIHW', threads=2)", "np.fromfile"),
+        ("", "net = yolo_io.load(w, c)\nkept = net.fused_all('OIHW', threads=2)", PEER_NAME),
     "fused_all OIHW, 2 threads, float16":
         ("", "net = yolo_io.load(w, c)\n"
-         + "kept = net.fused_all('OIHW', threads=2, dtype='float16')", "np.fromfile"),
+         + "kept = net.fused_all('OIHW', threads=2, dtype='float16')", PEER_NAME),
     "state_dict (unfused)":
-        ("", "net = yolo_io.load(w, c)\nkept = net.state_dict()", "np.fromfile"),
+        ("", "net = yolo_io.load(w, c)\nkept = net.state_dict()", PEER_NAME),
     "peers' way: np.fromfile, then slice, reshape and fuse per layer":
         ("from test_bench_fuse import numpy_fuse_from_file",
          "net = yolo_io.load(w, c)\nkept = numpy_fuse_from_file(net, w)", "np.fromfile"),
@@ -90,6 +95,9 @@ OPERATIONS = {
                                   "np.fromfile"),
     "safetensors.numpy.load_file of the raw export":
         ("from safetensors.numpy import load_file", "kept = load_file(st)", None),
+    "darknet2any load_weights (its Darknet(cfg) built untimed)":
+        ("import torch\nfrom darknet2any.tool.darknet2pytorch import Darknet\nkept = Darknet(c)",
+         "kept.load_weights(w)", "np.fromfile"),
     "yolo_io.load of the raw export, every array read":
         ("", "net = yolo_io.load(st)\n"
          + "kept = [np.array(a) for l in net for a in l.params.values()]",
@@ -98,16 +106,17 @@ OPERATIONS = {
 # Measured in the steady state only here (their first use, with the baselines
 # of their own issues, is in test_bench_save/_safetensors/_onnx.py).
 WRITERS = ("yolo_io.save (.weights)", "save_safetensors (raw)", "ONNX export")
-# Operations that need an optional package, and the package.
-NEEDS = {"OpenCV readNetFromDarknet": "cv2",
-         "safetensors.numpy.load_file of the raw export": "safetensors",
-         "yolo_io.load of the raw export, every array read": "safetensors"}
+# Operations that need optional packages, and the packages.
+NEEDS = {"OpenCV readNetFromDarknet": ("cv2",),
+         "darknet2any load_weights (its Darknet(cfg) built untimed)": ("darknet2any", "torch"),
+         "safetensors.numpy.load_file of the raw export": ("safetensors",),
+         "yolo_io.load of the raw export, every array read": ("safetensors",)}
 
 
 def available() -> dict[str, tuple[str, str, str | None]]:
     """OPERATIONS without those whose package is not installed."""
     return {name: op for name, op in OPERATIONS.items()
-            if name not in NEEDS or importlib.util.find_spec(NEEDS[name]) is not None}
+            if all(importlib.util.find_spec(m) is not None for m in NEEDS.get(name, ()))}
 
 
 def program(setup: str, code: str, folder: Path) -> str:
@@ -140,10 +149,12 @@ def test_every_operation_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[P
             path.unlink(missing_ok=True)
     if times is None:
         return
+    if OPENCV in times and SAFETENSORS in times:
+        times = with_faster_peer(times)
     _FIRST_USE.append(times)
     lines = []
     for name, (_, _, baseline) in operations.items():
-        if baseline is None:
+        if baseline is None or baseline not in times:
             continue
         ratio = record(benchmark, f"{name}, yolov4", "first use: fresh process, results kept, "
                        "file in the page cache", times, name, baseline)
@@ -153,38 +164,42 @@ def test_every_operation_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[P
 
 LOOP = "layer.fused() of every layer with weights, OIHW"
 FUSED_ALL_2 = "fused_all OIHW, 2 threads"
-# Issue 13's first-use targets: (operation, baseline, at most).
+OPENCV = "OpenCV readNetFromDarknet"
+SAFETENSORS = "safetensors.numpy.load_file of the raw export"
+PEER = PEER_NAME
+# Issue 26's first-use targets: (operation, baseline, at most).
 FIRST_USE_TARGETS = (
-    (LOOP, "np.fromfile", 0.5),
-    ("layer.fused(layout='HWIO') of every layer with weights", "np.fromfile", 0.6),
-    ("read every array (np.array of each view)", "np.fromfile", 0.5),
-    (FUSED_ALL_2, "np.fromfile", 0.4),
-    (LOOP, FUSED_ALL_2, 1.5),
+    (LOOP, FUSED_ALL_2, 1.3),
+    (LOOP, PEER, 0.5),
+    (FUSED_ALL_2, PEER, 0.3),
 )
 
 
+def with_faster_peer(times: dict[str, list[float]]) -> dict[str, list[float]]:
+    """``times`` and, per round, the faster of OpenCV's importer and
+    safetensors' load_file in that round."""
+    return {**times, PEER: [min(a, b) for a, b in zip(times[OPENCV], times[SAFETENSORS],
+                                                     strict=True)]}
+
+
 def test_first_use_targets(benchmark: pytest.FixtureDef) -> None:
-    """Issue 13's first-use targets against the timings of
+    """Issue 26's first-use targets against the timings of
     test_every_operation_first_use (same session, same rounds), each recorded
-    in the report's targets table, not asserted: not met on these machines.
-    Three runs gave the loop 0.92x, 1.42x and 1.06x np.fromfile, HWIO 1.45x,
-    1.70x and 1.52x, every array 1.56x, 1.92x and 1.57x, fused_all 2 threads
-    0.76x, 1.00x and 0.91x, the loop 1.89x, 1.54x and 1.27x fused_all. Fresh
-    memory dominates first use here: a huge page costs ~5 us or, when the VM's
-    host has taken it back (free page reporting), ~2.5 ms, and np.fromfile's
-    sample swings 25-600 ms with it; reading through a mapping costs ~35 ms of
-    page faults per 258 MB on tmpfs against the kernel's copy in np.fromfile."""
+    in the report's targets table and asserted."""
     benchmark.pedantic(lambda: None, rounds=1)  # counts as used, skipped or not
     if benchmark.disabled or not _FIRST_USE:
         pytest.skip("first-use timings are only taken with --benchmark-only")
+    missing = [name for name in (OPENCV, SAFETENSORS) if name not in _FIRST_USE[0]]
+    if missing:
+        pytest.fail(f"the peers are not installed: {missing} (pip install -e '.[test]')")
     times = _FIRST_USE[0]
+    met = []
     for name, baseline, most in FIRST_USE_TARGETS:
-        ratio = paired_ratio(times, name, baseline)
-        if baseline == FUSED_ALL_2:
-            record(benchmark, f"{name} against {baseline}, yolov4", "first use: fresh process, "
-                   "results kept, file in the page cache", times, name, baseline)
-        record_target(benchmark, f"first use: {name} / {baseline}", ratio, most,
-                      why="fresh memory dominates first use on these VMs")
+        ratio = record(benchmark, f"{name} against {baseline}, yolov4", "first use: fresh "
+                       "process, results kept, file in the page cache", times, name, baseline)
+        met.append(record_target(benchmark, f"first use: {name} / {baseline}", ratio, most))
+        print(f"first use: {name} / {baseline}: {ratio:.2f}x (target <= {most}x)")
+    assert all(met)
 
 
 @pytest.mark.benchmark(group="steady-state-yolov4")

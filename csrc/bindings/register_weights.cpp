@@ -55,6 +55,13 @@ py::dtype numpy_dtype(DType t);
 py::array to_numpy(OwnedArray&& a) {
     py::dtype dt = numpy_dtype(a.dtype);
     std::vector<py::ssize_t> shape(a.shape.begin(), a.shape.end());
+    if (a.block) {  // a part of a shared block: the capsule holds a reference to it
+        auto* keep = new std::shared_ptr<std::uint8_t>(std::move(a.block));
+        py::capsule owner(keep, [](void* p) noexcept {
+            delete static_cast<std::shared_ptr<std::uint8_t>*>(p);
+        });
+        return py::array(dt, shape, a.in_block, owner);
+    }
     py::capsule owner(a.data.get(),
                       [](void* p) noexcept { MallocFree{}(static_cast<std::uint8_t*>(p)); });
     std::uint8_t* data = a.data.release();

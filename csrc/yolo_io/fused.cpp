@@ -188,7 +188,7 @@ FusedLayer fuse_layer(const Weights& w, int index, const FuseOptions& options, i
     FusedLayer out;
     out.weights = allocate(plan.weights_shape, options.dtype);
     out.biases = allocate({plan.biases_count}, options.dtype);
-    out.report = run_fused_parallel({plan}, {{out.weights.data.get(), out.biases.data.get()}},
+    out.report = run_fused_parallel({plan}, {{out.weights.bytes(), out.biases.bytes()}},
                                     threads);
     return out;
 }
@@ -436,7 +436,7 @@ std::int64_t FusedWalk::taken() const {
 }
 
 void FusedWalk::refill(int after, const Key& key) {
-    if (cancelled_ || threads_available(key.threads) <= 1) return;
+    if (cancelled_ || ahead_.size() > 1 || threads_available(key.threads) <= 1) return;
     const Weights& w = *weights_;
     const Config& c = w.config();
     const int n = static_cast<int>(c.layers.size());
@@ -447,36 +447,74 @@ void FusedWalk::refill(int after, const Key& key) {
         for (std::int64_t d : a->out.weights.shape) count *= d;
         bytes += count * dtype_size(a->out.weights.dtype);
     }
-    for (int i = next; i < n && static_cast<int>(ahead_.size()) < kLayers; ++i) {
+    // The batch: the next layers that fit, each array at a 64-byte boundary of one block.
+    struct Planned {
+        int layer;
+        FusePlan plan;
+        DType dtype;
+        std::int64_t weights_at, biases_at;
+    };
+    const auto aligned = [](std::int64_t at) { return (at + 63) / 64 * 64; };
+    std::vector<Planned> batch;
+    std::int64_t total = 0;
+    for (int i = next; i < n && ahead_.size() + batch.size() < static_cast<std::size_t>(kLayers);
+         ++i) {
         const LayerInfo& L = c.layers[static_cast<std::size_t>(i)];
         const FuseAs as = L.kind_info().fuse;
         if (as == FuseAs::none) continue;
         const int src = as == FuseAs::conv && L.share_index >= 0 ? L.share_index : i;
-        if (!w.loaded(src) || L.dontload) return;  // fused() of it fails: leave it to the call
-        auto a = std::make_unique<Ahead>();
+        if (!w.loaded(src) || L.dontload) break;  // fused() of it fails: leave it to the call
         try {
             const FuseOptions options =
                 parse_layer_fuse_options(L, key.layout, key.dtype, key.flatten, key.fuse);
             FusePlan plan = plan_fused(w, i, options);
             const std::int64_t size = plan.weights_count * dtype_size(options.dtype);
-            if (bytes + size > kBytes) return;
-            a->layer = i;
+            if (bytes + size > kBytes) break;
+            const std::int64_t weights_at = aligned(total);
+            const std::int64_t biases_at = aligned(weights_at + size);
+            total = biases_at + plan.biases_count * dtype_size(options.dtype);
+            bytes += size;
+            batch.push_back({i, std::move(plan), options.dtype, weights_at, biases_at});
+        } catch (...) {
+            break;  // not ahead: the call for it meets the same failure, in its turn
+        }
+    }
+    if (batch.empty()) return;
+    std::shared_ptr<std::uint8_t> block;
+    try {
+        const ArenaBlock b = arena_acquire(static_cast<std::size_t>(total));
+        block = std::shared_ptr<std::uint8_t>(  // on a throw, the deleter frees it
+            static_cast<std::uint8_t*>(b.data),
+            [size = b.size](std::uint8_t* p) { arena_release({p, size}); });
+    } catch (...) {
+        return;  // no memory for a lookahead: each call fuses its own layer
+    }
+    for (Planned& p : batch) {
+        try {
+            auto a = std::make_unique<Ahead>();
+            a->layer = p.layer;
             a->key = key;
-            a->out.weights = allocate(plan.weights_shape, options.dtype);
-            a->out.biases = allocate({plan.biases_count}, options.dtype);
+            const auto part = [&](OwnedArray& out, std::vector<std::int64_t> shape,
+                                  std::int64_t at) {
+                out.shape = std::move(shape);
+                out.dtype = p.dtype;
+                out.block = block;
+                out.in_block = block.get() + at;
+            };
+            part(a->out.weights, p.plan.weights_shape, p.weights_at);
+            part(a->out.biases, {p.plan.biases_count}, p.biases_at);
             a->run = std::make_unique<FusionRun>(
-                std::vector<FusePlan>{std::move(plan)},
+                std::vector<FusePlan>{std::move(p.plan)},
                 std::vector<std::pair<void*, void*>>{
-                    {a->out.weights.data.get(), a->out.biases.data.get()}},
+                    {a->out.weights.bytes(), a->out.biases.bytes()}},
                 key.threads);
             FusionRun* run = a->run.get();
             a->work = PostedWork::post(run->items(), run->threads(),
                                        [run](std::size_t k, std::size_t t) { run->run_item(k, t); });
-            bytes += size;
+            ahead_.push_back(std::move(a));
         } catch (...) {
-            return;  // not ahead: the call for it meets the same failure, in its turn
+            return;
         }
-        ahead_.push_back(std::move(a));
     }
 }
 

@@ -21,11 +21,16 @@ struct MallocFree {
     void operator()(std::uint8_t* p) const noexcept;
 };
 
-// A new buffer, owned until handed to Python.
+// A new buffer, owned until handed to Python: its own allocation (`data`),
+// or a part of a block shared with other arrays (`block`, at `in_block`: the
+// arrays of a FusedWalk batch), freed with the last of them.
 struct OwnedArray {
     std::unique_ptr<std::uint8_t, MallocFree> data;
+    std::shared_ptr<std::uint8_t> block;
+    std::uint8_t* in_block = nullptr;
     std::vector<std::int64_t> shape;
     DType dtype = DType::float32;
+    std::uint8_t* bytes() const noexcept { return in_block != nullptr ? in_block : data.get(); }
 };
 
 struct FusedLayer {
@@ -180,6 +185,11 @@ class PostedWork;
 // handles layer i. The lookahead is bounded: at most kLayers layers and
 // kBytes of output ahead, and none for a layer larger than kBytes (a large
 // layer is shared among the threads when it is asked for, as by fuse_layer).
+// It is refilled in batches, when at most one layer is left ahead: the
+// arrays of a batch share one block of arena memory (arena_memory.hpp: huge
+// pages from 2 MB, the last block freed reused), which a fresh allocation
+// per array, in 4 KB pages below a megabyte, made slower than the fusion.
+// A block is freed with the last of its arrays.
 // A call for a layer fused ahead with the same arguments takes it, helping
 // with its parts still untaken; any other call drops what is ahead of it
 // that it does not take (a layer before it, other arguments). A layer whose
@@ -189,7 +199,7 @@ class PostedWork;
 // calls are fuse_layer() alone. Thread-safe.
 class FusedWalk {
 public:
-    static constexpr int kLayers = 4;
+    static constexpr int kLayers = 16;
     static constexpr std::int64_t kBytes = std::int64_t{32} << 20;
 
     explicit FusedWalk(std::shared_ptr<const Weights> weights);
