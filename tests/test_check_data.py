@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import yolo_io
@@ -425,23 +426,93 @@ def test_fgetl_of_a_long_line_with_a_nul() -> None:
     assert fgetl_lines(long + b"\n") == [(long, 1)]
 
 
+def f32(value: float) -> float:
+    """``value`` as a C float stores it (what darknet's ``%f`` gives)."""
+    return float(np.float32(value))
+
+
+INF, NAN = float("inf"), float("nan")
+
+
+# What glibc's fscanf("%d %f %f %f %f") loop of data.c:read_boxes reads, as a C
+# program of that loop printed it (glibc 2.36, x86-64; /work/review4/rb.c).
 @pytest.mark.parametrize(("data", "boxes", "stop"), [
     (b"0 0.5 0.5 0.1 0.1\n1 .2 .3 .4 .5", [(0, .5, .5, .1, .1), (1, .2, .3, .4, .5)], None),
     (b"0 0.5 0.5\n0.1 0.1 1 .2 .3 .4 .5\n", [(0, .5, .5, .1, .1), (1, .2, .3, .4, .5)], None),
     (b"0.0 0.5 0.5 0.1 0.1\n", [(0, 0.0, .5, .5, .1)], 1),  # %d takes 0, %f takes .0
     (b"0 0.5 0.5 0.1 0.1 7\n", [(0, .5, .5, .1, .1)], 1),   # an id and then the end
-    (b"0 1e 0.5 0.1 0.1\n", [], 1),
-    (b"0 nan 0.5 inf 0.1\n", [(0, float("nan"), .5, float("inf"), .1)], None),
+    (b"0 nan 0.5 inf 0.1\n", [(0, NAN, .5, INF, .1)], None),
     (b"0 0x1p-1 0.5 0.1 0.1\r\n", [(0, .5, .5, .1, .1)], None),
     (b"\xff\xfe0\x00 \x00", [], 1),  # UTF-16
     (b"", [], None),
+    # %d: strtol's long, cut to an int
+    (b"4294967296 .5 .5 .2 .2", [(0, .5, .5, .2, .2)], None),
+    (b"4294967295 .5 .5 .2 .2", [(-1, .5, .5, .2, .2)], None),
+    (b"2147483648 .5 .5 .2 .2", [(-2147483648, .5, .5, .2, .2)], None),
+    (b"-2147483649 .5 .5 .2 .2", [(2147483647, .5, .5, .2, .2)], None),
+    (b"99999999999999999999 .5 .5 .2 .2", [(-1, .5, .5, .2, .2)], None),
+    (b"-99999999999999999999 .5 .5 .2 .2", [(0, .5, .5, .2, .2)], None),
+    (b"9" * 5000 + b" .5 .5 .2 .2", [(-1, .5, .5, .2, .2)], None),  # past int()'s 4300 digits
+    # %f: an exponent without digits is none (glibc before its bug 12701 fix)
+    (b"0 0.5 0.5 0.2 1e\n1 .5 .5 .2 .2", [(0, .5, .5, .2, 1), (1, .5, .5, .2, .2)], None),
+    (b"0 0.5 0.5 0.2 1e+\n1 .5 .5 .2 .2", [(0, .5, .5, .2, 1), (1, .5, .5, .2, .2)], None),
+    (b"0 .5 .5 .2 1.5e", [(0, .5, .5, .2, 1.5)], None),
+    (b"0 0x1p .5 .2 .2\n1 .5 .5 .2 .2", [(0, 1, .5, .2, .2), (1, .5, .5, .2, .2)], None),
+    (b"0 .5 .5 .2 0x1p+", [(0, .5, .5, .2, 1)], None),
+    (b"0 .5 .5 .2 1e5.5", [(0, .5, .5, .2, 100000)], 1),  # ".5" is then read as an id: fails
+    # hexadecimal: "0x." is 0, "0x" without a digit fails
+    (b"0 0x. .5 .2 .2\n1 .5 .5 .2 .2", [(0, 0, .5, .2, .2), (1, .5, .5, .2, .2)], None),
+    (b"0 .5 .5 .2 0x.8", [(0, .5, .5, .2, .5)], None),
+    (b"0 .5 .5 .2 0x1e", [(0, .5, .5, .2, 30)], None),
+    (b"0 0x .5 .2 .2\n1 .5 .5 .2 .2", [], 1),
+    (b"0 .5 .5 .2 -0x", [], 1),
+    (b"0 .5 .5 .2 0xg", [], 1),
+    # infinity: a partial "infinity" fails; nan stops at a "("
+    (b"0 .5 .5 .2 infx 1 .5 .5 .2 .2", [(0, .5, .5, .2, INF)], 1),
+    (b"0 .5 .5 .2 infinity", [(0, .5, .5, .2, INF)], None),
+    (b"0 infin .5 .2 .2\n1 .5 .5 .2 .2", [], 1),
+    (b"0 .5 .5 .2 infi", [], 1),
+    (b"0 .5 .5 .2 nan(1) 1 .5 .5 .2 .2", [(0, .5, .5, .2, NAN)], 1),
+    (b"0 nan(abc) .5 .2 .2", [], 1),
+    (b"0 . .5 .2 .2", [], 1),
+    (b"0 .e1 .5 .2 .2", [], 1),
+    (b"+ .5 .5 .2 .2", [], 1),
+    # a C float: rounded, overflowing to infinity, underflowing to 0
+    (b"0 1.00000001 .5 .2 .2", [(0, 1, .5, .2, .2)], None),
+    (b"0 .5 .5 .2 3.4028236e38", [(0, .5, .5, .2, INF)], None),
+    (b"0 .5 .5 .2 1e-46", [(0, .5, .5, .2, 0)], None),
+    (b"0 .5 .5 .2 0x1p-150", [(0, .5, .5, .2, 0)], None),
+    (b"0 .5 .5 .2 0x1p99999", [(0, .5, .5, .2, INF)], None),
 ])
 def test_read_boxes(data: bytes, boxes: list[tuple[float, ...]], stop: int | None) -> None:
     got, stopped = read_boxes(data)
     as_tuples = [(b.id, b.x, b.y, b.w, b.h) for b in got]
-    assert len(as_tuples) == len(boxes) and stopped == stop
+    assert len(as_tuples) == len(boxes) and stopped == stop, (as_tuples, stopped)
     for a, b in zip(as_tuples, boxes, strict=True):
-        assert [str(x) for x in a] == [str(x) for x in b]
+        assert a[0] == b[0] and [str(x) for x in a[1:]] == [str(f32(x)) for x in b[1:]]
+
+
+def test_read_boxes_counts_lines_in_linear_time() -> None:
+    """The line of each box is counted forward, not from the start of the
+    file for each box (quadratic: minutes for a label file of 100,000 boxes)."""
+    scanned = []
+
+    class Counting(bytes):
+        def count(self, sub: bytes, start: int = 0,  # type: ignore[override]
+                  end: int | None = None) -> int:
+            scanned.append((len(self) if end is None else end) - start)
+            return super().count(sub, start, end)
+
+    data = Counting(b"0 0.5 0.5 0.2 0.2\n" * 3000 + b"oops\n")
+    boxes, stop = read_boxes(data)
+    assert len(boxes) == 3000 and boxes[-1].line == 3000 and stop == 3001
+    assert sum(scanned) <= 2 * len(data), sum(scanned)
+    scanned.clear()
+    listed = Counting(b"a\0b\n" + b"name.jpg\n" * 3000)  # a NUL: fgetl step by step
+    lines = fgetl_lines(listed)
+    assert len(lines) == 3000 and lines[0] == (b"aname.jpg", 1) and lines[-1] == (b"name.jpg",
+                                                                                  3001)
+    assert sum(scanned) <= 2 * len(listed), sum(scanned)
 
 
 def test_odd_bytes_in_the_lists_and_labels_do_not_crash(tmp_path: Path) -> None:
@@ -458,17 +529,33 @@ def test_odd_bytes_in_the_lists_and_labels_do_not_crash(tmp_path: Path) -> None:
 
 
 def test_a_huge_label_count_is_capped_but_counted(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The counts say how many were found, the report how many it kept, and
+    the hint promises no more than --json has."""
     import yolo_io._diagnosis.data as module
 
     monkeypatch.setattr(module, "MAX_FINDINGS_PER_KIND", 3)
     train = "".join(image(tmp_path, f"i{i}.jpg", None) + "\n" for i in range(10)).encode()
     report = check_data(dataset(tmp_path, train=train), root=tmp_path, progress=False)
-    assert report.counts["label-missing"] == 10
+    assert report.counts["label-missing"] == 10 and report.totals["error"] == 10
     assert sum(f.kind == "label-missing" for f in report.findings) == 3
-    assert "... and" not in str(report)  # 3 kept, all shown
+    text = str(report)
+    assert text.splitlines()[0].startswith(f"{report.data}: 10 error(s), 0 warning(s)")
+    assert "(10 finding(s) found, 3 kept: at most 3 of a kind" in text.splitlines()[0]
+    assert "... [label-missing]: 7 more found but not kept" in text
+    assert "all of them" not in text
     monkeypatch.setattr(module, "_SHOW_PER_KIND", 2)
-    assert "... and 8 more [label-missing]" in str(report)
+    assert ("... [label-missing]: 1 more in --json / to_dict(), 7 more found but not kept"
+            in str(report))
+    doc = report.to_dict()
+    assert doc["counts"] == {"label-missing": 10} and doc["findings_kept"] == 3
+    assert doc["totals"] == {"error": 10, "warning": 0, "info": 0}
+    assert len(doc["findings"]) == 3
+    monkeypatch.chdir(tmp_path)
+    assert _cli.main(["check-data", "obj.data", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["totals"]["error"] == 10 and doc["findings_kept"] == len(doc["findings"]) == 3
 
 
 def test_backup_permissions_and_unreadable_images(tmp_path: Path,
@@ -589,3 +676,292 @@ def test_plot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     assert _cli.main(["check-data", "obj.data", "--plot", "data/obj/v0.txt"]) == 2
     assert _cli.main(["check-data", "obj.data", "--plot", "obj.data"]) == 2
     assert not list(tmp_path.glob(".yolo_io-*"))
+
+
+# -- what darknet trains with: the class count, the head ----------------------------------
+
+REGION = """\
+[convolutional]
+filters=40
+size=1
+stride=1
+pad=1
+activation=linear
+
+[region]
+anchors=1,1, 2,2, 3,3, 4,4, 5,5
+classes=3
+coords=4
+num=5
+"""
+GAUSSIAN = """\
+[convolutional]
+filters=36
+size=1
+stride=1
+pad=1
+activation=linear
+
+[Gaussian_yolo]
+mask=0,1,2
+anchors=10,13, 16,30, 33,23
+classes=3
+num=3
+"""
+DETECTION = """\
+[connected]
+output=637
+activation=linear
+
+[detection]
+classes=3
+coords=4
+rescore=1
+side=7
+num=2
+softmax=0
+sqrt=1
+"""
+NO_HEAD = """\
+[convolutional]
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+"""
+
+
+def test_a_huge_class_count_allocates_nothing_per_class(tmp_path: Path) -> None:
+    """classes=50000000 in the .data (or the cfg) is reported, and no list
+    of 50 million counters is made (boxes are counted per class id seen)."""
+    import tracemalloc
+
+    train = (image(tmp_path, "a.jpg", "0 0.5 0.5 0.2 0.2\n1 0.5 0.5 0.2 0.2\n") + "\n").encode()
+    data = dataset(tmp_path, train=train, data="classes=50000000\ntrain=train.txt\n"
+                                                "valid=valid.txt\nnames=obj.names\nbackup=backup\n")
+    huge = GOOD_NET + HEAD.format(filters=3 * (50_000_000 + 5), max=90).replace(
+        "classes=3", "classes=50000000")
+    cfg = write(tmp_path / "huge.cfg", huge)
+    tracemalloc.start()
+    try:
+        report = check_data(data, root=tmp_path, progress=False)
+        with_cfg = check_data(data, cfg=cfg, root=tmp_path, progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 30 << 20, peak  # a list of 50 million ints is 400 MB
+    (finding,) = [f for f in report.findings if f.kind == "data-classes"]
+    assert finding.severity == "error" and finding.line == 1
+    assert "more than 100,000 classes" in finding.message
+    assert "`detector train` ignores it" in finding.message
+    assert "calc_anchors" in finding.message and finding.fix == "classes=3, the number of lines " \
+                                                                 "of the .names file"
+    # the labels are checked against the .names' count instead
+    assert report.classes == 3 and report.boxes_per_class == (1, 1, 0)
+    assert with_cfg.classes == 50_000_000 and len(with_cfg.boxes_per_class) == 100_000
+    assert with_cfg.boxes == 2 and with_cfg.boxes_per_class[:3] == (1, 1, 0)
+    assert len(str(with_cfg)) < 100_000  # the first 1000 classes listed, the rest counted
+    assert "... and 99000 more classes" in str(with_cfg)
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("abc", "classes=abc (darknet reads it with C's atoi: 0): no class count"),
+    ("0", "classes=0: no class count"),
+    ("-3", "classes=-3: no class count"),
+])
+def test_a_classes_value_that_is_no_count(tmp_path: Path, value: str, message: str) -> None:
+    data = dataset(tmp_path, data=f"classes={value}\ntrain=train.txt\nvalid=valid.txt\n"
+                                  f"names=obj.names\nbackup=backup\n")
+    report = check_data(data, root=tmp_path, progress=False)
+    (finding,) = report.findings
+    assert (finding.kind, finding.severity, finding.line) == ("data-classes", "error", 1)
+    assert finding.message.startswith(message), finding.message
+    assert report.classes == 3 and report.boxes_per_class == (2, 2, 2)  # the .names' count
+
+
+def test_an_unknown_class_count_skips_the_range_check(tmp_path: Path) -> None:
+    """No cfg, no .names, no classes=: nothing to check class ids against;
+    said once, and no box is called out of range."""
+    train = (image(tmp_path, "a.jpg", "0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n") + "\n"
+             + image(tmp_path, "b.jpg", "-2 0.5 0.5 0.2 0.2\n") + "\n").encode()
+    write(tmp_path / "train.txt", train)
+    (tmp_path / "backup").mkdir()
+    data = write(tmp_path / "obj.data", "train=train.txt\nbackup=backup\n")
+    report = check_data(data, root=tmp_path, progress=False)
+    kinds = {f.kind: f for f in report.findings}
+    assert set(kinds) == {"data-default", "names-missing", "valid-is-train", "classes-unknown",
+                          "class-id"}
+    assert kinds["classes-unknown"].severity == "info"
+    assert "class ids are not checked" in kinds["classes-unknown"].message
+    (negative,) = [f for f in report.findings if f.kind == "class-id"]  # only the -2
+    assert negative.line == 1 and Path(negative.path or "").name == "b.txt"
+    assert report.classes == 0 and report.boxes_per_class == (1, 0, 0, 0, 0, 0, 0, 1)
+    assert report.boxes == 2
+
+
+def test_a_cfg_without_a_head_is_an_error(tmp_path: Path) -> None:
+    """train_detector then takes the classes and max boxes of the last
+    layer: 0 and 0, every box dropped."""
+    data = dataset(tmp_path)
+    cfg = write(tmp_path / "nohead.cfg", GOOD_NET + NO_HEAD)
+    report = check_data(data, cfg=cfg, root=tmp_path, progress=False)
+    assert not report.ok
+    (finding,) = report.findings
+    assert (finding.kind, finding.severity, finding.path, finding.line) == (
+        "head-missing", "error", str(cfg), 12)
+    assert "[convolutional] (layer 0, line 12)" in finding.message
+    assert "trains on nothing" in finding.message
+    # the labels are checked against the .data's classes
+    assert report.classes == 3 and report.boxes_per_class == (2, 2, 2)
+
+
+def test_a_detection_head_gives_the_class_count(tmp_path: Path) -> None:
+    """YOLOv1's [detection] is the last layer: train_detector's classes."""
+    train = (image(tmp_path, "a.jpg", "2 0.5 0.5 0.2 0.2\n5 0.5 0.5 0.2 0.2\n") + "\n").encode()
+    data = dataset(tmp_path, train=train, names="a\nb\nc\nd\ne\nf\n",
+                   data="classes=6\ntrain=train.txt\nvalid=valid.txt\nnames=obj.names\n"
+                        "backup=backup\n")
+    cfg = write(tmp_path / "v1.cfg", GOOD_NET + DETECTION)
+    report = check_data(data, cfg=cfg, root=tmp_path, progress=False)
+    assert report.classes == 3 and report.boxes_per_class == (0, 0, 1)
+    assert {(f.kind, Path(f.path or "").name, f.line) for f in report.findings} >= {
+        ("data-classes", "obj.data", 1), ("class-id", "a.txt", 2)}
+
+
+@pytest.mark.parametrize(("head", "says"), [
+    (HEAD.format(filters=24, max=90),
+     "the [yolo] head skips it (yolo_layer.c: class_id < 0): the box is not trained on"),
+    (GAUSSIAN, ("the [Gaussian_yolo] head uses the id unchecked as an index in its loss "
+                "(gaussian_yolo_layer.c")),
+    (REGION, "the [region] head uses the id unchecked as an index in its loss (region_layer.c"),
+    (None, ("a [yolo] head then skips it (yolo_layer.c: class_id < 0), a [Gaussian_yolo] or "
+            "[region] head uses the id unchecked")),
+])
+def test_a_negative_class_id_by_head_kind(tmp_path: Path, head: str | None, says: str) -> None:
+    train = (image(tmp_path, "a.jpg", "-1 0.5 0.5 0.2 0.2\n") + "\n").encode()
+    data = dataset(tmp_path, train=train)
+    cfg = None if head is None else write(tmp_path / "x.cfg", GOOD_NET + head)
+    report = check_data(data, cfg=cfg, root=tmp_path, progress=False)
+    (finding,) = [f for f in report.findings if f.kind == "class-id"]
+    assert finding.message.startswith("class id -1 is negative: data.c:fill_truth_detection "
+                                      "keeps the box (it checks only id >= classes)")
+    assert says in finding.message, finding.message
+    assert report.boxes_per_class == (0, 0, 0)
+
+
+# -- the lists -------------------------------------------------------------------------------
+
+
+def test_a_list_of_blank_lines_is_an_error(tmp_path: Path) -> None:
+    """Blank entries count as images darknet cannot load: no division by 0,
+    but nothing to train on."""
+    data = dataset(tmp_path, train=b"\n\n \n", valid=b"\n")
+    report = check_data(data, root=tmp_path, progress=False)
+    assert not report.ok
+    (train,) = [f for f in report.findings if f.kind == "list-empty" and f.severity == "error"]
+    assert Path(train.path or "").name == "train.txt"
+    assert "none of its 3 entries is an image darknet can open" in train.message
+    (valid,) = [f for f in report.findings if f.kind == "list-empty" and f.severity == "warning"]
+    assert Path(valid.path or "").name == "valid.txt"
+
+
+def test_long_names_are_cut_in_messages(tmp_path: Path) -> None:
+    """A list of one 1 MB line (or a .data value as long) is not repeated
+    whole in a message."""
+    train = b"d/" + b"x" * 1_000_000 + b".jpg\r"  # no \n: the \r stays
+    data = dataset(tmp_path, train=train, data="classes=3\ntrain=train.txt\nvalid=valid.txt\n"
+                                               "names=obj.names\nbackup=" + "b" * 100_000 + "\n")
+    report = check_data(data, root=tmp_path, progress=False)
+    assert {f.kind for f in report.findings} >= {"crlf", "list-empty", "backup-missing"}
+    assert all(len(f.message) < 2000 for f in report.findings), [
+        (f.kind, len(f.message)) for f in report.findings]
+    assert "(1000007 characters)" in str(report)
+    assert len(json.dumps(report.to_dict())) < 20_000
+
+
+# -- label files -----------------------------------------------------------------------------
+
+
+def test_a_fifo_label_file_is_not_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """darknet's fopen of a FIFO blocks until a writer comes: reported, never
+    opened here."""
+    import yolo_io._diagnosis.data as module
+
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    train = (image(tmp_path, "a.jpg", None) + "\n").encode()
+    os.mkfifo(tmp_path / "a.txt")
+    opened: list[str] = []
+    real_open = os.open
+
+    def spy(path: str, *args: object, **kwargs: object) -> int:
+        opened.append(os.fspath(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module.os, "open", spy)
+    report = check_data(dataset(tmp_path, train=train), root=tmp_path, progress=False)
+    (finding,) = [f for f in report.findings if f.kind == "label-unreadable"]
+    assert Path(finding.path or "").name == "a.txt" and "a FIFO, not a file" in finding.message
+    assert not any(p.endswith("a.txt") for p in opened), opened
+    assert report.labels == 0 and not report.ok
+
+
+@pytest.mark.parametrize(("labels", "severity", "says"), [
+    ("0 nan 0.5 0.2 0.2\n", "warning",
+     "x='nan' is not a plain decimal number: darknet's fscanf reads it as nan (box-coords says"),
+    ("0 0.5 0.5 inf 0.2\n", "warning",
+     "w='inf' is not a plain decimal number: darknet's fscanf reads it as inf"),
+    ("0 0x1p-1 0.5 0.2 0.2\n", "warning",
+     "x='0x1p-1' is not a plain decimal number: darknet's fscanf reads it as 0.5"),
+    ("0 0.5 0.5 0.2 2e\n", "error",
+     ("h='2e' is a number whose exponent has no digits: glibc's fscanf reads it as 2 (glibc "
+      "before the fix of its bug 12701), later glibc stops reading the file there")),
+])
+def test_odd_numbers_are_not_called_shifted(tmp_path: Path, labels: str, severity: str,
+                                             says: str) -> None:
+    """nan, inf and hexadecimal floats are read as one number each: nothing
+    after them shifts."""
+    train = (image(tmp_path, "a.jpg", labels + "1 0.5 0.5 0.2 0.2\n") + "\n").encode()
+    report = check_data(dataset(tmp_path, train=train), root=tmp_path, progress=False)
+    (finding,) = [f for f in report.findings if f.kind == "label-format"]
+    assert (finding.severity, finding.line) == (severity, 1)
+    assert says in finding.message and "shifted" not in finding.message, finding.message
+    assert report.boxes_per_class[1] == 1  # the next line is read as written
+
+
+def test_an_id_too_large_for_an_int_and_a_float_rounded(tmp_path: Path) -> None:
+    """%d cuts 4294967296 to 0 (a box of class 0); %f rounds 1.00000001 to
+    1.0 (inside the image)."""
+    train = (image(tmp_path, "a.jpg", "4294967296 0.5 0.5 0.2 0.2\n1 1.00000001 0.5 0.2 0.2\n")
+             + "\n").encode()
+    report = check_data(dataset(tmp_path, train=train), root=tmp_path, progress=False)
+    (finding,) = [f for f in report.findings if f.kind != "valid-is-train"]
+    assert (finding.kind, finding.line) == ("class-id", 1)
+    assert finding.message == ("class id 4294967296 does not fit a C int: darknet's fscanf (%d) "
+                               "reads it as 0, and it trains the box as class 0")
+    assert report.boxes_per_class == (1, 1, 0)
+
+
+def test_a_large_label_file_is_streamed(tmp_path: Path) -> None:
+    """No object per box is kept: 300,000 boxes take less memory than their
+    file's bytes twice; and a file's findings are capped (the rest counted)."""
+    import tracemalloc
+
+    big = "0 0.5 0.5 0.2 0.2\n" * 300_000
+    bad = "5 0.5 0.5 0.2 0.2\n" * 100  # class 5 of 3: 100 findings
+    train = (image(tmp_path, "big.jpg", big) + "\n" + image(tmp_path, "bad.jpg", bad)
+             + "\n").encode()
+    data = dataset(tmp_path, train=train)
+    tracemalloc.start()
+    try:
+        report = check_data(data, root=tmp_path, progress=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report.boxes_per_class == (300_000, 0, 0)
+    assert peak < 2 * len(big), peak
+    assert report.counts["class-id"] == 100
+    kept = [f for f in report.findings if f.kind == "class-id"]
+    assert len(kept) == 20 and [f.line for f in kept] == list(range(1, 21))
+    assert "80 more found but not kept" in str(report)

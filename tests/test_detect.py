@@ -433,10 +433,11 @@ def test_detect_refuses_to_write_over_its_inputs(files: tuple[Path, Path, Path],
     _, err = call(capsys, "detect", cfg, weights, images / "cat.png", other / "cat.png",
                   "--out", tmp_path / "out", code=2)
     assert "would both be written to" in err
-    # the cfg itself as an output, through a folder holding a copy's name
+    # the cfg itself as an output, through a link in --out named as the output
+    # of an image called like the cfg (Pillow cannot write a .cfg: .cfg.png)
     link = tmp_path / "links"
     link.mkdir()
-    (link / cfg.name).symlink_to(cfg)
+    (link / (cfg.name + ".png")).symlink_to(cfg)
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / cfg.name).write_bytes((images / "cat.png").read_bytes())
     _, err = call(capsys, "detect", cfg, weights, tmp_path / "src" / cfg.name, "--out", link,
@@ -444,6 +445,49 @@ def test_detect_refuses_to_write_over_its_inputs(files: tuple[Path, Path, Path],
     assert "the input CFG" in err or "an input" in err
     assert {p.name: p.read_bytes() for p in images.iterdir()} == before
     assert not (tmp_path / "out").exists()
+
+
+def test_detect_refuses_an_output_linked_to_another_input_image(
+        files: tuple[Path, Path, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    cfg, weights, _ = files
+    images = tmp_path / "images"
+    (images / "b.png").write_bytes((images / "cat.png").read_bytes())
+    before = {p.name: p.read_bytes() for p in images.iterdir()}
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b.png").symlink_to(images / "cat.png")  # b's output would replace cat.png
+    _, err = call(capsys, "detect", cfg, weights, images / "cat.png", images / "b.png",
+                  "--out", out, code=2)
+    assert "the input image" in err and "cat.png" in err
+    assert {p.name: p.read_bytes() for p in images.iterdir()} == before
+
+
+def test_detect_output_names_and_formats(files: tuple[Path, Path, Path], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    cfg, weights, _ = files
+    images = tmp_path / "images"
+    with Image.open(images / "cat.png") as opened:
+        cat = opened.copy()
+    src = tmp_path / "src"
+    src.mkdir()
+    cat.save(src / "a.psd.tmp", format="PNG")
+    (src / "a.psd.tmp").rename(src / "a.psd")  # Pillow reads .psd but cannot write it
+    (src / "noext").write_bytes((images / "cat.png").read_bytes())
+    cat.convert("L").save(src / "g.pgm")
+    out = tmp_path / "out"
+    call(capsys, "detect", cfg, weights, src / "a.psd", src / "noext", src / "g.pgm",
+         "--out", out, "--thresh", "0.01")
+    assert sorted(p.name for p in out.iterdir()) == ["a.psd.png", "g.pgm", "noext.png"]
+    with Image.open(out / "a.psd.png") as png:
+        assert png.format == "PNG"
+    with Image.open(out / "g.pgm") as g:
+        assert g.mode == "L" and (out / "g.pgm").read_bytes()[:2] == b"P5"
+    # an output name taken by a folder: refused before any image is run
+    (tmp_path / "out2" / "cat.png").mkdir(parents=True)
+    _, err = call(capsys, "detect", cfg, weights, images / "cat.png", "--out",
+                  tmp_path / "out2", code=3)
+    assert "cat.png" in err and "cannot be written there" in err
 
 
 def test_detect_goes_on_past_an_unreadable_image(files: tuple[Path, Path, Path],
@@ -475,3 +519,150 @@ def test_detect_usage_errors(files: tuple[Path, Path, Path], tmp_path: Path,
     assert json.loads(out)["errors"][0]["error"]
     _, err = call(capsys, "detect", weights, cfg, tmp_path / "images", code=1)
     assert "swapped" in err or "the other way round" in err
+
+
+# -- found by the adversarial review -------------------------------------------------------
+
+
+def test_wide_samples_keep_their_high_byte_as_stb_image(tmp_path: Path) -> None:
+    from yolo_io._lowering.image import read_pixels
+
+    wide = (np.arange(64 * 48, dtype=np.uint32).reshape(48, 64) * 21).astype(np.uint16)
+    path = tmp_path / "g16.png"
+    Image.fromarray(wide).save(path)  # a 16-bit gray PNG (mode I;16 or I)
+    got, _ = read_pixels(path, 3)
+    np.testing.assert_array_equal(got[:, :, 0], (wide >> 8).astype(np.uint8))  # not clipped
+    got, _ = read_pixels(path, 1)
+    np.testing.assert_array_equal(got[:, :, 0], (wide >> 8).astype(np.uint8))
+
+
+def test_a_gray_network_reads_a_jpegs_luma(tmp_path: Path) -> None:
+    from yolo_io._lowering.image import read_pixels, to_gray
+
+    path = tmp_path / "c.jpg"
+    Image.fromarray(chelsea()).save(path, quality=90)
+    gray, _ = read_pixels(path, 1)
+    rgb, _ = read_pixels(path, 3)
+    with Image.open(path) as img:
+        luma = np.asarray(img.convert("YCbCr"))[:, :, 0]
+    # stb_image copies the decoded Y plane (the developers compared with stb_image
+    # itself: one level apart on 0.4% of pixels, the IDCTs differ); Y recomputed
+    # from the decoded RGB is close, stb's RGB formula on it 36% of pixels off
+    assert np.abs(gray[:, :, 0].astype(int) - luma).max() <= 2
+    assert not np.array_equal(gray[:, :, 0], to_gray(rgb))
+
+
+def test_an_image_too_thin_to_letterbox_is_an_error(detector_net: yolo_io.Network) -> None:
+    thin = np.zeros((1, 4000, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"4000x1 image letterboxed .* 96x0 pixels"):
+        yolo_io.prepare_image(detector_net, thin, letter_box=True)
+    yolo_io.prepare_image(detector_net, thin)  # resized, it is fine
+
+
+def test_a_decompression_bomb_is_an_oserror(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from yolo_io._lowering.image import read_pixels
+
+    path = tmp_path / "big.png"
+    Image.fromarray(chelsea()).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(OSError, match="too many pixels"):
+        read_pixels(path, 3)
+
+
+def test_boxes_that_are_not_finite_are_not_drawn_and_are_null_in_json() -> None:
+    from yolo_io._cli.detect import _json_safe
+    from yolo_io._inference.draw import annotate
+
+    pixels = np.full((40, 50, 3), 200, np.uint8)
+    found = [yolo_io.Detection(0, "a", 0.9, float("nan"), 0.0, 10.0, 10.0),
+             yolo_io.Detection(0, "a", 0.8, 0.0, 0.0, float("inf"), 10.0),
+             yolo_io.Detection(0, "a", 0.7, -1e30, -1e30, 2e30, 2e30),  # huge: clamped, fast
+             yolo_io.Detection(0, "a", 0.6, 30.0, 30.0, -10.0, -10.0)]  # negative size
+    image = annotate(pixels, found, 1)
+    assert image.size == (50, 40)
+    doc = _json_safe({"d": [d.to_dict() for d in found]})
+    assert doc["d"][0]["left"] is None and doc["d"][1]["width"] is None
+    json.dumps(doc, allow_nan=False)
+
+
+def test_heads_with_different_class_counts_are_refused(tmp_path: Path) -> None:
+    text = DETECTOR_CFG.format(letter="")
+    last = text.rindex("classes=3")
+    text = text[:last] + "classes=4" + text[last + len("classes=3"):]
+    last = text.rindex("filters=24")
+    text = text[:last] + "filters=27" + text[last + len("filters=24"):]
+    cfg = tmp_path / "mixed.cfg"
+    cfg.write_text(text)
+    net = yolo_io.load(write_weights(tmp_path / "mixed.weights", cfg), cfg)
+    with pytest.raises(yolo_io.YoloIOError, match=r"has 3 classes and .* 4: .*one class count"):
+        yolo_io.Detector(net, backend="onnxruntime")
+
+
+def test_opencv_gets_thresh_0_under_each_head_whatever_the_line_ends(tmp_path: Path) -> None:
+    from yolo_io._inference.backends import _cfg_for_opencv
+
+    text = DETECTOR_CFG.format(letter="").replace("[yolo]\n", "[yolo]\nthresh=0.7\n")
+    cfg = tmp_path / "cr.cfg"
+    cfg.write_bytes(text.replace("\n", "\r\r\n").encode())
+    with pytest.warns(UserWarning, match="unused option 'thresh=0.7'"):  # darknet: unused
+        net = yolo_io.load(write_weights(tmp_path / "cr.weights", cfg), cfg)
+    lines = _cfg_for_opencv(net).split(b"\n")
+    heads = [i for i, line in enumerate(lines) if line.startswith(b"[yolo]")]
+    assert len(heads) == 2
+    assert all(lines[i + 1] == b"thresh=0" for i in heads)
+    assert not any(line.startswith(b"thresh=0.7") for line in lines)
+
+
+def test_run_inputs_and_detect_check_their_arguments(detector_net: yolo_io.Network) -> None:
+    det = yolo_io.Detector(detector_net, backend="onnxruntime")
+    x = yolo_io.prepare_image(detector_net, chelsea())
+    assert det.run_inputs(x, [(451, 300)])[0] == det([chelsea()])[0]
+    for bad_sizes in ([], [(451, 300), (1, 1)], [(0, 0)], [(-5, 300)], [(451.0, 300)],
+                      [(451,)]):
+        with pytest.raises(ValueError, match="sizes must be 1"):
+            det.run_inputs(x, bad_sizes)  # type: ignore[arg-type]
+    for bad in (x[0], x.transpose(0, 2, 3, 1), x[:, :, :32], x[:0]):
+        with pytest.raises(ValueError, match=r"inputs must be \(N, 3, 64, 96\)"):
+            det.run_inputs(bad, [(451, 300)] * len(bad))
+    with pytest.raises(TypeError, match="Detector"):
+        yolo_io.detect(detector_net, (im for im in [chelsea()]))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="letter_box must be True, False or None"):
+        yolo_io.Detector(detector_net, letter_box="no")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="letter_box must be True, False or None"):
+        yolo_io.prepare_image(detector_net, chelsea(), letter_box="no")  # type: ignore[arg-type]
+
+
+def test_detect_without_an_image_decoder_is_a_dependency_error(
+        files: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import yolo_io._lowering.image as image_module
+
+    cfg, weights, _ = files
+    monkeypatch.setattr(image_module, "decoder_available", lambda: False)
+    _, err = call(capsys, "detect", cfg, weights, tmp_path / "images", "--backend", "torch",
+                  code=4)
+    assert "Pillow or OpenCV" in err and "Traceback" not in err
+
+
+def test_detect_of_a_partial_file_says_what_it_needs(files: tuple[Path, Path, Path],
+                                                     tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    cfg, _, _ = files
+    part = write_weights(tmp_path / "part.weights", cfg, layers=3)
+    _, err = call(capsys, "detect", cfg, part, tmp_path / "images", code=1)
+    assert "detection needs every layer's weights" in err and "--partial" not in err
+
+
+def test_detect_an_image_too_thin_and_a_huge_box(files: tuple[Path, Path, Path],
+                                                 tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    cfg, weights, _ = files
+    thin = tmp_path / "thin.png"
+    Image.fromarray(np.zeros((1, 2000, 3), np.uint8)).save(thin)
+    out, err = call(capsys, "detect", cfg, weights, thin, tmp_path / "images" / "cat.png",
+                    "--letter-box", "--json", "--out", tmp_path / "out", code=3)
+    doc = json.loads(out)
+    assert [Path(e["path"]).name for e in doc["errors"]] == ["thin.png"]
+    assert "divide by zero" in err
+    assert (tmp_path / "out" / "cat.png").exists()

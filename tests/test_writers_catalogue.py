@@ -119,13 +119,20 @@ def _data_file(m: Model) -> str:
 
 def _detect_into(out: Path, m: Model) -> list[str]:
     """``detect --out DIR`` writes ``DIR/<the image's name>``: an image named
-    as ``out`` (in a folder of its own) makes ``out`` the file written."""
+    as ``out`` (in a folder of its own) makes ``out`` the file written; when
+    Pillow cannot write that suffix (.cfg, .weights) it writes
+    ``DIR/<the image's name>.png``, made here a symbolic link to ``out``."""
     from PIL import Image
+
+    from yolo_io._inference.draw import output_name
 
     images = m.folder / "images"
     images.mkdir(exist_ok=True)
     image = images / out.name
     Image.new("RGB", (12, 10), (200, 30, 30)).save(image, format="PNG")
+    written = out.parent / output_name(out.name)
+    if written != out:
+        written.symlink_to(out)
     return ["detect", str(m.cfg), str(m.weights), str(image), "--out", str(out.parent),
             "--no-progress"]
 

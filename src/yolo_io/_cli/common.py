@@ -55,6 +55,7 @@ _CLI_WORDS = (
     ("max_detections", "--max-detections"),
     ("seen must be", "--seen must be"),
     ("layout must be", "--layout must be"),
+    ("use backend='onnxruntime' or 'torch'", "use --backend onnxruntime or torch"),
 )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -57,35 +58,61 @@ def _expand(sources: list[str]) -> list[str]:
 
 def _output_names(images: list[str], out: str | None, inputs: list[tuple[str, str]]
                   ) -> list[str | None]:
-    """Where each annotated image goes: ``out/<its name>``; two inputs of one
-    name, or an output that is an input, are refused before anything runs."""
+    """Where each annotated image goes: ``out/<its name>`` (``<its name>.png``
+    when Pillow cannot write the input's format). Refused before anything
+    runs: two inputs of one name, an output that is any input (an image, the
+    cfg, ...: the same file by inode, so also through a symbolic link in
+    ``out``), an output name taken by a folder, a device or a FIFO."""
     if out is None:
         return [None] * len(images)
     from .._base.errors import OutputIsInputError
-    from .._writing.atomic import refuse_inputs
+    from .._inference.draw import output_name
+    from .._writing.atomic import refuse_inputs, resolve_target
 
+    read: dict[tuple[int, int], str] = {}
+    for image in images:
+        try:
+            st = os.stat(image)
+        except (OSError, ValueError):
+            continue
+        read.setdefault((st.st_dev, st.st_ino), image)
     names: dict[str, str] = {}
     targets: list[str | None] = []
     for image in images:
-        target = os.path.join(out, os.path.basename(image))
+        target = os.path.join(out, output_name(os.path.basename(image)))
         if target in names:
             raise Failure(f"{shown(names[target])} and {shown(image)} would both be written to "
                           f"{shown(target)}: give them different names, or run twice", EXIT_USAGE)
         names[target] = image
         try:
-            refuse_inputs(target, [("the input image", image), *inputs])
+            out_st: os.stat_result | None = os.stat(target)
+        except (OSError, ValueError):
+            out_st = None
+        try:
+            if out_st is not None and (out_st.st_dev, out_st.st_ino) in read:
+                refuse_inputs(target, [("the input image", read[out_st.st_dev, out_st.st_ino])])
+            refuse_inputs(target, inputs)
         except OutputIsInputError as err:
             raise Failure(str(err), EXIT_USAGE) from err
+        try:
+            resolve_target(target)
+        except OSError as err:
+            raise Failure(f"{shown(target)}: {err.strerror or err}: an annotated image cannot "
+                          "be written there", EXIT_IO) from err
         targets.append(target)
     return targets
 
 
 def run(args: argparse.Namespace) -> int:
     from .._diagnosis.text_files import read_data_file
+    from .._lowering.image import decoder_available
 
     check_paths("detect", args.cfg, args.weights)
     if args.out is not None:
         require("PIL", "detect")
+    if not decoder_available():
+        raise Failure("reading images needs Pillow or OpenCV: pip install 'yolo_io[detect]'",
+                      EXIT_DEPENDENCY)
     names: str | None = args.names
     if args.data is not None:
         options = read_data_file(args.data)[0]
@@ -98,7 +125,13 @@ def run(args: argparse.Namespace) -> int:
     inputs = [("the input CFG", args.cfg), ("the input WEIGHTS", args.weights),
               ("the names file", names), ("the .data file", args.data)]
     targets = _output_names(images, args.out, [(what, p) for what, p in inputs if p])
-    net = load_or_fail(args.weights, args.cfg, False)
+    try:
+        net = load_or_fail(args.weights, args.cfg, False)
+    except Failure as err:  # detect has no --partial: say what it needs instead
+        raise Failure(str(err).replace("; pass partial=True to load it.",
+                                       ": detection needs every layer's weights."),
+                      err.code) from err
+    from .._base.errors import YoloIOError
     from .._inference.detect import Detector
 
     stage(f"building the {args.backend or 'default'} model")
@@ -108,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
                             names=names, letter_box=True if args.letter_box else None)
     except ImportError as err:
         raise Failure(f"{err}", EXIT_DEPENDENCY) from err
+    except YoloIOError as err:  # a model the backend cannot run, or no detector
+        raise Failure(str(err)) from err
     except ValueError as err:
         raise Failure(str(err), EXIT_USAGE) from err
     built = time.perf_counter() - started
@@ -117,11 +152,11 @@ def run(args: argparse.Namespace) -> int:
     seconds = sum(r["seconds"] for r in results)
     rate = len(results) / seconds if seconds > 0 else 0.0
     if args.json:
-        json.dump({"cfg": args.cfg, "weights": args.weights, "backend": detector.backend_name,
+        json.dump(_json_safe({"cfg": args.cfg, "weights": args.weights, "backend": detector.backend_name,
                    "thresh": detector.thresh, "nms": detector.nms,
                    "letter_box": detector.letter_box, "model_seconds": built,
                    "images": results, "errors": failures, "seconds": seconds,
-                   "images_per_second": rate}, sys.stdout, indent=1)
+                   "images_per_second": rate}), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
     sys.stderr.write(f"{PROG}: {len(results)} image{'s' * (len(results) != 1)} in "
                      f"{seconds:.2f} s: {rate:.1f} images/s ({detector.backend_name}; model "
@@ -142,6 +177,8 @@ def _detect_all(detector: Any, images: list[str], targets: list[str | None],
             started = time.perf_counter()
             try:
                 pixels, _ = read_pixels(image, detector.channels)
+                x = network_input(pixels, detector.width, detector.height,
+                                  detector.letter_box)
             except (OSError, ValueError, TypeError) as err:
                 text = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
                 failures.append({"path": image, "error": text})
@@ -149,10 +186,17 @@ def _detect_all(detector: Any, images: list[str], targets: list[str | None],
                 if bar is not None:
                     bar.update(1)
                 continue
-            x = network_input(pixels, detector.width, detector.height, detector.letter_box)
             found = detector.run_inputs(x[None], [(pixels.shape[1], pixels.shape[0])])[0]
             seconds = time.perf_counter() - started
-            written = _write(pixels, found, target, detector) if target is not None else None
+            written = None
+            if target is not None:
+                try:
+                    written = _write(pixels, found, target, detector)
+                except OSError as err:
+                    text = err.strerror or str(err)
+                    failures.append({"path": image, "error": f"{shown(target)}: {text}"})
+                    sys.stderr.write(f"{PROG}: warning: {shown(target)}: {shown(text)} "
+                                     "(not written)\n")
             results.append({"path": image, "width": int(pixels.shape[1]),
                             "height": int(pixels.shape[0]), "seconds": seconds,
                             "detections": [d.to_dict() for d in found], "output": written})
@@ -164,6 +208,18 @@ def _detect_all(detector: Any, images: list[str], targets: list[str | None],
         if bar is not None:
             bar.close()
     return results, failures
+
+
+def _json_safe(doc: Any) -> Any:
+    """``doc`` with every infinite or NaN float (a box from an overflowing
+    head) as null: JSON has no such numbers."""
+    if isinstance(doc, float):
+        return doc if math.isfinite(doc) else None
+    if isinstance(doc, list):
+        return [_json_safe(v) for v in doc]
+    if isinstance(doc, dict):
+        return {k: _json_safe(v) for k, v in doc.items()}
+    return doc
 
 
 def _print(image: str, found: list[Any], seconds: float, written: str | None,

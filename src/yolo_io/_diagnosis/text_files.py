@@ -28,8 +28,14 @@ def read_text_file(path: str | os.PathLike[str]) -> bytes:
                           os.fspath(path))
         with os.fdopen(fd, "rb") as f:
             fd = -1
-            try:
-                data = f.read(_MAX_TEXT_BYTES + 1)
+            try:  # not read(64 MiB + 1): that allocates 64 MiB for a file of 30 bytes
+                limit = _MAX_TEXT_BYTES + 1
+                data = f.read(min(st.st_size + 1, limit))
+                while len(data) < limit:
+                    more = f.read(min(1 << 20, limit - len(data)))
+                    if not more:
+                        break
+                    data += more
             except OSError as err:  # e.g. EIO from /proc/self/mem: say which file
                 raise OSError(err.errno, err.strerror, os.fspath(path)) from None
     finally:
@@ -71,6 +77,7 @@ def _fgetl_exact(data: bytes) -> list[tuple[bytes, int]]:
     holding NUL bytes."""
     n, pos, eof = len(data), 0, False
     out: list[tuple[bytes, int]] = []
+    number, counted = 1, 0  # the line number at byte `counted`, counted forward once
 
     def fgets(count: int) -> bytes | None:  # at most count characters, through "\n"
         nonlocal pos, eof
@@ -105,7 +112,9 @@ def _fgetl_exact(data: bytes) -> list[tuple[bytes, int]]:
             line = line[:-2]
         elif line and line[-1] == 10:
             line = line[:-1]
-        out.append((line, data.count(b"\n", 0, start) + 1))
+        number += data.count(b"\n", counted, start)
+        counted = start
+        out.append((line, number))
     return out
 
 

@@ -127,7 +127,7 @@ class _OpenCV:
         for head in self.heads:
             if type(head.attrs) is not YoloAttrs:
                 raise ConversionError(f"{head.location}: OpenCV's darknet importer decodes only "
-                                      f"[yolo] heads as darknet does, not [{head.section}]; use "
+                                      f"[yolo] heads as darknet does, not {_section(head.section)}; use "
                                       "backend='onnxruntime' or 'torch'")
         weights = np.memmap(net.path, dtype=np.uint8, mode="r")
         try:
@@ -169,11 +169,17 @@ class _OpenCV:
                 np.ascontiguousarray(np.concatenate(scores, axis=1)))
 
 
+def _section(name: str) -> str:
+    return name if name.startswith("[") else f"[{name}]"
+
+
 def _cfg_for_opencv(net: Network) -> bytes:
     """The cfg text with every head section's ``thresh=`` lines replaced by
-    ``thresh=0``."""
+    ``thresh=0``. Lines end at ``\\n`` only, as darknet's ``fgetl`` and the
+    config's line numbers count them (a lone ``\\r`` is inside a line)."""
     config = net.config
-    lines = config.source.splitlines(keepends=True)
+    lines = [line + b"\n" for line in config.source.split(b"\n")]
+    lines[-1] = lines[-1][:-1]
     starts = {layer.line - 1: layer for layer in config}
     out: list[bytes] = []
     in_head = False

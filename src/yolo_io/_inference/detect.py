@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -112,6 +112,8 @@ def prepare_image(net: Network | Config, image: ImageLike, *,
     config = net.config if isinstance(net, Network) else net
     c, h, w = _input_shape(config)
     pixels, _ = read_pixels(image, c)
+    if letter_box is not None and not isinstance(letter_box, (bool, np.bool_)):
+        raise TypeError(f"letter_box must be True, False or None, not {letter_box!r}")
     letter = config.net.letter_box if letter_box is None else bool(letter_box)
     return network_input(pixels, w, h, letter)[None]
 
@@ -192,6 +194,13 @@ def _heads(config: Config) -> _Heads:
             kind, beta = layer.attrs.nms_kind, layer.attrs.beta_nms  # type: ignore[assignment]
         elif isinstance(layer.attrs, RegionAttrs):
             kind, beta = "default", 0.6
+    counts = {getattr(layer.attrs, "classes", 0): layer for layer in heads}
+    if len(counts) > 1:
+        (a, first), (b, second) = list(counts.items())[:2]
+        raise YoloIOError(f"{first.location} has {a} classes and {second.location} {b}: "
+                          "darknet's detections take one class count for every head (its "
+                          "get_network_boxes gives each box the classes of one layer); "
+                          "set the same classes= in each head")
     classes = getattr(heads[-1].attrs, "classes", 0)
     return _Heads(classes=classes, nms_kind=kind, beta_nms=beta)
 
@@ -207,12 +216,17 @@ def _detections(boxes: F32, scores: F32, im_w: int, im_h: int, net_w: int, net_h
     boxes = _correct(np.asarray(boxes[rows], dtype=np.float32), im_w, im_h, net_w, net_h,
                      letter)
     probs = np.where(keep[rows], scores[rows], np.float32(0)).astype(np.float32)
+    keep = probs > 0
     if nms_threshold > 0:
+        # One class per call: the boxes of one class only (the same order, so
+        # the same result), and a Ctrl-C lands between classes (darknet's NMS
+        # is quadratic in a class's boxes: at a threshold near 0 that is long).
         diou, exponent = _overlap(heads.nms_kind, heads.beta_nms)
-        keep = _core.nms_per_class(boxes, probs, float(np.float32(nms_threshold)), diou,
-                                   exponent).astype(bool)
-    else:
-        keep = probs > 0
+        for k in np.flatnonzero(keep.any(axis=0)):
+            of_k = np.flatnonzero(keep[:, k])
+            kept = _core.nms_per_class(boxes[of_k], probs[of_k, k:k + 1],
+                                       float(np.float32(nms_threshold)), diou, exponent)
+            keep[of_k[kept[:, 0] == 0], k] = False
     found: list[Detection] = []
     for i, k in zip(*np.nonzero(keep), strict=True):
         x, y, w, h = (float(v) for v in boxes[i])
@@ -271,6 +285,8 @@ class Detector:
         self.heads = _heads(self.config)
         self.thresh = float(thresh)
         self.nms = float(nms)
+        if letter_box is not None and not isinstance(letter_box, (bool, np.bool_)):
+            raise TypeError(f"letter_box must be True, False or None, not {letter_box!r}")
         self.letter_box = self.config.net.letter_box if letter_box is None else bool(letter_box)
         self.batch = batch
         self.names = _names(names, self.heads.classes)
@@ -300,7 +316,23 @@ class Detector:
 
     def run_inputs(self, inputs: F32, sizes: Sequence[tuple[int, int]]) -> list[list[Detection]]:
         """Detections of prepared inputs ((N, C, H, W), as :func:`prepare_image`
-        makes them) of images of ``sizes`` ((width, height) each)."""
+        makes them) of images of ``sizes`` ((width, height) each, in pixels).
+
+        Raises:
+            ValueError: inputs of another shape than (N, C, H, W) of this
+                network, or sizes that are not N pairs of positive ints.
+        """
+        shape = (self.channels, self.height, self.width)
+        inputs = np.asarray(inputs)
+        if inputs.ndim != 4 or inputs.shape[1:] != shape or inputs.shape[0] < 1:
+            raise ValueError(f"inputs must be (N, {', '.join(map(str, shape))}) as "
+                             f"prepare_image makes them (N >= 1), not {inputs.shape}")
+        sizes = list(sizes)
+        if len(sizes) != inputs.shape[0] or not all(
+                len(s) == 2 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                    and v >= 1 for v in s) for s in sizes):
+            raise ValueError(f"sizes must be {inputs.shape[0]} (width, height) pairs of positive "
+                             f"ints, one per input, not {sizes!r:.200}")
         boxes, scores = self.backend.run(np.ascontiguousarray(inputs, dtype=np.float32))
         return [_detections(boxes[n], scores[n], w, h, self.width, self.height, self.letter_box,
                             self.thresh, self.nms, self.heads, self.names)
@@ -351,6 +383,13 @@ def detect(net: Network, images: ImageLike | Sequence[ImageLike], *, thresh: flo
     For many calls, make a :class:`Detector` once: each ``detect`` call
     builds the backend's model again.
     """
+    if isinstance(images, (Iterator, range, set, frozenset, dict)) or (
+            isinstance(images, Iterable)
+            and not isinstance(images, (str, bytes, os.PathLike, np.ndarray, list, tuple))
+            and not type(images).__module__.startswith("PIL.")):
+        raise TypeError(f"images must be one image or a list or tuple of them, not "
+                        f"{type(images).__name__}: for a stream of images, call a Detector on "
+                        "it (Detector(net)(images))")
     single = not isinstance(images, (list, tuple)) and not (
         isinstance(images, np.ndarray) and images.ndim == 4)
     detector = Detector(net, thresh=thresh, nms=nms, names=names, backend=backend,

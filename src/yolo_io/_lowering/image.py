@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from .._base.paths import fs_path
 
-__all__ = ["letterbox", "letterbox_size", "network_input", "read_pixels", "resize", "to_float",
+__all__ = ["decoder_available", "letterbox", "letterbox_size", "network_input", "read_pixels", "resize", "to_float",
            "to_gray"]
 
 F32 = npt.NDArray[np.float32]
@@ -33,7 +33,8 @@ def to_float(pixels: npt.NDArray[np.uint8]) -> F32:
 
 def to_gray(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """stb_image's RGB to one channel (``stbi__compute_y``): ``(77 r + 150 g
-    + 29 b) >> 8``, what darknet's ``load_image_stb(name, 1)`` reads."""
+    + 29 b) >> 8``, what darknet's ``load_image_stb(name, 1)`` reads of an
+    RGB image other than a JPEG (of a JPEG it reads the luma plane)."""
     r, g, b = (rgb[..., k].astype(np.uint32) for k in range(3))
     return ((r * 77 + g * 150 + b * 29) >> 8).astype(np.uint8)
 
@@ -95,6 +96,10 @@ def letterbox(im: Image, w: int, h: int) -> F32:
 def _letterbox_chw(im: Image, w: int, h: int) -> F32:
     ih, iw = im.shape[:2]
     new_w, new_h = letterbox_size(iw, ih, w, h)
+    if new_w < 1 or new_h < 1:
+        raise ValueError(f"a {iw}x{ih} image letterboxed into the network's {w}x{h} is "
+                         f"{new_w}x{new_h} pixels: darknet would divide by zero; crop or pad "
+                         "it first")
     boxed = np.full((im.shape[2], h, w), 0.5, dtype=np.float32)
     top, left = (h - new_h) // 2, (w - new_w) // 2
     boxed[:, top:top + new_h, left:left + new_w] = _resize_chw(im, new_w, new_h)
@@ -104,10 +109,17 @@ def _letterbox_chw(im: Image, w: int, h: int) -> F32:
 # -- reading ---------------------------------------------------------------------
 
 
-def _decode(path: str) -> npt.NDArray[np.uint8]:
+def decoder_available() -> bool:
+    """Whether image files can be decoded here (Pillow or OpenCV installed)."""
+    return any(importlib.util.find_spec(m) is not None for m in ("PIL", "cv2"))
+
+
+def _decode(path: str, channels: int) -> npt.NDArray[np.uint8]:
     """The pixels of an image file, HWC RGB (or HW gray) uint8, as decoded by
     Pillow or, without it, OpenCV; EXIF orientation is not applied (darknet's
-    stb_image ignores it)."""
+    stb_image ignores it). For a one-channel network a JPEG's own luma plane
+    is read, as stb_image does (``stbi__load_jpeg_image`` with ``req_comp``
+    1 copies Y without converting to RGB)."""
     with open(path, "rb") as f:  # Python opens a name in any encoding; imread cannot
         encoded = f.read()
     if not encoded:
@@ -117,7 +129,12 @@ def _decode(path: str) -> npt.NDArray[np.uint8]:
 
         try:
             with Image.open(io.BytesIO(encoded)) as img:
+                if channels == 1 and img.format == "JPEG" and img.mode in ("RGB", "YCbCr"):
+                    img.draft("L", img.size)  # libjpeg's gray output: the Y plane
                 return _from_pil(img)
+        except Image.DecompressionBombError as err:
+            raise OSError(errno.EFBIG, f"too many pixels to decode safely ({err})", path) \
+                from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
             raise OSError(errno.EINVAL, f"not an image Pillow can decode ({err})", path) from None
     try:
@@ -125,16 +142,29 @@ def _decode(path: str) -> npt.NDArray[np.uint8]:
     except ImportError:
         raise ImportError("reading an image file needs Pillow (pip install 'yolo_io[detect]') "
                           "or OpenCV") from None
+    jpeg_gray = channels == 1 and encoded[:2] == b"\xff\xd8"
     read = cv2.imdecode(np.frombuffer(encoded, dtype=np.uint8),
-                        cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+                        (cv2.IMREAD_GRAYSCALE if jpeg_gray else cv2.IMREAD_COLOR)
+                        | cv2.IMREAD_IGNORE_ORIENTATION)
     if read is None:
         raise OSError(errno.EINVAL, "not an image OpenCV can decode", path)
-    return np.ascontiguousarray(read[:, :, ::-1])
+    return np.ascontiguousarray(read if read.ndim == 2 else read[:, :, ::-1])
+
+
+#: Pillow's modes of more than 8 bits per sample: stb_image keeps each
+#: value's high byte (``stbi__convert_16_to_8``: ``v >> 8``).
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
 def _from_pil(img: Any) -> npt.NDArray[np.uint8]:
+    if img.mode in _WIDE_MODES:
+        wide = np.asarray(img).astype(np.int64)
+        return (np.clip(wide, 0, 65535) >> 8).astype(np.uint8)
+    if img.mode == "F":  # 32-bit float samples (TIFF): no stb_image format; read as 0..255
+        values = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0)
+        return np.clip(np.rint(values), 0, 255).astype(np.uint8)
     if img.mode not in ("RGB", "L"):
-        img = img.convert("RGB")  # RGBA, palette, CMYK, 16-bit: as stb_image, alpha dropped
+        img = img.convert("RGB")  # RGBA, LA, palette, CMYK: as stb_image, alpha dropped
     return np.asarray(img, dtype=np.uint8)
 
 
@@ -158,7 +188,7 @@ def read_pixels(image: object, channels: int) -> tuple[npt.NDArray[np.uint8], st
             raise FileNotFoundError(errno.ENOENT, "an empty path is no file name", path)
         if os.path.isdir(path):
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-        pixels, what = _decode(path), path
+        pixels, what = _decode(path, channels), path
     elif isinstance(image, np.ndarray):
         if image.dtype != np.uint8:
             raise TypeError(f"an image array must hold uint8 pixels (0..255), not {image.dtype}: "
