@@ -165,3 +165,72 @@ def test_a_partial_file_fails_at_the_same_layer_in_a_walk(tiny4: tuple[Path, Pat
                 walked[layer.index] = f"{type(err).__name__}: {err}"
     assert walked == alone
     assert "ok" in walked.values() and any(v != "ok" for v in walked.values())
+
+
+def test_calls_with_other_arguments_leave_the_lookahead(tiny4: tuple[Path, Path]) -> None:
+    """fused() and bn_params() (or a second layout) for each layer: the
+    second call is computed on its own, and the walk's lookahead is still
+    taken by the first (before, each call dropped and refilled it)."""
+    net = load(tiny4)
+    expected = one_at_a_time(net)
+    expected_hwio = one_at_a_time(net, layout="HWIO")
+    walk = None
+    for layer in net:
+        if layer.fusion == "conv":
+            np.testing.assert_array_equal(layer.fused()[0], expected[layer.index][0])
+            np.testing.assert_array_equal(layer.fused("HWIO")[0], expected_hwio[layer.index][0])
+            if "scales" in layer.params:
+                layer.bn_params()
+            walk = layer._walk
+    assert walk is not None
+    if _core._pool_stats()["cap"] > 0:
+        conv = sum(1 for i in expected if net[i].fusion == "conv")
+        assert walk._taken >= conv - 2
+
+
+def test_a_walk_that_skips_most_layers_stops_looking_ahead(tiny4: tuple[Path, Path]) -> None:
+    net = load(tiny4)
+    expected = one_at_a_time(net)
+    walk = None
+    for n, layer in enumerate(net.fusable_layers()):
+        walk = layer._walk
+        if n % 5 == 0:
+            np.testing.assert_array_equal(layer.fused()[0], expected[layer.index][0])
+    assert walk is not None and walk._ahead == 0
+
+
+FORK_CHILD = r'''
+import os, sys, warnings
+import numpy as np
+import yolo_io
+warnings.simplefilter("ignore", yolo_io.CfgWarning)
+net = yolo_io.load(sys.argv[1], sys.argv[2])
+expected = {i: net[i].fused() for i in range(len(net)) if net[i].fusion is not None}
+for trial in range(6):
+    it = iter(net)
+    for layer in it:
+        if layer.fusion is not None and layer.index >= 3 + trial:
+            layer.fused()
+            break
+    pid = os.fork()
+    if pid == 0:  # the child goes on with the walk its parent started
+        ok = all(np.array_equal(layer.fused()[0], expected[layer.index][0])
+                 for layer in it if layer.fusion is not None)
+        os._exit(0 if ok else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    del it
+print("ok")
+'''
+
+
+def test_a_forked_child_goes_on_with_its_parents_walk(tiny4: tuple[Path, Path]) -> None:
+    """The review of issue 26 found children hanging in PostedWork::finish():
+    an item a parent's worker had taken never finishes in the child. Each
+    case runs in its own process, with a timeout."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", FORK_CHILD, str(tiny4[0]), str(tiny4[1])],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

@@ -221,3 +221,9 @@ def test_a_cli_command_imports_only_its_own_modules(tmp_path: Path, tiny_cfg: Pa
                                             "convert", "check_data", "doctor", "partial")}
     assert not loaded & (others | {"yolo_io._export.verify", "yolo_io._lowering",
                                    "yolo_io._inference.detect", "importlib.metadata"})
+
+
+def test_looking_up_a_missing_name_imports_nothing() -> None:
+    loaded = _modules_after("import yolo_io\nhasattr(yolo_io, '__wrapped__')\n"
+                            "hasattr(yolo_io, 'nothing')")
+    assert "yolo_io._model.attrs" not in loaded

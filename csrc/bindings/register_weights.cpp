@@ -83,15 +83,16 @@ py::tuple fused(const PyWeights& self, std::int64_t index, const std::optional<s
                           f.report.overflow);
 }
 
-// Weights.fused() during a walk over the layers (Network.__iter__).
-py::tuple walk_fused(FusedWalk& walk, std::int64_t index, const std::optional<std::string>& layout,
-                     const std::string& dtype, const std::string& flatten, bool fuse,
-                     int threads) {
-    const int i = checked_index(walk.weights(), index);
+// Weights.fused() during a walk over the layers (Network.__iter__): `live`
+// is the walk's network (a stopped walk fuses from it alone).
+py::tuple walk_fused(FusedWalk& walk, const PyWeights& live, std::int64_t index,
+                     const std::optional<std::string>& layout, const std::string& dtype,
+                     const std::string& flatten, bool fuse, int threads) {
+    const int i = checked_index(*live.weights, index);
     FusedLayer f;
     {
         GilRelease release;
-        f = walk.fused(i, layout.value_or(""), dtype, flatten, fuse, threads);
+        f = walk.fused(*live.weights, i, layout.value_or(""), dtype, flatten, fuse, threads);
     }
     return py::make_tuple(to_numpy(std::move(f.weights)), to_numpy(std::move(f.biases)),
                           f.report.overflow);
@@ -378,7 +379,8 @@ void register_weights(py::module_& m) {
                           "layers are fused ahead by the core's pool (FusedWalk in fused.hpp).")
         .def(py::init([](const PyWeights& w) { return std::make_unique<FusedWalk>(w.weights); }),
              py::arg("weights"))
-        .def("fused", &walk_fused, py::arg("i"), py::arg("layout") = py::none(),
+        .def("fused", &walk_fused, py::arg("weights"), py::arg("i"),
+             py::arg("layout") = py::none(),
              py::arg("dtype") = "float32", py::arg("flatten") = "auto", py::arg("fuse") = true,
              py::arg("threads") = 1, "As Weights.fused(); the next layers are fused ahead.")
         .def("cancel", [](FusedWalk& w) {

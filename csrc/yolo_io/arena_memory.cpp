@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <mutex>
 #include <new>
+#include <vector>
 
 #include "yolo_io/platform.hpp"
 
@@ -12,10 +13,15 @@ namespace {
 
 constexpr std::size_t kArenaHuge = std::size_t{2} << 20;
 
+// The largest total of FusedWalk blocks kept for reuse.
+constexpr std::size_t kBlockCacheMax = std::size_t{64} << 20;
+
 struct ArenaCache {
     std::mutex mutex;
     ArenaBlock block;
     std::size_t users = 0;  // live ArenaUser objects
+    std::vector<ArenaBlock> blocks;  // freed FusedWalk blocks, for the next walk
+    std::size_t block_bytes = 0;
 };
 
 // Never destroyed: capsules may free arenas during interpreter shutdown,
@@ -71,6 +77,63 @@ ArenaBlock arena_acquire(std::size_t bytes) {
     return arena_map_fresh(bytes);
 }
 
+ArenaBlock arena_block_map(std::size_t bytes, bool whole_huge_pages) {
+    if (bytes == 0) bytes = 1;
+    const std::size_t page = std::size_t{4} << 10;
+    const std::size_t unit = whole_huge_pages ? kArenaHuge : page;
+    const std::size_t size = (bytes + unit - 1) / unit * unit;
+    {  // a freed block of that size: a walk over the same network again
+        ArenaCache& c = arena_cache();
+        std::lock_guard<std::mutex> lock(c.mutex);
+        for (auto it = c.blocks.begin(); it != c.blocks.end(); ++it) {
+            if (it->size == size) {
+                const ArenaBlock found = *it;
+                c.blocks.erase(it);
+                c.block_bytes -= size;
+                return found;
+            }
+        }
+    }
+    int error = 0;
+    void* data = platform::map_anonymous(size, error);
+    if (data == nullptr) throw std::bad_alloc();
+    // The kernel places a mapping of 2 MB or more at a 2 MB boundary (Linux
+    // 6.7+): its whole huge pages come first.
+    const std::size_t whole = size / kArenaHuge * kArenaHuge;
+    if (whole > 0) platform::advise(data, whole, platform::Advice::huge_page);
+    return {data, size};
+}
+
+void arena_block_unmap(ArenaBlock block) noexcept {
+    if (block.data == nullptr) return;
+    // Kept for the next walk while a network lives (up to kBlockCacheMax), its
+    // pages reclaimable meanwhile (MADV_FREE), as the cached arena's.
+    platform::advise(block.data, block.size, platform::Advice::free);
+    {
+        ArenaCache& c = arena_cache();
+        std::lock_guard<std::mutex> lock(c.mutex);
+        if (c.users > 0 && c.block_bytes + block.size <= kBlockCacheMax) {
+            try {
+                c.blocks.push_back(block);
+                c.block_bytes += block.size;
+                return;
+            } catch (...) {  // no memory to remember it: unmapped below
+            }
+        }
+    }
+    arena_unmap(block);
+}
+
+// Takes every cached walk block out of the cache.
+std::vector<ArenaBlock> arena_take_blocks() noexcept {
+    ArenaCache& c = arena_cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    std::vector<ArenaBlock> out;
+    out.swap(c.blocks);
+    c.block_bytes = 0;
+    return out;
+}
+
 void arena_release(ArenaBlock block) noexcept {
     if (block.data == nullptr) return;
     if (block.size > kArenaCacheMax) {
@@ -97,13 +160,18 @@ void arena_release(ArenaBlock block) noexcept {
 std::size_t arena_release_cached() noexcept {
     const ArenaBlock old = arena_take_cached();
     arena_unmap(old);
-    return old.size;
+    std::size_t released = old.size;
+    for (const ArenaBlock& b : arena_take_blocks()) {
+        arena_unmap(b);
+        released += b.size;
+    }
+    return released;
 }
 
 std::size_t arena_cached_bytes() noexcept {
     ArenaCache& c = arena_cache();
     std::lock_guard<std::mutex> lock(c.mutex);
-    return c.block.size;
+    return c.block.size + c.block_bytes;
 }
 
 ArenaUser::ArenaUser() noexcept {
@@ -116,15 +184,19 @@ ArenaUser::ArenaUser(const ArenaUser&) noexcept : ArenaUser() {}
 
 ArenaUser::~ArenaUser() {
     ArenaBlock old;
+    std::vector<ArenaBlock> blocks;
     {
         ArenaCache& c = arena_cache();
         std::lock_guard<std::mutex> lock(c.mutex);
         if (--c.users == 0) {
             old = c.block;
             c.block = {};
+            blocks.swap(c.blocks);
+            c.block_bytes = 0;
         }
     }
     arena_unmap(old);
+    for (const ArenaBlock& b : blocks) arena_unmap(b);
 }
 
 }  // namespace yolo_io

@@ -34,9 +34,19 @@ ArenaBlock arena_acquire(std::size_t bytes);
 // Returns a block from arena_acquire; it is cached for reuse while an
 // ArenaUser lives and it is at most kArenaCacheMax bytes, else unmapped.
 void arena_release(ArenaBlock block) noexcept;
-// Unmaps the cached block, if any; returns the bytes released.
+// A block of memory for FusedWalk's arrays, outside the arena's one-slot
+// cache (a cached fused_all() arena stays) and outside malloc's heap (where
+// a kept small array would pin the freed memory around it): a freed block of
+// the same size, else a new mapping. arena_block_unmap keeps it for reuse,
+// up to 64 MiB of blocks, with the cached arena's rules (MADV_FREE, only
+// while a network lives, released by arena_release_cached), else unmaps it. `whole_huge_pages`: its size rounded up to
+// whole huge pages, all advised for them; else to whole 4 KB pages, its whole
+// huge pages advised.
+ArenaBlock arena_block_map(std::size_t bytes, bool whole_huge_pages);
+void arena_block_unmap(ArenaBlock block) noexcept;
+// Unmaps the cached block and walk blocks, if any; returns the bytes released.
 std::size_t arena_release_cached() noexcept;
-// Bytes held by the cache now (for tests).
+// Bytes held by the cache and the walk blocks now (for tests).
 std::size_t arena_cached_bytes() noexcept;
 
 // One user of the cache (a Weights): the cache keeps a block only while at

@@ -417,12 +417,17 @@ FusedWalk::FusedWalk(std::shared_ptr<const Weights> weights) : weights_(std::mov
 
 FusedWalk::~FusedWalk() { cancel(); }
 
-void FusedWalk::drop_all() noexcept { ahead_.clear(); }
-
 void FusedWalk::cancel() noexcept {
-    std::lock_guard<std::mutex> lock(mutex_);
-    cancelled_ = true;
-    drop_all();
+    std::vector<std::unique_ptr<Ahead>> dropped;
+    std::shared_ptr<const Weights> released;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        cancelled_ = true;
+        dropped.swap(ahead_);
+        released.swap(weights_);  // the walk no longer keeps the file mapped
+    }
+    // `dropped` and `released` go here, outside the lock: dropping a layer
+    // ahead waits for its running parts.
 }
 
 int FusedWalk::ahead() const {
@@ -435,8 +440,30 @@ std::int64_t FusedWalk::taken() const {
     return taken_;
 }
 
+namespace {
+
+// Weights of a batch smaller than kShareBelow share blocks of kWalkBlock
+// bytes (whole huge pages); larger ones have a mapping each (their whole huge
+// pages advised). Both are mapped for them, outside the arena cache (a cached
+// fused_all() arena stays) and outside malloc's heap (where a kept bias
+// would pin the freed memory around it); a bias vector is allocate()d. A
+// kept small array keeps its block (at most kWalkBlock) mapped.
+constexpr std::int64_t kShareBelow = std::int64_t{2} << 20;
+constexpr std::int64_t kWalkBlock = std::int64_t{4} << 20;
+
+std::shared_ptr<std::uint8_t> walk_block(std::int64_t bytes, bool whole_huge_pages) {
+    const ArenaBlock b = arena_block_map(static_cast<std::size_t>(bytes), whole_huge_pages);
+    return std::shared_ptr<std::uint8_t>(  // on a throw, the deleter unmaps it
+        static_cast<std::uint8_t*>(b.data),
+        [size = b.size](std::uint8_t* p) { arena_block_unmap({p, size}); });
+}
+
+}  // namespace
+
 void FusedWalk::refill(int after, const Key& key) {
-    if (cancelled_ || ahead_.size() > 1 || threads_available(key.threads) <= 1) return;
+    if (cancelled_ || stopped_ || ahead_.size() > 1 || threads_available(key.threads) <= 1) {
+        return;
+    }
     const Weights& w = *weights_;
     const Config& c = w.config();
     const int n = static_cast<int>(c.layers.size());
@@ -447,16 +474,14 @@ void FusedWalk::refill(int after, const Key& key) {
         for (std::int64_t d : a->out.weights.shape) count *= d;
         bytes += count * dtype_size(a->out.weights.dtype);
     }
-    // The batch: the next layers that fit, each array at a 64-byte boundary of one block.
+    // The batch: the next layers that fit.
     struct Planned {
         int layer;
         FusePlan plan;
         DType dtype;
-        std::int64_t weights_at, biases_at;
+        std::int64_t size;  // the weights' bytes
     };
-    const auto aligned = [](std::int64_t at) { return (at + 63) / 64 * 64; };
     std::vector<Planned> batch;
-    std::int64_t total = 0;
     for (int i = next; i < n && ahead_.size() + batch.size() < static_cast<std::size_t>(kLayers);
          ++i) {
         const LayerInfo& L = c.layers[static_cast<std::size_t>(i)];
@@ -470,74 +495,87 @@ void FusedWalk::refill(int after, const Key& key) {
             FusePlan plan = plan_fused(w, i, options);
             const std::int64_t size = plan.weights_count * dtype_size(options.dtype);
             if (bytes + size > kBytes) break;
-            const std::int64_t weights_at = aligned(total);
-            const std::int64_t biases_at = aligned(weights_at + size);
-            total = biases_at + plan.biases_count * dtype_size(options.dtype);
             bytes += size;
-            batch.push_back({i, std::move(plan), options.dtype, weights_at, biases_at});
+            batch.push_back({i, std::move(plan), options.dtype, size});
         } catch (...) {
             break;  // not ahead: the call for it meets the same failure, in its turn
         }
     }
-    if (batch.empty()) return;
     std::shared_ptr<std::uint8_t> block;
-    try {
-        const ArenaBlock b = arena_acquire(static_cast<std::size_t>(total));
-        block = std::shared_ptr<std::uint8_t>(  // on a throw, the deleter frees it
-            static_cast<std::uint8_t*>(b.data),
-            [size = b.size](std::uint8_t* p) { arena_release({p, size}); });
-    } catch (...) {
-        return;  // no memory for a lookahead: each call fuses its own layer
-    }
+    std::int64_t used = kWalkBlock;  // none yet
     for (Planned& p : batch) {
         try {
             auto a = std::make_unique<Ahead>();
             a->layer = p.layer;
             a->key = key;
-            const auto part = [&](OwnedArray& out, std::vector<std::int64_t> shape,
-                                  std::int64_t at) {
-                out.shape = std::move(shape);
-                out.dtype = p.dtype;
-                out.block = block;
-                out.in_block = block.get() + at;
-            };
-            part(a->out.weights, p.plan.weights_shape, p.weights_at);
-            part(a->out.biases, {p.plan.biases_count}, p.biases_at);
+            OwnedArray& weights = a->out.weights;
+            if (p.size < kShareBelow) {
+                const std::int64_t at = (used + 63) / 64 * 64;
+                if (!block || at + p.size > kWalkBlock) {
+                    block = walk_block(kWalkBlock, true);
+                    used = 0;
+                } else {
+                    used = at;
+                }
+                weights.shape = p.plan.weights_shape;
+                weights.dtype = p.dtype;
+                weights.block = block;
+                weights.in_block = block.get() + used;
+                used += p.size;
+            } else {
+                weights.shape = p.plan.weights_shape;
+                weights.dtype = p.dtype;
+                weights.block = walk_block(p.size, false);
+                weights.in_block = weights.block.get();
+            }
+            a->out.biases = allocate({p.plan.biases_count}, p.dtype);
             a->run = std::make_unique<FusionRun>(
                 std::vector<FusePlan>{std::move(p.plan)},
-                std::vector<std::pair<void*, void*>>{
-                    {a->out.weights.bytes(), a->out.biases.bytes()}},
+                std::vector<std::pair<void*, void*>>{{weights.bytes(), a->out.biases.bytes()}},
                 key.threads);
             FusionRun* run = a->run.get();
             a->work = PostedWork::post(run->items(), run->threads(),
                                        [run](std::size_t k, std::size_t t) { run->run_item(k, t); });
             ahead_.push_back(std::move(a));
         } catch (...) {
-            return;
+            return;  // no memory or no worker for more: each later call fuses its own layer
         }
     }
 }
 
-FusedLayer FusedWalk::fused(int index, std::string_view layout, std::string_view dtype,
-                            std::string_view flatten, bool fuse, int threads) {
+FusedLayer FusedWalk::fused(const Weights& live, int index, std::string_view layout,
+                            std::string_view dtype, std::string_view flatten, bool fuse,
+                            int threads) {
     const Key key{std::string(layout), std::string(dtype), std::string(flatten), fuse, threads};
     std::unique_ptr<Ahead> found;
+    std::vector<std::unique_ptr<Ahead>> dropped;  // destroyed outside the lock
     {
         std::lock_guard<std::mutex> lock(mutex_);
-        // What is behind this layer, or made with other arguments, is dropped.
-        auto keep = ahead_.begin();
-        while (keep != ahead_.end() && (*keep)->layer < index) ++keep;
-        if (keep != ahead_.end() && (*keep)->layer == index && (*keep)->key == key) {
-            found = std::move(*keep);
-            ++keep;
+        // A call with other arguments than the lookahead's (the same layer
+        // fused twice, in two layouts; bn_params() beside fused()) is
+        // answered on its own, and the lookahead is left for the walk.
+        if (weights_ && (ahead_.empty() || ahead_.front()->key == key)) {
+            auto keep = ahead_.begin();
+            while (keep != ahead_.end() && (*keep)->layer < index) ++keep;
+            skipped_ += keep - ahead_.begin();  // fused ahead, never asked for
+            if (keep != ahead_.end() && (*keep)->layer == index) {
+                found = std::move(*keep);
+                ++keep;
+            }
+            dropped.assign(std::make_move_iterator(ahead_.begin()),
+                           std::make_move_iterator(keep));
+            ahead_.erase(ahead_.begin(), keep);
+            // A walk that skips most layers (every 4th, ...) gains nothing
+            // from a lookahead that fuses them all: it stops.
+            if (skipped_ > taken_ + kLayers) {
+                stopped_ = true;
+                for (auto& a : ahead_) dropped.push_back(std::move(a));
+                ahead_.clear();
+            }
+            refill(index, key);
         }
-        if (keep != ahead_.end() && !((*keep)->key == key)) keep = ahead_.end();
-        std::vector<std::unique_ptr<Ahead>> rest(std::make_move_iterator(keep),
-                                                 std::make_move_iterator(ahead_.end()));
-        ahead_.swap(rest);
-        rest.clear();  // cancels the dropped ones
-        refill(index, key);
     }
+    dropped.clear();  // waits for their running parts, outside the lock
     if (found) {
         try {
             found->work->finish();
@@ -551,9 +589,9 @@ FusedLayer FusedWalk::fused(int index, std::string_view layout, std::string_view
         }
         found.reset();
     }
-    const LayerInfo& L = weights_->config().layers.at(static_cast<std::size_t>(index));
-    return fuse_layer(*weights_, index,
-                      parse_layer_fuse_options(L, layout, dtype, flatten, fuse), threads);
+    const LayerInfo& L = live.config().layers.at(static_cast<std::size_t>(index));
+    return fuse_layer(live, index, parse_layer_fuse_options(L, layout, dtype, flatten, fuse),
+                      threads);
 }
 
 }  // namespace yolo_io

@@ -185,18 +185,20 @@ class PostedWork;
 // handles layer i. The lookahead is bounded: at most kLayers layers and
 // kBytes of output ahead, and none for a layer larger than kBytes (a large
 // layer is shared among the threads when it is asked for, as by fuse_layer).
-// It is refilled in batches, when at most one layer is left ahead: the
-// arrays of a batch share one block of arena memory (arena_memory.hpp: huge
-// pages from 2 MB, the last block freed reused), which a fresh allocation
-// per array, in 4 KB pages below a megabyte, made slower than the fusion.
-// A block is freed with the last of its arrays.
+// It is refilled in batches, when at most one layer is left ahead; weights
+// of less than 2 MB share blocks of 4 MB of huge pages (a fresh allocation
+// each, in 4 KB pages, made the page faults cost more than the fusion), each
+// freed with the last of its arrays.
 // A call for a layer fused ahead with the same arguments takes it, helping
-// with its parts still untaken; any other call drops what is ahead of it
-// that it does not take (a layer before it, other arguments). A layer whose
-// lookahead failed is fused again by the call, which then fails as
-// fuse_layer() does. cancel() (and the destructor) stops the lookahead for
-// good: parts not started never are, those running are waited for, and later
-// calls are fuse_layer() alone. Thread-safe.
+// with its parts still untaken, and drops the layers ahead of it that the
+// caller skipped; a call with other arguments is fuse_layer() alone and
+// leaves the lookahead as it is. A walk that skips more layers than it takes
+// (by more than kLayers) stops looking ahead. A layer whose lookahead failed
+// is fused again by the call, which then fails as fuse_layer() does.
+// cancel() (and the destructor) stops the lookahead for good: parts not
+// started never are, those running are waited for, and the walk lets go of
+// the Weights (later calls are fuse_layer() of `live`). In the child of a
+// fork(), the parent's lookahead is fused again (PostedWork). Thread-safe.
 class FusedWalk {
 public:
     static constexpr int kLayers = 16;
@@ -207,12 +209,12 @@ public:
     FusedWalk(const FusedWalk&) = delete;
     FusedWalk& operator=(const FusedWalk&) = delete;
 
-    // As fuse_layer(weights, index, parse_layer_fuse_options(layer, layout,
-    // dtype, flatten, fuse), threads); threads <= 1: no lookahead.
-    FusedLayer fused(int index, std::string_view layout, std::string_view dtype,
-                     std::string_view flatten, bool fuse, int threads);
+    // As fuse_layer(live, index, parse_layer_fuse_options(layer, layout,
+    // dtype, flatten, fuse), threads), `live` being the walk's Weights;
+    // threads <= 1: no lookahead.
+    FusedLayer fused(const Weights& live, int index, std::string_view layout,
+                     std::string_view dtype, std::string_view flatten, bool fuse, int threads);
     void cancel() noexcept;
-    const Weights& weights() const noexcept { return *weights_; }
     // For tests: layers fused ahead now, and results taken from the lookahead so far.
     int ahead() const;
     std::int64_t taken() const;
@@ -230,13 +232,14 @@ public:
 
 private:
     void refill(int after, const Key& key);  // under mutex_
-    void drop_all() noexcept;                 // under mutex_
 
     std::shared_ptr<const Weights> weights_;
     mutable std::mutex mutex_;
     std::vector<std::unique_ptr<Ahead>> ahead_;  // in layer order
     std::int64_t taken_ = 0;
-    bool cancelled_ = false;  // no lookahead after cancel()
+    std::int64_t skipped_ = 0;  // fused ahead and dropped, never asked for
+    bool cancelled_ = false;    // no lookahead after cancel()
+    bool stopped_ = false;      // no lookahead: the walk skips layers
 };
 
 }  // namespace yolo_io

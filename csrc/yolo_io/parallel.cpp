@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -22,6 +23,10 @@ namespace yolo_io {
 namespace {
 
 using ParallelWork = std::function<void(std::size_t, std::size_t)>;
+
+// Incremented in the child of a fork(): posted work from before it belongs to
+// the parent's workers, which the child does not have (PostedWork).
+std::atomic<unsigned> g_parallel_fork_generation{0};
 
 }  // namespace
 
@@ -46,6 +51,7 @@ struct PostedWork::State {
     std::vector<std::exception_ptr> errors;  // by slot
     std::mutex mutex;
     std::condition_variable all_done;
+    const unsigned generation = g_parallel_fork_generation.load();  // see PostedWork
 };
 
 namespace {
@@ -248,7 +254,10 @@ std::atomic<ParallelPool*> g_parallel_pool{nullptr};
 
 #ifdef YOLO_IO_PARALLEL_ATFORK
 // The child of a fork(): a new, empty pool at its first call.
-void parallel_pool_after_fork_child() { g_parallel_pool.store(nullptr); }
+void parallel_pool_after_fork_child() {
+    g_parallel_pool.store(nullptr);
+    g_parallel_fork_generation.fetch_add(1);
+}
 // Registered when the module is loaded, before any thread of ours exists.
 [[maybe_unused]] const int g_parallel_atfork =
     pthread_atfork(nullptr, nullptr, parallel_pool_after_fork_child);
@@ -296,6 +305,11 @@ std::shared_ptr<PostedWork> PostedWork::post(std::size_t items, int threads, Wor
 }
 
 void PostedWork::finish() {
+    if (job_->generation != g_parallel_fork_generation.load()) {
+        // Posted before a fork() in the parent: an item a parent's worker had
+        // taken never finishes here, and the job's mutex may be held forever.
+        throw std::runtime_error("work posted before fork() cannot be finished in the child");
+    }
     parallel_pool().take_rest_and_wait(job_);
     for (const std::exception_ptr& e : job_->errors) {
         if (e) std::rethrow_exception(e);
@@ -303,6 +317,8 @@ void PostedWork::finish() {
 }
 
 void PostedWork::cancel() noexcept {
+    // In the child of a fork(): no worker of ours runs it; nothing to wait for.
+    if (job_->generation != g_parallel_fork_generation.load()) return;
     job_->failed = true;  // items not yet started are skipped
     try {
         parallel_pool().take_rest_and_wait(job_);

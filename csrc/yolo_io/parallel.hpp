@@ -31,10 +31,13 @@ public:
     using Work = std::function<void(std::size_t item, std::size_t worker)>;
     static std::shared_ptr<PostedWork> post(std::size_t items, int threads, Work work);
     // Takes the items no worker has taken (on this thread, as worker 0),
-    // waits for those running, and rethrows the first exception of any.
+    // waits for those running, and rethrows the first exception of any. In
+    // the child of a fork() after post(), throws std::runtime_error (the
+    // parent's workers are not there to finish their items).
     void finish();
-    // No item not yet started will be; waits for those running. Idempotent;
-    // the destructor does it too.
+    // No item not yet started will be; waits for those running (not in the
+    // child of a fork(), where none runs). Idempotent; the destructor does it
+    // too.
     void cancel() noexcept;
     // Every item finished (or skipped after a failure or cancel()).
     bool done() const noexcept;

@@ -161,6 +161,8 @@ else:
                 value = found if name == "attrs" else getattr(found, name)
                 globals()[name] = value
                 return value
+        if not name.endswith("Attrs"):  # hasattr(yolo_io, "__wrapped__") imports nothing
+            raise AttributeError(f"module 'yolo_io' has no attribute {name!r}")
         from . import attrs
 
         if name in attrs.__all__:

@@ -133,8 +133,8 @@ def header_version_problem(major: int, minor: int, revision: int) -> str | None:
 class FusedWalk:
     def __init__(self, weights: Weights) -> None: ...
     def fused(
-        self, i: int, layout: str | None = None, dtype: str = "float32", flatten: str = "auto",
-        fuse: bool = True, threads: int = 1,
+        self, weights: Weights, i: int, layout: str | None = None, dtype: str = "float32",
+        flatten: str = "auto", fuse: bool = True, threads: int = 1,
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic], int]: ...
     def cancel(self) -> None: ...
     @property

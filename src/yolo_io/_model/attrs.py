@@ -22,6 +22,7 @@ Example, the arguments a framework's layers would take::
 from __future__ import annotations
 
 import dataclasses
+import operator
 from typing import TYPE_CHECKING, Any
 
 __all__ = [
@@ -73,7 +74,7 @@ class _Record:
     __slots__ = ()
 
     def _values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in _field_names(type(self)))
+        return _values_getter(type(self))(self)
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in _field_names(type(self)))
@@ -96,6 +97,25 @@ def _field_names(cls: type) -> tuple[str, ...]:
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
     return names
+
+
+_GETTERS: dict[type, Any] = {}
+
+
+def _values_getter(cls: type) -> Any:
+    """A function of a record giving the tuple of its fields' values (C speed)."""
+    getter = _GETTERS.get(cls)
+    if getter is None:
+        names = _field_names(cls)
+        if len(names) > 1:
+            getter = operator.attrgetter(*names)
+        elif names:
+            one = operator.attrgetter(names[0])
+            getter = lambda record: (one(record),)  # noqa: E731
+        else:
+            getter = lambda record: ()  # noqa: E731
+        _GETTERS[cls] = getter
+    return getter
 
 
 if TYPE_CHECKING:

@@ -136,9 +136,12 @@ class Layer(CfgLayer):
                 calling thread. The GIL is released.
 
         Returns:
-            Two new, writeable arrays (one allocation each, no further copy),
-            independent of the file. Arrays of a megabyte or more are in
-            memory advised for huge pages, as NumPy's own large arrays are.
+            Two new, writeable arrays (no further copy), independent of the
+            file. Arrays of a megabyte or more are in memory advised for huge
+            pages, as NumPy's own large arrays are. In a loop over the network
+            (``for layer in net``, :meth:`Network.fusable_layers`) the next
+            layers are fused ahead, and weights of less than 2 MB share blocks
+            of 4 MB of huge pages: keeping such an array keeps its block.
 
         Raises:
             ValueError: not a conv/connected layer, an unknown layout or dtype,
@@ -159,9 +162,12 @@ class Layer(CfgLayer):
         threads: int | None = None, stacklevel: int = 3,
     ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.generic]]:
         live = self._net._live()
-        source = live if self._walk is None else self._walk
-        w, b, overflow = source.fused(self.index, layout, dtype, flatten, fuse,
-                                      threads_arg(threads))
+        if self._walk is None:
+            w, b, overflow = live.fused(self.index, layout, dtype, flatten, fuse,
+                                        threads_arg(threads))
+        else:
+            w, b, overflow = self._walk.fused(live, self.index, layout, dtype, flatten, fuse,
+                                              threads_arg(threads))
         warn_overflow(overflow, dtype, self._where(), stacklevel=stacklevel)
         return as_bfloat16(w, dtype), as_bfloat16(b, dtype)
 
@@ -290,7 +296,9 @@ class Network(Sequence[Layer]):
         """The layers whose :meth:`Layer.fused` works: those of a kind that
         stores weights and fuses (``fusion``, from the core's kind table:
         convolutional, connected), present in the file (a partial file holds
-        only the first ones). ``fused()`` of any other layer raises.
+        only the first ones). ``fused()`` of any other layer raises. Their
+        ``fused()`` calls look ahead as the iterator's do (what is fused ahead,
+        up to 32 MiB, is kept until the list is gone or the network closed).
 
         Example:
             >>> fused = [layer.fused() for layer in net.fusable_layers()]
@@ -487,11 +495,15 @@ class Network(Sequence[Layer]):
 
     def __iter__(self) -> Iterator[Layer]:
         """The layers in order. While the loop runs, each ``layer.fused()``
-        hands the next layers (the same arguments, up to 4 layers and 32 MiB
+        hands the next layers (the same arguments, up to 16 layers and 32 MiB
         ahead) to the core's pool, which fuses them while the caller handles
-        this one; the pages of the mapping behind the loop leave this
+        this one; a call with other arguments (a second layout, ``bn_params``)
+        is computed on its own, and a loop that skips most layers stops
+        looking ahead. The pages of the mapping behind the loop leave this
         process's resident set (see ``evict_behind``). Both stop when the loop
-        ends, early or not, and at :meth:`close`."""
+        ends, early or not, and at :meth:`close`. The results are those of
+        ``fused()`` of each layer on its own; weights of less than 2 MB share
+        blocks of 4 MB, so a kept one keeps its block."""
         core = core_config(self._config)
         step = evict_behind(self)
         walk = self._new_walk()
