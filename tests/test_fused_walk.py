@@ -39,8 +39,8 @@ def one_at_a_time(net: yolo_io.Network, **kwargs: object) -> dict[int, tuple[np.
 def assert_same(a: dict[int, tuple[np.ndarray, ...]],
                 b: dict[int, tuple[np.ndarray, ...]]) -> None:
     assert a.keys() == b.keys()
-    for i in a:
-        for x, y in zip(a[i], b[i], strict=True):
+    for i, arrays in a.items():
+        for x, y in zip(arrays, b[i], strict=True):
             assert x.dtype == y.dtype and x.shape == y.shape, i
             np.testing.assert_array_equal(x.view(np.uint8), y.view(np.uint8), err_msg=str(i))
 

@@ -52,24 +52,40 @@ def _import_lazy(module: str) -> object:
     """The module of :data:`_LAZY` named ``module`` (static imports, for the
     layer checks)."""
     if module == "attrs":  # not `from . import attrs`: its hasattr would recurse here
-        import yolo_io.attrs as m
-    elif module == "_base.progress":
-        from ._base import progress as m
-    elif module == "_diagnosis.data":
-        from ._diagnosis import data as m
-    elif module == "_diagnosis.diagnose":
-        from ._diagnosis import diagnose as m
-    elif module == "_diagnosis.doctor":
-        from ._diagnosis import doctor as m
-    elif module == "_inference.detect":
-        from ._inference import detect as m
-    elif module == "_writing.fused":
-        from ._writing import fused as m
-    elif module == "_writing.safetensors":
-        from ._writing import safetensors as m
-    else:
-        from ._writing import weights as m
-    return m
+        import yolo_io.attrs as attrs_module
+
+        return attrs_module
+    if module == "_base.progress":
+        from ._base import progress
+
+        return progress
+    if module == "_diagnosis.data":
+        from ._diagnosis import data
+
+        return data
+    if module == "_diagnosis.diagnose":
+        from ._diagnosis import diagnose as diagnose_module
+
+        return diagnose_module
+    if module == "_diagnosis.doctor":
+        from ._diagnosis import doctor as doctor_module
+
+        return doctor_module
+    if module == "_inference.detect":
+        from ._inference import detect as detect_module
+
+        return detect_module
+    if module == "_writing.fused":
+        from ._writing import fused
+
+        return fused
+    if module == "_writing.safetensors":
+        from ._writing import safetensors
+
+        return safetensors
+    from ._writing import weights
+
+    return weights
 
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers and IDEs

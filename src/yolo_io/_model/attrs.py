@@ -74,7 +74,8 @@ class _Record:
     __slots__ = ()
 
     def _values(self) -> tuple[Any, ...]:
-        return _values_getter(type(self))(self)
+        values: tuple[Any, ...] = _values_getter(type(self))(self)
+        return values
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in _field_names(type(self)))
@@ -82,7 +83,7 @@ class _Record:
 
     def __eq__(self, other: object) -> bool:
         if other.__class__ is self.__class__:
-            return self._values() == other._values()  # type: ignore[attr-defined]
+            return self._values() == other._values()
         return NotImplemented
 
     def __hash__(self) -> int:
@@ -111,9 +112,9 @@ def _values_getter(cls: type) -> Any:
             getter = operator.attrgetter(*names)
         elif names:
             one = operator.attrgetter(names[0])
-            getter = lambda record: (one(record),)  # noqa: E731
+            getter = lambda record: (one(record),)
         else:
-            getter = lambda record: ()  # noqa: E731
+            getter = lambda record: ()
         _GETTERS[cls] = getter
     return getter
 
