@@ -39,9 +39,11 @@ void arena_release(ArenaBlock block) noexcept;
 // a kept small array would pin the freed memory around it): a freed block of
 // the same size, else a new mapping. arena_block_unmap keeps it for reuse,
 // up to 64 MiB of blocks, with the cached arena's rules (MADV_FREE, only
-// while a network lives, released by arena_release_cached), else unmaps it. `whole_huge_pages`: its size rounded up to
-// whole huge pages, all advised for them; else to whole 4 KB pages, its whole
-// huge pages advised.
+// while a network lives, released by arena_release_cached), else unmaps it.
+// Its size is rounded up to whole huge pages from 2 MB (so that the kernel
+// aligns it); `whole_huge_pages`: all of it advised for huge pages, else only
+// the whole huge pages of `bytes` (the memory touched is then no more than
+// `bytes`).
 ArenaBlock arena_block_map(std::size_t bytes, bool whole_huge_pages);
 void arena_block_unmap(ArenaBlock block) noexcept;
 // Unmaps the cached block and walk blocks, if any; returns the bytes released.

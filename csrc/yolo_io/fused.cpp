@@ -442,17 +442,14 @@ std::int64_t FusedWalk::taken() const {
 
 namespace {
 
-// Weights of a batch smaller than kShareBelow share blocks of kWalkBlock
-// bytes (whole huge pages); larger ones have a mapping each (their whole huge
-// pages advised). Both are mapped for them, outside the arena cache (a cached
-// fused_all() arena stays) and outside malloc's heap (where a kept bias
-// would pin the freed memory around it); a bias vector is allocate()d. A
-// kept small array keeps its block (at most kWalkBlock) mapped.
-constexpr std::int64_t kShareBelow = std::int64_t{2} << 20;
-constexpr std::int64_t kWalkBlock = std::int64_t{4} << 20;
-
-std::shared_ptr<std::uint8_t> walk_block(std::int64_t bytes, bool whole_huge_pages) {
-    const ArenaBlock b = arena_block_map(static_cast<std::size_t>(bytes), whole_huge_pages);
+// The weights of a batch share one block (whole huge pages, mapped for them:
+// fresh memory in 4 KB pages, or a mapping per array, cost more page faults
+// than the fusion), outside the arena cache (a cached fused_all() arena
+// stays) and outside malloc's heap (where a kept bias would pin the freed
+// memory around it); a bias vector is allocate()d on its own. A kept weights
+// array keeps its block (at most kBytes) mapped.
+std::shared_ptr<std::uint8_t> walk_block(std::int64_t bytes) {
+    const ArenaBlock b = arena_block_map(static_cast<std::size_t>(bytes), true);
     return std::shared_ptr<std::uint8_t>(  // on a throw, the deleter unmaps it
         static_cast<std::uint8_t*>(b.data),
         [size = b.size](std::uint8_t* p) { arena_block_unmap({p, size}); });
@@ -501,33 +498,31 @@ void FusedWalk::refill(int after, const Key& key) {
             break;  // not ahead: the call for it meets the same failure, in its turn
         }
     }
+    if (batch.empty()) return;
+    // The batch's weights, each at a 64-byte boundary of one block.
+    std::vector<std::int64_t> at(batch.size());
+    std::int64_t total = 0;
+    for (std::size_t k = 0; k < batch.size(); ++k) {
+        at[k] = (total + 63) / 64 * 64;
+        total = at[k] + batch[k].size;
+    }
     std::shared_ptr<std::uint8_t> block;
-    std::int64_t used = kWalkBlock;  // none yet
-    for (Planned& p : batch) {
+    try {
+        block = walk_block(total);
+    } catch (...) {
+        return;  // no memory for a lookahead: each call fuses its own layer
+    }
+    for (std::size_t k = 0; k < batch.size(); ++k) {
+        Planned& p = batch[k];
         try {
             auto a = std::make_unique<Ahead>();
             a->layer = p.layer;
             a->key = key;
             OwnedArray& weights = a->out.weights;
-            if (p.size < kShareBelow) {
-                const std::int64_t at = (used + 63) / 64 * 64;
-                if (!block || at + p.size > kWalkBlock) {
-                    block = walk_block(kWalkBlock, true);
-                    used = 0;
-                } else {
-                    used = at;
-                }
-                weights.shape = p.plan.weights_shape;
-                weights.dtype = p.dtype;
-                weights.block = block;
-                weights.in_block = block.get() + used;
-                used += p.size;
-            } else {
-                weights.shape = p.plan.weights_shape;
-                weights.dtype = p.dtype;
-                weights.block = walk_block(p.size, false);
-                weights.in_block = weights.block.get();
-            }
+            weights.shape = p.plan.weights_shape;
+            weights.dtype = p.dtype;
+            weights.block = block;
+            weights.in_block = block.get() + at[k];
             a->out.biases = allocate({p.plan.biases_count}, p.dtype);
             a->run = std::make_unique<FusionRun>(
                 std::vector<FusePlan>{std::move(p.plan)},
@@ -535,7 +530,7 @@ void FusedWalk::refill(int after, const Key& key) {
                 key.threads);
             FusionRun* run = a->run.get();
             a->work = PostedWork::post(run->items(), run->threads(),
-                                       [run](std::size_t k, std::size_t t) { run->run_item(k, t); });
+                                       [run](std::size_t k2, std::size_t t) { run->run_item(k2, t); });
             ahead_.push_back(std::move(a));
         } catch (...) {
             return;  // no memory or no worker for more: each later call fuses its own layer

@@ -185,10 +185,10 @@ class PostedWork;
 // handles layer i. The lookahead is bounded: at most kLayers layers and
 // kBytes of output ahead, and none for a layer larger than kBytes (a large
 // layer is shared among the threads when it is asked for, as by fuse_layer).
-// It is refilled in batches, when at most one layer is left ahead; weights
-// of less than 2 MB share blocks of 4 MB of huge pages (a fresh allocation
-// each, in 4 KB pages, made the page faults cost more than the fusion), each
-// freed with the last of its arrays.
+// It is refilled in batches, when at most one layer is left ahead; the
+// weights of a batch share one block of huge pages (an allocation each made
+// the page faults cost more than the fusion), freed with the last of its
+// arrays; biases are allocations of their own.
 // A call for a layer fused ahead with the same arguments takes it, helping
 // with its parts still untaken, and drops the layers ahead of it that the
 // caller skipped; a call with other arguments is fuse_layer() alone and
