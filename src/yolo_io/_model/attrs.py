@@ -67,11 +67,43 @@ Pairs = tuple[tuple[float, float], ...]
 
 class _Record:
     """What ``@dataclass(frozen=True)`` would generate for each record,
-    written once: ``__repr__``, ``__eq__`` and ``__hash__`` over the fields
-    (the same results). Generating them for 34 records costs ~10 ms of every
-    ``import`` on Python < 3.13, which compiles each method separately."""
+    written once: ``__init__`` (every field required, as every record's
+    are), ``__repr__``, ``__eq__`` and ``__hash__`` over the fields, and the
+    frozen ``__setattr__``/``__delattr__`` (the same results and errors).
+    Generating them for 34 records cost ~15 ms of every ``import`` on Python
+    < 3.13, which compiles each method separately; ``dataclasses.fields``,
+    ``asdict`` and ``replace`` work as before."""
 
     __slots__ = ()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        cls = type(self)
+        names = _field_names(cls)
+        if len(args) > len(names):
+            raise TypeError(f"{cls.__qualname__}.__init__() takes {len(names) + 1} positional "
+                            f"arguments but {len(args) + 1} were given")
+        values = dict(zip(names, args, strict=False))  # the rest by keyword
+        for key, value in kwargs.items():
+            if key in values:
+                raise TypeError(f"{cls.__qualname__}.__init__() got multiple values for "
+                                f"argument {key!r}")
+            if key not in names:
+                raise TypeError(f"{cls.__qualname__}.__init__() got an unexpected keyword "
+                                f"argument {key!r}")
+            values[key] = value
+        if len(values) < len(names):
+            missing = [repr(n) for n in names if n not in values]
+            raise TypeError(f"{cls.__qualname__}.__init__() missing {len(missing)} required "
+                            f"argument{'s' * (len(missing) > 1)}: {', '.join(missing)}")
+        setter = object.__setattr__
+        for name in names:
+            setter(self, name, values[name])
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
 
     def _values(self) -> tuple[Any, ...]:
         values: tuple[Any, ...] = _values_getter(type(self))(self)
@@ -123,9 +155,11 @@ if TYPE_CHECKING:
     from dataclasses import dataclass
 else:
     def dataclass(*, frozen: bool) -> Any:
-        """``@dataclass(frozen=True)``, :class:`_Record`'s methods kept."""
+        """``@dataclass(frozen=True)`` with :class:`_Record`'s methods: the
+        fields recorded, no method generated (frozen by ``_Record``); the
+        parameters it behaves as are recorded at the end of the module."""
         assert frozen
-        return dataclasses.dataclass(frozen=True, repr=False, eq=False)
+        return dataclasses.dataclass(init=False, repr=False, eq=False, frozen=False)
 
 
 @dataclass(frozen=True)
@@ -573,3 +607,20 @@ def make(class_name: str, values: list[tuple[str, Any]]) -> LayerAttrs:
     assert isinstance(cls, type) and issubclass(cls, LayerAttrs), class_name
     record: LayerAttrs = cls(**dict(values))
     return record
+
+
+def _record_params() -> None:
+    """Each record's ``__dataclass_params__`` says what it behaves as (init,
+    repr, eq, frozen), as when dataclass generated its methods: a user's
+    frozen dataclass may subclass a record, and introspection sees what it
+    did before."""
+    for value in list(globals().values()):
+        if isinstance(value, type) and issubclass(value, _Record) and value is not _Record:
+            params = value.__dataclass_params__  # type: ignore[attr-defined]
+            try:
+                params.init = params.repr = params.eq = params.frozen = True
+            except AttributeError:  # pragma: no cover - another Python's private class
+                return
+
+
+_record_params()
