@@ -140,8 +140,9 @@ class Layer(CfgLayer):
             file. Arrays of a megabyte or more are in memory advised for huge
             pages, as NumPy's own large arrays are. In a loop over the network
             (``for layer in net``, :meth:`Network.fusable_layers`) the next
-            layers are fused ahead, and weights of less than 2 MB share blocks
-            of 4 MB of huge pages: keeping such an array keeps its block.
+            layers are fused ahead, and the weights of a batch (up to 16
+            layers, 32 MiB) share one block of huge pages: keeping one of
+            them keeps its block. Biases are arrays of their own.
 
         Raises:
             ValueError: not a conv/connected layer, an unknown layout or dtype,
@@ -502,8 +503,8 @@ class Network(Sequence[Layer]):
         looking ahead. The pages of the mapping behind the loop leave this
         process's resident set (see ``evict_behind``). Both stop when the loop
         ends, early or not, and at :meth:`close`. The results are those of
-        ``fused()`` of each layer on its own; weights of less than 2 MB share
-        blocks of 4 MB, so a kept one keeps its block."""
+        ``fused()`` of each layer on its own; the weights of a batch share a
+        block, so a kept one keeps its block (see ``Layer.fused``)."""
         core = core_config(self._config)
         step = evict_behind(self)
         walk = self._new_walk()
