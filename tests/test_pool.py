@@ -224,6 +224,10 @@ def test_a_forked_child_gets_a_new_pool(tiny: tuple[Path, Path]) -> None:
             if UNDER_ASAN:
                 time.sleep(0.05)
                 finish(threads)
+                # and the pool's workers parked (they watch ~5 ms for a next
+                # call, freeing the last one's job): ASan's allocator has no
+                # fork handler, so a child forked during a free() hangs.
+                time.sleep(0.1)
             with warnings.catch_warnings():  # Python 3.12+: fork() with threads
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
