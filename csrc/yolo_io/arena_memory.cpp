@@ -77,18 +77,12 @@ ArenaBlock arena_acquire(std::size_t bytes) {
     return arena_map_fresh(bytes);
 }
 
-ArenaBlock arena_block_map(std::size_t bytes, bool whole_huge_pages) {
+ArenaBlock arena_block_map(std::size_t bytes) {
     if (bytes == 0) bytes = 1;
-    // From 2 MB on, a whole number of huge pages is mapped, which the kernel
-    // places at a 2 MB boundary (an odd length it may not align, and then no
-    // page of it is huge: 13,000 page faults instead of 1,300 for yolov4).
-    const std::size_t page = std::size_t{4} << 10;
-    const std::size_t unit = whole_huge_pages || bytes >= kArenaHuge ? kArenaHuge : page;
-    const std::size_t size = (bytes + unit - 1) / unit * unit;
-    // Advised for huge pages: all of it, or the whole huge pages of `bytes`
-    // (the tail stays in 4 KB pages, so the memory touched is no more than
-    // `bytes`).
-    const std::size_t advised = whole_huge_pages ? size : bytes / kArenaHuge * kArenaHuge;
+    // A whole number of huge pages, which the kernel places at a 2 MB
+    // boundary (an odd length it may not align, and then no page of it is
+    // huge: 13,000 page faults instead of 1,300 for yolov4), all advised.
+    const std::size_t size = (bytes + kArenaHuge - 1) / kArenaHuge * kArenaHuge;
     {  // a freed block of that size: a walk over the same network again
         ArenaCache& c = arena_cache();
         std::lock_guard<std::mutex> lock(c.mutex);
@@ -104,7 +98,7 @@ ArenaBlock arena_block_map(std::size_t bytes, bool whole_huge_pages) {
     int error = 0;
     void* data = platform::map_anonymous(size, error);
     if (data == nullptr) throw std::bad_alloc();
-    if (advised > 0) platform::advise(data, advised, platform::Advice::huge_page);
+    platform::advise(data, size, platform::Advice::huge_page);
     return {data, size};
 }
 

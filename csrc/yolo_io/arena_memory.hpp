@@ -40,11 +40,9 @@ void arena_release(ArenaBlock block) noexcept;
 // the same size, else a new mapping. arena_block_unmap keeps it for reuse,
 // up to 64 MiB of blocks, with the cached arena's rules (MADV_FREE, only
 // while a network lives, released by arena_release_cached), else unmaps it.
-// Its size is rounded up to whole huge pages from 2 MB (so that the kernel
-// aligns it); `whole_huge_pages`: all of it advised for huge pages, else only
-// the whole huge pages of `bytes` (the memory touched is then no more than
-// `bytes`).
-ArenaBlock arena_block_map(std::size_t bytes, bool whole_huge_pages);
+// Its size is rounded up to whole huge pages (so that the kernel aligns it),
+// all advised for them.
+ArenaBlock arena_block_map(std::size_t bytes);
 void arena_block_unmap(ArenaBlock block) noexcept;
 // Unmaps the cached block and walk blocks, if any; returns the bytes released.
 std::size_t arena_release_cached() noexcept;

@@ -451,7 +451,7 @@ namespace {
 // memory around it); a bias vector is allocate()d on its own. A kept weights
 // array keeps its block (at most kBytes) mapped.
 std::shared_ptr<std::uint8_t> walk_block(std::int64_t bytes) {
-    const ArenaBlock b = arena_block_map(static_cast<std::size_t>(bytes), true);
+    const ArenaBlock b = arena_block_map(static_cast<std::size_t>(bytes));
     return std::shared_ptr<std::uint8_t>(  // on a throw, the deleter unmaps it
         static_cast<std::uint8_t*>(b.data),
         [size = b.size](std::uint8_t* p) { arena_block_unmap({p, size}); });
