@@ -224,7 +224,9 @@ void register_config(py::module_& m) {
         [](const std::string& text, const std::filesystem::path& path) {
             return PyConfig{parse_config(text, path.string())};
         },
-        py::arg("text"), py::arg("path") = std::filesystem::path("<string>"), "Parse cfg text.");
+        py::arg("text"), // A str default: a path default is converted to pathlib.Path when the
+        // module loads, which imported pathlib with every `import yolo_io`.
+        py::arg("path") = "<string>", "Parse cfg text.");
     m.def(
         "parse_cfg_file",
         [](const std::filesystem::path& path) {

@@ -8,15 +8,17 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import numpy.typing as npt
 
 from .. import _core
 from .._base.errors import PrecisionWarning
 
-Array = npt.NDArray[np.generic]
+if TYPE_CHECKING:  # numpy.typing costs ~1 ms of every import
+    import numpy.typing as npt
+
+    Array = npt.NDArray[np.generic]
 
 
 class Located(Protocol):

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import itertools
-import json
 import operator
 import os
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import NamedTuple, final, overload
+from typing import TYPE_CHECKING, NamedTuple, final, overload
 
 import numpy as np
-import numpy.typing as npt
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 from .. import _core
 from .._base.deprecation import keyword_only, renamed
@@ -763,6 +764,8 @@ def _raise_if_swapped(weights: object, cfg: object, err: CfgError) -> None:
         return
     real_weights, real_cfg = fs_path(cfg), fs_path(weights)
     if file_kinds(real_cfg, real_weights) == ("cfg", "weights"):
+        import json  # only here: `import yolo_io` stays quick
+
         call = f"yolo_io.load({json.dumps(real_weights)}, {json.dumps(real_cfg)})"
         raise SwappedArgumentsError(
             f"the arguments of load() look swapped: {real_weights} is a Darknet .weights file "
