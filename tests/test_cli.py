@@ -56,6 +56,50 @@ def test_help_lists_commands_and_exit_codes() -> None:
         assert "usage: yolo-io " + command in run(command, "--help").stdout
 
 
+def test_the_parser_of_one_command_helps_as_the_whole_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """main() builds only the invoked command's parser (the others are listed,
+    empty): the top-level help and each command's help and usage errors are
+    the same as with every command built."""
+    import argparse
+
+    from yolo_io import _cli
+
+    monkeypatch.setenv("COLUMNS", "93")
+
+    def command(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        assert list(action.choices) == list(_cli._COMMANDS)
+        return action.choices[name]
+
+    whole = _cli._parser()
+    for name in _cli._COMMANDS:
+        one = _cli._parser(name)
+        assert one.format_help() == whole.format_help()
+        assert command(one, name).format_help() == command(whole, name).format_help()
+        assert command(one, name).format_usage() == command(whole, name).format_usage()
+    assert _cli._command_in(["--debug", "check", "a", "b"]) == "check"
+    assert _cli._command_in(["-h", "check-data"]) == "check-data"
+    assert _cli._command_in(["chekc", "check"]) is None  # a usage error, from the whole parser
+    assert _cli._command_in(["--", "check"]) is None
+    assert _cli._command_in(["--version"]) is None
+
+
+def test_help_is_as_wide_as_the_terminal_says() -> None:
+    """The formatter's width is shutil.get_terminal_size()'s (without shutil)."""
+    narrow = subprocess.run([sys.executable, "-m", "yolo_io", "check", "--help"],
+                            capture_output=True, text=True, timeout=120, check=True,
+                            env={**ENV, "COLUMNS": "50"}).stdout
+    wide = subprocess.run([sys.executable, "-m", "yolo_io", "check", "--help"],
+                          capture_output=True, text=True, timeout=120, check=True,
+                          env={**ENV, "COLUMNS": "200"}).stdout
+    assert max(map(len, narrow.splitlines())) <= 48 < max(map(len, wide.splitlines()))
+    import shutil
+
+    from yolo_io._cli.common import _columns
+
+    assert _columns() == shutil.get_terminal_size().columns
+
+
 def test_version() -> None:
     assert run("--version").stdout.strip() == f"yolo-io {yolo_io.__version__}"
 

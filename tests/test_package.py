@@ -198,11 +198,15 @@ _LAZY_MODULES = {"yolo_io._model.attrs", "yolo_io._diagnosis.data",
                  "yolo_io._inference.detect", "yolo_io._lowering", "yolo_io._export.verify",
                  "yolo_io._writing.weights", "yolo_io._writing.safetensors",
                  "importlib.metadata"}
+# Standard modules loading does not need, each a millisecond or more: pathlib
+# (the core's default path argument once made it a pathlib.Path at import),
+# json, numpy.typing (annotations only).
+_LAZY_STDLIB = {"pathlib", "json", "numpy.typing"}
 
 
 def test_import_yolo_io_imports_only_what_loading_needs() -> None:
     loaded = _modules_after("import yolo_io")
-    assert not loaded & _LAZY_MODULES
+    assert not loaded & (_LAZY_MODULES | _LAZY_STDLIB)
     # and every public name still resolves, importing its module on first use
     loaded = _modules_after("import yolo_io\nfor n in yolo_io.__all__: getattr(yolo_io, n)\n"
                             "yolo_io.attrs.ConvolutionalAttrs")
@@ -221,6 +225,12 @@ def test_a_cli_command_imports_only_its_own_modules(tmp_path: Path, tiny_cfg: Pa
                                             "convert", "check_data", "doctor", "partial")}
     assert not loaded & (others | {"yolo_io._export.verify", "yolo_io._lowering",
                                    "yolo_io._inference.detect", "importlib.metadata"})
+    # nor shutil (with zlib, bz2 and lzma: argparse's formatter imports it for
+    # the terminal's width) nor json without --json
+    assert not loaded & (_LAZY_STDLIB | {"shutil", "bz2", "lzma"})
+    loaded = _modules_after(f"import yolo_io._cli as c\nc.main(['check', {str(tiny_cfg)!r}, "
+                            f"{str(weights)!r}, '--json'])")
+    assert "json" in loaded
 
 
 def test_looking_up_a_missing_name_imports_nothing() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
@@ -26,6 +25,8 @@ def run(args: argparse.Namespace) -> int:
     report = diagnose(args.weights, args.cfg, data=args.data, names=args.names,
                       partial=args.partial)
     if args.json:
+        import json
+
         json.dump(cli_words_in(report.to_dict()), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
