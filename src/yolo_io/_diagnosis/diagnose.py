@@ -14,12 +14,13 @@ import re
 import shlex
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import Any, Literal
 
 from .. import _core
 from .._base.errors import CfgError, CfgWarning, WeightsSizeError, YoloIOError
 from .._base.paths import PathArg, fs_path
+from .._base.records import Record, dataclass, record_params
 from .._model.attrs import DetectionAttrs, RegionAttrs, YoloAttrs
 from .._model.config import CfgLayer, Config, atoi, cfg_text, core_config, parse
 from .._model.network import explain_size_errors_with, file_kinds
@@ -51,7 +52,7 @@ _NOT_WEIGHTS = {
 
 
 @dataclass(frozen=True)
-class LayerRef:
+class LayerRef(Record):
     """The layer a finding concerns."""
 
     index: int
@@ -63,7 +64,7 @@ class LayerRef:
 
 
 @dataclass(frozen=True)
-class CfgEdit:
+class CfgEdit(Record):
     """One line of the cfg to change (``old`` is None: a line to add after
     ``line``, for an option the section does not have)."""
 
@@ -80,7 +81,7 @@ class CfgEdit:
 
 
 @dataclass(frozen=True)
-class Finding:
+class Finding(Record):
     """One thing :func:`diagnose` found.
 
     ``kind`` is one of: ``"swapped-arguments"``, ``"cfg-error"``,
@@ -123,7 +124,7 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class Diagnosis:
+class Diagnosis(Record):
     """What :func:`diagnose` found, most useful first; ``ok`` when nothing is
     an error (warnings and notes may remain)."""
 
@@ -370,7 +371,7 @@ def _published_finding(path: str, p: Published) -> Finding:
 # -- heads and class counts ---------------------------------------------------
 
 @dataclass(frozen=True)
-class _Head:
+class _Head(Record):
     """A detection head and the layer that produces its input, whose size
     (``key=``: a convolution's ``filters=``, a connected layer's ``output=``)
     is ``mult * (classes + per)``."""
@@ -764,3 +765,6 @@ def explain_size_error(err: WeightsSizeError, config: Config, path: str, cfg: ob
 
 
 explain_size_errors_with(explain_size_error)
+
+
+record_params(globals())

@@ -21,9 +21,9 @@ Example, the arguments a framework's layers would take::
 
 from __future__ import annotations
 
-import dataclasses
-import operator
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from .._base.records import Record, dataclass, record_params
 
 __all__ = [
     "ActivationAttrs",
@@ -65,105 +65,8 @@ __all__ = [
 Pairs = tuple[tuple[float, float], ...]
 
 
-class _Record:
-    """What ``@dataclass(frozen=True)`` would generate for each record,
-    written once: ``__init__`` (every field required, as every record's
-    are), ``__repr__``, ``__eq__`` and ``__hash__`` over the fields, and the
-    frozen ``__setattr__``/``__delattr__`` (the same results and errors).
-    Generating them for 34 records cost ~15 ms of every ``import`` on Python
-    < 3.13, which compiles each method separately; ``dataclasses.fields``,
-    ``asdict`` and ``replace`` work as before."""
-
-    __slots__ = ()
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        cls = type(self)
-        names = _field_names(cls)
-        if len(args) > len(names):
-            raise TypeError(f"{cls.__qualname__}.__init__() takes {len(names) + 1} positional "
-                            f"arguments but {len(args) + 1} were given")
-        values = dict(zip(names, args, strict=False))  # the rest by keyword
-        for key, value in kwargs.items():
-            if key in values:
-                raise TypeError(f"{cls.__qualname__}.__init__() got multiple values for "
-                                f"argument {key!r}")
-            if key not in names:
-                raise TypeError(f"{cls.__qualname__}.__init__() got an unexpected keyword "
-                                f"argument {key!r}")
-            values[key] = value
-        if len(values) < len(names):
-            missing = [repr(n) for n in names if n not in values]
-            raise TypeError(f"{cls.__qualname__}.__init__() missing {len(missing)} required "
-                            f"argument{'s' * (len(missing) > 1)}: {', '.join(missing)}")
-        setter = object.__setattr__
-        for name in names:
-            setter(self, name, values[name])
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
-
-    def __delattr__(self, name: str) -> None:
-        raise dataclasses.FrozenInstanceError(f"cannot delete field {name!r}")
-
-    def _values(self) -> tuple[Any, ...]:
-        values: tuple[Any, ...] = _values_getter(type(self))(self)
-        return values
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in _field_names(type(self)))
-        return f"{type(self).__qualname__}({inner})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is self.__class__:
-            return self._values() == other._values()
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-
-
-def _field_names(cls: type) -> tuple[str, ...]:
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    return names
-
-
-_GETTERS: dict[type, Any] = {}
-
-
-def _values_getter(cls: type) -> Any:
-    """A function of a record giving the tuple of its fields' values (C speed)."""
-    getter = _GETTERS.get(cls)
-    if getter is None:
-        names = _field_names(cls)
-        if len(names) > 1:
-            getter = operator.attrgetter(*names)
-        elif names:
-            one = operator.attrgetter(names[0])
-            getter = lambda record: (one(record),)
-        else:
-            getter = lambda record: ()
-        _GETTERS[cls] = getter
-    return getter
-
-
-if TYPE_CHECKING:
-    from dataclasses import dataclass
-else:
-    def dataclass(*, frozen: bool) -> Any:
-        """``@dataclass(frozen=True)`` with :class:`_Record`'s methods: the
-        fields recorded, no method generated (frozen by ``_Record``); the
-        parameters it behaves as are recorded at the end of the module."""
-        assert frozen
-        return dataclasses.dataclass(init=False, repr=False, eq=False, frozen=False)
-
-
 @dataclass(frozen=True)
-class NetAttrs(_Record):
+class NetAttrs(Record):
     """The ``[net]`` section's options that inference needs
     (:attr:`Config.net <yolo_io.Config.net>`; [A] ``parse_net_options``), read
     as darknet reads them (``atoi``: ``letter_box=1 # keep aspect`` is 1).
@@ -183,7 +86,7 @@ class NetAttrs(_Record):
 
 
 @dataclass(frozen=True)
-class LayerAttrs(_Record):
+class LayerAttrs(Record):
     """Base of every layer's typed hyperparameters."""
 
 
@@ -609,18 +512,4 @@ def make(class_name: str, values: list[tuple[str, Any]]) -> LayerAttrs:
     return record
 
 
-def _record_params() -> None:
-    """Each record's ``__dataclass_params__`` says what it behaves as (init,
-    repr, eq, frozen), as when dataclass generated its methods: a user's
-    frozen dataclass may subclass a record, and introspection sees what it
-    did before."""
-    for value in list(globals().values()):
-        if isinstance(value, type) and issubclass(value, _Record) and value is not _Record:
-            params = value.__dataclass_params__  # type: ignore[attr-defined]
-            try:
-                params.init = params.repr = params.eq = params.frozen = True
-            except AttributeError:  # pragma: no cover - another Python's private class
-                return
-
-
-_record_params()
+record_params(globals())

@@ -11,17 +11,17 @@ of this table, handled or explicitly refused.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
 from .. import _core
+from .._base.records import Record, dataclass, record_params
 
 __all__ = ["KINDS", "KindFacts", "Refused", "kind"]
 
 
 @dataclass(frozen=True)
-class KindFacts:
+class KindFacts(Record):
     """One row of the core's kind table: a layer type and its facts."""
 
     #: Canonical type name, e.g. ``"convolutional"``.
@@ -64,8 +64,11 @@ def kind(name: str) -> KindFacts:
 
 
 @dataclass(frozen=True)
-class Refused:
+class Refused(Record):
     """A ``*_BY_KIND`` registry's entry for a kind it does not handle, and why
     (the reason goes into the error that names the layer)."""
 
     reason: str
+
+
+record_params(globals())
