@@ -44,10 +44,12 @@ def yolov4_p6(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def interleaved_times(fns: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
     """Wall times of each function, measured in interleaved rounds (one call of
     each per round, after one warm-up round), so that a noisy neighbour slows
-    every contender alike instead of one block of rounds."""
+    every contender alike instead of one block of rounds; the order reverses
+    every round (see :func:`round_order`)."""
     times: dict[str, list[float]] = {name: [] for name in fns}
     for r in range(rounds + 1):
-        for name, fn in fns.items():
+        for name in round_order(list(fns), r):
+            fn = fns[name]
             start = time.perf_counter()
             result = fn()
             elapsed = time.perf_counter() - start
@@ -55,6 +57,17 @@ def interleaved_times(fns: dict[str, Callable[[], object]], rounds: int) -> dict
             if r:
                 times[name].append(elapsed)
     return times
+
+
+def round_order(names: list[str], r: int) -> list[str]:
+    """The order of round ``r``: ``names``, reversed in odd rounds. Whoever
+    runs first after a pause, or after another's exit, meets the memory that
+    one left: on these VMs a page freed for ~2 s is handed back to the host
+    (free page reporting, ``page_reporting_order`` 9), and the next process
+    to fault it in waits for the host (one 4.6 GB walk took 11 s, 21.6 s of
+    it in the kernel, and 0.6 s right after another process freed the same
+    amount). Alternating the order lets that fall on each contender alike."""
+    return names[::-1] if r % 2 else names
 
 
 def paired_ratio(times: dict[str, list[float]], num: str, den: str) -> float:
@@ -105,12 +118,13 @@ def fresh_process_rounds(programs: Mapping[str, str], rounds: int, *args: object
     """:func:`fresh_process_number` of every program (each printing the
     seconds it timed) once per round, with ``args`` and then ``out`` as its
     arguments; rounds interleaved (pair them with :func:`paired_ratio`);
-    ``out`` is deleted at the end."""
+    ``out`` is deleted at the end. The order reverses every round
+    (:func:`round_order`)."""
     times: dict[str, list[float]] = {name: [] for name in programs}
     try:
-        for _ in range(rounds):
-            for name, code in programs.items():
-                times[name].append(fresh_process_number(code, *args, out, out=out))
+        for r in range(rounds):
+            for name in round_order(list(programs), r):
+                times[name].append(fresh_process_number(programs[name], *args, out, out=out))
     finally:
         out.unlink(missing_ok=True)
     return times
