@@ -189,7 +189,9 @@ def test_a_walk_keeping_every_result_is_not_slower(benchmark: pytest.FixtureDef)
                    "results kept", "first use: fresh process, file in the page cache",
                    times, "walk", "by_index")
     print(f"\n5GB, results kept: walk {statistics.median(times['walk']):.2f} s, by index "
-          f"{statistics.median(times['by_index']):.2f} s, paired ratio {ratio:.2f}")
+          f"{statistics.median(times['by_index']):.2f} s, paired ratio {ratio:.2f}; samples "
+          f"(s): walk {[round(t, 2) for t in times['walk']]}, by index "
+          f"{[round(t, 2) for t in times['by_index']]}")
     # Recorded, not asserted: 4.6 GB of fresh memory per sample, and now and
     # then a sample waits seconds for the host (see conftest.round_order: the
     # walk after a pause took 6.5 s, 12.4 s of it in the kernel; the others
