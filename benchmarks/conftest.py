@@ -66,7 +66,9 @@ def round_order(names: list[str], r: int) -> list[str]:
     (free page reporting, ``page_reporting_order`` 9), and the next process
     to fault it in waits for the host (one 4.6 GB walk took 11 s, 21.6 s of
     it in the kernel, and 0.6 s right after another process freed the same
-    amount). Alternating the order lets that fall on each contender alike."""
+    amount). With two contenders and an even number of rounds each goes
+    first, and follows the other, equally often; with more, the order at
+    least varies."""
     return names[::-1] if r % 2 else names
 
 

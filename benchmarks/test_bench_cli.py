@@ -44,12 +44,25 @@ def _run(argv: list[str]) -> None:
     120 ms process was seen ending at 163.5 ms and a 110 ms one at 113.5 ms
     (the quantum then carried the differences); a watchdog kills a hung one."""
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    watchdog = threading.Timer(120, proc.kill)
-    watchdog.start()
+    timed_out = threading.Event()
+
+    def watch() -> None:
+        timed_out.set()
+        proc.kill()
+
+    watchdog = threading.Timer(120, watch)
+    watchdog.daemon = True
     try:
+        watchdog.start()
         code = proc.wait()
+    except BaseException:  # interrupted: the child goes too, as with subprocess.run
+        proc.kill()
+        proc.wait()
+        raise
     finally:
         watchdog.cancel()
+    if timed_out.is_set():
+        raise subprocess.TimeoutExpired(argv, 120)
     if code != 0:
         raise subprocess.CalledProcessError(code, argv)
 

@@ -269,20 +269,30 @@ def test_a_walk_keeping_its_results_stops_advising_huge_pages(tiny4: tuple[Path,
     every result of a 4.6 GiB checkpoint slower than one without lookahead)."""
     if _core._pool_stats()["cap"] == 0:
         pytest.skip("no pool: no lookahead")
+    gc.collect()  # no walk block of an earlier test still in use
+    assert _core._walk_blocks_in_use() == 0
     kept = {}
     for bound in (320 << 20, 4 << 20, 0):
         previous = _core._set_block_huge_in_use(bound)
         try:
             net = load(tiny4)
-            weights = [layer.fused()[0] for layer in net if layer.fusion is not None]
+            walk = None
+            weights = []
+            for layer in net:
+                if layer.fusion is not None:
+                    weights.append(layer.fused()[0])
+                    walk = layer._walk
+            assert walk is not None and walk._taken > 0 and _core._walk_blocks_in_use() > 0
             kept[bound] = _huge_advised(weights[1:])  # the first is fused on its own
-            del weights
+            del weights, walk
             net.close()
+            gc.collect()
+            assert _core._walk_blocks_in_use() == 0  # every block given back
             _core.release_cached_memory()  # the next walk maps its blocks afresh
         finally:
             _core._set_block_huge_in_use(previous)
     if not any(kept[320 << 20]):
-        pytest.skip("no huge page advice on this kernel")
+        pytest.skip("the kernel refused the huge page advice")
     assert all(kept[320 << 20])  # yolov4-tiny's 23 MB of blocks: every one advised
     assert kept[4 << 20][0] and not kept[4 << 20][-1]  # the first block, not the last
     assert not any(kept[0])

@@ -398,6 +398,8 @@ void register_weights(py::module_& m) {
     m.def("_set_block_huge_in_use", &set_block_huge_in_use, py::arg("bytes"),
           "Sets the bytes of walk blocks in use below which a new one is advised for huge "
           "pages (320 MiB); returns the previous bound (for tests).");
+    m.def("_walk_blocks_in_use", &arena_blocks_in_use,
+          "Bytes of the layer iterator's blocks in use now (for tests).");
     m.def("_fusion_parts", &fusion_parts_run,
           "Parts of layers fused so far in this process (for tests).");
     m.def(

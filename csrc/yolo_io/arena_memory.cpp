@@ -222,6 +222,12 @@ ArenaUser::~ArenaUser() {
     for (const ArenaBlock& b : blocks) arena_unmap(b);
 }
 
+std::size_t arena_blocks_in_use() noexcept {
+    ArenaCache& c = arena_cache();
+    std::lock_guard<std::mutex> lock(c.mutex);
+    return c.blocks_in_use;
+}
+
 std::size_t set_block_huge_in_use(std::size_t bytes) noexcept {
     return g_block_huge_in_use.exchange(bytes);
 }
