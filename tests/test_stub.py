@@ -96,9 +96,8 @@ def test_stub_signatures_and_properties_match_the_module() -> None:
 # tests/test_memory.py and test_shrunk_file.py watch the arena cache and the
 # fusion's parts and shrink a file between planning and reading.
 TEST_HOOKS = {"_simd_active", "_set_simd", "_pool_stats", "_pool_reset_max", "_pool_fail_next",
-              "_arena_cached_bytes", "_set_block_huge_in_use", "_walk_blocks_in_use",
-              "_fusion_parts",
-              "_shrink_before_fusion_reads", "_ahead", "_taken"}
+              "_arena_cached_bytes", "_fusion_parts", "_shrink_before_fusion_reads",
+              "_ahead", "_taken"}
 
 
 def test_every_core_accessor_is_used_by_the_package() -> None:

@@ -395,11 +395,6 @@ void register_weights(py::module_& m) {
           "Unmap the cached arena of a freed fused_all() result; bytes released.");
     m.def("_arena_cached_bytes", &arena_cached_bytes,
           "Bytes of the cached arena now (for tests).");
-    m.def("_set_block_huge_in_use", &set_block_huge_in_use, py::arg("bytes"),
-          "Sets the bytes of walk blocks in use below which a new one is advised for huge "
-          "pages (320 MiB); returns the previous bound (for tests).");
-    m.def("_walk_blocks_in_use", &arena_blocks_in_use,
-          "Bytes of the layer iterator's blocks in use now (for tests).");
     m.def("_fusion_parts", &fusion_parts_run,
           "Parts of layers fused so far in this process (for tests).");
     m.def(

@@ -1,6 +1,5 @@
 #include "yolo_io/arena_memory.hpp"
 
-#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <new>
@@ -17,25 +16,12 @@ constexpr std::size_t kArenaHuge = std::size_t{2} << 20;
 // The largest total of FusedWalk blocks kept for reuse.
 constexpr std::size_t kBlockCacheMax = std::size_t{64} << 20;
 
-// A new walk block is advised for huge pages while the blocks in use total
-// less than this; past it the kernel's default (4 KB pages) serves. Measured,
-// not explained: a walk keeping every result of the 4.6 GiB checkpoint, whose
-// small layers take ~600 MiB of blocks between its 35 large layers, took
-// 1.13 s (median of 10 fresh processes, 0.63-4.07 s) with every block
-// advised, 0.66 s (0.57-1.07 s) with this bound, and 0.74 s by index; the
-// time went to zeroing the large layers' fresh huge pages (00:20 UTC
-// 2026-12-07). yolov4's whole walk takes ~254 MiB of blocks, all advised,
-// and a walk that drops its results keeps a few blocks in use.
-constexpr std::size_t kBlockHugeInUse = std::size_t{320} << 20;
-std::atomic<std::size_t> g_block_huge_in_use{kBlockHugeInUse};  // set by tests
-
 struct ArenaCache {
     std::mutex mutex;
     ArenaBlock block;
     std::size_t users = 0;  // live ArenaUser objects
     std::vector<ArenaBlock> blocks;  // freed FusedWalk blocks, for the next walk
     std::size_t block_bytes = 0;
-    std::size_t blocks_in_use = 0;  // bytes of FusedWalk blocks handed out
 };
 
 // Never destroyed: capsules may free arenas during interpreter shutdown,
@@ -95,34 +81,24 @@ ArenaBlock arena_block_map(std::size_t bytes) {
     if (bytes == 0) bytes = 1;
     // A whole number of huge pages, which the kernel places at a 2 MB
     // boundary (an odd length it may not align, and then no page of it is
-    // huge: 13,000 page faults instead of 1,300 for yolov4), all advised
-    // (below kBlockHugeInUse).
+    // huge: 13,000 page faults instead of 1,300 for yolov4), all advised.
     const std::size_t size = (bytes + kArenaHuge - 1) / kArenaHuge * kArenaHuge;
-    ArenaCache& c = arena_cache();
-    bool huge = false;
-    {
+    {  // a freed block of that size: a walk over the same network again
+        ArenaCache& c = arena_cache();
         std::lock_guard<std::mutex> lock(c.mutex);
-        // a freed block of that size: a walk over the same network again
         for (auto it = c.blocks.begin(); it != c.blocks.end(); ++it) {
             if (it->size == size) {
                 const ArenaBlock found = *it;
                 c.blocks.erase(it);
                 c.block_bytes -= size;
-                c.blocks_in_use += size;
                 return found;
             }
         }
-        huge = c.blocks_in_use < g_block_huge_in_use.load(std::memory_order_relaxed);
-        c.blocks_in_use += size;
     }
     int error = 0;
     void* data = platform::map_anonymous(size, error);
-    if (data == nullptr) {
-        std::lock_guard<std::mutex> lock(c.mutex);
-        c.blocks_in_use -= size;
-        throw std::bad_alloc();
-    }
-    if (huge) platform::advise(data, size, platform::Advice::huge_page);
+    if (data == nullptr) throw std::bad_alloc();
+    platform::advise(data, size, platform::Advice::huge_page);
     return {data, size};
 }
 
@@ -134,7 +110,6 @@ void arena_block_unmap(ArenaBlock block) noexcept {
     {
         ArenaCache& c = arena_cache();
         std::lock_guard<std::mutex> lock(c.mutex);
-        c.blocks_in_use -= block.size;
         if (c.users > 0 && c.block_bytes + block.size <= kBlockCacheMax) {
             try {
                 c.blocks.push_back(block);
@@ -220,16 +195,6 @@ ArenaUser::~ArenaUser() {
     }
     arena_unmap(old);
     for (const ArenaBlock& b : blocks) arena_unmap(b);
-}
-
-std::size_t arena_blocks_in_use() noexcept {
-    ArenaCache& c = arena_cache();
-    std::lock_guard<std::mutex> lock(c.mutex);
-    return c.blocks_in_use;
-}
-
-std::size_t set_block_huge_in_use(std::size_t bytes) noexcept {
-    return g_block_huge_in_use.exchange(bytes);
 }
 
 }  // namespace yolo_io

@@ -41,13 +41,9 @@ void arena_release(ArenaBlock block) noexcept;
 // up to 64 MiB of blocks, with the cached arena's rules (MADV_FREE, only
 // while a network lives, released by arena_release_cached), else unmaps it.
 // Its size is rounded up to whole huge pages (so that the kernel aligns it),
-// all advised for them while the blocks in use total less than 320 MiB.
+// all advised for them.
 ArenaBlock arena_block_map(std::size_t bytes);
 void arena_block_unmap(ArenaBlock block) noexcept;
-// Sets that 320 MiB bound (for tests); returns the previous one.
-std::size_t set_block_huge_in_use(std::size_t bytes) noexcept;
-// Bytes of walk blocks handed out and not yet given back (for tests).
-std::size_t arena_blocks_in_use() noexcept;
 // Unmaps the cached block and walk blocks, if any; returns the bytes released.
 std::size_t arena_release_cached() noexcept;
 // Bytes held by the cache and the walk blocks now (for tests).
