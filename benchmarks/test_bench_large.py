@@ -79,8 +79,7 @@ for layer in net:
 print(status("VmHWM:") - before)
 """
 # Even, so that each goes first as often (conftest.round_order): which
-# process follows which changes its time (after the walk's exit the next
-# process met fresh memory faster than after the by-index one's).
+# process follows which, and after how long, changes its time.
 KEEP_ROUNDS = 8
 KEEP_WALK = """
 import sys, time
