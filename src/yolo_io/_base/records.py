@@ -202,7 +202,7 @@ else:
 
 
 def _check_fields(cls: type) -> None:
-    if "__post_init__" in dir(cls):
+    if hasattr(cls, "__post_init__"):  # its own or inherited
         raise TypeError(f"{cls.__qualname__}: a Record has no __post_init__")
     seen_default = None
     for f in dataclasses.fields(cls):
