@@ -94,6 +94,48 @@ def reset_peak():
 
 FRESH_ENV = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
 
+# Untimed, the last thing a first-use sample does before its clock starts
+# (``warm_host_memory(nbytes, settle)``): it touches every page of ``nbytes``
+# of fresh memory (a NumPy array, which NumPy advises for huge pages) and
+# frees it, so that the fresh memory the timed code gets next is memory the
+# host backs. These VMs hand a page that stays free for about 2 s back to
+# the host (free page reporting), and the next process to touch it waits for
+# the host: touching 6 GiB took 19.6 s in one process and 0.7-0.9 s in the
+# two after it; 4 GiB, 0.38-0.49 s, and 4.9-8.1 s after a 3 s pause (02:10
+# UTC 2026-12-07). Without this, a sample's time says more about what ran
+# before it, and how long ago, than about its code. With ``settle`` it first
+# sleeps that long, so that the host takes back what the sample before freed
+# before the warm-up, not while the clock runs: the 4.6 GiB walk keeping its
+# results took 0.65-1.97 s warmed without a pause (02:22 UTC) and 0.54-0.98 s
+# after 3 s (02:33 UTC). It never takes more than MemFree less 512 MiB, so
+# the file's cached pages stay; it imports nothing the program has not
+# (time, NumPy), so the timed code's imports are its own. The kernel still
+# zeroes every page the timed code touches, as for any fresh process.
+# Regimes that warm say so ("host memory warmed").
+WARM_HOST_MEMORY = """
+def warm_host_memory(nbytes, settle):
+    import time
+    import numpy as np
+    time.sleep(settle)
+    try:
+        with open("/proc/meminfo") as f:
+            free = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemFree:"))
+        nbytes = max(0, min(nbytes, free - (512 << 20)))
+    except (OSError, StopIteration, ValueError):
+        pass
+    touched = np.empty(nbytes, np.uint8)
+    touched[::4096] = 1
+    del touched
+"""
+
+
+def warmed(nbytes: int, settle: float = 0.0) -> str:
+    """Code that defines ``warm_host_memory`` (:data:`WARM_HOST_MEMORY`) and
+    warms ``nbytes`` with it after ``settle`` seconds: put it just before a
+    sample's clock starts."""
+    return WARM_HOST_MEMORY + f"warm_host_memory({int(nbytes)}, {float(settle)!r})\n"
+
+
 
 def scratch_folder(tmp_path: Path) -> Path:
     """tmpfs (/dev/shm) when it has room, else ``tmp_path``: on a disk,
@@ -135,13 +177,16 @@ def fresh_process_rounds(programs: Mapping[str, str], rounds: int, *args: object
 def first_use_times(benchmark: Any, programs: Mapping[str, str], weights: Path, cfg: Path,
                     tmp_path: Path, *, suffix: str, rounds: int,
                     before: Callable[[Path, Path], object] | None = None,
-                    folder: Path | None = None) -> dict[str, list[float]] | None:
+                    folder: Path | None = None,
+                    then: Mapping[str, str] | None = None) -> dict[str, list[float]] | None:
     """The first-use regime shared by the write benchmarks: the weights copied
     to ``folder`` (default :func:`scratch_folder`), then :func:`fresh_process_rounds` of
     ``programs`` (one round when timings are off) with that copy, ``cfg`` and
     an output file ``yolo_io-bench-<pid><suffix>`` beside it as arguments;
     ``before(source, out)`` runs first, untimed. Both files are removed after.
-    None when timings are off."""
+    ``then``: more programs, with names of their own, whose rounds follow
+    (not interleaved with the first: a regime that warms the host's memory
+    would warm the sample after it too). None when timings are off."""
     folder = scratch_folder(tmp_path) if folder is None else folder
     source = folder / f"yolo_io-bench-{os.getpid()}.weights"
     out = folder / f"yolo_io-bench-{os.getpid()}{suffix}"
@@ -149,9 +194,15 @@ def first_use_times(benchmark: Any, programs: Mapping[str, str], weights: Path, 
     try:
         if before is not None:
             before(source, out)
-        times: dict[str, list[float]] = benchmark.pedantic(
-            fresh_process_rounds, args=(programs, 1 if benchmark.disabled else rounds, source, cfg),
-            kwargs={"out": out}, rounds=1, iterations=1)
+        n = 1 if benchmark.disabled else rounds
+
+        def phases() -> dict[str, list[float]]:
+            times = fresh_process_rounds(programs, n, source, cfg, out=out)
+            if then:
+                times.update(fresh_process_rounds(then, n, source, cfg, out=out))
+            return times
+
+        times: dict[str, list[float]] = benchmark.pedantic(phases, rounds=1, iterations=1)
     finally:
         out.unlink(missing_ok=True)
         source.unlink()
