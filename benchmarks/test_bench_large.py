@@ -14,9 +14,9 @@
 - The same walk keeping every result, against ``net[i].fused()`` of each
   layer fetched by index (no walk, no lookahead: the iterator before issue
   26), first use, fresh processes, interleaved, 8 rounds, the order reversed
-  every round: not slower
-  (recorded, see the test). With timings on only (it holds the whole size
-  in memory).
+  every round: not slower, with the host's memory warmed before each sample
+  (``conftest.WARM_HOST_MEMORY``); the same rounds not warmed are recorded
+  beside it. With timings on only (it holds the whole size in memory).
 - The streaming safetensors export (a file of the same size, on the cache
   folder's disk): its peak RSS (VmHWM, reset just before) exceeds the RSS
   before it by less than the largest layer plus 100 MB; the exported file's
@@ -42,6 +42,7 @@ from conftest import (
     record,
     record_memory,
     record_target,
+    warmed,
 )
 from large_models import GB, SIZES, cache_folder, checked_layers, large_model
 
@@ -81,22 +82,23 @@ print(status("VmHWM:") - before)
 # Even, so that each goes first as often (conftest.round_order): which
 # process follows which, and after how long, changes its time.
 KEEP_ROUNDS = 8
-KEEP_WALK = """
+KEEP = """
 import sys, time
 import yolo_io
 net = yolo_io.load(sys.argv[1], sys.argv[2])
-t = time.perf_counter()
-kept = [layer.fused() for layer in net if layer.fusion is not None]
+{warm}t = time.perf_counter()
+kept = {kept}
 print(time.perf_counter() - t)
 """
-KEEP_BY_INDEX = """
-import sys, time
-import yolo_io
-net = yolo_io.load(sys.argv[1], sys.argv[2])
-t = time.perf_counter()
-kept = [net[i].fused() for i in range(len(net)) if net[i].fusion is not None]
-print(time.perf_counter() - t)
-"""
+KEEP_WALK = "[layer.fused() for layer in net if layer.fusion is not None]"
+KEEP_BY_INDEX = "[net[i].fused() for i in range(len(net)) if net[i].fusion is not None]"
+# The host memory warmed before each sample (conftest.WARM_HOST_MEMORY): more
+# than the 4.6 GiB the kept results take, after 3 s for the host to take
+# back what the sample before freed.
+KEEP_WARM = 6 << 30
+KEEP_SETTLE = 3.0
+# A walk slower than this, warmed, is a regression beyond the noise.
+KEEP_REGRESSION = 1.15
 EXPORT = CHECK + """
 net = yolo_io.load(sys.argv[1], sys.argv[2])
 reset_peak()
@@ -181,23 +183,43 @@ def test_a_walk_keeping_every_result_is_not_slower(benchmark: pytest.FixtureDef)
         pytest.skip("holds the whole checkpoint in memory: runs with --benchmark-only")
     weights, cfg = large_model("5GB")
     unused = cache_folder() / "unused"
-    times = benchmark.pedantic(
-        lambda: fresh_process_rounds({"walk": KEEP_WALK, "by_index": KEEP_BY_INDEX}, KEEP_ROUNDS,
-                                     weights, cfg, out=unused), rounds=1, iterations=1)
-    ratio = record(benchmark, "layer.fused() of every layer of the 4.6 GiB checkpoint, "
-                   "results kept", "first use: fresh process, file in the page cache",
-                   times, "walk", "by_index")
-    print(f"\n5GB, results kept: walk {statistics.median(times['walk']):.2f} s, by index "
-          f"{statistics.median(times['by_index']):.2f} s, paired ratio {ratio:.2f}; samples "
-          f"(s): walk {[round(t, 2) for t in times['walk']]}, by index "
-          f"{[round(t, 2) for t in times['by_index']]}")
-    # Recorded, not asserted: 4.6 GB of fresh memory per sample, and now and
-    # then a sample waits seconds for the host (see conftest.round_order: the
-    # walk after a pause took 6.5 s, 12.4 s of it in the kernel; the others
-    # 0.66-2.25 s, against 0.64-2.52 s by index, 23:45 UTC 2026-12-06).
+    with open(weights, "rb") as f:  # into the page cache (the fixture took it out), untimed
+        while f.read(64 << 20):
+            pass
+
+    def rounds(warm: str) -> dict[str, list[float]]:
+        return fresh_process_rounds(
+            {"walk": KEEP.format(warm=warm, kept=KEEP_WALK),
+             "by_index": KEEP.format(warm=warm, kept=KEEP_BY_INDEX)},
+            KEEP_ROUNDS, weights, cfg, out=unused)
+
+    def both() -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+        return rounds(warmed(KEEP_WARM, KEEP_SETTLE)), rounds("")
+
+    times, unwarmed = benchmark.pedantic(both, rounds=1, iterations=1)
+    what = "layer.fused() of every layer of the 4.6 GiB checkpoint, results kept"
+    ratio = record(benchmark, what, "first use: fresh process, host memory warmed, file in the "
+                   "page cache", times, "walk", "by_index")
+    raw = record(benchmark, what, "first use: fresh process, host memory as the sample before "
+                 "left it, file in the page cache", unwarmed, "walk", "by_index")
+    for regime, t, r in (("host memory warmed", times, ratio), ("not warmed", unwarmed, raw)):
+        print(f"\n5GB, results kept, {regime}: walk {statistics.median(t['walk']):.2f} s, by "
+              f"index {statistics.median(t['by_index']):.2f} s, paired ratio {r:.2f}; samples "
+              f"(s): walk {[round(x, 2) for x in t['walk']]}, by index "
+              f"{[round(x, 2) for x in t['by_index']]}")
+    # The target in the warmed regime, where a sample's time is its code's
+    # (both variants write the same 4.6 GB of fresh memory, and that is most
+    # of their time). Not warmed, a sample now and then waits seconds for the
+    # host: the walk took 0.68-10.42 s and by index 0.59-2.73 s (paired 1.20x,
+    # 01:55 UTC 2026-12-07; 0.54-2.12 s and 0.63-1.82 s, 1.01x, in the run
+    # of 02:33 UTC); warmed after 3 s, in that run, 0.54-0.98 s and 0.79-0.99 s
+    # (0.98x). Recorded against 1.0; asserted only against a clear
+    # regression, as the warmed samples still vary by 10-15%.
     record_target(benchmark, "a walk keeping every result of the 4.6 GiB checkpoint, against "
-                  "net[i].fused() by index (today's iterator)", ratio, 1.0,
-                  why="a sample now and then waits seconds for the host's fresh memory")
+                  "net[i].fused() by index (today's iterator), host memory warmed", ratio, 1.0,
+                  why="within the noise of the warmed samples (10-15%)")
+    assert ratio <= KEEP_REGRESSION, (f"the walk keeping every result took {ratio:.2f}x the "
+                                      "fusion by index")
 
 
 @pytest.mark.benchmark(group="large")
