@@ -108,8 +108,10 @@ FRESH_ENV = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
 # before the warm-up, not while the clock runs: the 4.6 GiB walk keeping its
 # results took 0.65-1.97 s warmed without a pause (02:22 UTC) and 0.54-0.98 s
 # after 3 s (02:33 UTC). It never takes more than MemFree less 512 MiB, so
-# the file's cached pages stay; it imports nothing the program has not
-# (time, NumPy), so the timed code's imports are its own. The kernel still
+# the file's cached pages stay, and fails (MemoryError) when that is less
+# than half of what it was asked to warm, rather than label a sample warmed
+# that was not; it imports nothing the program has not (time, NumPy), so the
+# timed code's imports are its own. The kernel still
 # zeroes every page the timed code touches, as for any fresh process.
 # Regimes that warm say so ("host memory warmed").
 WARM_HOST_MEMORY = """
@@ -120,9 +122,12 @@ def warm_host_memory(nbytes, settle):
     try:
         with open("/proc/meminfo") as f:
             free = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemFree:"))
-        nbytes = max(0, min(nbytes, free - (512 << 20)))
     except (OSError, StopIteration, ValueError):
-        pass
+        free = None
+    if free is not None and free - (512 << 20) < nbytes:
+        if free - (512 << 20) < nbytes // 2:
+            raise MemoryError(f"warm_host_memory: {free} bytes free, {nbytes} to warm")
+        nbytes = free - (512 << 20)
     touched = np.empty(nbytes, np.uint8)
     touched[::4096] = 1
     del touched

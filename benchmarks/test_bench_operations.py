@@ -145,6 +145,14 @@ def program(setup: str, code: str, folder: Path, *, warm: bool = True) -> str:
             + "t = time.perf_counter()\n" + code + "\nprint(time.perf_counter() - t)\n")
 
 
+def first_use_programs(operations: dict[str, tuple[str, str, str | None]], folder: Path, *,
+                       warm: bool) -> dict[str, str]:
+    """The first-use program of each operation; with ``warm``, each warms
+    the host's memory just before its clock starts, but for the LAZY ones."""
+    return {name: program(setup, code, folder, warm=warm and name not in LAZY)
+            for name, (setup, code, _) in operations.items()}
+
+
 @pytest.mark.benchmark(group="first-use-yolov4")
 def test_every_operation_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[Path, Path],
                                    tmp_path: Path) -> None:
@@ -153,8 +161,8 @@ def test_every_operation_first_use(benchmark: pytest.FixtureDef, yolov4: tuple[P
     weights, cfg = yolov4
     folder = Path(__file__).parent
     operations = available()
-    programs = {name: program(setup, code, folder, warm=name not in LAZY)
-                for name, (setup, code, _) in operations.items()}
+    # Without timings (the smoke run), nothing is warmed: the programs run once.
+    programs = first_use_programs(operations, folder, warm=not benchmark.disabled)
     not_warmed = {name + NOT_WARMED: program(*operations[name][:2], folder, warm=False)
                   for name in (LOOP, FUSED_ALL_2, OPENCV, SAFETENSORS) if name in operations}
     exports: list[Path] = []
@@ -213,7 +221,7 @@ def test_first_use_targets(benchmark: pytest.FixtureDef) -> None:
     recorded in the report's targets table, not asserted: they hold when
     fresh memory is fast and not when it is slow, which on these VMs changes
     from hour to hour (np.fromfile of the file 25-45 ms, or 75-570 ms). At
-    02:57 UTC 2026-12-07 (10 rounds), warmed: the loop 1.13x fused_all and
+    the run from 02:56 UTC 2026-12-07 (10 rounds), warmed: the loop 1.13x fused_all and
     0.36x the faster peer; fused_all 0.32x that peer (52 ms against 163 ms),
     not the 0.3x of its target: it writes 258 MB of fresh memory that the
     kernel zeroes first, where the peers' time is mostly their own work. Not

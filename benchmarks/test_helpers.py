@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import RSS_HELPERS, round_order, warmed
@@ -34,40 +35,80 @@ def test_warm_up_touches_every_page_and_gives_it_back(huge_pages: bool) -> None:
     assert shared < 1 * MB
 
 
-def test_warm_up_settles_first_and_imports_nothing() -> None:
-    """``settle`` seconds pass before the warm-up, and it leaves no module
-    imported that the timed code would otherwise import itself (``mmap``
-    for ``np.memmap``, say)."""
-    code = ("import sys, time\nimport numpy\nbefore = set(sys.modules)\n"
-            "t = time.perf_counter()\n" + warmed(1 * MB, 0.3)
-            + "print(time.perf_counter() - t, len(set(sys.modules) - before))\n")
-    took, new = run(code)
+def test_warm_up_settles_first_then_warms_private_memory_and_imports_nothing() -> None:
+    """``settle`` seconds pass before the array is made; the array is in
+    private memory (read while it is kept alive here); and the warm-up leaves
+    no module imported that the timed code would otherwise import itself
+    (``mmap`` for ``np.memmap``, say)."""
+    code = (RSS_HELPERS + "import sys, time\nimport numpy\nbefore = set(sys.modules)\n"
+            "calls, kept = [], []\nreal_sleep, real_empty = time.sleep, numpy.empty\n"
+            "def sleep(s):\n    calls.append('sleep')\n    real_sleep(s)\n"
+            "def empty(*args, **kwargs):\n    calls.append('empty')\n"
+            "    kept.append(real_empty(*args, **kwargs))\n    return kept[-1]\n"
+            "time.sleep, numpy.empty = sleep, empty\n"
+            "anon, shm = status('RssAnon:'), status('RssShmem:')\n"
+            "t = time.perf_counter()\n" + warmed(256 * MB, 0.3)
+            + "took = time.perf_counter() - t\ntime.sleep, numpy.empty = real_sleep, real_empty\n"
+            "print(','.join(calls), took, status('RssAnon:') - anon, status('RssShmem:') - shm, "
+            "len(set(sys.modules) - before))\n")
+    calls, took, anon, shared, new = run(code)
+    assert calls == "sleep,empty"
     assert float(took) >= 0.3
+    assert int(anon) >= 250 * MB
+    assert int(shared) < 1 * MB
     assert int(new) == 0
 
 
+FAKE_MEMINFO = ("import builtins, io\nreal_open = builtins.open\n"
+                "def fake_open(path, *args, **kwargs):\n"
+                "    if path == '/proc/meminfo':\n"
+                "        return io.StringIO('MemTotal: 99999999 kB\\nMemFree: 655360 kB\\n')\n"
+                "    return real_open(path, *args, **kwargs)\n"
+                "builtins.open = fake_open\n")
+
+
 def test_warm_up_never_takes_more_than_is_free() -> None:
-    """Asked for more than is free, it warms what is free less 512 MiB
-    (here a MemFree of 640 MiB, faked) instead of failing or evicting the
-    page cache."""
-    fake = ("import builtins, io\nreal_open = builtins.open\n"
-            "def fake_open(path, *args, **kwargs):\n"
-            "    if path == '/proc/meminfo':\n"
-            "        return io.StringIO('MemTotal: 99999999 kB\\nMemFree: 655360 kB\\n')\n"
-            "    return real_open(path, *args, **kwargs)\n")
-    code = (RSS_HELPERS + "import numpy\nreset_peak()\nbefore = status('VmRSS:')\n" + fake
-            + "builtins.open = fake_open\n" + warmed(1 << 40) + "builtins.open = real_open\n"
+    """Asked for more than is free (a MemFree of 640 MiB, faked), it warms
+    what is free less 512 MiB; asked for more than twice that, it fails
+    instead of calling a sample warmed that was not."""
+    code = (RSS_HELPERS + "import numpy\nreset_peak()\nbefore = status('VmRSS:')\n"
+            + FAKE_MEMINFO + warmed(200 * MB) + "builtins.open = real_open\n"
             + "print(status('VmHWM:') - before)\n")
     grown = int(run(code)[0])
     assert 120 * MB <= grown < 140 * MB
+    failed = subprocess.run([sys.executable, "-c", "import numpy\n" + FAKE_MEMINFO
+                             + warmed(300 * MB)], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert failed.returncode != 0
+    assert "MemoryError: warm_host_memory: 671088640 bytes free, 314572800 to warm" in failed.stderr
 
 
-def test_the_walk_programs_compile() -> None:
+def line_before_the_clock(program: str) -> str:
+    lines = program.splitlines()
+    return lines[lines.index("t = time.perf_counter()") - 1]
+
+
+def test_the_warm_up_is_the_last_thing_before_the_clock() -> None:
+    """In yolov4's first-use programs (but the lazy ones) and the kept walk's,
+    the line before the clock starts is the warm-up; without it, or for the
+    lazy operations, there is no warm-up at all; every program compiles."""
     from test_bench_large import KEEP, KEEP_BY_INDEX, KEEP_SETTLE, KEEP_WALK, KEEP_WARM
+    from test_bench_operations import LAZY, OPERATIONS, first_use_programs
 
+    for warm in (True, False):
+        programs = first_use_programs(OPERATIONS, Path("."), warm=warm)
+        assert set(programs) == set(OPERATIONS)
+        for name, text in programs.items():
+            compile(text, name, "exec")
+            warmed_here = warm and name not in LAZY
+            assert line_before_the_clock(text).startswith("warm_host_memory(") == warmed_here
+            assert ("warm_host_memory(" in text) == warmed_here
+    assert {"np.memmap", "yolo_io.load (lazy)"} <= set(LAZY)
     for warm in ("", warmed(KEEP_WARM, KEEP_SETTLE)):
         for kept in (KEEP_WALK, KEEP_BY_INDEX):
-            compile(KEEP.format(warm=warm, kept=kept), "<walk>", "exec")
+            text = KEEP.format(warm=warm, kept=kept)
+            compile(text, "<walk>", "exec")
+            assert line_before_the_clock(text).startswith("warm_host_memory(") == bool(warm)
 
 
 def test_round_order_alternates() -> None:
