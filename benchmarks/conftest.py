@@ -111,8 +111,8 @@ FRESH_ENV = {**os.environ, "SKBUILD_EDITABLE_VERBOSE": "0"}
 # the file's cached pages stay, and fails (MemoryError) when that is less
 # than half of what it was asked to warm, rather than label a sample warmed
 # that was not; it imports nothing the program has not (time, NumPy), so the
-# timed code's imports are its own. The kernel still
-# zeroes every page the timed code touches, as for any fresh process.
+# timed code's imports are its own. The kernel still zeroes every page the
+# timed code touches, as for any fresh process.
 # Regimes that warm say so ("host memory warmed").
 WARM_HOST_MEMORY = """
 def warm_host_memory(nbytes, settle):
@@ -139,7 +139,6 @@ def warmed(nbytes: int, settle: float = 0.0) -> str:
     warms ``nbytes`` with it after ``settle`` seconds: put it just before a
     sample's clock starts."""
     return WARM_HOST_MEMORY + f"warm_host_memory({int(nbytes)}, {float(settle)!r})\n"
-
 
 
 def scratch_folder(tmp_path: Path) -> Path:

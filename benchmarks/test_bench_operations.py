@@ -4,8 +4,8 @@ first-use targets checked against them (test_first_use_targets).
 First use: each sample is a new process that imports what it needs and
 warms the host's memory (both untimed; see ``conftest.WARM_HOST_MEMORY``;
 not for the lazy load and ``np.memmap``, which take next to no fresh
-memory), then times one operation that starts from the file's path (a new mapping,
-fresh memory, the file in the page cache on tmpfs where it has room) and
+memory), then times one operation that starts from the file's path (a new
+mapping, fresh memory, the file in the page cache on tmpfs where it has room) and
 keeps every result until the clock stops. Every operation is run once per
 round, rounds interleaved, and compared with a baseline of the same round:
 eager operations with ``np.fromfile`` of the file, the lazy load with
@@ -53,8 +53,9 @@ from conftest import (
 
 ROUNDS = 10  # even: each order of conftest.round_order as often
 # Host memory warmed before each first-use sample (conftest.WARM_HOST_MEMORY):
-# more than any operation here takes fresh (OpenCV's importer about 3x the
-# file's 258 MB).
+# more than any operation here takes fresh (peak RSS growth, imports
+# included: safetensors' load_file about 490 MB, OpenCV's importer 265 MB,
+# fused_all 250 MB).
 WARM = 2 << 30
 FIRST_USE_REGIME = ("first use: fresh process, host memory warmed, results kept, file in the "
                     "page cache")
@@ -220,9 +221,9 @@ def test_first_use_targets(benchmark: pytest.FixtureDef) -> None:
     test_every_operation_first_use (same session), in both regimes, each
     recorded in the report's targets table, not asserted: they hold when
     fresh memory is fast and not when it is slow, which on these VMs changes
-    from hour to hour (np.fromfile of the file 25-45 ms, or 75-570 ms). At
-    the run from 02:56 UTC 2026-12-07 (10 rounds), warmed: the loop 1.13x fused_all and
-    0.36x the faster peer; fused_all 0.32x that peer (52 ms against 163 ms),
+    from hour to hour (np.fromfile of the file 25-45 ms, or 75-570 ms). In
+    the run from 02:56 UTC 2026-12-07 (10 rounds), warmed: the loop 1.13x
+    fused_all and 0.36x the faster peer; fused_all 0.32x that peer (52 ms against 163 ms),
     not the 0.3x of its target: it writes 258 MB of fresh memory that the
     kernel zeroes first, where the peers' time is mostly their own work. Not
     warmed, same run: 1.06x, 0.46x and 0.43x."""
